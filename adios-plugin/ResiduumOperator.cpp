@@ -1,0 +1,190 @@
+// ADIOS2 (>= 2.12) plugin operator over residuum's C ABI.
+//
+// ADIOS2 finds it through the operator parameters PluginName=residuum and
+// PluginLibrary=residuum_plugin (searched in ADIOS2_PLUGIN_PATH). Only OperatorCreate and
+// OperatorDestroy are exported; the Rust static library is linked in with hidden symbols.
+
+#include <adios2/plugin/PluginOperatorInterface.h>
+
+#include "residuum.h"
+
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#if ADIOS2_PLUGIN_OPERATOR_INTERFACE != 2
+#error "residuum's plugin needs ADIOS2 >= 2.12 (plugin operator interface version 2)"
+#endif
+
+namespace
+{
+
+using adios2::DataType;
+
+const char *TypeName(DataType t)
+{
+    switch (t)
+    {
+    case DataType::Int8: return "int8_t";
+    case DataType::Int16: return "int16_t";
+    case DataType::Int32: return "int32_t";
+    case DataType::Int64: return "int64_t";
+    case DataType::UInt8: return "uint8_t";
+    case DataType::UInt16: return "uint16_t";
+    case DataType::UInt32: return "uint32_t";
+    case DataType::UInt64: return "uint64_t";
+    case DataType::Float: return "float";
+    case DataType::Double: return "double";
+    case DataType::LongDouble: return "long double";
+    case DataType::FloatComplex: return "float complex";
+    case DataType::DoubleComplex: return "double complex";
+    case DataType::String: return "string";
+    case DataType::Char: return "char";
+    case DataType::Struct: return "struct";
+    default: return "unknown";
+    }
+}
+
+int ResiduumType(DataType t)
+{
+    switch (t)
+    {
+    case DataType::Float: return RESIDUUM_FLOAT;
+    case DataType::Double: return RESIDUUM_DOUBLE;
+    default: return 0;
+    }
+}
+
+class ResiduumOperator : public adios2::plugin::PluginOperatorInterface
+{
+public:
+    explicit ResiduumOperator(const adios2::Params &parameters)
+    : PluginOperatorInterface(parameters)
+    {
+        std::vector<const char *> keys, values;
+        for (const auto &kv : parameters)
+        {
+            keys.push_back(kv.first.c_str());
+            values.push_back(kv.second.c_str());
+        }
+        if (residuum_codec_new(keys.data(), values.data(), keys.size(), &m_Codec) != RESIDUUM_OK)
+        {
+            // ADIOS2 creates operators inside noexcept functions (VariableBase::AddOperation),
+            // where throwing would abort the process. Report now and refuse every write instead;
+            // reading needs no parameters and keeps working.
+            m_Codec = nullptr;
+            m_Error = std::string("residuum operator parameters: ") + residuum_last_error();
+            std::fprintf(stderr, "ERROR: %s\n", m_Error.c_str());
+        }
+    }
+
+    ~ResiduumOperator() override { residuum_codec_free(m_Codec); }
+
+    size_t Operate(const char *dataIn, const adios2::Dims & /*blockStart*/,
+                   const adios2::Dims &blockCount, const DataType type, char *bufferOut) override
+    {
+        if (!m_Codec)
+        {
+            throw std::invalid_argument(m_Error);
+        }
+        const int dtype = ResiduumType(type);
+        if (dtype == 0)
+        {
+            throw std::invalid_argument(Where() + "element type " + TypeName(type) +
+                                        " is not supported: residuum compresses float and "
+                                        "double only; remove the operation from this variable");
+        }
+        size_t count = 1;
+        for (size_t d : blockCount)
+        {
+            count *= d;
+        }
+        if (dataIn == nullptr && count > 0)
+        {
+            throw std::invalid_argument(Where() + "span Put is not supported with the residuum "
+                                                  "operator; Put the data instead");
+        }
+        // BP5 sized bufferOut with GetEstimatedSize, which is this same bound.
+        const size_t capacity =
+            residuum_max_compressed_size(m_Codec, dtype, blockCount.size(), blockCount.data());
+        size_t written = 0;
+        if (residuum_compress(m_Codec, dtype, blockCount.size(), blockCount.data(),
+                              reinterpret_cast<const uint8_t *>(dataIn),
+                              reinterpret_cast<uint8_t *>(bufferOut), capacity,
+                              &written) != RESIDUUM_OK)
+        {
+            throw std::runtime_error(Where() + residuum_last_error());
+        }
+        return written;
+    }
+
+    size_t InverseOperate(const char *bufferIn, const size_t sizeIn, char *dataOut) override
+    {
+        // ADIOS2 allocated element size x block count for dataOut; the stream's own header
+        // (checksummed) says how much that is.
+        const auto *in = reinterpret_cast<const uint8_t *>(bufferIn);
+        size_t bytes = 0;
+        size_t written = 0;
+        if (residuum_stream_info(in, sizeIn, &bytes, nullptr, nullptr) != RESIDUUM_OK ||
+            residuum_decompress(in, sizeIn, reinterpret_cast<uint8_t *>(dataOut), bytes,
+                                &written) != RESIDUUM_OK)
+        {
+            throw std::runtime_error(Where() + residuum_last_error());
+        }
+        return written;
+    }
+
+    bool IsDataTypeValid(const DataType /*type*/) const override
+    {
+        // Accept every type here so that an unsupported one fails loudly in Operate, instead of
+        // ADIOS2 silently dropping the operation and writing uncompressed data.
+        return true;
+    }
+
+    size_t GetEstimatedSize(const size_t ElemCount, const size_t ElemSize, const size_t ndims,
+                            const size_t *dims) const override
+    {
+        const size_t raw = ElemCount * ElemSize;
+        const int dtype = ElemSize == 4 ? RESIDUUM_FLOAT : ElemSize == 8 ? RESIDUUM_DOUBLE : 0;
+        if (!m_Codec || dtype == 0)
+        {
+            return raw + 128; // Operate will refuse; any bound does
+        }
+        return residuum_max_compressed_size(m_Codec, dtype, ndims, dims);
+    }
+
+    void AddExtraParameters(const adios2::Params &params) override
+    {
+        auto it = params.find("VariableName");
+        m_Variable = it == params.end() ? std::string() : it->second;
+    }
+
+private:
+    std::string Where() const
+    {
+        return m_Variable.empty() ? std::string("residuum: ")
+                                  : "residuum: variable '" + m_Variable + "': ";
+    }
+
+    residuum_codec *m_Codec = nullptr;
+    std::string m_Error;
+    std::string m_Variable;
+};
+
+} // namespace
+
+extern "C" {
+
+__attribute__((visibility("default"))) adios2::plugin::PluginOperatorInterface *
+OperatorCreate(const adios2::Params &parameters)
+{
+    return new ResiduumOperator(parameters);
+}
+
+__attribute__((visibility("default"))) void
+OperatorDestroy(adios2::plugin::PluginOperatorInterface *obj)
+{
+    delete obj;
+}
+}

@@ -1,0 +1,2 @@
+#include <mpi.h>
+#include <adios2_c.h>

@@ -1,0 +1,37 @@
+//! Typed errors of the codec. ADIOS2 errors have their own type in `adios::Error`.
+
+use thiserror::Error;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum Error {
+    #[error("unknown parameter '{key}'; accepted: {accepted}")]
+    UnknownParameter { key: String, accepted: &'static str },
+    #[error("parameter '{key}' has bad value '{value}': {reason}")]
+    BadParameter {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("unsupported element type {0}: residuum compresses float and double only")]
+    UnsupportedType(String),
+    #[error("bad shape: {0}")]
+    BadShape(String),
+    #[error("input has {got} bytes but the shape needs {expected}")]
+    InputSize { expected: usize, got: usize },
+    #[error("output buffer has {got} bytes but {needed} are needed")]
+    OutputTooSmall { needed: usize, got: usize },
+    #[error("not a residuum stream (bad magic)")]
+    BadMagic,
+    #[error("stream format version {0} is newer than this library ({1}) understands")]
+    UnsupportedVersion(u16, u16),
+    #[error("truncated stream: {0}")]
+    Truncated(String),
+    #[error("corrupted stream: {0}")]
+    Corrupt(String),
+    #[error("checksum mismatch in {0}")]
+    Checksum(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}

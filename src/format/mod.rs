@@ -1,0 +1,305 @@
+//! The stream: a self-describing, versioned container with checksums.
+//!
+//! ```text
+//! magic "RSDM" | version u16 | dtype u8 | mode u8 | ndims u8 | 3 reserved bytes | target f64
+//! dims[ndims] u64 | block[ndims] u64 | nblocks u64
+//! nblocks × { kind u8, len u64, xxh3 u64 }        (block table: offsets are prefix sums of len)
+//! xxh3 u64 of everything above                   (header checksum)
+//! block payloads, in table order
+//! ```
+//! All integers little-endian. A reader needs nothing but these bytes; every field is checked
+//! before it is used, so corrupted or truncated input gives an error, not a panic.
+
+use crate::dtype::ElementType;
+use crate::error::{Error, Result};
+use crate::params::Mode;
+use xxhash_rust::xxh3::xxh3_64;
+
+pub const MAGIC: [u8; 4] = *b"RSDM";
+pub const FORMAT_VERSION: u16 = 1;
+/// More dimensions than any ADIOS2 variable plausibly has; bounds header parsing.
+pub const MAX_DIMS: usize = 32;
+
+const FIXED_LEN: usize = 4 + 2 + 1 + 1 + 1 + 3 + 8;
+const ENTRY_LEN: usize = 1 + 8 + 8;
+const CHECKSUM_LEN: usize = 8;
+
+/// How one block's payload is coded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BlockKind {
+    /// Element bytes as they are (little-endian).
+    Raw = 0,
+    /// zstd frame of the element bytes.
+    Zstd = 1,
+}
+
+impl BlockKind {
+    fn from_code(code: u8) -> Result<Self> {
+        match code {
+            0 => Ok(BlockKind::Raw),
+            1 => Ok(BlockKind::Zstd),
+            other => Err(Error::Corrupt(format!("unknown block kind {other}"))),
+        }
+    }
+}
+
+/// What a stream holds, read from its header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamInfo {
+    pub dtype: ElementType,
+    pub mode: Mode,
+    pub dims: Vec<usize>,
+    pub block: Vec<usize>,
+    /// The error target the stream was written for (0 for lossless).
+    pub target: f64,
+}
+
+impl StreamInfo {
+    pub fn element_count(&self) -> usize {
+        self.dims.iter().product()
+    }
+
+    /// Bytes of the decoded array.
+    pub fn decoded_len(&self) -> usize {
+        self.element_count() * self.dtype.size()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockEntry {
+    pub kind: BlockKind,
+    pub len: usize,
+    pub checksum: u64,
+}
+
+/// Number of blocks of the grid `block` laid over `dims` (partial edge blocks included).
+pub fn block_count(dims: &[usize], block: &[usize]) -> usize {
+    dims.iter()
+        .zip(block)
+        .map(|(&d, &b)| d.div_ceil(b.max(1)))
+        .product()
+}
+
+/// Bytes of an array of `dims`, if addressable.
+pub fn checked_len(dims: &[usize], dtype: ElementType) -> Option<usize> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .and_then(|n| n.checked_mul(dtype.size()))
+        .filter(|&n| n <= isize::MAX as usize)
+}
+
+/// Bytes of header, block table and header checksum.
+pub fn header_len(ndims: usize, nblocks: usize) -> usize {
+    FIXED_LEN + 16 * ndims + 8 + ENTRY_LEN * nblocks + CHECKSUM_LEN
+}
+
+/// Writes header, table and payloads into `out`; returns the stream length.
+pub fn write_stream(
+    info: &StreamInfo,
+    blocks: &[(BlockKind, &[u8])],
+    out: &mut [u8],
+) -> Result<usize> {
+    let hlen = header_len(info.dims.len(), blocks.len());
+    let total = hlen + blocks.iter().map(|(_, p)| p.len()).sum::<usize>();
+    if out.len() < total {
+        return Err(Error::OutputTooSmall {
+            needed: total,
+            got: out.len(),
+        });
+    }
+    let mut w = Writer { buf: out, pos: 0 };
+    w.put(&MAGIC);
+    w.put(&FORMAT_VERSION.to_le_bytes());
+    w.put(&[
+        info.dtype as u8,
+        info.mode.code(),
+        info.dims.len() as u8,
+        0,
+        0,
+        0,
+    ]);
+    w.put(&info.target.to_le_bytes());
+    for &d in info.dims.iter().chain(&info.block) {
+        w.put(&(d as u64).to_le_bytes());
+    }
+    w.put(&(blocks.len() as u64).to_le_bytes());
+    for (kind, payload) in blocks {
+        w.put(&[*kind as u8]);
+        w.put(&(payload.len() as u64).to_le_bytes());
+        w.put(&xxh3_64(payload).to_le_bytes());
+    }
+    let sum = xxh3_64(&w.buf[..w.pos]);
+    w.put(&sum.to_le_bytes());
+    debug_assert_eq!(w.pos, hlen);
+    for (_, payload) in blocks {
+        w.put(payload);
+    }
+    Ok(w.pos)
+}
+
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
+        self.pos += bytes.len();
+    }
+}
+
+/// A parsed stream: header fields, block table and where the payloads start.
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    pub info: StreamInfo,
+    pub entries: Vec<BlockEntry>,
+    payloads: &'a [u8],
+}
+
+impl<'a> Parsed<'a> {
+    /// The payload of block `i`, checked against its checksum.
+    pub fn payload(&self, i: usize) -> Result<&'a [u8]> {
+        let start: usize = self.entries[..i].iter().map(|e| e.len).sum();
+        let e = &self.entries[i];
+        let p = &self.payloads[start..start + e.len];
+        if xxh3_64(p) != e.checksum {
+            return Err(Error::Checksum(format!("block {i}")));
+        }
+        Ok(p)
+    }
+}
+
+/// Reads only the header (for sizes); the block table is checked too.
+pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
+    let mut r = Reader {
+        buf: stream,
+        pos: 0,
+    };
+    if r.take(4, "magic")? != MAGIC {
+        return Err(Error::BadMagic);
+    }
+    let version = r.u16("version")?;
+    if version > FORMAT_VERSION || version == 0 {
+        return Err(Error::UnsupportedVersion(version, FORMAT_VERSION));
+    }
+    let fixed = r.take(6, "header")?;
+    let (dtype_code, mode_code, ndims) = (fixed[0], fixed[1], fixed[2] as usize);
+    if fixed[3..] != [0, 0, 0] {
+        return Err(Error::Corrupt("reserved header bytes are not zero".into()));
+    }
+    let target = f64::from_le_bytes(r.take(8, "target")?.try_into().unwrap());
+    if ndims > MAX_DIMS {
+        return Err(Error::Corrupt(format!(
+            "{ndims} dimensions (at most {MAX_DIMS})"
+        )));
+    }
+    let mut dims = Vec::with_capacity(ndims);
+    let mut block = Vec::with_capacity(ndims);
+    for _ in 0..ndims {
+        dims.push(r.usize("dims")?);
+    }
+    for _ in 0..ndims {
+        block.push(r.usize("block shape")?);
+    }
+    let nblocks = r.usize("block count")?;
+    // Bound the table by the bytes present before allocating for it.
+    if nblocks > (stream.len() - r.pos) / ENTRY_LEN {
+        return Err(Error::Truncated(format!(
+            "block table of {nblocks} entries"
+        )));
+    }
+    let mut entries = Vec::with_capacity(nblocks);
+    for _ in 0..nblocks {
+        let kind = r.take(1, "block table")?[0];
+        let len = r.usize("block table")?;
+        let checksum = r.u64("block table")?;
+        entries.push((kind, len, checksum));
+    }
+    let header_end = r.pos;
+    let stored = r.u64("header checksum")?;
+    if xxh3_64(&stream[..header_end]) != stored {
+        return Err(Error::Checksum("header".into()));
+    }
+    // The checksum matched: the fields are what the writer wrote, but a hostile stream can still
+    // carry a matching checksum, so every field is validated as well.
+    let dtype = ElementType::from_code(dtype_code)?;
+    let mode = Mode::from_code(mode_code)?;
+    if block.contains(&0) {
+        return Err(Error::Corrupt("zero block extent".into()));
+    }
+    checked_len(&dims, dtype).ok_or_else(|| Error::Corrupt("array size overflows".into()))?;
+    if block_count(&dims, &block) != nblocks {
+        return Err(Error::Corrupt(
+            "block count does not match the block grid".into(),
+        ));
+    }
+    let entries = entries
+        .into_iter()
+        .map(|(kind, len, checksum)| {
+            Ok(BlockEntry {
+                kind: BlockKind::from_code(kind)?,
+                len,
+                checksum,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let payloads = &stream[r.pos..];
+    let total = entries
+        .iter()
+        .try_fold(0usize, |a, e| a.checked_add(e.len))
+        .ok_or_else(|| Error::Corrupt("block lengths overflow".into()))?;
+    if total > payloads.len() {
+        return Err(Error::Truncated(format!(
+            "blocks need {total} bytes, {} present",
+            payloads.len()
+        )));
+    }
+    if total < payloads.len() {
+        return Err(Error::Corrupt(format!(
+            "{} trailing bytes after the last block",
+            payloads.len() - total
+        )));
+    }
+    Ok(Parsed {
+        info: StreamInfo {
+            dtype,
+            mode,
+            dims,
+            block,
+            target,
+        },
+        entries,
+        payloads,
+    })
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        if self.buf.len() - self.pos < n {
+            return Err(Error::Truncated(format!("stream ends inside the {what}")));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn u16(&mut self, what: &str) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.take(2, what)?.try_into().unwrap()))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap()))
+    }
+
+    fn usize(&mut self, what: &str) -> Result<usize> {
+        let v = self.u64(what)?;
+        usize::try_from(v).map_err(|_| Error::Corrupt(format!("{what} value {v} too large")))
+    }
+}
