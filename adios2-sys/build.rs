@@ -83,6 +83,7 @@ fn main() {
         .blocklist_type("MPI_Comm")
         .raw_line("pub use mpi_sys::MPI_Comm;")
         .default_enum_style(bindgen::EnumVariation::Consts)
+        .prepend_enum_name(false)
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()));
     for p in &mpi.include_paths {
         builder = builder.clang_arg(format!("-I{}", p.display()));

@@ -48,10 +48,11 @@ impl Codec {
     }
 
     /// The exact worst-case stream length for an array of `dims`: every block stored raw.
+    /// Saturates for shapes too large to address (which compression then refuses).
     pub fn max_compressed_len(&self, dtype: ElementType, dims: &[usize]) -> usize {
         let block = self.block_shape(dims);
-        let n: usize = dims.iter().product();
-        header_len(dims.len(), block_count(dims, &block)) + n * dtype.size()
+        let raw = checked_len(dims, dtype).unwrap_or(usize::MAX);
+        header_len(dims.len(), block_count(dims, &block)).saturating_add(raw)
     }
 
     fn block_shape(&self, dims: &[usize]) -> Vec<usize> {
@@ -96,6 +97,7 @@ impl Codec {
 
     /// Compresses a slice of floats of shape `dims` into a new stream.
     pub fn compress<T: Float>(&self, dims: &[usize], data: &[T]) -> Result<Vec<u8>> {
+        check_shape(dims, T::TYPE, std::mem::size_of_val(data))?;
         let mut out = vec![0u8; self.max_compressed_len(T::TYPE, dims)];
         let n = self.compress_bytes(T::TYPE, dims, bytemuck::cast_slice(data), &mut out)?;
         out.truncate(n);

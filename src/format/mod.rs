@@ -78,7 +78,7 @@ pub fn block_count(dims: &[usize], block: &[usize]) -> usize {
     dims.iter()
         .zip(block)
         .map(|(&d, &b)| d.div_ceil(b.max(1)))
-        .product()
+        .fold(1usize, usize::saturating_mul)
 }
 
 /// Bytes of an array of `dims`, if addressable.
@@ -91,7 +91,7 @@ pub fn checked_len(dims: &[usize], dtype: ElementType) -> Option<usize> {
 
 /// Bytes of header, block table and header checksum.
 pub fn header_len(ndims: usize, nblocks: usize) -> usize {
-    FIXED_LEN + 16 * ndims + 8 + ENTRY_LEN * nblocks + CHECKSUM_LEN
+    (FIXED_LEN + 16 * ndims + 8 + CHECKSUM_LEN).saturating_add(ENTRY_LEN.saturating_mul(nblocks))
 }
 
 /// Writes header, table and payloads into `out`; returns the stream length.

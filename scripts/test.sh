@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, builds the plugin, then the whole cargo test suite
+# (unit, C ABI, ADIOS2 round trips in 1 and 4 MPI ranks, bpls/Python/C++ readers, bad input).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(scripts/setup.sh)"
+eval "$(scripts/build.sh)"
+export RESIDUUM_PLUGIN_DIR="$ADIOS2_PLUGIN_PATH"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo test --workspace --all-targets

@@ -1,0 +1,253 @@
+//! Codec round trips (real data, hostile values, odd shapes, random fields) and stream damage.
+
+use proptest::prelude::*;
+use residuum::{decode, decode_as, stream_info, Codec, Error};
+use std::path::PathBuf;
+
+fn lossless() -> Codec {
+    Codec::from_pairs([("mode", "lossless")]).unwrap()
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("RESIDUUM_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")))
+}
+
+/// Real fields: (name, shape, values) from `../shared/data` (shape from the file name).
+fn real_fields() -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let dir = data_dir();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "f32") {
+            continue;
+        }
+        let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+        let dims: Vec<usize> = stem
+            .rsplit('_')
+            .next()
+            .unwrap()
+            .split('x')
+            .map(|d| d.parse().unwrap())
+            .collect();
+        let bytes = std::fs::read(&p).unwrap();
+        let vals: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(vals.len(), dims.iter().product::<usize>(), "{stem}");
+        out.push((stem, dims, vals));
+    }
+    assert!(
+        out.len() >= 5,
+        "expected the shared data files in {}",
+        dir.display()
+    );
+    out
+}
+
+fn assert_bits_eq<T: Copy + Into<f64>>(a: &[T], b: &[T]) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let (x, y): (f64, f64) = ((*x).into(), (*y).into());
+        assert!(x.to_bits() == y.to_bits(), "element {i}: {x} != {y}");
+    }
+}
+
+#[test]
+fn lossless_is_bit_exact_on_every_real_field_and_smaller() {
+    for (name, dims, vals) in real_fields() {
+        let s = lossless().compress(&dims, &vals).unwrap();
+        let (d, back) = decode_as::<f32>(&s).unwrap();
+        assert_eq!(d, dims, "{name}");
+        assert_bits_eq(&vals, &back);
+        assert!(
+            s.len() <= lossless().max_compressed_len(residuum::ElementType::F32, &dims),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn hostile_values_round_trip_bit_exactly() {
+    let specials = vec![
+        f64::NAN,
+        -f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        0.0,
+        -0.0,
+        f64::MIN_POSITIVE / 8.0,
+        f64::MAX,
+        f64::MIN,
+        1e300,
+        -1e-300,
+        f64::from_bits(0x7ff8_dead_beef_0001),
+    ];
+    let s = lossless().compress(&[specials.len()], &specials).unwrap();
+    let (_, back) = decode_as::<f64>(&s).unwrap();
+    for (a, b) in specials.iter().zip(&back) {
+        assert_eq!(a.to_bits(), b.to_bits());
+    }
+    let f: Vec<f32> = vec![
+        f32::NAN,
+        f32::INFINITY,
+        -f32::INFINITY,
+        1e-45,
+        f32::MAX,
+        -0.0,
+    ];
+    let (_, back) = decode_as::<f32>(&lossless().compress(&[2, 3], &f).unwrap()).unwrap();
+    assert_bits_eq(&f, &back);
+    let constant = vec![7.25f32; 4096];
+    let s = lossless().compress(&[16, 16, 16], &constant).unwrap();
+    assert!(
+        s.len() < 400,
+        "a constant block should shrink, got {} bytes",
+        s.len()
+    );
+    assert_bits_eq(&constant, &decode_as::<f32>(&s).unwrap().1);
+}
+
+#[test]
+fn odd_shapes_round_trip() {
+    let shapes: &[&[usize]] = &[
+        &[],
+        &[0],
+        &[1],
+        &[1, 1, 1],
+        &[1, 1, 37],
+        &[5, 0, 3],
+        &[3, 1, 4, 1, 5],
+        &[2; 7],
+    ];
+    for &dims in shapes {
+        let n: usize = dims.iter().product();
+        let v: Vec<f64> = (0..n).map(|i| (i as f64).sqrt()).collect();
+        let s = lossless().compress(dims, &v).unwrap();
+        let (d, back) = decode_as::<f64>(&s).unwrap();
+        assert_eq!(d, dims);
+        assert_bits_eq(&v, &back);
+    }
+}
+
+#[test]
+fn bad_input_is_refused() {
+    assert!(matches!(
+        lossless().compress(&[3, 3], &[0f32; 8]),
+        Err(Error::InputSize {
+            expected: 36,
+            got: 32
+        })
+    ));
+    assert!(matches!(
+        lossless().compress(&[usize::MAX, 2], &[0f32; 0]),
+        Err(Error::BadShape(_))
+    ));
+    assert!(matches!(
+        lossless().compress(&[1; 33], &[0f32; 1]),
+        Err(Error::BadShape(_))
+    ));
+    let s = lossless().compress(&[4], &[1f32, 2., 3., 4.]).unwrap();
+    assert!(matches!(
+        decode_as::<f64>(&s),
+        Err(Error::UnsupportedType(_))
+    ));
+}
+
+fn sample_stream() -> Vec<u8> {
+    let v: Vec<f32> = (0..600).map(|i| (i as f32 * 0.1).sin()).collect();
+    lossless().compress(&[6, 10, 10], &v).unwrap()
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let s = sample_stream();
+    for n in 0..s.len() {
+        match decode(&s[..n]) {
+            Err(Error::Truncated(_) | Error::BadMagic | Error::Checksum(_) | Error::Corrupt(_)) => {
+            }
+            other => panic!("truncated to {n} of {} bytes: {other:?}", s.len()),
+        }
+    }
+    let mut longer = s.clone();
+    longer.push(0);
+    assert!(matches!(decode(&longer), Err(Error::Corrupt(_))));
+}
+
+#[test]
+fn every_single_byte_corruption_is_detected() {
+    let s = sample_stream();
+    for i in 0..s.len() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut c = s.clone();
+            c[i] ^= flip;
+            assert!(decode(&c).is_err(), "byte {i} ^ {flip:#x} went unnoticed");
+        }
+    }
+}
+
+#[test]
+fn decode_never_writes_past_the_output() {
+    let s = sample_stream();
+    let need = stream_info(&s).unwrap().decoded_len();
+    let mut small = vec![0u8; need - 1];
+    assert!(matches!(
+        residuum::decode_into(&s, &mut small),
+        Err(Error::OutputTooSmall { .. })
+    ));
+    let mut big = vec![0xAAu8; need + 16];
+    assert_eq!(residuum::decode_into(&s, &mut big).unwrap(), need);
+    assert!(big[need..].iter().all(|&b| b == 0xAA));
+}
+
+/// Values for the golden stream: integer arithmetic only, identical on every machine.
+fn golden_values() -> Vec<f32> {
+    (0u32..17 * 5 * 3)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 20) as f32 / 64.0 - 20.0)
+        .collect()
+}
+
+#[test]
+fn golden_stream_still_decodes() {
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/lossless_f32_17x5x3.rsd"
+    ));
+    if std::env::var_os("RESIDUUM_BLESS").is_some() {
+        std::fs::write(
+            &path,
+            lossless().compress(&[17, 5, 3], &golden_values()).unwrap(),
+        )
+        .unwrap();
+    }
+    let s = std::fs::read(&path).unwrap();
+    let (dims, back) = decode_as::<f32>(&s).unwrap();
+    assert_eq!(dims, [17, 5, 3]);
+    assert_bits_eq(&golden_values(), &back);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn random_fields_round_trip(dims in prop::collection::vec(1usize..9, 1..5), seed in any::<u64>(), level in 1i32..20) {
+        let n: usize = dims.iter().product();
+        let v: Vec<f64> = (0..n as u64).map(|i| f64::from_bits(seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15))).collect();
+        let c = Codec::from_pairs([("level", level.to_string())]).unwrap();
+        let (d, back) = decode_as::<f64>(&c.compress(&dims, &v).unwrap()).unwrap();
+        prop_assert_eq!(d, dims);
+        prop_assert!(v.iter().zip(&back).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+
+    #[test]
+    fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512), keep_magic in any::<bool>()) {
+        let mut b = bytes;
+        if keep_magic && b.len() >= 6 {
+            b[..4].copy_from_slice(b"RSDM");
+            b[4..6].copy_from_slice(&1u16.to_le_bytes());
+        }
+        prop_assert!(decode(&b).is_err());
+    }
+}

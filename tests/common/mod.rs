@@ -1,0 +1,99 @@
+//! Helpers shared by the ADIOS2 tests: where the plugin, ADIOS2's tools and the examples are.
+#![allow(dead_code)]
+
+pub mod field;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding libresiduum_plugin.so (built by scripts/build.sh).
+pub fn plugin_dir() -> PathBuf {
+    let dir = std::env::var_os("RESIDUUM_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/residuum-install/lib/residuum/adios2-plugins"));
+    assert!(
+        dir.join("libresiduum_plugin.so").is_file(),
+        "the ADIOS2 plugin is not built in {}: run scripts/test.sh (or scripts/build.sh)",
+        dir.display()
+    );
+    dir
+}
+
+/// The ADIOS2 install this crate was built against.
+pub fn adios2_prefix() -> PathBuf {
+    PathBuf::from(env!("RESIDUUM_ADIOS2_PREFIX"))
+}
+
+/// A binary cargo built next to this test (examples live in target/<profile>/examples).
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        p.is_file(),
+        "{} not built (cargo test builds examples)",
+        p.display()
+    );
+    p
+}
+
+/// Writes an ADIOS2 XML file: IO "writer" (BP5) whose variables each get the residuum operator
+/// with `params` (key, value) besides PluginName/PluginLibrary, and IO "reader" (BP5).
+pub fn write_xml(dir: &Path, vars: &[&str], params: &[(&str, &str)]) -> PathBuf {
+    let mut ops = String::new();
+    for v in vars {
+        ops += &format!(
+            "<variable name=\"{v}\"><operation type=\"plugin\">\
+             <parameter key=\"PluginName\" value=\"residuum\"/>\
+             <parameter key=\"PluginLibrary\" value=\"residuum_plugin\"/>"
+        );
+        for (k, val) in params {
+            ops += &format!("<parameter key=\"{k}\" value=\"{val}\"/>");
+        }
+        ops += "</operation></variable>";
+    }
+    let xml = format!(
+        "<?xml version=\"1.0\"?><adios-config><io name=\"writer\"><engine type=\"BP5\"/>{ops}</io>\
+         <io name=\"reader\"><engine type=\"BP5\"/></io></adios-config>"
+    );
+    let p = dir.join("adios2.xml");
+    std::fs::write(&p, xml).unwrap();
+    p
+}
+
+/// Runs a command, returning its output; panics with stderr if it fails to start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// mpirun with the flags a container or laptop needs (oversubscription, root allowed).
+pub fn mpirun(n: usize) -> Command {
+    let mut c = Command::new("mpirun");
+    c.args(["-n", &n.to_string(), "--oversubscribe"])
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("ADIOS2_PLUGIN_PATH", plugin_dir());
+    c
+}
+
+/// All values a BP5 file written by examples/bp5_roundtrip should hold: for each step,
+/// U (as f32) then T, C order.
+pub fn expected_raw(shape: [usize; 3], steps: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in 0..steps {
+        let v = field::block(s, &[0; 3], &shape);
+        out.extend(v.iter().flat_map(|&x| (x as f32).to_le_bytes()));
+        out.extend(v.iter().flat_map(|&x| x.to_le_bytes()));
+    }
+    out
+}

@@ -1,0 +1,162 @@
+//! The C ABI, called as C would: status codes, messages, unaligned buffers, null pointers.
+
+use residuum::ffi::*;
+use std::ffi::{CStr, CString};
+use std::ptr;
+
+fn last_error() -> String {
+    // SAFETY: residuum_last_error returns a valid NUL-terminated string.
+    unsafe { CStr::from_ptr(residuum_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn codec(pairs: &[(&str, &str)]) -> Result<*mut residuum_codec, (i32, String)> {
+    let keys: Vec<CString> = pairs.iter().map(|p| CString::new(p.0).unwrap()).collect();
+    let vals: Vec<CString> = pairs.iter().map(|p| CString::new(p.1).unwrap()).collect();
+    let kp: Vec<_> = keys.iter().map(|k| k.as_ptr()).collect();
+    let vp: Vec<_> = vals.iter().map(|v| v.as_ptr()).collect();
+    let mut c = ptr::null_mut();
+    // SAFETY: n strings each, valid out pointer.
+    let st = unsafe { residuum_codec_new(kp.as_ptr(), vp.as_ptr(), pairs.len(), &mut c) };
+    if st == RESIDUUM_OK {
+        Ok(c)
+    } else {
+        Err((st, last_error()))
+    }
+}
+
+#[test]
+fn bad_parameters_are_rejected_with_their_name() {
+    let (st, msg) = codec(&[("colour", "red")]).unwrap_err();
+    assert_eq!(st, RESIDUUM_ERR_INVALID_ARGUMENT);
+    assert!(
+        msg.contains("unknown parameter 'colour'") && msg.contains("mode"),
+        "{msg}"
+    );
+    let (st, msg) = codec(&[("mode", "magic")]).unwrap_err();
+    assert_eq!(st, RESIDUUM_ERR_INVALID_ARGUMENT);
+    assert!(
+        msg.contains("'mode'") && msg.contains("magic") && msg.contains("lossless"),
+        "{msg}"
+    );
+    // SAFETY: null out pointer must be refused, not written.
+    let st = unsafe { residuum_codec_new(ptr::null(), ptr::null(), 0, ptr::null_mut()) };
+    assert_eq!(st, RESIDUUM_ERR_INVALID_ARGUMENT);
+}
+
+#[test]
+fn round_trip_through_unaligned_buffers() {
+    let c = codec(&[("mode", "lossless"), ("PluginName", "residuum")]).unwrap();
+    let dims = [3usize, 4, 5];
+    let vals: Vec<f64> = (0..60).map(|i| i as f64 * 0.25 - 3.0).collect();
+    let mut input = vec![0u8; 1 + 60 * 8];
+    for (i, v) in vals.iter().enumerate() {
+        input[1 + 8 * i..9 + 8 * i].copy_from_slice(&v.to_le_bytes());
+    }
+    // SAFETY: valid codec and dims; buffers sized as declared.
+    unsafe {
+        let cap = residuum_max_compressed_size(c, RESIDUUM_DOUBLE, 3, dims.as_ptr());
+        assert!(cap >= 60 * 8);
+        let mut out = vec![0u8; cap + 1];
+        let mut n = 0;
+        let st = residuum_compress(
+            c,
+            RESIDUUM_DOUBLE,
+            3,
+            dims.as_ptr(),
+            input.as_ptr().add(1),
+            out.as_mut_ptr().add(1),
+            cap,
+            &mut n,
+        );
+        assert_eq!(st, RESIDUUM_OK, "{}", last_error());
+        let (mut bytes, mut dtype, mut nd) = (0, 0, 0);
+        assert_eq!(
+            residuum_stream_info(out.as_ptr().add(1), n, &mut bytes, &mut dtype, &mut nd),
+            RESIDUUM_OK
+        );
+        assert_eq!((bytes, dtype, nd), (480, RESIDUUM_DOUBLE, 3));
+        let mut back = vec![0u8; 481];
+        let mut m = 0;
+        assert_eq!(
+            residuum_decompress(
+                out.as_ptr().add(1),
+                n,
+                back.as_mut_ptr().add(1),
+                480,
+                &mut m
+            ),
+            RESIDUUM_OK
+        );
+        assert_eq!(m, 480);
+        assert_eq!(&back[1..], &input[1..]);
+        // Too small an output: refused, nothing written past it.
+        let st = residuum_decompress(out.as_ptr().add(1), n, back.as_mut_ptr(), 479, &mut m);
+        assert_eq!(st, RESIDUUM_ERR_BUFFER_TOO_SMALL, "{}", last_error());
+        // Corrupted: a clear error.
+        out[n] ^= 0x10;
+        let st = residuum_decompress(out.as_ptr().add(1), n, back.as_mut_ptr(), 480, &mut m);
+        assert_eq!(st, RESIDUUM_ERR_CORRUPT_STREAM);
+        assert!(last_error().contains("checksum"), "{}", last_error());
+        residuum_codec_free(c);
+    }
+}
+
+#[test]
+fn unsupported_type_and_null_pointers_are_errors() {
+    let c = codec(&[]).unwrap();
+    let dims = [4usize];
+    let data = [0u8; 16];
+    let mut out = [0u8; 256];
+    let mut n = 0;
+    // SAFETY: the arguments are valid except for what each call tests.
+    unsafe {
+        let st = residuum_compress(
+            c,
+            7,
+            1,
+            dims.as_ptr(),
+            data.as_ptr(),
+            out.as_mut_ptr(),
+            256,
+            &mut n,
+        );
+        assert_eq!(st, RESIDUUM_ERR_UNSUPPORTED_TYPE);
+        assert!(
+            last_error().contains("float and double"),
+            "{}",
+            last_error()
+        );
+        let st = residuum_compress(
+            c,
+            RESIDUUM_FLOAT,
+            1,
+            dims.as_ptr(),
+            ptr::null(),
+            out.as_mut_ptr(),
+            256,
+            &mut n,
+        );
+        assert_eq!(st, RESIDUUM_ERR_INVALID_ARGUMENT);
+        let st = residuum_compress(
+            ptr::null(),
+            RESIDUUM_FLOAT,
+            1,
+            dims.as_ptr(),
+            data.as_ptr(),
+            out.as_mut_ptr(),
+            256,
+            &mut n,
+        );
+        assert_eq!(st, RESIDUUM_ERR_INVALID_ARGUMENT);
+        let st = residuum_decompress(ptr::null(), 10, out.as_mut_ptr(), 256, &mut n);
+        assert_eq!(st, RESIDUUM_ERR_INVALID_ARGUMENT);
+        assert_eq!(residuum_max_compressed_size(c, 9, 1, dims.as_ptr()), 0);
+        residuum_codec_free(c);
+        residuum_codec_free(ptr::null_mut());
+    }
+    // SAFETY: static string.
+    let v = unsafe { CStr::from_ptr(residuum_version()) };
+    assert_eq!(v.to_str().unwrap(), residuum::VERSION);
+}

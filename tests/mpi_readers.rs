@@ -1,0 +1,199 @@
+//! A BP5 file written through the plugin by 1 and 4 MPI ranks reads back bit-identically from
+//! Rust, bpls, Python (PyPI adios2 wheel) and the C++ example reader.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+const SHAPE: [usize; 3] = [20, 12, 9];
+const STEPS: usize = 2;
+
+/// The file the 4-rank run writes (once, shared by the reader tests).
+fn four_rank_file() -> &'static PathBuf {
+    static FILE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &FILE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("four.bp");
+            let out = run(mpirun(4).arg(example("bp5_roundtrip")).args([
+                "--out",
+                file.to_str().unwrap(),
+                "--shape",
+                "20x12x9",
+                "--steps",
+                &STEPS.to_string(),
+            ]));
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                text.contains("4 ranks, rank grid [2, 2, 1]") && text.contains("bit-identical"),
+                "{text}"
+            );
+            (dir, file)
+        })
+        .1
+}
+
+#[test]
+fn one_rank_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.bp");
+    let out = run(mpirun(1).arg(example("bp5_roundtrip")).args([
+        "--out",
+        file.to_str().unwrap(),
+        "--shape",
+        "7x5x3",
+    ]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("1 ranks") && text.contains("bit-identical"),
+        "{text}"
+    );
+}
+
+#[test]
+fn four_ranks_write_blocks_that_bpls_decodes() {
+    let file = four_rank_file();
+    // Four blocks per variable and step, one per rank.
+    let out = run(Command::new(adios2_prefix().join("bin/bpls"))
+        .args(["-D", "-l"])
+        .arg(file)
+        .env("ADIOS2_PLUGIN_PATH", plugin_dir()));
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{listing}");
+    assert_eq!(listing.matches("block 3:").count(), 2 * STEPS, "{listing}");
+    let expected = expected_raw(SHAPE, STEPS);
+    let n = SHAPE.iter().product::<usize>();
+    for (var, fmt, size) in [("U", "%.9g", 4), ("T", "%.17g", 8)] {
+        let out = run(Command::new(adios2_prefix().join("bin/bpls"))
+            .args(["-d", "-y", "-f", fmt])
+            .arg(file)
+            .arg(var)
+            .env("ADIOS2_PLUGIN_PATH", plugin_dir()));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "bpls -d {var}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let vals: Vec<f64> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with(';'))
+            .flat_map(str::split_whitespace)
+            .map(|t| t.parse().unwrap())
+            .collect();
+        assert_eq!(vals.len(), n * STEPS, "{var}");
+        for (s, chunk) in vals.chunks(n).enumerate() {
+            let base = s * n * 12 + if size == 4 { 0 } else { n * 4 };
+            for (i, &v) in chunk.iter().enumerate() {
+                let want = &expected[base + i * size..base + (i + 1) * size];
+                let got = if size == 4 {
+                    (v as f32).to_le_bytes().to_vec()
+                } else {
+                    v.to_le_bytes().to_vec()
+                };
+                assert_eq!(got, want, "{var} step {s} element {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn python_wheel_reads_the_file() {
+    let python = std::env::var_os("RESIDUUM_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var("HOME").unwrap();
+            PathBuf::from(home).join(".cache/residuum/venv-adios2-2.12.1.1001/bin/python")
+        });
+    assert!(
+        python.is_file(),
+        "{} missing: run scripts/setup.sh",
+        python.display()
+    );
+    let file = four_rank_file();
+    let raw = file.with_extension("py.raw");
+    let script = r#"
+import sys, adios2, numpy as np
+out = open(sys.argv[2], "wb")
+with adios2.FileReader(sys.argv[1]) as f:
+    steps = f.num_steps()
+    for s in range(steps):
+        u = f.read("U", step_selection=[s, 1]); t = f.read("T", step_selection=[s, 1])
+        assert u.dtype == np.float32 and t.dtype == np.float64, (u.dtype, t.dtype)
+        out.write(u.tobytes()); out.write(t.tobytes())
+print("steps", steps)
+"#;
+    let out = run(Command::new(python)
+        .args(["-c", script])
+        .arg(file)
+        .arg(&raw)
+        .env("ADIOS2_PLUGIN_PATH", plugin_dir()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("steps {STEPS}")));
+    assert!(
+        std::fs::read(&raw).unwrap() == expected_raw(SHAPE, STEPS),
+        "Python read different values"
+    );
+}
+
+#[test]
+fn cpp_reader_built_with_find_package_reads_the_file() {
+    let reader = root().join("target/cpp-reader/read_bp");
+    assert!(
+        reader.is_file(),
+        "{} not built: run scripts/build.sh",
+        reader.display()
+    );
+    let file = four_rank_file();
+    let raw = file.with_extension("cpp.raw");
+    // No ADIOS2_PLUGIN_PATH: the reader uses the plugin directory find_package(residuum) gave it.
+    let out = run(Command::new(reader)
+        .arg(file)
+        .arg(&raw)
+        .env_remove("ADIOS2_PLUGIN_PATH"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), STEPS);
+    assert!(
+        std::fs::read(&raw).unwrap() == expected_raw(SHAPE, STEPS),
+        "C++ read different values"
+    );
+}
+
+#[test]
+fn plugin_exports_only_the_operator_entry_points() {
+    let lib = plugin_dir().join("libresiduum_plugin.so");
+    let out = run(Command::new("nm").args(["-D", "--defined-only"]).arg(&lib));
+    assert!(out.status.success());
+    let mut syms: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect();
+    syms.sort();
+    assert_eq!(syms, ["OperatorCreate", "OperatorDestroy"]);
+    let ldd = run(Command::new("ldd").arg(&lib));
+    assert!(
+        !String::from_utf8_lossy(&ldd.stdout).contains("adios2"),
+        "the plugin must not link ADIOS2"
+    );
+}
