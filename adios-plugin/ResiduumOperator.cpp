@@ -71,11 +71,13 @@ public:
         if (residuum_codec_new(keys.data(), values.data(), keys.size(), &m_Codec) != RESIDUUM_OK)
         {
             // ADIOS2 creates operators inside noexcept functions (VariableBase::AddOperation),
-            // where throwing would abort the process. Report now and refuse every write instead;
-            // reading needs no parameters and keeps working.
+            // where throwing would abort the process, and an exception from Operate leaves BP5's
+            // serializer broken (EndStep then crashes). So: report now, and decline every type
+            // in IsDataTypeValid, which makes ADIOS2 store the data uncompressed. Reading needs
+            // no parameters and keeps working.
             m_Codec = nullptr;
-            m_Error = std::string("residuum operator parameters: ") + residuum_last_error();
-            std::fprintf(stderr, "ERROR: %s\n", m_Error.c_str());
+            std::fprintf(stderr, "ERROR: residuum operator parameters: %s\n",
+                          residuum_last_error());
         }
     }
 
@@ -84,16 +86,12 @@ public:
     size_t Operate(const char *dataIn, const adios2::Dims & /*blockStart*/,
                    const adios2::Dims &blockCount, const DataType type, char *bufferOut) override
     {
-        if (!m_Codec)
-        {
-            throw std::invalid_argument(m_Error);
-        }
+        // IsDataTypeValid kept invalid codecs and other types away; an exception here would
+        // leave BP5 broken, so these are last-resort guards only.
         const int dtype = ResiduumType(type);
-        if (dtype == 0)
+        if (!m_Codec || dtype == 0)
         {
-            throw std::invalid_argument(Where() + "element type " + TypeName(type) +
-                                        " is not supported: residuum compresses float and "
-                                        "double only; remove the operation from this variable");
+            throw std::invalid_argument(Where() + "operator used despite refusing this variable");
         }
         size_t count = 1;
         for (size_t d : blockCount)
@@ -135,10 +133,25 @@ public:
         return written;
     }
 
-    bool IsDataTypeValid(const DataType /*type*/) const override
+    bool IsDataTypeValid(const DataType type) const override
     {
-        // Accept every type here so that an unsupported one fails loudly in Operate, instead of
-        // ADIOS2 silently dropping the operation and writing uncompressed data.
+        // Declining makes ADIOS2 skip the operation and store the variable uncompressed: nothing
+        // is lost, and the messages say why.
+        if (!m_Codec)
+        {
+            std::fprintf(stderr,
+                         "ERROR: residuum: operator not attached because of the parameter error "
+                         "above; ADIOS2 stores this variable uncompressed\n");
+            return false;
+        }
+        if (ResiduumType(type) == 0)
+        {
+            std::fprintf(stderr,
+                         "ERROR: residuum: element type %s is not supported (float and double "
+                         "only); ADIOS2 stores this variable uncompressed\n",
+                         TypeName(type));
+            return false;
+        }
         return true;
     }
 
@@ -168,7 +181,6 @@ private:
     }
 
     residuum_codec *m_Codec = nullptr;
-    std::string m_Error;
     std::string m_Variable;
 };
 

@@ -41,6 +41,15 @@ pub enum AdiosError {
          <prefix>/lib/residuum/adios2-plugins)"
     )]
     PluginNotFound { library: String, searched: String },
+    /// A residuum operation in the XML configuration has bad parameters.
+    #[error("residuum operation on variable '{variable}': {source}")]
+    Operator {
+        variable: String,
+        source: crate::Error,
+    },
+    /// A residuum operation is configured on a variable of a type residuum does not compress.
+    #[error("variable '{variable}' has type {ty} but its residuum operation compresses float and double only")]
+    UnsupportedType { variable: String, ty: &'static str },
     #[error("reading configuration {path}: {reason}")]
     Config { path: String, reason: String },
 }

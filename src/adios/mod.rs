@@ -7,8 +7,8 @@
 //!
 //! Puts and gets are synchronous, so no buffer has to outlive a call.
 
+mod config;
 mod error;
-mod plugins;
 
 pub use error::{AdiosError, Result};
 
@@ -54,6 +54,7 @@ fn cstr(s: &str) -> Result<CString> {
 /// The ADIOS2 top-level object. Finalized on drop.
 pub struct Adios {
     raw: *mut sys::adios2_adios,
+    checked: config::Checked,
 }
 
 impl Adios {
@@ -62,9 +63,12 @@ impl Adios {
         config: Option<&Path>,
         comm: &C,
     ) -> Result<Adios> {
+        let checked = config
+            .map(config::check_config)
+            .transpose()?
+            .unwrap_or_default();
         let raw = match config {
             Some(path) => {
-                plugins::check_config(path)?;
                 let p = cstr(&path.to_string_lossy())?;
                 // SAFETY: valid C string and communicator handle; ADIOS2 duplicates the comm.
                 unsafe { sys::adios2_init_config_mpi(p.as_ptr(), comm.as_raw()) }
@@ -74,14 +78,18 @@ impl Adios {
         };
         Ok(Adios {
             raw: non_null(raw, "adios2_init_mpi")?,
+            checked,
         })
     }
 
     /// Without MPI (the process works alone), with an optional XML configuration file.
     pub fn serial(config: Option<&Path>) -> Result<Adios> {
+        let checked = config
+            .map(config::check_config)
+            .transpose()?
+            .unwrap_or_default();
         let raw = match config {
             Some(path) => {
-                plugins::check_config(path)?;
                 let p = cstr(&path.to_string_lossy())?;
                 // SAFETY: valid C string.
                 unsafe { sys::adios2_init_config_serial(p.as_ptr()) }
@@ -91,6 +99,7 @@ impl Adios {
         };
         Ok(Adios {
             raw: non_null(raw, "adios2_init_serial")?,
+            checked,
         })
     }
 
@@ -101,7 +110,7 @@ impl Adios {
         let raw = unsafe { sys::adios2_declare_io(self.raw, n.as_ptr()) };
         Ok(Io {
             raw: non_null(raw, "adios2_declare_io")?,
-            _adios: PhantomData,
+            residuum_vars: self.checked.residuum_vars.get(name),
         })
     }
 }
@@ -127,7 +136,8 @@ pub enum OpenMode {
 /// A group of variables with its engine settings.
 pub struct Io<'a> {
     raw: *mut sys::adios2_io,
-    _adios: PhantomData<&'a Adios>,
+    /// Variables the configuration gives a residuum operation (they must be float or double).
+    residuum_vars: Option<&'a std::collections::HashSet<String>>,
 }
 
 impl<'a> Io<'a> {
@@ -163,6 +173,15 @@ impl<'a> Io<'a> {
             return Err(AdiosError::Argument(format!(
                 "variable '{name}': shape, start and count need the same number of dimensions"
             )));
+        }
+        if T::TYPE != sys::adios2_type_float
+            && T::TYPE != sys::adios2_type_double
+            && self.residuum_vars.is_some_and(|v| v.contains(name))
+        {
+            return Err(AdiosError::UnsupportedType {
+                variable: name.to_string(),
+                ty: T::NAME,
+            });
         }
         if let Some(d) = (0..shape.len()).find(|&d| start[d] + count[d] > shape[d]) {
             return Err(AdiosError::Argument(format!(

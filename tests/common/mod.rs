@@ -70,6 +70,18 @@ pub fn write_xml(dir: &Path, vars: &[&str], params: &[(&str, &str)]) -> PathBuf 
     p
 }
 
+/// The venv Python with the PyPI adios2 wheel (made by scripts/setup.sh).
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("RESIDUUM_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var("HOME").unwrap();
+            PathBuf::from(home).join(".cache/residuum/venv-adios2-2.12.1.1001/bin/python")
+        });
+    assert!(p.is_file(), "{} missing: run scripts/setup.sh", p.display());
+    p
+}
+
 /// Runs a command, returning its output; panics with stderr if it fails to start.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output()
