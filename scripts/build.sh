@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 : "${ADIOS2_DIR:?run scripts/setup.sh first (eval \"\$(scripts/setup.sh)\")}"
 PREFIX=${RESIDUUM_PREFIX:-$PWD/target/residuum-install}
 log() { printf '[build] %s\n' "$*" >&2; }
+mkdir -p target
 
 log "plugin + CMake package -> $PREFIX"
 cmake -S adios-plugin -B target/cmake-plugin -DCMAKE_BUILD_TYPE=Release \

@@ -3,8 +3,11 @@
 # operator into a BP5 file, reads it back and checks it; then bpls lists the file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-eval "$(scripts/setup.sh)"
-eval "$(scripts/build.sh)"
+# Assignments keep `set -e` working: a failing step stops here.
+env_setup=$(scripts/setup.sh)
+eval "$env_setup"
+env_build=$(scripts/build.sh)
+eval "$env_build"
 cargo build --release --example bp5_roundtrip
 out=target/main
 mkdir -p "$out"

@@ -250,6 +250,10 @@ impl<'a> Io<'a> {
         let raw = unsafe { sys::adios2_open(self.raw, n.as_ptr(), m) };
         Ok(Engine {
             raw: non_null(raw, "adios2_open")?,
+            step_mode: match mode {
+                OpenMode::Write | OpenMode::Append => sys::adios2_step_mode_append,
+                OpenMode::Read | OpenMode::ReadRandomAccess => sys::adios2_step_mode_read,
+            },
             closed: false,
             _io: PhantomData,
         })
@@ -326,6 +330,7 @@ pub enum StepStatus {
 /// An open engine. Closed on drop if [`Engine::close`] was not called (errors are then lost).
 pub struct Engine<'a> {
     raw: *mut sys::adios2_engine,
+    step_mode: sys::adios2_step_mode,
     closed: bool,
     _io: PhantomData<&'a Adios>,
 }

@@ -155,15 +155,16 @@ impl Writer<'_> {
 pub struct Parsed<'a> {
     pub info: StreamInfo,
     pub entries: Vec<BlockEntry>,
+    /// Start of each block's payload in `payloads` (prefix sums of the lengths).
+    offsets: Vec<usize>,
     payloads: &'a [u8],
 }
 
 impl<'a> Parsed<'a> {
     /// The payload of block `i`, checked against its checksum.
     pub fn payload(&self, i: usize) -> Result<&'a [u8]> {
-        let start: usize = self.entries[..i].iter().map(|e| e.len).sum();
         let e = &self.entries[i];
-        let p = &self.payloads[start..start + e.len];
+        let p = &self.payloads[self.offsets[i]..self.offsets[i] + e.len];
         if xxh3_64(p) != e.checksum {
             return Err(Error::Checksum(format!("block {i}")));
         }
@@ -171,7 +172,7 @@ impl<'a> Parsed<'a> {
     }
 }
 
-/// Reads only the header (for sizes); the block table is checked too.
+/// Parses and checks header and block table; payloads are checked when taken.
 pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     let mut r = Reader {
         buf: stream,
@@ -246,10 +247,14 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
         })
         .collect::<Result<Vec<_>>>()?;
     let payloads = &stream[r.pos..];
-    let total = entries
-        .iter()
-        .try_fold(0usize, |a, e| a.checked_add(e.len))
-        .ok_or_else(|| Error::Corrupt("block lengths overflow".into()))?;
+    let mut offsets = Vec::with_capacity(entries.len());
+    let mut total = 0usize;
+    for e in &entries {
+        offsets.push(total);
+        total = total
+            .checked_add(e.len)
+            .ok_or_else(|| Error::Corrupt("block lengths overflow".into()))?;
+    }
     if total > payloads.len() {
         return Err(Error::Truncated(format!(
             "blocks need {total} bytes, {} present",
@@ -271,6 +276,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
             target,
         },
         entries,
+        offsets,
         payloads,
     })
 }
