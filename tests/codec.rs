@@ -171,7 +171,10 @@ fn worst_case_size_is_exact_for_incompressible_data() {
         .collect();
     for dims in [[999usize, 1, 1], [9, 111, 1], [3, 3, 111]] {
         let s = lossless().compress(&dims, &v).unwrap();
-        assert_eq!(s.len(), lossless().max_compressed_len(residuum::ElementType::F64, &dims));
+        assert_eq!(
+            s.len(),
+            lossless().max_compressed_len(residuum::ElementType::F64, &dims)
+        );
     }
 }
 
