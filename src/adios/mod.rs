@@ -341,9 +341,7 @@ impl Engine<'_> {
         let mut status = sys::adios2_step_status_ok;
         // SAFETY: live engine handle; status writable.
         check(
-            unsafe {
-                sys::adios2_begin_step(self.raw, sys::adios2_step_mode_read, timeout, &mut status)
-            },
+            unsafe { sys::adios2_begin_step(self.raw, self.step_mode, timeout, &mut status) },
             "adios2_begin_step",
         )?;
         match status {
