@@ -11,4 +11,6 @@ eval "$env_build"
 export RESIDUUM_PLUGIN_DIR="$ADIOS2_PLUGIN_PATH"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# The MPI tests run the examples as programs; --all-targets alone builds them as test harnesses.
+cargo build --workspace --examples
 cargo test --workspace --all-targets
