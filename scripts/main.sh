@@ -3,11 +3,7 @@
 # operator into a BP5 file, reads it back and checks it; then bpls lists the file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Assignments keep `set -e` working: a failing step stops here.
-env_setup=$(scripts/setup.sh)
-eval "$env_setup"
-env_build=$(scripts/build.sh)
-eval "$env_build"
+source scripts/prepare.sh
 cargo build --release --example bp5_roundtrip
 out=target/main
 mkdir -p "$out"

@@ -3,11 +3,7 @@
 # (unit, C ABI, ADIOS2 round trips in 1 and 4 MPI ranks, bpls/Python/C++ readers, bad input).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Assignments keep `set -e` working: a failing step stops here.
-env_setup=$(scripts/setup.sh)
-eval "$env_setup"
-env_build=$(scripts/build.sh)
-eval "$env_build"
+source scripts/prepare.sh
 export RESIDUUM_PLUGIN_DIR="$ADIOS2_PLUGIN_PATH"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -16,6 +16,8 @@ pub enum Error {
     },
     #[error("unsupported element type {0}: residuum compresses float and double only")]
     UnsupportedType(String),
+    #[error("{0} is a null pointer")]
+    NullPointer(&'static str),
     #[error("bad shape: {0}")]
     BadShape(String),
     #[error("input has {got} bytes but the shape needs {expected}")]

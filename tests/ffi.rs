@@ -139,6 +139,7 @@ fn unsupported_type_and_null_pointers_are_errors() {
             &mut n,
         );
         assert_eq!(st, RESIDUUM_ERR_INVALID_ARGUMENT);
+        assert_eq!(last_error(), "data is a null pointer");
         let st = residuum_compress(
             ptr::null(),
             RESIDUUM_FLOAT,
@@ -150,6 +151,7 @@ fn unsupported_type_and_null_pointers_are_errors() {
             &mut n,
         );
         assert_eq!(st, RESIDUUM_ERR_INVALID_ARGUMENT);
+        assert_eq!(last_error(), "codec is a null pointer");
         let st = residuum_decompress(ptr::null(), 10, out.as_mut_ptr(), 256, &mut n);
         assert_eq!(st, RESIDUUM_ERR_INVALID_ARGUMENT);
         assert_eq!(residuum_max_compressed_size(c, 9, 1, dims.as_ptr()), 0);

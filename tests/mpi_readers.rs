@@ -11,6 +11,26 @@ use std::sync::OnceLock;
 const SHAPE: [usize; 3] = [20, 12, 9];
 const STEPS: usize = 2;
 
+/// Runs examples/bp5_roundtrip on `ranks` ranks and checks it verified what it wrote.
+fn round_trip(ranks: usize, file: &std::path::Path, shape: &str, steps: usize) -> String {
+    let out = run(mpirun(ranks).arg(example("bp5_roundtrip")).args([
+        "--out",
+        file.to_str().unwrap(),
+        "--shape",
+        shape,
+        "--steps",
+        &steps.to_string(),
+    ]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}\n{err}");
+    assert!(
+        text.contains(&format!("{ranks} ranks")) && text.contains("bit-identical"),
+        "{text}"
+    );
+    text
+}
+
 /// The file the 4-rank run writes (once, shared by the reader tests).
 fn four_rank_file() -> &'static PathBuf {
     static FILE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
@@ -18,24 +38,8 @@ fn four_rank_file() -> &'static PathBuf {
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
             let file = dir.path().join("four.bp");
-            let out = run(mpirun(4).arg(example("bp5_roundtrip")).args([
-                "--out",
-                file.to_str().unwrap(),
-                "--shape",
-                "20x12x9",
-                "--steps",
-                &STEPS.to_string(),
-            ]));
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "{text}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(
-                text.contains("4 ranks, rank grid [2, 2, 1]") && text.contains("bit-identical"),
-                "{text}"
-            );
+            let text = round_trip(4, &file, "20x12x9", STEPS);
+            assert!(text.contains("rank grid [2, 2, 1]"), "{text}");
             (dir, file)
         })
         .1
@@ -44,23 +48,7 @@ fn four_rank_file() -> &'static PathBuf {
 #[test]
 fn one_rank_round_trip() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("one.bp");
-    let out = run(mpirun(1).arg(example("bp5_roundtrip")).args([
-        "--out",
-        file.to_str().unwrap(),
-        "--shape",
-        "7x5x3",
-    ]));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains("1 ranks") && text.contains("bit-identical"),
-        "{text}"
-    );
+    round_trip(1, &dir.path().join("one.bp"), "7x5x3", 3);
 }
 
 #[test]

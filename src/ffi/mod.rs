@@ -45,6 +45,7 @@ fn status_of(e: &Error) -> c_int {
     match e {
         Error::UnknownParameter { .. }
         | Error::BadParameter { .. }
+        | Error::NullPointer(_)
         | Error::BadShape(_)
         | Error::InputSize { .. } => RESIDUUM_ERR_INVALID_ARGUMENT,
         Error::UnsupportedType(_) => RESIDUUM_ERR_UNSUPPORTED_TYPE,
@@ -85,12 +86,12 @@ fn dtype_of(code: c_int) -> Result<ElementType, Error> {
         .ok_or_else(|| Error::UnsupportedType(format!("code {code}")))
 }
 
-fn null_arg(what: &str) -> Error {
-    Error::BadShape(format!("{what} is a null pointer"))
+fn null_arg(what: &'static str) -> Error {
+    Error::NullPointer(what)
 }
 
 /// SAFETY (callers): `ptr` is null only when `len` is 0, else valid for reads of `len` items.
-unsafe fn slice<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T], Error> {
+unsafe fn slice<'a, T>(ptr: *const T, len: usize, what: &'static str) -> Result<&'a [T], Error> {
     if len == 0 {
         return Ok(&[]);
     }
@@ -102,7 +103,11 @@ unsafe fn slice<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T],
 }
 
 /// SAFETY (callers): as [`slice`], for writes.
-unsafe fn slice_mut<'a>(ptr: *mut u8, len: usize, what: &str) -> Result<&'a mut [u8], Error> {
+unsafe fn slice_mut<'a>(
+    ptr: *mut u8,
+    len: usize,
+    what: &'static str,
+) -> Result<&'a mut [u8], Error> {
     if len == 0 {
         return Ok(&mut []);
     }
