@@ -1,10 +1,20 @@
 //! Compression and decompression of whole arrays into self-describing streams.
+//!
+//! The array is viewed as 3D and cut into blocks; each block is coded on its own (in parallel,
+//! identically for any thread count) as the cheapest of: constant, LBRC, zstd, raw. Lossy blocks
+//! are verified against the target on their actual reconstruction; a block no step can serve is
+//! coded losslessly.
 
+use crate::block::{default_block, fold3, Block, Grid};
+use crate::bound::{finite_min_max, BlockBound, Target};
 use crate::dtype::ElementType;
-use crate::entropy::{decode_bytes, encode_bytes, Coded};
+use crate::entropy::{decode_bytes, encode_bytes, ints, Coded};
 use crate::error::{Error, Result};
-use crate::format::{self, block_count, checked_len, header_len, BlockKind, StreamInfo};
-use crate::params::{Config, Mode};
+use crate::format::{self, checked_len, grid_len, header_len, BlockKind, StreamInfo};
+use crate::params::{Config, IntCoder};
+use crate::residual::lbrc;
+use rayon::prelude::*;
+use std::sync::Arc;
 
 /// Floating-point element types residuum compresses.
 pub trait Float: bytemuck::Pod + private::Sealed {
@@ -26,11 +36,22 @@ mod private {
 #[derive(Debug, Clone, Default)]
 pub struct Codec {
     config: Config,
+    /// Own pool when `threads` is set; otherwise rayon's global one.
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl Codec {
-    pub fn new(config: Config) -> Self {
-        Codec { config }
+    pub fn new(config: Config) -> Result<Self> {
+        let pool = match config.threads {
+            0 => None,
+            n => Some(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| Error::Internal(format!("thread pool: {e}")))?,
+            )),
+        };
+        Ok(Codec { config, pool })
     }
 
     /// Builds a codec from `key=value` parameters (the ADIOS2 operator's), validating them.
@@ -40,26 +61,27 @@ impl Codec {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        Ok(Codec::new(Config::from_pairs(pairs)?))
+        Codec::new(Config::from_pairs(pairs)?)
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    fn block_shape(&self, dims: &[usize]) -> [usize; 3] {
+        let d = fold3(dims);
+        match self.config.target {
+            // One block: zstd sees the whole array.
+            Target::Lossless => d.map(|x| x.max(1)),
+            _ => self.config.block.unwrap_or_else(|| default_block(d)),
+        }
+    }
+
     /// The exact worst-case stream length for an array of `dims`: every block stored raw.
     /// Saturates for shapes too large to address (which compression then refuses).
     pub fn max_compressed_len(&self, dtype: ElementType, dims: &[usize]) -> usize {
-        let block = self.block_shape(dims);
         let raw = checked_len(dims, dtype).unwrap_or(usize::MAX);
-        header_len(dims.len(), block_count(dims, &block)).saturating_add(raw)
-    }
-
-    fn block_shape(&self, dims: &[usize]) -> Vec<usize> {
-        match self.config.mode {
-            // One block: zstd sees the whole array.
-            Mode::Lossless => dims.iter().map(|&d| d.max(1)).collect(),
-        }
+        header_len(dims.len(), grid_len(dims, self.block_shape(dims))).saturating_add(raw)
     }
 
     /// Compresses the little-endian element bytes `data` of an array of `dims` into `out`, which
@@ -72,27 +94,67 @@ impl Codec {
         out: &mut [u8],
     ) -> Result<usize> {
         check_shape(dims, dtype, data.len())?;
-        let block = self.block_shape(dims);
-        let coded = match self.config.mode {
-            Mode::Lossless => encode_bytes(data, self.config.level)?,
+        let grid = Grid::new(fold3(dims), self.block_shape(dims));
+        let bound = match self.config.target {
+            t if t.needs_range() => {
+                let range = self
+                    .config
+                    .range
+                    .unwrap_or_else(|| self.in_pool(|| data_range(data, dtype)));
+                t.resolve(range)
+            }
+            t => t.resolve(0.0),
         };
-        let payload: (BlockKind, &[u8]) = match &coded {
-            Coded::Raw => (BlockKind::Raw, data),
-            Coded::Zstd(z) => (BlockKind::Zstd, z),
-        };
-        let blocks: &[(BlockKind, &[u8])] = if block_count(dims, &block) == 0 {
-            &[]
-        } else {
-            std::slice::from_ref(&payload)
-        };
+        let coded: Vec<(BlockKind, Vec<u8>)> = self.in_pool(|| {
+            (0..grid.len())
+                .into_par_iter()
+                .map(|i| self.encode_block(&grid, &grid.block(i), data, dtype, bound))
+                .collect::<Result<_>>()
+        })?;
+        let blocks: Vec<(BlockKind, &[u8])> =
+            coded.iter().map(|(k, p)| (*k, p.as_slice())).collect();
         let info = StreamInfo {
             dtype,
-            mode: self.config.mode,
+            target: self.config.target,
             dims: dims.to_vec(),
-            block,
-            target: 0.0,
+            block: grid.block,
         };
-        format::write_stream(&info, blocks, out)
+        format::write_stream(&info, &blocks, out)
+    }
+
+    fn in_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
+    }
+
+    fn encode_block(
+        &self,
+        grid: &Grid,
+        b: &Block,
+        data: &[u8],
+        dtype: ElementType,
+        bound: BlockBound,
+    ) -> Result<(BlockKind, Vec<u8>)> {
+        let raw = grid.gather_bytes(data, dtype, b);
+        if bound != BlockBound::Lossless {
+            let values = raw_to_f64(&raw, dtype);
+            if let Some(c) = lbrc::encode(&values, b.shape, bound, dtype, self.config.coder) {
+                let (kind, payload) = match c {
+                    lbrc::Coded::Constant(p) => (BlockKind::Constant, p),
+                    lbrc::Coded::Lbrc(p) => (BlockKind::Lbrc, p),
+                };
+                if payload.len() < raw.len() {
+                    return Ok((kind, payload));
+                }
+            }
+        }
+        // Lossless, or no step meets the bound: zstd where it shrinks the block, else raw.
+        Ok(match encode_bytes(&raw, self.config.level)? {
+            Coded::Zstd(z) => (BlockKind::Zstd, z),
+            Coded::Raw => (BlockKind::Raw, raw),
+        })
     }
 
     /// Compresses a slice of floats of shape `dims` into a new stream.
@@ -102,6 +164,54 @@ impl Codec {
         let n = self.compress_bytes(T::TYPE, dims, bytemuck::cast_slice(data), &mut out)?;
         out.truncate(n);
         Ok(out)
+    }
+}
+
+impl IntCoder {
+    pub(crate) fn encode(self, r: &[i64], shape: [usize; 3], out: &mut Vec<u8>) {
+        match self {
+            IntCoder::Context => ints::encode(r, shape, out),
+            IntCoder::Planes => ints::encode_planes(r, 3, out),
+        }
+    }
+}
+
+fn raw_to_f64(raw: &[u8], dtype: ElementType) -> Vec<f64> {
+    match dtype {
+        ElementType::F32 => raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
+        ElementType::F64 => raw
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+    }
+}
+
+fn f64_to_raw(values: &[f64], dtype: ElementType) -> Vec<u8> {
+    match dtype {
+        ElementType::F32 => values
+            .iter()
+            .flat_map(|&v| (v as f32).to_le_bytes())
+            .collect(),
+        ElementType::F64 => values.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+    }
+}
+
+/// Value range of the finite elements, in parallel chunks (min/max: any order gives the same).
+fn data_range(data: &[u8], dtype: ElementType) -> f64 {
+    let (lo, hi) = data
+        .par_chunks(dtype.size() * 65536)
+        .map(|c| finite_min_max(raw_to_f64(c, dtype)))
+        .reduce(
+            || (f64::INFINITY, f64::NEG_INFINITY),
+            |a, b| (a.0.min(b.0), a.1.max(b.1)),
+        );
+    if hi >= lo {
+        hi - lo
+    } else {
+        0.0
     }
 }
 
@@ -124,7 +234,7 @@ fn check_shape(dims: &[usize], dtype: ElementType, data_len: usize) -> Result<()
     Ok(())
 }
 
-/// Reads a stream's header: type, shape, mode, target.
+/// Reads a stream's header: type, shape, target, block shape.
 pub fn stream_info(stream: &[u8]) -> Result<StreamInfo> {
     Ok(format::parse(stream)?.info)
 }
@@ -133,21 +243,42 @@ pub fn stream_info(stream: &[u8]) -> Result<StreamInfo> {
 /// [`StreamInfo::decoded_len`] bytes; exactly that many are written. Returns the count.
 pub fn decode_into(stream: &[u8], out: &mut [u8]) -> Result<usize> {
     let parsed = format::parse(stream)?;
-    let len = parsed.info.decoded_len();
+    let info = &parsed.info;
+    let len = info.decoded_len();
     if out.len() < len {
         return Err(Error::OutputTooSmall {
             needed: len,
             got: out.len(),
         });
     }
-    match parsed.info.mode {
-        Mode::Lossless => {
-            if parsed.entries.len() == 1 {
-                decode_bytes(parsed.entries[0].kind, parsed.payload(0)?, &mut out[..len])?;
-            } else if !parsed.entries.is_empty() || len != 0 {
-                return Err(Error::Corrupt("lossless stream must hold one block".into()));
+    let grid = info.grid();
+    let dtype = info.dtype;
+    let blocks: Vec<Vec<u8>> = (0..grid.len())
+        .into_par_iter()
+        .map(|i| {
+            let b = grid.block(i);
+            let entry = &parsed.entries[i];
+            let payload = parsed.payload(i)?;
+            let bytes = b.len() * dtype.size();
+            match entry.kind {
+                BlockKind::Raw | BlockKind::Zstd => {
+                    let mut raw = vec![0u8; bytes];
+                    decode_bytes(entry.kind, payload, &mut raw)?;
+                    Ok(raw)
+                }
+                BlockKind::Constant | BlockKind::Lbrc => {
+                    if info.target == Target::Lossless {
+                        return Err(Error::Corrupt("lossy block in a lossless stream".into()));
+                    }
+                    let v =
+                        lbrc::decode(payload, b.shape, dtype, entry.kind == BlockKind::Constant)?;
+                    Ok(f64_to_raw(&v, dtype))
+                }
             }
-        }
+        })
+        .collect::<Result<_>>()?;
+    for (i, raw) in blocks.iter().enumerate() {
+        grid.scatter_bytes(raw, &mut out[..len], dtype, &grid.block(i));
     }
     Ok(len)
 }

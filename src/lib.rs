@@ -10,6 +10,8 @@ compile_error!("residuum streams are little-endian and only little-endian hosts 
 
 #[cfg(feature = "adios")]
 pub mod adios;
+pub mod block;
+pub mod bound;
 pub mod codec;
 pub mod dtype;
 pub mod entropy;
@@ -17,12 +19,14 @@ pub mod error;
 pub mod ffi;
 pub mod format;
 pub mod params;
+pub mod residual;
 
+pub use bound::Target;
 pub use codec::{decode, decode_as, decode_into, stream_info, Codec, Float};
 pub use dtype::ElementType;
 pub use error::{Error, Result};
 pub use format::StreamInfo;
-pub use params::{Config, Mode};
+pub use params::{Config, IntCoder};
 
 /// Library version, also reported through the C ABI.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

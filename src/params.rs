@@ -1,56 +1,85 @@
 //! Operator parameters: parsed and validated once, at creation, with errors that name the key.
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `mode` | `lossless` (default), `nrmse`, `abs`, `rel`, `psnr` |
+//! | `target` | the bound for the mode: τ for nrmse, ε for abs/rel, dB for psnr |
+//! | `nrmse`, `abs`, `rel`, `psnr` | shorthand: `nrmse=1e-5` is `mode=nrmse target=1e-5` |
+//! | `range` | value range R for nrmse/rel/psnr (default: the range of the data compressed) |
+//! | `block` | block shape of the 3D view, e.g. `16x64x64` (default: about 2^17 values) |
+//! | `threads` | worker threads (0, the default: all cores) |
+//! | `level` | zstd level for lossless blocks, 1..=19 |
+//! | `coder` | integer coder: `context` (default) or `planes` (zstd per bit plane) |
 
+use crate::bound::Target;
 use crate::error::{Error, Result};
 
-/// How values are coded.
+/// How the integers of LBRC blocks are entropy-coded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Bit-exact: zstd over the element bytes, raw where zstd would expand.
-    Lossless,
-}
-
-impl Mode {
-    pub fn code(self) -> u8 {
-        match self {
-            Mode::Lossless => 0,
-        }
-    }
-
-    pub fn from_code(code: u8) -> Result<Self> {
-        match code {
-            0 => Ok(Mode::Lossless),
-            other => Err(Error::Corrupt(format!("unknown mode code {other}"))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Lossless => "lossless",
-        }
-    }
+pub enum IntCoder {
+    Context,
+    Planes,
 }
 
 /// Validated codec settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    pub mode: Mode,
-    /// zstd level for lossless coding.
+    pub target: Target,
+    /// Caller-supplied value range for range-relative targets.
+    pub range: Option<f64>,
+    pub block: Option<[usize; 3]>,
+    /// 0: all cores.
+    pub threads: usize,
+    /// zstd level for lossless blocks.
     pub level: i32,
+    pub coder: IntCoder,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            mode: Mode::Lossless,
-            level: DEFAULT_LEVEL,
+            target: Target::Lossless,
+            range: None,
+            block: None,
+            threads: 0,
+            level: 3,
+            coder: IntCoder::Context,
         }
     }
 }
 
-const DEFAULT_LEVEL: i32 = 3;
-const ACCEPTED: &str = "mode, level";
+const ACCEPTED: &str = "mode, target, nrmse, abs, rel, psnr, range, block, threads, level, coder";
 /// Keys ADIOS2 itself puts into a plugin operator's parameters.
 const ADIOS2_KEYS: [&str; 3] = ["pluginname", "pluginlibrary", "verbose"];
+
+fn bad(key: &str, value: &str, reason: &str) -> Error {
+    Error::BadParameter {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn positive(key: &str, value: &str) -> Result<f64> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .ok_or_else(|| bad(key, value, "expected a positive number"))
+}
+
+/// Parses `AxBxC` (1 to 3 extents, the last ones of the 3D view).
+fn block_shape(key: &str, value: &str) -> Result<[usize; 3]> {
+    let ext: Vec<usize> = value
+        .split(['x', 'X', ','])
+        .map(|e| e.trim().parse::<usize>().ok().filter(|&v| v > 0))
+        .collect::<Option<_>>()
+        .filter(|v: &Vec<usize>| (1..=3).contains(&v.len()))
+        .ok_or_else(|| bad(key, value, "expected 1 to 3 positive extents like 16x64x64"))?;
+    let mut b = [1usize; 3];
+    b[3 - ext.len()..].copy_from_slice(&ext);
+    Ok(b)
+}
 
 impl Config {
     /// Parses `key=value` pairs. Keys are case-insensitive, as ADIOS2 lower-cases them anyway.
@@ -61,29 +90,53 @@ impl Config {
         V: AsRef<str>,
     {
         let mut cfg = Config::default();
+        let mut mode: Option<String> = None;
+        let mut target: Option<(String, f64)> = None;
         for (k, v) in pairs {
             let key = k.as_ref().trim().to_ascii_lowercase();
             let value = v.as_ref().trim();
-            let bad = |reason: &str| Error::BadParameter {
-                key: key.clone(),
-                value: value.to_string(),
-                reason: reason.to_string(),
-            };
             match key.as_str() {
                 "mode" => {
-                    cfg.mode = match value.to_ascii_lowercase().as_str() {
-                        "lossless" => Mode::Lossless,
-                        _ => return Err(bad("supported modes: lossless")),
+                    let m = value.to_ascii_lowercase();
+                    if !["lossless", "nrmse", "abs", "rel", "psnr"].contains(&m.as_str()) {
+                        return Err(bad(
+                            &key,
+                            value,
+                            "supported modes: lossless, nrmse, abs, rel, psnr",
+                        ));
                     }
+                    mode = Some(m);
+                }
+                "target" => target = Some(("target".into(), positive(&key, value)?)),
+                "nrmse" | "abs" | "rel" | "psnr" => {
+                    if let Some(m) = &mode {
+                        if *m != key {
+                            return Err(bad(&key, value, &format!("conflicts with mode={m}")));
+                        }
+                    }
+                    mode = Some(key.clone());
+                    target = Some((key.clone(), positive(&key, value)?));
+                }
+                "range" => cfg.range = Some(positive(&key, value)?),
+                "block" => cfg.block = Some(block_shape(&key, value)?),
+                "threads" => {
+                    cfg.threads = value
+                        .parse()
+                        .map_err(|_| bad(&key, value, "expected a count (0: all cores)"))?
                 }
                 "level" => {
-                    let level: i32 = value
+                    cfg.level = value
                         .parse()
-                        .map_err(|_| bad("expected an integer 1..=19"))?;
-                    if !(1..=19).contains(&level) {
-                        return Err(bad("expected an integer 1..=19"));
+                        .ok()
+                        .filter(|l| (1..=19).contains(l))
+                        .ok_or_else(|| bad(&key, value, "expected an integer 1..=19"))?
+                }
+                "coder" => {
+                    cfg.coder = match value.to_ascii_lowercase().as_str() {
+                        "context" => IntCoder::Context,
+                        "planes" => IntCoder::Planes,
+                        _ => return Err(bad(&key, value, "supported coders: context, planes")),
                     }
-                    cfg.level = level;
                 }
                 k if ADIOS2_KEYS.contains(&k) => {}
                 _ => {
@@ -94,6 +147,37 @@ impl Config {
                 }
             }
         }
+        let mode = mode.unwrap_or_else(|| {
+            if target.is_some() {
+                String::new()
+            } else {
+                "lossless".into()
+            }
+        });
+        cfg.target = match (mode.as_str(), target) {
+            ("lossless", None) => Target::Lossless,
+            ("lossless", Some((k, v))) => {
+                return Err(bad(&k, &v.to_string(), "mode=lossless takes no target"))
+            }
+            ("", Some((_, v))) => {
+                return Err(bad(
+                    "target",
+                    &v.to_string(),
+                    "needs mode=nrmse|abs|rel|psnr",
+                ))
+            }
+            (m, None) => {
+                return Err(bad(
+                    "mode",
+                    m,
+                    "needs target=<bound>, e.g. mode=nrmse target=1e-5",
+                ))
+            }
+            ("nrmse", Some((_, v))) => Target::Nrmse(v),
+            ("abs", Some((_, v))) => Target::Abs(v),
+            ("rel", Some((_, v))) => Target::Rel(v),
+            (_, Some((_, v))) => Target::Psnr(v),
+        };
         Ok(cfg)
     }
 }
@@ -103,26 +187,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_known_keys_case_insensitively() {
-        let c = Config::from_pairs([("Mode", "LOSSLESS"), ("level", "7"), ("pluginname", "x")])
+    fn parses_targets_in_both_spellings() {
+        let c = Config::from_pairs([("Mode", "NRMSE"), ("target", "1e-5"), ("pluginname", "x")])
             .unwrap();
-        assert_eq!(c.mode, Mode::Lossless);
-        assert_eq!(c.level, 7);
+        assert_eq!(c.target, Target::Nrmse(1e-5));
+        assert_eq!(
+            Config::from_pairs([("abs", "0.5")]).unwrap().target,
+            Target::Abs(0.5)
+        );
+        let c = Config::from_pairs([
+            ("psnr", "80"),
+            ("block", "8x16"),
+            ("range", "2"),
+            ("threads", "2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.target, c.block, c.range, c.threads),
+            (Target::Psnr(80.0), Some([1, 8, 16]), Some(2.0), 2)
+        );
+        assert_eq!(
+            Config::from_pairs::<_, &str, &str>([]).unwrap().target,
+            Target::Lossless
+        );
     }
 
     #[test]
-    fn rejects_unknown_key_and_bad_values() {
+    fn rejects_unknown_keys_bad_values_and_conflicts() {
         let e = Config::from_pairs([("colour", "red")]).unwrap_err();
         assert!(e.to_string().contains("unknown parameter 'colour'"), "{e}");
-        for (k, v) in [
-            ("mode", "fast"),
-            ("level", "0"),
-            ("level", "x"),
-            ("level", "20"),
+        for pairs in [
+            vec![("mode", "fast")],
+            vec![("level", "0")],
+            vec![("nrmse", "-1")],
+            vec![("abs", "nan")],
+            vec![("mode", "nrmse")],
+            vec![("target", "1e-3")],
+            vec![("mode", "abs"), ("rel", "1e-3")],
+            vec![("block", "0x4")],
+            vec![("block", "1x2x3x4")],
+            vec![("coder", "magic")],
         ] {
-            let e = Config::from_pairs([(k, v)]).unwrap_err();
-            assert!(matches!(e, Error::BadParameter { .. }), "{k}={v}: {e}");
-            assert!(e.to_string().contains(k), "{e}");
+            let e = Config::from_pairs(pairs.clone()).unwrap_err();
+            assert!(matches!(e, Error::BadParameter { .. }), "{pairs:?}: {e}");
         }
     }
 }

@@ -120,7 +120,7 @@ fn bad_operator_parameters_are_refused_before_anything_is_written() {
     for (params, expect) in [
         (
             ("colour", "red"),
-            "unknown parameter 'colour'; accepted: mode, level",
+            "unknown parameter 'colour'; accepted: mode, target",
         ),
         (
             ("mode", "fast"),

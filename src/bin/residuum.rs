@@ -123,7 +123,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 "type {}, dims {}, mode {}, {} bytes -> {} bytes",
                 info.dtype,
                 dims.join("x"),
-                info.mode.name(),
+                info.target.name(),
                 info.decoded_len(),
                 s.len()
             );

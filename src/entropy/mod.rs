@@ -1,4 +1,6 @@
-//! Entropy coding of byte payloads.
+//! Entropy coding: byte payloads (zstd or raw) and integer blocks ([`ints`]).
+
+pub mod ints;
 
 use crate::error::{Error, Result};
 use crate::format::BlockKind;
@@ -46,6 +48,11 @@ pub fn decode_bytes(kind: BlockKind, payload: &[u8], out: &mut [u8]) -> Result<(
                     out.len()
                 )));
             }
+        }
+        BlockKind::Constant | BlockKind::Lbrc => {
+            return Err(Error::Internal(
+                "LBRC block given to the byte decoder".into(),
+            ))
         }
     }
     Ok(())

@@ -1,22 +1,25 @@
 //! The stream: a self-describing, versioned container with checksums.
 //!
 //! ```text
-//! magic "RSDM" | version u16 | dtype u8 | mode u8 | ndims u8 | 3 reserved bytes | target f64
-//! dims[ndims] u64 | block[ndims] u64 | nblocks u64
+//! magic "RSDM" | version u16 | dtype u8 | target kind u8 | ndims u8 | 3 reserved bytes | target f64
+//! dims[ndims] u64 | block[3] u64 | nblocks u64
 //! nblocks × { kind u8, len u64, xxh3 u64 }        (block table: offsets are prefix sums of len)
 //! xxh3 u64 of everything above                   (header checksum)
 //! block payloads, in table order
 //! ```
-//! All integers little-endian. A reader needs nothing but these bytes; every field is checked
-//! before it is used, so corrupted or truncated input gives an error, not a panic.
+//! All integers little-endian. The block grid lies over the 3D view of the array
+//! ([`crate::block::fold3`]). Version 1 (lossless only, one block, `block[ndims]`) still decodes.
+//! A reader needs nothing but these bytes; every field is checked before it is used, so corrupted
+//! or truncated input gives an error, not a panic.
 
+use crate::block::fold3;
+use crate::bound::Target;
 use crate::dtype::ElementType;
 use crate::error::{Error, Result};
-use crate::params::Mode;
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// More dimensions than any ADIOS2 variable plausibly has; bounds header parsing.
 pub const MAX_DIMS: usize = 32;
 
@@ -32,6 +35,10 @@ pub enum BlockKind {
     Raw = 0,
     /// zstd frame of the element bytes.
     Zstd = 1,
+    /// LBRC block whose finite values are all one value (see `residual::lbrc`).
+    Constant = 2,
+    /// LBRC: quantized, Lorenzo-predicted, entropy-coded integers.
+    Lbrc = 3,
 }
 
 impl BlockKind {
@@ -39,6 +46,8 @@ impl BlockKind {
         match code {
             0 => Ok(BlockKind::Raw),
             1 => Ok(BlockKind::Zstd),
+            2 => Ok(BlockKind::Constant),
+            3 => Ok(BlockKind::Lbrc),
             other => Err(Error::Corrupt(format!("unknown block kind {other}"))),
         }
     }
@@ -48,11 +57,11 @@ impl BlockKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamInfo {
     pub dtype: ElementType,
-    pub mode: Mode,
+    /// The error target the stream was written for.
+    pub target: Target,
     pub dims: Vec<usize>,
-    pub block: Vec<usize>,
-    /// The error target the stream was written for (0 for lossless).
-    pub target: f64,
+    /// Block shape over the 3D view of `dims`.
+    pub block: [usize; 3],
 }
 
 impl StreamInfo {
@@ -64,6 +73,10 @@ impl StreamInfo {
     pub fn decoded_len(&self) -> usize {
         self.element_count() * self.dtype.size()
     }
+
+    pub fn grid(&self) -> crate::block::Grid {
+        crate::block::Grid::new(fold3(&self.dims), self.block)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,7 +87,7 @@ pub struct BlockEntry {
 }
 
 /// Number of blocks of the grid `block` laid over `dims` (partial edge blocks included).
-pub fn block_count(dims: &[usize], block: &[usize]) -> usize {
+fn block_count(dims: &[usize], block: &[usize]) -> usize {
     dims.iter()
         .zip(block)
         .map(|(&d, &b)| d.div_ceil(b.max(1)))
@@ -91,10 +104,16 @@ pub fn checked_len(dims: &[usize], dtype: ElementType) -> Option<usize> {
 
 /// Bytes of header, block table and header checksum.
 pub fn header_len(ndims: usize, nblocks: usize) -> usize {
-    (FIXED_LEN + 16 * ndims + 8 + CHECKSUM_LEN).saturating_add(ENTRY_LEN.saturating_mul(nblocks))
+    (FIXED_LEN + 8 * ndims + 24 + 8 + CHECKSUM_LEN)
+        .saturating_add(ENTRY_LEN.saturating_mul(nblocks))
 }
 
 /// Writes header, table and payloads into `out`; returns the stream length.
+/// Number of blocks of `info`'s grid.
+pub fn grid_len(dims: &[usize], block: [usize; 3]) -> usize {
+    block_count(&fold3(dims), &block)
+}
+
 pub fn write_stream(
     info: &StreamInfo,
     blocks: &[(BlockKind, &[u8])],
@@ -113,13 +132,13 @@ pub fn write_stream(
     w.put(&FORMAT_VERSION.to_le_bytes());
     w.put(&[
         info.dtype as u8,
-        info.mode.code(),
+        info.target.code(),
         info.dims.len() as u8,
         0,
         0,
         0,
     ]);
-    w.put(&info.target.to_le_bytes());
+    w.put(&info.target.value().to_le_bytes());
     for &d in info.dims.iter().chain(&info.block) {
         w.put(&(d as u64).to_le_bytes());
     }
@@ -186,7 +205,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
         return Err(Error::UnsupportedVersion(version, FORMAT_VERSION));
     }
     let fixed = r.take(6, "header")?;
-    let (dtype_code, mode_code, ndims) = (fixed[0], fixed[1], fixed[2] as usize);
+    let (dtype_code, target_code, ndims) = (fixed[0], fixed[1], fixed[2] as usize);
     if fixed[3..] != [0, 0, 0] {
         return Err(Error::Corrupt("reserved header bytes are not zero".into()));
     }
@@ -197,11 +216,13 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
         )));
     }
     let mut dims = Vec::with_capacity(ndims);
-    let mut block = Vec::with_capacity(ndims);
     for _ in 0..ndims {
         dims.push(r.usize("dims")?);
     }
-    for _ in 0..ndims {
+    // Version 1 stored one block extent per dimension; version 2 the 3D view's.
+    let nblock = if version == 1 { ndims } else { 3 };
+    let mut block = Vec::with_capacity(nblock);
+    for _ in 0..nblock {
         block.push(r.usize("block shape")?);
     }
     let nblocks = r.usize("block count")?;
@@ -226,16 +247,28 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     // The checksum matched: the fields are what the writer wrote, but a hostile stream can still
     // carry a matching checksum, so every field is validated as well.
     let dtype = ElementType::from_code(dtype_code)?;
-    let mode = Mode::from_code(mode_code)?;
+    let target = Target::from_code(target_code, target)
+        .filter(|t| version > 1 || *t == Target::Lossless)
+        .ok_or_else(|| Error::Corrupt(format!("unknown target kind {target_code}")))?;
     if block.contains(&0) {
         return Err(Error::Corrupt("zero block extent".into()));
     }
     checked_len(&dims, dtype).ok_or_else(|| Error::Corrupt("array size overflows".into()))?;
-    if block_count(&dims, &block) != nblocks {
+    let grid_ok = if version == 1 {
+        block_count(&dims, &block) == nblocks && nblocks <= 1
+    } else {
+        block_count(&fold3(&dims), &block) == nblocks
+    };
+    if !grid_ok {
         return Err(Error::Corrupt(
             "block count does not match the block grid".into(),
         ));
     }
+    let block = if version == 1 {
+        fold3(&dims).map(|d| d.max(1))
+    } else {
+        [block[0], block[1], block[2]]
+    };
     let entries = entries
         .into_iter()
         .map(|(kind, len, checksum)| {
@@ -270,10 +303,9 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     Ok(Parsed {
         info: StreamInfo {
             dtype,
-            mode,
+            target,
             dims,
             block,
-            target,
         },
         entries,
         offsets,

@@ -1,0 +1,188 @@
+//! Error targets and the choice of a quantization step that meets them.
+//!
+//! Every target is checked on the actual reconstruction (the values the decoder will produce,
+//! rounded to the element type), never assumed from the step.
+
+/// What the reconstruction must satisfy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// Bit-exact.
+    Lossless,
+    /// Per block: RMS error over the finite values ≤ τ·R (R: the value range).
+    Nrmse(f64),
+    /// Pointwise |x − x'| ≤ ε.
+    Abs(f64),
+    /// Pointwise |x − x'| ≤ ε·R.
+    Rel(f64),
+    /// Global PSNR ≥ P dB, i.e. RMSE ≤ R·10^(−P/20); met by meeting that NRMSE in every block.
+    Psnr(f64),
+}
+
+/// A target resolved against the value range: what each block must meet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum BlockBound {
+    Lossless,
+    /// Block RMS error ≤ this.
+    Rms(f64),
+    /// Pointwise error ≤ this.
+    Max(f64),
+}
+
+impl Target {
+    pub fn code(self) -> u8 {
+        match self {
+            Target::Lossless => 0,
+            Target::Nrmse(_) => 1,
+            Target::Abs(_) => 2,
+            Target::Rel(_) => 3,
+            Target::Psnr(_) => 4,
+        }
+    }
+
+    pub fn value(self) -> f64 {
+        match self {
+            Target::Lossless => 0.0,
+            Target::Nrmse(v) | Target::Abs(v) | Target::Rel(v) | Target::Psnr(v) => v,
+        }
+    }
+
+    pub fn from_code(code: u8, value: f64) -> Option<Target> {
+        Some(match code {
+            0 => Target::Lossless,
+            1 => Target::Nrmse(value),
+            2 => Target::Abs(value),
+            3 => Target::Rel(value),
+            4 => Target::Psnr(value),
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Lossless => "lossless",
+            Target::Nrmse(_) => "nrmse",
+            Target::Abs(_) => "abs",
+            Target::Rel(_) => "rel",
+            Target::Psnr(_) => "psnr",
+        }
+    }
+
+    /// Whether the target needs the value range.
+    pub fn needs_range(self) -> bool {
+        matches!(self, Target::Nrmse(_) | Target::Rel(_) | Target::Psnr(_))
+    }
+
+    /// The per-block bound for value range `range` (finite values only; 0 for constant data).
+    pub fn resolve(self, range: f64) -> BlockBound {
+        match self {
+            Target::Lossless => BlockBound::Lossless,
+            Target::Nrmse(t) => BlockBound::Rms(t * range),
+            Target::Psnr(p) => BlockBound::Rms(range * 10f64.powf(-p / 20.0)),
+            Target::Abs(e) => BlockBound::Max(e),
+            Target::Rel(e) => BlockBound::Max(e * range),
+        }
+    }
+}
+
+/// (min, max) of the finite values; (+∞, −∞) if there are none.
+pub fn finite_min_max(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(v), h.max(v))
+        })
+}
+
+/// Range (max − min) of the finite values; 0 if there are none.
+pub fn finite_range(values: impl IntoIterator<Item = f64>) -> f64 {
+    let (lo, hi) = finite_min_max(values);
+    if hi >= lo {
+        hi - lo
+    } else {
+        0.0
+    }
+}
+
+/// Error statistics of a reconstruction over the finite values.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ErrorStats {
+    pub count: usize,
+    pub sum_sq: f64,
+    pub max_abs: f64,
+}
+
+impl ErrorStats {
+    pub fn rms(&self) -> f64 {
+        if self.count == 0 {
+            0.0
+        } else {
+            (self.sum_sq / self.count as f64).sqrt()
+        }
+    }
+
+    pub fn add(&mut self, x: f64, y: f64) {
+        if x.is_finite() {
+            // A non-finite reconstruction of a finite value is an infinite error (f64::max
+            // would silently drop a NaN).
+            let d = (x - y).abs();
+            let d = if d.is_nan() { f64::INFINITY } else { d };
+            self.count += 1;
+            self.sum_sq += d * d;
+            self.max_abs = self.max_abs.max(d);
+        }
+    }
+
+    pub fn merge(&mut self, o: &ErrorStats) {
+        self.count += o.count;
+        self.sum_sq += o.sum_sq;
+        self.max_abs = self.max_abs.max(o.max_abs);
+    }
+
+    /// Whether these errors satisfy `bound`. NaN errors (a finite value reconstructed as
+    /// non-finite) never do.
+    pub fn meets(&self, bound: BlockBound) -> bool {
+        match bound {
+            BlockBound::Lossless => self.max_abs == 0.0 && self.sum_sq == 0.0,
+            BlockBound::Rms(r) => self.rms() <= r,
+            BlockBound::Max(m) => self.max_abs <= m,
+        }
+    }
+}
+
+/// The first step to try for `bound`: the uniform quantizer's (RMS Δ/√12, max error Δ/2).
+pub fn initial_step(bound: BlockBound) -> f64 {
+    match bound {
+        BlockBound::Lossless => 0.0,
+        BlockBound::Rms(r) => r * 12f64.sqrt(),
+        BlockBound::Max(m) => 2.0 * m,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psnr_resolves_to_the_equivalent_rms() {
+        let BlockBound::Rms(r) = Target::Psnr(60.0).resolve(2.0) else {
+            panic!()
+        };
+        assert!((r - 2e-3).abs() < 1e-15);
+        assert_eq!(Target::Rel(1e-3).resolve(10.0), BlockBound::Max(1e-2));
+        assert_eq!(finite_range([f64::NAN, 3.0, f64::INFINITY, -1.0]), 4.0);
+        assert_eq!(finite_range([f64::NAN]), 0.0);
+    }
+
+    #[test]
+    fn stats_ignore_non_finite_originals_and_fail_on_nan_errors() {
+        let mut s = ErrorStats::default();
+        s.add(f64::NAN, f64::NAN);
+        s.add(1.0, 1.5);
+        assert_eq!((s.count, s.max_abs), (1, 0.5));
+        assert!(s.meets(BlockBound::Max(0.5)) && !s.meets(BlockBound::Max(0.4)));
+        let mut bad = ErrorStats::default();
+        bad.add(1.0, f64::NAN);
+        assert!(!bad.meets(BlockBound::Rms(1e9)) && !bad.meets(BlockBound::Max(1e9)));
+    }
+}

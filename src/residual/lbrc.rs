@@ -1,0 +1,288 @@
+//! LBRC: quantize the residual with a per-block step chosen for the target, 3D Lorenzo on the
+//! integers, zigzag, entropy coding. Non-finite values are kept aside and restored exactly.
+//!
+//! Payload: offset f64 | step f64 | specials | coder byte | coded integers. A block whose values
+//! all lie within the bound of `offset` is stored as a constant (offset and specials only).
+
+use crate::bound::{finite_min_max, initial_step, BlockBound, ErrorStats};
+use crate::dtype::ElementType;
+use crate::entropy::ints;
+use crate::error::{Error, Result};
+use crate::params::IntCoder;
+
+/// Integers beyond this make the float arithmetic inexact: such blocks are left to lossless.
+const MAX_Q: f64 = (1u64 << 50) as f64;
+
+/// How a block was coded.
+pub enum Coded {
+    /// Every finite value reconstructs as `offset`.
+    Constant(Vec<u8>),
+    Lbrc(Vec<u8>),
+}
+
+/// Rounds through the element type, as the decoder's output will be.
+fn as_type(v: f64, dtype: ElementType) -> f64 {
+    match dtype {
+        ElementType::F32 => v as f32 as f64,
+        ElementType::F64 => v,
+    }
+}
+
+fn reconstruct(offset: f64, step: f64, q: i64, dtype: ElementType) -> f64 {
+    as_type(offset + q as f64 * step, dtype)
+}
+
+/// Non-finite values: positions (delta-coded) and exact bits.
+fn write_specials(values: &[f64], dtype: ElementType, out: &mut Vec<u8>) {
+    let specials: Vec<usize> = (0..values.len())
+        .filter(|&i| !values[i].is_finite())
+        .collect();
+    ints::put_varint(out, specials.len() as u64);
+    let mut last = 0;
+    for &i in &specials {
+        ints::put_varint(out, (i - last) as u64);
+        last = i;
+        match dtype {
+            ElementType::F32 => out.extend_from_slice(&(values[i] as f32).to_bits().to_le_bytes()),
+            ElementType::F64 => out.extend_from_slice(&values[i].to_bits().to_le_bytes()),
+        }
+    }
+}
+
+fn read_specials(r: &mut ints::Reader, n: usize, dtype: ElementType) -> Result<Vec<(usize, f64)>> {
+    let count = r.varint()? as usize;
+    if count > n {
+        return Err(Error::Corrupt(
+            "more special values than the block holds".into(),
+        ));
+    }
+    let mut out = Vec::with_capacity(count);
+    let mut pos = 0usize;
+    for _ in 0..count {
+        pos = pos
+            .checked_add(r.varint()? as usize)
+            .filter(|&p| p < n)
+            .ok_or_else(|| Error::Corrupt("special value outside the block".into()))?;
+        let v = match dtype {
+            ElementType::F32 => {
+                f32::from_bits(u32::from_le_bytes(r.bytes(4)?.try_into().unwrap())) as f64
+            }
+            ElementType::F64 => f64::from_bits(u64::from_le_bytes(r.bytes(8)?.try_into().unwrap())),
+        };
+        out.push((pos, v));
+    }
+    Ok(out)
+}
+
+/// Quantizes with `step`, filling `q`; returns the errors, or None if the integers get too large.
+fn quantize(
+    values: &[f64],
+    offset: f64,
+    step: f64,
+    dtype: ElementType,
+    q: &mut Vec<i64>,
+) -> Option<ErrorStats> {
+    q.clear();
+    let mut stats = ErrorStats::default();
+    let inv = 1.0 / step;
+    let mut prev = 0i64;
+    for &x in values {
+        if x.is_finite() {
+            let t = ((x - offset) * inv).round();
+            if t.abs() > MAX_Q {
+                return None;
+            }
+            prev = t as i64;
+            stats.add(x, reconstruct(offset, step, prev, dtype));
+        }
+        // Non-finite values repeat their predecessor, so they cost little in the Lorenzo field.
+        q.push(prev);
+    }
+    Some(stats)
+}
+
+/// Picks the largest step (within a few trials) whose actual reconstruction meets `bound`.
+/// Returns the step and its integers, or None if no step works (left to lossless coding).
+fn choose_step(
+    values: &[f64],
+    offset: f64,
+    bound: BlockBound,
+    dtype: ElementType,
+) -> Option<(f64, Vec<i64>)> {
+    let mut step = initial_step(bound);
+    if !(step.is_finite() && step > 0.0) {
+        return None;
+    }
+    let mut q = Vec::with_capacity(values.len());
+    // Shrink until the estimate holds (float rounding, coarse data).
+    let mut tries = 0;
+    loop {
+        match quantize(values, offset, step, dtype, &mut q) {
+            Some(s) if s.meets(bound) => break,
+            None => return None,
+            Some(_) if tries >= 40 => return None,
+            Some(_) => {
+                step *= if tries < 4 { 0.97 } else { 0.5 };
+                tries += 1;
+            }
+        }
+    }
+    let mut good = (step, q.clone());
+    if tries > 0 {
+        return Some(good);
+    }
+    // Grow while the block still meets the bound, then bisect once between good and bad.
+    let mut bad = None;
+    for _ in 0..6 {
+        let s = good.0 * 1.15;
+        match quantize(values, offset, s, dtype, &mut q) {
+            Some(st) if st.meets(bound) => good = (s, q.clone()),
+            _ => {
+                bad = Some(s);
+                break;
+            }
+        }
+    }
+    if let Some(b) = bad {
+        let mid = 0.5 * (good.0 + b);
+        if let Some(st) = quantize(values, offset, mid, dtype, &mut q) {
+            if st.meets(bound) {
+                good = (mid, q);
+            }
+        }
+    }
+    Some(good)
+}
+
+/// First-order 3D Lorenzo with zero boundary, as three successive differences (in place).
+pub fn lorenzo_forward(q: &mut [i64], shape: [usize; 3]) {
+    let [a, b, c] = shape;
+    for row in q.chunks_exact_mut(c.max(1)) {
+        for k in (1..row.len()).rev() {
+            row[k] -= row[k - 1];
+        }
+    }
+    for plane in q.chunks_exact_mut((b * c).max(1)) {
+        for j in (1..b).rev() {
+            for k in 0..c {
+                plane[j * c + k] -= plane[(j - 1) * c + k];
+            }
+        }
+    }
+    let p = b * c;
+    for i in (1..a).rev() {
+        for k in 0..p {
+            q[i * p + k] -= q[(i - 1) * p + k];
+        }
+    }
+}
+
+/// Inverse of [`lorenzo_forward`]: three prefix sums. Wrapping, so hostile input cannot panic.
+pub fn lorenzo_inverse(q: &mut [i64], shape: [usize; 3]) {
+    let [a, b, c] = shape;
+    let p = b * c;
+    for i in 1..a {
+        for k in 0..p {
+            q[i * p + k] = q[i * p + k].wrapping_add(q[(i - 1) * p + k]);
+        }
+    }
+    for plane in q.chunks_exact_mut(p.max(1)) {
+        for j in 1..b {
+            for k in 0..c {
+                plane[j * c + k] = plane[j * c + k].wrapping_add(plane[(j - 1) * c + k]);
+            }
+        }
+    }
+    for row in q.chunks_exact_mut(c.max(1)) {
+        for k in 1..row.len() {
+            row[k] = row[k].wrapping_add(row[k - 1]);
+        }
+    }
+}
+
+/// Codes one block for `bound`, or returns None where lossless coding must take it.
+pub fn encode(
+    values: &[f64],
+    shape: [usize; 3],
+    bound: BlockBound,
+    dtype: ElementType,
+    coder: IntCoder,
+) -> Option<Coded> {
+    debug_assert_eq!(values.len(), shape.iter().product::<usize>());
+    let (lo, hi) = finite_min_max(values.iter().copied());
+    let offset = if hi >= lo {
+        as_type(0.5 * (lo + hi), dtype)
+    } else {
+        0.0
+    };
+    let mut head = Vec::with_capacity(32);
+    head.extend_from_slice(&offset.to_le_bytes());
+
+    // All finite values within the bound of the offset: a constant block.
+    let mut cst = ErrorStats::default();
+    values.iter().for_each(|&x| cst.add(x, offset));
+    if cst.meets(bound) {
+        write_specials(values, dtype, &mut head);
+        return Some(Coded::Constant(head));
+    }
+    let (step, mut q) = choose_step(values, offset, bound, dtype)?;
+    head.extend_from_slice(&step.to_le_bytes());
+    write_specials(values, dtype, &mut head);
+    lorenzo_forward(&mut q, shape);
+    coder.encode(&q, shape, &mut head);
+    Some(Coded::Lbrc(head))
+}
+
+/// Decodes a block coded by [`encode`]; `constant` tells which kind it is.
+pub fn decode(
+    payload: &[u8],
+    shape: [usize; 3],
+    dtype: ElementType,
+    constant: bool,
+) -> Result<Vec<f64>> {
+    let n: usize = shape.iter().product();
+    let mut r = ints::Reader::new(payload);
+    let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
+    let mut out = if constant {
+        vec![as_type(offset, dtype); n]
+    } else {
+        let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
+        if !(step.is_finite() && step > 0.0 && offset.is_finite()) {
+            return Err(Error::Corrupt("bad quantization step or offset".into()));
+        }
+        let specials = read_specials(&mut r, n, dtype)?;
+        let mut q = ints::decode(r.rest(), shape)?;
+        lorenzo_inverse(&mut q, shape);
+        let mut out: Vec<f64> = q
+            .iter()
+            .map(|&v| reconstruct(offset, step, v, dtype))
+            .collect();
+        for (i, v) in specials {
+            out[i] = v;
+        }
+        return Ok(out);
+    };
+    for (i, v) in read_specials(&mut r, n, dtype)? {
+        out[i] = v;
+    }
+    if !r.rest().is_empty() {
+        return Err(Error::Corrupt("trailing bytes in a constant block".into()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lorenzo_inverts() {
+        let shape = [3, 4, 5];
+        let orig: Vec<i64> = (0..60).map(|i| (i * i * 7 % 23) as i64 - 11).collect();
+        let mut q = orig.clone();
+        lorenzo_forward(&mut q, shape);
+        assert_ne!(q, orig);
+        lorenzo_inverse(&mut q, shape);
+        assert_eq!(q, orig);
+    }
+}
