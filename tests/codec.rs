@@ -4,47 +4,11 @@ use proptest::prelude::*;
 use residuum::{decode, decode_as, stream_info, Codec, Error};
 use std::path::PathBuf;
 
+mod common;
+use common::real_fields;
+
 fn lossless() -> Codec {
     Codec::from_pairs([("mode", "lossless")]).unwrap()
-}
-
-fn data_dir() -> PathBuf {
-    std::env::var_os("RESIDUUM_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")))
-}
-
-/// Real fields: (name, shape, values) from `../shared/data` (shape from the file name).
-fn real_fields() -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let dir = data_dir();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let p = e.unwrap().path();
-        if p.extension().is_none_or(|x| x != "f32") {
-            continue;
-        }
-        let stem = p.file_stem().unwrap().to_string_lossy().to_string();
-        let dims: Vec<usize> = stem
-            .rsplit('_')
-            .next()
-            .unwrap()
-            .split('x')
-            .map(|d| d.parse().unwrap())
-            .collect();
-        let bytes = std::fs::read(&p).unwrap();
-        let vals: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
-        assert_eq!(vals.len(), dims.iter().product::<usize>(), "{stem}");
-        out.push((stem, dims, vals));
-    }
-    assert!(
-        out.len() >= 5,
-        "expected the shared data files in {}",
-        dir.display()
-    );
-    out
 }
 
 fn assert_bits_eq<T: Copy + Into<f64>>(a: &[T], b: &[T]) {

@@ -25,7 +25,10 @@ pub fn plugin_dir() -> PathBuf {
 
 /// The ADIOS2 install this crate was built against.
 pub fn adios2_prefix() -> PathBuf {
-    PathBuf::from(env!("RESIDUUM_ADIOS2_PREFIX"))
+    PathBuf::from(
+        option_env!("RESIDUUM_ADIOS2_PREFIX")
+            .expect("residuum was built without the adios feature"),
+    )
 }
 
 /// A binary cargo built next to this test (examples live in target/<profile>/examples).
@@ -80,6 +83,45 @@ pub fn python() -> PathBuf {
         });
     assert!(p.is_file(), "{} missing: run scripts/setup.sh", p.display());
     p
+}
+
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("RESIDUUM_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data")))
+}
+
+/// Real fields: (name, shape, values) from `../shared/data` (shape from the file name).
+pub fn real_fields() -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let dir = data_dir();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "f32") {
+            continue;
+        }
+        let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+        let dims: Vec<usize> = stem
+            .rsplit('_')
+            .next()
+            .unwrap()
+            .split('x')
+            .map(|d| d.parse().unwrap())
+            .collect();
+        let bytes = std::fs::read(&p).unwrap();
+        let vals: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(vals.len(), dims.iter().product::<usize>(), "{stem}");
+        out.push((stem, dims, vals));
+    }
+    assert!(
+        out.len() >= 5,
+        "expected the shared data files in {}",
+        dir.display()
+    );
+    out
 }
 
 /// Runs a command, returning its output; panics with stderr if it fails to start.

@@ -1,0 +1,275 @@
+//! Error bounds hold on the actual reconstruction: every mode, every real field, hostile values,
+//! random fields and shapes; output bytes do not depend on the thread count.
+
+mod common;
+
+use proptest::prelude::*;
+use residuum::block::Grid;
+use residuum::{decode_as, stream_info, Codec};
+
+/// Range of the finite values.
+fn range(v: &[f64]) -> f64 {
+    let f = v.iter().filter(|x| x.is_finite());
+    let r = f.clone().fold(f64::NEG_INFINITY, |a, &b| a.max(b))
+        - f.fold(f64::INFINITY, |a, &b| a.min(b));
+    if r.is_nan() || r < 0.0 {
+        0.0 // no finite values
+    } else {
+        r
+    }
+}
+
+/// Checks `back` against `orig` for the target in `params`, using the stream's own block grid.
+fn check(params: &[(&str, String)], dims: &[usize], orig: &[f64], back: &[f64], stream: &[u8]) {
+    assert_eq!(orig.len(), back.len());
+    let r = range(orig);
+    for (i, (&x, &y)) in orig.iter().zip(back).enumerate() {
+        if !x.is_finite() {
+            assert_eq!(
+                x.to_bits(),
+                y.to_bits(),
+                "non-finite value {i} changed: {x} -> {y}"
+            );
+        }
+    }
+    let (key, val): (&str, f64) = (params[0].0, params[0].1.parse().unwrap());
+    match key {
+        "abs" | "rel" => {
+            let eps = if key == "abs" { val } else { val * r };
+            for (i, (&x, &y)) in orig.iter().zip(back).enumerate() {
+                if x.is_finite() {
+                    assert!(
+                        (x - y).abs() <= eps,
+                        "{key}={val}: |{x} - {y}| > {eps} at {i}"
+                    );
+                }
+            }
+        }
+        "nrmse" | "psnr" => {
+            let bound = if key == "nrmse" {
+                val * r
+            } else {
+                r * 10f64.powf(-val / 20.0)
+            };
+            let info = stream_info(stream).unwrap();
+            let grid = info.grid();
+            let to_bytes = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+            let (ob, bb) = (to_bytes(orig), to_bytes(back));
+            let g = Grid::new(grid.dims, grid.block);
+            let (mut total_sq, mut total_n) = (0.0, 0usize);
+            for i in 0..g.len() {
+                let b = g.block(i);
+                let o = g.gather_bytes(&ob, residuum::ElementType::F64, &b);
+                let d = g.gather_bytes(&bb, residuum::ElementType::F64, &b);
+                let (mut sq, mut n) = (0.0, 0usize);
+                for (x, y) in o.chunks_exact(8).zip(d.chunks_exact(8)) {
+                    let (x, y) = (
+                        f64::from_le_bytes(x.try_into().unwrap()),
+                        f64::from_le_bytes(y.try_into().unwrap()),
+                    );
+                    if x.is_finite() {
+                        sq += (x - y) * (x - y);
+                        n += 1;
+                    }
+                }
+                let rms = if n > 0 { (sq / n as f64).sqrt() } else { 0.0 };
+                assert!(rms <= bound, "{key}={val}: block {i} RMS {rms} > {bound}");
+                total_sq += sq;
+                total_n += n;
+            }
+            if key == "psnr" && total_n > 0 && r > 0.0 {
+                let psnr = 20.0 * (r / (total_sq / total_n as f64).sqrt()).log10();
+                assert!(psnr >= val, "PSNR {psnr} < {val}");
+            }
+        }
+        _ => unreachable!(),
+    }
+    let _ = dims;
+}
+
+fn targets(r: f64) -> Vec<Vec<(&'static str, String)>> {
+    vec![
+        vec![("nrmse", "1e-4".into())],
+        vec![("nrmse", "1e-5".into())],
+        vec![("nrmse", "1e-6".into())],
+        vec![("abs", format!("{}", 1e-4 * r.max(1e-30)))],
+        vec![("rel", "1e-5".into())],
+        vec![("psnr", "90".into())],
+    ]
+}
+
+fn round_trip_f32(params: &[(&str, String)], dims: &[usize], v32: &[f32]) -> Vec<u8> {
+    let codec = Codec::from_pairs(params.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
+    let s = codec.compress(dims, v32).unwrap();
+    let (d, back) = decode_as::<f32>(&s).unwrap();
+    assert_eq!(d, dims);
+    let orig: Vec<f64> = v32.iter().map(|&x| x as f64).collect();
+    let back: Vec<f64> = back.iter().map(|&x| x as f64).collect();
+    check(params, dims, &orig, &back, &s);
+    s
+}
+
+#[test]
+fn every_mode_holds_on_every_real_field() {
+    for (name, dims, vals) in common::real_fields() {
+        let r = range(&vals.iter().map(|&x| x as f64).collect::<Vec<_>>());
+        for t in targets(r) {
+            let s = round_trip_f32(&t, &dims, &vals);
+            assert!(s.len() < vals.len() * 4, "{name} {t:?} did not compress");
+        }
+    }
+}
+
+#[test]
+fn f64_fields_hold_too() {
+    let (_, dims, vals) = common::real_fields().into_iter().next().unwrap();
+    let v: Vec<f64> = vals
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| x as f64 + 1e-9 * (i % 7) as f64)
+        .collect();
+    for t in targets(range(&v)) {
+        let codec = Codec::from_pairs(t.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
+        let s = codec.compress(&dims, &v).unwrap();
+        let (_, back) = decode_as::<f64>(&s).unwrap();
+        check(&t, &dims, &v, &back, &s);
+    }
+}
+
+#[test]
+fn hostile_values_keep_their_bounds() {
+    let mut cases: Vec<(&str, Vec<usize>, Vec<f32>)> = vec![
+        ("constant", vec![9, 9, 9], vec![3.5; 729]),
+        ("all nan", vec![4, 4], vec![f32::NAN; 16]),
+        ("one element", vec![1], vec![42.0]),
+        ("empty", vec![0, 5], vec![]),
+        (
+            "1x1xN",
+            vec![1, 1, 300],
+            (0..300).map(|i| (i as f32 * 0.1).sin()).collect(),
+        ),
+        (
+            "denormals",
+            vec![50],
+            (0..50).map(|i| f32::from_bits(i * 3 + 1)).collect(),
+        ),
+        (
+            "huge range",
+            vec![64],
+            (0..64)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        3e38
+                    } else {
+                        -3e38 * (i as f32 / 64.0)
+                    }
+                })
+                .collect(),
+        ),
+        (
+            "near f32::MAX",
+            vec![40],
+            (0..40)
+                .map(|i| f32::MAX * (1.0 - i as f32 * 1e-3))
+                .collect(),
+        ),
+        (
+            "odd 4D",
+            vec![3, 5, 7, 11],
+            (0..1155).map(|i| (i as f32).sqrt()).collect(),
+        ),
+    ];
+    let mut mixed: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.37).cos() * 100.0).collect();
+    for (i, s) in [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        f32::from_bits(0x7fc0_1234),
+    ]
+    .iter()
+    .enumerate()
+    {
+        mixed[i * 97 + 3] = *s;
+    }
+    cases.push(("nan inf mixed", vec![10, 100], mixed));
+    for (name, dims, v) in cases {
+        let r = range(&v.iter().map(|&x| x as f64).collect::<Vec<_>>());
+        for t in targets(if r.is_finite() { r } else { 1.0 }) {
+            let codec = Codec::from_pairs(t.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
+            let s = codec
+                .compress(&dims, &v)
+                .unwrap_or_else(|e| panic!("{name} {t:?}: {e}"));
+            let (_, back) = decode_as::<f32>(&s).unwrap();
+            let o: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+            let b: Vec<f64> = back.iter().map(|&x| x as f64).collect();
+            check(&t, &dims, &o, &b, &s);
+        }
+    }
+}
+
+#[test]
+fn output_bytes_do_not_depend_on_thread_count() {
+    for (name, dims, vals) in common::real_fields().into_iter().take(3) {
+        for t in ["1e-4", "1e-6"] {
+            let enc = |threads: &str| {
+                Codec::from_pairs([("nrmse", t), ("threads", threads), ("block", "8x16x16")])
+                    .unwrap()
+                    .compress(&dims, &vals)
+                    .unwrap()
+            };
+            let one = enc("1");
+            assert!(
+                one == enc("2"),
+                "{name} nrmse={t}: bytes differ between 1 and 2 threads"
+            );
+            let pool = |n| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .unwrap()
+            };
+            let d1 = pool(1).install(|| decode_as::<f32>(&one).unwrap().1);
+            let d2 = pool(2).install(|| decode_as::<f32>(&one).unwrap().1);
+            assert!(d1.iter().zip(&d2).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn random_fields_and_shapes_keep_bounds(
+        dims in prop::collection::vec(1usize..12, 1..5),
+        block in prop::collection::vec(1usize..9, 3),
+        seed in any::<u64>(),
+        smooth in any::<bool>(),
+        mode in 0usize..4,
+        exp in 2i32..7,
+    ) {
+        let n: usize = dims.iter().product();
+        let mut x = seed | 1;
+        let v: Vec<f32> = (0..n).map(|i| {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            let noise = (x >> 40) as f32 / (1u64 << 24) as f32;
+            if smooth { (i as f32 * 0.05).sin() * 50.0 + noise } else { noise * 1e3 - 500.0 }
+        }).collect();
+        let t = 10f64.powi(-exp);
+        let r = range(&v.iter().map(|&x| x as f64).collect::<Vec<_>>());
+        let params: Vec<(&str, String)> = match mode {
+            0 => vec![("nrmse", t.to_string())],
+            1 => vec![("abs", (t * r.max(1e-3)).to_string())],
+            2 => vec![("rel", t.to_string())],
+            _ => vec![("psnr", (20.0 * exp as f64).to_string())],
+        };
+        let mut p = params.clone();
+        p.push(("block", format!("{}x{}x{}", block[0], block[1], block[2])));
+        let codec = Codec::from_pairs(p.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
+        let s = codec.compress(&dims, &v).unwrap();
+        let (_, back) = decode_as::<f32>(&s).unwrap();
+        let o: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+        let b: Vec<f64> = back.iter().map(|&x| x as f64).collect();
+        check(&params, &dims, &o, &b, &s);
+    }
+}
