@@ -156,7 +156,7 @@ fn choose_step(
 
 /// Predictor masks: bit d set means "difference along axis d". All three is first-order 3D
 /// Lorenzo; the last two, 2D Lorenzo in each plane; one bit, a 1D predictor along that axis.
-pub const LORENZO_3D: u8 = 0b111;
+pub(crate) const LORENZO_3D: u8 = 0b111;
 
 /// Lorenzo with zero boundary along the axes in `mask`, as successive first differences
 /// (in place).
@@ -279,11 +279,6 @@ fn choose_predictor(q: &[i64], shape: [usize; 3]) -> u8 {
             .sum();
         ent + raw[m as usize] as f64
     };
-    if std::env::var_os("RSD_DEBUG").is_some() {
-        for &m in &masks {
-            eprintln!("mask {m:03b} cost {}", cost(m));
-        }
-    }
     masks
         .into_iter()
         .min_by(|&x, &y| cost(x).total_cmp(&cost(y)))
