@@ -14,7 +14,8 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages -------------------------------------------------------------------------------
-PKGS=(libopenmpi-dev openmpi-bin libclang-dev clang cmake pkg-config g++ make curl)
+PKGS=(libopenmpi-dev openmpi-bin libclang-dev clang cmake pkg-config g++ make curl
+      libzstd-dev fonts-dejavu-core)  # SZ3 (benchmark peer) finds zstd; plots need a font
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

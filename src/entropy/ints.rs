@@ -79,42 +79,44 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The context of the value at `idx` from the classes already known.
+/// Context from the classes of the causal neighbours: previous value in the row (`w`), same
+/// position in the previous row (`n`) and plane (`b`); missing ones repeat a present one.
 #[inline(always)]
-fn context(
-    k: &[u8],
-    idx: usize,
-    j: usize,
-    l: usize,
-    plane: usize,
-    row: usize,
-    first_plane: bool,
-) -> usize {
-    let w = if l > 0 { k[idx - 1] as usize } else { 0 };
-    let n = if j > 0 { k[idx - row] as usize } else { w };
-    let b = if !first_plane {
-        k[idx - plane] as usize
-    } else {
-        n
-    };
-    ((2 * w + n + b + 2) / 4).min(CONTEXTS - 1)
+fn context(w: u8, n: u8, b: u8) -> usize {
+    ((2 * w as usize + n as usize + b as usize + 2) / 4).min(CONTEXTS - 1)
+}
+
+/// Calls `f(idx, ctx)` for every position in raster order, with the context computed from the
+/// classes in `k` (which `f` may fill in as it goes: only earlier positions are read).
+#[inline(always)]
+fn for_each_context(shape: [usize; 3], k: &mut [u8], mut f: impl FnMut(usize, usize, &mut [u8])) {
+    let [a, b, c] = shape;
+    let plane = b * c;
+    for i in 0..a {
+        for j in 0..b {
+            let base = (i * b + j) * c;
+            for l in 0..c {
+                let idx = base + l;
+                let w = if l > 0 { k[idx - 1] } else { 0 };
+                let n = if j > 0 { k[idx - c] } else { w };
+                let bk = if i > 0 { k[idx - plane] } else { n };
+                f(idx, context(w, n, bk), k);
+            }
+        }
+    }
 }
 
 /// Codes `r` (residuals of a block of `shape`) with the context coder, appending to `out`.
 pub fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>) {
     let n = r.len();
-    let [_, b, c] = shape;
-    let (row, plane) = (c, b * c);
     let z: Vec<u64> = r.iter().map(|&v| zigzag(v)).collect();
-    let k: Vec<u8> = z.iter().map(|&v| class(v)).collect();
+    let mut k: Vec<u8> = z.iter().map(|&v| class(v)).collect();
     let mut ctx = vec![0u8; n];
     let mut counts = vec![[0u32; SYMBOLS]; CONTEXTS];
-    for idx in 0..n {
-        let (i, j, l) = (idx / plane, (idx / row) % b, idx % row);
-        let cx = context(&k, idx, j, l, plane, row, i == 0);
+    for_each_context(shape, &mut k, |idx, cx, k| {
         ctx[idx] = cx as u8;
         counts[cx][k[idx] as usize] += 1;
-    }
+    });
     let tables: Vec<Table> = counts.iter().map(Table::from_counts).collect();
 
     out.push(CONTEXT);
@@ -230,7 +232,7 @@ struct BitWriter {
 impl BitWriter {
     #[inline(always)]
     fn put(&mut self, v: u64, bits: u32) {
-        // Split so the accumulator never overflows.
+        // Split so the accumulator (holding < 32 pending bits) never overflows.
         if bits > 32 {
             self.put(v >> 32, bits - 32);
             self.put(v & 0xffff_ffff, 32);
@@ -238,13 +240,18 @@ impl BitWriter {
         }
         self.acc = (self.acc << bits) | v;
         self.n += bits;
-        while self.n >= 8 {
-            self.n -= 8;
-            self.out.push((self.acc >> self.n) as u8);
+        if self.n >= 32 {
+            self.n -= 32;
+            self.out
+                .extend_from_slice(&((self.acc >> self.n) as u32).to_be_bytes());
         }
     }
 
     fn finish(mut self) -> Vec<u8> {
+        while self.n >= 8 {
+            self.n -= 8;
+            self.out.push((self.acc >> self.n) as u8);
+        }
         if self.n > 0 {
             self.out.push((self.acc << (8 - self.n)) as u8);
         }
@@ -266,14 +273,23 @@ impl BitReader<'_> {
             let hi = self.get(bits - 32)?;
             return Ok((hi << 32) | self.get(32)?);
         }
-        while self.n < bits {
-            let b = *self
-                .buf
-                .get(self.pos)
-                .ok_or_else(|| Error::Truncated("raw bits end early".into()))?;
-            self.pos += 1;
-            self.acc = (self.acc << 8) | b as u64;
-            self.n += 8;
+        if self.n < bits {
+            // Refill 32 bits at once where the buffer allows, else byte by byte.
+            if let Some(w) = self.buf.get(self.pos..self.pos + 4) {
+                self.acc = (self.acc << 32) | u32::from_be_bytes(w.try_into().unwrap()) as u64;
+                self.pos += 4;
+                self.n += 32;
+            } else {
+                while self.n < bits {
+                    let b = *self
+                        .buf
+                        .get(self.pos)
+                        .ok_or_else(|| Error::Truncated("raw bits end early".into()))?;
+                    self.pos += 1;
+                    self.acc = (self.acc << 8) | b as u64;
+                    self.n += 8;
+                }
+            }
         }
         self.n -= bits;
         Ok((self.acc >> self.n) & ((1u64 << bits) - 1))
@@ -292,8 +308,6 @@ pub fn decode(payload: &[u8], shape: [usize; 3]) -> Result<Vec<i64>> {
 }
 
 fn decode_context(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>> {
-    let [_, b, c] = shape;
-    let (row, plane) = (c, b * c);
     let used = u32::from_le_bytes(r.bytes(4)?.try_into().unwrap());
     if used >> CONTEXTS != 0 {
         return Err(Error::Corrupt("unknown contexts in use".into()));
@@ -339,45 +353,59 @@ fn decode_context(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>
     let mut x = u32::from_be_bytes(rans[..4].try_into().unwrap());
     let mut pos = 4;
     let mut k = vec![0u8; n];
-    for idx in 0..n {
-        let (i, j, l) = (idx / plane, (idx / row) % b, idx % row);
-        let cx = context(&k, idx, j, l, plane, row, i == 0);
-        let (t, lookup) = tables[cx]
-            .as_ref()
-            .ok_or_else(|| Error::Corrupt("context without a table".into()))?;
-        let slot = x & (PROB_SCALE - 1);
-        let s = lookup[slot as usize] as usize;
-        x = t.freq[s] * (x >> PROB_BITS) + slot - t.start[s];
-        while x < RANS_L {
-            let byte = *rans
-                .get(pos)
-                .ok_or_else(|| Error::Truncated("rANS stream ends early".into()))?;
-            x = (x << 8) | byte as u32;
-            pos += 1;
-        }
-        k[idx] = s as u8;
-    }
-    if pos != rans.len() || x != RANS_L {
-        return Err(Error::Corrupt(
-            "rANS stream does not end where it should".into(),
-        ));
-    }
+    let mut out = Vec::with_capacity(n);
     let mut bits = BitReader {
         buf: r.rest(),
         pos: 0,
         acc: 0,
         n: 0,
     };
-    let mut out = Vec::with_capacity(n);
-    for &kv in &k {
-        let z = match kv {
+    let mut failed = None;
+    // One pass: the class from rANS, then its raw bits, then the value.
+    for_each_context(shape, &mut k, |idx, cx, k| {
+        if failed.is_some() {
+            return;
+        }
+        let Some((t, lookup)) = tables[cx].as_ref() else {
+            failed = Some(Error::Corrupt("context without a table".into()));
+            return;
+        };
+        let slot = x & (PROB_SCALE - 1);
+        let s = lookup[slot as usize];
+        let si = s as usize;
+        x = t.freq[si] * (x >> PROB_BITS) + slot - t.start[si];
+        while x < RANS_L {
+            let Some(&byte) = rans.get(pos) else {
+                failed = Some(Error::Truncated("rANS stream ends early".into()));
+                return;
+            };
+            x = (x << 8) | byte as u32;
+            pos += 1;
+        }
+        k[idx] = s;
+        let z = match s {
             0 => 0,
             1 => 1,
-            _ => (1u64 << (kv - 1)) | bits.get(kv as u32 - 1)?,
+            _ => match bits.get(s as u32 - 1) {
+                Ok(m) => (1u64 << (s - 1)) | m,
+                Err(e) => {
+                    failed = Some(e);
+                    return;
+                }
+            },
         };
         out.push(unzigzag(z));
+    });
+    if let Some(e) = failed {
+        return Err(e);
     }
-    if bits.buf.len() - bits.pos > 0 {
+    if pos != rans.len() || x != RANS_L {
+        return Err(Error::Corrupt(
+            "rANS stream does not end where it should".into(),
+        ));
+    }
+    // Only padding of the last byte may remain.
+    if bits.buf.len() - bits.pos > 0 || bits.n >= 8 {
         return Err(Error::Corrupt("trailing raw bits".into()));
     }
     Ok(out)

@@ -88,11 +88,13 @@ fn quantize(
     let mut prev = 0i64;
     for &x in values {
         if x.is_finite() {
-            let t = ((x - offset) * inv).round();
+            let t = (x - offset) * inv;
             if t.abs() > MAX_Q {
                 return None;
             }
-            prev = t as i64;
+            // Round half away from zero by truncation: any integer is correct here, because the
+            // reconstruction is verified, and this avoids a libm call per value.
+            prev = (t + 0.5f64.copysign(t)) as i64;
             stats.add(x, reconstruct(offset, step, prev, dtype));
         }
         // Non-finite values repeat their predecessor, so they cost little in the Lorenzo field.
@@ -101,8 +103,19 @@ fn quantize(
     Some(stats)
 }
 
-/// Picks the largest step (within a few trials) whose actual reconstruction meets `bound`.
-/// Returns the step and its integers, or None if no step works (left to lossless coding).
+/// How much of `bound` the errors use (1: all of it).
+fn used(stats: &ErrorStats, bound: BlockBound) -> f64 {
+    match bound {
+        BlockBound::Rms(r) => stats.rms() / r,
+        BlockBound::Max(m) => stats.max_abs / m,
+        BlockBound::Lossless => 1.0,
+    }
+}
+
+/// Picks a large step whose actual reconstruction meets `bound`: the uniform quantizer's
+/// estimate, shrunk until it holds, or grown by the headroom its measured error leaves (errors
+/// scale about linearly with the step). Returns the step and its integers, or None if no step
+/// works (the block is then coded losslessly).
 fn choose_step(
     values: &[f64],
     offset: f64,
@@ -114,11 +127,10 @@ fn choose_step(
         return None;
     }
     let mut q = Vec::with_capacity(values.len());
-    // Shrink until the estimate holds (float rounding, coarse data).
     let mut tries = 0;
-    loop {
+    let stats = loop {
         match quantize(values, offset, step, dtype, &mut q) {
-            Some(s) if s.meets(bound) => break,
+            Some(s) if s.meets(bound) => break s,
             None => return None,
             Some(_) if tries >= 40 => return None,
             Some(_) => {
@@ -126,32 +138,18 @@ fn choose_step(
                 tries += 1;
             }
         }
+    };
+    let headroom = used(&stats, bound);
+    if tries > 0 || headroom > 0.9 {
+        return Some((step, q));
     }
-    let mut good = (step, q.clone());
-    if tries > 0 {
-        return Some(good);
+    // Coarse or clustered data: the error stays well below the bound, so a larger step may hold.
+    let grown = step * (0.97 / headroom.max(1e-3)).min(8.0);
+    let mut q2 = Vec::with_capacity(values.len());
+    match quantize(values, offset, grown, dtype, &mut q2) {
+        Some(s) if s.meets(bound) => Some((grown, q2)),
+        _ => Some((step, q)),
     }
-    // Grow while the block still meets the bound, then bisect once between good and bad.
-    let mut bad = None;
-    for _ in 0..6 {
-        let s = good.0 * 1.15;
-        match quantize(values, offset, s, dtype, &mut q) {
-            Some(st) if st.meets(bound) => good = (s, q.clone()),
-            _ => {
-                bad = Some(s);
-                break;
-            }
-        }
-    }
-    if let Some(b) = bad {
-        let mid = 0.5 * (good.0 + b);
-        if let Some(st) = quantize(values, offset, mid, dtype, &mut q) {
-            if st.meets(bound) {
-                good = (mid, q);
-            }
-        }
-    }
-    Some(good)
 }
 
 /// Predictor masks: bit d set means "difference along axis d". All three is first-order 3D
@@ -227,7 +225,8 @@ fn choose_predictor(q: &[i64], shape: [usize; 3]) -> u8 {
     if masks.len() <= 1 || n < 64 {
         return masks.first().copied().unwrap_or(LORENZO_3D);
     }
-    let stride = (n / 4096).clamp(1, 7) | 1;
+    // About 4096 samples, an odd stride so they do not line up with rows.
+    let stride = (n / 4096).max(1) | 1;
     let mut hist = vec![[0u32; 64]; 8];
     let mut raw = [0u64; 8];
     let at = |i: usize, j: usize, k: usize, di: usize, dj: usize, dk: usize| -> i64 {
@@ -303,12 +302,22 @@ pub fn encode(
     let mut head = Vec::with_capacity(32);
     head.extend_from_slice(&offset.to_le_bytes());
 
-    // All finite values within the bound of the offset: a constant block.
-    let mut cst = ErrorStats::default();
-    values.iter().for_each(|&x| cst.add(x, offset));
-    if cst.meets(bound) {
-        write_specials(values, dtype, &mut head);
-        return Some(Coded::Constant(head));
+    // All finite values within the bound of the offset: a constant block. The extreme value
+    // alone lower-bounds the errors (max |x − offset| ≥ half the range, RMS ≥ that / √n), so
+    // the full check runs only where it can succeed.
+    let half = 0.5 * (hi - lo);
+    let possible = match bound {
+        BlockBound::Rms(r) => half <= r * (values.len() as f64).sqrt() * 1.001,
+        BlockBound::Max(m) => half <= m * 1.001,
+        BlockBound::Lossless => false,
+    };
+    if possible || hi < lo {
+        let mut cst = ErrorStats::default();
+        values.iter().for_each(|&x| cst.add(x, offset));
+        if cst.meets(bound) {
+            write_specials(values, dtype, &mut head);
+            return Some(Coded::Constant(head));
+        }
     }
     let (step, mut q) = choose_step(values, offset, bound, dtype)?;
     head.extend_from_slice(&step.to_le_bytes());

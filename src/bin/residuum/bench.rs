@@ -1,0 +1,411 @@
+//! `residuum bench`: residuum against SZ3 (interpolation and Lorenzo+regression) and ZFP on the
+//! same fields and NRMSE targets, in one run. Each peer gets its best chance: the largest error
+//! bound whose global NRMSE stays within the target. Prints a table; writes a CSV and a PNG.
+
+use crate::input;
+#[cfg(feature = "peers")]
+use crate::peers::Peer;
+use indicatif::{ProgressBar, ProgressStyle};
+use residuum::block::{fold3, Grid};
+use residuum::metrics::quality;
+use residuum::{decode_as, Codec};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct Field {
+    pub name: String,
+    pub dims: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// One measured point.
+#[derive(Clone)]
+pub struct Row {
+    pub field: String,
+    pub target: f64,
+    pub codec: String,
+    pub bytes: usize,
+    pub cr: f64,
+    pub nrmse: f64,
+    pub worst_block: f64,
+    pub compress_mbs: f64,
+    pub decompress_mbs: f64,
+    /// The error bound the codec was given (the target for residuum).
+    pub bound: f64,
+}
+
+/// Loads the `.f32` files of `dir` (shape from the name, e.g. `x_100x64x128.f32`) and `.npy` files.
+pub fn load_fields(paths: &[PathBuf]) -> Result<Vec<Field>, String> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|f| f.extension().is_some_and(|x| x == "f32" || x == "npy"))
+                .collect();
+            v.sort();
+            files.extend(v);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    files
+        .iter()
+        .map(|f| {
+            let stem = f
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            let a = if f.extension().is_some_and(|x| x == "npy") {
+                input::load(f, None, None)?
+            } else {
+                let dims = stem.rsplit('_').next().unwrap_or_default();
+                input::load(f, Some(dims), Some(residuum::ElementType::F32))?
+            };
+            if a.dtype != residuum::ElementType::F32 {
+                return Err(format!(
+                    "{}: the benchmark takes float32 fields",
+                    f.display()
+                ));
+            }
+            let values = a
+                .bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            Ok(Field {
+                name: stem,
+                dims: a.dims,
+                values,
+            })
+        })
+        .collect()
+}
+
+/// Best of `reps` timings of `f`, in seconds.
+fn best_time<R>(reps: usize, mut f: impl FnMut() -> R) -> (f64, R) {
+    let mut best = f64::INFINITY;
+    let mut out = None;
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        let r = f();
+        best = best.min(t.elapsed().as_secs_f64());
+        out = Some(r);
+    }
+    (best, out.unwrap())
+}
+
+fn pool(n: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .expect("thread pool")
+}
+
+#[cfg(feature = "peers")]
+fn global_nrmse(orig: &[f32], back: &[f32], range: f64) -> f64 {
+    let (mut sq, mut n) = (0.0, 0usize);
+    for (&x, &y) in orig.iter().zip(back) {
+        if x.is_finite() {
+            let d = x as f64 - y as f64;
+            sq += d * d;
+            n += 1;
+        }
+    }
+    if n == 0 || range == 0.0 {
+        0.0
+    } else {
+        (sq / n as f64).sqrt() / range
+    }
+}
+
+/// residuum on `threads` threads (compression and decompression).
+fn measure_residuum(f: &Field, target: f64, threads: usize, reps: usize) -> Result<Row, String> {
+    let codec = Codec::from_pairs([
+        ("nrmse", target.to_string()),
+        ("threads", threads.to_string()),
+    ])
+    .map_err(|e| e.to_string())?;
+    let (tc, s) = best_time(reps, || codec.compress(&f.dims, &f.values));
+    let s = s.map_err(|e| e.to_string())?;
+    let p = pool(threads);
+    let (td, back) = best_time(reps, || p.install(|| decode_as::<f32>(&s)));
+    let (_, back) = back.map_err(|e| e.to_string())?;
+    let info = residuum::stream_info(&s).map_err(|e| e.to_string())?;
+    let o: Vec<f64> = f.values.iter().map(|&v| v as f64).collect();
+    let b: Vec<f64> = back.iter().map(|&v| v as f64).collect();
+    let q = quality(&o, &b, &Grid::new(fold3(&f.dims), info.block));
+    let mb = (f.values.len() * 4) as f64 / 1e6;
+    Ok(Row {
+        field: f.name.clone(),
+        target,
+        codec: if threads == 1 {
+            "residuum".into()
+        } else {
+            format!("residuum {threads} threads")
+        },
+        bytes: s.len(),
+        cr: (f.values.len() * 4) as f64 / s.len() as f64,
+        nrmse: q.nrmse,
+        worst_block: q.worst_block_nrmse,
+        compress_mbs: mb / tc,
+        decompress_mbs: mb / td,
+        bound: target,
+    })
+}
+
+/// A peer at the largest bound whose global NRMSE is within `target`.
+#[cfg(feature = "peers")]
+fn measure_peer(
+    peer: Peer,
+    f: &Field,
+    target: f64,
+    range: f64,
+    reps: usize,
+) -> Result<Row, String> {
+    let eval = |eb: f64| -> Result<(usize, f64), String> {
+        let c = peer.compress(&f.values, &f.dims, eb)?;
+        let back = peer.decompress(&c, f.values.len(), &f.dims, eb)?;
+        Ok((c.len(), global_nrmse(&f.values, &back, range)))
+    };
+    // Bracket, then bisect geometrically.
+    let mut eb = target * range * 3f64.sqrt();
+    let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);
+    for _ in 0..60 {
+        let (_, n) = eval(eb)?;
+        if n <= target {
+            good = Some(eb);
+            if bad.is_some() {
+                break;
+            }
+            eb *= 2.0;
+        } else {
+            bad = Some(eb);
+            if good.is_some() {
+                break;
+            }
+            eb *= 0.5;
+        }
+    }
+    let mut good = good.ok_or(format!("{}: no bound meets NRMSE {target}", peer.name()))?;
+    if let Some(mut bad) = bad {
+        for _ in 0..10 {
+            let mid = (good * bad).sqrt();
+            if eval(mid)?.1 <= target {
+                good = mid;
+            } else {
+                bad = mid;
+            }
+        }
+    }
+    let (tc, c) = best_time(reps, || peer.compress(&f.values, &f.dims, good));
+    let c = c?;
+    let (td, back) = best_time(reps, || peer.decompress(&c, f.values.len(), &f.dims, good));
+    let back = back?;
+    let mb = (f.values.len() * 4) as f64 / 1e6;
+    Ok(Row {
+        field: f.name.clone(),
+        target,
+        codec: peer.name().into(),
+        bytes: c.len(),
+        cr: (f.values.len() * 4) as f64 / c.len() as f64,
+        nrmse: global_nrmse(&f.values, &back, range),
+        worst_block: f64::NAN,
+        compress_mbs: mb / tc,
+        decompress_mbs: mb / td,
+        bound: good,
+    })
+}
+
+/// The data's own storage step: the smallest gap between distinct finite values (0 if none).
+fn storage_step(v: &[f32]) -> f64 {
+    let mut s: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    s.sort_by(f32::total_cmp);
+    s.dedup();
+    s.windows(2)
+        .map(|w| (w[1] - w[0]) as f64)
+        .fold(f64::INFINITY, f64::min)
+}
+
+pub struct BenchArgs {
+    pub inputs: Vec<PathBuf>,
+    pub targets: Vec<f64>,
+    pub out: PathBuf,
+    pub reps: usize,
+}
+
+pub fn run(args: &BenchArgs) -> Result<(), String> {
+    let fields = load_fields(&args.inputs)?;
+    if fields.is_empty() {
+        return Err("no .f32 or .npy fields found".into());
+    }
+    let peers = if cfg!(feature = "peers") { 3 } else { 0 };
+    let bar = ProgressBar::new((fields.len() * args.targets.len() * (2 + peers)) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}").unwrap(),
+    );
+    let mut rows = Vec::new();
+    let mut floors = Vec::new();
+    for f in &fields {
+        let range = residuum::bound::finite_range(f.values.iter().map(|&v| v as f64));
+        let step = storage_step(&f.values);
+        for &t in &args.targets {
+            // Below the data's own storage step every codec turns lossless: reported, not judged.
+            if t * range * 12f64.sqrt() < step {
+                floors.push((f.name.clone(), t, step));
+            }
+            for threads in [1, 2] {
+                bar.set_message(format!("{} {t:e} residuum {threads}T", f.name));
+                rows.push(measure_residuum(f, t, threads, args.reps)?);
+                bar.inc(1);
+            }
+            #[cfg(feature = "peers")]
+            for peer in Peer::ALL {
+                bar.set_message(format!("{} {t:e} {}", f.name, peer.name()));
+                rows.push(measure_peer(peer, f, t, range, args.reps)?);
+                bar.inc(1);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let csv = args.out.join("bench.csv");
+    write_csv(&rows, &csv)?;
+    let png = args.out.join("rate_distortion.png");
+    crate::plot::rate_distortion(
+        &rows,
+        &fields.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+        &png,
+    )?;
+    print!("{}", report(&rows, &args.targets, &floors));
+    println!("wrote {} and {}", csv.display(), png.display());
+    Ok(())
+}
+
+fn write_csv(rows: &[Row], path: &Path) -> Result<(), String> {
+    let mut s = String::from(
+        "field,target,codec,bytes,cr,nrmse,worst_block_nrmse,compress_mb_s,decompress_mb_s,bound\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{},{:e},{},{},{:.4},{:.4e},{:.4e},{:.1},{:.1},{:.6e}",
+            r.field,
+            r.target,
+            r.codec,
+            r.bytes,
+            r.cr,
+            r.nrmse,
+            r.worst_block,
+            r.compress_mbs,
+            r.decompress_mbs,
+            r.bound
+        );
+    }
+    std::fs::write(path, s).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn geomean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp()
+}
+
+/// The comparison table and per-target summary.
+fn report(rows: &[Row], targets: &[f64], floors: &[(String, f64, f64)]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n{:<34} {:>7} {:>8} {:>8} {:<24} {:>6} {:>9} {:>9} {:>7}",
+        "field", "target", "CR", "best", "best peer", "ratio", "comp x", "decomp x", "2T/1T"
+    );
+    // Per target: CR ratios, compression and decompression speed ratios, 2-thread scaling.
+    type Summary = (f64, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>);
+    let mut summary: Vec<Summary> = Vec::new();
+    for &t in targets {
+        let (mut ratios, mut comp, mut decomp, mut scale) = (vec![], vec![], vec![], vec![]);
+        let mut fields: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.target == t)
+            .map(|r| r.field.as_str())
+            .collect();
+        fields.dedup();
+        for f in fields {
+            let get = |c: &str| {
+                rows.iter()
+                    .find(|r| r.field == f && r.target == t && r.codec == c)
+            };
+            let (Some(one), Some(two)) = (get("residuum"), get("residuum 2 threads")) else {
+                continue;
+            };
+            let peers: Vec<&Row> = rows
+                .iter()
+                .filter(|r| r.field == f && r.target == t && !r.codec.starts_with("residuum"))
+                .collect();
+            let best = peers.iter().max_by(|a, b| a.cr.total_cmp(&b.cr));
+            // Speed against SZ3 in the mode that compresses best.
+            let sz3 = peers
+                .iter()
+                .filter(|r| r.codec.starts_with("SZ3"))
+                .max_by(|a, b| a.cr.total_cmp(&b.cr));
+            let floor = floors.iter().any(|(n, ft, _)| n == f && *ft == t);
+            let ratio = best.map(|b| one.cr / b.cr);
+            let (cx, dx) = sz3.map_or((f64::NAN, f64::NAN), |z| {
+                (
+                    one.compress_mbs / z.compress_mbs,
+                    one.decompress_mbs / z.decompress_mbs,
+                )
+            });
+            let _ = writeln!(
+                s,
+                "{:<34} {:>7.0e} {:>8.3} {:>8.3} {:<24} {:>6.3} {:>9.2} {:>9.2} {:>7.2}{}",
+                f,
+                t,
+                one.cr,
+                best.map_or(f64::NAN, |b| b.cr),
+                best.map_or("-", |b| b.codec.as_str()),
+                ratio.unwrap_or(f64::NAN),
+                cx,
+                dx,
+                two.compress_mbs / one.compress_mbs,
+                if floor {
+                    "  (below the data's storage step)"
+                } else {
+                    ""
+                }
+            );
+            if let Some(r) = ratio {
+                if !floor {
+                    ratios.push(r);
+                }
+            }
+            if cx.is_finite() {
+                comp.push(cx);
+                decomp.push(dx);
+            }
+            scale.push(two.compress_mbs / one.compress_mbs);
+        }
+        summary.push((t, ratios, comp, decomp, scale));
+    }
+    let _ = writeln!(
+        s,
+        "\nper target (fields below their storage step excluded from CR):"
+    );
+    for (t, r, c, d, sc) in summary {
+        let min = r.iter().copied().fold(f64::INFINITY, f64::min);
+        let _ = writeln!(
+            s,
+            "  {t:.0e}: CR vs best peer: min {min:.3}, geomean {:.3}; 1-core speed vs SZ3: compress {:.2}x, decompress {:.2}x (geomean); 2 threads vs 1: {:.2}x",
+            geomean(&r),
+            geomean(&c),
+            geomean(&d),
+            geomean(&sc)
+        );
+    }
+    s
+}

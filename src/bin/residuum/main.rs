@@ -1,0 +1,273 @@
+//! The `residuum` command line, in the style SZ3 users know:
+//!
+//! residuum compress -i field.f32 --dims 744x33x49 --type f32 --nrmse 1e-5 -o field.rsd
+//! residuum decompress -i field.rsd -o field.out
+//! residuum eval -i field.f32 --dims 744x33x49 --type f32 --nrmse 1e-5
+//! residuum info -i field.rsd
+
+mod bench;
+mod input;
+#[cfg(feature = "peers")]
+mod peers;
+mod plot;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use residuum::block::{fold3, Grid};
+use residuum::metrics::quality;
+use residuum::{Codec, ElementType};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "residuum",
+    version,
+    about = "Error-bounded compression of scientific floating-point data"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Type {
+    F32,
+    F64,
+}
+
+/// The input array: raw little-endian (needs --dims, --type) or .npy.
+#[derive(Args)]
+struct InputArgs {
+    #[arg(short, long)]
+    input: PathBuf,
+    /// Shape, slowest dimension first, e.g. 744x33x49.
+    #[arg(long)]
+    dims: Option<String>,
+    #[arg(long, value_enum)]
+    r#type: Option<Type>,
+}
+
+/// Error target and codec parameters.
+#[derive(Args)]
+struct CodecArgs {
+    /// Per-block NRMSE target (RMS error ≤ τ · value range in every block).
+    #[arg(long, group = "target")]
+    nrmse: Option<f64>,
+    /// Pointwise absolute error bound.
+    #[arg(long, group = "target")]
+    abs: Option<f64>,
+    /// Pointwise error bound relative to the value range.
+    #[arg(long, group = "target")]
+    rel: Option<f64>,
+    /// Global PSNR target in dB.
+    #[arg(long, group = "target")]
+    psnr: Option<f64>,
+    /// Bit-exact compression.
+    #[arg(long, group = "target")]
+    lossless: bool,
+    /// More operator parameters as key=value (block=16x64x64, threads=2, range=..., level=...).
+    #[arg(long = "param", short = 'p')]
+    params: Vec<String>,
+}
+
+impl CodecArgs {
+    fn codec(&self) -> Result<Codec, String> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (k, v) in [
+            ("nrmse", self.nrmse),
+            ("abs", self.abs),
+            ("rel", self.rel),
+            ("psnr", self.psnr),
+        ] {
+            if let Some(v) = v {
+                pairs.push((k.into(), v.to_string()));
+            }
+        }
+        for p in &self.params {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or(format!("--param '{p}': expected key=value"))?;
+            pairs.push((k.into(), v.into()));
+        }
+        Codec::from_pairs(pairs).map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compress an array into a residuum stream.
+    Compress {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        codec: CodecArgs,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Decompress a residuum stream into a raw little-endian array.
+    Decompress {
+        #[arg(short, long)]
+        input: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Compress and decompress in memory; report ratio, errors and speed.
+    Eval {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        codec: CodecArgs,
+    },
+    /// Compare residuum with SZ3 and ZFP (feature `peers`) over fields and NRMSE targets.
+    Bench {
+        /// Fields: .f32 files named with their shape (e.g. x_100x64x128.f32), .npy files, or
+        /// directories of them.
+        #[arg(default_value = "../shared/data")]
+        inputs: Vec<PathBuf>,
+        /// NRMSE targets.
+        #[arg(long, value_delimiter = ',', default_value = "1e-4,1e-5,1e-6")]
+        targets: Vec<f64>,
+        /// Where bench.csv and rate_distortion.png go.
+        #[arg(long, default_value = "bench-out")]
+        out: PathBuf,
+        /// Timing repetitions (the best counts).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
+    /// Print a stream's header.
+    Info {
+        #[arg(short, long)]
+        input: PathBuf,
+    },
+}
+
+fn dtype(t: Option<Type>) -> Option<ElementType> {
+    t.map(|t| match t {
+        Type::F32 => ElementType::F32,
+        Type::F64 => ElementType::F64,
+    })
+}
+
+fn compress(codec: &Codec, a: &input::Array) -> Result<Vec<u8>, String> {
+    let mut out = vec![0u8; codec.max_compressed_len(a.dtype, &a.dims)];
+    let n = codec
+        .compress_bytes(a.dtype, &a.dims, &a.bytes, &mut out)
+        .map_err(|e| e.to_string())?;
+    out.truncate(n);
+    Ok(out)
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Compress {
+            input,
+            codec,
+            output,
+        } => {
+            let a = input::load(&input.input, input.dims.as_deref(), dtype(input.r#type))?;
+            let s = compress(&codec.codec()?, &a)?;
+            std::fs::write(&output, &s).map_err(|e| format!("{}: {e}", output.display()))?;
+            println!(
+                "{} -> {}: {} -> {} bytes, ratio {:.3}",
+                input.input.display(),
+                output.display(),
+                a.bytes.len(),
+                s.len(),
+                a.bytes.len() as f64 / s.len() as f64
+            );
+        }
+        Command::Decompress { input, output } => {
+            let s = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
+            let (_, bytes) =
+                residuum::decode(&s).map_err(|e| format!("{}: {e}", input.display()))?;
+            std::fs::write(&output, &bytes).map_err(|e| format!("{}: {e}", output.display()))?;
+        }
+        Command::Eval { input, codec } => {
+            let a = input::load(&input.input, input.dims.as_deref(), dtype(input.r#type))?;
+            let codec = codec.codec()?;
+            let t0 = Instant::now();
+            let s = compress(&codec, &a)?;
+            let tc = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let (info, back) = residuum::decode(&s).map_err(|e| e.to_string())?;
+            let td = t1.elapsed().as_secs_f64();
+            let grid = Grid::new(fold3(&a.dims), info.block);
+            let q = quality(&a.values(), &input::to_f64(&back, a.dtype), &grid);
+            let mb = a.bytes.len() as f64 / 1e6;
+            println!(
+                "file {}  dims {:?}  type {}  target {} {}",
+                input.input.display(),
+                a.dims,
+                a.dtype,
+                info.target.name(),
+                info.target.value()
+            );
+            println!(
+                "CR {:.4}  ({} -> {} bytes, {:.4} bits/value)",
+                a.bytes.len() as f64 / s.len() as f64,
+                a.bytes.len(),
+                s.len(),
+                s.len() as f64 * 8.0 / (a.bytes.len() / a.dtype.size()).max(1) as f64
+            );
+            println!(
+                "NRMSE global {:.4e}  worst block {:.4e}  PSNR {:.2} dB  max error {:.4e}",
+                q.nrmse, q.worst_block_nrmse, q.psnr, q.max_abs
+            );
+            println!(
+                "compress {:.1} MB/s  decompress {:.1} MB/s",
+                mb / tc,
+                mb / td
+            );
+            if q.specials_changed > 0 {
+                return Err(format!(
+                    "{} NaN/Inf values were not reproduced",
+                    q.specials_changed
+                ));
+            }
+        }
+        Command::Bench {
+            inputs,
+            targets,
+            out,
+            reps,
+        } => {
+            if !cfg!(feature = "peers") {
+                eprintln!("residuum: built without the `peers` feature: measuring residuum alone");
+            }
+            bench::run(&bench::BenchArgs {
+                inputs,
+                targets,
+                out,
+                reps,
+            })?;
+        }
+        Command::Info { input } => {
+            let s = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
+            let info =
+                residuum::stream_info(&s).map_err(|e| format!("{}: {e}", input.display()))?;
+            let dims: Vec<String> = info.dims.iter().map(ToString::to_string).collect();
+            println!(
+                "type {}, dims {}, mode {} {}, block {:?}, {} bytes -> {} bytes",
+                info.dtype,
+                dims.join("x"),
+                info.target.name(),
+                info.target.value(),
+                info.block,
+                info.decoded_len(),
+                s.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("residuum: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The rate-distortion PNG of `residuum bench`: compression ratio against NRMSE target, one
+//! panel per field, one line per codec.
+
+use crate::bench::Row;
+use plotters::prelude::*;
+use std::path::Path;
+
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+pub fn rate_distortion(rows: &[Row], fields: &[String], path: &Path) -> Result<(), String> {
+    let font =
+        std::fs::read(FONT).map_err(|e| format!("{FONT}: {e} (install fonts-dejavu-core)"))?;
+    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
+        .map_err(|_| "cannot load the plot font".to_string())?;
+    let cols = 3.min(fields.len()).max(1);
+    let nrows = fields.len().div_ceil(cols);
+    let root =
+        BitMapBackend::new(path, (420 * cols as u32, 320 * nrows as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let mut codecs: Vec<&str> = rows
+        .iter()
+        .map(|r| r.codec.as_str())
+        .filter(|c| *c != "residuum 2 threads")
+        .collect();
+    codecs.dedup();
+    codecs.sort();
+    codecs.dedup();
+    for (panel, field) in root.split_evenly((nrows, cols)).iter().zip(fields) {
+        let pts: Vec<&Row> = rows.iter().filter(|r| &r.field == field).collect();
+        let (tmin, tmax) = pts.iter().fold((f64::INFINITY, 0f64), |(a, b), r| {
+            (a.min(r.target), b.max(r.target))
+        });
+        let cmax = pts.iter().map(|r| r.cr).fold(1f64, f64::max) * 1.1;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(field, ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .build_cartesian_2d((tmin * 0.7..tmax * 1.4).log_scale(), 0.0..cmax)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("NRMSE target")
+            .y_desc("compression ratio")
+            .x_label_formatter(&|x| format!("{x:.0e}"))
+            .label_style(("sans-serif", 11))
+            .draw()
+            .map_err(err)?;
+        for (i, c) in codecs.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let mut line: Vec<(f64, f64)> = pts
+                .iter()
+                .filter(|r| r.codec == *c)
+                .map(|r| (r.target, r.cr))
+                .collect();
+            line.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart
+                .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
+                .map_err(err)?
+                .label(*c)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2))
+                });
+            chart
+                .draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 10))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(|e| e.to_string())
+}
