@@ -109,13 +109,21 @@ fn for_each_context(shape: [usize; 3], k: &mut [u8], mut f: impl FnMut(usize, us
 /// Codes `r` (residuals of a block of `shape`) with the context coder, appending to `out`.
 pub fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>) {
     let n = r.len();
-    let z: Vec<u64> = r.iter().map(|&v| zigzag(v)).collect();
-    let mut k: Vec<u8> = z.iter().map(|&v| class(v)).collect();
+    // One forward pass: classes, contexts (from earlier classes only), their counts, and the raw
+    // bits, which are written in this order.
+    let mut k = vec![0u8; n];
     let mut ctx = vec![0u8; n];
     let mut counts = vec![[0u32; SYMBOLS]; CONTEXTS];
+    let mut bits = BitWriter::default();
     for_each_context(shape, &mut k, |idx, cx, k| {
+        let z = zigzag(r[idx]);
+        let kv = class(z);
+        k[idx] = kv;
         ctx[idx] = cx as u8;
-        counts[cx][k[idx] as usize] += 1;
+        counts[cx][kv as usize] += 1;
+        if kv > 1 {
+            bits.put(z & ((1u64 << (kv - 1)) - 1), kv as u32 - 1);
+        }
     });
     let tables: Vec<Table> = counts.iter().map(Table::from_counts).collect();
 
@@ -137,18 +145,23 @@ pub fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>) {
     }
 
     // rANS runs backwards; the raw bits forwards.
+    let enc: Vec<Vec<EncSymbol>> = tables
+        .iter()
+        .map(|t| {
+            (0..SYMBOLS)
+                .map(|s| EncSymbol::new(t.start[s], t.freq[s]))
+                .collect()
+        })
+        .collect();
     let mut bytes = Vec::with_capacity(n / 2 + 16);
     let mut x = RANS_L;
     for idx in (0..n).rev() {
-        let t = &tables[ctx[idx] as usize];
-        let s = k[idx] as usize;
-        let (f, st) = (t.freq[s], t.start[s]);
-        let x_max = ((RANS_L >> PROB_BITS) << 8) * f;
-        while x >= x_max {
+        let e = &enc[ctx[idx] as usize][k[idx] as usize];
+        while x >= e.x_max {
             bytes.push(x as u8);
             x >>= 8;
         }
-        x = ((x / f) << PROB_BITS) + (x % f) + st;
+        x = e.put(x);
     }
     // Reversed below, so the final state comes first, big-endian.
     bytes.extend_from_slice(&x.to_le_bytes());
@@ -156,13 +169,59 @@ pub fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>) {
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(&bytes);
 
-    let mut bits = BitWriter::default();
-    for (&zv, &kv) in z.iter().zip(&k) {
-        if kv > 1 {
-            bits.put(zv & ((1u64 << (kv - 1)) - 1), kv as u32 - 1);
+    out.extend_from_slice(&bits.finish());
+}
+
+/// A symbol prepared for encoding: x → (x / f)·2^PROB_BITS + x mod f + start, with the division
+/// done as a multiplication by a precomputed reciprocal (the encoder's serial dependency chain
+/// would otherwise wait on a hardware division for every value).
+#[derive(Clone, Copy, Default)]
+struct EncSymbol {
+    x_max: u32,
+    rcp: u32,
+    shift: u32,
+    bias: u32,
+    cmpl: u32,
+}
+
+impl EncSymbol {
+    fn new(start: u32, freq: u32) -> EncSymbol {
+        if freq == 0 {
+            return EncSymbol::default(); // never coded
+        }
+        let x_max = ((RANS_L >> PROB_BITS) << 8) * freq;
+        let cmpl = PROB_SCALE - freq;
+        if freq == 1 {
+            // x / 1 = x: q = x via rcp = 2^32 − 1 and a bias folding in the correction.
+            return EncSymbol {
+                x_max,
+                rcp: u32::MAX,
+                shift: 0,
+                bias: start + PROB_SCALE - 1,
+                cmpl,
+            };
+        }
+        let mut shift = 0;
+        while freq > (1u32 << shift) {
+            shift += 1;
+        }
+        // ceil(2^(shift+31) / freq): exact quotients for every x < 2^31 (x < 2^31 holds here).
+        let rcp = (((1u64 << (shift + 31)) + freq as u64 - 1) / freq as u64) as u32;
+        EncSymbol {
+            x_max,
+            rcp,
+            shift: shift - 1,
+            bias: start,
+            cmpl,
         }
     }
-    out.extend_from_slice(&bits.finish());
+
+    #[inline(always)]
+    fn put(&self, x: u32) -> u32 {
+        let q = (((x as u64 * self.rcp as u64) >> 32) as u32) >> self.shift;
+        x.wrapping_add(self.bias)
+            .wrapping_add(q.wrapping_mul(self.cmpl))
+    }
 }
 
 /// A normalized frequency table (sums to PROB_SCALE where used).
@@ -468,6 +527,27 @@ mod tests {
                 (u.signum() * (-(1.0 - 2.0 * u.abs()).max(1e-300).ln()) * scale).round() as i64
             })
             .collect()
+    }
+
+    #[test]
+    fn reciprocal_encoding_equals_division() {
+        for freq in [1u32, 2, 3, 7, 100, 1000, 2047, 4095, 4096] {
+            let e = EncSymbol::new(5.min(PROB_SCALE - freq), freq);
+            let start = 5.min(PROB_SCALE - freq);
+            for x in (RANS_L..e.x_max.max(RANS_L + 1))
+                .step_by(9973)
+                .chain([RANS_L, e.x_max.saturating_sub(1)])
+            {
+                if x >= e.x_max {
+                    continue;
+                }
+                assert_eq!(
+                    e.put(x),
+                    ((x / freq) << PROB_BITS) + (x % freq) + start,
+                    "freq {freq} x {x}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -69,6 +69,7 @@ pub fn rate_distortion(rows: &[Row], fields: &[String], path: &Path) -> Result<(
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
             .label_font(("sans-serif", 10))
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
