@@ -206,7 +206,7 @@ impl EncSymbol {
             shift += 1;
         }
         // ceil(2^(shift+31) / freq): exact quotients for every x < 2^31 (x < 2^31 holds here).
-        let rcp = (((1u64 << (shift + 31)) + freq as u64 - 1) / freq as u64) as u32;
+        let rcp = (1u64 << (shift + 31)).div_ceil(freq as u64) as u32;
         EncSymbol {
             x_max,
             rcp,
