@@ -125,23 +125,30 @@ pub fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>) {
             bits.put(z & ((1u64 << (kv - 1)) - 1), kv as u32 - 1);
         }
     });
-    let tables: Vec<Table> = counts.iter().map(Table::from_counts).collect();
 
     out.push(CONTEXT);
-    // Tables of the contexts in use.
+    // Tables of the contexts in use: symbol range, then one log-scale weight per symbol.
     let used: u32 = (0..CONTEXTS)
-        .filter(|&c| tables[c].total > 0)
+        .filter(|&c| counts[c].iter().any(|&v| v > 0))
         .fold(0, |m, c| m | 1 << c);
     out.extend_from_slice(&used.to_le_bytes());
-    for t in tables.iter().filter(|t| t.total > 0) {
-        let syms: Vec<usize> = (0..SYMBOLS).filter(|&s| t.freq[s] > 0).collect();
-        out.push(syms.len() as u8);
-        let mut last = 0;
-        for s in syms {
-            out.push((s - last) as u8);
-            last = s;
-            put_varint(out, t.freq[s] as u64);
+    let mut tables: Vec<Table> = (0..CONTEXTS)
+        .map(|_| Table::with_freqs([0; SYMBOLS]))
+        .collect();
+    for c in (0..CONTEXTS).filter(|&c| used >> c & 1 == 1) {
+        let h = &counts[c];
+        let lo = (0..SYMBOLS).find(|&s| h[s] > 0).unwrap();
+        let hi = (0..SYMBOLS).rev().find(|&s| h[s] > 0).unwrap();
+        let total: u64 = h.iter().map(|&v| v as u64).sum();
+        out.extend_from_slice(&[lo as u8, (hi - lo) as u8]);
+        let mut weights = [0u32; SYMBOLS];
+        for s in lo..=hi {
+            let code = weight_code(h[s] as u64, total);
+            out.push(code);
+            weights[s] = weight_of(code);
         }
+        // The decoder rebuilds exactly this table from the codes.
+        tables[c] = Table::from_counts(&weights);
     }
 
     // rANS runs backwards; the raw bits forwards.
@@ -170,6 +177,33 @@ pub fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>) {
     out.extend_from_slice(&bytes);
 
     out.extend_from_slice(&bits.finish());
+}
+
+/// Weight codes: 0 for an absent symbol, else a 1-byte floating-point approximation of the
+/// symbol's share of 2^18 (4 mantissa bits, at most code 255), from below; the coding loss of
+/// the approximation is negligible.
+fn weight_code(count: u64, total: u64) -> u8 {
+    if count == 0 {
+        return 0;
+    }
+    let share = ((count << 18) / total.max(1)).max(1);
+    let e = 63 - share.leading_zeros(); // floor(log2)
+    let code = if e < 4 {
+        share as u32
+    } else {
+        16 * (e - 3) + ((share >> (e - 4)) as u32 & 15)
+    };
+    code.clamp(1, 255) as u8
+}
+
+/// The weight a code stands for (integer arithmetic, identical everywhere).
+fn weight_of(code: u8) -> u32 {
+    let c = code as u32;
+    if c < 16 {
+        c
+    } else {
+        (16 + (c & 15)) << ((c >> 4) - 1)
+    }
 }
 
 /// A symbol prepared for encoding: x → (x / f)·2^PROB_BITS + x mod f + start, with the division
@@ -376,26 +410,18 @@ fn decode_context(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>
         if used & (1 << cx) == 0 {
             continue;
         }
-        let m = r.bytes(1)?[0] as usize;
-        let mut freq = [0u32; SYMBOLS];
-        let mut s = 0usize;
-        for e in 0..m {
-            let d = r.bytes(1)?[0] as usize;
-            s += d;
-            if s >= SYMBOLS || (e > 0 && d == 0) {
-                return Err(Error::Corrupt("bad frequency table".into()));
-            }
-            let f = r.varint()?;
-            if f == 0 || f > PROB_SCALE as u64 {
-                return Err(Error::Corrupt("bad frequency".into()));
-            }
-            freq[s] = f as u32;
+        let head = r.bytes(2)?;
+        let (lo, len) = (head[0] as usize, head[1] as usize);
+        if lo + len >= SYMBOLS {
+            return Err(Error::Corrupt("bad frequency table range".into()));
         }
-        let t = Table::with_freqs(freq);
+        let mut weights = [0u32; SYMBOLS];
+        for (s, &code) in r.bytes(len + 1)?.iter().enumerate() {
+            weights[lo + s] = weight_of(code);
+        }
+        let t = Table::from_counts(&weights);
         if t.total != PROB_SCALE {
-            return Err(Error::Corrupt(
-                "frequency table does not sum to its scale".into(),
-            ));
+            return Err(Error::Corrupt("empty frequency table".into()));
         }
         let mut lookup = vec![0u8; PROB_SCALE as usize];
         for sym in 0..SYMBOLS {
@@ -527,6 +553,16 @@ mod tests {
                 (u.signum() * (-(1.0 - 2.0 * u.abs()).max(1e-300).ln()) * scale).round() as i64
             })
             .collect()
+    }
+
+    #[test]
+    fn weight_codes_approximate_shares_from_below() {
+        for count in [1u64, 2, 15, 16, 17, 31, 100, 1000, 65535, 1 << 18] {
+            let w = weight_of(weight_code(count, 1 << 18)) as u64;
+            assert!(w <= count && w * 16 + 16 >= count * 15, "{count} -> {w}");
+        }
+        assert_eq!(weight_code(0, 5), 0);
+        assert_eq!(weight_code(1, 1 << 40), 1);
     }
 
     #[test]

@@ -143,8 +143,15 @@ fn choose_step(
             Some(s) if s.meets(bound) => break s,
             None => return None,
             Some(_) if tries >= 40 => return None,
-            Some(_) => {
-                step *= if tries < 4 { 0.97 } else { 0.5 };
+            Some(s) => {
+                // Errors scale about linearly with the step: aim just under the bound first,
+                // then back off harder if rounding or coarse data keep it failing.
+                let over = used(&s, bound);
+                step *= match tries {
+                    0 if over.is_finite() => 0.9995 / over,
+                    0..=3 => 0.97,
+                    _ => 0.5,
+                };
                 tries += 1;
             }
         }
