@@ -68,14 +68,60 @@ fn bad_input_gives_a_clear_error() {
     let e = run(&[
         "compress", "-i", r, "--dims", "4", "--type", "f32", "-o", os,
     ]);
-    assert!(
-        e.contains("input has 12 bytes but the shape needs 16"),
-        "{e}"
-    );
+    assert!(e.contains("x.f32: 12 bytes, but [4] float needs 16"), "{e}");
     let e = run(&[
         "compress", "-i", r, "--dims", "3", "--type", "f32", "-p", "speed=9", "-o", os,
     ]);
     assert!(e.contains("unknown parameter 'speed'"), "{e}");
     let e = run(&["decompress", "-i", r, "-o", os]);
     assert!(e.contains("not a residuum stream"), "{e}");
+}
+
+#[test]
+fn eval_reports_errors_within_the_target_and_npy_input_works() {
+    let dir = tempfile::tempdir().unwrap();
+    // A .npy file (version 1 header, little-endian float32, C order) of shape (6, 7, 8).
+    let vals: Vec<f32> = (0..336).map(|i| (i as f32 * 0.13).sin() * 10.0).collect();
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (6, 7, 8), }";
+    let pad = 64 - (10 + header.len() + 1) % 64;
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend_from_slice(&((header.len() + pad + 1) as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    npy.extend(std::iter::repeat_n(b' ', pad));
+    npy.push(b'\n');
+    npy.extend(vals.iter().flat_map(|v| v.to_le_bytes()));
+    let path = dir.path().join("f.npy");
+    std::fs::write(&path, &npy).unwrap();
+    let out = residuum()
+        .args(["eval", "--nrmse", "1e-4", "-i"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("dims [6, 7, 8]"), "{text}");
+    let worst: f64 = text
+        .split("worst block ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(worst <= 1e-4 && worst > 0.0, "{text}");
+    // A Fortran-order or integer .npy is refused with the reason.
+    let at = npy.windows(5).position(|w| w == b"'<f4'").unwrap();
+    npy[at + 2] = b'i';
+    std::fs::write(&path, &npy).unwrap();
+    let out = residuum()
+        .args(["eval", "--nrmse", "1e-4", "-i"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("little-endian float32/float64 only"));
 }

@@ -188,30 +188,103 @@ fn decode_never_writes_past_the_output() {
     assert!(big[need..].iter().all(|&b| b == 0xAA));
 }
 
-/// Values for the golden stream: integer arithmetic only, identical on every machine.
-fn golden_values() -> Vec<f32> {
-    (0u32..17 * 5 * 3)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 20) as f32 / 64.0 - 20.0)
+/// Values for the golden streams: integer arithmetic only, identical on every machine; a few
+/// non-finite values.
+fn golden_values(n: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| match i % 97 {
+            13 => f32::NAN,
+            41 => f32::NEG_INFINITY,
+            _ => (i.wrapping_mul(2_654_435_761) >> 20) as f32 / 64.0 - 20.0 + (i / 7) as f32 * 0.5,
+        })
         .collect()
 }
 
+/// Committed streams of every kind: they must still decode to exactly the committed output
+/// (its xxh3), so a later version proves it reads old files. `RESIDUUM_BLESS=1` rewrites them.
 #[test]
-fn golden_stream_still_decodes() {
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/lossless_f32_17x5x3.rsd"
-    ));
-    if std::env::var_os("RESIDUUM_BLESS").is_some() {
-        std::fs::write(
-            &path,
-            lossless().compress(&[17, 5, 3], &golden_values()).unwrap(),
-        )
-        .unwrap();
-    }
-    let s = std::fs::read(&path).unwrap();
-    let (dims, back) = decode_as::<f32>(&s).unwrap();
+fn golden_streams_still_decode_identically() {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
+    // The format-1 stream predates lossy modes and is never rewritten.
+    let v1 = std::fs::read(dir.join("lossless_f32_17x5x3.rsd")).unwrap();
+    let (dims, back) = decode_as::<f32>(&v1).unwrap();
     assert_eq!(dims, [17, 5, 3]);
-    assert_bits_eq(&golden_values(), &back);
+    let old: Vec<f32> = (0u32..255)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 20) as f32 / 64.0 - 20.0)
+        .collect();
+    assert_bits_eq(&old, &back);
+
+    // (name, codec parameters, shape)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [usize]);
+    let cases: [Case; 4] = [
+        ("lossless_v2_f32", &[("mode", "lossless")], &[9, 10, 11]),
+        (
+            "nrmse_1e-4_context_f32",
+            &[("nrmse", "1e-4"), ("block", "4x8x8")],
+            &[9, 10, 11],
+        ),
+        (
+            "abs_1e-2_planes_f32",
+            &[("abs", "1e-2"), ("coder", "planes"), ("block", "3x5x7")],
+            &[990],
+        ),
+        (
+            "psnr_60_4d_f32",
+            &[("psnr", "60"), ("block", "2x6x6")],
+            &[3, 2, 11, 15],
+        ),
+    ];
+    for (name, params, dims) in cases {
+        let n: usize = dims.iter().product();
+        let v = golden_values(n as u32);
+        let (rsd, hash) = (
+            dir.join(format!("{name}.rsd")),
+            dir.join(format!("{name}.xxh3")),
+        );
+        if std::env::var_os("RESIDUUM_BLESS").is_some() {
+            let s = Codec::from_pairs(params.iter().copied())
+                .unwrap()
+                .compress(dims, &v)
+                .unwrap();
+            let (_, out) = decode(&s).unwrap();
+            std::fs::write(&rsd, &s).unwrap();
+            std::fs::write(
+                &hash,
+                format!("{:016x}\n", xxhash_rust::xxh3::xxh3_64(&out)),
+            )
+            .unwrap();
+        }
+        let s = std::fs::read(&rsd).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (info, out) = decode(&s).unwrap();
+        assert_eq!(info.dims, dims, "{name}");
+        let want = std::fs::read_to_string(&hash).unwrap();
+        assert_eq!(
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
+            want.trim(),
+            "{name}: decoded output changed"
+        );
+        // And the stored output still honours what it was written for.
+        let back: Vec<f32> = out
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        for (x, y) in v.iter().zip(&back) {
+            if !x.is_finite() {
+                assert_eq!(x.to_bits(), y.to_bits(), "{name}");
+            }
+        }
+        if name.starts_with("lossless") {
+            assert_bits_eq(&v, &back);
+        }
+        if name.starts_with("abs") {
+            assert!(
+                v.iter()
+                    .zip(&back)
+                    .all(|(x, y)| !x.is_finite() || (x - y).abs() <= 1e-2),
+                "{name}"
+            );
+        }
+    }
 }
 
 proptest! {
