@@ -302,6 +302,30 @@ proptest! {
         prop_assert!(v.iter().zip(&back).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 
+    /// Behind the checksums: mutated real block payloads and random bytes straight into the
+    /// block decoder return errors or values, never panic.
+    #[test]
+    fn block_decoder_survives_mutated_payloads(seed in any::<u64>(), flips in 1usize..8, cut in 0usize..64) {
+        use residuum::residual::lbrc;
+        let shape = [3usize, 7, 9];
+        let v: Vec<f64> = (0..189).map(|i| ((i * 37 % 101) as f64).sqrt() * 3.0).collect();
+        let bound = residuum::bound::BlockBound::Rms(1e-3);
+        for coder in [residuum::IntCoder::Context, residuum::IntCoder::Planes] {
+            let Some(lbrc::Coded::Lbrc(mut p)) = lbrc::encode(&v, shape, bound, residuum::ElementType::F64, coder) else {
+                panic!("expected an LBRC block");
+            };
+            let mut x = seed | 1;
+            for _ in 0..flips {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                let i = (x as usize) % p.len();
+                p[i] ^= (x >> 32) as u8 | 1;
+            }
+            p.truncate(p.len().saturating_sub(cut));
+            let _ = lbrc::decode(&p, shape, residuum::ElementType::F64, false);
+            let _ = lbrc::decode(&p, shape, residuum::ElementType::F32, true);
+        }
+    }
+
     #[test]
     fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512), keep_magic in any::<bool>()) {
         let mut b = bytes;
