@@ -13,13 +13,17 @@ pub fn fold3(dims: &[usize]) -> [usize; 3] {
     }
 }
 
-/// Default block shape: about 2^17 values, as cubic as the data allows, whole rows kept so the
-/// Lorenzo predictor sees long runs.
+/// Default block shape: about 2^18 values, whole rows kept so the Lorenzo predictor sees long
+/// runs, and each axis split into equal parts (blocks of one size keep threads balanced).
 pub fn default_block(d: [usize; 3]) -> [usize; 3] {
-    const TARGET: usize = 1 << 17;
-    let b2 = d[2].clamp(1, TARGET);
-    let b1 = d[1].clamp(1, (TARGET / b2).max(1));
-    let b0 = d[0].clamp(1, (TARGET / (b1 * b2)).max(1));
+    const TARGET: usize = 1 << 18;
+    let even = |n: usize, at_most: usize| {
+        let at_most = at_most.max(1);
+        n.div_ceil(n.div_ceil(at_most).max(1)).max(1)
+    };
+    let b2 = even(d[2], TARGET);
+    let b1 = even(d[1], TARGET / b2);
+    let b0 = even(d[0], TARGET / (b1 * b2));
     [b0, b1, b2]
 }
 
@@ -111,6 +115,14 @@ impl Grid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_blocks_split_evenly() {
+        assert_eq!(default_block([100, 64, 128]), [25, 64, 128]);
+        assert_eq!(default_block([744, 33, 49]), [149, 33, 49]);
+        assert_eq!(default_block([1, 1, 1 << 20]), [1, 1, 1 << 18]);
+        assert_eq!(default_block([0, 5, 7]), [1, 5, 7]);
+    }
 
     #[test]
     fn folds_and_tiles_with_partial_edges() {

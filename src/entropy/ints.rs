@@ -405,8 +405,12 @@ fn decode_context(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>
     if used >> CONTEXTS != 0 {
         return Err(Error::Corrupt("unknown contexts in use".into()));
     }
-    let mut tables: Vec<Option<(Table, Vec<u8>)>> = (0..CONTEXTS).map(|_| None).collect();
-    for (cx, slot) in tables.iter_mut().enumerate() {
+    // Decoding tables, all contexts in one array: for each slot of each context in use, the
+    // symbol (bits 0-7), its frequency (8-19) and its start (20-31), so one load per value
+    // gives all three.
+    let mut slots = vec![0u32; CONTEXTS * PROB_SCALE as usize];
+    let mut present = [false; CONTEXTS];
+    for (cx, here) in present.iter_mut().enumerate() {
         if used & (1 << cx) == 0 {
             continue;
         }
@@ -423,12 +427,14 @@ fn decode_context(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>
         if t.total != PROB_SCALE {
             return Err(Error::Corrupt("empty frequency table".into()));
         }
-        let mut lookup = vec![0u8; PROB_SCALE as usize];
+        let base = cx * PROB_SCALE as usize;
         for sym in 0..SYMBOLS {
-            let (st, f) = (t.start[sym] as usize, t.freq[sym] as usize);
-            lookup[st..st + f].fill(sym as u8);
+            let (st, f) = (t.start[sym], t.freq[sym]);
+            // A lone symbol's frequency, PROB_SCALE, is stored as 0 (it needs 13 bits).
+            let entry = sym as u32 | (f & 0xfff) << 8 | st << 20;
+            slots[base + st as usize..base + (st + f) as usize].fill(entry);
         }
-        *slot = Some((t, lookup));
+        *here = true;
     }
     let len = r.varint()? as usize;
     let rans = r.bytes(len)?;
@@ -451,14 +457,16 @@ fn decode_context(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>
         if failed.is_some() {
             return;
         }
-        let Some((t, lookup)) = tables[cx].as_ref() else {
+        if !present[cx] {
             failed = Some(Error::Corrupt("context without a table".into()));
             return;
-        };
+        }
         let slot = x & (PROB_SCALE - 1);
-        let s = lookup[slot as usize];
-        let si = s as usize;
-        x = t.freq[si] * (x >> PROB_BITS) + slot - t.start[si];
+        let e = slots[cx * PROB_SCALE as usize + slot as usize];
+        let (s, f, st) = ((e & 0xff) as u8, (e >> 8) & 0xfff, e >> 20);
+        // A frequency of PROB_SCALE does not fit 12 bits: it is the only symbol, start 0.
+        let f = if f == 0 { PROB_SCALE } else { f };
+        x = f * (x >> PROB_BITS) + slot - st;
         while x < RANS_L {
             let Some(&byte) = rans.get(pos) else {
                 failed = Some(Error::Truncated("rANS stream ends early".into()));

@@ -232,18 +232,210 @@ pub fn lorenzo_inverse(q: &mut [i64], shape: [usize; 3], mask: u8) {
     }
 }
 
+/// Predictor id of the per-block least-squares predictor (ids 1..=7 are Lorenzo masks).
+pub(crate) const LEAST_SQUARES: u8 = 8;
+/// Fixed-point scale of its coefficients.
+const LS_SHIFT: u32 = 12;
+/// The causal neighbours it weighs: (di, dj, dk) offsets, the corners of the Lorenzo cube.
+const LS_NEIGHBOURS: [(usize, usize, usize); 7] = [
+    (0, 0, 1),
+    (0, 1, 0),
+    (1, 0, 0),
+    (0, 1, 1),
+    (1, 0, 1),
+    (1, 1, 0),
+    (1, 1, 1),
+];
+
+/// The least-squares prediction at (i, j, k) from already known `q`: the fitted weights inside
+/// the block, 3D Lorenzo (zero outside) on its first plane, row and column. Integer and
+/// wrapping: identical everywhere, and hostile coefficients cannot panic.
+#[inline(always)]
+fn ls_predict(q: &[i64], shape: [usize; 3], coef: &[i16; 7], i: usize, j: usize, k: usize) -> i64 {
+    let [_, b, c] = shape;
+    let at = |di: usize, dj: usize, dk: usize| q[((i - di) * b + (j - dj)) * c + (k - dk)];
+    if i > 0 && j > 0 && k > 0 {
+        let mut acc = 1i64 << (LS_SHIFT - 1);
+        for (m, &(di, dj, dk)) in LS_NEIGHBOURS.iter().enumerate() {
+            acc = acc.wrapping_add((coef[m] as i64).wrapping_mul(at(di, dj, dk)));
+        }
+        acc >> LS_SHIFT
+    } else {
+        let get = |di: usize, dj: usize, dk: usize| {
+            if i < di || j < dj || k < dk {
+                0
+            } else {
+                at(di, dj, dk)
+            }
+        };
+        get(0, 0, 1)
+            .wrapping_add(get(0, 1, 0))
+            .wrapping_add(get(1, 0, 0))
+            .wrapping_sub(get(0, 1, 1))
+            .wrapping_sub(get(1, 0, 1))
+            .wrapping_sub(get(1, 1, 0))
+            .wrapping_add(get(1, 1, 1))
+    }
+}
+
+/// Fits the weights by least squares on every `stride`-th interior position (encoder only, so
+/// floating point is fine: the decoder gets the rounded integers). None if degenerate.
+fn ls_fit(q: &[i64], shape: [usize; 3], stride: usize) -> Option<[i16; 7]> {
+    let [a, b, c] = shape;
+    if a < 2 || b < 2 || c < 2 {
+        return None;
+    }
+    let mut m = [[0f64; 8]; 7]; // normal equations, right-hand side in column 7
+    let mut idx = b * c + c + 1;
+    while idx < q.len() {
+        let (i, j, k) = (idx / (b * c), (idx / c) % b, idx % c);
+        if i > 0 && j > 0 && k > 0 {
+            let x: [f64; 7] = LS_NEIGHBOURS
+                .map(|(di, dj, dk)| q[((i - di) * b + (j - dj)) * c + (k - dk)] as f64);
+            for r in 0..7 {
+                for col in 0..7 {
+                    m[r][col] += x[r] * x[col];
+                }
+                m[r][7] += x[r] * q[idx] as f64;
+            }
+        }
+        idx += stride;
+    }
+    // Gaussian elimination with partial pivoting.
+    for col in 0..7 {
+        let p = (col..7).max_by(|&x, &y| m[x][col].abs().total_cmp(&m[y][col].abs()))?;
+        m.swap(col, p);
+        let d = m[col][col];
+        if d.abs() < 1e-9 {
+            return None;
+        }
+        for r in 0..7 {
+            if r != col {
+                let f = m[r][col] / d;
+                let pivot = m[col];
+                for (v, p) in m[r][col..].iter_mut().zip(&pivot[col..]) {
+                    *v -= f * p;
+                }
+            }
+        }
+    }
+    let mut coef = [0i16; 7];
+    for r in 0..7 {
+        let w = m[r][7] / m[r][r] * (1u32 << LS_SHIFT) as f64;
+        if !w.is_finite() || w.abs() > i16::MAX as f64 {
+            return None;
+        }
+        coef[r] = w.round() as i16;
+    }
+    Some(coef)
+}
+
+/// The interior rule on one row: `cur[k]` from `cur[k−1]` and the rows above (`n`), behind
+/// (`b`) and behind-above (`bn`). `sign` +1 adds the prediction (decoding), −1 subtracts it
+/// from the original (encoding, where `prev` holds the original row).
+#[inline(always)]
+fn ls_row(
+    coef: &[i16; 7],
+    cur: &mut [i64],
+    orig: Option<&[i64]>,
+    n: &[i64],
+    b: &[i64],
+    bn: &[i64],
+) {
+    let c: [i64; 7] = coef.map(|v| v as i64);
+    let half = 1i64 << (LS_SHIFT - 1);
+    for k in 1..cur.len() {
+        let w = match orig {
+            Some(o) => o[k - 1],
+            None => cur[k - 1],
+        };
+        let acc = half
+            .wrapping_add(c[0].wrapping_mul(w))
+            .wrapping_add(c[1].wrapping_mul(n[k]))
+            .wrapping_add(c[2].wrapping_mul(b[k]))
+            .wrapping_add(c[3].wrapping_mul(n[k - 1]))
+            .wrapping_add(c[4].wrapping_mul(b[k - 1]))
+            .wrapping_add(c[5].wrapping_mul(bn[k]))
+            .wrapping_add(c[6].wrapping_mul(bn[k - 1]));
+        let pred = acc >> LS_SHIFT;
+        cur[k] = match orig {
+            Some(_) => cur[k].wrapping_sub(pred),
+            None => cur[k].wrapping_add(pred),
+        };
+    }
+}
+
+/// Residuals of the least-squares predictor (every prediction reads the original `q`).
+fn ls_forward(q: &[i64], shape: [usize; 3], coef: &[i16; 7]) -> Vec<i64> {
+    let [a, b, c] = shape;
+    let mut r = q.to_vec();
+    for i in 0..a {
+        for j in 0..b {
+            let row = (i * b + j) * c;
+            if i > 0 && j > 0 && c > 1 {
+                let plane = b * c;
+                ls_row(
+                    coef,
+                    &mut r[row..row + c],
+                    Some(&q[row..row + c]),
+                    &q[row - c..row],
+                    &q[row - plane..row - plane + c],
+                    &q[row - plane - c..row - plane],
+                );
+                // The row's first value has no west neighbour: Lorenzo.
+                r[row] = q[row].wrapping_sub(ls_predict(q, shape, coef, i, j, 0));
+            } else {
+                for k in 0..c {
+                    r[row + k] = q[row + k].wrapping_sub(ls_predict(q, shape, coef, i, j, k));
+                }
+            }
+        }
+    }
+    r
+}
+
+/// Inverse of [`ls_forward`], in place, in raster order.
+fn ls_inverse(q: &mut [i64], shape: [usize; 3], coef: &[i16; 7]) {
+    let [a, b, c] = shape;
+    let plane = b * c;
+    for i in 0..a {
+        for j in 0..b {
+            let row = (i * b + j) * c;
+            if i > 0 && j > 0 && c > 1 {
+                q[row] = q[row].wrapping_add(ls_predict(q, shape, coef, i, j, 0));
+                let (done, rest) = q.split_at_mut(row);
+                ls_row(
+                    coef,
+                    &mut rest[..c],
+                    None,
+                    &done[row - c..row],
+                    &done[row - plane..row - plane + c],
+                    &done[row - plane - c..row - plane],
+                );
+            } else {
+                for k in 0..c {
+                    let idx = row + k;
+                    q[idx] = q[idx].wrapping_add(ls_predict(q, shape, coef, i, j, k));
+                }
+            }
+        }
+    }
+}
+
 /// Picks the predictor mask whose residuals cost the fewest estimated bits, measured on a
 /// sample of positions: raw bits below the leading one plus the entropy of the classes.
-fn choose_predictor(q: &[i64], shape: [usize; 3]) -> u8 {
+fn choose_predictor(q: &[i64], shape: [usize; 3]) -> (u8, Option<[i16; 7]>) {
     let [a, b, c] = shape;
     let n = q.len();
     let usable: u8 = (u8::from(a > 1)) | (u8::from(b > 1) << 1) | (u8::from(c > 1) << 2);
     let masks: Vec<u8> = (1..8u8).filter(|m| m & !usable == 0).collect();
     if masks.len() <= 1 || n < 64 {
-        return masks.first().copied().unwrap_or(LORENZO_3D);
+        return (masks.first().copied().unwrap_or(LORENZO_3D), None);
     }
     // About 4096 samples, an odd stride so they do not line up with rows.
     let stride = (n / 4096).max(1) | 1;
+    let ls = ls_fit(q, shape, stride);
+    // Histogram slot 0 is least squares; 1..=7 the Lorenzo masks.
     let mut hist = vec![[0u32; 64]; 8];
     let mut raw = [0u64; 8];
     let at = |i: usize, j: usize, k: usize, di: usize, dj: usize, dk: usize| -> i64 {
@@ -252,6 +444,12 @@ fn choose_predictor(q: &[i64], shape: [usize; 3]) -> u8 {
         } else {
             q[((i - di) * b + (j - dj)) * c + (k - dk)]
         }
+    };
+    let mut tally = |slot: usize, r: i64| {
+        let z = ((r << 1) ^ (r >> 63)) as u64;
+        let cls = 64 - z.leading_zeros() as usize;
+        hist[slot][cls.min(63)] += 1;
+        raw[slot] += cls.saturating_sub(1) as u64;
     };
     for idx in (0..n).step_by(stride) {
         let (i, j, k) = (idx / (b * c), (idx / c) % b, idx % c);
@@ -276,14 +474,14 @@ fn choose_predictor(q: &[i64], shape: [usize; 3]) -> u8 {
                     r.wrapping_sub(v)
                 };
             }
-            let z = ((r << 1) ^ (r >> 63)) as u64;
-            let cls = 64 - z.leading_zeros() as usize;
-            hist[m as usize][cls.min(63)] += 1;
-            raw[m as usize] += cls.saturating_sub(1) as u64;
+            tally(m as usize, r);
+        }
+        if let Some(coef) = &ls {
+            tally(0, q[idx].wrapping_sub(ls_predict(q, shape, coef, i, j, k)));
         }
     }
-    let cost = |m: u8| {
-        let h = &hist[m as usize];
+    let cost = |slot: usize| {
+        let h = &hist[slot];
         let total: u32 = h.iter().sum();
         let ent: f64 = h
             .iter()
@@ -293,12 +491,17 @@ fn choose_predictor(q: &[i64], shape: [usize; 3]) -> u8 {
                 -(c as f64) * p.log2()
             })
             .sum();
-        ent + raw[m as usize] as f64
+        ent + raw[slot] as f64
     };
-    masks
+    let best = masks
         .into_iter()
-        .min_by(|&x, &y| cost(x).total_cmp(&cost(y)))
-        .unwrap()
+        .min_by(|&x, &y| cost(x as usize).total_cmp(&cost(y as usize)))
+        .unwrap();
+    match ls {
+        // The fitted predictor must beat the best Lorenzo clearly: it slows decoding down.
+        Some(coef) if cost(0) < 0.99 * cost(best as usize) => (LEAST_SQUARES, Some(coef)),
+        _ => (best, None),
+    }
 }
 
 /// Codes one block for `bound`, or returns None where lossless coding must take it.
@@ -339,9 +542,18 @@ pub fn encode(
     let (step, mut q) = choose_step(values, offset, bound, dtype)?;
     head.extend_from_slice(&step.to_le_bytes());
     write_specials(values, dtype, &mut head);
-    let mask = choose_predictor(&q, shape);
-    head.push(mask);
-    lorenzo_forward(&mut q, shape, mask);
+    match choose_predictor(&q, shape) {
+        (LEAST_SQUARES, Some(coef)) => {
+            head.push(LEAST_SQUARES);
+            coef.iter()
+                .for_each(|c| head.extend_from_slice(&c.to_le_bytes()));
+            q = ls_forward(&q, shape, &coef);
+        }
+        (mask, _) => {
+            head.push(mask);
+            lorenzo_forward(&mut q, shape, mask);
+        }
+    }
     coder.encode(&q, shape, &mut head);
     Some(Coded::Lbrc(head))
 }
@@ -365,11 +577,22 @@ pub fn decode(
         }
         let specials = read_specials(&mut r, n, dtype)?;
         let mask = r.bytes(1)?[0];
-        if mask == 0 || mask > LORENZO_3D {
-            return Err(Error::Corrupt(format!("unknown predictor {mask}")));
-        }
+        let coef = match mask {
+            1..=LORENZO_3D => None,
+            LEAST_SQUARES => {
+                let mut c = [0i16; 7];
+                for v in c.iter_mut() {
+                    *v = i16::from_le_bytes(r.bytes(2)?.try_into().unwrap());
+                }
+                Some(c)
+            }
+            _ => return Err(Error::Corrupt(format!("unknown predictor {mask}"))),
+        };
         let mut q = ints::decode(r.rest(), shape)?;
-        lorenzo_inverse(&mut q, shape, mask);
+        match &coef {
+            Some(c) => ls_inverse(&mut q, shape, c),
+            None => lorenzo_inverse(&mut q, shape, mask),
+        }
         let mut out: Vec<f64> = q
             .iter()
             .map(|&v| reconstruct(offset, step, v, dtype))
@@ -406,11 +629,44 @@ mod tests {
     }
 
     #[test]
+    fn least_squares_inverts_and_fits_a_linear_field() {
+        let shape = [6, 7, 9];
+        // q = 3i + 5j − 2k + noise: a plane the fitted weights should predict well.
+        let mut s = 99u64;
+        let q: Vec<i64> = (0..378)
+            .map(|idx| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let (i, j, k) = (idx / 63, (idx / 9) % 7, idx % 9);
+                (3 * i + 5 * j) as i64 - 2 * k as i64 + (s >> 62) as i64
+            })
+            .collect();
+        let coef = ls_fit(&q, shape, 1).expect("fit");
+        let r = ls_forward(&q, shape, &coef);
+        let interior: i64 = r
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i > 72)
+            .map(|(_, v)| v.abs())
+            .max()
+            .unwrap();
+        assert!(interior <= 6, "residuals up to {interior}");
+        let mut back = r.clone();
+        ls_inverse(&mut back, shape, &coef);
+        assert_eq!(back, q);
+        // Hostile coefficients wrap instead of panicking, and still invert.
+        let wild = [i16::MAX, i16::MIN, 7, -7, 0, 1, -1];
+        let mut b = ls_forward(&q, shape, &wild);
+        ls_inverse(&mut b, shape, &wild);
+        assert_eq!(b, q);
+    }
+
+    #[test]
     fn predictor_choice_follows_the_data() {
         // Varies only along the last axis, linearly: 1D along it leaves constants.
         let shape = [4, 8, 16];
         let q: Vec<i64> = (0..512).map(|i| (i % 16) as i64 * 5).collect();
-        assert_eq!(choose_predictor(&q, shape) & 0b100, 0b100);
+        let (p, _) = choose_predictor(&q, shape);
+        assert!(p == LEAST_SQUARES || p & 0b100 == 0b100, "{p}");
         // Planes of independent noise, identical along axis 0: difference along axis 0 only.
         let mut s = 7u64;
         let plane: Vec<i64> = (0..128)
@@ -420,6 +676,7 @@ mod tests {
             })
             .collect();
         let q: Vec<i64> = (0..512).map(|i| plane[i % 128]).collect();
-        assert_eq!(choose_predictor(&q, shape) & 0b001, 0b001);
+        let (p, _) = choose_predictor(&q, shape);
+        assert!(p == LEAST_SQUARES || p & 0b001 == 0b001, "{p}");
     }
 }
