@@ -176,7 +176,8 @@ impl IntCoder {
     }
 }
 
-fn raw_to_f64(raw: &[u8], dtype: ElementType) -> Vec<f64> {
+/// Little-endian element bytes as f64 (exact for f32 and f64).
+pub fn raw_to_f64(raw: &[u8], dtype: ElementType) -> Vec<f64> {
     match dtype {
         ElementType::F32 => raw
             .chunks_exact(4)

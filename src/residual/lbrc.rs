@@ -232,6 +232,34 @@ pub fn lorenzo_inverse(q: &mut [i64], shape: [usize; 3], mask: u8) {
     }
 }
 
+/// Lorenzo residual at (i, j, k) for the axes in `mask`, zero outside the block: inclusion-
+/// exclusion over the corners of the differenced axes.
+#[inline(always)]
+fn lorenzo_residual(q: &[i64], shape: [usize; 3], mask: u8, i: usize, j: usize, k: usize) -> i64 {
+    let [_, b, c] = shape;
+    let mut r = 0i64;
+    for sub in 0..8u8 {
+        if sub & !mask != 0 {
+            continue;
+        }
+        let (di, dj, dk) = (
+            (sub & 1) as usize,
+            ((sub >> 1) & 1) as usize,
+            ((sub >> 2) & 1) as usize,
+        );
+        if i < di || j < dj || k < dk {
+            continue;
+        }
+        let v = q[((i - di) * b + (j - dj)) * c + (k - dk)];
+        r = if sub.count_ones() % 2 == 0 {
+            r.wrapping_add(v)
+        } else {
+            r.wrapping_sub(v)
+        };
+    }
+    r
+}
+
 /// Predictor id of the per-block least-squares predictor (ids 1..=7 are Lorenzo masks).
 pub(crate) const LEAST_SQUARES: u8 = 8;
 /// Fixed-point scale of its coefficients.
@@ -261,20 +289,8 @@ fn ls_predict(q: &[i64], shape: [usize; 3], coef: &[i16; 7], i: usize, j: usize,
         }
         acc >> LS_SHIFT
     } else {
-        let get = |di: usize, dj: usize, dk: usize| {
-            if i < di || j < dj || k < dk {
-                0
-            } else {
-                at(di, dj, dk)
-            }
-        };
-        get(0, 0, 1)
-            .wrapping_add(get(0, 1, 0))
-            .wrapping_add(get(1, 0, 0))
-            .wrapping_sub(get(0, 1, 1))
-            .wrapping_sub(get(1, 0, 1))
-            .wrapping_sub(get(1, 1, 0))
-            .wrapping_add(get(1, 1, 1))
+        let idx = (i * b + j) * c + k;
+        q[idx].wrapping_sub(lorenzo_residual(q, shape, LORENZO_3D, i, j, k))
     }
 }
 
@@ -438,13 +454,6 @@ fn choose_predictor(q: &[i64], shape: [usize; 3]) -> (u8, Option<[i16; 7]>) {
     // Histogram slot 0 is least squares; 1..=7 the Lorenzo masks.
     let mut hist = vec![[0u32; 64]; 8];
     let mut raw = [0u64; 8];
-    let at = |i: usize, j: usize, k: usize, di: usize, dj: usize, dk: usize| -> i64 {
-        if i < di || j < dj || k < dk {
-            0
-        } else {
-            q[((i - di) * b + (j - dj)) * c + (k - dk)]
-        }
-    };
     let mut tally = |slot: usize, r: i64| {
         let z = ((r << 1) ^ (r >> 63)) as u64;
         let cls = 64 - z.leading_zeros() as usize;
@@ -454,27 +463,7 @@ fn choose_predictor(q: &[i64], shape: [usize; 3]) -> (u8, Option<[i16; 7]>) {
     for idx in (0..n).step_by(stride) {
         let (i, j, k) = (idx / (b * c), (idx / c) % b, idx % c);
         for &m in &masks {
-            // Inclusion-exclusion over the differenced axes.
-            let mut r = 0i64;
-            for sub in 0..8u8 {
-                if sub & !m != 0 {
-                    continue;
-                }
-                let v = at(
-                    i,
-                    j,
-                    k,
-                    (sub & 1) as usize,
-                    ((sub >> 1) & 1) as usize,
-                    ((sub >> 2) & 1) as usize,
-                );
-                r = if sub.count_ones() % 2 == 0 {
-                    r.wrapping_add(v)
-                } else {
-                    r.wrapping_sub(v)
-                };
-            }
-            tally(m as usize, r);
+            tally(m as usize, lorenzo_residual(q, shape, m, i, j, k));
         }
         if let Some(coef) = &ls {
             tally(0, q[idx].wrapping_sub(ls_predict(q, shape, coef, i, j, k)));

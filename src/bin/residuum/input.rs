@@ -16,18 +16,7 @@ impl Array {
     }
 }
 
-pub fn to_f64(bytes: &[u8], dtype: ElementType) -> Vec<f64> {
-    match dtype {
-        ElementType::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect(),
-        ElementType::F64 => bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-    }
-}
+pub use residuum::codec::raw_to_f64 as to_f64;
 
 pub fn parse_dims(s: &str) -> Result<Vec<usize>, String> {
     s.split('x')
