@@ -190,16 +190,6 @@ pub fn raw_to_f64(raw: &[u8], dtype: ElementType) -> Vec<f64> {
     }
 }
 
-fn f64_to_raw(values: &[f64], dtype: ElementType) -> Vec<u8> {
-    match dtype {
-        ElementType::F32 => values
-            .iter()
-            .flat_map(|&v| (v as f32).to_le_bytes())
-            .collect(),
-        ElementType::F64 => values.iter().flat_map(|&v| v.to_le_bytes()).collect(),
-    }
-}
-
 /// Value range of the finite elements, in parallel chunks (min/max: any order gives the same).
 fn data_range(data: &[u8], dtype: ElementType) -> f64 {
     let (lo, hi) = data
@@ -271,9 +261,7 @@ pub fn decode_into(stream: &[u8], out: &mut [u8]) -> Result<usize> {
                     if info.target == Target::Lossless {
                         return Err(Error::Corrupt("lossy block in a lossless stream".into()));
                     }
-                    let v =
-                        lbrc::decode(payload, b.shape, dtype, entry.kind == BlockKind::Constant)?;
-                    Ok(f64_to_raw(&v, dtype))
+                    lbrc::decode(payload, b.shape, dtype, entry.kind == BlockKind::Constant)
                 }
             }
         })

@@ -49,7 +49,8 @@ fn write_specials(values: &[f64], dtype: ElementType, out: &mut Vec<u8>) {
     }
 }
 
-fn read_specials(r: &mut ints::Reader, n: usize, dtype: ElementType) -> Result<Vec<(usize, f64)>> {
+/// Reads the non-finite values: positions and their exact bits (as stored for `dtype`).
+fn read_specials(r: &mut ints::Reader, n: usize, dtype: ElementType) -> Result<Vec<(usize, u64)>> {
     let count = r.varint()? as usize;
     if count > n {
         return Err(Error::Corrupt(
@@ -63,15 +64,21 @@ fn read_specials(r: &mut ints::Reader, n: usize, dtype: ElementType) -> Result<V
             .checked_add(r.varint()? as usize)
             .filter(|&p| p < n)
             .ok_or_else(|| Error::Corrupt("special value outside the block".into()))?;
-        let v = match dtype {
-            ElementType::F32 => {
-                f32::from_bits(u32::from_le_bytes(r.bytes(4)?.try_into().unwrap())) as f64
-            }
-            ElementType::F64 => f64::from_bits(u64::from_le_bytes(r.bytes(8)?.try_into().unwrap())),
+        let bits = match dtype {
+            ElementType::F32 => u32::from_le_bytes(r.bytes(4)?.try_into().unwrap()) as u64,
+            ElementType::F64 => u64::from_le_bytes(r.bytes(8)?.try_into().unwrap()),
         };
-        out.push((pos, v));
+        out.push((pos, bits));
     }
     Ok(out)
+}
+
+/// Writes element `i` of `out` (little-endian bytes of `dtype`) from its bits.
+fn put_bits(out: &mut [u8], dtype: ElementType, i: usize, bits: u64) {
+    match dtype {
+        ElementType::F32 => out[4 * i..4 * i + 4].copy_from_slice(&(bits as u32).to_le_bytes()),
+        ElementType::F64 => out[8 * i..8 * i + 8].copy_from_slice(&bits.to_le_bytes()),
+    }
 }
 
 /// Quantizes with `step`, filling `q`; returns the errors, or None if the integers get too large.
@@ -547,55 +554,71 @@ pub fn encode(
     Some(Coded::Lbrc(head))
 }
 
-/// Decodes a block coded by [`encode`]; `constant` tells which kind it is.
+/// Decodes a block coded by [`encode`] (`constant` tells which kind) straight into its
+/// little-endian element bytes, in block order.
 pub fn decode(
     payload: &[u8],
     shape: [usize; 3],
     dtype: ElementType,
     constant: bool,
-) -> Result<Vec<f64>> {
+) -> Result<Vec<u8>> {
     let n: usize = shape.iter().product();
+    let es = dtype.size();
     let mut r = ints::Reader::new(payload);
     let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
-    let mut out = if constant {
-        vec![as_type(offset, dtype); n]
-    } else {
-        let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
-        if !(step.is_finite() && step > 0.0 && offset.is_finite()) {
-            return Err(Error::Corrupt("bad quantization step or offset".into()));
-        }
-        let specials = read_specials(&mut r, n, dtype)?;
-        let mask = r.bytes(1)?[0];
-        let coef = match mask {
-            1..=LORENZO_3D => None,
-            LEAST_SQUARES => {
-                let mut c = [0i16; 7];
-                for v in c.iter_mut() {
-                    *v = i16::from_le_bytes(r.bytes(2)?.try_into().unwrap());
-                }
-                Some(c)
-            }
-            _ => return Err(Error::Corrupt(format!("unknown predictor {mask}"))),
+    let mut out = vec![0u8; n * es];
+    if constant {
+        let v = as_type(offset, dtype);
+        let bits = match dtype {
+            ElementType::F32 => (v as f32).to_bits() as u64,
+            ElementType::F64 => v.to_bits(),
         };
-        let mut q = ints::decode(r.rest(), shape)?;
-        match &coef {
-            Some(c) => ls_inverse(&mut q, shape, c),
-            None => lorenzo_inverse(&mut q, shape, mask),
+        (0..n).for_each(|i| put_bits(&mut out, dtype, i, bits));
+        for (i, b) in read_specials(&mut r, n, dtype)? {
+            put_bits(&mut out, dtype, i, b);
         }
-        let mut out: Vec<f64> = q
-            .iter()
-            .map(|&v| reconstruct(offset, step, v, dtype))
-            .collect();
-        for (i, v) in specials {
-            out[i] = v;
+        if !r.rest().is_empty() {
+            return Err(Error::Corrupt("trailing bytes in a constant block".into()));
         }
         return Ok(out);
-    };
-    for (i, v) in read_specials(&mut r, n, dtype)? {
-        out[i] = v;
     }
-    if !r.rest().is_empty() {
-        return Err(Error::Corrupt("trailing bytes in a constant block".into()));
+    let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
+    if !(step.is_finite() && step > 0.0 && offset.is_finite()) {
+        return Err(Error::Corrupt("bad quantization step or offset".into()));
+    }
+    let specials = read_specials(&mut r, n, dtype)?;
+    let mask = r.bytes(1)?[0];
+    let coef = match mask {
+        1..=LORENZO_3D => None,
+        LEAST_SQUARES => {
+            let mut c = [0i16; 7];
+            for v in c.iter_mut() {
+                *v = i16::from_le_bytes(r.bytes(2)?.try_into().unwrap());
+            }
+            Some(c)
+        }
+        _ => return Err(Error::Corrupt(format!("unknown predictor {mask}"))),
+    };
+    let mut q = ints::decode(r.rest(), shape)?;
+    match &coef {
+        Some(c) => ls_inverse(&mut q, shape, c),
+        None => lorenzo_inverse(&mut q, shape, mask),
+    }
+    // Exactly the encoder's reconstruction (see `reconstruct`), written as bytes in one pass.
+    match dtype {
+        ElementType::F32 => {
+            for (d, &v) in out.chunks_exact_mut(4).zip(&q) {
+                d.copy_from_slice(&((offset + v as f64 * step) as f32).to_le_bytes());
+            }
+        }
+        ElementType::F64 => {
+            for (d, &v) in out.chunks_exact_mut(8).zip(&q) {
+                d.copy_from_slice(&(offset + v as f64 * step).to_le_bytes());
+            }
+        }
+    }
+    for (i, b) in specials {
+        put_bits(&mut out, dtype, i, b);
     }
     Ok(out)
 }
