@@ -6,7 +6,7 @@
 //! coded losslessly.
 
 use crate::block::{default_block, fold3, Block, Grid};
-use crate::bound::{finite_min_max, BlockBound, Target};
+use crate::bound::{finite_min_max, span, BlockBound, Target};
 use crate::dtype::ElementType;
 use crate::entropy::{decode_bytes, encode_bytes, ints, Coded};
 use crate::error::{Error, Result};
@@ -192,18 +192,14 @@ pub fn raw_to_f64(raw: &[u8], dtype: ElementType) -> Vec<f64> {
 
 /// Value range of the finite elements, in parallel chunks (min/max: any order gives the same).
 fn data_range(data: &[u8], dtype: ElementType) -> f64 {
-    let (lo, hi) = data
-        .par_chunks(dtype.size() * 65536)
-        .map(|c| finite_min_max(raw_to_f64(c, dtype)))
-        .reduce(
-            || (f64::INFINITY, f64::NEG_INFINITY),
-            |a, b| (a.0.min(b.0), a.1.max(b.1)),
-        );
-    if hi >= lo {
-        hi - lo
-    } else {
-        0.0
-    }
+    span(
+        data.par_chunks(dtype.size() * 65536)
+            .map(|c| finite_min_max(raw_to_f64(c, dtype)))
+            .reduce(
+                || (f64::INFINITY, f64::NEG_INFINITY),
+                |a, b| (a.0.min(b.0), a.1.max(b.1)),
+            ),
+    )
 }
 
 fn check_shape(dims: &[usize], dtype: ElementType, data_len: usize) -> Result<()> {

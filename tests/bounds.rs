@@ -20,7 +20,7 @@ fn range(v: &[f64]) -> f64 {
 }
 
 /// Checks `back` against `orig` for the target in `params`, using the stream's own block grid.
-fn check(params: &[(&str, String)], dims: &[usize], orig: &[f64], back: &[f64], stream: &[u8]) {
+fn check(params: &[(&str, String)], orig: &[f64], back: &[f64], stream: &[u8]) {
     assert_eq!(orig.len(), back.len());
     let r = range(orig);
     for (i, (&x, &y)) in orig.iter().zip(back).enumerate() {
@@ -84,7 +84,6 @@ fn check(params: &[(&str, String)], dims: &[usize], orig: &[f64], back: &[f64], 
         }
         _ => unreachable!(),
     }
-    let _ = dims;
 }
 
 fn targets(r: f64) -> Vec<Vec<(&'static str, String)>> {
@@ -105,7 +104,7 @@ fn round_trip_f32(params: &[(&str, String)], dims: &[usize], v32: &[f32]) -> Vec
     assert_eq!(d, dims);
     let orig: Vec<f64> = v32.iter().map(|&x| x as f64).collect();
     let back: Vec<f64> = back.iter().map(|&x| x as f64).collect();
-    check(params, dims, &orig, &back, &s);
+    check(params, &orig, &back, &s);
     s
 }
 
@@ -132,7 +131,7 @@ fn f64_fields_hold_too() {
         let codec = Codec::from_pairs(t.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
         let s = codec.compress(&dims, &v).unwrap();
         let (_, back) = decode_as::<f64>(&s).unwrap();
-        check(&t, &dims, &v, &back, &s);
+        check(&t, &v, &back, &s);
     }
 }
 
@@ -203,7 +202,7 @@ fn hostile_values_keep_their_bounds() {
             let (_, back) = decode_as::<f32>(&s).unwrap();
             let o: Vec<f64> = v.iter().map(|&x| x as f64).collect();
             let b: Vec<f64> = back.iter().map(|&x| x as f64).collect();
-            check(&t, &dims, &o, &b, &s);
+            check(&t, &o, &b, &s);
         }
     }
 }
@@ -270,6 +269,6 @@ proptest! {
         let (_, back) = decode_as::<f32>(&s).unwrap();
         let o: Vec<f64> = v.iter().map(|&x| x as f64).collect();
         let b: Vec<f64> = back.iter().map(|&x| x as f64).collect();
-        check(&params, &dims, &o, &b, &s);
+        check(&params, &o, &b, &s);
     }
 }

@@ -94,14 +94,18 @@ pub fn finite_min_max(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
         })
 }
 
-/// Range (max − min) of the finite values; 0 if there are none.
-pub fn finite_range(values: impl IntoIterator<Item = f64>) -> f64 {
-    let (lo, hi) = finite_min_max(values);
+/// max − min of a [`finite_min_max`] result; 0 when there were no finite values.
+pub fn span((lo, hi): (f64, f64)) -> f64 {
     if hi >= lo {
         hi - lo
     } else {
         0.0
     }
+}
+
+/// Range (max − min) of the finite values; 0 if there are none.
+pub fn finite_range(values: impl IntoIterator<Item = f64>) -> f64 {
+    span(finite_min_max(values))
 }
 
 /// Error statistics of a reconstruction over the finite values.

@@ -604,16 +604,16 @@ pub fn decode(
         Some(c) => ls_inverse(&mut q, shape, c),
         None => lorenzo_inverse(&mut q, shape, mask),
     }
-    // Exactly the encoder's reconstruction (see `reconstruct`), written as bytes in one pass.
+    // The encoder's own reconstruction, written as bytes in one pass.
     match dtype {
         ElementType::F32 => {
             for (d, &v) in out.chunks_exact_mut(4).zip(&q) {
-                d.copy_from_slice(&((offset + v as f64 * step) as f32).to_le_bytes());
+                d.copy_from_slice(&(reconstruct(offset, step, v, dtype) as f32).to_le_bytes());
             }
         }
         ElementType::F64 => {
             for (d, &v) in out.chunks_exact_mut(8).zip(&q) {
-                d.copy_from_slice(&(offset + v as f64 * step).to_le_bytes());
+                d.copy_from_slice(&reconstruct(offset, step, v, dtype).to_le_bytes());
             }
         }
     }
