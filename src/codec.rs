@@ -36,14 +36,14 @@ mod private {
 #[derive(Debug, Clone, Default)]
 pub struct Codec {
     config: Config,
-    /// Own pool when `threads` is set; otherwise rayon's global one.
+    /// Own pool when `threads` > 1; rayon's global one for 0; none for 1 (the caller's thread).
     pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl Codec {
     pub fn new(config: Config) -> Result<Self> {
         let pool = match config.threads {
-            0 => None,
+            0 | 1 => None,
             n => Some(Arc::new(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n)
@@ -97,19 +97,21 @@ impl Codec {
         let grid = Grid::new(fold3(dims), self.block_shape(dims));
         let bound = match self.config.target {
             t if t.needs_range() => {
+                let par = !self.serial() && data.len() > RANGE_CHUNK * dtype.size();
                 let range = self
                     .config
                     .range
-                    .unwrap_or_else(|| self.in_pool(|| data_range(data, dtype)));
+                    .unwrap_or_else(|| self.run(par, |par| data_range(data, dtype, par)));
                 t.resolve(range)
             }
             t => t.resolve(0.0),
         };
-        let coded: Vec<(BlockKind, Vec<u8>)> = self.in_pool(|| {
-            (0..grid.len())
-                .into_par_iter()
-                .map(|i| self.encode_block(&grid, &grid.block(i), data, dtype, bound))
-                .collect::<Result<_>>()
+        let values = data.len() / dtype.size();
+        let par = !self.serial() && (grid.len() > 1 || values >= lbrc::PAR_MIN);
+        let coded = self.run(par, |par| {
+            map_blocks(grid.len(), !par, |i| {
+                self.encode_block(&grid, &grid.block(i), data, dtype, bound, par)
+            })
         })?;
         let blocks: Vec<(BlockKind, &[u8])> =
             coded.iter().map(|(k, p)| (*k, p.as_slice())).collect();
@@ -122,10 +124,16 @@ impl Codec {
         format::write_stream(&info, &blocks, out)
     }
 
-    fn in_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+    fn serial(&self) -> bool {
+        self.config.threads == 1
+    }
+
+    /// `f(par)` in the codec's pool where `par` (the work is worth sharing), else right here
+    /// (a hand-over to a pool thread costs more than a small job).
+    fn run<R: Send>(&self, par: bool, f: impl FnOnce(bool) -> R + Send) -> R {
         match &self.pool {
-            Some(p) => p.install(f),
-            None => f(),
+            Some(p) if par => p.install(|| f(true)),
+            _ => f(par),
         }
     }
 
@@ -136,11 +144,12 @@ impl Codec {
         data: &[u8],
         dtype: ElementType,
         bound: BlockBound,
+        par: bool,
     ) -> Result<(BlockKind, Vec<u8>)> {
         let raw = grid.gather_bytes(data, dtype, b);
         if bound != BlockBound::Lossless {
             let values = raw_to_f64(&raw, dtype);
-            if let Some(c) = lbrc::encode(&values, b.shape, bound, dtype, self.config.coder) {
+            if let Some(c) = lbrc::encode(&values, b.shape, bound, dtype, self.config.coder, par) {
                 let (kind, payload) = match c {
                     lbrc::Coded::Constant(p) => (BlockKind::Constant, p),
                     lbrc::Coded::Lbrc(p) => (BlockKind::Lbrc, p),
@@ -168,9 +177,9 @@ impl Codec {
 }
 
 impl IntCoder {
-    pub(crate) fn encode(self, r: &[i64], shape: [usize; 3], out: &mut Vec<u8>) {
+    pub(crate) fn encode(self, r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool) {
         match self {
-            IntCoder::Context => ints::encode(r, shape, out),
+            IntCoder::Context => ints::encode(r, shape, out, par),
             IntCoder::Planes => ints::encode_planes(r, 3, out),
         }
     }
@@ -190,16 +199,50 @@ pub fn raw_to_f64(raw: &[u8], dtype: ElementType) -> Vec<f64> {
     }
 }
 
-/// Value range of the finite elements, in parallel chunks (min/max: any order gives the same).
-fn data_range(data: &[u8], dtype: ElementType) -> f64 {
-    span(
-        data.par_chunks(dtype.size() * 65536)
-            .map(|c| finite_min_max(raw_to_f64(c, dtype)))
-            .reduce(
-                || (f64::INFINITY, f64::NEG_INFINITY),
-                |a, b| (a.0.min(b.0), a.1.max(b.1)),
-            ),
-    )
+/// `f` over the block indices `0..n`, in parallel in the current pool unless `serial` or there
+/// is one block (sparing the hand-over to another thread). Results in index order.
+fn map_blocks<T: Send>(
+    n: usize,
+    serial: bool,
+    f: impl Fn(usize) -> Result<T> + Sync + Send,
+) -> Result<Vec<T>> {
+    if serial || n <= 1 {
+        (0..n).map(f).collect()
+    } else {
+        (0..n).into_par_iter().map(f).collect()
+    }
+}
+
+/// Values per chunk of [`data_range`].
+const RANGE_CHUNK: usize = 1 << 16;
+
+/// Value range of the finite elements, in chunks (min/max: any order gives the same).
+fn data_range(data: &[u8], dtype: ElementType, par: bool) -> f64 {
+    let chunk = dtype.size() * RANGE_CHUNK;
+    let min_max = |c: &[u8]| match dtype {
+        // Compared in f32 and widened once: the same extremes, without a copy.
+        ElementType::F32 => {
+            let (lo, hi) = c
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .filter(|v| v.is_finite())
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| {
+                    (if v < l { v } else { l }, if v > h { v } else { h })
+                });
+            (lo as f64, hi as f64)
+        }
+        ElementType::F64 => finite_min_max(
+            c.chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap())),
+        ),
+    };
+    let join = |a: (f64, f64), b: (f64, f64)| (a.0.min(b.0), a.1.max(b.1));
+    let none = (f64::INFINITY, f64::NEG_INFINITY);
+    span(if !par {
+        data.chunks(chunk).map(min_max).fold(none, join)
+    } else {
+        data.par_chunks(chunk).map(min_max).reduce(|| none, join)
+    })
 }
 
 fn check_shape(dims: &[usize], dtype: ElementType, data_len: usize) -> Result<()> {
@@ -240,28 +283,25 @@ pub fn decode_into(stream: &[u8], out: &mut [u8]) -> Result<usize> {
     }
     let grid = info.grid();
     let dtype = info.dtype;
-    let blocks: Vec<Vec<u8>> = (0..grid.len())
-        .into_par_iter()
-        .map(|i| {
-            let b = grid.block(i);
-            let entry = &parsed.entries[i];
-            let payload = parsed.payload(i)?;
-            let bytes = b.len() * dtype.size();
-            match entry.kind {
-                BlockKind::Raw | BlockKind::Zstd => {
-                    let mut raw = vec![0u8; bytes];
-                    decode_bytes(entry.kind, payload, &mut raw)?;
-                    Ok(raw)
-                }
-                BlockKind::Constant | BlockKind::Lbrc => {
-                    if info.target == Target::Lossless {
-                        return Err(Error::Corrupt("lossy block in a lossless stream".into()));
-                    }
-                    lbrc::decode(payload, b.shape, dtype, entry.kind == BlockKind::Constant)
-                }
+    let blocks = map_blocks(grid.len(), false, |i| {
+        let b = grid.block(i);
+        let entry = &parsed.entries[i];
+        let payload = parsed.payload(i)?;
+        let bytes = b.len() * dtype.size();
+        match entry.kind {
+            BlockKind::Raw | BlockKind::Zstd => {
+                let mut raw = vec![0u8; bytes];
+                decode_bytes(entry.kind, payload, &mut raw)?;
+                Ok(raw)
             }
-        })
-        .collect::<Result<_>>()?;
+            BlockKind::Constant | BlockKind::Lbrc => {
+                if info.target == Target::Lossless {
+                    return Err(Error::Corrupt("lossy block in a lossless stream".into()));
+                }
+                lbrc::decode(payload, b.shape, dtype, entry.kind == BlockKind::Constant)
+            }
+        }
+    })?;
     for (i, raw) in blocks.iter().enumerate() {
         grid.scatter_bytes(raw, &mut out[..len], dtype, &grid.block(i));
     }

@@ -209,29 +209,38 @@ fn hostile_values_keep_their_bounds() {
 
 #[test]
 fn output_bytes_do_not_depend_on_thread_count() {
-    for (name, dims, vals) in common::real_fields().into_iter().take(3) {
-        for t in ["1e-4", "1e-6"] {
-            let enc = |threads: &str| {
-                Codec::from_pairs([("nrmse", t), ("threads", threads), ("block", "8x16x16")])
-                    .unwrap()
-                    .compress(&dims, &vals)
-                    .unwrap()
-            };
-            let one = enc("1");
+    let mut fields = common::real_fields();
+    fields.sort_by_key(|f| std::cmp::Reverse(f.2.len()));
+    // Small blocks (parallel across blocks) on three fields, and the default blocks of the
+    // largest field (large enough for the stages inside a block to run in parallel too).
+    let cases = fields.iter().skip(1).take(3).flat_map(|f| {
+        [("1e-4", Some("8x16x16")), ("1e-6", Some("8x16x16"))].map(|(t, b)| (f, t, b))
+    });
+    for ((name, dims, vals), t, block) in cases.chain([(&fields[0], "1e-5", None)]) {
+        let enc = |threads: &str| {
+            let mut params = vec![("nrmse", t), ("threads", threads)];
+            params.extend(block.map(|b| ("block", b)));
+            Codec::from_pairs(params)
+                .unwrap()
+                .compress(dims, vals)
+                .unwrap()
+        };
+        let one = enc("1");
+        for threads in ["2", "3"] {
             assert!(
-                one == enc("2"),
-                "{name} nrmse={t}: bytes differ between 1 and 2 threads"
+                one == enc(threads),
+                "{name} nrmse={t}: bytes differ between 1 and {threads} threads"
             );
-            let pool = |n| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build()
-                    .unwrap()
-            };
-            let d1 = pool(1).install(|| decode_as::<f32>(&one).unwrap().1);
-            let d2 = pool(2).install(|| decode_as::<f32>(&one).unwrap().1);
-            assert!(d1.iter().zip(&d2).all(|(a, b)| a.to_bits() == b.to_bits()));
         }
+        let pool = |n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        };
+        let d1 = pool(1).install(|| decode_as::<f32>(&one).unwrap().1);
+        let d2 = pool(2).install(|| decode_as::<f32>(&one).unwrap().1);
+        assert!(d1.iter().zip(&d2).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 }
 

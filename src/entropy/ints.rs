@@ -1,25 +1,33 @@
 //! Lossless coding of a block of Lorenzo residuals (i64, C order over a 3D block shape).
 //!
-//! Two coders, identified by the first byte:
-//! - `CONTEXT`: per value, the magnitude class k (bit length of the zigzagged residual, i.e. the
-//!   number of its significant bit planes) is coded with static rANS, one frequency table per
-//!   context; the context is the mean class of the three causal neighbours (previous value in
-//!   the row, same value in the previous row and in the previous plane). The k−1 bits below the
-//!   leading one go to a raw bit stream, where they are close to incompressible.
-//! - `PLANES`: the reference design: zigzag, one bit plane per bit, each plane zstd-compressed.
+//! Coders, identified by the first byte:
+//! - `CONTEXT` (3): per value, the magnitude class k (bit length of the zigzagged residual, i.e.
+//!   the number of its significant bit planes) is coded with static rANS, one frequency table
+//!   per context; the context is the mean class of the three causal neighbours (previous value
+//!   in the row, same value in the previous row and in the previous plane). The k−1 bits below
+//!   the leading one go to a raw bit stream, where they are close to incompressible. The block
+//!   is cut at a row into two lanes, each with its own rANS state and bit stream and contexts
+//!   from its own values only, so a decoder runs the two dependency chains side by side.
+//! - `CONTEXT_V1` (1): the same model in one lane with 12-bit probabilities (format version 2
+//!   streams written before the lanes; decoded only).
+//! - `PLANES` (2): the reference design: zigzag, one bit plane per bit, each plane
+//!   zstd-compressed.
 //!
 //! Decoding checks every count and length, so corrupted payloads give errors.
 
 use crate::error::{Error, Result};
 
-const CONTEXT: u8 = 1;
+const CONTEXT_V1: u8 = 1;
 const PLANES: u8 = 2;
+const CONTEXT: u8 = 3;
 
 /// Magnitude classes 0..=63 (residuals stay far below 2^62).
 const SYMBOLS: usize = 64;
 const CONTEXTS: usize = 24;
-const PROB_BITS: u32 = 12;
-const PROB_SCALE: u32 = 1 << PROB_BITS;
+/// Probability precision of `CONTEXT`: 10 bits cost under 0.03% on the real fields against 12,
+/// and keep the decoding tables of the contexts in use within the L1 cache.
+const PROB_BITS: u32 = 10;
+const V1_PROB_BITS: u32 = 12;
 const RANS_L: u32 = 1 << 23;
 
 fn zigzag(v: i64) -> u64 {
@@ -74,6 +82,12 @@ impl<'a> Reader<'a> {
         Err(Error::Corrupt("varint too long".into()))
     }
 
+    /// A length-prefixed slice.
+    fn chunk(&mut self) -> Result<&'a [u8]> {
+        let len = self.varint()?;
+        self.bytes(usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
     pub fn rest(&self) -> &'a [u8] {
         &self.buf[self.pos..]
     }
@@ -86,48 +100,181 @@ fn context(w: u8, n: u8, b: u8) -> usize {
     ((2 * w as usize + n as usize + b as usize + 2) / 4).min(CONTEXTS - 1)
 }
 
-/// Calls `f(idx, ctx)` for every position in raster order, with the context computed from the
-/// classes in `k` (which `f` may fill in as it goes: only earlier positions are read).
-#[inline(always)]
-fn for_each_context(shape: [usize; 3], k: &mut [u8], mut f: impl FnMut(usize, usize, &mut [u8])) {
-    let [a, b, c] = shape;
-    let plane = b * c;
-    for i in 0..a {
-        for j in 0..b {
-            let base = (i * b + j) * c;
-            for l in 0..c {
-                let idx = base + l;
-                let w = if l > 0 { k[idx - 1] } else { 0 };
-                let n = if j > 0 { k[idx - c] } else { w };
-                let bk = if i > 0 { k[idx - plane] } else { n };
-                f(idx, context(w, n, bk), k);
+/// Position of a lane's next value: index within the lane and (plane, row, column) in the
+/// block; neighbours before the lane's start belong to the other lane and count as missing.
+#[derive(Clone, Copy)]
+struct Cursor {
+    at: usize,
+    i: usize,
+    j: usize,
+    l: usize,
+}
+
+impl Cursor {
+    fn new(start: usize, shape: [usize; 3]) -> Cursor {
+        let [_, b, c] = shape;
+        let row = start / c.max(1);
+        Cursor {
+            at: 0,
+            i: row / b.max(1),
+            j: row % b.max(1),
+            l: start % c.max(1),
+        }
+    }
+
+    /// The context of the current position from the lane's classes `k`; `w` is the class just
+    /// before it in the lane.
+    #[inline(always)]
+    fn context(&self, k: &[u8], w: u8, shape: [usize; 3]) -> usize {
+        let [_, b, c] = shape;
+        let w = if self.l > 0 && self.at > 0 { w } else { 0 };
+        let n = if self.j > 0 && self.at >= c {
+            k[self.at - c]
+        } else {
+            w
+        };
+        let bk = if self.i > 0 && self.at >= b * c {
+            k[self.at - b * c]
+        } else {
+            n
+        };
+        context(w, n, bk)
+    }
+
+    #[inline(always)]
+    fn advance(&mut self, shape: [usize; 3]) {
+        self.at += 1;
+        self.l += 1;
+        if self.l == shape[2] {
+            self.l = 0;
+            self.j += 1;
+            if self.j == shape[1] {
+                self.j = 0;
+                self.i += 1;
             }
         }
     }
 }
 
+/// Where the second lane starts: half the rows, or half the values of a single row.
+fn lane_split(shape: [usize; 3]) -> usize {
+    let [a, b, c] = shape;
+    let rows = a * b;
+    if rows >= 2 {
+        rows.div_ceil(2) * c
+    } else {
+        c.div_ceil(2)
+    }
+}
+
+/// The classes of one lane's residuals `r` (starting at `start` in the block), their contexts,
+/// and the count of each class per context.
+fn lane_model(
+    r: &[i64],
+    start: usize,
+    shape: [usize; 3],
+    k: &mut [u8],
+    ctx: &mut [u8],
+) -> Vec<[u32; SYMBOLS]> {
+    let mut counts = vec![[0u32; SYMBOLS]; CONTEXTS];
+    for (kv, &v) in k.iter_mut().zip(r) {
+        *kv = class(zigzag(v));
+    }
+    let mut cur = Cursor::new(start, shape);
+    let mut w = 0;
+    for cx_out in ctx.iter_mut() {
+        let cx = cur.context(k, w, shape);
+        *cx_out = cx as u8;
+        w = k[cur.at];
+        counts[cx][w as usize] += 1;
+        cur.advance(shape);
+    }
+    counts
+}
+
+/// `a` and `b`, on two threads of the current pool if `par`.
+fn both<A: Send, B: Send>(
+    par: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if par {
+        rayon::join(a, b)
+    } else {
+        (a(), b())
+    }
+}
+
 /// Codes `r` (residuals of a block of `shape`) with the context coder, appending to `out`.
-pub fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>) {
+/// `par` lets the lanes' independent work run on two threads (same output).
+pub fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool) {
     let n = r.len();
-    // One forward pass: classes, contexts (from earlier classes only), their counts, and the raw
-    // bits, which are written in this order.
+    let split = lane_split(shape).min(n);
     let mut k = vec![0u8; n];
     let mut ctx = vec![0u8; n];
-    let mut counts = vec![[0u32; SYMBOLS]; CONTEXTS];
-    let mut bits = BitWriter::default();
-    for_each_context(shape, &mut k, |idx, cx, k| {
-        let z = zigzag(r[idx]);
-        let kv = class(z);
-        k[idx] = kv;
-        ctx[idx] = cx as u8;
-        counts[cx][kv as usize] += 1;
-        if kv > 1 {
-            bits.put(z & ((1u64 << (kv - 1)) - 1), kv as u32 - 1);
-        }
-    });
+    let (ka, kb) = k.split_at_mut(split);
+    let (ca, cb) = ctx.split_at_mut(split);
+    let (mut counts, cb_counts) = both(
+        par,
+        || lane_model(&r[..split], 0, shape, ka, ca),
+        || lane_model(&r[split..], split, shape, kb, cb),
+    );
+    for (c, o) in counts.iter_mut().zip(&cb_counts) {
+        c.iter_mut().zip(o).for_each(|(x, y)| *x += y);
+    }
 
     out.push(CONTEXT);
-    // Tables of the contexts in use: symbol range, then one log-scale weight per symbol.
+    let tables = write_tables(&counts, out);
+    let enc: Vec<[EncSymbol; SYMBOLS]> = tables
+        .iter()
+        .map(|t| std::array::from_fn(|s| EncSymbol::new(t.start[s], t.freq[s])))
+        .collect();
+    let (k, ctx) = (&k, &ctx);
+    let rans = || {
+        // rANS runs backwards, both lanes in one loop so their serial chains overlap; lane A
+        // is at least as long as lane B, and its extra values come last.
+        let mut bytes = [split, n - split].map(|len| Vec::with_capacity(len / 2 + 16));
+        let [mut xa, mut xb] = [RANS_L; 2];
+        let sym = |idx: usize| &enc[ctx[idx] as usize][k[idx] as usize];
+        let len_b = n - split;
+        let [ba, bb] = &mut bytes;
+        for t in (len_b..split).rev() {
+            sym(t).put(&mut xa, ba);
+        }
+        for t in (0..len_b).rev() {
+            sym(t).put(&mut xa, ba);
+            sym(split + t).put(&mut xb, bb);
+        }
+        for (b, x) in bytes.iter_mut().zip([xa, xb]) {
+            // Reversed, so the final state comes first, big-endian.
+            b.extend_from_slice(&x.to_le_bytes());
+            b.reverse();
+        }
+        bytes
+    };
+    // The raw bits, forwards (none below classes 0 and 1).
+    let bits = || {
+        [(0, split), (split, n)].map(|(start, end)| {
+            let mut bits = BitWriter::default();
+            for idx in start..end {
+                let nb = (k[idx] as u32).saturating_sub(1);
+                bits.put(zigzag(r[idx]) & ((1u64 << nb) - 1), nb);
+            }
+            bits.finish()
+        })
+    };
+    let (rans, bits) = both(par, rans, bits);
+    for b in &rans {
+        put_varint(out, b.len() as u64);
+        out.extend_from_slice(b);
+    }
+    put_varint(out, bits[0].len() as u64);
+    bits.iter().for_each(|b| out.extend_from_slice(b));
+}
+
+/// Writes the tables of the contexts in use (a mask, then per context its symbol range and one
+/// log-scale weight per symbol) and returns all contexts' tables as the decoder rebuilds them.
+fn write_tables(counts: &[[u32; SYMBOLS]], out: &mut Vec<u8>) -> Vec<Table> {
     let used: u32 = (0..CONTEXTS)
         .filter(|&c| counts[c].iter().any(|&v| v > 0))
         .fold(0, |m, c| m | 1 << c);
@@ -147,36 +294,47 @@ pub fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>) {
             out.push(code);
             weights[s] = weight_of(code);
         }
-        // The decoder rebuilds exactly this table from the codes.
-        tables[c] = Table::from_counts(&weights);
+        tables[c] = Table::from_counts(&weights, PROB_BITS);
     }
+    tables
+}
 
-    // rANS runs backwards; the raw bits forwards.
-    let enc: Vec<Vec<EncSymbol>> = tables
-        .iter()
-        .map(|t| {
-            (0..SYMBOLS)
-                .map(|s| EncSymbol::new(t.start[s], t.freq[s]))
-                .collect()
-        })
-        .collect();
-    let mut bytes = Vec::with_capacity(n / 2 + 16);
-    let mut x = RANS_L;
-    for idx in (0..n).rev() {
-        let e = &enc[ctx[idx] as usize][k[idx] as usize];
-        while x >= e.x_max {
-            bytes.push(x as u8);
-            x >>= 8;
+/// Reads what [`write_tables`] wrote: the tables of the contexts in use, in context order,
+/// normalized to `prob_bits`.
+fn read_tables(r: &mut Reader, prob_bits: u32) -> Result<Vec<(usize, Table)>> {
+    let used = u32::from_le_bytes(r.bytes(4)?.try_into().unwrap());
+    if used >> CONTEXTS != 0 {
+        return Err(Error::Corrupt("unknown contexts in use".into()));
+    }
+    let mut tables = Vec::new();
+    for cx in (0..CONTEXTS).filter(|&cx| used >> cx & 1 == 1) {
+        let head = r.bytes(2)?;
+        let (lo, len) = (head[0] as usize, head[1] as usize);
+        if lo + len >= SYMBOLS {
+            return Err(Error::Corrupt("bad frequency table range".into()));
         }
-        x = e.put(x);
+        let mut weights = [0u32; SYMBOLS];
+        for (s, &code) in r.bytes(len + 1)?.iter().enumerate() {
+            weights[lo + s] = weight_of(code);
+        }
+        let t = Table::from_counts(&weights, prob_bits);
+        if t.total != 1 << prob_bits {
+            return Err(Error::Corrupt("empty frequency table".into()));
+        }
+        tables.push((cx, t));
     }
-    // Reversed below, so the final state comes first, big-endian.
-    bytes.extend_from_slice(&x.to_le_bytes());
-    bytes.reverse();
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(&bytes);
+    Ok(tables)
+}
 
-    out.extend_from_slice(&bits.finish());
+/// Decoding slots of one table: for each slot, the symbol (bits 0-7), its frequency (8-19)
+/// and its start (20-31), so one load per value gives all three. A frequency of 2^12 (a lone
+/// symbol at 12 bits) is stored as 0.
+fn fill_slots(t: &Table, slots: &mut [u32]) {
+    for sym in 0..SYMBOLS {
+        let (st, f) = (t.start[sym], t.freq[sym]);
+        let entry = sym as u32 | (f & 0xfff) << 8 | st << 20;
+        slots[st as usize..(st + f) as usize].fill(entry);
+    }
 }
 
 /// Weight codes: 0 for an absent symbol, else a 1-byte floating-point approximation of the
@@ -224,14 +382,14 @@ impl EncSymbol {
             return EncSymbol::default(); // never coded
         }
         let x_max = ((RANS_L >> PROB_BITS) << 8) * freq;
-        let cmpl = PROB_SCALE - freq;
+        let cmpl = (1 << PROB_BITS) - freq;
         if freq == 1 {
             // x / 1 = x: q = x via rcp = 2^32 − 1 and a bias folding in the correction.
             return EncSymbol {
                 x_max,
                 rcp: u32::MAX,
                 shift: 0,
-                bias: start + PROB_SCALE - 1,
+                bias: start + (1 << PROB_BITS) - 1,
                 cmpl,
             };
         }
@@ -250,15 +408,22 @@ impl EncSymbol {
         }
     }
 
+    /// Encodes the symbol into the state `x`, renormalizing into `out` (which is reversed at
+    /// the end).
     #[inline(always)]
-    fn put(&self, x: u32) -> u32 {
-        let q = (((x as u64 * self.rcp as u64) >> 32) as u32) >> self.shift;
-        x.wrapping_add(self.bias)
-            .wrapping_add(q.wrapping_mul(self.cmpl))
+    fn put(&self, x: &mut u32, out: &mut Vec<u8>) {
+        while *x >= self.x_max {
+            out.push(*x as u8);
+            *x >>= 8;
+        }
+        let q = (((*x as u64 * self.rcp as u64) >> 32) as u32) >> self.shift;
+        *x = x
+            .wrapping_add(self.bias)
+            .wrapping_add(q.wrapping_mul(self.cmpl));
     }
 }
 
-/// A normalized frequency table (sums to PROB_SCALE where used).
+/// A normalized frequency table (sums to 2^prob_bits where used).
 struct Table {
     freq: [u32; SYMBOLS],
     start: [u32; SYMBOLS],
@@ -266,7 +431,8 @@ struct Table {
 }
 
 impl Table {
-    fn from_counts(h: &[u32; SYMBOLS]) -> Table {
+    fn from_counts(h: &[u32; SYMBOLS], prob_bits: u32) -> Table {
+        let scale = 1u32 << prob_bits;
         let total: u64 = h.iter().map(|&v| v as u64).sum();
         let mut freq = [0u32; SYMBOLS];
         if total == 0 {
@@ -275,13 +441,13 @@ impl Table {
         let mut sum = 0u32;
         for s in 0..SYMBOLS {
             if h[s] > 0 {
-                freq[s] = ((h[s] as u64 * PROB_SCALE as u64 / total) as u32).max(1);
+                freq[s] = ((h[s] as u64 * scale as u64 / total) as u32).max(1);
                 sum += freq[s];
             }
         }
-        if sum > PROB_SCALE {
+        if sum > scale {
             // Take the excess from the largest entries first, never below 1.
-            let mut excess = sum - PROB_SCALE;
+            let mut excess = sum - scale;
             let mut order: Vec<usize> = (0..SYMBOLS).filter(|&s| freq[s] > 1).collect();
             order.sort_by_key(|&s| std::cmp::Reverse(freq[s]));
             for s in order {
@@ -295,7 +461,7 @@ impl Table {
         } else {
             // Give the rounding remainder to the most frequent symbol.
             let top = (0..SYMBOLS).max_by_key(|&s| freq[s]).unwrap();
-            freq[top] += PROB_SCALE - sum;
+            freq[top] += scale - sum;
         }
         Table::with_freqs(freq)
     }
@@ -327,10 +493,15 @@ impl BitWriter {
     fn put(&mut self, v: u64, bits: u32) {
         // Split so the accumulator (holding < 32 pending bits) never overflows.
         if bits > 32 {
-            self.put(v >> 32, bits - 32);
-            self.put(v & 0xffff_ffff, 32);
-            return;
+            self.put32(v >> 32, bits - 32);
+            self.put32(v & 0xffff_ffff, 32);
+        } else {
+            self.put32(v, bits);
         }
+    }
+
+    #[inline(always)]
+    fn put32(&mut self, v: u64, bits: u32) {
         self.acc = (self.acc << bits) | v;
         self.n += bits;
         if self.n >= 32 {
@@ -352,155 +523,211 @@ impl BitWriter {
     }
 }
 
-struct BitReader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    acc: u64,
-    n: u32,
-}
-
-impl BitReader<'_> {
-    #[inline(always)]
-    fn get(&mut self, bits: u32) -> Result<u64> {
-        if bits > 32 {
-            let hi = self.get(bits - 32)?;
-            return Ok((hi << 32) | self.get(32)?);
-        }
-        if self.n < bits {
-            // Refill 32 bits at once where the buffer allows, else byte by byte.
-            if let Some(w) = self.buf.get(self.pos..self.pos + 4) {
-                self.acc = (self.acc << 32) | u32::from_be_bytes(w.try_into().unwrap()) as u64;
-                self.pos += 4;
-                self.n += 32;
-            } else {
-                while self.n < bits {
-                    let b = *self
-                        .buf
-                        .get(self.pos)
-                        .ok_or_else(|| Error::Truncated("raw bits end early".into()))?;
-                    self.pos += 1;
-                    self.acc = (self.acc << 8) | b as u64;
-                    self.n += 8;
-                }
-            }
-        }
-        self.n -= bits;
-        Ok((self.acc >> self.n) & ((1u64 << bits) - 1))
-    }
-}
-
-/// Decodes what [`encode`] (or the planes coder) wrote for a block of `shape`.
+/// Decodes what [`encode`] (or another coder) wrote for a block of `shape`.
 pub fn decode(payload: &[u8], shape: [usize; 3]) -> Result<Vec<i64>> {
     let n: usize = shape.iter().product();
     let mut r = Reader::new(payload);
     match r.bytes(1)?[0] {
-        CONTEXT => decode_context(r, shape, n),
+        CONTEXT => decode_lanes(r, shape, n),
+        CONTEXT_V1 => decode_v1(r, shape, n),
         PLANES => decode_planes(r, n),
         other => Err(Error::Corrupt(format!("unknown integer coder {other}"))),
     }
 }
 
-fn decode_context(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>> {
-    let used = u32::from_le_bytes(r.bytes(4)?.try_into().unwrap());
-    if used >> CONTEXTS != 0 {
-        return Err(Error::Corrupt("unknown contexts in use".into()));
-    }
-    // Decoding tables, all contexts in one array: for each slot of each context in use, the
-    // symbol (bits 0-7), its frequency (8-19) and its start (20-31), so one load per value
-    // gives all three.
-    let mut slots = vec![0u32; CONTEXTS * PROB_SCALE as usize];
-    let mut present = [false; CONTEXTS];
-    for (cx, here) in present.iter_mut().enumerate() {
-        if used & (1 << cx) == 0 {
-            continue;
+/// Reads `nb` ≤ 56 bits at bit position `pos` (MSB first), zeros past the end (which the
+/// caller detects from the final position).
+#[inline(always)]
+fn peek_bits(buf: &[u8], pos: usize, nb: u32) -> u64 {
+    let byte = pos >> 3;
+    let w = match buf.get(byte..byte + 8) {
+        Some(s) => u64::from_be_bytes(s.try_into().unwrap()),
+        None => {
+            let mut t = [0u8; 8];
+            let tail = buf.get(byte..).unwrap_or(&[]);
+            t[..tail.len()].copy_from_slice(tail);
+            u64::from_be_bytes(t)
         }
-        let head = r.bytes(2)?;
-        let (lo, len) = (head[0] as usize, head[1] as usize);
-        if lo + len >= SYMBOLS {
-            return Err(Error::Corrupt("bad frequency table range".into()));
-        }
-        let mut weights = [0u32; SYMBOLS];
-        for (s, &code) in r.bytes(len + 1)?.iter().enumerate() {
-            weights[lo + s] = weight_of(code);
-        }
-        let t = Table::from_counts(&weights);
-        if t.total != PROB_SCALE {
-            return Err(Error::Corrupt("empty frequency table".into()));
-        }
-        let base = cx * PROB_SCALE as usize;
-        for sym in 0..SYMBOLS {
-            let (st, f) = (t.start[sym], t.freq[sym]);
-            // A lone symbol's frequency, PROB_SCALE, is stored as 0 (it needs 13 bits).
-            let entry = sym as u32 | (f & 0xfff) << 8 | st << 20;
-            slots[base + st as usize..base + (st + f) as usize].fill(entry);
-        }
-        *here = true;
-    }
-    let len = r.varint()? as usize;
-    let rans = r.bytes(len)?;
-    if len < 4 {
-        return Err(Error::Corrupt("rANS stream too short".into()));
-    }
-    let mut x = u32::from_be_bytes(rans[..4].try_into().unwrap());
-    let mut pos = 4;
-    let mut k = vec![0u8; n];
-    let mut out = Vec::with_capacity(n);
-    let mut bits = BitReader {
-        buf: r.rest(),
-        pos: 0,
-        acc: 0,
-        n: 0,
     };
-    let mut failed = None;
-    // One pass: the class from rANS, then its raw bits, then the value.
-    for_each_context(shape, &mut k, |idx, cx, k| {
-        if failed.is_some() {
-            return;
-        }
-        if !present[cx] {
-            failed = Some(Error::Corrupt("context without a table".into()));
-            return;
-        }
-        let slot = x & (PROB_SCALE - 1);
-        let e = slots[cx * PROB_SCALE as usize + slot as usize];
-        let (s, f, st) = ((e & 0xff) as u8, (e >> 8) & 0xfff, e >> 20);
-        // A frequency of PROB_SCALE does not fit 12 bits: it is the only symbol, start 0.
-        let f = if f == 0 { PROB_SCALE } else { f };
-        x = f * (x >> PROB_BITS) + slot - st;
-        while x < RANS_L {
-            let Some(&byte) = rans.get(pos) else {
-                failed = Some(Error::Truncated("rANS stream ends early".into()));
-                return;
-            };
-            x = (x << 8) | byte as u32;
-            pos += 1;
-        }
-        k[idx] = s;
-        let z = match s {
-            0 => 0,
-            1 => 1,
-            _ => match bits.get(s as u32 - 1) {
-                Ok(m) => (1u64 << (s - 1)) | m,
-                Err(e) => {
-                    failed = Some(e);
-                    return;
-                }
-            },
+    // Shifting by 1 then 63 − nb is a shift by 64 − nb that also gives 0 for nb = 0.
+    ((w << (pos & 7)) >> 1) >> (63 - nb)
+}
+
+/// One lane's decoder state, with the lane's part of the classes and of the output.
+struct Lane<'a> {
+    x: u32,
+    rans: &'a [u8],
+    pos: usize,
+    bits: &'a [u8],
+    bit_pos: usize,
+    cur: Cursor,
+    w: u8,
+    k: &'a mut [u8],
+    out: &'a mut [i64],
+}
+
+impl<'a> Lane<'a> {
+    fn new(
+        rans: &'a [u8],
+        bits: &'a [u8],
+        start: usize,
+        shape: [usize; 3],
+        k: &'a mut [u8],
+        out: &'a mut [i64],
+    ) -> Result<Lane<'a>> {
+        let head = rans
+            .get(..4)
+            .ok_or_else(|| Error::Corrupt("rANS stream too short".into()))?;
+        Ok(Lane {
+            x: u32::from_be_bytes(head.try_into().unwrap()),
+            rans,
+            pos: 4,
+            bits,
+            bit_pos: 0,
+            cur: Cursor::new(start, shape),
+            w: 0,
+            k,
+            out,
+        })
+    }
+
+    /// The class's raw bits below its leading one, and the value.
+    #[inline(always)]
+    fn value(&mut self, s: u8) -> i64 {
+        let nb = (s as u32).saturating_sub(1);
+        let m = if nb <= 56 {
+            peek_bits(self.bits, self.bit_pos, nb)
+        } else {
+            (peek_bits(self.bits, self.bit_pos, nb - 32) << 32)
+                | peek_bits(self.bits, self.bit_pos + nb as usize - 32, 32)
         };
-        out.push(unzigzag(z));
-    });
-    if let Some(e) = failed {
-        return Err(e);
+        self.bit_pos += nb as usize;
+        unzigzag(((1u64 << s) >> 1) | m)
     }
-    if pos != rans.len() || x != RANS_L {
-        return Err(Error::Corrupt(
-            "rANS stream does not end where it should".into(),
-        ));
+
+    /// Decodes the lane's next value. Reads past the end give zeros and are caught by
+    /// [`Lane::finish`]; a context without a table is flagged in `bad`.
+    #[inline(always)]
+    fn step(&mut self, slots: &[u32], base: &[u32; CONTEXTS], shape: [usize; 3], bad: &mut u32) {
+        let cx = self.cur.context(self.k, self.w, shape);
+        let b = base[cx];
+        *bad |= b >> 31;
+        let slot = self.x & ((1 << PROB_BITS) - 1);
+        let e = slots[(b & 0x7fff_ffff) as usize + slot as usize];
+        let (s, f, st) = ((e & 0xff) as u8, (e >> 8) & 0xfff, e >> 20);
+        self.x = f * (self.x >> PROB_BITS) + slot - st;
+        // From x >= 2^(23 − PROB_BITS) two bytes always suffice.
+        for _ in 0..2 {
+            if self.x < RANS_L {
+                let byte = self.rans.get(self.pos).copied().unwrap_or(0);
+                self.x = (self.x << 8) | byte as u32;
+                self.pos += 1;
+            }
+        }
+        let v = self.value(s);
+        self.k[self.cur.at] = s;
+        self.out[self.cur.at] = v;
+        self.w = s;
+        self.cur.advance(shape);
     }
-    // Only padding of the last byte may remain.
-    if bits.buf.len() - bits.pos > 0 || bits.n >= 8 {
-        return Err(Error::Corrupt("trailing raw bits".into()));
+
+    fn finish(&self) -> Result<()> {
+        if self.pos > self.rans.len() || self.bit_pos > self.bits.len() * 8 {
+            return Err(Error::Truncated("lane ends early".into()));
+        }
+        if self.pos != self.rans.len() || self.x != RANS_L {
+            return Err(Error::Corrupt(
+                "rANS stream does not end where it should".into(),
+            ));
+        }
+        // Only padding of the last byte may remain.
+        if self.bits.len() * 8 - self.bit_pos >= 8 {
+            return Err(Error::Corrupt("trailing raw bits".into()));
+        }
+        Ok(())
     }
+}
+
+fn decode_lanes(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>> {
+    let tables = read_tables(&mut r, PROB_BITS)?;
+    // Slots of the contexts in use only; an absent context's base has the top bit set.
+    let mut base = [1u32 << 31; CONTEXTS];
+    let size = 1usize << PROB_BITS;
+    let mut slots = vec![0u32; tables.len().max(1) * size];
+    for (t, (cx, table)) in tables.iter().enumerate() {
+        base[*cx] = (t * size) as u32;
+        fill_slots(table, &mut slots[t * size..(t + 1) * size]);
+    }
+    let rans = [r.chunk()?, r.chunk()?];
+    let bits_a = r.chunk()?;
+    let split = lane_split(shape).min(n);
+    let mut k = vec![0u8; n];
+    let mut out = vec![0i64; n];
+    let (ka, kb) = k.split_at_mut(split);
+    let (oa, ob) = out.split_at_mut(split);
+    let mut a = Lane::new(rans[0], bits_a, 0, shape, ka, oa)?;
+    let mut b = Lane::new(rans[1], r.rest(), split, shape, kb, ob)?;
+    let mut bad = 0;
+    // Lane A holds at least as many values as lane B; both chains advance in one loop.
+    for _ in 0..n - split {
+        a.step(&slots, &base, shape, &mut bad);
+        b.step(&slots, &base, shape, &mut bad);
+    }
+    for _ in n - split..split {
+        a.step(&slots, &base, shape, &mut bad);
+    }
+    if bad != 0 {
+        return Err(Error::Corrupt("context without a table".into()));
+    }
+    a.finish()?;
+    b.finish()?;
+    Ok(out)
+}
+
+/// The one-lane, 12-bit coder of earlier streams.
+fn decode_v1(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>> {
+    const SCALE: u32 = 1 << V1_PROB_BITS;
+    let tables = read_tables(&mut r, V1_PROB_BITS)?;
+    let mut base = [1u32 << 31; CONTEXTS];
+    let mut slots = vec![0u32; tables.len().max(1) * SCALE as usize];
+    for (t, (cx, table)) in tables.iter().enumerate() {
+        base[*cx] = t as u32 * SCALE;
+        fill_slots(
+            table,
+            &mut slots[(t * SCALE as usize)..((t + 1) * SCALE as usize)],
+        );
+    }
+    let rans = r.chunk()?;
+    let mut k = vec![0u8; n];
+    let mut out = vec![0i64; n];
+    let mut lane = Lane::new(rans, r.rest(), 0, shape, &mut k, &mut out)?;
+    for _ in 0..n {
+        let cx = lane.cur.context(lane.k, lane.w, shape);
+        if base[cx] >> 31 != 0 {
+            return Err(Error::Corrupt("context without a table".into()));
+        }
+        let slot = lane.x & (SCALE - 1);
+        let e = slots[(base[cx] + slot) as usize];
+        let (s, f, st) = ((e & 0xff) as u8, (e >> 8) & 0xfff, e >> 20);
+        let f = if f == 0 { SCALE } else { f };
+        lane.x = f * (lane.x >> V1_PROB_BITS) + slot - st;
+        while lane.x < RANS_L {
+            let Some(&byte) = lane.rans.get(lane.pos) else {
+                return Err(Error::Truncated("rANS stream ends early".into()));
+            };
+            lane.x = (lane.x << 8) | byte as u32;
+            lane.pos += 1;
+        }
+        let v = lane.value(s);
+        if lane.bit_pos > lane.bits.len() * 8 {
+            return Err(Error::Truncated("raw bits end early".into()));
+        }
+        lane.k[lane.cur.at] = s;
+        lane.out[lane.cur.at] = v;
+        lane.w = s;
+        lane.cur.advance(shape);
+    }
+    lane.finish()?;
     Ok(out)
 }
 
@@ -575,9 +802,9 @@ mod tests {
 
     #[test]
     fn reciprocal_encoding_equals_division() {
-        for freq in [1u32, 2, 3, 7, 100, 1000, 2047, 4095, 4096] {
-            let e = EncSymbol::new(5.min(PROB_SCALE - freq), freq);
-            let start = 5.min(PROB_SCALE - freq);
+        for freq in [1u32, 2, 3, 7, 100, 511, 1000, 1023, 1024] {
+            let e = EncSymbol::new(5.min((1 << PROB_BITS) - freq), freq);
+            let start = 5.min((1 << PROB_BITS) - freq);
             for x in (RANS_L..e.x_max.max(RANS_L + 1))
                 .step_by(9973)
                 .chain([RANS_L, e.x_max.saturating_sub(1)])
@@ -585,8 +812,11 @@ mod tests {
                 if x >= e.x_max {
                     continue;
                 }
+                let (mut y, mut out) = (x, Vec::new());
+                e.put(&mut y, &mut out);
+                assert!(out.is_empty());
                 assert_eq!(
-                    e.put(x),
+                    y,
                     ((x / freq) << PROB_BITS) + (x % freq) + start,
                     "freq {freq} x {x}"
                 );
@@ -600,15 +830,18 @@ mod tests {
         for scale in [0.0, 0.3, 3.0, 300.0, 3e6, 3e15] {
             let r = sample(385, scale);
             let mut a = Vec::new();
-            encode(&r, shape, &mut a);
+            encode(&r, shape, &mut a, false);
             assert_eq!(decode(&a, shape).unwrap(), r, "context, scale {scale}");
+            let mut b = Vec::new();
+            encode(&r, shape, &mut b, true);
+            assert_eq!(a, b, "the lanes on two threads give the same bytes");
             let mut p = Vec::new();
             encode_planes(&r, 3, &mut p);
             assert_eq!(decode(&p, shape).unwrap(), r, "planes, scale {scale}");
         }
         let extremes = vec![i64::MAX >> 2, -(i64::MAX >> 2), 0, 1, -1];
         let mut a = Vec::new();
-        encode(&extremes, [1, 1, 5], &mut a);
+        encode(&extremes, [1, 1, 5], &mut a, false);
         assert_eq!(decode(&a, [1, 1, 5]).unwrap(), extremes);
     }
 
@@ -616,7 +849,7 @@ mod tests {
     fn context_coder_beats_the_entropy_of_a_laplacian_source_closely() {
         let r = sample(200_000, 20.0);
         let mut a = Vec::new();
-        encode(&r, [10, 100, 200], &mut a);
+        encode(&r, [10, 100, 200], &mut a, false);
         let bits_per_value = a.len() as f64 * 8.0 / r.len() as f64;
         // Order-0 entropy of the values themselves.
         let mut h = std::collections::HashMap::new();

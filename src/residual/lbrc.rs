@@ -9,6 +9,7 @@ use crate::dtype::ElementType;
 use crate::entropy::ints;
 use crate::error::{Error, Result};
 use crate::params::IntCoder;
+use rayon::prelude::*;
 
 /// Integers beyond this make the float arithmetic inexact: such blocks are left to lossless.
 const MAX_Q: f64 = (1u64 << 50) as f64;
@@ -81,6 +82,10 @@ fn put_bits(out: &mut [u8], dtype: ElementType, i: usize, bits: u64) {
     }
 }
 
+/// Values per quantization chunk: chunks run in parallel, and their error sums are added in
+/// chunk order, so the step chosen never depends on the thread count.
+const Q_CHUNK: usize = 1 << 14;
+
 /// Quantizes with `step`, filling `q`; returns the errors, or None if the integers get too large.
 fn quantize(
     values: &[f64],
@@ -88,12 +93,39 @@ fn quantize(
     step: f64,
     dtype: ElementType,
     q: &mut Vec<i64>,
+    par: bool,
 ) -> Option<ErrorStats> {
-    q.clear();
+    q.resize(values.len(), 0);
+    let run = |(v, q): (&[f64], &mut [i64])| quantize_chunk(v, offset, step, dtype, q);
+    let chunks = values.chunks(Q_CHUNK).zip(q.chunks_mut(Q_CHUNK));
+    let stats: Vec<Option<ErrorStats>> = if par && values.len() > Q_CHUNK {
+        chunks
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(run)
+            .collect()
+    } else {
+        chunks.map(run).collect()
+    };
+    stats
+        .into_iter()
+        .try_fold(ErrorStats::default(), |mut all, s| {
+            all.merge(&s?);
+            Some(all)
+        })
+}
+
+fn quantize_chunk(
+    values: &[f64],
+    offset: f64,
+    step: f64,
+    dtype: ElementType,
+    q: &mut [i64],
+) -> Option<ErrorStats> {
     let inv = 1.0 / step;
     let mut prev = 0i64;
     let (mut count, mut sum_sq, mut max_abs) = (0usize, 0.0f64, 0.0f64);
-    for &x in values {
+    for (&x, qv) in values.iter().zip(q.iter_mut()) {
         if x.is_finite() {
             let t = (x - offset) * inv;
             if t.abs() > MAX_Q {
@@ -111,7 +143,7 @@ fn quantize(
             }
         }
         // Non-finite values repeat their predecessor, so they cost little in the Lorenzo field.
-        q.push(prev);
+        *qv = prev;
     }
     Some(ErrorStats {
         count,
@@ -138,6 +170,7 @@ fn choose_step(
     offset: f64,
     bound: BlockBound,
     dtype: ElementType,
+    par: bool,
 ) -> Option<(f64, Vec<i64>)> {
     let mut step = initial_step(bound);
     if !(step.is_finite() && step > 0.0) {
@@ -146,7 +179,7 @@ fn choose_step(
     let mut q = Vec::with_capacity(values.len());
     let mut tries = 0;
     let stats = loop {
-        match quantize(values, offset, step, dtype, &mut q) {
+        match quantize(values, offset, step, dtype, &mut q, par) {
             Some(s) if s.meets(bound) => break s,
             None => return None,
             Some(_) if tries >= 40 => return None,
@@ -170,7 +203,7 @@ fn choose_step(
     // Coarse or clustered data: the error stays well below the bound, so a larger step may hold.
     let grown = step * (0.97 / headroom.max(1e-3)).min(8.0);
     let mut q2 = Vec::with_capacity(values.len());
-    match quantize(values, offset, grown, dtype, &mut q2) {
+    match quantize(values, offset, grown, dtype, &mut q2, par) {
         Some(s) if s.meets(bound) => Some((grown, q2)),
         _ => Some((step, q)),
     }
@@ -301,28 +334,59 @@ fn ls_predict(q: &[i64], shape: [usize; 3], coef: &[i16; 7], i: usize, j: usize,
     }
 }
 
+/// Calls `f(v, interior)` at every `stride`-th position with the corners of its Lorenzo cube:
+/// `v[sub]` is the value offset by one along the axes in `sub` (bit 0 planes, bit 1 rows,
+/// bit 2 columns), 0 outside the block as in [`lorenzo_forward`]; `interior` when none is.
+fn sample_corners(q: &[i64], shape: [usize; 3], stride: usize, mut f: impl FnMut(&[i64; 8], bool)) {
+    let [_, b, c] = shape;
+    let offs: [usize; 8] =
+        std::array::from_fn(|sub| (sub & 1) * b * c + (sub >> 1 & 1) * c + (sub >> 2 & 1));
+    let mut v = [0i64; 8];
+    // The coordinates advance by the stride's own, with carries (no division per sample).
+    let (si, sj, sk) = (stride / (b * c), (stride / c) % b, stride % c);
+    let (mut i, mut j, mut k) = (0, 0, 0);
+    for idx in (0..q.len()).step_by(stride) {
+        if idx > 0 {
+            k += sk;
+            j += sj + usize::from(k >= c);
+            k -= if k >= c { c } else { 0 };
+            i += si + usize::from(j >= b);
+            j -= if j >= b { b } else { 0 };
+        }
+        debug_assert_eq!((i, j, k), (idx / (b * c), (idx / c) % b, idx % c));
+        let have = usize::from(i > 0) | usize::from(j > 0) << 1 | usize::from(k > 0) << 2;
+        for (sub, o) in offs.iter().enumerate() {
+            v[sub] = if sub & !have == 0 { q[idx - o] } else { 0 };
+        }
+        f(&v, have == 0b111);
+    }
+}
+
+/// Corner index in [`sample_corners`] of each of [`LS_NEIGHBOURS`].
+const LS_CORNERS: [usize; 7] = [4, 2, 1, 6, 5, 3, 7];
+
 /// Fits the weights by least squares on every `stride`-th interior position (encoder only, so
 /// floating point is fine: the decoder gets the rounded integers). None if degenerate.
 fn ls_fit(q: &[i64], shape: [usize; 3], stride: usize) -> Option<[i16; 7]> {
-    let [a, b, c] = shape;
-    if a < 2 || b < 2 || c < 2 {
+    if shape.iter().any(|&d| d < 2) {
         return None;
     }
     let mut m = [[0f64; 8]; 7]; // normal equations, right-hand side in column 7
-    let mut idx = b * c + c + 1;
-    while idx < q.len() {
-        let (i, j, k) = (idx / (b * c), (idx / c) % b, idx % c);
-        if i > 0 && j > 0 && k > 0 {
-            let x: [f64; 7] = LS_NEIGHBOURS
-                .map(|(di, dj, dk)| q[((i - di) * b + (j - dj)) * c + (k - dk)] as f64);
-            for r in 0..7 {
-                for col in 0..7 {
-                    m[r][col] += x[r] * x[col];
-                }
-                m[r][7] += x[r] * q[idx] as f64;
-            }
+    sample_corners(q, shape, stride, |v, interior| {
+        if !interior {
+            return;
         }
-        idx += stride;
+        let x: [f64; 7] = LS_CORNERS.map(|s| v[s] as f64);
+        for r in 0..7 {
+            for col in r..7 {
+                m[r][col] += x[r] * x[col];
+            }
+            m[r][7] += x[r] * v[0] as f64;
+        }
+    });
+    // The lower triangle mirrors the upper.
+    for (r, col) in (1..7).flat_map(|r| (0..r).map(move |col| (r, col))) {
+        m[r][col] = m[col][r];
     }
     // Gaussian elimination with partial pivoting.
     for col in 0..7 {
@@ -353,66 +417,78 @@ fn ls_fit(q: &[i64], shape: [usize; 3], stride: usize) -> Option<[i16; 7]> {
     Some(coef)
 }
 
-/// The interior rule on one row: `cur[k]` from `cur[k−1]` and the rows above (`n`), behind
-/// (`b`) and behind-above (`bn`). `sign` +1 adds the prediction (decoding), −1 subtracts it
-/// from the original (encoding, where `prev` holds the original row).
+/// The interior rule on one row, in place: the prediction of value k weighs value k−1 of
+/// `west` and values k, k−1 of the rows above (`n`), behind (`b`) and behind-above (`bn`).
+/// `DECODE` adds the prediction to `cur`, west values being the row as it is rebuilt (`west`
+/// unused); otherwise it subtracts it, `west` being the original row.
 #[inline(always)]
-fn ls_row(
+fn ls_row<const DECODE: bool>(
     coef: &[i16; 7],
     cur: &mut [i64],
-    orig: Option<&[i64]>,
+    west: &[i64],
     n: &[i64],
     b: &[i64],
     bn: &[i64],
 ) {
     let c: [i64; 7] = coef.map(|v| v as i64);
-    let half = 1i64 << (LS_SHIFT - 1);
-    for k in 1..cur.len() {
-        let w = match orig {
-            Some(o) => o[k - 1],
-            None => cur[k - 1],
-        };
-        let acc = half
-            .wrapping_add(c[0].wrapping_mul(w))
+    let len = cur.len();
+    let (n, b, bn) = (&n[..len], &b[..len], &bn[..len]);
+    let west = if DECODE { &[][..] } else { &west[..len] };
+    let mut w = if DECODE { cur[0] } else { west[0] };
+    for k in 1..len {
+        // The west term last: it is the only one on the decoder's serial chain (wrapping
+        // sums are the same in any order).
+        let acc = (1i64 << (LS_SHIFT - 1))
             .wrapping_add(c[1].wrapping_mul(n[k]))
             .wrapping_add(c[2].wrapping_mul(b[k]))
             .wrapping_add(c[3].wrapping_mul(n[k - 1]))
             .wrapping_add(c[4].wrapping_mul(b[k - 1]))
             .wrapping_add(c[5].wrapping_mul(bn[k]))
-            .wrapping_add(c[6].wrapping_mul(bn[k - 1]));
+            .wrapping_add(c[6].wrapping_mul(bn[k - 1]))
+            .wrapping_add(c[0].wrapping_mul(w));
         let pred = acc >> LS_SHIFT;
-        cur[k] = match orig {
-            Some(_) => cur[k].wrapping_sub(pred),
-            None => cur[k].wrapping_add(pred),
-        };
+        if DECODE {
+            w = cur[k].wrapping_add(pred);
+            cur[k] = w;
+        } else {
+            w = west[k];
+            cur[k] = cur[k].wrapping_sub(pred);
+        }
     }
 }
 
 /// Residuals of the least-squares predictor (every prediction reads the original `q`).
-fn ls_forward(q: &[i64], shape: [usize; 3], coef: &[i16; 7]) -> Vec<i64> {
-    let [a, b, c] = shape;
+fn ls_forward(q: &[i64], shape: [usize; 3], coef: &[i16; 7], par: bool) -> Vec<i64> {
+    let [_, b, c] = shape;
+    let plane = (b * c).max(1);
     let mut r = q.to_vec();
-    for i in 0..a {
+    // Planes are independent (every prediction reads the original).
+    let one_plane = |(i, rp): (usize, &mut [i64])| {
         for j in 0..b {
             let row = (i * b + j) * c;
+            let cur = &mut rp[j * c..(j + 1) * c];
             if i > 0 && j > 0 && c > 1 {
-                let plane = b * c;
-                ls_row(
+                ls_row::<false>(
                     coef,
-                    &mut r[row..row + c],
-                    Some(&q[row..row + c]),
+                    cur,
+                    &q[row..row + c],
                     &q[row - c..row],
                     &q[row - plane..row - plane + c],
                     &q[row - plane - c..row - plane],
                 );
                 // The row's first value has no west neighbour: Lorenzo.
-                r[row] = q[row].wrapping_sub(ls_predict(q, shape, coef, i, j, 0));
+                cur[0] = q[row].wrapping_sub(ls_predict(q, shape, coef, i, j, 0));
             } else {
-                for k in 0..c {
-                    r[row + k] = q[row + k].wrapping_sub(ls_predict(q, shape, coef, i, j, k));
+                for (k, v) in cur.iter_mut().enumerate() {
+                    *v = q[row + k].wrapping_sub(ls_predict(q, shape, coef, i, j, k));
                 }
             }
         }
+    };
+    if par {
+        r.par_chunks_mut(plane).enumerate().for_each(one_plane);
+    } else {
+        r.chunks_mut(plane).enumerate().for_each(one_plane);
     }
     r
 }
@@ -427,10 +503,10 @@ fn ls_inverse(q: &mut [i64], shape: [usize; 3], coef: &[i16; 7]) {
             if i > 0 && j > 0 && c > 1 {
                 q[row] = q[row].wrapping_add(ls_predict(q, shape, coef, i, j, 0));
                 let (done, rest) = q.split_at_mut(row);
-                ls_row(
+                ls_row::<true>(
                     coef,
                     &mut rest[..c],
-                    None,
+                    &[],
                     &done[row - c..row],
                     &done[row - plane..row - plane + c],
                     &done[row - plane - c..row - plane],
@@ -455,11 +531,12 @@ fn choose_predictor(q: &[i64], shape: [usize; 3]) -> (u8, Option<[i16; 7]>) {
     if masks.len() <= 1 || n < 64 {
         return (masks.first().copied().unwrap_or(LORENZO_3D), None);
     }
-    // About 4096 samples, an odd stride so they do not line up with rows.
-    let stride = (n / 4096).max(1) | 1;
+    // About 4096 samples (fewer in small blocks), an odd stride so they do not line up with
+    // rows.
+    let stride = (n / 8192).max(8) | 1;
     let ls = ls_fit(q, shape, stride);
     // Histogram slot 0 is least squares; 1..=7 the Lorenzo masks.
-    let mut hist = vec![[0u32; 64]; 8];
+    let mut hist = [[0u32; 64]; 8];
     let mut raw = [0u64; 8];
     let mut tally = |slot: usize, r: i64| {
         let z = ((r << 1) ^ (r >> 63)) as u64;
@@ -467,15 +544,35 @@ fn choose_predictor(q: &[i64], shape: [usize; 3]) -> (u8, Option<[i16; 7]>) {
         hist[slot][cls.min(63)] += 1;
         raw[slot] += cls.saturating_sub(1) as u64;
     };
-    for idx in (0..n).step_by(stride) {
-        let (i, j, k) = (idx / (b * c), (idx / c) % b, idx % c);
+    // Lorenzo along `mask`: inclusion-exclusion over the corners of its axes.
+    let signs: [[i64; 8]; 8] = std::array::from_fn(|m| {
+        std::array::from_fn(|sub| match (sub & !m, sub.count_ones() % 2) {
+            (0, 0) => 1,
+            (0, _) => -1,
+            _ => 0,
+        })
+    });
+    let lorenzo = |m: u8, v: &[i64; 8]| {
+        let sg = &signs[m as usize];
+        (0..8).fold(0i64, |r, s| r.wrapping_add(sg[s].wrapping_mul(v[s])))
+    };
+    let half = 1i64 << (LS_SHIFT - 1);
+    sample_corners(q, shape, stride, |v, interior| {
         for &m in &masks {
-            tally(m as usize, lorenzo_residual(q, shape, m, i, j, k));
+            tally(m as usize, lorenzo(m, v));
         }
-        if let Some(coef) = &ls {
-            tally(0, q[idx].wrapping_sub(ls_predict(q, shape, coef, i, j, k)));
+        // At the block's faces the least-squares predictor is 3D Lorenzo.
+        match &ls {
+            Some(coef) if interior => {
+                let acc = (0..7).fold(half, |acc, t| {
+                    acc.wrapping_add((coef[t] as i64).wrapping_mul(v[LS_CORNERS[t]]))
+                });
+                tally(0, v[0].wrapping_sub(acc >> LS_SHIFT));
+            }
+            Some(_) => tally(0, lorenzo(LORENZO_3D, v)),
+            None => {}
         }
-    }
+    });
     let cost = |slot: usize| {
         let h = &hist[slot];
         let total: u32 = h.iter().sum();
@@ -500,15 +597,22 @@ fn choose_predictor(q: &[i64], shape: [usize; 3]) -> (u8, Option<[i16; 7]>) {
     }
 }
 
-/// Codes one block for `bound`, or returns None where lossless coding must take it.
+/// Blocks smaller than this are coded on one thread: the hand-over to another costs more than
+/// it saves.
+pub(crate) const PAR_MIN: usize = 1 << 16;
+
+/// Codes one block for `bound`, or returns None where lossless coding must take it. `par`
+/// lets its stages use the current rayon pool (the output is the same either way).
 pub fn encode(
     values: &[f64],
     shape: [usize; 3],
     bound: BlockBound,
     dtype: ElementType,
     coder: IntCoder,
+    par: bool,
 ) -> Option<Coded> {
     debug_assert_eq!(values.len(), shape.iter().product::<usize>());
+    let par = par && values.len() >= PAR_MIN;
     let (lo, hi) = finite_min_max(values.iter().copied());
     let offset = if hi >= lo {
         as_type(0.5 * (lo + hi), dtype)
@@ -535,7 +639,7 @@ pub fn encode(
             return Some(Coded::Constant(head));
         }
     }
-    let (step, mut q) = choose_step(values, offset, bound, dtype)?;
+    let (step, mut q) = choose_step(values, offset, bound, dtype, par)?;
     head.extend_from_slice(&step.to_le_bytes());
     write_specials(values, dtype, &mut head);
     match choose_predictor(&q, shape) {
@@ -543,14 +647,14 @@ pub fn encode(
             head.push(LEAST_SQUARES);
             coef.iter()
                 .for_each(|c| head.extend_from_slice(&c.to_le_bytes()));
-            q = ls_forward(&q, shape, &coef);
+            q = ls_forward(&q, shape, &coef, par);
         }
         (mask, _) => {
             head.push(mask);
             lorenzo_forward(&mut q, shape, mask);
         }
     }
-    coder.encode(&q, shape, &mut head);
+    coder.encode(&q, shape, &mut head, par);
     Some(Coded::Lbrc(head))
 }
 
@@ -653,7 +757,8 @@ mod tests {
             })
             .collect();
         let coef = ls_fit(&q, shape, 1).expect("fit");
-        let r = ls_forward(&q, shape, &coef);
+        let r = ls_forward(&q, shape, &coef, false);
+        assert_eq!(r, ls_forward(&q, shape, &coef, true));
         let interior: i64 = r
             .iter()
             .enumerate()
@@ -667,7 +772,7 @@ mod tests {
         assert_eq!(back, q);
         // Hostile coefficients wrap instead of panicking, and still invert.
         let wild = [i16::MAX, i16::MIN, 7, -7, 0, 1, -1];
-        let mut b = ls_forward(&q, shape, &wild);
+        let mut b = ls_forward(&q, shape, &wild, true);
         ls_inverse(&mut b, shape, &wild);
         assert_eq!(b, q);
     }
