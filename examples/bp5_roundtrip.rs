@@ -5,9 +5,12 @@
 //! mpirun -n 4 target/release/examples/bp5_roundtrip [--out out.bp] [--config examples/adios2.xml]
 //!        [--shape 64x64x64] [--steps 3]
 
+#[path = "common/decomp.rs"]
+mod decomp;
 #[path = "../tests/common/field.rs"]
 mod field;
 
+use decomp::{dir_size, my_box, rank_grid};
 use mpi::traits::*;
 use residuum::adios::{Adios, OpenMode, StepStatus};
 use std::path::PathBuf;
@@ -47,51 +50,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(a)
-}
-
-/// Splits `n` ranks into a 3D grid, largest factors first (like MPI_Dims_create).
-fn rank_grid(n: usize) -> [usize; 3] {
-    let mut g = [1usize; 3];
-    let mut m = n;
-    let mut f = 2;
-    let mut factors = Vec::new();
-    while m > 1 {
-        while m % f == 0 {
-            factors.push(f);
-            m /= f;
-        }
-        f += 1;
-    }
-    for p in factors.into_iter().rev() {
-        let i = (0..3).min_by_key(|&i| g[i]).unwrap();
-        g[i] *= p;
-    }
-    g
-}
-
-/// This rank's box of the global array.
-fn my_box(shape: [usize; 3], rank: usize, size: usize) -> ([usize; 3], [usize; 3]) {
-    let g = rank_grid(size);
-    let coord = [rank / (g[1] * g[2]), (rank / g[2]) % g[1], rank % g[2]];
-    let mut start = [0; 3];
-    let mut count = [0; 3];
-    for d in 0..3 {
-        let (q, r) = (shape[d] / g[d], shape[d] % g[d]);
-        start[d] = coord[d] * q + coord[d].min(r);
-        count[d] = q + usize::from(coord[d] < r);
-    }
-    (start, count)
-}
-
-fn dir_size(p: &std::path::Path) -> u64 {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn run(

@@ -1,0 +1,507 @@
+//! MPI Gray-Scott reaction-diffusion simulation in 3D writing U and V every `plotgap` steps to a
+//! BP5 file through the residuum operator (settings: a JSON file, ADIOS2 XML for engine and
+//! operator). Each rank owns a box of a Cartesian decomposition and exchanges one halo layer
+//! with its six (periodic) neighbours every step.
+//!
+//! mpirun -n 4 target/release/examples/gray_scott [--settings examples/gray_scott.json]
+//!        [--output residuum|raw|none|compare] [--L 64] [--steps 200] [--plotgap 20]
+//!        [--out gs.bp]
+//!
+//! Rank 0 prints per output step the compute time, output time, bytes raw and compressed and the
+//! achieved NRMSE (measured by reading the file back once the run is over, against copies of
+//! the written fields), and with `--output compare` the cost of compressed output against
+//! uncompressed BP5 output and against no output at all.
+
+#[path = "common/decomp.rs"]
+mod decomp;
+
+use decomp::{dir_size, my_box, rank_grid};
+use mpi::collective::SystemOperation;
+use mpi::point_to_point as p2p;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use residuum::adios::{Adios, OpenMode, StepStatus};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Settings, with the embedded defaults; a JSON file may set any of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Settings {
+    /// Global cube edge.
+    #[serde(rename = "L")]
+    l: usize,
+    steps: usize,
+    plotgap: usize,
+    #[serde(rename = "F")]
+    f: f64,
+    k: f64,
+    dt: f64,
+    #[serde(rename = "Du")]
+    du: f64,
+    #[serde(rename = "Dv")]
+    dv: f64,
+    /// Amplitude of a deterministic perturbation of U at start.
+    noise: f64,
+    output: PathBuf,
+    adios_config: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            l: 64,
+            steps: 200,
+            plotgap: 20,
+            f: 0.02,
+            k: 0.048,
+            dt: 1.0,
+            du: 0.2,
+            dv: 0.1,
+            noise: 0.01,
+            output: "gs.bp".into(),
+            adios_config: concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gray_scott.xml").into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Output {
+    None,
+    Raw,
+    Residuum,
+}
+
+impl Output {
+    /// The ADIOS2 IO of gray_scott.xml that writes this way.
+    fn io(self) -> &'static str {
+        match self {
+            Output::Raw => "SimulationOutputRaw",
+            _ => "SimulationOutput",
+        }
+    }
+}
+
+fn parse_args() -> Result<(Settings, Vec<Output>), String> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut s = Settings::default();
+    if let Some(i) = args.iter().position(|a| a == "--settings") {
+        let path = args.get(i + 1).ok_or("--settings needs a file")?.clone();
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        s = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+        args.drain(i..i + 2);
+    }
+    let mut outputs = vec![Output::Residuum];
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        let val = it.next().ok_or(format!("{flag} needs a value"))?;
+        let num = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--L" => s.l = num(&val)?,
+            "--steps" => s.steps = num(&val)?,
+            "--plotgap" => s.plotgap = num(&val)?,
+            "--out" => s.output = val.into(),
+            "--config" => s.adios_config = val.into(),
+            "--output" => {
+                outputs = match val.as_str() {
+                    "residuum" => vec![Output::Residuum],
+                    "raw" => vec![Output::Raw],
+                    "none" => vec![Output::None],
+                    "compare" => vec![Output::None, Output::Raw, Output::Residuum],
+                    _ => return Err(format!("--output {val}: residuum, raw, none or compare")),
+                }
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if s.l < 2 || s.plotgap == 0 {
+        return Err("L must be at least 2 and plotgap at least 1".into());
+    }
+    Ok((s, outputs))
+}
+
+/// One rank's part of the simulation: U and V on its box plus one ghost layer.
+struct Domain {
+    n: [usize; 3],
+    g: [usize; 3],
+    start: [usize; 3],
+    /// Neighbour ranks (low, high) along each axis, periodic.
+    nb: [(i32, i32); 3],
+    u: Vec<f64>,
+    v: Vec<f64>,
+    u2: Vec<f64>,
+    v2: Vec<f64>,
+}
+
+impl Domain {
+    fn new(s: &Settings, rank: usize, size: usize) -> Domain {
+        let shape = [s.l; 3];
+        let (start, n) = my_box(shape, rank, size);
+        let grid = rank_grid(size);
+        let coord = [
+            rank / (grid[1] * grid[2]),
+            (rank / grid[2]) % grid[1],
+            rank % grid[2],
+        ];
+        let rank_of = |c: [usize; 3]| (c[0] * grid[1] * grid[2] + c[1] * grid[2] + c[2]) as i32;
+        let nb = [0, 1, 2].map(|d| {
+            let (mut lo, mut hi) = (coord, coord);
+            lo[d] = (coord[d] + grid[d] - 1) % grid[d];
+            hi[d] = (coord[d] + 1) % grid[d];
+            (rank_of(lo), rank_of(hi))
+        });
+        let g = n.map(|x| x + 2);
+        let len = g.iter().product();
+        let mut d = Domain {
+            n,
+            g,
+            start,
+            nb,
+            u: vec![1.0; len],
+            v: vec![0.0; len],
+            u2: vec![0.0; len],
+            v2: vec![0.0; len],
+        };
+        // A cube of V in the middle of the global domain, and a deterministic perturbation.
+        let (lo, hi) = (s.l / 2 - s.l / 8, s.l / 2 + s.l / 8);
+        for i in 0..n[0] {
+            for j in 0..n[1] {
+                for k in 0..n[2] {
+                    let gc = [start[0] + i, start[1] + j, start[2] + k];
+                    let at = d.at(i + 1, j + 1, k + 1);
+                    if gc.iter().all(|&c| (lo..hi).contains(&c)) {
+                        d.u[at] = 0.25;
+                        d.v[at] = 0.33;
+                    }
+                    let h =
+                        ((gc[0] * 73_856_093) ^ (gc[1] * 19_349_663) ^ (gc[2] * 83_492_791)) % 1000;
+                    d.u[at] += s.noise * (h as f64 / 1000.0 - 0.5);
+                }
+            }
+        }
+        d
+    }
+
+    fn at(&self, i: usize, j: usize, k: usize) -> usize {
+        (i * self.g[1] + j) * self.g[2] + k
+    }
+
+    /// Positions of the layer `layer` (in ghost coordinates) across axis `d`.
+    fn layer(&self, d: usize, layer: usize) -> Vec<usize> {
+        let (a, b) = match d {
+            0 => (1, 2),
+            1 => (0, 2),
+            _ => (0, 1),
+        };
+        let mut idx = Vec::with_capacity(self.g[a] * self.g[b]);
+        for x in 0..self.g[a] {
+            for y in 0..self.g[b] {
+                let mut c = [0; 3];
+                c[d] = layer;
+                c[a] = x;
+                c[b] = y;
+                idx.push(self.at(c[0], c[1], c[2]));
+            }
+        }
+        idx
+    }
+
+    /// Fills the ghost layers from the neighbours, axis by axis (so edges and corners follow).
+    fn exchange(&mut self, world: &SimpleCommunicator) {
+        for d in 0..3 {
+            let (lo, hi) = self.nb[d];
+            for (send_layer, recv_layer, dest, src) in [
+                (self.n[d], 0, hi, lo),     // my high face → their low ghost
+                (1, self.n[d] + 1, lo, hi), // my low face → their high ghost
+            ] {
+                let send_idx = self.layer(d, send_layer);
+                let recv_idx = self.layer(d, recv_layer);
+                let msg: Vec<f64> = send_idx
+                    .iter()
+                    .map(|&i| self.u[i])
+                    .chain(send_idx.iter().map(|&i| self.v[i]))
+                    .collect();
+                let mut buf = vec![0.0f64; msg.len()];
+                p2p::send_receive_into(
+                    &msg[..],
+                    &world.process_at_rank(dest),
+                    &mut buf[..],
+                    &world.process_at_rank(src),
+                );
+                let half = recv_idx.len();
+                for (t, &i) in recv_idx.iter().enumerate() {
+                    self.u[i] = buf[t];
+                    self.v[i] = buf[half + t];
+                }
+            }
+        }
+    }
+
+    /// One explicit Euler step of the Gray-Scott equations (7-point Laplacian).
+    fn step(&mut self, s: &Settings) {
+        let (sj, si) = (self.g[2], self.g[1] * self.g[2]);
+        for i in 1..=self.n[0] {
+            for j in 1..=self.n[1] {
+                for k in 1..=self.n[2] {
+                    let c = self.at(i, j, k);
+                    let lap = |f: &[f64]| {
+                        (f[c - 1] + f[c + 1] + f[c - sj] + f[c + sj] + f[c - si] + f[c + si]
+                            - 6.0 * f[c])
+                            / 6.0
+                    };
+                    let (u, v) = (self.u[c], self.v[c]);
+                    let uvv = u * v * v;
+                    self.u2[c] = u + s.dt * (s.du * lap(&self.u) - uvv + s.f * (1.0 - u));
+                    self.v2[c] = v + s.dt * (s.dv * lap(&self.v) + uvv - (s.f + s.k) * v);
+                }
+            }
+        }
+        std::mem::swap(&mut self.u, &mut self.u2);
+        std::mem::swap(&mut self.v, &mut self.v2);
+    }
+
+    /// The interior of a field, as f32 in C order.
+    fn interior(&self, f: &[f64]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.n.iter().product());
+        for i in 1..=self.n[0] {
+            for j in 1..=self.n[1] {
+                let row = self.at(i, j, 1);
+                out.extend(f[row..row + self.n[2]].iter().map(|&x| x as f32));
+            }
+        }
+        out
+    }
+}
+
+/// What one output step cost and wrote.
+#[derive(Default, Clone)]
+struct StepReport {
+    step: usize,
+    compute_s: f64,
+    output_s: f64,
+    raw_bytes: u64,
+    file_bytes: u64,
+    nrmse: [f64; 2],
+}
+
+/// Runs the simulation with `output`; returns the total time and the per-output-step reports
+/// (meaningful on rank 0).
+fn simulate(
+    world: &SimpleCommunicator,
+    s: &Settings,
+    output: Output,
+) -> Result<(f64, Vec<StepReport>), Box<dyn std::error::Error>> {
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
+    let mut dom = Domain::new(s, rank, size);
+    let shape = [s.l; 3];
+    let adios = Adios::with_config(Some(&s.adios_config), world)?;
+    let io = adios.declare_io(output.io())?;
+    let u_var = io.define_variable::<f32>("U", &shape, &dom.start, &dom.n)?;
+    let v_var = io.define_variable::<f32>("V", &shape, &dom.start, &dom.n)?;
+    let mut engine = match output {
+        Output::None => None,
+        _ => Some(io.open(&s.output.to_string_lossy(), OpenMode::Write)?),
+    };
+    let mut reports = Vec::new();
+    let mut written: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+    let mut compute_s = 0.0;
+    let mut file_size = 0;
+    world.barrier();
+    let t_all = Instant::now();
+    for step in 1..=s.steps {
+        let t = Instant::now();
+        dom.exchange(world);
+        dom.step(s);
+        compute_s += t.elapsed().as_secs_f64();
+        if step % s.plotgap != 0 {
+            continue;
+        }
+        let Some(w) = engine.as_mut() else {
+            world.barrier(); // as the runs with output do, to compare like with like
+            reports.push(StepReport {
+                step,
+                compute_s: std::mem::take(&mut compute_s),
+                ..Default::default()
+            });
+            continue;
+        };
+        let t = Instant::now();
+        let (u, v) = (dom.interior(&dom.u), dom.interior(&dom.v));
+        w.begin_step(-1.0)?;
+        w.put(&u_var, &u)?;
+        w.put(&v_var, &v)?;
+        w.end_step()?;
+        let output_s = t.elapsed().as_secs_f64();
+        // The step's bytes: what the file grew by once every rank is through EndStep.
+        world.barrier();
+        let size_now = if rank == 0 { dir_size(&s.output) } else { 0 };
+        reports.push(StepReport {
+            step,
+            compute_s: std::mem::take(&mut compute_s),
+            output_s,
+            raw_bytes: (2 * 4 * s.l.pow(3)) as u64,
+            file_bytes: size_now - std::mem::replace(&mut file_size, size_now),
+            ..Default::default()
+        });
+        if output == Output::Residuum {
+            written.push((u, v));
+        }
+    }
+    if let Some(w) = engine.take() {
+        w.close()?;
+    }
+    world.barrier();
+    let total = t_all.elapsed().as_secs_f64();
+    if let (Some(last), true) = (reports.last_mut(), output != Output::None && rank == 0) {
+        // Closing writes the metadata index: it counts with the last step.
+        last.file_bytes += dir_size(&s.output) - file_size;
+    }
+    if output == Output::Residuum {
+        let nrmse = achieved_nrmse(world, &adios, s, &dom, &written)?;
+        for (r, e) in reports.iter_mut().zip(nrmse) {
+            r.nrmse = e;
+        }
+    }
+    Ok((total, reports))
+}
+
+/// Reads every step of the file back (each rank its own box) and returns per step the global
+/// NRMSE of U and V against what was written: RMS error over the field's value range.
+fn achieved_nrmse(
+    world: &SimpleCommunicator,
+    adios: &Adios,
+    s: &Settings,
+    dom: &Domain,
+    written: &[(Vec<f32>, Vec<f32>)],
+) -> Result<Vec<[f64; 2]>, Box<dyn std::error::Error>> {
+    let io = adios.declare_io("SimulationCheck")?;
+    let mut r = io.open(&s.output.to_string_lossy(), OpenMode::Read)?;
+    let mut out = Vec::new();
+    while r.begin_step(-1.0)? == StepStatus::Ok {
+        let want = written
+            .get(out.len())
+            .ok_or("the file holds more steps than were written")?;
+        let mut e = [0.0; 2];
+        for (f, (name, orig)) in [("U", &want.0), ("V", &want.1)].into_iter().enumerate() {
+            let mut var = io.inquire_variable::<f32>(name)?;
+            var.set_selection(&dom.start, &dom.n)?;
+            let got = r.get(&var)?;
+            let sq: f64 = got
+                .iter()
+                .zip(orig.iter())
+                .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+                .sum();
+            let (lo, hi) = orig.iter().fold((f64::MAX, f64::MIN), |(l, h), &x| {
+                (l.min(x as f64), h.max(x as f64))
+            });
+            let (mut gsq, mut glo, mut ghi) = (0.0, 0.0, 0.0);
+            world.all_reduce_into(&sq, &mut gsq, SystemOperation::sum());
+            world.all_reduce_into(&lo, &mut glo, SystemOperation::min());
+            world.all_reduce_into(&hi, &mut ghi, SystemOperation::max());
+            let range: f64 = ghi - glo;
+            e[f] = (gsq / s.l.pow(3) as f64).sqrt() / if range > 0.0 { range } else { 1.0 };
+        }
+        r.end_step()?;
+        out.push(e);
+    }
+    r.close()?;
+    if out.len() != written.len() {
+        return Err(format!("read {} steps, wrote {}", out.len(), written.len()).into());
+    }
+    Ok(out)
+}
+
+fn run(world: &SimpleCommunicator, s: &Settings, outputs: &[Output]) -> Result<(), String> {
+    let (rank, size) = (world.rank(), world.size() as usize);
+    if rank == 0 {
+        println!(
+            "gray_scott: {size} ranks, rank grid {:?}, L={} ({} values per field), {} steps, output every {}",
+            rank_grid(size),
+            s.l,
+            s.l.pow(3),
+            s.steps,
+            s.plotgap
+        );
+    }
+    let mut totals = Vec::new();
+    for &output in outputs {
+        let (total, reports) = simulate(world, s, output).map_err(|e| e.to_string())?;
+        if rank == 0 {
+            print_reports(output, s, total, &reports);
+        }
+        totals.push((output, total, reports));
+    }
+    if rank == 0 && outputs.len() > 1 {
+        let get = |o: Output| totals.iter().find(|t| t.0 == o).unwrap();
+        let none = get(Output::None).1;
+        println!("comparison (wall time of the whole run):");
+        for o in [Output::None, Output::Raw, Output::Residuum] {
+            let (_, t, r) = get(o);
+            let file: u64 = r.iter().map(|x| x.file_bytes).sum();
+            println!(
+                "  {:<26} {:8.3} s  overhead vs no output {:+6.1}%  file {:>12} bytes",
+                match o {
+                    Output::None => "no output",
+                    Output::Raw => "uncompressed BP5",
+                    Output::Residuum => "residuum BP5",
+                },
+                t,
+                100.0 * (t - none) / none,
+                file
+            );
+        }
+        let raw_file: u64 = get(Output::Raw).2.iter().map(|x| x.file_bytes).sum();
+        let rsd_file: u64 = get(Output::Residuum).2.iter().map(|x| x.file_bytes).sum();
+        println!(
+            "  file size ratio (uncompressed / residuum): {:.2}",
+            raw_file as f64 / rsd_file.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+fn print_reports(output: Output, s: &Settings, total: f64, reports: &[StepReport]) {
+    let name = match output {
+        Output::None => "no output",
+        Output::Raw => "uncompressed BP5",
+        Output::Residuum => "residuum BP5",
+    };
+    println!("{name}: {total:.3} s in all");
+    if output == Output::None {
+        return;
+    }
+    println!(
+        "  {:>6} {:>10} {:>10} {:>12} {:>12} {:>11} {:>11}",
+        "step", "compute s", "output s", "raw bytes", "file bytes", "NRMSE U", "NRMSE V"
+    );
+    for r in reports {
+        println!(
+            "  {:>6} {:>10.4} {:>10.4} {:>12} {:>12} {:>11.3e} {:>11.3e}",
+            r.step, r.compute_s, r.output_s, r.raw_bytes, r.file_bytes, r.nrmse[0], r.nrmse[1]
+        );
+    }
+    let raw: u64 = reports.iter().map(|r| r.raw_bytes).sum();
+    let file: u64 = reports.iter().map(|r| r.file_bytes).sum();
+    println!(
+        "  {} written: {raw} bytes raw, {file} bytes on disk (ratio {:.2})",
+        s.output.display(),
+        raw as f64 / file.max(1) as f64
+    );
+}
+
+fn main() {
+    let (settings, outputs) = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("gray_scott: {e}");
+            std::process::exit(2);
+        }
+    };
+    let universe = mpi::initialize().expect("MPI initialisation failed");
+    let world = universe.world();
+    if let Err(e) = run(&world, &settings, &outputs) {
+        eprintln!("gray_scott rank {}: ERROR: {e}", world.rank());
+        world.abort(1);
+    }
+}
