@@ -326,15 +326,26 @@ fn read_tables(r: &mut Reader, prob_bits: u32) -> Result<Vec<(usize, Table)>> {
     Ok(tables)
 }
 
-/// Decoding slots of one table: for each slot, the symbol (bits 0-7), its frequency (8-19)
-/// and its start (20-31), so one load per value gives all three. A frequency of 2^12 (a lone
-/// symbol at 12 bits) is stored as 0.
-fn fill_slots(t: &Table, slots: &mut [u32]) {
-    for sym in 0..SYMBOLS {
-        let (st, f) = (t.start[sym], t.freq[sym]);
-        let entry = sym as u32 | (f & 0xfff) << 8 | st << 20;
-        slots[st as usize..(st + f) as usize].fill(entry);
+/// Reads the tables and lays out their decoding slots, those of the contexts in use only, one
+/// after the other; returns the slots and each context's first slot (top bit set: absent).
+/// A slot holds the symbol (bits 0-7), its frequency (8-19) and its start (20-31), so one
+/// load per value gives all three. A frequency of 2^12 (a lone symbol at 12 bits) is stored
+/// as 0.
+fn read_slots(r: &mut Reader, prob_bits: u32) -> Result<(Vec<u32>, [u32; CONTEXTS])> {
+    let tables = read_tables(r, prob_bits)?;
+    let size = 1usize << prob_bits;
+    let mut base = [1u32 << 31; CONTEXTS];
+    let mut slots = vec![0u32; tables.len().max(1) * size];
+    for (t, (cx, table)) in tables.iter().enumerate() {
+        base[*cx] = (t * size) as u32;
+        let mine = &mut slots[t * size..(t + 1) * size];
+        for sym in 0..SYMBOLS {
+            let (st, f) = (table.start[sym], table.freq[sym]);
+            let entry = sym as u32 | (f & 0xfff) << 8 | st << 20;
+            mine[st as usize..(st + f) as usize].fill(entry);
+        }
     }
+    Ok((slots, base))
 }
 
 /// Weight codes: 0 for an absent symbol, else a 1-byte floating-point approximation of the
@@ -649,15 +660,7 @@ impl<'a> Lane<'a> {
 }
 
 fn decode_lanes(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>> {
-    let tables = read_tables(&mut r, PROB_BITS)?;
-    // Slots of the contexts in use only; an absent context's base has the top bit set.
-    let mut base = [1u32 << 31; CONTEXTS];
-    let size = 1usize << PROB_BITS;
-    let mut slots = vec![0u32; tables.len().max(1) * size];
-    for (t, (cx, table)) in tables.iter().enumerate() {
-        base[*cx] = (t * size) as u32;
-        fill_slots(table, &mut slots[t * size..(t + 1) * size]);
-    }
+    let (slots, base) = read_slots(&mut r, PROB_BITS)?;
     let rans = [r.chunk()?, r.chunk()?];
     let bits_a = r.chunk()?;
     let split = lane_split(shape).min(n);
@@ -687,16 +690,7 @@ fn decode_lanes(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>> 
 /// The one-lane, 12-bit coder of earlier streams.
 fn decode_v1(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>> {
     const SCALE: u32 = 1 << V1_PROB_BITS;
-    let tables = read_tables(&mut r, V1_PROB_BITS)?;
-    let mut base = [1u32 << 31; CONTEXTS];
-    let mut slots = vec![0u32; tables.len().max(1) * SCALE as usize];
-    for (t, (cx, table)) in tables.iter().enumerate() {
-        base[*cx] = t as u32 * SCALE;
-        fill_slots(
-            table,
-            &mut slots[(t * SCALE as usize)..((t + 1) * SCALE as usize)],
-        );
-    }
+    let (slots, base) = read_slots(&mut r, V1_PROB_BITS)?;
     let rans = r.chunk()?;
     let mut k = vec![0u8; n];
     let mut out = vec![0i64; n];
