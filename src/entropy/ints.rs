@@ -328,9 +328,8 @@ fn read_tables(r: &mut Reader, prob_bits: u32) -> Result<Vec<(usize, Table)>> {
 
 /// Reads the tables and lays out their decoding slots, those of the contexts in use only, one
 /// after the other; returns the slots and each context's first slot (top bit set: absent).
-/// A slot holds the symbol (bits 0-7), its frequency (8-19) and its start (20-31), so one
-/// load per value gives all three. A frequency of 2^12 (a lone symbol at 12 bits) is stored
-/// as 0.
+/// A slot holds the symbol (bits 0-7), its frequency minus one (8-19; a lone symbol at 12 bits
+/// has 2^12) and its start (20-31), so one load per value gives all three.
 fn read_slots(r: &mut Reader, prob_bits: u32) -> Result<(Vec<u32>, [u32; CONTEXTS])> {
     let tables = read_tables(r, prob_bits)?;
     let size = 1usize << prob_bits;
@@ -341,8 +340,10 @@ fn read_slots(r: &mut Reader, prob_bits: u32) -> Result<(Vec<u32>, [u32; CONTEXT
         let mine = &mut slots[t * size..(t + 1) * size];
         for sym in 0..SYMBOLS {
             let (st, f) = (table.start[sym], table.freq[sym]);
-            let entry = sym as u32 | (f & 0xfff) << 8 | st << 20;
-            mine[st as usize..(st + f) as usize].fill(entry);
+            if f > 0 {
+                let entry = sym as u32 | (f - 1) << 8 | st << 20;
+                mine[st as usize..(st + f) as usize].fill(entry);
+            }
         }
     }
     Ok((slots, base))
@@ -564,8 +565,9 @@ fn peek_bits(buf: &[u8], pos: usize, nb: u32) -> u64 {
     ((w << (pos & 7)) >> 1) >> (63 - nb)
 }
 
-/// One lane's decoder state, with the lane's part of the classes and of the output.
-struct Lane<'a> {
+/// One lane's decoder state, with the lane's part of the classes and of the output;
+/// probabilities of `P` bits.
+struct Lane<'a, const P: u32> {
     x: u32,
     rans: &'a [u8],
     pos: usize,
@@ -577,7 +579,7 @@ struct Lane<'a> {
     out: &'a mut [i64],
 }
 
-impl<'a> Lane<'a> {
+impl<'a, const P: u32> Lane<'a, P> {
     fn new(
         rans: &'a [u8],
         bits: &'a [u8],
@@ -585,7 +587,7 @@ impl<'a> Lane<'a> {
         shape: [usize; 3],
         k: &'a mut [u8],
         out: &'a mut [i64],
-    ) -> Result<Lane<'a>> {
+    ) -> Result<Lane<'a, P>> {
         let head = rans
             .get(..4)
             .ok_or_else(|| Error::Corrupt("rANS stream too short".into()))?;
@@ -623,11 +625,11 @@ impl<'a> Lane<'a> {
         let cx = self.cur.context(self.k, self.w, shape);
         let b = base[cx];
         *bad |= b >> 31;
-        let slot = self.x & ((1 << PROB_BITS) - 1);
+        let slot = self.x & ((1 << P) - 1);
         let e = slots[(b & 0x7fff_ffff) as usize + slot as usize];
-        let (s, f, st) = ((e & 0xff) as u8, (e >> 8) & 0xfff, e >> 20);
-        self.x = f * (self.x >> PROB_BITS) + slot - st;
-        // From x >= 2^(23 − PROB_BITS) two bytes always suffice.
+        let (s, f, st) = ((e & 0xff) as u8, ((e >> 8) & 0xfff) + 1, e >> 20);
+        self.x = f * (self.x >> P) + slot - st;
+        // From x >= 2^(23 − P) two bytes always suffice (P <= 12).
         for _ in 0..2 {
             if self.x < RANS_L {
                 let byte = self.rans.get(self.pos).copied().unwrap_or(0);
@@ -668,8 +670,8 @@ fn decode_lanes(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>> 
     let mut out = vec![0i64; n];
     let (ka, kb) = k.split_at_mut(split);
     let (oa, ob) = out.split_at_mut(split);
-    let mut a = Lane::new(rans[0], bits_a, 0, shape, ka, oa)?;
-    let mut b = Lane::new(rans[1], r.rest(), split, shape, kb, ob)?;
+    let mut a = Lane::<PROB_BITS>::new(rans[0], bits_a, 0, shape, ka, oa)?;
+    let mut b = Lane::<PROB_BITS>::new(rans[1], r.rest(), split, shape, kb, ob)?;
     let mut bad = 0;
     // Lane A holds at least as many values as lane B; both chains advance in one loop.
     for _ in 0..n - split {
@@ -679,48 +681,31 @@ fn decode_lanes(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>> 
     for _ in n - split..split {
         a.step(&slots, &base, shape, &mut bad);
     }
-    if bad != 0 {
-        return Err(Error::Corrupt("context without a table".into()));
-    }
+    check_bad(bad)?;
     a.finish()?;
     b.finish()?;
     Ok(out)
 }
 
+fn check_bad(bad: u32) -> Result<()> {
+    match bad {
+        0 => Ok(()),
+        _ => Err(Error::Corrupt("context without a table".into())),
+    }
+}
+
 /// The one-lane, 12-bit coder of earlier streams.
 fn decode_v1(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>> {
-    const SCALE: u32 = 1 << V1_PROB_BITS;
     let (slots, base) = read_slots(&mut r, V1_PROB_BITS)?;
     let rans = r.chunk()?;
     let mut k = vec![0u8; n];
     let mut out = vec![0i64; n];
-    let mut lane = Lane::new(rans, r.rest(), 0, shape, &mut k, &mut out)?;
+    let mut lane = Lane::<V1_PROB_BITS>::new(rans, r.rest(), 0, shape, &mut k, &mut out)?;
+    let mut bad = 0;
     for _ in 0..n {
-        let cx = lane.cur.context(lane.k, lane.w, shape);
-        if base[cx] >> 31 != 0 {
-            return Err(Error::Corrupt("context without a table".into()));
-        }
-        let slot = lane.x & (SCALE - 1);
-        let e = slots[(base[cx] + slot) as usize];
-        let (s, f, st) = ((e & 0xff) as u8, (e >> 8) & 0xfff, e >> 20);
-        let f = if f == 0 { SCALE } else { f };
-        lane.x = f * (lane.x >> V1_PROB_BITS) + slot - st;
-        while lane.x < RANS_L {
-            let Some(&byte) = lane.rans.get(lane.pos) else {
-                return Err(Error::Truncated("rANS stream ends early".into()));
-            };
-            lane.x = (lane.x << 8) | byte as u32;
-            lane.pos += 1;
-        }
-        let v = lane.value(s);
-        if lane.bit_pos > lane.bits.len() * 8 {
-            return Err(Error::Truncated("raw bits end early".into()));
-        }
-        lane.k[lane.cur.at] = s;
-        lane.out[lane.cur.at] = v;
-        lane.w = s;
-        lane.cur.advance(shape);
+        lane.step(&slots, &base, shape, &mut bad);
     }
+    check_bad(bad)?;
     lane.finish()?;
     Ok(out)
 }
