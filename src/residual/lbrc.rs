@@ -97,14 +97,11 @@ fn quantize(
 ) -> Option<ErrorStats> {
     q.resize(values.len(), 0);
     let run = |(v, q): (&[f64], &mut [i64])| quantize_chunk(v, offset, step, dtype, q);
-    let chunks = values.chunks(Q_CHUNK).zip(q.chunks_mut(Q_CHUNK));
     let stats: Vec<Option<ErrorStats>> = if par && values.len() > Q_CHUNK {
-        chunks
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(run)
-            .collect()
+        let chunks = values.par_chunks(Q_CHUNK).zip(q.par_chunks_mut(Q_CHUNK));
+        chunks.map(run).collect()
     } else {
+        let chunks = values.chunks(Q_CHUNK).zip(q.chunks_mut(Q_CHUNK));
         chunks.map(run).collect()
     };
     stats
@@ -304,34 +301,14 @@ fn lorenzo_residual(q: &[i64], shape: [usize; 3], mask: u8, i: usize, j: usize, 
 pub(crate) const LEAST_SQUARES: u8 = 8;
 /// Fixed-point scale of its coefficients.
 const LS_SHIFT: u32 = 12;
-/// The causal neighbours it weighs: (di, dj, dk) offsets, the corners of the Lorenzo cube.
-const LS_NEIGHBOURS: [(usize, usize, usize); 7] = [
-    (0, 0, 1),
-    (0, 1, 0),
-    (1, 0, 0),
-    (0, 1, 1),
-    (1, 0, 1),
-    (1, 1, 0),
-    (1, 1, 1),
-];
 
-/// The least-squares prediction at (i, j, k) from already known `q`: the fitted weights inside
-/// the block, 3D Lorenzo (zero outside) on its first plane, row and column. Integer and
-/// wrapping: identical everywhere, and hostile coefficients cannot panic.
+/// The predictor's rule on the block's first plane, row and column, where the fitted weights
+/// lack neighbours: 3D Lorenzo, zero outside. Wrapping, so hostile input cannot panic.
 #[inline(always)]
-fn ls_predict(q: &[i64], shape: [usize; 3], coef: &[i16; 7], i: usize, j: usize, k: usize) -> i64 {
-    let [_, b, c] = shape;
-    let at = |di: usize, dj: usize, dk: usize| q[((i - di) * b + (j - dj)) * c + (k - dk)];
-    if i > 0 && j > 0 && k > 0 {
-        let mut acc = 1i64 << (LS_SHIFT - 1);
-        for (m, &(di, dj, dk)) in LS_NEIGHBOURS.iter().enumerate() {
-            acc = acc.wrapping_add((coef[m] as i64).wrapping_mul(at(di, dj, dk)));
-        }
-        acc >> LS_SHIFT
-    } else {
-        let idx = (i * b + j) * c + k;
-        q[idx].wrapping_sub(lorenzo_residual(q, shape, LORENZO_3D, i, j, k))
-    }
+fn ls_boundary(q: &[i64], shape: [usize; 3], i: usize, j: usize, k: usize) -> i64 {
+    debug_assert!(i == 0 || j == 0 || k == 0);
+    let idx = (i * shape[1] + j) * shape[2] + k;
+    q[idx].wrapping_sub(lorenzo_residual(q, shape, LORENZO_3D, i, j, k))
 }
 
 /// Calls `f(v, interior)` at every `stride`-th position with the corners of its Lorenzo cube:
@@ -362,7 +339,9 @@ fn sample_corners(q: &[i64], shape: [usize; 3], stride: usize, mut f: impl FnMut
     }
 }
 
-/// Corner index in [`sample_corners`] of each of [`LS_NEIGHBOURS`].
+/// The causal neighbours the least-squares predictor weighs, as corners in [`sample_corners`]:
+/// west, north, behind, north-west, behind-west, behind-north, behind-north-west (the order of
+/// the weights in [`ls_row`]).
 const LS_CORNERS: [usize; 7] = [4, 2, 1, 6, 5, 3, 7];
 
 /// Fits the weights by least squares on every `stride`-th interior position (encoder only, so
@@ -477,10 +456,10 @@ fn ls_forward(q: &[i64], shape: [usize; 3], coef: &[i16; 7], par: bool) -> Vec<i
                     &q[row - plane - c..row - plane],
                 );
                 // The row's first value has no west neighbour: Lorenzo.
-                cur[0] = q[row].wrapping_sub(ls_predict(q, shape, coef, i, j, 0));
+                cur[0] = q[row].wrapping_sub(ls_boundary(q, shape, i, j, 0));
             } else {
                 for (k, v) in cur.iter_mut().enumerate() {
-                    *v = q[row + k].wrapping_sub(ls_predict(q, shape, coef, i, j, k));
+                    *v = q[row + k].wrapping_sub(ls_boundary(q, shape, i, j, k));
                 }
             }
         }
@@ -501,7 +480,7 @@ fn ls_inverse(q: &mut [i64], shape: [usize; 3], coef: &[i16; 7]) {
         for j in 0..b {
             let row = (i * b + j) * c;
             if i > 0 && j > 0 && c > 1 {
-                q[row] = q[row].wrapping_add(ls_predict(q, shape, coef, i, j, 0));
+                q[row] = q[row].wrapping_add(ls_boundary(q, shape, i, j, 0));
                 let (done, rest) = q.split_at_mut(row);
                 ls_row::<true>(
                     coef,
@@ -514,7 +493,7 @@ fn ls_inverse(q: &mut [i64], shape: [usize; 3], coef: &[i16; 7]) {
             } else {
                 for k in 0..c {
                     let idx = row + k;
-                    q[idx] = q[idx].wrapping_add(ls_predict(q, shape, coef, i, j, k));
+                    q[idx] = q[idx].wrapping_add(ls_boundary(q, shape, i, j, k));
                 }
             }
         }
