@@ -220,17 +220,10 @@ const RANGE_CHUNK: usize = 1 << 16;
 fn data_range(data: &[u8], dtype: ElementType, par: bool) -> f64 {
     let chunk = dtype.size() * RANGE_CHUNK;
     let min_max = |c: &[u8]| match dtype {
-        // Compared in f32 and widened once: the same extremes, without a copy.
-        ElementType::F32 => {
-            let (lo, hi) = c
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .filter(|v| v.is_finite())
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), v| {
-                    (if v < l { v } else { l }, if v > h { v } else { h })
-                });
-            (lo as f64, hi as f64)
-        }
+        ElementType::F32 => finite_min_max(
+            c.chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64),
+        ),
         ElementType::F64 => finite_min_max(
             c.chunks_exact(8)
                 .map(|b| f64::from_le_bytes(b.try_into().unwrap())),
