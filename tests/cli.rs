@@ -91,12 +91,15 @@ fn eval_reports_errors_within_the_target_and_npy_input_works() {
     npy.push(b'\n');
     npy.extend(vals.iter().flat_map(|v| v.to_le_bytes()));
     let path = dir.path().join("f.npy");
-    std::fs::write(&path, &npy).unwrap();
-    let out = residuum()
-        .args(["eval", "--nrmse", "1e-4", "-i"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let eval = |npy: &[u8]| {
+        std::fs::write(&path, npy).unwrap();
+        residuum()
+            .args(["eval", "--nrmse", "1e-4", "-i"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let out = eval(&npy);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -117,11 +120,6 @@ fn eval_reports_errors_within_the_target_and_npy_input_works() {
     // A Fortran-order or integer .npy is refused with the reason.
     let at = npy.windows(5).position(|w| w == b"'<f4'").unwrap();
     npy[at + 2] = b'i';
-    std::fs::write(&path, &npy).unwrap();
-    let out = residuum()
-        .args(["eval", "--nrmse", "1e-4", "-i"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = eval(&npy);
     assert!(String::from_utf8_lossy(&out.stderr).contains("little-endian float32/float64 only"));
 }
