@@ -21,6 +21,7 @@ use mpi::point_to_point as p2p;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use residuum::adios::{Adios, OpenMode, StepStatus};
+use residuum::bound::finite_min_max;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -74,6 +75,14 @@ enum Output {
 }
 
 impl Output {
+    fn label(self) -> &'static str {
+        match self {
+            Output::None => "no output",
+            Output::Raw => "uncompressed BP5",
+            Output::Residuum => "residuum BP5",
+        }
+    }
+
     /// The ADIOS2 IO of gray_scott.xml that writes this way.
     fn io(self) -> &'static str {
         match self {
@@ -392,9 +401,7 @@ fn achieved_nrmse(
                 .zip(orig.iter())
                 .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
                 .sum();
-            let (lo, hi) = orig.iter().fold((f64::MAX, f64::MIN), |(l, h), &x| {
-                (l.min(x as f64), h.max(x as f64))
-            });
+            let (lo, hi) = finite_min_max(orig.iter().map(|&x| x as f64));
             let (mut gsq, mut glo, mut ghi) = (0.0, 0.0, 0.0);
             world.all_reduce_into(&sq, &mut gsq, SystemOperation::sum());
             world.all_reduce_into(&lo, &mut glo, SystemOperation::min());
@@ -438,36 +445,30 @@ fn run(world: &SimpleCommunicator, s: &Settings, outputs: &[Output]) -> Result<(
         println!("comparison (wall time of the whole run):");
         for o in [Output::None, Output::Raw, Output::Residuum] {
             let (_, t, r) = get(o);
-            let file: u64 = r.iter().map(|x| x.file_bytes).sum();
             println!(
                 "  {:<26} {:8.3} s  overhead vs no output {:+6.1}%  file {:>12} bytes",
-                match o {
-                    Output::None => "no output",
-                    Output::Raw => "uncompressed BP5",
-                    Output::Residuum => "residuum BP5",
-                },
+                o.label(),
                 t,
                 100.0 * (t - none) / none,
-                file
+                file_bytes(r)
             );
         }
-        let raw_file: u64 = get(Output::Raw).2.iter().map(|x| x.file_bytes).sum();
-        let rsd_file: u64 = get(Output::Residuum).2.iter().map(|x| x.file_bytes).sum();
         println!(
             "  file size ratio (uncompressed / residuum): {:.2}",
-            raw_file as f64 / rsd_file.max(1) as f64
+            file_bytes(&get(Output::Raw).2) as f64
+                / file_bytes(&get(Output::Residuum).2).max(1) as f64
         );
     }
     Ok(())
 }
 
+/// The bytes a run's file holds.
+fn file_bytes(reports: &[StepReport]) -> u64 {
+    reports.iter().map(|r| r.file_bytes).sum()
+}
+
 fn print_reports(output: Output, s: &Settings, total: f64, reports: &[StepReport]) {
-    let name = match output {
-        Output::None => "no output",
-        Output::Raw => "uncompressed BP5",
-        Output::Residuum => "residuum BP5",
-    };
-    println!("{name}: {total:.3} s in all");
+    println!("{}: {total:.3} s in all", output.label());
     if output == Output::None {
         return;
     }
@@ -482,7 +483,7 @@ fn print_reports(output: Output, s: &Settings, total: f64, reports: &[StepReport
         );
     }
     let raw: u64 = reports.iter().map(|r| r.raw_bytes).sum();
-    let file: u64 = reports.iter().map(|r| r.file_bytes).sum();
+    let file = file_bytes(reports);
     println!(
         "  {} written: {raw} bytes raw, {file} bytes on disk (ratio {:.2})",
         s.output.display(),

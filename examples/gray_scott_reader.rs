@@ -13,6 +13,7 @@ use mpi::collective::SystemOperation;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use residuum::adios::{Adios, OpenMode, StepStatus};
+use residuum::bound::finite_min_max;
 
 fn run(world: &SimpleCommunicator, file: &str) -> Result<(), Box<dyn std::error::Error>> {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
@@ -38,8 +39,7 @@ fn run(world: &SimpleCommunicator, file: &str) -> Result<(), Box<dyn std::error:
             var.set_selection(&start, &count)?;
             let v = r.get(&var)?;
             let sum: f64 = v.iter().map(|&x| x as f64).sum();
-            let lo = v.iter().fold(f64::MAX, |m, &x| m.min(x as f64));
-            let hi = v.iter().fold(f64::MIN, |m, &x| m.max(x as f64));
+            let (lo, hi) = finite_min_max(v.iter().map(|&x| x as f64));
             let (mut gsum, mut glo, mut ghi) = (0.0, 0.0, 0.0);
             world.all_reduce_into(&sum, &mut gsum, SystemOperation::sum());
             world.all_reduce_into(&lo, &mut glo, SystemOperation::min());
