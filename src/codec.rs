@@ -124,6 +124,11 @@ impl Codec {
         format::write_stream(&info, &blocks, out)
     }
 
+    /// [`decode_into`] on the codec's threads (the same bytes for any count).
+    pub fn decode_into(&self, stream: &[u8], out: &mut [u8]) -> Result<usize> {
+        self.run(!self.serial(), |par| decode_blocks(stream, out, par))
+    }
+
     fn serial(&self) -> bool {
         self.config.threads == 1
     }
@@ -264,7 +269,13 @@ pub fn stream_info(stream: &[u8]) -> Result<StreamInfo> {
 
 /// Decodes `stream` into `out` (little-endian element bytes), which must hold at least
 /// [`StreamInfo::decoded_len`] bytes; exactly that many are written. Returns the count.
+/// Blocks decode in parallel in the current rayon pool; [`Codec::decode_into`] limits that
+/// to the codec's threads.
 pub fn decode_into(stream: &[u8], out: &mut [u8]) -> Result<usize> {
+    decode_blocks(stream, out, true)
+}
+
+fn decode_blocks(stream: &[u8], out: &mut [u8], par: bool) -> Result<usize> {
     let parsed = format::parse(stream)?;
     let info = &parsed.info;
     let len = info.decoded_len();
@@ -276,7 +287,7 @@ pub fn decode_into(stream: &[u8], out: &mut [u8]) -> Result<usize> {
     }
     let grid = info.grid();
     let dtype = info.dtype;
-    let blocks = map_blocks(grid.len(), false, |i| {
+    let blocks = map_blocks(grid.len(), !par, |i| {
         let b = grid.block(i);
         let entry = &parsed.entries[i];
         let payload = parsed.payload(i)?;

@@ -241,6 +241,15 @@ fn output_bytes_do_not_depend_on_thread_count() {
         let d1 = pool(1).install(|| decode_as::<f32>(&one).unwrap().1);
         let d2 = pool(2).install(|| decode_as::<f32>(&one).unwrap().1);
         assert!(d1.iter().zip(&d2).all(|(a, b)| a.to_bits() == b.to_bits()));
+        // And on a codec's own threads.
+        for threads in ["1", "2"] {
+            let mut d = vec![0f32; d1.len()];
+            Codec::from_pairs([("nrmse", t), ("threads", threads)])
+                .unwrap()
+                .decode_into(&one, bytemuck::cast_slice_mut(&mut d))
+                .unwrap();
+            assert!(d.iter().zip(&d1).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
     }
 }
 

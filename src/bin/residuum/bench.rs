@@ -8,7 +8,7 @@ use crate::peers::Peer;
 use indicatif::{ProgressBar, ProgressStyle};
 use residuum::block::{fold3, Grid};
 use residuum::metrics::quality;
-use residuum::{decode_as, Codec};
+use residuum::Codec;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -101,13 +101,6 @@ fn best_time<R>(reps: usize, mut f: impl FnMut() -> R) -> (f64, R) {
     (best, out.unwrap())
 }
 
-fn pool(n: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build()
-        .expect("thread pool")
-}
-
 #[cfg(feature = "peers")]
 fn global_nrmse(orig: &[f32], back: &[f32], range: f64) -> f64 {
     let (mut sq, mut n) = (0.0, 0usize);
@@ -135,15 +128,14 @@ fn measure_residuum(f: &Field, target: f64, threads: usize, reps: usize) -> Resu
     let (tc, s) = best_time(reps, || codec.compress(&f.dims, &f.values));
     let s = s.map_err(|e| e.to_string())?;
     let info = residuum::stream_info(&s).map_err(|e| e.to_string())?;
-    // Decoding spreads blocks over the current pool; one block decodes on the calling thread,
-    // where a hand-over to a pool thread would only add its own cost to the timing.
-    let p = pool(threads);
-    let (td, back) = if info.grid().len() == 1 {
-        best_time(reps, || decode_as::<f32>(&s))
-    } else {
-        best_time(reps, || p.install(|| decode_as::<f32>(&s)))
-    };
-    let (_, back) = back.map_err(|e| e.to_string())?;
+    // Decoding on the codec's threads, into a new array as the peers' decoders do.
+    let (td, back) = best_time(reps, || {
+        let mut back = vec![0f32; f.values.len()];
+        codec
+            .decode_into(&s, bytemuck::cast_slice_mut(&mut back))
+            .map(|_| back)
+    });
+    let back = back.map_err(|e| e.to_string())?;
     let o: Vec<f64> = f.values.iter().map(|&v| v as f64).collect();
     let b: Vec<f64> = back.iter().map(|&v| v as f64).collect();
     let q = quality(&o, &b, &Grid::new(fold3(&f.dims), info.block));
