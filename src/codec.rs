@@ -5,16 +5,19 @@
 //! are verified against the target on their actual reconstruction; a block no step can serve is
 //! coded losslessly.
 
-use crate::block::{default_block, fold3, Block, Grid};
-use crate::bound::{finite_min_max, span, BlockBound, Target};
+use crate::block::{default_block, fold3, Grid};
+use crate::bound::{finite_min_max, span, BlockBound, ErrorStats, Target};
 use crate::dtype::ElementType;
 use crate::entropy::{decode_bytes, encode_bytes, ints, Coded};
 use crate::error::{Error, Result};
 use crate::format::{self, checked_len, grid_len, header_len, BlockKind, StreamInfo};
-use crate::params::{Config, IntCoder};
+use crate::params::{Config, IntCoder, Range};
+use crate::pipeline::{default_threads, two_stage};
 use crate::residual::lbrc;
 use rayon::prelude::*;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Floating-point element types residuum compresses.
 pub trait Float: bytemuck::Pod + private::Sealed {
@@ -36,22 +39,82 @@ mod private {
 #[derive(Debug, Clone, Default)]
 pub struct Codec {
     config: Config,
-    /// Own pool when `threads` > 1; rayon's global one for 0; none for 1 (the caller's thread).
+    /// Threads resolved from the configuration (at least 1).
+    threads: usize,
+    /// Shared pool of `threads` workers when there are several; none: the caller's thread.
     pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+/// What one compression did: sizes, the errors of the verified reconstruction and the range the
+/// bound was resolved against (0 for absolute and lossless targets).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CompressStats {
+    pub bytes_in: usize,
+    pub bytes_out: usize,
+    pub errors: ErrorStats,
+    pub range: f64,
+    pub seconds: f64,
+}
+
+impl CompressStats {
+    /// RMS error over the value range (0 where there is no range).
+    pub fn nrmse(&self) -> f64 {
+        if self.range > 0.0 {
+            self.errors.rms() / self.range
+        } else {
+            0.0
+        }
+    }
+}
+
+/// One pool per thread count for the whole process: every variable's operator shares it
+/// instead of each bringing its own threads.
+fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    static POOLS: Mutex<Option<HashMap<usize, Arc<rayon::ThreadPool>>>> = Mutex::new(None);
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    let pools = pools.get_or_insert_with(HashMap::new);
+    if let Some(p) = pools.get(&threads) {
+        return Ok(p.clone());
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("residuum-{i}"))
+            .build()
+            .map_err(|e| Error::Internal(format!("thread pool: {e}")))?,
+    );
+    pools.insert(threads, pool.clone());
+    Ok(pool)
+}
+
+/// A block between the pipeline's stages.
+enum Staged {
+    /// Prepared for LBRC, with its errors and the raw bytes in case LBRC does not pay.
+    Lossy(lbrc::Prepared, ErrorStats, Vec<u8>),
+    Lossless(Vec<u8>),
 }
 
 impl Codec {
     pub fn new(config: Config) -> Result<Self> {
-        let pool = match config.threads {
-            0 | 1 => None,
-            n => Some(Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build()
-                    .map_err(|e| Error::Internal(format!("thread pool: {e}")))?,
-            )),
+        let threads = match config.threads {
+            0 => default_threads(),
+            n => n,
         };
-        Ok(Codec { config, pool })
+        let pool = if threads > 1 {
+            Some(shared_pool(threads)?)
+        } else {
+            None
+        };
+        Ok(Codec {
+            config,
+            threads,
+            pool,
+        })
+    }
+
+    /// The worker threads this codec uses.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Builds a codec from `key=value` parameters (the ADIOS2 operator's), validating them.
@@ -93,35 +156,84 @@ impl Codec {
         data: &[u8],
         out: &mut [u8],
     ) -> Result<usize> {
+        Ok(self.compress_with(dtype, dims, data, out, None)?.bytes_out)
+    }
+
+    /// [`Codec::compress_bytes`] with statistics, resolving range-relative targets against
+    /// `range` where given (the in-situ range handed over for `range=rank|global`), else as
+    /// configured.
+    pub fn compress_with(
+        &self,
+        dtype: ElementType,
+        dims: &[usize],
+        data: &[u8],
+        out: &mut [u8],
+        range: Option<f64>,
+    ) -> Result<CompressStats> {
+        let start = Instant::now();
         check_shape(dims, dtype, data.len())?;
         let grid = Grid::new(fold3(dims), self.block_shape(dims));
-        let bound = match self.config.target {
-            t if t.needs_range() => {
+        let target = self.config.target;
+        let range = match (target.needs_range(), range, self.config.range) {
+            (false, _, _) => 0.0,
+            (true, Some(r), _) | (true, None, Range::Fixed(r)) => r,
+            (true, None, _) => {
                 let par = !self.serial() && data.len() > RANGE_CHUNK * dtype.size();
-                let range = self
-                    .config
-                    .range
-                    .unwrap_or_else(|| self.run(par, |par| data_range(data, dtype, par)));
-                t.resolve(range)
+                self.run(par, |par| data_range(data, dtype, par))
             }
-            t => t.resolve(0.0),
         };
+        let bound = target.resolve(range);
         let values = data.len() / dtype.size();
-        let par = !self.serial() && (grid.len() > 1 || values >= lbrc::PAR_MIN);
-        let coded = self.run(par, |par| {
-            map_blocks(grid.len(), !par, |i| {
-                self.encode_block(&grid, &grid.block(i), data, dtype, bound, par)
+        let first = |i: usize, par: bool| -> Result<Staged> {
+            let b = grid.block(i);
+            let raw = grid.gather_bytes(data, dtype, &b);
+            if bound != BlockBound::Lossless {
+                let v = raw_to_f64(&raw, dtype);
+                if let Some((p, e)) = lbrc::prepare(&v, b.shape, bound, dtype, par) {
+                    return Ok(Staged::Lossy(p, e, raw));
+                }
+            }
+            Ok(Staged::Lossless(raw))
+        };
+        let second = |_: usize, s: Staged| self.finish_block(s, dtype);
+        let coded = if grid.len() > 1 && !self.serial() {
+            let batch = 2 * self.threads;
+            two_stage(
+                grid.len(),
+                self.pool.as_deref(),
+                batch,
+                |i| first(i, true),
+                second,
+            )?
+        } else {
+            // One block (or one thread): no pipeline, but a large block shares its stages.
+            let par = !self.serial() && values >= lbrc::PAR_MIN;
+            self.run(par, |par| {
+                two_stage(grid.len(), None, 1, |i| first(i, par), second)
+            })?
+        };
+        let mut errors = ErrorStats::default();
+        let blocks: Vec<(BlockKind, &[u8])> = coded
+            .iter()
+            .map(|(k, p, e)| {
+                errors.merge(e);
+                (*k, p.as_slice())
             })
-        })?;
-        let blocks: Vec<(BlockKind, &[u8])> =
-            coded.iter().map(|(k, p)| (*k, p.as_slice())).collect();
+            .collect();
         let info = StreamInfo {
             dtype,
-            target: self.config.target,
+            target,
             dims: dims.to_vec(),
             block: grid.block,
         };
-        format::write_stream(&info, &blocks, out)
+        let bytes_out = format::write_stream(&info, &blocks, out)?;
+        Ok(CompressStats {
+            bytes_in: data.len(),
+            bytes_out,
+            errors,
+            range,
+            seconds: start.elapsed().as_secs_f64(),
+        })
     }
 
     /// [`decode_into`] on the codec's threads (the same bytes for any count).
@@ -142,32 +254,34 @@ impl Codec {
         }
     }
 
-    fn encode_block(
+    /// The pipeline's second stage: entropy coding, and lossless coding where the lossy payload
+    /// would not be smaller than the raw block (or no step met the bound).
+    fn finish_block(
         &self,
-        grid: &Grid,
-        b: &Block,
-        data: &[u8],
+        s: Staged,
         dtype: ElementType,
-        bound: BlockBound,
-        par: bool,
-    ) -> Result<(BlockKind, Vec<u8>)> {
-        let raw = grid.gather_bytes(data, dtype, b);
-        if bound != BlockBound::Lossless {
-            let values = raw_to_f64(&raw, dtype);
-            if let Some(c) = lbrc::encode(&values, b.shape, bound, dtype, self.config.coder, par) {
-                let (kind, payload) = match c {
-                    lbrc::Coded::Constant(p) => (BlockKind::Constant, p),
-                    lbrc::Coded::Lbrc(p) => (BlockKind::Lbrc, p),
+    ) -> Result<(BlockKind, Vec<u8>, ErrorStats)> {
+        let raw = match s {
+            Staged::Lossy(p, errors, raw) => {
+                let (kind, payload) = match p {
+                    lbrc::Prepared::Constant(p) => (BlockKind::Constant, p),
+                    lbrc::Prepared::Predicted(p) => (BlockKind::Lbrc, p.finish(self.config.coder)),
                 };
                 if payload.len() < raw.len() {
-                    return Ok((kind, payload));
+                    return Ok((kind, payload, errors));
                 }
+                raw
             }
-        }
-        // Lossless, or no step meets the bound: zstd where it shrinks the block, else raw.
+            Staged::Lossless(raw) => raw,
+        };
+        // Stored exactly: no error (counted over all values, as NaNs round-trip too).
+        let exact = ErrorStats {
+            count: raw.len() / dtype.size(),
+            ..ErrorStats::default()
+        };
         Ok(match encode_bytes(&raw, self.config.level)? {
-            Coded::Zstd(z) => (BlockKind::Zstd, z),
-            Coded::Raw => (BlockKind::Raw, raw),
+            Coded::Zstd(z) => (BlockKind::Zstd, z, exact),
+            Coded::Raw => (BlockKind::Raw, raw, exact),
         })
     }
 

@@ -20,14 +20,15 @@ pub mod ffi;
 pub mod format;
 pub mod metrics;
 pub mod params;
+pub mod pipeline;
 pub mod residual;
 
 pub use bound::Target;
-pub use codec::{decode, decode_as, decode_into, stream_info, Codec, Float};
+pub use codec::{decode, decode_as, decode_into, stream_info, Codec, CompressStats, Float};
 pub use dtype::ElementType;
 pub use error::{Error, Result};
 pub use format::StreamInfo;
-pub use params::{Config, IntCoder};
+pub use params::{Config, IntCoder, Range};
 
 /// Library version, also reported through the C ABI.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,9 +5,9 @@
 //! | `mode` | `lossless` (default), `nrmse`, `abs`, `rel`, `psnr` |
 //! | `target` | the bound for the mode: τ for nrmse, ε for abs/rel, dB for psnr |
 //! | `nrmse`, `abs`, `rel`, `psnr` | shorthand: `nrmse=1e-5` is `mode=nrmse target=1e-5` |
-//! | `range` | value range R for nrmse/rel/psnr (default: the range of the data compressed) |
+//! | `range` | value range R for nrmse/rel/psnr: `block` (default: the range of each array compressed, i.e. each ADIOS2 block), `rank` or `global` (handed over by the application each step, see [`crate::insitu`]), or a number |
 //! | `block` | block shape of the 3D view, e.g. `16x64x64` (default: about 2^17 values) |
-//! | `threads` | worker threads (0, the default: all cores) |
+//! | `threads` | worker threads (0, the default: `RESIDUUM_THREADS`, else the cores this process owns) |
 //! | `level` | zstd level for lossless blocks, 1..=19 |
 //! | `coder` | integer coder: `context` (default) or `planes` (zstd per bit plane) |
 
@@ -21,14 +21,39 @@ pub enum IntCoder {
     Planes,
 }
 
+/// Where the value range R of range-relative targets (nrmse, rel, psnr) comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Range {
+    /// The range of the array being compressed (an ADIOS2 block): always available.
+    Block,
+    /// All blocks of the variable this rank writes in the step, as handed over by the
+    /// application (falls back to `Block`, which is never wider, so the bound still holds).
+    Rank,
+    /// All ranks' blocks, from an MPI all-reduce, as handed over by the application (same
+    /// fallback).
+    Global,
+    /// A fixed value.
+    Fixed(f64),
+}
+
+impl Range {
+    pub fn name(self) -> &'static str {
+        match self {
+            Range::Block => "block",
+            Range::Rank => "rank",
+            Range::Global => "global",
+            Range::Fixed(_) => "fixed",
+        }
+    }
+}
+
 /// Validated codec settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub target: Target,
-    /// Caller-supplied value range for range-relative targets.
-    pub range: Option<f64>,
+    pub range: Range,
     pub block: Option<[usize; 3]>,
-    /// 0: all cores.
+    /// 0: `RESIDUUM_THREADS`, else the cores this process owns.
     pub threads: usize,
     /// zstd level for lossless blocks.
     pub level: i32,
@@ -39,7 +64,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             target: Target::Lossless,
-            range: None,
+            range: Range::Block,
             block: None,
             threads: 0,
             level: 3,
@@ -117,12 +142,25 @@ impl Config {
                     mode = Some(key.clone());
                     target = Some((key.clone(), positive(&key, value)?));
                 }
-                "range" => cfg.range = Some(positive(&key, value)?),
+                "range" => {
+                    cfg.range = match value.to_ascii_lowercase().as_str() {
+                        "block" => Range::Block,
+                        "rank" => Range::Rank,
+                        "global" => Range::Global,
+                        _ => Range::Fixed(positive(&key, value).map_err(|_| {
+                            bad(
+                                &key,
+                                value,
+                                "expected block, rank, global or a positive number",
+                            )
+                        })?),
+                    }
+                }
                 "block" => cfg.block = Some(block_shape(&key, value)?),
                 "threads" => {
                     cfg.threads = value
                         .parse()
-                        .map_err(|_| bad(&key, value, "expected a count (0: all cores)"))?
+                        .map_err(|_| bad(&key, value, "expected a count (0: the cores owned)"))?
                 }
                 "level" => {
                     cfg.level = value
@@ -204,12 +242,19 @@ mod tests {
         .unwrap();
         assert_eq!(
             (c.target, c.block, c.range, c.threads),
-            (Target::Psnr(80.0), Some([1, 8, 16]), Some(2.0), 2)
+            (Target::Psnr(80.0), Some([1, 8, 16]), Range::Fixed(2.0), 2)
         );
         assert_eq!(
             Config::from_pairs::<_, &str, &str>([]).unwrap().target,
             Target::Lossless
         );
+        for (v, r) in [
+            ("Global", Range::Global),
+            ("rank", Range::Rank),
+            ("block", Range::Block),
+        ] {
+            assert_eq!(Config::from_pairs([("range", v)]).unwrap().range, r);
+        }
     }
 
     #[test]
@@ -227,6 +272,8 @@ mod tests {
             vec![("block", "0x4")],
             vec![("block", "1x2x3x4")],
             vec![("coder", "magic")],
+            vec![("range", "world")],
+            vec![("range", "0")],
         ] {
             let e = Config::from_pairs(pairs.clone()).unwrap_err();
             assert!(matches!(e, Error::BadParameter { .. }), "{pairs:?}: {e}");

@@ -319,7 +319,7 @@ proptest! {
         let v: Vec<f64> = (0..189).map(|i| ((i * 37 % 101) as f64).sqrt() * 3.0).collect();
         let bound = residuum::bound::BlockBound::Rms(1e-3);
         for coder in [residuum::IntCoder::Context, residuum::IntCoder::Planes] {
-            let Some(lbrc::Coded::Lbrc(mut p)) = lbrc::encode(&v, shape, bound, residuum::ElementType::F64, coder, true) else {
+            let Some((lbrc::Coded::Lbrc(mut p), _)) = lbrc::encode(&v, shape, bound, residuum::ElementType::F64, coder, true) else {
                 panic!("expected an LBRC block");
             };
             let mut x = seed | 1;

@@ -168,7 +168,7 @@ fn choose_step(
     bound: BlockBound,
     dtype: ElementType,
     par: bool,
-) -> Option<(f64, Vec<i64>)> {
+) -> Option<(f64, Vec<i64>, ErrorStats)> {
     let mut step = initial_step(bound);
     if !(step.is_finite() && step > 0.0) {
         return None;
@@ -195,14 +195,14 @@ fn choose_step(
     };
     let headroom = used(&stats, bound);
     if tries > 0 || headroom > 0.9 {
-        return Some((step, q));
+        return Some((step, q, stats));
     }
     // Coarse or clustered data: the error stays well below the bound, so a larger step may hold.
     let grown = step * (0.97 / headroom.max(1e-3)).min(8.0);
     let mut q2 = Vec::with_capacity(values.len());
     match quantize(values, offset, grown, dtype, &mut q2, par) {
-        Some(s) if s.meets(bound) => Some((grown, q2)),
-        _ => Some((step, q)),
+        Some(s) if s.meets(bound) => Some((grown, q2, s)),
+        _ => Some((step, q, stats)),
     }
 }
 
@@ -580,8 +580,30 @@ fn choose_predictor(q: &[i64], shape: [usize; 3]) -> (u8, Option<[i16; 7]>) {
 /// it saves.
 pub(crate) const PAR_MIN: usize = 1 << 16;
 
-/// Codes one block for `bound`, or returns None where lossless coding must take it. `par`
-/// lets its stages use the current rayon pool (the output is the same either way).
+/// A block after quantization and prediction, waiting for entropy coding.
+pub struct Predicted {
+    head: Vec<u8>,
+    residuals: Vec<i64>,
+    shape: [usize; 3],
+    par: bool,
+}
+
+impl Predicted {
+    /// The entropy-coding stage: the block's payload.
+    pub fn finish(mut self, coder: IntCoder) -> Vec<u8> {
+        coder.encode(&self.residuals, self.shape, &mut self.head, self.par);
+        self.head
+    }
+}
+
+/// What the first stage made of a block.
+pub enum Prepared {
+    /// Done: every finite value reconstructs as the offset.
+    Constant(Vec<u8>),
+    Predicted(Predicted),
+}
+
+/// Codes one block for `bound` in one go ([`prepare`], then [`Predicted::finish`]).
 pub fn encode(
     values: &[f64],
     shape: [usize; 3],
@@ -589,7 +611,25 @@ pub fn encode(
     dtype: ElementType,
     coder: IntCoder,
     par: bool,
-) -> Option<Coded> {
+) -> Option<(Coded, ErrorStats)> {
+    let (prepared, stats) = prepare(values, shape, bound, dtype, par)?;
+    let coded = match prepared {
+        Prepared::Constant(p) => Coded::Constant(p),
+        Prepared::Predicted(p) => Coded::Lbrc(p.finish(coder)),
+    };
+    Some((coded, stats))
+}
+
+/// The quantization and prediction stage of a block for `bound`, with the errors of its
+/// verified reconstruction; None where lossless coding must take it. `par` lets its steps (and
+/// the later entropy coding) use the current rayon pool (the output is the same either way).
+pub fn prepare(
+    values: &[f64],
+    shape: [usize; 3],
+    bound: BlockBound,
+    dtype: ElementType,
+    par: bool,
+) -> Option<(Prepared, ErrorStats)> {
     debug_assert_eq!(values.len(), shape.iter().product::<usize>());
     let par = par && values.len() >= PAR_MIN;
     let (lo, hi) = finite_min_max(values.iter().copied());
@@ -615,10 +655,10 @@ pub fn encode(
         values.iter().for_each(|&x| cst.add(x, offset));
         if cst.meets(bound) {
             write_specials(values, dtype, &mut head);
-            return Some(Coded::Constant(head));
+            return Some((Prepared::Constant(head), cst));
         }
     }
-    let (step, mut q) = choose_step(values, offset, bound, dtype, par)?;
+    let (step, mut q, stats) = choose_step(values, offset, bound, dtype, par)?;
     head.extend_from_slice(&step.to_le_bytes());
     write_specials(values, dtype, &mut head);
     match choose_predictor(&q, shape) {
@@ -633,8 +673,13 @@ pub fn encode(
             lorenzo_forward(&mut q, shape, mask);
         }
     }
-    coder.encode(&q, shape, &mut head, par);
-    Some(Coded::Lbrc(head))
+    let predicted = Predicted {
+        head,
+        residuals: q,
+        shape,
+        par,
+    };
+    Some((Prepared::Predicted(predicted), stats))
 }
 
 /// Decodes a block coded by [`encode`] (`constant` tells which kind) straight into its
