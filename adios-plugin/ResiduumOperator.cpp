@@ -1,8 +1,10 @@
 // ADIOS2 (>= 2.12) plugin operator over residuum's C ABI.
 //
 // ADIOS2 finds it through the operator parameters PluginName=residuum and
-// PluginLibrary=residuum_plugin (searched in ADIOS2_PLUGIN_PATH). Only OperatorCreate and
-// OperatorDestroy are exported; the Rust static library is linked in with hidden symbols.
+// PluginLibrary=residuum_plugin (searched in ADIOS2_PLUGIN_PATH). Only OperatorCreate,
+// OperatorDestroy and residuum's in-situ hook table (through which the application's copy of
+// residuum hands over per-step ranges and takes reports) are exported; the rest of the Rust
+// static library is linked in with hidden symbols.
 
 #include <adios2/plugin/PluginOperatorInterface.h>
 
@@ -107,10 +109,11 @@ public:
         const size_t capacity =
             residuum_max_compressed_size(m_Codec, dtype, blockCount.size(), blockCount.data());
         size_t written = 0;
-        if (residuum_compress(m_Codec, dtype, blockCount.size(), blockCount.data(),
-                              reinterpret_cast<const uint8_t *>(dataIn),
-                              reinterpret_cast<uint8_t *>(bufferOut), capacity,
-                              &written) != RESIDUUM_OK)
+        if (residuum_compress_insitu(m_Codec, m_Engine.c_str(), m_Variable.c_str(), dtype,
+                                     blockCount.size(), blockCount.data(),
+                                     reinterpret_cast<const uint8_t *>(dataIn),
+                                     reinterpret_cast<uint8_t *>(bufferOut), capacity,
+                                     &written) != RESIDUUM_OK)
         {
             throw std::runtime_error(Where() + residuum_last_error());
         }
@@ -169,8 +172,11 @@ public:
 
     void AddExtraParameters(const adios2::Params &params) override
     {
+        // The engine's and variable's names key the ranges the application hands over.
         auto it = params.find("VariableName");
         m_Variable = it == params.end() ? std::string() : it->second;
+        it = params.find("EngineName");
+        m_Engine = it == params.end() ? std::string() : it->second;
     }
 
 private:
@@ -182,6 +188,7 @@ private:
 
     residuum_codec *m_Codec = nullptr;
     std::string m_Variable;
+    std::string m_Engine;
 };
 
 } // namespace
@@ -198,5 +205,12 @@ __attribute__((visibility("default"))) void
 OperatorDestroy(adios2::plugin::PluginOperatorInterface *obj)
 {
     delete obj;
+}
+
+// The application's copy of residuum (residuum_set_range, residuum_take_reports) finds the
+// operators' state through this table: the plugin's own copy is otherwise unreachable.
+__attribute__((visibility("default"))) const residuum_plugin_hooks *residuum_plugin_hooks_v1()
+{
+    return residuum_hooks();
 }
 }

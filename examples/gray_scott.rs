@@ -20,7 +20,9 @@ use mpi::collective::SystemOperation;
 use mpi::point_to_point as p2p;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
-use residuum::adios::{Adios, OpenMode, StepStatus};
+use residuum::adios::{
+    Adios, FieldData, FieldSpec, OpenMode, StepStatus, StepWriter, WriterOptions,
+};
 use residuum::bound::finite_min_max;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -71,7 +73,11 @@ impl Default for Settings {
 enum Output {
     None,
     Raw,
-    Residuum,
+    /// Through the residuum operator, with the writer thread (`queue` steps may wait) or
+    /// synchronously (`queue` 0).
+    Residuum {
+        queue: usize,
+    },
 }
 
 impl Output {
@@ -79,7 +85,8 @@ impl Output {
         match self {
             Output::None => "no output",
             Output::Raw => "uncompressed BP5",
-            Output::Residuum => "residuum BP5",
+            Output::Residuum { queue: 0 } => "residuum BP5, synchronous",
+            Output::Residuum { .. } => "residuum BP5, async writer",
         }
     }
 
@@ -92,7 +99,16 @@ impl Output {
     }
 }
 
-fn parse_args() -> Result<(Settings, Vec<Output>), String> {
+/// Command-line choices beyond the settings.
+struct Options {
+    outputs: Vec<Output>,
+    /// Another IO of the configuration for residuum output (e.g. SimulationStream for SST).
+    io: Option<String>,
+    /// Read the file back after the run and measure the achieved NRMSE.
+    verify: bool,
+}
+
+fn parse_args() -> Result<(Settings, Options), String> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut s = Settings::default();
     if let Some(i) = args.iter().position(|a| a == "--settings") {
@@ -101,7 +117,13 @@ fn parse_args() -> Result<(Settings, Vec<Output>), String> {
         s = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
         args.drain(i..i + 2);
     }
-    let mut outputs = vec![Output::Residuum];
+    let mut verify = true;
+    args.retain(|a| {
+        let flag = a == "--no-verify";
+        verify &= !flag;
+        !flag
+    });
+    let (mut output, mut queue, mut io) = ("residuum".to_string(), 2usize, None);
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let val = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -112,22 +134,37 @@ fn parse_args() -> Result<(Settings, Vec<Output>), String> {
             "--plotgap" => s.plotgap = num(&val)?,
             "--out" => s.output = val.into(),
             "--config" => s.adios_config = val.into(),
-            "--output" => {
-                outputs = match val.as_str() {
-                    "residuum" => vec![Output::Residuum],
-                    "raw" => vec![Output::Raw],
-                    "none" => vec![Output::None],
-                    "compare" => vec![Output::None, Output::Raw, Output::Residuum],
-                    _ => return Err(format!("--output {val}: residuum, raw, none or compare")),
-                }
-            }
+            "--io" => io = Some(val),
+            "--queue" => queue = num(&val)?,
+            "--output" => output = val,
             other => return Err(format!("unknown argument {other}")),
         }
     }
+    let outputs = match output.as_str() {
+        "residuum" => vec![Output::Residuum { queue }],
+        "raw" => vec![Output::Raw],
+        "none" => vec![Output::None],
+        "compare" => vec![
+            Output::None,
+            Output::Raw,
+            Output::Residuum { queue: 0 },
+            Output::Residuum {
+                queue: queue.max(1),
+            },
+        ],
+        _ => return Err(format!("--output {output}: residuum, raw, none or compare")),
+    };
     if s.l < 2 || s.plotgap == 0 {
         return Err("L must be at least 2 and plotgap at least 1".into());
     }
-    Ok((s, outputs))
+    Ok((
+        s,
+        Options {
+            outputs,
+            io,
+            verify,
+        },
+    ))
 }
 
 /// One rank's part of the simulation: U and V on its box plus one ghost layer.
@@ -283,39 +320,72 @@ impl Domain {
     }
 }
 
-/// What one output step cost and wrote.
+/// What one output step cost and wrote (over all ranks, on rank 0).
 #[derive(Default, Clone)]
 struct StepReport {
     step: usize,
     compute_s: f64,
+    /// Time the simulation spent handing the step over (the whole write when synchronous).
     output_s: f64,
+    /// Time the writer thread spent on the step (slowest rank).
+    write_s: f64,
     raw_bytes: u64,
-    file_bytes: u64,
+    /// The operator's output (the raw bytes without an operator).
+    stored_bytes: u64,
     nrmse: [f64; 2],
 }
 
-/// Runs the simulation with `output`; returns the total time and the per-output-step reports
-/// (meaningful on rank 0).
+/// A run: its wall time, per-output-step reports and the file's final size (on rank 0).
+struct RunReport {
+    total: f64,
+    steps: Vec<StepReport>,
+    file_bytes: u64,
+}
+
+/// Runs the simulation with `output`.
 fn simulate(
     world: &SimpleCommunicator,
     s: &Settings,
     output: Output,
-) -> Result<(f64, Vec<StepReport>), Box<dyn std::error::Error>> {
-    let (rank, size) = (world.rank() as usize, world.size() as usize);
-    let mut dom = Domain::new(s, rank, size);
+    opts: &Options,
+) -> Result<RunReport, Box<dyn std::error::Error>> {
+    let rank = world.rank() as usize;
+    let mut dom = Domain::new(s, rank, world.size() as usize);
     let shape = [s.l; 3];
-    let adios = Adios::with_config(Some(&s.adios_config), world)?;
-    let io = adios.declare_io(output.io())?;
-    let u_var = io.define_variable::<f32>("U", &shape, &dom.start, &dom.n)?;
-    let v_var = io.define_variable::<f32>("V", &shape, &dom.start, &dom.n)?;
-    let mut engine = match output {
-        Output::None => None,
-        _ => Some(io.open(&s.output.to_string_lossy(), OpenMode::Write)?),
+    let target = s.output.to_string_lossy().into_owned();
+    let spec = |name: &str| FieldSpec {
+        name: name.into(),
+        shape: shape.to_vec(),
+        start: dom.start.to_vec(),
+        count: dom.n.to_vec(),
+        double: false,
     };
-    let mut reports = Vec::new();
+    let mut writer = match output {
+        Output::None => None,
+        _ => {
+            let io = match (output, &opts.io) {
+                (Output::Residuum { .. }, Some(io)) => io.clone(),
+                _ => output.io().to_string(),
+            };
+            let queue = match output {
+                Output::Residuum { queue } => queue,
+                _ => 0,
+            };
+            let wo = WriterOptions {
+                config: Some(s.adios_config.clone()),
+                io,
+                target: target.clone(),
+                queue,
+                log: matches!(output, Output::Residuum { .. }),
+                threads: None,
+            };
+            Some(StepWriter::open(world, vec![spec("U"), spec("V")], wo)?)
+        }
+    };
+    let verify = opts.verify && matches!(output, Output::Residuum { .. });
+    let mut steps = Vec::new();
     let mut written: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
     let mut compute_s = 0.0;
-    let mut file_size = 0;
     world.barrier();
     let t_all = Instant::now();
     for step in 1..=s.steps {
@@ -326,64 +396,66 @@ fn simulate(
         if step % s.plotgap != 0 {
             continue;
         }
-        let Some(w) = engine.as_mut() else {
-            world.barrier(); // as the runs with output do, to compare like with like
-            reports.push(StepReport {
-                step,
-                compute_s: std::mem::take(&mut compute_s),
-                ..Default::default()
-            });
-            continue;
-        };
         let t = Instant::now();
-        let (u, v) = (dom.interior(&dom.u), dom.interior(&dom.v));
-        w.begin_step(-1.0)?;
-        w.put(&u_var, &u)?;
-        w.put(&v_var, &v)?;
-        w.end_step()?;
-        let output_s = t.elapsed().as_secs_f64();
-        // The step's bytes: what the file grew by once every rank is through EndStep.
-        world.barrier();
-        let size_now = if rank == 0 { dir_size(&s.output) } else { 0 };
-        reports.push(StepReport {
+        if let Some(w) = writer.as_mut() {
+            let (u, v) = (dom.interior(&dom.u), dom.interior(&dom.v));
+            if verify {
+                written.push((u.clone(), v.clone()));
+            }
+            w.write_step(vec![FieldData::F32(u), FieldData::F32(v)])?;
+        }
+        steps.push(StepReport {
             step,
             compute_s: std::mem::take(&mut compute_s),
-            output_s,
+            output_s: t.elapsed().as_secs_f64(),
             raw_bytes: (2 * 4 * s.l.pow(3)) as u64,
-            file_bytes: size_now - std::mem::replace(&mut file_size, size_now),
             ..Default::default()
         });
-        if output == Output::Residuum {
-            written.push((u, v));
-        }
     }
-    if let Some(w) = engine.take() {
-        w.close()?;
-    }
+    let stats = match writer.take() {
+        Some(w) => w.close()?,
+        None => Vec::new(),
+    };
     world.barrier();
     let total = t_all.elapsed().as_secs_f64();
-    if let (Some(last), true) = (reports.last_mut(), output != Output::None && rank == 0) {
-        // Closing writes the metadata index: it counts with the last step.
-        last.file_bytes += dir_size(&s.output) - file_size;
+    // Over all ranks: the operator's bytes and the slowest writer thread, per step.
+    for (r, st) in steps.iter_mut().zip(&stats) {
+        let stored: f64 = st
+            .fields
+            .iter()
+            .map(|f| f.compression.as_ref().map_or(f.bytes_in, |c| c.bytes_out) as f64)
+            .sum();
+        let (mut all, mut slowest) = (0.0f64, 0.0f64);
+        world.all_reduce_into(&stored, &mut all, SystemOperation::sum());
+        world.all_reduce_into(&st.seconds, &mut slowest, SystemOperation::max());
+        (r.stored_bytes, r.write_s) = (all as u64, slowest);
     }
-    if output == Output::Residuum {
-        let nrmse = achieved_nrmse(world, &adios, s, &dom, &written)?;
-        for (r, e) in reports.iter_mut().zip(nrmse) {
+    if verify {
+        let nrmse = achieved_nrmse(world, s, &dom, &written)?;
+        for (r, e) in steps.iter_mut().zip(nrmse) {
             r.nrmse = e;
         }
     }
-    Ok((total, reports))
+    let file_bytes = match (output, rank) {
+        (Output::None, _) | (_, 1..) => 0,
+        _ => dir_size(&s.output),
+    };
+    Ok(RunReport {
+        total,
+        steps,
+        file_bytes,
+    })
 }
 
 /// Reads every step of the file back (each rank its own box) and returns per step the global
 /// NRMSE of U and V against what was written: RMS error over the field's value range.
 fn achieved_nrmse(
     world: &SimpleCommunicator,
-    adios: &Adios,
     s: &Settings,
     dom: &Domain,
     written: &[(Vec<f32>, Vec<f32>)],
 ) -> Result<Vec<[f64; 2]>, Box<dyn std::error::Error>> {
+    let adios = Adios::with_config(Some(&s.adios_config), world)?;
     let io = adios.declare_io("SimulationCheck")?;
     let mut r = io.open(&s.output.to_string_lossy(), OpenMode::Read)?;
     let mut out = Vec::new();
@@ -419,7 +491,7 @@ fn achieved_nrmse(
     Ok(out)
 }
 
-fn run(world: &SimpleCommunicator, s: &Settings, outputs: &[Output]) -> Result<(), String> {
+fn run(world: &SimpleCommunicator, s: &Settings, opts: &Options) -> Result<(), String> {
     let (rank, size) = (world.rank(), world.size() as usize);
     if rank == 0 {
         println!(
@@ -431,77 +503,115 @@ fn run(world: &SimpleCommunicator, s: &Settings, outputs: &[Output]) -> Result<(
             s.plotgap
         );
     }
-    let mut totals = Vec::new();
-    for &output in outputs {
-        let (total, reports) = simulate(world, s, output).map_err(|e| e.to_string())?;
+    let mut runs = Vec::new();
+    for &output in &opts.outputs {
+        let report = simulate(world, s, output, opts).map_err(|e| e.to_string())?;
         if rank == 0 {
-            print_reports(output, s, total, &reports);
+            print_report(output, s, &report);
         }
-        totals.push((output, total, reports));
+        runs.push((output, report));
     }
-    if rank == 0 && outputs.len() > 1 {
-        let get = |o: Output| totals.iter().find(|t| t.0 == o).unwrap();
-        let none = get(Output::None).1;
+    if rank == 0 && runs.len() > 1 {
+        let none = runs[0].1.total;
         println!("comparison (wall time of the whole run):");
-        for o in [Output::None, Output::Raw, Output::Residuum] {
-            let (_, t, r) = get(o);
+        for (o, r) in &runs {
             println!(
-                "  {:<26} {:8.3} s  overhead vs no output {:+6.1}%  file {:>12} bytes",
+                "  {:<28} {:8.3} s  overhead vs no output {:+7.2}%  file {:>12} bytes",
                 o.label(),
-                t,
-                100.0 * (t - none) / none,
-                file_bytes(r)
+                r.total,
+                100.0 * (r.total - none) / none,
+                r.file_bytes
             );
         }
-        println!(
-            "  file size ratio (uncompressed / residuum): {:.2}",
-            file_bytes(&get(Output::Raw).2) as f64
-                / file_bytes(&get(Output::Residuum).2).max(1) as f64
-        );
+        let get = |o: Output| runs.iter().find(|r| r.0 == o).map(|r| &r.1);
+        if let (Some(raw), Some(rsd)) = (get(Output::Raw), get(Output::Residuum { queue: 0 })) {
+            println!(
+                "  file size ratio (uncompressed / residuum): {:.2}",
+                raw.file_bytes as f64 / rsd.file_bytes.max(1) as f64
+            );
+        }
+        let sync = get(Output::Residuum { queue: 0 }).map(|r| r.total - none);
+        let async_ = runs
+            .iter()
+            .find(|r| matches!(r.0, Output::Residuum { queue: 1.. }))
+            .map(|r| r.1.total - none);
+        if let (Some(sy), Some(asy)) = (sync, async_) {
+            println!(
+                "  residuum overhead: synchronous {sy:.3} s, async writer {asy:.3} s (async/sync {:.2})",
+                asy / sy
+            );
+        }
     }
     Ok(())
 }
 
-/// The bytes a run's file holds.
-fn file_bytes(reports: &[StepReport]) -> u64 {
-    reports.iter().map(|r| r.file_bytes).sum()
-}
-
-fn print_reports(output: Output, s: &Settings, total: f64, reports: &[StepReport]) {
-    println!("{}: {total:.3} s in all", output.label());
+fn print_report(output: Output, s: &Settings, r: &RunReport) {
+    println!("{}: {:.3} s in all", output.label(), r.total);
     if output == Output::None {
         return;
     }
     println!(
-        "  {:>6} {:>10} {:>10} {:>12} {:>12} {:>11} {:>11}",
-        "step", "compute s", "output s", "raw bytes", "file bytes", "NRMSE U", "NRMSE V"
+        "  {:>6} {:>10} {:>10} {:>10} {:>12} {:>12} {:>11} {:>11}",
+        "step", "compute s", "output s", "writer s", "raw bytes", "stored", "NRMSE U", "NRMSE V"
     );
-    for r in reports {
+    for r in &r.steps {
         println!(
-            "  {:>6} {:>10.4} {:>10.4} {:>12} {:>12} {:>11.3e} {:>11.3e}",
-            r.step, r.compute_s, r.output_s, r.raw_bytes, r.file_bytes, r.nrmse[0], r.nrmse[1]
+            "  {:>6} {:>10.4} {:>10.4} {:>10.4} {:>12} {:>12} {:>11.3e} {:>11.3e}",
+            r.step,
+            r.compute_s,
+            r.output_s,
+            r.write_s,
+            r.raw_bytes,
+            r.stored_bytes,
+            r.nrmse[0],
+            r.nrmse[1]
         );
     }
-    let raw: u64 = reports.iter().map(|r| r.raw_bytes).sum();
-    let file = file_bytes(reports);
+    let raw: u64 = r.steps.iter().map(|r| r.raw_bytes).sum();
     println!(
-        "  {} written: {raw} bytes raw, {file} bytes on disk (ratio {:.2})",
+        "  {} written: {raw} bytes raw, {} bytes on disk (ratio {:.2})",
         s.output.display(),
-        raw as f64 / file.max(1) as f64
+        r.file_bytes,
+        raw as f64 / r.file_bytes.max(1) as f64
     );
 }
 
+/// `GRAY_SCOTT_FILE_LIMIT=BYTES` caps the size of files this process writes (RLIMIT_FSIZE),
+/// to see how a full disk surfaces: writes past it fail with EFBIG (SIGXFSZ is ignored, so the
+/// failure comes back as an error instead of killing the rank). Set after MPI's start-up, whose
+/// own files it must not limit.
+fn limit_file_size() {
+    let Some(bytes) = std::env::var("GRAY_SCOTT_FILE_LIMIT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let lim = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: plain system calls with valid arguments.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+    }
+}
+
 fn main() {
-    let (settings, outputs) = match parse_args() {
+    let (settings, opts) = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("gray_scott: {e}");
             std::process::exit(2);
         }
     };
-    let universe = mpi::initialize().expect("MPI initialisation failed");
+    // The step writer's thread calls MPI while the simulation exchanges halos.
+    let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Multiple)
+        .expect("MPI initialisation failed");
     let world = universe.world();
-    if let Err(e) = run(&world, &settings, &outputs) {
+    limit_file_size();
+    if let Err(e) = run(&world, &settings, &opts) {
         eprintln!("gray_scott rank {}: ERROR: {e}", world.rank());
         world.abort(1);
     }

@@ -3,6 +3,7 @@
 //! file and the residuum plugin in ADIOS2_PLUGIN_PATH.
 //!
 //! mpirun -n 2 target/release/examples/gray_scott_reader gs.bp
+//! mpirun -n 2 target/release/examples/gray_scott_reader gs --engine SST   (a running writer's stream)
 
 #[path = "common/decomp.rs"]
 #[allow(dead_code)] // dir_size serves the writers
@@ -15,10 +16,17 @@ use mpi::traits::*;
 use residuum::adios::{Adios, OpenMode, StepStatus};
 use residuum::bound::finite_min_max;
 
-fn run(world: &SimpleCommunicator, file: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn run(
+    world: &SimpleCommunicator,
+    file: &str,
+    engine: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
     let adios = Adios::with_config(None, world)?;
     let io = adios.declare_io("reader")?;
+    if let Some(e) = engine {
+        io.set_engine(e)?;
+    }
     let mut r = io.open(file, OpenMode::Read)?;
     if rank == 0 {
         println!(
@@ -63,13 +71,18 @@ fn run(world: &SimpleCommunicator, file: &str) -> Result<(), Box<dyn std::error:
 }
 
 fn main() {
-    let Some(file) = std::env::args().nth(1) else {
-        eprintln!("usage: gray_scott_reader FILE.bp");
-        std::process::exit(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (file, engine) = match args.as_slice() {
+        [f] => (f.clone(), None),
+        [f, flag, e] if flag == "--engine" => (f.clone(), Some(e.clone())),
+        _ => {
+            eprintln!("usage: gray_scott_reader FILE.bp | STREAM --engine SST");
+            std::process::exit(2);
+        }
     };
     let universe = mpi::initialize().expect("MPI initialisation failed");
     let world = universe.world();
-    if let Err(e) = run(&world, &file) {
+    if let Err(e) = run(&world, &file, engine.as_deref()) {
         eprintln!("gray_scott_reader rank {}: ERROR: {e}", world.rank());
         world.abort(1);
     }

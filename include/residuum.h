@@ -24,14 +24,61 @@
 // A bug in residuum (caught panic or impossible state).
 #define RESIDUUM_ERR_INTERNAL 5
 
+// The in-situ calls need the residuum ADIOS2 plugin loaded in the process (it is not yet).
+#define RESIDUUM_ERR_NO_PLUGIN 6
+
 // Element type code of float (the stream's type byte, `ElementType::F32`).
 #define RESIDUUM_FLOAT 1
 
 // Element type code of double (`ElementType::F64`).
 #define RESIDUUM_DOUBLE 2
 
+
+
+
+
+
+
+
+
+
+
+typedef struct Option_residuum_report_fn Option_residuum_report_fn;
+
+// Which value range a compression resolved its bound against.
+typedef struct RangeUsed RangeUsed;
+
 // An opaque, configured compressor.
 typedef struct residuum_codec residuum_codec;
+
+// One compression by the operator. The strings are valid only during the callback.
+typedef struct residuum_report {
+  const char *engine;
+  const char *variable;
+  // `RESIDUUM_RANGE_*`: which range the bound was resolved against.
+  int range_kind;
+  double range;
+  uint64_t bytes_in;
+  uint64_t bytes_out;
+  // Values whose error is counted (the finite ones), their squared-error sum and max error.
+  uint64_t values;
+  double sum_sq;
+  double max_abs;
+  double seconds;
+} residuum_report;
+
+// Receives one report.
+typedef void (*residuum_report_fn)(void *ctx, const struct residuum_report *report);
+
+// What the plugin exports to the application's copy of the library.
+typedef struct residuum_plugin_hooks {
+  uint32_t version;
+  int (*set_range)(const char*, const char*, int, double);
+  // Reports of the engine named by the first argument (all engines if null).
+  size_t (*take_reports)(const char*, residuum_report_fn, void*);
+  // Threads for operators whose `threads` parameter is 0 (0: their own default again).
+  void (*set_threads)(size_t);
+} residuum_plugin_hooks;
 
 #ifdef __cplusplus
 extern "C" {
@@ -105,6 +152,56 @@ int residuum_decompress(const uint8_t *stream,
                         uint8_t *out,
                         size_t out_capacity,
                         size_t *out_size);
+
+// The hook table of this copy of the library. The ADIOS2 plugin exports it as
+// `residuum_plugin_hooks_v1` for the application's copy to find; applications call
+// `residuum_set_range` and `residuum_take_reports` instead.
+const struct residuum_plugin_hooks *residuum_hooks(void);
+
+// Hands the residuum operator of `variable`, in the engine opened with the name `engine`, the
+// value range (max − min) of its data for the coming step: `RESIDUUM_RANGE_RANK` (over this
+// rank's blocks) or `RESIDUUM_RANGE_GLOBAL` (over all ranks, e.g. from MPI_Allreduce of min
+// and max). Operators with `range=rank` or `range=global` use a range of their kind; one
+// narrower than a block's own range is ignored (the block's is used), so bounds always hold.
+// Fails with `RESIDUUM_ERR_NO_PLUGIN` until ADIOS2 has loaded the plugin.
+//
+// # Safety
+// `engine` and `variable` are NUL-terminated strings.
+int residuum_set_range(const char *engine, const char *variable, int range_kind, double range);
+
+// Sets the threads that residuum operators whose `threads` parameter is 0 (the default) use
+// from now on; 0 restores their default. An application that keeps computing while its I/O
+// thread writes leaves the operators the cores it does not use itself.
+int residuum_set_threads(size_t threads);
+
+// Calls `cb(ctx, report)` for each compression the operators of the engine named `engine` (of
+// any engine if null) did since the last call, oldest first, and stores their number in
+// `count` (may be null).
+//
+// # Safety
+// `engine` is null or a NUL-terminated string; `cb` is callable with `ctx`; `count` is null
+// or writable.
+int residuum_take_reports(const char *engine,
+                          struct Option_residuum_report_fn cb,
+                          void *ctx,
+                          size_t *count);
+
+// The operator's compression: as `residuum_compress`, resolving range-relative targets
+// against the range handed over for (`engine`, `variable`) where the parameters ask for
+// `range=rank|global`, and recording a report of the compression.
+//
+// # Safety
+// As `residuum_compress`; `engine` and `variable` are NUL-terminated strings.
+int residuum_compress_insitu(const struct residuum_codec *codec,
+                             const char *engine,
+                             const char *variable,
+                             int dtype,
+                             size_t ndims,
+                             const size_t *dims,
+                             const uint8_t *data,
+                             uint8_t *out,
+                             size_t out_capacity,
+                             size_t *out_size);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -100,15 +100,25 @@ impl Codec {
             0 => default_threads(),
             n => n,
         };
-        let pool = if threads > 1 {
-            Some(shared_pool(threads)?)
-        } else {
-            None
-        };
-        Ok(Codec {
+        Codec {
             config,
+            threads: 0,
+            pool: None,
+        }
+        .with_threads(threads)
+    }
+
+    /// The same codec on `threads` threads (from the shared pools: cheap).
+    pub fn with_threads(&self, threads: usize) -> Result<Self> {
+        let threads = threads.max(1);
+        Ok(Codec {
+            config: self.config.clone(),
             threads,
-            pool,
+            pool: if threads > 1 {
+                Some(shared_pool(threads)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -336,7 +346,7 @@ fn map_blocks<T: Send>(
 const RANGE_CHUNK: usize = 1 << 16;
 
 /// Value range of the finite elements, in chunks (min/max: any order gives the same).
-fn data_range(data: &[u8], dtype: ElementType, par: bool) -> f64 {
+pub(crate) fn data_range(data: &[u8], dtype: ElementType, par: bool) -> f64 {
     let chunk = dtype.size() * RANGE_CHUNK;
     let min_max = |c: &[u8]| match dtype {
         ElementType::F32 => finite_min_max(

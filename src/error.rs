@@ -34,6 +34,8 @@ pub enum Error {
     Corrupt(String),
     #[error("checksum mismatch in {0}")]
     Checksum(String),
+    #[error("{0}")]
+    NoPlugin(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

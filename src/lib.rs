@@ -18,6 +18,7 @@ pub mod entropy;
 pub mod error;
 pub mod ffi;
 pub mod format;
+pub mod insitu;
 pub mod metrics;
 pub mod params;
 pub mod pipeline;

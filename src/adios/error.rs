@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-#[derive(Debug, Error)]
+#[derive(Debug, Error, Clone)]
 pub enum AdiosError {
     /// ADIOS2 reported bad input (adios2_error_invalid_argument).
     #[error("{call}: invalid argument (ADIOS2 printed the details on stderr)")]
@@ -52,6 +52,12 @@ pub enum AdiosError {
     UnsupportedType { variable: String, ty: &'static str },
     #[error("reading configuration {path}: {reason}")]
     Config { path: String, reason: String },
+    /// Writing a step failed (the step writer writes no further step).
+    #[error("writing step {step}: {source}")]
+    Step {
+        step: usize,
+        source: Box<AdiosError>,
+    },
 }
 
 pub type Result<T, E = AdiosError> = std::result::Result<T, E>;

@@ -9,8 +9,12 @@
 
 mod config;
 mod error;
+mod writer;
 
 pub use error::{AdiosError, Result};
+pub use writer::{
+    Compression, FieldData, FieldSpec, FieldStats, StepStats, StepWriter, WriterOptions,
+};
 
 use adios2_sys as sys;
 use error::{check, non_null};

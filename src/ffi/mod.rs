@@ -5,6 +5,8 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod insitu;
+
 use crate::codec::{self, Codec};
 use crate::dtype::ElementType;
 use crate::error::Error;
@@ -24,6 +26,8 @@ pub const RESIDUUM_ERR_CORRUPT_STREAM: c_int = 3;
 pub const RESIDUUM_ERR_BUFFER_TOO_SMALL: c_int = 4;
 /// A bug in residuum (caught panic or impossible state).
 pub const RESIDUUM_ERR_INTERNAL: c_int = 5;
+/// The in-situ calls need the residuum ADIOS2 plugin loaded in the process (it is not yet).
+pub const RESIDUUM_ERR_NO_PLUGIN: c_int = 6;
 
 /// Element type code of float (the stream's type byte, `ElementType::F32`).
 pub const RESIDUUM_FLOAT: c_int = 1;
@@ -56,6 +60,7 @@ fn status_of(e: &Error) -> c_int {
         | Error::Checksum(_) => RESIDUUM_ERR_CORRUPT_STREAM,
         Error::OutputTooSmall { .. } => RESIDUUM_ERR_BUFFER_TOO_SMALL,
         Error::Internal(_) => RESIDUUM_ERR_INTERNAL,
+        Error::NoPlugin(_) => RESIDUUM_ERR_NO_PLUGIN,
     }
 }
 

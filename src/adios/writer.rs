@@ -1,0 +1,541 @@
+//! A step writer for simulations: hand over a step's fields and go on computing while a
+//! background thread, which owns the ADIOS2 engine, does BeginStep/Put/EndStep.
+//!
+//! - Bounded queue: at most `queue` handed-over steps wait; a further `write_step` blocks until
+//!   one is written (back-pressure keeps memory bounded). `queue = 0` writes synchronously.
+//! - Ranges: before each step the writer hands the residuum operators the rank's and, through an
+//!   MPI all-reduce, the global value range of every field, for `range=rank|global`.
+//! - Statistics: each written step's sizes, achieved NRMSE, range and time come back through
+//!   [`StepWriter::take_stats`] and, with `log`, on rank 0's standard error.
+//! - Errors of a step surface at the next call or at [`StepWriter::close`]; the writer then
+//!   writes no further step but still closes the engine, so every completed step stays
+//!   readable. Nothing queued before `close` is dropped.
+//!
+//! The writer thread makes MPI calls (ADIOS2's collectives, the all-reduces) while the
+//! application may make its own, so asynchronous writing needs `MPI_THREAD_MULTIPLE` and
+//! synchronous writing `MPI_THREAD_SERIALIZED`; `open` checks.
+
+use super::{Adios, AdiosError, Element, OpenMode, Result, Variable};
+use crate::bound::finite_min_max;
+use crate::insitu::{self, RangeUsed, Report};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use mpi::collective::SystemOperation;
+use mpi::environment::Threading;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// A field the writer puts every step: a global array of which this rank writes one box.
+#[derive(Debug, Clone)]
+pub struct FieldSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub start: Vec<usize>,
+    pub count: Vec<usize>,
+    pub double: bool,
+}
+
+/// One step's data of a field, handed over (the writer owns it until written).
+#[derive(Debug, Clone)]
+pub enum FieldData {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl FieldData {
+    fn len(&self) -> usize {
+        match self {
+            FieldData::F32(v) => v.len(),
+            FieldData::F64(v) => v.len(),
+        }
+    }
+
+    fn min_max(&self) -> (f64, f64) {
+        match self {
+            FieldData::F32(v) => finite_min_max(v.iter().map(|&x| x as f64)),
+            FieldData::F64(v) => finite_min_max(v.iter().copied()),
+        }
+    }
+}
+
+/// Where and how to write.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// ADIOS2 XML configuration (engine and operators per IO).
+    pub config: Option<PathBuf>,
+    /// The IO of the configuration to use.
+    pub io: String,
+    /// File (BP5) or stream (SST) name.
+    pub target: String,
+    /// Steps that may wait for the writer thread; 0 writes synchronously.
+    pub queue: usize,
+    /// Rank 0 prints each step's statistics to standard error.
+    pub log: bool,
+    /// Threads for the residuum operators (whose `threads` parameter is 0). None: all cores the
+    /// rank owns when writing synchronously, one fewer (at least one) asynchronously, as the
+    /// simulation keeps computing on its own thread meanwhile.
+    pub threads: Option<usize>,
+}
+
+/// What the operator did to a field in one step, on this rank.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compression {
+    pub bytes_out: usize,
+    /// RMS error over the range the bound was resolved against (the rank's blocks).
+    pub nrmse: f64,
+    pub max_abs: f64,
+    pub range_used: RangeUsed,
+    pub range: f64,
+    pub seconds: f64,
+}
+
+/// One field of a written step, on this rank.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldStats {
+    pub name: String,
+    pub bytes_in: usize,
+    /// None where no residuum operation applied (e.g. an IO without operators).
+    pub compression: Option<Compression>,
+}
+
+/// A written step, on this rank.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepStats {
+    pub step: usize,
+    /// BeginStep to EndStep on the writer thread.
+    pub seconds: f64,
+    /// How long the step waited in the queue.
+    pub queued_seconds: f64,
+    pub fields: Vec<FieldStats>,
+}
+
+type Step = (usize, Instant, Vec<FieldData>);
+type Outcome = std::result::Result<StepStats, (usize, AdiosError)>;
+
+/// The application's handle on the writer thread. Close it before MPI is finalized.
+pub struct StepWriter {
+    specs: Vec<FieldSpec>,
+    jobs: Option<Sender<Step>>,
+    outcomes: Receiver<Outcome>,
+    thread: Option<JoinHandle<Result<()>>>,
+    next_step: usize,
+    written: usize,
+    stats: Vec<StepStats>,
+    failed: Option<AdiosError>,
+    synchronous: bool,
+}
+
+/// The communicator, moved to the writer thread.
+struct CommForThread(SimpleCommunicator);
+// SAFETY: an MPI communicator handle may be used from any thread once MPI provides the thread
+// level checked in `open`; only the writer thread uses this duplicate.
+unsafe impl Send for CommForThread {}
+
+impl StepWriter {
+    /// Collective over `comm`: starts the writer thread, which sets up ADIOS2 on a duplicate of
+    /// `comm`, defines the fields and opens the engine. Errors of that setup are returned here.
+    pub fn open<C: Communicator>(
+        comm: &C,
+        specs: Vec<FieldSpec>,
+        opts: WriterOptions,
+    ) -> Result<Self> {
+        let needed = if opts.queue == 0 {
+            Threading::Serialized
+        } else {
+            Threading::Multiple
+        };
+        let provided = mpi::environment::threading_support();
+        if provided < needed {
+            return Err(AdiosError::Argument(format!(
+                "the step writer needs MPI thread level {needed:?} (it has {provided:?}); \
+                 initialize MPI with mpi::initialize_with_threading"
+            )));
+        }
+        let comm = CommForThread(comm.duplicate());
+        let (jobs, job_rx) = bounded::<Step>(opts.queue);
+        let (out_tx, outcomes) = unbounded::<Outcome>();
+        let (ready_tx, ready_rx) = bounded::<Result<()>>(1);
+        let thread_specs = specs.clone();
+        let synchronous = opts.queue == 0;
+        let thread = std::thread::Builder::new()
+            .name("residuum-writer".into())
+            .spawn(move || {
+                let comm = comm;
+                writer_thread(&comm.0, &thread_specs, &opts, job_rx, out_tx, ready_tx)
+            })
+            .map_err(|e| AdiosError::Argument(format!("cannot start the writer thread: {e}")))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                return Err(match thread.join() {
+                    Ok(Err(e)) => e,
+                    _ => AdiosError::Argument("the writer thread failed to start".into()),
+                })
+            }
+        }
+        Ok(StepWriter {
+            specs,
+            jobs: Some(jobs),
+            outcomes,
+            thread: Some(thread),
+            next_step: 0,
+            written: 0,
+            stats: Vec::new(),
+            failed: None,
+            synchronous,
+        })
+    }
+
+    /// Collects what the writer thread finished; the first error fails the writer.
+    fn collect(&mut self, wait_for: Option<usize>) {
+        loop {
+            let outcome = match wait_for {
+                Some(step) if self.written <= step && self.failed.is_none() => {
+                    match self.outcomes.recv() {
+                        Ok(o) => o,
+                        Err(_) => break,
+                    }
+                }
+                _ => match self.outcomes.try_recv() {
+                    Ok(o) => o,
+                    Err(_) => break,
+                },
+            };
+            match outcome {
+                Ok(s) => {
+                    self.written = s.step + 1;
+                    self.stats.push(s);
+                }
+                Err((step, e)) => {
+                    if self.failed.is_none() {
+                        self.failed = Some(AdiosError::Step {
+                            step,
+                            source: Box::new(e),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn check(&mut self) -> Result<()> {
+        self.collect(None);
+        match &self.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands over the next step's fields (in the order of the specs) and returns its index.
+    /// Blocks while the queue is full; a synchronous writer returns once the step is written.
+    /// Fails with the error of an earlier step, if one failed.
+    pub fn write_step(&mut self, fields: Vec<FieldData>) -> Result<usize> {
+        self.check()?;
+        if fields.len() != self.specs.len() {
+            return Err(AdiosError::Argument(format!(
+                "{} fields handed over, {} defined",
+                fields.len(),
+                self.specs.len()
+            )));
+        }
+        for (f, s) in fields.iter().zip(&self.specs) {
+            let want: usize = s.count.iter().product();
+            let right_type = matches!(f, FieldData::F64(_)) == s.double;
+            if f.len() != want || !right_type {
+                return Err(AdiosError::Argument(format!(
+                    "field '{}': {} {} values handed over, its box holds {want} {}",
+                    s.name,
+                    f.len(),
+                    if matches!(f, FieldData::F64(_)) {
+                        "double"
+                    } else {
+                        "float"
+                    },
+                    if s.double { "double" } else { "float" }
+                )));
+            }
+        }
+        let step = self.next_step;
+        let jobs = self.jobs.as_ref().expect("open until closed");
+        if jobs.send((step, Instant::now(), fields)).is_err() {
+            // The thread ended early: its error is on the way.
+            self.collect(Some(step));
+            return Err(self
+                .failed
+                .clone()
+                .unwrap_or_else(|| AdiosError::Argument("the writer thread stopped".into())));
+        }
+        self.next_step += 1;
+        if self.synchronous {
+            self.collect(Some(step));
+            self.check()?;
+        }
+        Ok(step)
+    }
+
+    /// Statistics of the steps written since the last call.
+    pub fn take_stats(&mut self) -> Vec<StepStats> {
+        self.collect(None);
+        std::mem::take(&mut self.stats)
+    }
+
+    /// Steps handed over so far.
+    pub fn steps(&self) -> usize {
+        self.next_step
+    }
+
+    /// Collective: writes every step still queued, closes the engine and returns the
+    /// statistics not yet taken, or the first error (of a step or of closing).
+    pub fn close(mut self) -> Result<Vec<StepStats>> {
+        let closed = self.shut_down();
+        self.collect(None);
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        closed?;
+        Ok(std::mem::take(&mut self.stats))
+    }
+
+    fn shut_down(&mut self) -> Result<()> {
+        self.jobs = None; // the thread writes what is queued, then closes
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(AdiosError::Argument("the writer thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for StepWriter {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            if let Err(e) = self.shut_down() {
+                eprintln!("residuum: step writer dropped without close: {e}");
+            }
+        }
+    }
+}
+
+enum Var<'a> {
+    F32(Variable<'a, f32>),
+    F64(Variable<'a, f64>),
+}
+
+fn define<'a, T: Element>(io: &super::Io<'a>, s: &FieldSpec) -> Result<Variable<'a, T>> {
+    io.define_variable::<T>(&s.name, &s.shape, &s.start, &s.count)
+}
+
+fn writer_thread(
+    comm: &SimpleCommunicator,
+    specs: &[FieldSpec],
+    opts: &WriterOptions,
+    jobs: Receiver<Step>,
+    outcomes: Sender<Outcome>,
+    ready: Sender<Result<()>>,
+) -> Result<()> {
+    let setup = || -> Result<_> {
+        let adios = Adios::with_config(opts.config.as_deref(), comm)?;
+        Ok(adios)
+    };
+    let adios = match setup() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return Ok(());
+        }
+    };
+    let opened = (|| -> Result<_> {
+        let io = adios.declare_io(&opts.io)?;
+        let vars = specs
+            .iter()
+            .map(|s| {
+                Ok(if s.double {
+                    Var::F64(define(&io, s)?)
+                } else {
+                    Var::F32(define(&io, s)?)
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let engine = io.open(&opts.target, OpenMode::Write)?;
+        Ok((io, vars, engine))
+    })();
+    let (_io, vars, mut engine) = match opened {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return Ok(());
+        }
+    };
+    let threads = opts.threads.unwrap_or_else(|| {
+        let owned = crate::pipeline::default_threads();
+        if opts.queue == 0 {
+            owned
+        } else {
+            owned.saturating_sub(1).max(1)
+        }
+    });
+    // Without the plugin (no residuum operation) there is nothing to tell.
+    let _ = insitu::set_threads(threads);
+    let _ = ready.send(Ok(()));
+    let mut failed = false;
+    for (step, handed_over, fields) in jobs {
+        if failed {
+            continue; // drain: a failed writer writes nothing more, but must not block senders
+        }
+        let queued_seconds = handed_over.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let written = (|| -> Result<Vec<Report>> {
+            hand_over_ranges(comm, specs, &opts.target, &fields)?;
+            engine.begin_step(-1.0)?;
+            for (v, f) in vars.iter().zip(&fields) {
+                match (v, f) {
+                    (Var::F32(v), FieldData::F32(d)) => engine.put(v, d)?,
+                    (Var::F64(v), FieldData::F64(d)) => engine.put(v, d)?,
+                    _ => unreachable!("types checked in write_step"),
+                }
+            }
+            engine.end_step()?;
+            // No report without the plugin (an IO without residuum operations).
+            Ok(insitu::take_reports(Some(&opts.target)).unwrap_or_default())
+        })();
+        let outcome = written.map(|reports| StepStats {
+            step,
+            seconds: t.elapsed().as_secs_f64(),
+            queued_seconds,
+            fields: field_stats(specs, &fields, &reports),
+        });
+        if let (Ok(s), true) = (&outcome, opts.log) {
+            log_step(comm, s, &opts.target);
+        }
+        failed = outcome.is_err();
+        let _ = outcomes.send(outcome.map_err(|e| (step, e)));
+    }
+    // Close even after a failure: the steps completed before it stay readable.
+    engine.close()
+}
+
+/// Hands every residuum operator of this engine the rank's and the global value range of its
+/// field for the coming step (ignored by operators with other `range` settings).
+fn hand_over_ranges(
+    comm: &SimpleCommunicator,
+    specs: &[FieldSpec],
+    target: &str,
+    fields: &[FieldData],
+) -> Result<()> {
+    let local: Vec<(f64, f64)> = fields.iter().map(FieldData::min_max).collect();
+    // One all-reduce for all fields: minima and negated maxima, reduced with MIN.
+    let send: Vec<f64> = local.iter().flat_map(|&(lo, hi)| [lo, -hi]).collect();
+    let mut global = vec![0.0f64; send.len()];
+    comm.all_reduce_into(&send[..], &mut global[..], SystemOperation::min());
+    let span = |lo: f64, hi: f64| if hi >= lo { hi - lo } else { 0.0 };
+    for (i, s) in specs.iter().enumerate() {
+        let rank = span(local[i].0, local[i].1);
+        let all = span(global[2 * i], -global[2 * i + 1]);
+        for (kind, r) in [(RangeUsed::Rank, rank), (RangeUsed::Global, all)] {
+            match insitu::set_range(target, &s.name, kind, r) {
+                Ok(()) | Err(crate::Error::NoPlugin(_)) => {}
+                Err(e) => return Err(AdiosError::Argument(e.to_string())),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn field_stats(specs: &[FieldSpec], fields: &[FieldData], reports: &[Report]) -> Vec<FieldStats> {
+    specs
+        .iter()
+        .zip(fields)
+        .map(|(s, f)| {
+            let mine: Vec<&Report> = reports.iter().filter(|r| r.variable == s.name).collect();
+            let compression = (!mine.is_empty()).then(|| {
+                let mut errors = crate::bound::ErrorStats::default();
+                let (mut bytes_out, mut seconds, mut range) = (0, 0.0, 0.0f64);
+                for r in &mine {
+                    errors.merge(&r.stats.errors);
+                    bytes_out += r.stats.bytes_out;
+                    seconds += r.stats.seconds;
+                    range = range.max(r.stats.range);
+                }
+                Compression {
+                    bytes_out,
+                    nrmse: if range > 0.0 {
+                        errors.rms() / range
+                    } else {
+                        0.0
+                    },
+                    max_abs: errors.max_abs,
+                    range_used: mine[0].range_used,
+                    range,
+                    seconds,
+                }
+            });
+            FieldStats {
+                name: s.name.clone(),
+                bytes_in: f.len() * if s.double { 8 } else { 4 },
+                compression,
+            }
+        })
+        .collect()
+}
+
+/// Rank 0 prints the step over all ranks: sizes summed, the worst NRMSE, the range kind, and
+/// whether every rank resolved against the same range (as `range=global` must).
+fn log_step(comm: &SimpleCommunicator, s: &StepStats, target: &str) {
+    for f in &s.fields {
+        let c = f.compression.as_ref();
+        let out = c.map_or(f.bytes_in, |c| c.bytes_out) as f64;
+        let range = c.map_or(0.0, |c| c.range);
+        let kind = c.map_or(0.0, |c| c.range_used as i32 as f64);
+        let mut sums = [0.0f64; 2];
+        comm.all_reduce_into(
+            &[f.bytes_in as f64, out][..],
+            &mut sums[..],
+            SystemOperation::sum(),
+        );
+        let send = [
+            c.map_or(0.0, |c| c.nrmse),
+            range,
+            -range,
+            kind,
+            -kind,
+            s.seconds,
+        ];
+        let mut max = [0.0f64; 6];
+        comm.all_reduce_into(&send[..], &mut max[..], SystemOperation::max());
+        if comm.rank() == 0 {
+            let same = max[1] == -max[2] && max[3] == -max[4];
+            let kind = [
+                RangeUsed::None,
+                RangeUsed::Block,
+                RangeUsed::Rank,
+                RangeUsed::Global,
+                RangeUsed::Fixed,
+            ]
+            .into_iter()
+            .find(|k| *k as i32 as f64 == max[3])
+            .map_or("mixed", |k| k.name());
+            eprintln!(
+                "residuum: {target} step {}: {} {:.0} -> {:.0} bytes ({:.1}x), NRMSE {:.3e}, {} range {}, {:.3} s",
+                s.step,
+                f.name,
+                sums[0],
+                sums[1],
+                sums[0] / sums[1].max(1.0),
+                max[0],
+                if same { kind } else { "mixed" },
+                if same {
+                    format!("{:.6e} on all {} ranks", max[1], comm.size())
+                } else {
+                    format!("differs across ranks (up to {:.6e})", max[1])
+                },
+                max[5],
+            );
+        }
+    }
+}

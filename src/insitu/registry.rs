@@ -1,0 +1,141 @@
+//! The operator side of the hand-over: ranges handed over per variable, and reports waiting to
+//! be taken. Lives in the plugin's copy of residuum.
+
+use super::{RangeUsed, Report};
+use crate::codec::{Codec, CompressStats};
+use crate::dtype::ElementType;
+use crate::error::Result;
+use crate::params::Range;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+/// Reports kept for an application that never takes them (oldest dropped first).
+const MAX_REPORTS: usize = 4096;
+
+#[derive(Default)]
+struct Registry {
+    /// Threads for codecs configured with 0 (0: no hint).
+    threads: usize,
+    /// (engine, variable, kind) → range.
+    ranges: HashMap<(String, String, RangeUsed), f64>,
+    reports: VecDeque<Report>,
+    /// The range kind last logged per (engine, variable): the log says when it changes.
+    logged: HashMap<(String, String), RangeUsed>,
+}
+
+static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+
+fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    let mut g = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    f(g.get_or_insert_with(Registry::default))
+}
+
+pub(crate) fn set_range(engine: &str, variable: &str, kind: RangeUsed, range: f64) {
+    with(|r| {
+        r.ranges
+            .insert((engine.to_string(), variable.to_string(), kind), range)
+    });
+}
+
+pub(crate) fn set_threads(n: usize) {
+    with(|r| r.threads = n);
+}
+
+/// Takes the reports of `engine` (all for None), leaving the others'.
+pub(crate) fn take_reports(engine: Option<&str>) -> Vec<Report> {
+    with(|r| {
+        let (taken, kept) = r
+            .reports
+            .drain(..)
+            .partition(|rep| engine.is_none_or(|e| rep.engine == e));
+        r.reports = kept;
+        taken.into()
+    })
+}
+
+/// The range the operator of `variable` resolves against, and which kind it is. A handed-over
+/// range narrower than the block's own is stale or wrong: the block's range is used instead,
+/// so the error never exceeds the target relative to the data actually written.
+fn choose(
+    codec: &Codec,
+    engine: &str,
+    variable: &str,
+    mut own: impl FnMut() -> f64,
+) -> (RangeUsed, Option<f64>) {
+    let cfg = codec.config();
+    if !cfg.target.needs_range() {
+        return (RangeUsed::None, None);
+    }
+    let wanted = match cfg.range {
+        Range::Fixed(r) => return (RangeUsed::Fixed, Some(r)),
+        Range::Block => return (RangeUsed::Block, None),
+        Range::Rank => RangeUsed::Rank,
+        Range::Global => RangeUsed::Global,
+    };
+    let key = (engine.to_string(), variable.to_string(), wanted);
+    match with(|r| r.ranges.get(&key).copied()) {
+        Some(range) if range >= own() => (wanted, Some(range)),
+        _ => (RangeUsed::Block, Some(own())),
+    }
+}
+
+/// The rank for log messages, from the MPI launcher's environment (the plugin has no MPI).
+fn rank() -> Option<u64> {
+    ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok()?.parse().ok())
+}
+
+/// Compresses for the operator of `variable` in `engine`, with the range its parameters ask
+/// for, records the report, and logs (on rank 0) which range it used whenever that changes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn compress(
+    codec: &Codec,
+    engine: &str,
+    variable: &str,
+    dtype: ElementType,
+    dims: &[usize],
+    data: &[u8],
+    out: &mut [u8],
+) -> Result<CompressStats> {
+    let hint = with(|r| r.threads);
+    let adjusted;
+    let codec = if hint > 0 && codec.config().threads == 0 && hint != codec.threads() {
+        adjusted = codec.with_threads(hint)?;
+        &adjusted
+    } else {
+        codec
+    };
+    let mut own = None;
+    let block_range = || *own.get_or_insert_with(|| crate::codec::data_range(data, dtype, false));
+    let (kind, range) = choose(codec, engine, variable, block_range);
+    let stats = codec.compress_with(dtype, dims, data, out, range)?;
+    let key = (engine.to_string(), variable.to_string());
+    let changed = with(|r| {
+        r.reports.push_back(Report {
+            engine: engine.to_string(),
+            variable: variable.to_string(),
+            range_used: kind,
+            stats,
+        });
+        if r.reports.len() > MAX_REPORTS {
+            r.reports.pop_front();
+        }
+        r.logged.insert(key, kind) != Some(kind)
+    });
+    if changed && rank().unwrap_or(0) == 0 {
+        let wanted = codec.config().range.name();
+        let note = if kind == RangeUsed::Block && wanted != "block" {
+            format!(" (range={wanted} asked, but no usable range was handed over for this step)")
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "residuum: variable '{variable}' in '{engine}': {:?} resolved against the {} range {}{note}",
+            codec.config().target,
+            kind.name(),
+            stats.range
+        );
+    }
+    Ok(stats)
+}
