@@ -1,6 +1,10 @@
-//! The Gray-Scott example on 1, 2 and 4 MPI ranks: its compressed BP5 output holds every rank's
-//! block and reads back within the NRMSE target from Rust (the simulation's own check and the
-//! example reader), bpls and Python, against an uncompressed run of the same simulation.
+//! The Gray-Scott example on 1, 2 and 4 MPI ranks: its compressed BP5 output (written by the
+//! asynchronous step writer) holds every rank's block and reads back within the NRMSE target
+//! from Rust (the simulation's own check and the example reader), bpls and Python, against an
+//! uncompressed run of the same simulation, and decodes to the same values as a synchronous
+//! run; every rank resolved the bound against the same global range. Also: the same pair over
+//! SST staging as two MPI jobs, and a write that fails (file size limit) surfacing as an error
+//! while the steps written before it stay readable.
 
 mod common;
 
@@ -10,49 +14,92 @@ use std::process::Command;
 
 const TARGET: f64 = 1e-5;
 
-/// Runs the simulation on `ranks` ranks with `output` into `file`; returns its report.
-fn simulate(ranks: usize, output: &str, file: &Path) -> String {
-    let out = run(mpirun(ranks).arg(example("gray_scott")).args([
-        "--output",
-        output,
-        "--L",
-        "24",
-        "--steps",
-        "30",
-        "--plotgap",
-        "10",
-        "--out",
-        file.to_str().unwrap(),
-    ]));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+fn gray_scott(ranks: usize, output: &str, file: &Path, extra: &[&str]) -> Command {
+    let mut c = mpirun(ranks);
+    c.arg(example("gray_scott"))
+        .args([
+            "--output",
+            output,
+            "--L",
+            "24",
+            "--steps",
+            "30",
+            "--plotgap",
+            "10",
+        ])
+        .arg("--out")
+        .arg(file)
+        .args(extra);
+    c
 }
 
-/// The NRMSE columns of the simulation's per-step table.
+/// Runs the simulation on `ranks` ranks with `output` into `file`; returns its report (stdout)
+/// and the writer's log (stderr).
+fn simulate(ranks: usize, output: &str, file: &Path, extra: &[&str]) -> (String, String) {
+    let out = run(&mut gray_scott(ranks, output, file, extra));
+    let (text, log) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{text}\n{log}");
+    (text, log)
+}
+
+/// The NRMSE columns (the last two) of the simulation's per-step table.
 fn reported_nrmse(report: &str) -> Vec<f64> {
     report
         .lines()
-        .filter(|l| l.split_whitespace().count() == 7)
+        .filter(|l| l.split_whitespace().count() == 8)
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             f[0].parse::<usize>().ok()?;
-            Some([f[5].parse::<f64>().ok()?, f[6].parse::<f64>().ok()?])
+            Some([f[6].parse::<f64>().ok()?, f[7].parse::<f64>().ok()?])
         })
         .flatten()
         .collect()
 }
 
+/// Checks rank 0's writer log: every step of U and V resolved against one global range on all
+/// `ranks` ranks, and the operator's achieved NRMSE is within the target.
+fn check_global_range(log: &str, ranks: usize, steps: usize) {
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("residuum: ") && l.contains(" step "))
+        .collect();
+    assert_eq!(lines.len(), 2 * steps, "{log}");
+    for l in &lines {
+        assert!(
+            l.contains("global range") && l.contains(&format!("on all {ranks} ranks")),
+            "{l}"
+        );
+        let nrmse: f64 = l
+            .split("NRMSE ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{l}"));
+        assert!(nrmse > 0.0 && nrmse <= TARGET, "{l}");
+    }
+    // The operator logged the range it used, once per variable.
+    for v in ["U", "V"] {
+        assert!(
+            log.contains(&format!("variable '{v}' in "))
+                && log.contains("against the global range"),
+            "{log}"
+        );
+    }
+}
+
 fn check(ranks: usize) {
     let dir = tempfile::tempdir().unwrap();
     let (rsd, raw) = (dir.path().join("gs.bp"), dir.path().join("raw.bp"));
-    let report = simulate(ranks, "residuum", &rsd);
-    simulate(ranks, "raw", &raw);
+    let sync = dir.path().join("sync.bp");
+    let (report, log) = simulate(ranks, "residuum", &rsd, &[]);
+    simulate(ranks, "raw", &raw, &[]);
+    simulate(ranks, "residuum", &sync, &["--queue", "0"]);
     assert!(report.contains(&format!("{ranks} ranks")), "{report}");
+    assert!(report.contains("async writer"), "{report}");
+    check_global_range(&log, ranks, 3);
 
     // The simulation read its file back against what it wrote: 3 steps, U and V.
     let e = reported_nrmse(&report);
@@ -81,23 +128,27 @@ fn check(ranks: usize) {
     let blocks = text.lines().filter(|l| l.contains("block ")).count();
     assert_eq!(blocks, 2 * 3 * ranks, "{text}");
 
-    // Python decodes both files; the compressed one is within the target of the other.
+    // Python decodes the files: the compressed one is within the target of the uncompressed
+    // one, and the synchronous writer's file holds the very same values.
     let script = r#"
 import sys, adios2, numpy as np
-with adios2.FileReader(sys.argv[1]) as a, adios2.FileReader(sys.argv[2]) as b:
-    assert a.num_steps() == b.num_steps() == 3
+with adios2.FileReader(sys.argv[1]) as a, adios2.FileReader(sys.argv[2]) as b, \
+        adios2.FileReader(sys.argv[3]) as c:
+    assert a.num_steps() == b.num_steps() == c.num_steps() == 3
     worst = 0.0
     for s in range(3):
         for v in ("U", "V"):
             x = a.read(v, step_selection=[s, 1]).astype(np.float64)
             y = b.read(v, step_selection=[s, 1]).astype(np.float64)
+            z = c.read(v, step_selection=[s, 1]).astype(np.float64)
             assert x.shape == y.shape == (24, 24, 24), x.shape
+            assert np.array_equal(x, z), "sync and async writes differ"
             worst = max(worst, np.sqrt(np.mean((x - y) ** 2)) / (y.max() - y.min()))
 print("worst", worst)
 "#;
     let out = run(Command::new(python())
         .args(["-c", script])
-        .args([&rsd, &raw])
+        .args([&rsd, &raw, &sync])
         .env("ADIOS2_PLUGIN_PATH", plugin_dir()));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -126,4 +177,87 @@ fn two_ranks() {
 #[test]
 fn four_ranks() {
     check(4);
+}
+
+/// Writer and reader as two MPI jobs over SST staging, the operator on the writer's side and
+/// decoding on the reader's.
+#[test]
+fn sst_writer_to_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = dir.path().join("gs-stream");
+    let mut writer = gray_scott(
+        2,
+        "residuum",
+        &stream,
+        &["--io", "SimulationStream", "--no-verify"],
+    )
+    .current_dir(dir.path())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let reader = run(mpirun(2)
+        .arg(example("gray_scott_reader"))
+        .arg(&stream)
+        .args(["--engine", "SST"])
+        .current_dir(dir.path()));
+    let written = writer.wait_with_output().unwrap();
+    let (wlog, rtext) = (
+        String::from_utf8_lossy(&written.stderr),
+        String::from_utf8_lossy(&reader.stdout),
+    );
+    assert!(written.status.success(), "writer: {wlog}");
+    assert!(
+        reader.status.success() && rtext.contains("3 steps read"),
+        "reader: {rtext}\n{}",
+        String::from_utf8_lossy(&reader.stderr)
+    );
+    check_global_range(&wlog, 2, 3);
+    // The reader's statistics are those of the compressed data: U stays in [0, 1], V ≥ 0
+    // up to the bound.
+    let rows: Vec<Vec<f64>> = rtext
+        .lines()
+        .filter_map(|l| l.split_whitespace().map(|w| w.parse().ok()).collect())
+        .filter(|r: &Vec<f64>| r.len() == 7)
+        .collect();
+    assert_eq!(rows.len(), 3, "{rtext}");
+    for r in rows {
+        assert!(
+            r[2] > 0.0 && r[3] < 1.01 && r[5] > -1e-3 && r[6] < 1.0,
+            "{r:?}"
+        );
+    }
+}
+
+/// A write that fails (the file size limit of a full disk) stops the simulation with an error
+/// naming the step, and the steps written before it stay readable.
+#[test]
+fn failing_write_surfaces_and_keeps_written_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("full.bp");
+    let out = run(
+        gray_scott(1, "residuum", &file, &["--no-verify", "--steps", "200"])
+            .env("GRAY_SCOTT_FILE_LIMIT", "60000"),
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the run should fail: {log}");
+    assert!(log.contains("ERROR: writing step"), "{log}");
+
+    let out = run(mpirun(1).arg(example("gray_scott_reader")).arg(&file));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: usize = text
+        .lines()
+        .find_map(|l| {
+            l.split(" steps read")
+                .next()
+                .filter(|_| l.contains("steps read"))
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!((1..20).contains(&read), "{read} steps readable\n{text}");
 }
