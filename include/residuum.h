@@ -27,6 +27,9 @@
 // The in-situ calls need the residuum ADIOS2 plugin loaded in the process (it is not yet).
 #define RESIDUUM_ERR_NO_PLUGIN 6
 
+// ADIOS2 or MPI failed (writing a step, opening or closing an engine).
+#define RESIDUUM_ERR_IO 7
+
 // Element type code of float (the stream's type byte, `ElementType::F32`).
 #define RESIDUUM_FLOAT 1
 
@@ -43,13 +46,16 @@
 
 
 
-typedef struct Option_residuum_report_fn Option_residuum_report_fn;
-
 // Which value range a compression resolved its bound against.
 typedef struct RangeUsed RangeUsed;
 
 // An opaque, configured compressor.
 typedef struct residuum_codec residuum_codec;
+
+#if defined(RESIDUUM_WRITER)
+// An open step writer.
+typedef struct residuum_writer residuum_writer;
+#endif
 
 // One compression by the operator. The strings are valid only during the callback.
 typedef struct residuum_report {
@@ -79,6 +85,41 @@ typedef struct residuum_plugin_hooks {
   // Threads for operators whose `threads` parameter is 0 (0: their own default again).
   void (*set_threads)(size_t);
 } residuum_plugin_hooks;
+
+#if defined(RESIDUUM_WRITER)
+// A field written every step: a global array of `ndims` dimensions of which this rank writes
+// the box `start` + `count`; `dtype` is `RESIDUUM_FLOAT` or `RESIDUUM_DOUBLE`.
+typedef struct residuum_field {
+  const char *name;
+  int dtype;
+  size_t ndims;
+  const size_t *shape;
+  const size_t *start;
+  const size_t *count;
+} residuum_field;
+#endif
+
+#if defined(RESIDUUM_WRITER)
+// One field of one written step, on this rank. `name` is valid only during the callback.
+typedef struct residuum_field_stats {
+  size_t step;
+  const char *name;
+  uint64_t bytes_in;
+  // The operator's output; `bytes_in` where no residuum operation applied (`compressed` 0).
+  uint64_t bytes_out;
+  int compressed;
+  // RMS error over the range the bound was resolved against.
+  double nrmse;
+  double max_abs;
+  // `RESIDUUM_RANGE_*`.
+  int range_kind;
+  double range;
+  double compress_seconds;
+  // BeginStep to EndStep on the writer thread, and the time the step waited in the queue.
+  double step_seconds;
+  double queued_seconds;
+} residuum_field_stats;
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -182,7 +223,7 @@ int residuum_set_threads(size_t threads);
 // `engine` is null or a NUL-terminated string; `cb` is callable with `ctx`; `count` is null
 // or writable.
 int residuum_take_reports(const char *engine,
-                          struct Option_residuum_report_fn cb,
+                          void (*cb)(void*, const struct residuum_report*),
                           void *ctx,
                           size_t *count);
 
@@ -202,6 +243,61 @@ int residuum_compress_insitu(const struct residuum_codec *codec,
                              uint8_t *out,
                              size_t out_capacity,
                              size_t *out_size);
+
+#if defined(RESIDUUM_WRITER)
+// Collective: opens a step writer on (a duplicate of) the communicator `comm_f` (from
+// `MPI_Comm_c2f`; Fortran passes its communicator as is). `config` is an ADIOS2 XML file (may
+// be null), `io` the IO to use, `target` the file or stream name. At most `queue` steps wait
+// for the writer thread (0: every write is synchronous); MPI must provide
+// MPI_THREAD_MULTIPLE for `queue` > 0, MPI_THREAD_SERIALIZED otherwise. With `log` nonzero,
+// rank 0 prints each step's statistics to stderr.
+//
+// # Safety
+// Strings are NUL-terminated (`config` may be null); `fields` points to `nfields` fields whose
+// arrays hold `ndims` values; `out` is writable.
+int residuum_writer_open(int comm_f,
+                         const char *config,
+                         const char *io,
+                         const char *target,
+                         size_t queue,
+                         int log,
+                         const struct residuum_field *fields,
+                         size_t nfields,
+                         struct residuum_writer **out);
+#endif
+
+#if defined(RESIDUUM_WRITER)
+// Hands over one step: `data[i]` points to field i's box (C order, its `dtype`), copied before
+// this returns. Blocks while the queue is full. Fails with the error of an earlier step, if
+// one failed (the writer then writes nothing more; close it).
+//
+// # Safety
+// `w` is an open writer; `data` points to one pointer per field, each to its box's values.
+int residuum_writer_write_step(struct residuum_writer *w, const void *const *data);
+#endif
+
+#if defined(RESIDUUM_WRITER)
+// Calls `cb(ctx, stats)` for each field of each step written since the last call.
+//
+// # Safety
+// `w` is an open writer; `cb` is callable with `ctx`.
+int residuum_writer_take_stats(struct residuum_writer *w,
+                               void (*cb)(void*, const struct residuum_field_stats*),
+                               void *ctx);
+#endif
+
+#if defined(RESIDUUM_WRITER)
+// Collective: writes the steps still queued, closes the engine, passes the statistics not yet
+// taken to `cb` (may be null) and frees the writer (also on failure). Returns the first error
+// of a step or of closing.
+//
+// # Safety
+// `w` came from `residuum_writer_open` and is not used afterwards; `cb` is null or callable
+// with `ctx`.
+int residuum_writer_close(struct residuum_writer *w,
+                          void (*cb)(void*, const struct residuum_field_stats*),
+                          void *ctx);
+#endif
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -22,4 +22,10 @@ cmake -S examples/cpp -B target/cpp-reader -DCMAKE_BUILD_TYPE=Release \
   || { tail -n 30 target/cpp-reader.log >&2; exit 1; }
 cmake --build target/cpp-reader >>target/cpp-reader.log 2>&1 \
   || { tail -n 30 target/cpp-reader.log >&2; exit 1; }
+log "C example writer (residuum::writer)"
+cmake -S examples/c -B target/c-writer -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$PREFIX;$ADIOS2_DIR" >target/c-writer.log 2>&1 \
+  || { tail -n 30 target/c-writer.log >&2; exit 1; }
+cmake --build target/c-writer >>target/c-writer.log 2>&1 \
+  || { tail -n 30 target/c-writer.log >&2; exit 1; }
 echo "export ADIOS2_PLUGIN_PATH=\"$PREFIX/lib/residuum/adios2-plugins\""

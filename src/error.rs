@@ -36,6 +36,9 @@ pub enum Error {
     Checksum(String),
     #[error("{0}")]
     NoPlugin(String),
+    /// ADIOS2 or MPI failed (the C API's step writer).
+    #[error("{0}")]
+    Io(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -1,5 +1,8 @@
 //! The C ABI, called as C would: status codes, messages, unaligned buffers, null pointers.
 
+mod common;
+
+use residuum::ffi::insitu::*;
 use residuum::ffi::*;
 use std::ffi::{CStr, CString};
 use std::ptr;
@@ -161,4 +164,60 @@ fn unsupported_type_and_null_pointers_are_errors() {
     // SAFETY: static string.
     let v = unsafe { CStr::from_ptr(residuum_version()) };
     assert_eq!(v.to_str().unwrap(), residuum::VERSION);
+}
+
+/// The in-situ calls reach the operator's state inside the loaded ADIOS2 plugin: before it is
+/// loaded they say so; once loaded, ranges of a rank or global kind are taken and bad ones
+/// refused, and reports can be taken (none yet: nothing was compressed).
+#[test]
+fn insitu_calls_find_the_loaded_plugin() {
+    let (engine, var) = (CString::new("run.bp").unwrap(), CString::new("U").unwrap());
+    // SAFETY: valid C strings.
+    let st =
+        unsafe { residuum_set_range(engine.as_ptr(), var.as_ptr(), RESIDUUM_RANGE_GLOBAL, 2.0) };
+    assert_eq!(st, RESIDUUM_ERR_NO_PLUGIN, "{}", last_error());
+    assert!(
+        last_error().contains("plugin is not loaded"),
+        "{}",
+        last_error()
+    );
+
+    let lib = common::plugin_dir().join("libresiduum_plugin.so");
+    let path = CString::new(lib.to_str().unwrap()).unwrap();
+    // SAFETY: loading the plugin runs no code beyond static initialisers; kept loaded.
+    let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    assert!(!handle.is_null(), "cannot load {}", lib.display());
+
+    // SAFETY: valid C strings.
+    unsafe {
+        for kind in [RESIDUUM_RANGE_RANK, RESIDUUM_RANGE_GLOBAL] {
+            let st = residuum_set_range(engine.as_ptr(), var.as_ptr(), kind, 2.0);
+            assert_eq!(st, RESIDUUM_OK, "{}", last_error());
+        }
+        for (kind, range) in [
+            (RESIDUUM_RANGE_BLOCK, 2.0),
+            (RESIDUUM_RANGE_GLOBAL, f64::NAN),
+            (99, 1.0),
+        ] {
+            let st = residuum_set_range(engine.as_ptr(), var.as_ptr(), kind, range);
+            assert_eq!(
+                st, RESIDUUM_ERR_INVALID_ARGUMENT,
+                "kind {kind} range {range}"
+            );
+        }
+        unsafe extern "C" fn count(ctx: *mut std::ffi::c_void, _: *const residuum_report) {
+            // SAFETY: ctx is the usize below.
+            unsafe { *(ctx as *mut usize) += 1 };
+        }
+        let (mut seen, mut n) = (0usize, 99usize);
+        let st = residuum_take_reports(
+            ptr::null(),
+            Some(count),
+            &mut seen as *mut usize as *mut _,
+            &mut n,
+        );
+        assert_eq!((st, seen, n), (RESIDUUM_OK, 0, 0));
+        assert_eq!(residuum_set_threads(1), RESIDUUM_OK);
+        assert_eq!(residuum_set_threads(0), RESIDUUM_OK);
+    }
 }

@@ -185,7 +185,7 @@ fn four_ranks() {
 fn sst_writer_to_reader() {
     let dir = tempfile::tempdir().unwrap();
     let stream = dir.path().join("gs-stream");
-    let mut writer = gray_scott(
+    let writer = gray_scott(
         2,
         "residuum",
         &stream,

@@ -158,7 +158,7 @@ fn cpp_reader_built_with_find_package_reads_the_file() {
 }
 
 #[test]
-fn plugin_exports_only_the_operator_entry_points() {
+fn plugin_exports_only_the_operator_entry_points_and_the_insitu_hooks() {
     let lib = plugin_dir().join("libresiduum_plugin.so");
     let out = run(Command::new("nm").args(["-D", "--defined-only"]).arg(&lib));
     assert!(out.status.success());
@@ -167,7 +167,14 @@ fn plugin_exports_only_the_operator_entry_points() {
         .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
         .collect();
     syms.sort();
-    assert_eq!(syms, ["OperatorCreate", "OperatorDestroy"]);
+    assert_eq!(
+        syms,
+        [
+            "OperatorCreate",
+            "OperatorDestroy",
+            "residuum_plugin_hooks_v1"
+        ]
+    );
     let ldd = run(Command::new("ldd").arg(&lib));
     assert!(
         !String::from_utf8_lossy(&ldd.stdout).contains("adios2"),

@@ -141,6 +141,11 @@ impl StepWriter {
         specs: Vec<FieldSpec>,
         opts: WriterOptions,
     ) -> Result<Self> {
+        Self::check_threading(&opts)?;
+        Self::start(comm.duplicate(), specs, opts)
+    }
+
+    fn check_threading(opts: &WriterOptions) -> Result<()> {
         let needed = if opts.queue == 0 {
             Threading::Serialized
         } else {
@@ -150,10 +155,34 @@ impl StepWriter {
         if provided < needed {
             return Err(AdiosError::Argument(format!(
                 "the step writer needs MPI thread level {needed:?} (it has {provided:?}); \
-                 initialize MPI with mpi::initialize_with_threading"
+                 initialize MPI with MPI_Init_thread (mpi::initialize_with_threading)"
             )));
         }
-        let comm = CommForThread(comm.duplicate());
+        Ok(())
+    }
+
+    /// [`StepWriter::open`] for the C API: on a duplicate of the raw communicator `comm`.
+    ///
+    /// # Safety
+    /// `comm` is a live intra-communicator handle.
+    pub(crate) unsafe fn open_raw(
+        comm: mpi::ffi::MPI_Comm,
+        specs: Vec<FieldSpec>,
+        opts: WriterOptions,
+    ) -> Result<Self> {
+        Self::check_threading(&opts)?;
+        let mut dup = std::mem::MaybeUninit::<mpi::ffi::MPI_Comm>::uninit();
+        // SAFETY: `comm` is live per the contract; MPI_Comm_dup writes `dup` on success.
+        if unsafe { mpi::ffi::MPI_Comm_dup(comm, dup.as_mut_ptr()) } != 0 {
+            return Err(AdiosError::Argument("MPI_Comm_dup failed".into()));
+        }
+        // SAFETY: a fresh intra-communicator owned by nobody else from here on.
+        let dup = unsafe { <SimpleCommunicator as mpi::raw::FromRaw>::from_raw(dup.assume_init()) };
+        Self::start(dup, specs, opts)
+    }
+
+    fn start(comm: SimpleCommunicator, specs: Vec<FieldSpec>, opts: WriterOptions) -> Result<Self> {
+        let comm = CommForThread(comm);
         let (jobs, job_rx) = bounded::<Step>(opts.queue);
         let (out_tx, outcomes) = unbounded::<Outcome>();
         let (ready_tx, ready_rx) = bounded::<Result<()>>(1);
@@ -283,6 +312,11 @@ impl StepWriter {
     pub fn take_stats(&mut self) -> Vec<StepStats> {
         self.collect(None);
         std::mem::take(&mut self.stats)
+    }
+
+    /// The fields, in the order `write_step` takes them.
+    pub fn specs(&self) -> &[FieldSpec] {
+        &self.specs
     }
 
     /// Steps handed over so far.

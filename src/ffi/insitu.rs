@@ -206,7 +206,7 @@ pub extern "C" fn residuum_set_threads(threads: usize) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn residuum_take_reports(
     engine: *const c_char,
-    cb: Option<residuum_report_fn>,
+    cb: Option<unsafe extern "C" fn(*mut c_void, *const residuum_report)>,
     ctx: *mut c_void,
     count: *mut usize,
 ) -> c_int {

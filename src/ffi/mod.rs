@@ -6,6 +6,8 @@
 #![allow(non_camel_case_types)]
 
 pub mod insitu;
+#[cfg(feature = "adios")]
+pub mod writer;
 
 use crate::codec::{self, Codec};
 use crate::dtype::ElementType;
@@ -28,6 +30,8 @@ pub const RESIDUUM_ERR_BUFFER_TOO_SMALL: c_int = 4;
 pub const RESIDUUM_ERR_INTERNAL: c_int = 5;
 /// The in-situ calls need the residuum ADIOS2 plugin loaded in the process (it is not yet).
 pub const RESIDUUM_ERR_NO_PLUGIN: c_int = 6;
+/// ADIOS2 or MPI failed (writing a step, opening or closing an engine).
+pub const RESIDUUM_ERR_IO: c_int = 7;
 
 /// Element type code of float (the stream's type byte, `ElementType::F32`).
 pub const RESIDUUM_FLOAT: c_int = 1;
@@ -61,6 +65,7 @@ fn status_of(e: &Error) -> c_int {
         Error::OutputTooSmall { .. } => RESIDUUM_ERR_BUFFER_TOO_SMALL,
         Error::Internal(_) => RESIDUUM_ERR_INTERNAL,
         Error::NoPlugin(_) => RESIDUUM_ERR_NO_PLUGIN,
+        Error::Io(_) => RESIDUUM_ERR_IO,
     }
 }
 

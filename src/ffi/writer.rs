@@ -1,0 +1,254 @@
+//! C ABI of the step writer ([`crate::adios::StepWriter`]) for C, C++ and Fortran simulations:
+//! hand over each step's fields and keep computing while a background thread writes them
+//! through ADIOS2. Only in the shared library built with ADIOS2 and MPI (`libresiduum.so`,
+//! CMake target `residuum::writer`, which defines `RESIDUUM_WRITER`).
+
+use super::{guard, null_arg, slice, RESIDUUM_DOUBLE, RESIDUUM_FLOAT};
+use crate::adios::{FieldData, FieldSpec, StepStats, StepWriter, WriterOptions};
+use crate::error::Error;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+
+/// An open step writer.
+pub struct residuum_writer {
+    writer: StepWriter,
+    /// Field names as C strings, for the statistics callback.
+    names: Vec<CString>,
+}
+
+/// A field written every step: a global array of `ndims` dimensions of which this rank writes
+/// the box `start` + `count`; `dtype` is `RESIDUUM_FLOAT` or `RESIDUUM_DOUBLE`.
+#[repr(C)]
+pub struct residuum_field {
+    pub name: *const c_char,
+    pub dtype: c_int,
+    pub ndims: usize,
+    pub shape: *const usize,
+    pub start: *const usize,
+    pub count: *const usize,
+}
+
+/// One field of one written step, on this rank. `name` is valid only during the callback.
+#[repr(C)]
+pub struct residuum_field_stats {
+    pub step: usize,
+    pub name: *const c_char,
+    pub bytes_in: u64,
+    /// The operator's output; `bytes_in` where no residuum operation applied (`compressed` 0).
+    pub bytes_out: u64,
+    pub compressed: c_int,
+    /// RMS error over the range the bound was resolved against.
+    pub nrmse: f64,
+    pub max_abs: f64,
+    /// `RESIDUUM_RANGE_*`.
+    pub range_kind: c_int,
+    pub range: f64,
+    pub compress_seconds: f64,
+    /// BeginStep to EndStep on the writer thread, and the time the step waited in the queue.
+    pub step_seconds: f64,
+    pub queued_seconds: f64,
+}
+
+/// Receives the statistics of one field of one step.
+pub type residuum_field_stats_fn =
+    unsafe extern "C" fn(ctx: *mut c_void, stats: *const residuum_field_stats);
+
+fn adios_err(e: crate::adios::AdiosError) -> Error {
+    Error::Io(e.to_string())
+}
+
+/// SAFETY (callers): `s` is null or NUL-terminated.
+unsafe fn string(s: *const c_char, what: &'static str) -> Result<String, Error> {
+    if s.is_null() {
+        return Err(null_arg(what));
+    }
+    // SAFETY: per the caller's contract.
+    Ok(unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned())
+}
+
+/// Collective: opens a step writer on (a duplicate of) the communicator `comm_f` (from
+/// `MPI_Comm_c2f`; Fortran passes its communicator as is). `config` is an ADIOS2 XML file (may
+/// be null), `io` the IO to use, `target` the file or stream name. At most `queue` steps wait
+/// for the writer thread (0: every write is synchronous); MPI must provide
+/// MPI_THREAD_MULTIPLE for `queue` > 0, MPI_THREAD_SERIALIZED otherwise. With `log` nonzero,
+/// rank 0 prints each step's statistics to stderr.
+///
+/// # Safety
+/// Strings are NUL-terminated (`config` may be null); `fields` points to `nfields` fields whose
+/// arrays hold `ndims` values; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn residuum_writer_open(
+    comm_f: c_int,
+    config: *const c_char,
+    io: *const c_char,
+    target: *const c_char,
+    queue: usize,
+    log: c_int,
+    fields: *const residuum_field,
+    nfields: usize,
+    out: *mut *mut residuum_writer,
+) -> c_int {
+    guard(|| {
+        if out.is_null() {
+            return Err(null_arg("out"));
+        }
+        // SAFETY: per this function's contract.
+        let fields = unsafe { slice(fields, nfields, "fields")? };
+        let mut specs = Vec::with_capacity(nfields);
+        for f in fields {
+            let name = unsafe { string(f.name, "field name")? };
+            let double = match f.dtype {
+                RESIDUUM_FLOAT => false,
+                RESIDUUM_DOUBLE => true,
+                t => {
+                    return Err(Error::UnsupportedType(format!(
+                        "code {t} for field '{name}'"
+                    )))
+                }
+            };
+            let dims = |p, what| unsafe { slice(p, f.ndims, what) }.map(<[usize]>::to_vec);
+            specs.push(FieldSpec {
+                name,
+                double,
+                shape: dims(f.shape, "shape")?,
+                start: dims(f.start, "start")?,
+                count: dims(f.count, "count")?,
+            });
+        }
+        let opts = WriterOptions {
+            config: (!config.is_null())
+                .then(|| unsafe { string(config, "config") }.map(Into::into))
+                .transpose()?,
+            io: unsafe { string(io, "io")? },
+            target: unsafe { string(target, "target")? },
+            queue,
+            log: log != 0,
+            threads: None,
+        };
+        let names = specs
+            .iter()
+            .map(|s| CString::new(s.name.as_str()).unwrap_or_default())
+            .collect();
+        // SAFETY: MPI_Comm_f2c turns any valid Fortran handle into a live C handle.
+        let writer = unsafe {
+            StepWriter::open_raw(mpi::ffi::MPI_Comm_f2c(comm_f), specs, opts).map_err(adios_err)?
+        };
+        // SAFETY: `out` is non-null and writable per the contract.
+        unsafe { *out = Box::into_raw(Box::new(residuum_writer { writer, names })) };
+        Ok(())
+    })
+}
+
+/// Hands over one step: `data[i]` points to field i's box (C order, its `dtype`), copied before
+/// this returns. Blocks while the queue is full. Fails with the error of an earlier step, if
+/// one failed (the writer then writes nothing more; close it).
+///
+/// # Safety
+/// `w` is an open writer; `data` points to one pointer per field, each to its box's values.
+#[no_mangle]
+pub unsafe extern "C" fn residuum_writer_write_step(
+    w: *mut residuum_writer,
+    data: *const *const c_void,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per this function's contract.
+        let w = unsafe { w.as_mut() }.ok_or_else(|| null_arg("writer"))?;
+        let specs = w.writer.specs().to_vec();
+        let ptrs = unsafe { slice(data, specs.len(), "data")? };
+        let fields = specs
+            .iter()
+            .zip(ptrs)
+            .map(|(s, &p)| {
+                let n: usize = s.count.iter().product();
+                // SAFETY: the box's n values of the field's type, per the contract.
+                Ok(if s.double {
+                    FieldData::F64(unsafe { slice(p.cast::<f64>(), n, "field data")? }.to_vec())
+                } else {
+                    FieldData::F32(unsafe { slice(p.cast::<f32>(), n, "field data")? }.to_vec())
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        w.writer.write_step(fields).map_err(adios_err)?;
+        Ok(())
+    })
+}
+
+/// Passes each field of each step to `cb`.
+///
+/// SAFETY (callers): `cb` is callable with `ctx`.
+unsafe fn hand_out(
+    steps: &[StepStats],
+    names: &[CString],
+    cb: residuum_field_stats_fn,
+    ctx: *mut c_void,
+) {
+    for step in steps {
+        for (f, name) in step.fields.iter().zip(names) {
+            let c = f.compression.as_ref();
+            let s = residuum_field_stats {
+                step: step.step,
+                name: name.as_ptr(),
+                bytes_in: f.bytes_in as u64,
+                bytes_out: c.map_or(f.bytes_in, |c| c.bytes_out) as u64,
+                compressed: c.is_some() as c_int,
+                nrmse: c.map_or(0.0, |c| c.nrmse),
+                max_abs: c.map_or(0.0, |c| c.max_abs),
+                range_kind: c.map_or(0, |c| c.range_used as c_int),
+                range: c.map_or(0.0, |c| c.range),
+                compress_seconds: c.map_or(0.0, |c| c.seconds),
+                step_seconds: step.seconds,
+                queued_seconds: step.queued_seconds,
+            };
+            // SAFETY: per the caller's contract; `s` and `name` outlive the call.
+            unsafe { cb(ctx, &s) };
+        }
+    }
+}
+
+/// Calls `cb(ctx, stats)` for each field of each step written since the last call.
+///
+/// # Safety
+/// `w` is an open writer; `cb` is callable with `ctx`.
+#[no_mangle]
+pub unsafe extern "C" fn residuum_writer_take_stats(
+    w: *mut residuum_writer,
+    cb: Option<unsafe extern "C" fn(*mut c_void, *const residuum_field_stats)>,
+    ctx: *mut c_void,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per this function's contract.
+        let w = unsafe { w.as_mut() }.ok_or_else(|| null_arg("writer"))?;
+        let cb = cb.ok_or_else(|| null_arg("cb"))?;
+        let steps = w.writer.take_stats();
+        // SAFETY: per this function's contract.
+        unsafe { hand_out(&steps, &w.names, cb, ctx) };
+        Ok(())
+    })
+}
+
+/// Collective: writes the steps still queued, closes the engine, passes the statistics not yet
+/// taken to `cb` (may be null) and frees the writer (also on failure). Returns the first error
+/// of a step or of closing.
+///
+/// # Safety
+/// `w` came from `residuum_writer_open` and is not used afterwards; `cb` is null or callable
+/// with `ctx`.
+#[no_mangle]
+pub unsafe extern "C" fn residuum_writer_close(
+    w: *mut residuum_writer,
+    cb: Option<unsafe extern "C" fn(*mut c_void, *const residuum_field_stats)>,
+    ctx: *mut c_void,
+) -> c_int {
+    guard(|| {
+        if w.is_null() {
+            return Err(null_arg("writer"));
+        }
+        // SAFETY: allocated by Box::into_raw in residuum_writer_open, freed once.
+        let w = unsafe { Box::from_raw(w) };
+        let steps = w.writer.close().map_err(adios_err)?;
+        if let Some(cb) = cb {
+            // SAFETY: per this function's contract.
+            unsafe { hand_out(&steps, &w.names, cb, ctx) };
+        }
+        Ok(())
+    })
+}
