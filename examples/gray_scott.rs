@@ -1,16 +1,21 @@
-//! MPI Gray-Scott reaction-diffusion simulation in 3D writing U and V every `plotgap` steps to a
-//! BP5 file through the residuum operator (settings: a JSON file, ADIOS2 XML for engine and
-//! operator). Each rank owns a box of a Cartesian decomposition and exchanges one halo layer
-//! with its six (periodic) neighbours every step.
+//! MPI Gray-Scott reaction-diffusion simulation in 3D writing U and V every `plotgap` steps
+//! through the residuum operator (settings: a JSON file, ADIOS2 XML for engine and operator).
+//! Each rank owns a box of a Cartesian decomposition and exchanges one halo layer with its six
+//! (periodic) neighbours every step. Output goes through residuum's step writer: the simulation
+//! hands a step over and computes on while the writer thread compresses and writes it.
 //!
 //! mpirun -n 4 target/release/examples/gray_scott [--settings examples/gray_scott.json]
-//!        [--output residuum|raw|none|compare] [--L 64] [--steps 200] [--plotgap 20]
-//!        [--out gs.bp]
+//!        [--output residuum|raw|none|compare] [--queue 2] [--L 64] [--steps 200]
+//!        [--plotgap 20] [--out gs.bp] [--io SimulationStream] [--no-verify]
 //!
-//! Rank 0 prints per output step the compute time, output time, bytes raw and compressed and the
-//! achieved NRMSE (measured by reading the file back once the run is over, against copies of
-//! the written fields), and with `--output compare` the cost of compressed output against
-//! uncompressed BP5 output and against no output at all.
+//! `--queue 0` writes synchronously; `--io` picks another IO of the XML for residuum output
+//! (SimulationStream: SST staging, read by `gray_scott_reader NAME --engine SST`).
+//!
+//! Rank 0 prints per output step the compute time, the time the simulation spent on output,
+//! the writer thread's time, bytes raw and as stored by the operator, and the achieved NRMSE
+//! (the file read back once the run is over, against copies of the written fields); the writer
+//! logs each step's statistics and range on stderr. `--output compare` runs without output,
+//! uncompressed, residuum synchronously and residuum with the async writer, and compares.
 
 #[path = "common/decomp.rs"]
 mod decomp;
@@ -382,7 +387,8 @@ fn simulate(
             Some(StepWriter::open(world, vec![spec("U"), spec("V")], wo)?)
         }
     };
-    let verify = opts.verify && matches!(output, Output::Residuum { .. });
+    // Only a file can be read back (a stream is gone to its reader).
+    let verify = opts.verify && matches!(output, Output::Residuum { .. }) && opts.io.is_none();
     let mut steps = Vec::new();
     let mut written: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
     let mut compute_s = 0.0;
@@ -438,7 +444,8 @@ fn simulate(
     }
     let file_bytes = match (output, rank) {
         (Output::None, _) | (_, 1..) => 0,
-        _ => dir_size(&s.output),
+        _ if s.output.is_dir() => dir_size(&s.output),
+        _ => 0, // a stream
     };
     Ok(RunReport {
         total,
@@ -503,11 +510,26 @@ fn run(world: &SimpleCommunicator, s: &Settings, opts: &Options) -> Result<(), S
             s.plotgap
         );
     }
+    let cores = residuum::pipeline::owned_cores();
+    if rank == 0
+        && cores < 2
+        && opts
+            .outputs
+            .iter()
+            .any(|o| matches!(o, Output::Residuum { queue: 1.. }))
+    {
+        println!(
+            "note: each rank owns {cores} core here ({size} ranks on {} cores): the async writer \
+             has no spare core to compress on and can only take turns with the simulation; \
+             give ranks 2 cores (mpirun --map-by slot:PE=2) for it to hide the compression",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+    }
     let mut runs = Vec::new();
     for &output in &opts.outputs {
         let report = simulate(world, s, output, opts).map_err(|e| e.to_string())?;
         if rank == 0 {
-            print_report(output, s, &report);
+            print_report(output, s, &report, opts.io.as_deref());
         }
         runs.push((output, report));
     }
@@ -545,8 +567,12 @@ fn run(world: &SimpleCommunicator, s: &Settings, opts: &Options) -> Result<(), S
     Ok(())
 }
 
-fn print_report(output: Output, s: &Settings, r: &RunReport) {
-    println!("{}: {:.3} s in all", output.label(), r.total);
+fn print_report(output: Output, s: &Settings, r: &RunReport, io: Option<&str>) {
+    let through = match (output, io) {
+        (Output::Residuum { .. }, Some(io)) => format!(" (IO {io})"),
+        _ => String::new(),
+    };
+    println!("{}{through}: {:.3} s in all", output.label(), r.total);
     if output == Output::None {
         return;
     }
@@ -568,12 +594,21 @@ fn print_report(output: Output, s: &Settings, r: &RunReport) {
         );
     }
     let raw: u64 = r.steps.iter().map(|r| r.raw_bytes).sum();
-    println!(
-        "  {} written: {raw} bytes raw, {} bytes on disk (ratio {:.2})",
-        s.output.display(),
-        r.file_bytes,
-        raw as f64 / r.file_bytes.max(1) as f64
-    );
+    let stored: u64 = r.steps.iter().map(|r| r.stored_bytes).sum();
+    if r.file_bytes == 0 {
+        println!(
+            "  {} streamed: {raw} bytes raw, {stored} bytes compressed (ratio {:.2})",
+            s.output.display(),
+            raw as f64 / stored.max(1) as f64
+        );
+    } else {
+        println!(
+            "  {} written: {raw} bytes raw, {} bytes on disk (ratio {:.2})",
+            s.output.display(),
+            r.file_bytes,
+            raw as f64 / r.file_bytes.max(1) as f64
+        );
+    }
 }
 
 /// `GRAY_SCOTT_FILE_LIMIT=BYTES` caps the size of files this process writes (RLIMIT_FSIZE),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: the 3D Gray-Scott simulation on 4 MPI ranks writes U and V through the residuum
-# ADIOS2 operator (NRMSE 1e-5) into BP5, then again uncompressed and with no output, and
+# ADIOS2 operator (NRMSE 1e-5 of the global range) into BP5, synchronously and with the async
+# step writer, then again uncompressed and with no output, and
 # reports per step compute time, output time, bytes and achieved NRMSE, and the comparison.
 # The example reader then reads the compressed file back on 2 ranks, and bpls lists it.
 set -euo pipefail

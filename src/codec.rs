@@ -207,11 +207,11 @@ impl Codec {
         };
         let second = |_: usize, s: Staged| self.finish_block(s, dtype);
         let coded = if grid.len() > 1 && !self.serial() {
-            let batch = 2 * self.threads;
+            let depth = 4 * self.threads;
             two_stage(
                 grid.len(),
                 self.pool.as_deref(),
-                batch,
+                depth,
                 |i| first(i, true),
                 second,
             )?

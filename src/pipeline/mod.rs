@@ -1,15 +1,16 @@
-//! The codec's two-stage pipeline over the blocks of an array: quantization and prediction on
-//! one side, entropy coding on the other, joined by a bounded channel, each stage running its
-//! batches of blocks in parallel on the codec's rayon pool. ADIOS2 calls the operator on one
-//! thread inside `Put`; this keeps both stages (and all cores the rank owns) busy at once.
+//! The codec's two-stage pipeline over the blocks of an array: quantization and prediction,
+//! then entropy coding. Each block's stages run as tasks on the codec's rayon pool, so any
+//! thread takes whichever stage of whichever block is ready, and bounded channels carry the
+//! blocks between the stages to a coordinator that admits new blocks only while fewer than
+//! `depth` are in flight (bounded memory, back-pressure). ADIOS2 calls the operator on one thread
+//! inside `Put`; this keeps all the cores the rank owns busy.
 //!
-//! The stages run on two plain threads, never inside the pool: a pool worker that blocked on a
-//! full channel could deadlock the work-stealing scheduler. Results come back in block order,
-//! so the output does not depend on the thread count.
+//! Only the coordinator (the calling thread) ever waits on a channel; pool tasks never block, so
+//! the work-stealing scheduler cannot deadlock. Results land by block index, so the output does
+//! not depend on the thread count or on which stage finished first.
 
 use crate::error::Result;
 use crossbeam_channel::bounded;
-use rayon::prelude::*;
 
 /// Environment variable that sets the thread count where the parameters leave it at 0.
 pub const THREADS_ENV: &str = "RESIDUUM_THREADS";
@@ -49,14 +50,12 @@ pub fn owned_cores() -> usize {
 /// Runs `first` and then `second` on every index in `0..n`, returning `second`'s results in
 /// index order (the first error by index if any failed).
 ///
-/// With `pool` the stages overlap: batches of `batch` blocks go through `first` in the pool,
-/// then through a channel holding at most two batches to `second`, also in the pool, so at
-/// most about four batches are in flight (bounded memory). Without a pool both run here, in
-/// order, one block at a time.
+/// With `pool` the stages run as pool tasks, at most `depth` blocks in flight; without, both
+/// run here in order, one block at a time.
 pub fn two_stage<A, B>(
     n: usize,
     pool: Option<&rayon::ThreadPool>,
-    batch: usize,
+    depth: usize,
     first: impl Fn(usize) -> Result<A> + Sync,
     second: impl Fn(usize, A) -> Result<B> + Sync,
 ) -> Result<Vec<B>>
@@ -68,34 +67,39 @@ where
         Some(p) if n > 1 => p,
         _ => return (0..n).map(|i| second(i, first(i)?)).collect(),
     };
-    let batch = batch.max(1);
-    let (tx, rx) = bounded::<Vec<(usize, Result<A>)>>(2);
+    let depth = depth.max(1);
+    // In flight ≤ depth, so no send below ever waits.
+    let (mid_tx, mid_rx) = bounded::<(usize, Result<A>)>(depth);
+    let (done_tx, done_rx) = bounded::<(usize, Result<B>)>(depth);
     let mut out: Vec<Option<Result<B>>> = (0..n).map(|_| None).collect();
-    std::thread::scope(|s| {
-        let first = &first;
-        s.spawn(move || {
-            for start in (0..n).step_by(batch) {
-                let end = (start + batch).min(n);
-                let done = pool.install(|| {
-                    (start..end)
-                        .into_par_iter()
-                        .map(|i| (i, first(i)))
-                        .collect::<Vec<_>>()
+    let (first, second) = (&first, &second);
+    pool.in_place_scope(|s| {
+        let (mut next, mut predicting, mut coding) = (0, 0, 0);
+        loop {
+            while next < n && predicting + coding < depth {
+                let (tx, i) = (mid_tx.clone(), next);
+                s.spawn(move |_| {
+                    let _ = tx.send((i, first(i)));
                 });
-                if tx.send(done).is_err() {
-                    return; // the consumer stopped: nothing more is wanted
-                }
+                (next, predicting) = (next + 1, predicting + 1);
             }
-        });
-        for items in rx {
-            let done = pool.install(|| {
-                items
-                    .into_par_iter()
-                    .map(|(i, a)| (i, a.and_then(|a| second(i, a))))
-                    .collect::<Vec<_>>()
-            });
-            for (i, r) in done {
-                out[i] = Some(r);
+            if predicting + coding == 0 {
+                break;
+            }
+            crossbeam_channel::select! {
+                recv(mid_rx) -> m => {
+                    let (i, a) = m.expect("a sender is alive while blocks are in flight");
+                    let tx = done_tx.clone();
+                    s.spawn(move |_| {
+                        let _ = tx.send((i, a.and_then(|a| second(i, a))));
+                    });
+                    (predicting, coding) = (predicting - 1, coding + 1);
+                }
+                recv(done_rx) -> d => {
+                    let (i, b) = d.expect("a sender is alive while blocks are in flight");
+                    out[i] = Some(b);
+                    coding -= 1;
+                }
             }
         }
     });
