@@ -6,6 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Slices of a block per group: the channels of the 2D convolutions.
+#define DEPTH 8
+
+// Channels of the hidden layers.
+#define HIDDEN 16
+
+// Latent channels, at a quarter of the resolution in each direction.
+#define LATENT 4
+
 // Success.
 #define RESIDUUM_OK 0
 
@@ -29,6 +38,9 @@
 
 // ADIOS2 or MPI failed (writing a step, opening or closing an engine).
 #define RESIDUUM_ERR_IO 7
+
+// A base model file is missing or unusable, or a stream's model does not match its hash.
+#define RESIDUUM_ERR_MODEL 8
 
 // Element type code of float (the stream's type byte, `ElementType::F32`).
 #define RESIDUUM_FLOAT 1

@@ -5,15 +5,16 @@
 //! are verified against the target on their actual reconstruction; a block no step can serve is
 //! coded losslessly.
 
+use crate::base::{self, Decoder, Model};
 use crate::block::{default_block, fold3, Grid};
 use crate::bound::{finite_min_max, span, BlockBound, ErrorStats, Target};
 use crate::dtype::ElementType;
 use crate::entropy::{decode_bytes, encode_bytes, ints, Coded};
 use crate::error::{Error, Result};
 use crate::format::{self, checked_len, grid_len, header_len, BlockKind, StreamInfo};
-use crate::params::{Config, IntCoder, Range};
+use crate::params::{Config, IntCoder, Range, Residual};
 use crate::pipeline::{default_threads, two_stage};
-use crate::residual::lbrc;
+use crate::residual::{gae, lbrc};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,8 @@ pub struct Codec {
     threads: usize,
     /// Shared pool of `threads` workers when there are several; none: the caller's thread.
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// The base model of `config.model`, loaded once.
+    model: Option<Arc<Model>>,
 }
 
 /// What one compression did: sizes, the errors of the verified reconstruction and the range the
@@ -87,11 +90,55 @@ fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
     Ok(pool)
 }
 
-/// A block between the pipeline's stages.
-enum Staged {
-    /// Prepared for LBRC, with its errors and the raw bytes in case LBRC does not pay.
-    Lossy(lbrc::Prepared, ErrorStats, Vec<u8>),
-    Lossless(Vec<u8>),
+/// One way of coding a lossy block, between the pipeline's stages.
+enum Candidate {
+    /// LBRC on the values.
+    Lbrc(lbrc::Prepared, ErrorStats),
+    /// LBRC on the residual over the base model's prediction.
+    BaseLbrc(Arc<base::Predicted>, lbrc::Prepared, ErrorStats),
+    /// GAE (finished: it has no separate entropy stage) over no base or the model's.
+    Gae(Option<Arc<base::Predicted>>, Vec<u8>, ErrorStats),
+}
+
+/// A block between the pipeline's stages: its candidates and raw bytes (in case none pays).
+struct Staged {
+    candidates: Vec<Candidate>,
+    raw: Vec<u8>,
+}
+
+/// A coded block: how, its payload and its errors.
+type CodedBlock = (BlockKind, Vec<u8>, ErrorStats);
+
+/// A block's best coding without the base model, and with it where that is smaller.
+struct Choice {
+    plain: CodedBlock,
+    with_model: Option<CodedBlock>,
+}
+
+/// The base model's part of a block payload: normalisation and coded latents.
+fn put_base(p: &base::Predicted, out: &mut Vec<u8>) {
+    out.extend_from_slice(&p.norm.mean.to_le_bytes());
+    out.extend_from_slice(&p.norm.scale.to_le_bytes());
+    crate::entropy::ints::put_varint(out, p.coded_latents.len() as u64);
+    out.extend_from_slice(&p.coded_latents);
+}
+
+/// Reads [`put_base`]'s bytes and returns the prediction for a block of `shape`.
+fn read_base(
+    r: &mut crate::entropy::ints::Reader,
+    dec: Option<&Decoder>,
+    shape: [usize; 3],
+) -> Result<Vec<f64>> {
+    let dec = dec.ok_or_else(|| {
+        Error::Model("a block is coded over a base model, but the stream carries none".into())
+    })?;
+    let f = |b: &[u8]| f64::from_le_bytes(b.try_into().unwrap());
+    let norm = base::Norm {
+        mean: f(r.bytes(8)?),
+        scale: f(r.bytes(8)?),
+    };
+    let len = r.varint()? as usize;
+    base::predict_from(dec, r.bytes(len)?, shape, norm)
 }
 
 impl Codec {
@@ -100,10 +147,15 @@ impl Codec {
             0 => default_threads(),
             n => n,
         };
+        let model = match &config.model {
+            Some(path) => Some(Arc::new(Model::load(path)?)),
+            None => None,
+        };
         Codec {
             config,
             threads: 0,
             pool: None,
+            model,
         }
         .with_threads(threads)
     }
@@ -119,6 +171,7 @@ impl Codec {
             } else {
                 None
             },
+            model: self.model.clone(),
         })
     }
 
@@ -197,13 +250,12 @@ impl Codec {
         let first = |i: usize, par: bool| -> Result<Staged> {
             let b = grid.block(i);
             let raw = grid.gather_bytes(data, dtype, &b);
-            if bound != BlockBound::Lossless {
-                let v = raw_to_f64(&raw, dtype);
-                if let Some((p, e)) = lbrc::prepare(&v, b.shape, bound, dtype, par) {
-                    return Ok(Staged::Lossy(p, e, raw));
-                }
-            }
-            Ok(Staged::Lossless(raw))
+            let candidates = if bound == BlockBound::Lossless {
+                Vec::new()
+            } else {
+                self.candidates(&raw_to_f64(&raw, dtype), b.shape, bound, dtype, par)
+            };
+            Ok(Staged { candidates, raw })
         };
         let second = |_: usize, s: Staged| self.finish_block(s, dtype);
         let coded = if grid.len() > 1 && !self.serial() {
@@ -222,21 +274,39 @@ impl Codec {
                 two_stage(grid.len(), None, 1, |i| first(i, par), second)
             })?
         };
+        // The model travels in the stream: worth it only where the blocks it serves save more
+        // than its own bytes.
+        let model_bytes = self.model.as_ref().map(|m| {
+            let d = m.decoder.to_bytes();
+            let mut b = m.decoder.hash.to_le_bytes().to_vec();
+            b.extend_from_slice(&d);
+            b
+        });
+        let saved: usize = coded
+            .iter()
+            .filter_map(|c| Some(c.plain.1.len() - c.with_model.as_ref()?.1.len()))
+            .sum();
+        let use_model = model_bytes.as_ref().is_some_and(|m| saved > m.len());
         let mut errors = ErrorStats::default();
         let blocks: Vec<(BlockKind, &[u8])> = coded
             .iter()
+            .map(|c| match (&c.with_model, use_model) {
+                (Some(m), true) => m,
+                _ => &c.plain,
+            })
             .map(|(k, p, e)| {
                 errors.merge(e);
                 (*k, p.as_slice())
             })
             .collect();
+        let model = model_bytes.as_deref().filter(|_| use_model);
         let info = StreamInfo {
             dtype,
             target,
             dims: dims.to_vec(),
             block: grid.block,
         };
-        let bytes_out = format::write_stream(&info, &blocks, out)?;
+        let bytes_out = format::write_stream(&info, &blocks, model, out)?;
         Ok(CompressStats {
             bytes_in: data.len(),
             bytes_out,
@@ -264,35 +334,116 @@ impl Codec {
         }
     }
 
-    /// The pipeline's second stage: entropy coding, and lossless coding where the lossy payload
-    /// would not be smaller than the raw block (or no step met the bound).
-    fn finish_block(
+    /// The pipeline's first stage for a lossy block: the ways of coding it that the settings
+    /// allow, quantized, predicted and verified.
+    fn candidates(
         &self,
-        s: Staged,
+        v: &[f64],
+        shape: [usize; 3],
+        bound: BlockBound,
         dtype: ElementType,
-    ) -> Result<(BlockKind, Vec<u8>, ErrorStats)> {
-        let raw = match s {
-            Staged::Lossy(p, errors, raw) => {
-                let (kind, payload) = match p {
-                    lbrc::Prepared::Constant(p) => (BlockKind::Constant, p),
-                    lbrc::Prepared::Predicted(p) => (BlockKind::Lbrc, p.finish(self.config.coder)),
-                };
-                if payload.len() < raw.len() {
-                    return Ok((kind, payload, errors));
+        par: bool,
+    ) -> Vec<Candidate> {
+        // The model's prediction, where it is finite (a hostile block can overflow it).
+        let predicted = self.model.as_ref().and_then(|m| {
+            let p = base::predict(m, v, shape);
+            p.prediction
+                .iter()
+                .all(|x| x.is_finite())
+                .then(|| Arc::new(p))
+        });
+        let mut out = Vec::new();
+        match self.config.residual {
+            Residual::Lbrc => {
+                if let Some((p, e)) = lbrc::prepare(v, None, shape, bound, dtype, par) {
+                    out.push(Candidate::Lbrc(p, e));
                 }
-                raw
+                if let Some(pr) = predicted {
+                    let base = Some(pr.prediction.as_slice());
+                    if let Some((p, e)) = lbrc::prepare(v, base, shape, bound, dtype, par) {
+                        out.push(Candidate::BaseLbrc(pr.clone(), p, e));
+                    }
+                }
             }
-            Staged::Lossless(raw) => raw,
+            Residual::Gae => {
+                if let Some((p, e)) = gae::encode(v, None, shape, bound, dtype) {
+                    out.push(Candidate::Gae(None, p, e));
+                }
+                if let Some(pr) = predicted {
+                    let base = Some(pr.prediction.as_slice());
+                    if let Some((p, e)) = gae::encode(v, base, shape, bound, dtype) {
+                        out.push(Candidate::Gae(Some(pr.clone()), p, e));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The pipeline's second stage: entropy coding of every candidate, and the smallest with
+    /// and without the base model; lossless coding where no lossy payload is smaller than the
+    /// raw block (or no step met the bound).
+    fn finish_block(&self, s: Staged, dtype: ElementType) -> Result<Choice> {
+        let mut plain: Option<CodedBlock> = None;
+        let mut with_model: Option<CodedBlock> = None;
+        for c in s.candidates {
+            let (coded, uses_model) = match c {
+                Candidate::Lbrc(lbrc::Prepared::Constant(p), e) => {
+                    ((BlockKind::Constant, p, e), false)
+                }
+                Candidate::Lbrc(lbrc::Prepared::Predicted(p), e) => {
+                    ((BlockKind::Lbrc, p.finish(self.config.coder), e), false)
+                }
+                Candidate::BaseLbrc(pr, p, e) => {
+                    let mut out = Vec::new();
+                    put_base(&pr, &mut out);
+                    match p {
+                        lbrc::Prepared::Constant(p) => {
+                            out.push(0);
+                            out.extend_from_slice(&p);
+                        }
+                        lbrc::Prepared::Predicted(p) => {
+                            out.push(1);
+                            out.extend_from_slice(&p.finish(self.config.coder));
+                        }
+                    }
+                    ((BlockKind::BaseLbrc, out, e), true)
+                }
+                Candidate::Gae(pr, p, e) => {
+                    let mut out = vec![pr.is_some() as u8];
+                    if let Some(pr) = &pr {
+                        put_base(pr, &mut out);
+                    }
+                    out.extend_from_slice(&p);
+                    ((BlockKind::Gae, out, e), pr.is_some())
+                }
+            };
+            let slot = if uses_model {
+                &mut with_model
+            } else {
+                &mut plain
+            };
+            if slot.as_ref().is_none_or(|b| coded.1.len() < b.1.len()) {
+                *slot = Some(coded);
+            }
+        }
+        let raw = s.raw;
+        let plain = match plain {
+            Some(p) if p.1.len() < raw.len() => p,
+            _ => {
+                // Stored exactly: no error (counted over all values, as NaNs round-trip too).
+                let exact = ErrorStats {
+                    count: raw.len() / dtype.size(),
+                    ..ErrorStats::default()
+                };
+                match encode_bytes(&raw, self.config.level)? {
+                    Coded::Zstd(z) => (BlockKind::Zstd, z, exact),
+                    Coded::Raw => (BlockKind::Raw, raw, exact),
+                }
+            }
         };
-        // Stored exactly: no error (counted over all values, as NaNs round-trip too).
-        let exact = ErrorStats {
-            count: raw.len() / dtype.size(),
-            ..ErrorStats::default()
-        };
-        Ok(match encode_bytes(&raw, self.config.level)? {
-            Coded::Zstd(z) => (BlockKind::Zstd, z, exact),
-            Coded::Raw => (BlockKind::Raw, raw, exact),
-        })
+        let with_model = with_model.filter(|m| m.1.len() < plain.1.len());
+        Ok(Choice { plain, with_model })
     }
 
     /// Compresses a slice of floats of shape `dims` into a new stream.
@@ -411,6 +562,7 @@ fn decode_blocks(stream: &[u8], out: &mut [u8], par: bool) -> Result<usize> {
     }
     let grid = info.grid();
     let dtype = info.dtype;
+    let decoder = parsed.model()?.map(Decoder::from_bytes).transpose()?;
     let blocks = map_blocks(grid.len(), !par, |i| {
         let b = grid.block(i);
         let entry = &parsed.entries[i];
@@ -422,12 +574,36 @@ fn decode_blocks(stream: &[u8], out: &mut [u8], par: bool) -> Result<usize> {
                 decode_bytes(entry.kind, payload, &mut raw)?;
                 Ok(raw)
             }
-            BlockKind::Constant | BlockKind::Lbrc => {
-                if info.target == Target::Lossless {
-                    return Err(Error::Corrupt("lossy block in a lossless stream".into()));
-                }
-                lbrc::decode(payload, b.shape, dtype, entry.kind == BlockKind::Constant)
+            _ if info.target == Target::Lossless => {
+                Err(Error::Corrupt("lossy block in a lossless stream".into()))
             }
+            BlockKind::Constant | BlockKind::Lbrc => lbrc::decode(
+                payload,
+                None,
+                b.shape,
+                dtype,
+                entry.kind == BlockKind::Constant,
+            ),
+            BlockKind::BaseLbrc => {
+                let mut r = crate::entropy::ints::Reader::new(payload);
+                let pred = read_base(&mut r, decoder.as_ref(), b.shape)?;
+                let constant = match r.bytes(1)?[0] {
+                    0 => true,
+                    1 => false,
+                    k => return Err(Error::Corrupt(format!("unknown residual kind {k}"))),
+                };
+                lbrc::decode(r.rest(), Some(&pred), b.shape, dtype, constant)
+            }
+            BlockKind::Gae => {
+                let mut r = crate::entropy::ints::Reader::new(payload);
+                let pred = match r.bytes(1)?[0] {
+                    0 => None,
+                    1 => Some(read_base(&mut r, decoder.as_ref(), b.shape)?),
+                    k => return Err(Error::Corrupt(format!("unknown GAE base {k}"))),
+                };
+                gae::decode(r.rest(), pred.as_deref(), b.shape, dtype)
+            }
+            BlockKind::Model => Err(Error::Corrupt("model entry inside the block grid".into())),
         }
     })?;
     for (i, raw) in blocks.iter().enumerate() {

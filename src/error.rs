@@ -36,6 +36,9 @@ pub enum Error {
     Checksum(String),
     #[error("{0}")]
     NoPlugin(String),
+    /// A base model file is missing or unusable, or a stream's model does not match.
+    #[error("base model: {0}")]
+    Model(String),
     /// ADIOS2 or MPI failed (the C API's step writer).
     #[error("{0}")]
     Io(String),

@@ -10,6 +10,7 @@ compile_error!("residuum streams are little-endian and only little-endian hosts 
 
 #[cfg(feature = "adios")]
 pub mod adios;
+pub mod base;
 pub mod block;
 pub mod bound;
 pub mod codec;
@@ -29,7 +30,7 @@ pub use codec::{decode, decode_as, decode_into, stream_info, Codec, CompressStat
 pub use dtype::ElementType;
 pub use error::{Error, Result};
 pub use format::StreamInfo;
-pub use params::{Config, IntCoder, Range};
+pub use params::{Config, IntCoder, Range, Residual};
 
 /// Library version, also reported through the C ABI.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

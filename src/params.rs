@@ -10,6 +10,8 @@
 //! | `threads` | worker threads (0, the default: `RESIDUUM_THREADS`, else the cores this process owns) |
 //! | `level` | zstd level for lossless blocks, 1..=19 |
 //! | `coder` | integer coder: `context` (default) or `planes` (zstd per bit plane) |
+//! | `model` | a base model file (`residuum train`): blocks are also tried over its prediction |
+//! | `residual` | residual coder: `lbrc` (default) or `gae` (the baseline) |
 
 use crate::bound::Target;
 use crate::error::{Error, Result};
@@ -47,6 +49,14 @@ impl Range {
     }
 }
 
+/// The residual coder of lossy blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residual {
+    Lbrc,
+    /// The per-block PCA baseline.
+    Gae,
+}
+
 /// Validated codec settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -58,6 +68,9 @@ pub struct Config {
     /// zstd level for lossless blocks.
     pub level: i32,
     pub coder: IntCoder,
+    /// Base model file.
+    pub model: Option<std::path::PathBuf>,
+    pub residual: Residual,
 }
 
 impl Default for Config {
@@ -69,11 +82,14 @@ impl Default for Config {
             threads: 0,
             level: 3,
             coder: IntCoder::Context,
+            model: None,
+            residual: Residual::Lbrc,
         }
     }
 }
 
-const ACCEPTED: &str = "mode, target, nrmse, abs, rel, psnr, range, block, threads, level, coder";
+const ACCEPTED: &str =
+    "mode, target, nrmse, abs, rel, psnr, range, block, threads, level, coder, model, residual";
 /// Keys ADIOS2 itself puts into a plugin operator's parameters.
 const ADIOS2_KEYS: [&str; 3] = ["pluginname", "pluginlibrary", "verbose"];
 
@@ -174,6 +190,14 @@ impl Config {
                         "context" => IntCoder::Context,
                         "planes" => IntCoder::Planes,
                         _ => return Err(bad(&key, value, "supported coders: context, planes")),
+                    }
+                }
+                "model" => cfg.model = Some(value.into()),
+                "residual" => {
+                    cfg.residual = match value.to_ascii_lowercase().as_str() {
+                        "lbrc" => Residual::Lbrc,
+                        "gae" => Residual::Gae,
+                        _ => return Err(bad(&key, value, "supported residual coders: lbrc, gae")),
                     }
                 }
                 k if ADIOS2_KEYS.contains(&k) => {}

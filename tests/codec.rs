@@ -329,8 +329,8 @@ proptest! {
                 p[i] ^= (x >> 32) as u8 | 1;
             }
             p.truncate(p.len().saturating_sub(cut));
-            let _ = lbrc::decode(&p, shape, residuum::ElementType::F64, false);
-            let _ = lbrc::decode(&p, shape, residuum::ElementType::F32, true);
+            let _ = lbrc::decode(&p, None, shape, residuum::ElementType::F64, false);
+            let _ = lbrc::decode(&p, None, shape, residuum::ElementType::F32, true);
         }
     }
 

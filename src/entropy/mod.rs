@@ -49,10 +49,10 @@ pub fn decode_bytes(kind: BlockKind, payload: &[u8], out: &mut [u8]) -> Result<(
                 )));
             }
         }
-        BlockKind::Constant | BlockKind::Lbrc => {
-            return Err(Error::Internal(
-                "LBRC block given to the byte decoder".into(),
-            ))
+        other => {
+            return Err(Error::Internal(format!(
+                "{other:?} block given to the byte decoder"
+            )))
         }
     }
     Ok(())

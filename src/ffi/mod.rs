@@ -32,6 +32,8 @@ pub const RESIDUUM_ERR_INTERNAL: c_int = 5;
 pub const RESIDUUM_ERR_NO_PLUGIN: c_int = 6;
 /// ADIOS2 or MPI failed (writing a step, opening or closing an engine).
 pub const RESIDUUM_ERR_IO: c_int = 7;
+/// A base model file is missing or unusable, or a stream's model does not match its hash.
+pub const RESIDUUM_ERR_MODEL: c_int = 8;
 
 /// Element type code of float (the stream's type byte, `ElementType::F32`).
 pub const RESIDUUM_FLOAT: c_int = 1;
@@ -66,6 +68,7 @@ fn status_of(e: &Error) -> c_int {
         Error::Internal(_) => RESIDUUM_ERR_INTERNAL,
         Error::NoPlugin(_) => RESIDUUM_ERR_NO_PLUGIN,
         Error::Io(_) => RESIDUUM_ERR_IO,
+        Error::Model(_) => RESIDUUM_ERR_MODEL,
     }
 }
 

@@ -1,14 +1,17 @@
 //! The stream: a self-describing, versioned container with checksums.
 //!
 //! ```text
-//! magic "RSDM" | version u16 | dtype u8 | target kind u8 | ndims u8 | 3 reserved bytes | target f64
-//! dims[ndims] u64 | block[3] u64 | nblocks u64
+//! magic "RSDM" | version u16 | dtype u8 | target kind u8 | ndims u8 | flags u8 | 2 reserved bytes
+//! target f64 | dims[ndims] u64 | block[3] u64 | nblocks u64
 //! nblocks × { kind u8, len u64, xxh3 u64 }        (block table: offsets are prefix sums of len)
 //! xxh3 u64 of everything above                   (header checksum)
 //! block payloads, in table order
 //! ```
 //! All integers little-endian. The block grid lies over the 3D view of the array
 //! ([`crate::block::fold3`]). Version 1 (lossless only, one block, `block[ndims]`) still decodes.
+//! Version 3 adds blocks coded over a base model and GAE blocks; flag bit 0 says the table ends
+//! with one more entry, the base model's decoder (hash u64 | canonical bytes), so that every
+//! stream decodes on its own. Streams without them are still written as version 2.
 //! A reader needs nothing but these bytes; every field is checked before it is used, so corrupted
 //! or truncated input gives an error, not a panic.
 
@@ -19,7 +22,9 @@ use crate::error::{Error, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
+/// Header flag: the last table entry is the base model.
+const FLAG_MODEL: u8 = 1;
 /// More dimensions than any ADIOS2 variable plausibly has; bounds header parsing.
 pub const MAX_DIMS: usize = 32;
 
@@ -39,6 +44,12 @@ pub enum BlockKind {
     Constant = 2,
     /// LBRC: quantized, Lorenzo-predicted, entropy-coded integers.
     Lbrc = 3,
+    /// The base model's decoder (the last entry of a version 3 stream with the model flag).
+    Model = 4,
+    /// LBRC over the base model's prediction (version 3).
+    BaseLbrc = 5,
+    /// GAE over no base or the base model's prediction (version 3).
+    Gae = 6,
 }
 
 impl BlockKind {
@@ -48,6 +59,9 @@ impl BlockKind {
             1 => Ok(BlockKind::Zstd),
             2 => Ok(BlockKind::Constant),
             3 => Ok(BlockKind::Lbrc),
+            4 => Ok(BlockKind::Model),
+            5 => Ok(BlockKind::BaseLbrc),
+            6 => Ok(BlockKind::Gae),
             other => Err(Error::Corrupt(format!("unknown block kind {other}"))),
         }
     }
@@ -117,8 +131,17 @@ pub fn grid_len(dims: &[usize], block: [usize; 3]) -> usize {
 pub fn write_stream(
     info: &StreamInfo,
     blocks: &[(BlockKind, &[u8])],
+    model: Option<&[u8]>,
     out: &mut [u8],
 ) -> Result<usize> {
+    let blocks: Vec<(BlockKind, &[u8])> = blocks
+        .iter()
+        .copied()
+        .chain(model.map(|m| (BlockKind::Model, m)))
+        .collect();
+    let v3 = blocks
+        .iter()
+        .any(|(k, _)| *k as u8 >= BlockKind::Model as u8);
     let hlen = header_len(info.dims.len(), blocks.len());
     let total = hlen + blocks.iter().map(|(_, p)| p.len()).sum::<usize>();
     if out.len() < total {
@@ -129,12 +152,13 @@ pub fn write_stream(
     }
     let mut w = Writer { buf: out, pos: 0 };
     w.put(&MAGIC);
-    w.put(&FORMAT_VERSION.to_le_bytes());
+    // Version 2 where it suffices, so that older readers decode what they can.
+    w.put(&(if v3 { 3u16 } else { 2 }).to_le_bytes());
     w.put(&[
         info.dtype as u8,
         info.target.code(),
         info.dims.len() as u8,
-        0,
+        if model.is_some() { FLAG_MODEL } else { 0 },
         0,
         0,
     ]);
@@ -143,7 +167,7 @@ pub fn write_stream(
         w.put(&(d as u64).to_le_bytes());
     }
     w.put(&(blocks.len() as u64).to_le_bytes());
-    for (kind, payload) in blocks {
+    for (kind, payload) in &blocks {
         w.put(&[*kind as u8]);
         w.put(&(payload.len() as u64).to_le_bytes());
         w.put(&xxh3_64(payload).to_le_bytes());
@@ -151,7 +175,7 @@ pub fn write_stream(
     let sum = xxh3_64(&w.buf[..w.pos]);
     w.put(&sum.to_le_bytes());
     debug_assert_eq!(w.pos, hlen);
-    for (_, payload) in blocks {
+    for (_, payload) in &blocks {
         w.put(payload);
     }
     Ok(w.pos)
@@ -177,6 +201,8 @@ pub struct Parsed<'a> {
     /// Start of each block's payload in `payloads` (prefix sums of the lengths).
     offsets: Vec<usize>,
     payloads: &'a [u8],
+    /// The base model's entry, past the grid's blocks.
+    model: Option<BlockEntry>,
 }
 
 impl<'a> Parsed<'a> {
@@ -188,6 +214,25 @@ impl<'a> Parsed<'a> {
             return Err(Error::Checksum(format!("block {i}")));
         }
         Ok(p)
+    }
+
+    /// The base model's decoder bytes, if the stream carries one: checked against the entry's
+    /// checksum and its content hash.
+    pub fn model(&self) -> Result<Option<&'a [u8]>> {
+        let Some(e) = &self.model else {
+            return Ok(None);
+        };
+        let start = self.offsets[self.entries.len()];
+        let p = &self.payloads[start..start + e.len];
+        if xxh3_64(p) != e.checksum {
+            return Err(Error::Checksum("base model".into()));
+        }
+        if p.len() < 8 || u64::from_le_bytes(p[..8].try_into().unwrap()) != xxh3_64(&p[8..]) {
+            return Err(Error::Model(
+                "the stream's base model does not match its content hash".into(),
+            ));
+        }
+        Ok(Some(&p[8..]))
     }
 }
 
@@ -206,9 +251,11 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     }
     let fixed = r.take(6, "header")?;
     let (dtype_code, target_code, ndims) = (fixed[0], fixed[1], fixed[2] as usize);
-    if fixed[3..] != [0, 0, 0] {
+    let flags = fixed[3];
+    if fixed[4..] != [0, 0] || flags & !FLAG_MODEL != 0 || (version < 3 && flags != 0) {
         return Err(Error::Corrupt("reserved header bytes are not zero".into()));
     }
+    let has_model = flags & FLAG_MODEL != 0;
     let target = f64::from_le_bytes(r.take(8, "target")?.try_into().unwrap());
     if ndims > MAX_DIMS {
         return Err(Error::Corrupt(format!(
@@ -257,7 +304,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     let grid_ok = if version == 1 {
         block_count(&dims, &block) == nblocks && nblocks <= 1
     } else {
-        block_count(&fold3(&dims), &block) == nblocks
+        block_count(&fold3(&dims), &block) + has_model as usize == nblocks
     };
     if !grid_ok {
         return Err(Error::Corrupt(
@@ -269,7 +316,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     } else {
         [block[0], block[1], block[2]]
     };
-    let entries = entries
+    let mut entries = entries
         .into_iter()
         .map(|(kind, len, checksum)| {
             Ok(BlockEntry {
@@ -279,10 +326,22 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let model = if has_model { entries.pop() } else { None };
+    let model_ok = model.is_none_or(|m| m.kind == BlockKind::Model);
+    let kinds_ok = entries.iter().all(|e| match e.kind {
+        BlockKind::Model => false,
+        BlockKind::BaseLbrc | BlockKind::Gae => version >= 3,
+        _ => true,
+    });
+    if !(model_ok && kinds_ok) {
+        return Err(Error::Corrupt(
+            "block kinds do not fit the stream version".into(),
+        ));
+    }
     let payloads = &stream[r.pos..];
     let mut offsets = Vec::with_capacity(entries.len());
     let mut total = 0usize;
-    for e in &entries {
+    for e in entries.iter().chain(&model) {
         offsets.push(total);
         total = total
             .checked_add(e.len)
@@ -310,6 +369,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
         entries,
         offsets,
         payloads,
+        model,
     })
 }
 

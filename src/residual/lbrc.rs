@@ -22,7 +22,7 @@ pub enum Coded {
 }
 
 /// Rounds through the element type, as the decoder's output will be.
-fn as_type(v: f64, dtype: ElementType) -> f64 {
+pub(crate) fn as_type(v: f64, dtype: ElementType) -> f64 {
     match dtype {
         ElementType::F32 => v as f32 as f64,
         ElementType::F64 => v,
@@ -33,8 +33,14 @@ fn reconstruct(offset: f64, step: f64, q: i64, dtype: ElementType) -> f64 {
     as_type(offset + q as f64 * step, dtype)
 }
 
+/// The reconstruction on top of a base model's prediction `b`: the base plus the quantized
+/// residual, rounded through the element type.
+fn reconstruct_on(b: f64, offset: f64, step: f64, q: i64, dtype: ElementType) -> f64 {
+    as_type(b + (offset + q as f64 * step), dtype)
+}
+
 /// Non-finite values: positions (delta-coded) and exact bits.
-fn write_specials(values: &[f64], dtype: ElementType, out: &mut Vec<u8>) {
+pub(crate) fn write_specials(values: &[f64], dtype: ElementType, out: &mut Vec<u8>) {
     let specials: Vec<usize> = (0..values.len())
         .filter(|&i| !values[i].is_finite())
         .collect();
@@ -51,7 +57,11 @@ fn write_specials(values: &[f64], dtype: ElementType, out: &mut Vec<u8>) {
 }
 
 /// Reads the non-finite values: positions and their exact bits (as stored for `dtype`).
-fn read_specials(r: &mut ints::Reader, n: usize, dtype: ElementType) -> Result<Vec<(usize, u64)>> {
+pub(crate) fn read_specials(
+    r: &mut ints::Reader,
+    n: usize,
+    dtype: ElementType,
+) -> Result<Vec<(usize, u64)>> {
     let count = r.varint()? as usize;
     if count > n {
         return Err(Error::Corrupt(
@@ -75,7 +85,7 @@ fn read_specials(r: &mut ints::Reader, n: usize, dtype: ElementType) -> Result<V
 }
 
 /// Writes element `i` of `out` (little-endian bytes of `dtype`) from its bits.
-fn put_bits(out: &mut [u8], dtype: ElementType, i: usize, bits: u64) {
+pub(crate) fn put_bits(out: &mut [u8], dtype: ElementType, i: usize, bits: u64) {
     match dtype {
         ElementType::F32 => out[4 * i..4 * i + 4].copy_from_slice(&(bits as u32).to_le_bytes()),
         ElementType::F64 => out[8 * i..8 * i + 8].copy_from_slice(&bits.to_le_bytes()),
@@ -89,6 +99,7 @@ const Q_CHUNK: usize = 1 << 14;
 /// Quantizes with `step`, filling `q`; returns the errors, or None if the integers get too large.
 fn quantize(
     values: &[f64],
+    base: Option<&[f64]>,
     offset: f64,
     step: f64,
     dtype: ElementType,
@@ -96,13 +107,16 @@ fn quantize(
     par: bool,
 ) -> Option<ErrorStats> {
     q.resize(values.len(), 0);
-    let run = |(v, q): (&[f64], &mut [i64])| quantize_chunk(v, offset, step, dtype, q);
+    let run = |(i, (v, q)): (usize, (&[f64], &mut [i64]))| {
+        let b = base.map(|b| &b[i * Q_CHUNK..i * Q_CHUNK + v.len()]);
+        quantize_chunk(v, b, offset, step, dtype, q)
+    };
     let stats: Vec<Option<ErrorStats>> = if par && values.len() > Q_CHUNK {
         let chunks = values.par_chunks(Q_CHUNK).zip(q.par_chunks_mut(Q_CHUNK));
-        chunks.map(run).collect()
+        chunks.enumerate().map(run).collect()
     } else {
         let chunks = values.chunks(Q_CHUNK).zip(q.chunks_mut(Q_CHUNK));
-        chunks.map(run).collect()
+        chunks.enumerate().map(run).collect()
     };
     stats
         .into_iter()
@@ -114,11 +128,15 @@ fn quantize(
 
 fn quantize_chunk(
     values: &[f64],
+    base: Option<&[f64]>,
     offset: f64,
     step: f64,
     dtype: ElementType,
     q: &mut [i64],
 ) -> Option<ErrorStats> {
+    if let Some(base) = base {
+        return quantize_chunk_on(values, base, offset, step, dtype, q);
+    }
     let inv = 1.0 / step;
     let mut prev = 0i64;
     let (mut count, mut sum_sq, mut max_abs) = (0usize, 0.0f64, 0.0f64);
@@ -149,6 +167,33 @@ fn quantize_chunk(
     })
 }
 
+/// [`quantize_chunk`] of the residual over a base prediction (kept apart: the plain loop is
+/// the hot path).
+fn quantize_chunk_on(
+    values: &[f64],
+    base: &[f64],
+    offset: f64,
+    step: f64,
+    dtype: ElementType,
+    q: &mut [i64],
+) -> Option<ErrorStats> {
+    let inv = 1.0 / step;
+    let mut prev = 0i64;
+    let mut stats = ErrorStats::default();
+    for ((&x, &b), qv) in values.iter().zip(base).zip(q.iter_mut()) {
+        if x.is_finite() {
+            let t = (x - b - offset) * inv;
+            if t.abs() > MAX_Q || t.is_nan() {
+                return None;
+            }
+            prev = (t + 0.5f64.copysign(t)) as i64;
+            stats.add(x, reconstruct_on(b, offset, step, prev, dtype));
+        }
+        *qv = prev;
+    }
+    Some(stats)
+}
+
 /// How much of `bound` the errors use (1: all of it).
 fn used(stats: &ErrorStats, bound: BlockBound) -> f64 {
     match bound {
@@ -164,6 +209,7 @@ fn used(stats: &ErrorStats, bound: BlockBound) -> f64 {
 /// works (the block is then coded losslessly).
 fn choose_step(
     values: &[f64],
+    base: Option<&[f64]>,
     offset: f64,
     bound: BlockBound,
     dtype: ElementType,
@@ -176,7 +222,7 @@ fn choose_step(
     let mut q = Vec::with_capacity(values.len());
     let mut tries = 0;
     let stats = loop {
-        match quantize(values, offset, step, dtype, &mut q, par) {
+        match quantize(values, base, offset, step, dtype, &mut q, par) {
             Some(s) if s.meets(bound) => break s,
             None => return None,
             Some(_) if tries >= 40 => return None,
@@ -200,7 +246,7 @@ fn choose_step(
     // Coarse or clustered data: the error stays well below the bound, so a larger step may hold.
     let grown = step * (0.97 / headroom.max(1e-3)).min(8.0);
     let mut q2 = Vec::with_capacity(values.len());
-    match quantize(values, offset, grown, dtype, &mut q2, par) {
+    match quantize(values, base, offset, grown, dtype, &mut q2, par) {
         Some(s) if s.meets(bound) => Some((grown, q2, s)),
         _ => Some((step, q, stats)),
     }
@@ -612,7 +658,7 @@ pub fn encode(
     coder: IntCoder,
     par: bool,
 ) -> Option<(Coded, ErrorStats)> {
-    let (prepared, stats) = prepare(values, shape, bound, dtype, par)?;
+    let (prepared, stats) = prepare(values, None, shape, bound, dtype, par)?;
     let coded = match prepared {
         Prepared::Constant(p) => Coded::Constant(p),
         Prepared::Predicted(p) => Coded::Lbrc(p.finish(coder)),
@@ -621,10 +667,13 @@ pub fn encode(
 }
 
 /// The quantization and prediction stage of a block for `bound`, with the errors of its
-/// verified reconstruction; None where lossless coding must take it. `par` lets its steps (and
-/// the later entropy coding) use the current rayon pool (the output is the same either way).
+/// verified reconstruction; None where lossless coding must take it. With `base` (a base
+/// model's finite prediction of every value) the residual over it is coded, and the errors are
+/// those of base + residual. `par` lets its steps (and the later entropy coding) use the current
+/// rayon pool (the output is the same either way).
 pub fn prepare(
     values: &[f64],
+    base: Option<&[f64]>,
     shape: [usize; 3],
     bound: BlockBound,
     dtype: ElementType,
@@ -632,7 +681,10 @@ pub fn prepare(
 ) -> Option<(Prepared, ErrorStats)> {
     debug_assert_eq!(values.len(), shape.iter().product::<usize>());
     let par = par && values.len() >= PAR_MIN;
-    let (lo, hi) = finite_min_max(values.iter().copied());
+    let (lo, hi) = match base {
+        None => finite_min_max(values.iter().copied()),
+        Some(b) => finite_min_max(values.iter().zip(b).map(|(&x, &b)| x - b)),
+    };
     let offset = if hi >= lo {
         as_type(0.5 * (lo + hi), dtype)
     } else {
@@ -652,13 +704,18 @@ pub fn prepare(
     };
     if possible || hi < lo {
         let mut cst = ErrorStats::default();
-        values.iter().for_each(|&x| cst.add(x, offset));
+        match base {
+            None => values.iter().for_each(|&x| cst.add(x, offset)),
+            Some(b) => {
+                (values.iter().zip(b)).for_each(|(&x, &b)| cst.add(x, as_type(b + offset, dtype)))
+            }
+        }
         if cst.meets(bound) {
             write_specials(values, dtype, &mut head);
             return Some((Prepared::Constant(head), cst));
         }
     }
-    let (step, mut q, stats) = choose_step(values, offset, bound, dtype, par)?;
+    let (step, mut q, stats) = choose_step(values, base, offset, bound, dtype, par)?;
     head.extend_from_slice(&step.to_le_bytes());
     write_specials(values, dtype, &mut head);
     match choose_predictor(&q, shape) {
@@ -683,9 +740,11 @@ pub fn prepare(
 }
 
 /// Decodes a block coded by [`encode`] (`constant` tells which kind) straight into its
-/// little-endian element bytes, in block order.
+/// little-endian element bytes, in block order; `base` is the prediction the encoder's `prepare`
+/// coded the residual over.
 pub fn decode(
     payload: &[u8],
+    base: Option<&[f64]>,
     shape: [usize; 3],
     dtype: ElementType,
     constant: bool,
@@ -695,13 +754,26 @@ pub fn decode(
     let mut r = ints::Reader::new(payload);
     let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
     let mut out = vec![0u8; n * es];
+    if let Some(b) = base {
+        if b.len() != n {
+            return Err(Error::Corrupt(
+                "base prediction does not match the block".into(),
+            ));
+        }
+    }
+    let bits_of = |v: f64| match dtype {
+        ElementType::F32 => (v as f32).to_bits() as u64,
+        ElementType::F64 => v.to_bits(),
+    };
     if constant {
-        let v = as_type(offset, dtype);
-        let bits = match dtype {
-            ElementType::F32 => (v as f32).to_bits() as u64,
-            ElementType::F64 => v.to_bits(),
-        };
-        (0..n).for_each(|i| put_bits(&mut out, dtype, i, bits));
+        match base {
+            None => {
+                let bits = bits_of(as_type(offset, dtype));
+                (0..n).for_each(|i| put_bits(&mut out, dtype, i, bits));
+            }
+            Some(b) => (0..n)
+                .for_each(|i| put_bits(&mut out, dtype, i, bits_of(as_type(b[i] + offset, dtype)))),
+        }
         for (i, b) in read_specials(&mut r, n, dtype)? {
             put_bits(&mut out, dtype, i, b);
         }
@@ -733,6 +805,20 @@ pub fn decode(
         None => lorenzo_inverse(&mut q, shape, mask),
     }
     // The encoder's own reconstruction, written as bytes in one pass.
+    if let Some(b) = base {
+        for (i, &v) in q.iter().enumerate() {
+            put_bits(
+                &mut out,
+                dtype,
+                i,
+                bits_of(reconstruct_on(b[i], offset, step, v, dtype)),
+            );
+        }
+        for (i, bits) in specials {
+            put_bits(&mut out, dtype, i, bits);
+        }
+        return Ok(out);
+    }
     match dtype {
         ElementType::F32 => {
             for (d, &v) in out.chunks_exact_mut(4).zip(&q) {

@@ -1,4 +1,5 @@
-//! Residual coders: what fixes fidelity after the base model (none yet, so the residual is the
-//! data itself).
+//! Residual coders: what fixes fidelity after the base model (or on the data itself, without
+//! one). LBRC is ours; GAE the baseline it replaces.
 
+pub mod gae;
 pub mod lbrc;

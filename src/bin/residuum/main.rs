@@ -4,12 +4,15 @@
 //! residuum decompress -i field.rsd -o field.out
 //! residuum eval -i field.f32 --dims 744x33x49 --type f32 --nrmse 1e-5
 //! residuum info -i field.rsd
+//! residuum train --data field_100x64x128.f32 --out model.safetensors --seconds 60
+//! residuum compress ... -p model=model.safetensors [-p residual=gae]
 
 mod bench;
 mod input;
 #[cfg(feature = "peers")]
 mod peers;
 mod plot;
+mod train;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use residuum::block::{fold3, Grid};
@@ -135,6 +138,37 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
+    /// Train a base model (an autoencoder, with candle) on fields; writes it as safetensors,
+    /// with its loss curve as CSV and PNG beside it.
+    Train {
+        /// Fields: .f32 files named with their shape, .npy files, directories of them, or raw
+        /// files with --dims.
+        #[arg(long, num_args = 1.., required = true)]
+        data: Vec<PathBuf>,
+        /// Shape of raw files whose name does not carry it, e.g. 100x64x128 (f32).
+        #[arg(long)]
+        dims: Option<String>,
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Time budget in seconds.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// At most this many optimizer steps.
+        #[arg(long, default_value_t = 5000)]
+        steps: usize,
+        /// Quantization step of the latents.
+        #[arg(long, default_value_t = 0.05)]
+        latent_step: f32,
+        /// Weight of the rate term (mean latent magnitude in steps) against the MSE.
+        #[arg(long, default_value_t = 1e-5)]
+        rate_weight: f64,
+        #[arg(long, default_value_t = 2e-3)]
+        lr: f64,
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Print a stream's header.
     Info {
         #[arg(short, long)]
@@ -241,6 +275,49 @@ fn run(cli: Cli) -> Result<(), String> {
                 out,
                 reps,
             })?;
+        }
+        Command::Train {
+            data,
+            dims,
+            out,
+            seconds,
+            steps,
+            latent_step,
+            rate_weight,
+            lr,
+            batch,
+            seed,
+        } => {
+            let fields = match &dims {
+                None => bench::load_fields(&data)?,
+                Some(d) => data
+                    .iter()
+                    .map(|p| {
+                        let a = input::load(p, Some(d), Some(ElementType::F32))?;
+                        Ok(bench::Field {
+                            name: p.display().to_string(),
+                            dims: a.dims.clone(),
+                            values: a.values().iter().map(|&v| v as f32).collect(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, String>>()?,
+            };
+            if fields.is_empty() {
+                return Err("no fields to train on".into());
+            }
+            train::run(
+                &fields,
+                &train::TrainArgs {
+                    out,
+                    seconds,
+                    max_steps: steps,
+                    latent_step,
+                    rate_weight,
+                    lr,
+                    batch,
+                    seed,
+                },
+            )?;
         }
         Command::Info { input } => {
             let s = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;

@@ -1,5 +1,5 @@
-//! The rate-distortion PNG of `residuum bench`: compression ratio against NRMSE target, one
-//! panel per field, one line per codec.
+//! PNG plots: the rate-distortion curves of `residuum bench` (compression ratio against NRMSE
+//! target, one panel per field, one line per codec) and the loss curve of `residuum train`.
 
 use crate::bench::Row;
 use plotters::prelude::*;
@@ -7,12 +7,71 @@ use std::path::Path;
 
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
-pub fn rate_distortion(rows: &[Row], fields: &[String], path: &Path) -> Result<(), String> {
+fn register_font() -> Result<(), String> {
     let font =
         std::fs::read(FONT).map_err(|e| format!("{FONT}: {e} (install fonts-dejavu-core)"))?;
     let font: &'static [u8] = Box::leak(font.into_boxed_slice());
     plotters::style::register_font("sans-serif", FontStyle::Normal, font)
-        .map_err(|_| "cannot load the plot font".to_string())?;
+        .map_err(|_| "cannot load the plot font".to_string())
+}
+
+/// Training loss and its MSE part against the step, log scale.
+pub fn loss_curve(points: &[(usize, f64, f64)], path: &Path) -> Result<(), String> {
+    register_font()?;
+    let root = BitMapBackend::new(path, (640, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let pos = |v: f64| v.is_finite() && v > 0.0;
+    let (lo, hi) = points
+        .iter()
+        .flat_map(|p| [p.1, p.2])
+        .filter(|&v| pos(v))
+        .fold((f64::INFINITY, 0f64), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = if hi > 0.0 {
+        (lo * 0.8, hi * 1.25)
+    } else {
+        (1e-6, 1.0)
+    };
+    let steps = points.last().map_or(1, |p| p.0 + 1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("residuum train: loss", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..steps, (lo..hi).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc("loss")
+        .y_label_formatter(&|y| format!("{y:.0e}"))
+        .draw()
+        .map_err(err)?;
+    for (i, (name, pick)) in [("loss", 0usize), ("mse", 1)].into_iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let line = points
+            .iter()
+            .map(|p| (p.0 as f64, if pick == 0 { p.1 } else { p.2 }))
+            .filter(|p| pos(p.1));
+        chart
+            .draw_series(LineSeries::new(line, color.stroke_width(2)))
+            .map_err(err)?
+            .label(name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(|e| e.to_string())
+}
+
+pub fn rate_distortion(rows: &[Row], fields: &[String], path: &Path) -> Result<(), String> {
+    register_font()?;
     let cols = 3.min(fields.len()).max(1);
     let nrows = fields.len().div_ceil(cols);
     let root =

@@ -1,0 +1,319 @@
+//! GAE, the baseline residual coder LBRC replaces: the residual is cut into 8×8 patches (in
+//! the planes of the block's last two axes); patches whose residual already meets the bound
+//! cost one mask bit; for the others a PCA basis is fit (on those patches, per block), their
+//! coefficients are quantized, and each keeps the shortest prefix of its energy-sorted
+//! coefficients that meets the bound on the actual reconstruction. Masks, prefix lengths and
+//! coefficients are zstd-coded; the basis (only the columns some patch uses) travels as f32.
+//!
+//! Payload: specials | K u8 | basis K×64 f32 | step f64 | zstd(mask bits, lengths, coefficients)
+
+use super::lbrc::{as_type, put_bits, read_specials, write_specials};
+use crate::bound::{BlockBound, ErrorStats};
+use crate::dtype::ElementType;
+use crate::entropy::ints;
+use crate::error::{Error, Result};
+
+const P: usize = 8;
+const N: usize = P * P;
+
+/// The patches of a block `[a, b, c]`: (slice, first row, first column), in order.
+fn patches(shape: [usize; 3]) -> impl Iterator<Item = (usize, usize, usize)> {
+    let [a, b, c] = shape;
+    (0..a).flat_map(move |i| {
+        (0..b.div_ceil(P)).flat_map(move |pj| (0..c.div_ceil(P)).map(move |pk| (i, pj * P, pk * P)))
+    })
+}
+
+/// Block indices of a patch's 64 cells (None outside the block).
+fn cells(shape: [usize; 3], (i, j0, k0): (usize, usize, usize)) -> [Option<usize>; N] {
+    let [_, b, c] = shape;
+    std::array::from_fn(|n| {
+        let (j, k) = (j0 + n / P, k0 + n % P);
+        (j < b && k < c).then(|| (i * b + j) * c + k)
+    })
+}
+
+fn meets(stats: &ErrorStats, bound: BlockBound) -> bool {
+    stats.meets(bound)
+}
+
+/// Eigenvectors of the symmetric matrix `m` (N×N, row-major), as columns sorted by decreasing
+/// eigenvalue: cyclic Jacobi, a fixed sequence of rotations (deterministic).
+fn eigenvectors(mut m: Vec<f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = (0..N * N)
+        .map(|i| if i / N == i % N { 1.0 } else { 0.0 })
+        .collect();
+    for _sweep in 0..12 {
+        let off: f64 = (0..N)
+            .flat_map(|p| (0..N).filter(move |&q| q != p).map(move |q| (p, q)))
+            .map(|(p, q)| m[p * N + q] * m[p * N + q])
+            .sum();
+        if off < 1e-22 {
+            break;
+        }
+        for p in 0..N {
+            for q in p + 1..N {
+                let apq = m[p * N + q];
+                if apq.abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (m[q * N + q] - m[p * N + p]) / (2.0 * apq);
+                let t = theta.signum().max(0.0) * 2.0 - 1.0;
+                let t = t / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..N {
+                    let (mkp, mkq) = (m[k * N + p], m[k * N + q]);
+                    m[k * N + p] = c * mkp - s * mkq;
+                    m[k * N + q] = s * mkp + c * mkq;
+                }
+                for k in 0..N {
+                    let (mpk, mqk) = (m[p * N + k], m[q * N + k]);
+                    m[p * N + k] = c * mpk - s * mqk;
+                    m[q * N + k] = s * mpk + c * mqk;
+                }
+                for k in 0..N {
+                    let (vkp, vkq) = (v[k * N + p], v[k * N + q]);
+                    v[k * N + p] = c * vkp - s * vkq;
+                    v[k * N + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..N).collect();
+    order.sort_by(|&a, &b| m[b * N + b].total_cmp(&m[a * N + a]));
+    // Columns in energy order, stored column-major: basis[j * N + n].
+    let mut basis = vec![0.0; N * N];
+    for (j, &col) in order.iter().enumerate() {
+        for n in 0..N {
+            basis[j * N + n] = v[n * N + col];
+        }
+    }
+    basis
+}
+
+/// Codes `values` (a block of `shape`) as `base` plus a GAE-coded residual within `bound`, or
+/// returns None where GAE cannot meet it. `base` is None for a zero base.
+pub fn encode(
+    values: &[f64],
+    base: Option<&[f64]>,
+    shape: [usize; 3],
+    bound: BlockBound,
+    dtype: ElementType,
+) -> Option<(Vec<u8>, ErrorStats)> {
+    let b_at = |i: usize| base.map_or(0.0, |b| b[i]);
+    let step = match bound {
+        // Every coefficient kept: error RMS ≤ step/2 over the patch (orthonormal basis).
+        BlockBound::Rms(e) => e,
+        // Every coefficient kept: each value is off by at most step/2 · ‖row‖₁ ≤ 4·step.
+        BlockBound::Max(m) => m / 4.0,
+        BlockBound::Lossless => return None,
+    };
+    if !(step.is_finite() && step > 0.0) {
+        return None;
+    }
+    let all: Vec<(usize, usize, usize)> = patches(shape).collect();
+    // Residual of each patch, and whether the base alone meets the bound there.
+    let mut failing = Vec::new();
+    let mut mask = vec![false; all.len()];
+    for (pi, &p) in all.iter().enumerate() {
+        let mut st = ErrorStats::default();
+        for i in cells(shape, p).into_iter().flatten() {
+            st.add(values[i], as_type(b_at(i), dtype));
+        }
+        if !meets(&st, bound) {
+            mask[pi] = true;
+            failing.push(pi);
+        }
+    }
+    let residual = |cell: Option<usize>| match cell {
+        Some(i) if values[i].is_finite() => values[i] - b_at(i),
+        _ => 0.0,
+    };
+    // The basis: covariance of the failing patches, rounded to f32 as it is stored.
+    let mut cov = vec![0.0f64; N * N];
+    for &pi in &failing {
+        let r: Vec<f64> = cells(shape, all[pi]).iter().map(|&c| residual(c)).collect();
+        for m in 0..N {
+            for n in 0..N {
+                cov[m * N + n] += r[m] * r[n];
+            }
+        }
+    }
+    let basis: Vec<f64> = eigenvectors(cov).iter().map(|&v| v as f32 as f64).collect();
+    let mut lengths = Vec::with_capacity(failing.len());
+    let mut coeffs: Vec<i64> = Vec::new();
+    let mut stats = ErrorStats::default();
+    let mut used = 0usize;
+    let mut recon = vec![0.0f64; values.len()];
+    for (pi, &p) in all.iter().enumerate() {
+        let cl = cells(shape, p);
+        if !mask[pi] {
+            for i in cl.into_iter().flatten() {
+                recon[i] = as_type(b_at(i), dtype);
+            }
+            continue;
+        }
+        let r: Vec<f64> = cl.iter().map(|&c| residual(c)).collect();
+        let q: Vec<i64> = (0..N)
+            .map(|j| {
+                let c: f64 = (0..N).map(|n| basis[j * N + n] * r[n]).sum();
+                (c / step).round() as i64
+            })
+            .collect();
+        // Shortest prefix meeting the bound, adding one coefficient at a time (the decoder
+        // sums in the same order).
+        let mut acc = [0.0f64; N];
+        let mut k = 0;
+        let ok = loop {
+            let mut st = ErrorStats::default();
+            for (n, c) in cl.iter().enumerate() {
+                if let Some(i) = *c {
+                    st.add(values[i], as_type(b_at(i) + acc[n], dtype));
+                }
+            }
+            if meets(&st, bound) {
+                break Some(st);
+            }
+            if k == N {
+                break None;
+            }
+            let cq = q[k] as f64 * step;
+            for n in 0..N {
+                acc[n] += basis[k * N + n] * cq;
+            }
+            k += 1;
+        };
+        let st = ok?;
+        stats.merge(&st);
+        for (n, c) in cl.iter().enumerate() {
+            if let Some(i) = *c {
+                recon[i] = as_type(b_at(i) + acc[n], dtype);
+            }
+        }
+        used = used.max(k);
+        lengths.push(k as u8);
+        coeffs.extend_from_slice(&q[..k]);
+    }
+    // Patches within the bound count with their actual errors too.
+    for (pi, &p) in all.iter().enumerate() {
+        if !mask[pi] {
+            for i in cells(shape, p).into_iter().flatten() {
+                stats.add(values[i], recon[i]);
+            }
+        }
+    }
+    if !stats.meets(bound) {
+        return None;
+    }
+    let mut out = Vec::new();
+    write_specials(values, dtype, &mut out);
+    out.push(used as u8);
+    for v in &basis[..used * N] {
+        out.extend_from_slice(&(*v as f32).to_le_bytes());
+    }
+    out.extend_from_slice(&step.to_le_bytes());
+    let mut body = Vec::new();
+    let bits: Vec<u8> = mask
+        .chunks(8)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .fold(0u8, |b, (i, &m)| b | (m as u8) << i)
+        })
+        .collect();
+    body.extend_from_slice(&bits);
+    body.extend_from_slice(&lengths);
+    for &c in &coeffs {
+        ints::put_varint(&mut body, ((c << 1) ^ (c >> 63)) as u64);
+    }
+    let z = zstd::bulk::compress(&body, 19).ok()?;
+    ints::put_varint(&mut out, body.len() as u64);
+    out.extend_from_slice(&z);
+    Some((out, stats))
+}
+
+/// Decodes a block coded by [`encode`] over the same `base`.
+pub fn decode(
+    payload: &[u8],
+    base: Option<&[f64]>,
+    shape: [usize; 3],
+    dtype: ElementType,
+) -> Result<Vec<u8>> {
+    let n_vals: usize = shape.iter().product();
+    if base.is_some_and(|b| b.len() != n_vals) {
+        return Err(Error::Corrupt(
+            "base prediction does not match the block".into(),
+        ));
+    }
+    let b_at = |i: usize| base.map_or(0.0, |b| b[i]);
+    let mut r = ints::Reader::new(payload);
+    let specials = read_specials(&mut r, n_vals, dtype)?;
+    let used = r.bytes(1)?[0] as usize;
+    if used > N {
+        return Err(Error::Corrupt("GAE basis wider than a patch".into()));
+    }
+    let basis: Vec<f64> = r
+        .bytes(4 * N * used)?
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+        .collect();
+    let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
+    if !(step.is_finite() && step > 0.0) || basis.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Corrupt("bad GAE basis or step".into()));
+    }
+    let body_len = r.varint()? as usize;
+    let all: Vec<(usize, usize, usize)> = patches(shape).collect();
+    // The mask alone needs all.len()/8 bytes: a larger claim is corruption, not an allocation.
+    if body_len > all.len() / 8 + 1 + all.len() * (1 + 10 * N) {
+        return Err(Error::Corrupt("GAE body length out of range".into()));
+    }
+    let body = zstd::bulk::decompress(r.rest(), body_len)
+        .map_err(|e| Error::Corrupt(format!("GAE body: {e}")))?;
+    if body.len() != body_len {
+        return Err(Error::Corrupt("GAE body length mismatch".into()));
+    }
+    let mut br = ints::Reader::new(&body);
+    let bits = br.bytes(all.len().div_ceil(8))?.to_vec();
+    let masked: Vec<usize> = (0..all.len())
+        .filter(|&pi| bits[pi / 8] >> (pi % 8) & 1 == 1)
+        .collect();
+    let lengths = br.bytes(masked.len())?.to_vec();
+    let mut out = vec![0u8; n_vals * dtype.size()];
+    let bits_of = |v: f64| match dtype {
+        ElementType::F32 => (v as f32).to_bits() as u64,
+        ElementType::F64 => v.to_bits(),
+    };
+    (0..n_vals).for_each(|i| put_bits(&mut out, dtype, i, bits_of(as_type(b_at(i), dtype))));
+    for (&pi, &k) in masked.iter().zip(&lengths) {
+        let k = k as usize;
+        if k > used {
+            return Err(Error::Corrupt("GAE prefix longer than the basis".into()));
+        }
+        let mut acc = [0.0f64; N];
+        for j in 0..k {
+            let z = br.varint()?;
+            let cq = ((z >> 1) as i64 ^ -((z & 1) as i64)) as f64 * step;
+            for n in 0..N {
+                acc[n] += basis[j * N + n] * cq;
+            }
+        }
+        for (n, c) in cells(shape, all[pi]).iter().enumerate() {
+            if let Some(i) = *c {
+                put_bits(
+                    &mut out,
+                    dtype,
+                    i,
+                    bits_of(as_type(b_at(i) + acc[n], dtype)),
+                );
+            }
+        }
+    }
+    if !br.rest().is_empty() {
+        return Err(Error::Corrupt("trailing bytes in a GAE block".into()));
+    }
+    for (i, bits) in specials {
+        put_bits(&mut out, dtype, i, bits);
+    }
+    Ok(out)
+}
