@@ -15,6 +15,9 @@
 // Latent channels, at a quarter of the resolution in each direction.
 #define LATENT 4
 
+// Edge of the square training crops.
+#define CROP 32
+
 // Success.
 #define RESIDUUM_OK 0
 

@@ -46,6 +46,79 @@ pub struct Codec {
     pool: Option<Arc<rayon::ThreadPool>>,
     /// The base model of `config.model`, loaded once.
     model: Option<Arc<Model>>,
+    /// Learns a model from the first arrays (`config.train`).
+    trainer: Option<Arc<Trainer>>,
+}
+
+/// Arrays kept to learn from: values as f32 and their 3D view.
+type Collected = Vec<(Vec<f32>, [usize; 3])>;
+
+/// The operator's `train=N`: collects the first N arrays, then trains on a background thread;
+/// compression goes on without a model meanwhile and uses it once it is there.
+#[derive(Debug)]
+struct Trainer {
+    want: usize,
+    #[cfg_attr(not(feature = "train"), allow(dead_code))]
+    seconds: f64,
+    /// None once training started.
+    collected: Mutex<Option<Collected>>,
+    trained: std::sync::OnceLock<Arc<Model>>,
+}
+
+impl Trainer {
+    fn observe(self: &Arc<Self>, data: &[u8], dtype: ElementType, dims: &[usize]) {
+        let mut c = self.collected.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(arrays) = c.as_mut() else {
+            return; // training started
+        };
+        let v = raw_to_f64(data, dtype)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        arrays.push((v, fold3(dims)));
+        if arrays.len() < self.want {
+            return;
+        }
+        let arrays = c.take().unwrap_or_default();
+        let me = self.clone();
+        std::thread::spawn(move || me.train(arrays));
+    }
+
+    #[cfg(feature = "train")]
+    fn train(&self, arrays: Collected) {
+        use crate::base::train::{fit, Sample, TrainOptions};
+        let samples: Vec<Sample> = arrays
+            .iter()
+            .map(|(v, shape)| Sample {
+                values: v,
+                shape: *shape,
+            })
+            .collect();
+        let opts = TrainOptions {
+            seconds: self.seconds,
+            ..TrainOptions::default()
+        };
+        let trained = fit(&samples, &opts, |_| {}).and_then(|(bytes, curve)| {
+            let m = Model::from_safetensors(&bytes).map_err(Error::Model)?;
+            Ok((m, curve))
+        });
+        match trained {
+            Ok((m, curve)) => {
+                eprintln!(
+                    "residuum: base model trained on {} arrays: {} steps in {:.1} s, loss {:.3e}",
+                    arrays.len(),
+                    curve.len(),
+                    curve.last().map_or(0.0, |p| p.seconds),
+                    curve.last().map_or(f64::NAN, |p| p.loss)
+                );
+                let _ = self.trained.set(Arc::new(m));
+            }
+            Err(e) => eprintln!("residuum: training the base model failed: {e}"),
+        }
+    }
+
+    #[cfg(not(feature = "train"))]
+    fn train(&self, _: Collected) {}
 }
 
 /// What one compression did: sizes, the errors of the verified reconstruction and the range the
@@ -151,11 +224,27 @@ impl Codec {
             Some(path) => Some(Arc::new(Model::load(path)?)),
             None => None,
         };
+        if config.train > 0 && !cfg!(feature = "train") {
+            return Err(Error::BadParameter {
+                key: "train".into(),
+                value: config.train.to_string(),
+                reason: "this build of residuum cannot train (feature `train`)".into(),
+            });
+        }
+        let trainer = (config.train > 0).then(|| {
+            Arc::new(Trainer {
+                want: config.train,
+                seconds: config.train_seconds,
+                collected: Mutex::new(Some(Vec::new())),
+                trained: std::sync::OnceLock::new(),
+            })
+        });
         Codec {
             config,
             threads: 0,
             pool: None,
             model,
+            trainer,
         }
         .with_threads(threads)
     }
@@ -172,7 +261,16 @@ impl Codec {
                 None
             },
             model: self.model.clone(),
+            trainer: self.trainer.clone(),
         })
+    }
+
+    /// The base model compression uses now: the configured one, or the one `train=N` learned
+    /// (None while it trains).
+    pub fn model(&self) -> Option<Arc<Model>> {
+        self.model
+            .clone()
+            .or_else(|| self.trainer.as_ref()?.trained.get().cloned())
     }
 
     /// The worker threads this codec uses.
@@ -247,13 +345,18 @@ impl Codec {
         };
         let bound = target.resolve(range);
         let values = data.len() / dtype.size();
+        let model = self.model();
+        if let (Some(t), true) = (&self.trainer, bound != BlockBound::Lossless) {
+            t.observe(data, dtype, dims);
+        }
         let first = |i: usize, par: bool| -> Result<Staged> {
             let b = grid.block(i);
             let raw = grid.gather_bytes(data, dtype, &b);
             let candidates = if bound == BlockBound::Lossless {
                 Vec::new()
             } else {
-                self.candidates(&raw_to_f64(&raw, dtype), b.shape, bound, dtype, par)
+                let v = raw_to_f64(&raw, dtype);
+                self.candidates(model.as_deref(), &v, b.shape, bound, dtype, par)
             };
             Ok(Staged { candidates, raw })
         };
@@ -276,7 +379,7 @@ impl Codec {
         };
         // The model travels in the stream: worth it only where the blocks it serves save more
         // than its own bytes.
-        let model_bytes = self.model.as_ref().map(|m| {
+        let model_bytes = model.as_ref().map(|m| {
             let d = m.decoder.to_bytes();
             let mut b = m.decoder.hash.to_le_bytes().to_vec();
             b.extend_from_slice(&d);
@@ -284,9 +387,14 @@ impl Codec {
         });
         let saved: usize = coded
             .iter()
-            .filter_map(|c| Some(c.plain.1.len() - c.with_model.as_ref()?.1.len()))
+            .filter_map(|c| {
+                let m = c.with_model.as_ref()?;
+                Some(c.plain.1.len().saturating_sub(m.1.len()))
+            })
             .sum();
-        let use_model = model_bytes.as_ref().is_some_and(|m| saved > m.len());
+        let use_model = model_bytes
+            .as_ref()
+            .is_some_and(|m| saved > m.len() || self.config.force_model);
         let mut errors = ErrorStats::default();
         let blocks: Vec<(BlockKind, &[u8])> = coded
             .iter()
@@ -338,6 +446,7 @@ impl Codec {
     /// allow, quantized, predicted and verified.
     fn candidates(
         &self,
+        model: Option<&Model>,
         v: &[f64],
         shape: [usize; 3],
         bound: BlockBound,
@@ -345,7 +454,7 @@ impl Codec {
         par: bool,
     ) -> Vec<Candidate> {
         // The model's prediction, where it is finite (a hostile block can overflow it).
-        let predicted = self.model.as_ref().and_then(|m| {
+        let predicted = model.and_then(|m| {
             let p = base::predict(m, v, shape);
             p.prediction
                 .iter()
@@ -442,7 +551,8 @@ impl Codec {
                 }
             }
         };
-        let with_model = with_model.filter(|m| m.1.len() < plain.1.len());
+        let with_model =
+            with_model.filter(|m| m.1.len() < plain.1.len() || self.config.force_model);
         Ok(Choice { plain, with_model })
     }
 

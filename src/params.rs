@@ -12,6 +12,9 @@
 //! | `coder` | integer coder: `context` (default) or `planes` (zstd per bit plane) |
 //! | `model` | a base model file (`residuum train`): blocks are also tried over its prediction |
 //! | `residual` | residual coder: `lbrc` (default) or `gae` (the baseline) |
+//! | `train` | learn a base model from the first N arrays compressed (then used like `model`) |
+//! | `train_seconds` | time budget of that training (default 30), on a background thread |
+//! | `base` | with `model`: `auto` (default: per block, whichever costs fewer bits) or `model` (every block over the model where it meets the bound, for comparisons) |
 
 use crate::bound::Target;
 use crate::error::{Error, Result};
@@ -71,6 +74,11 @@ pub struct Config {
     /// Base model file.
     pub model: Option<std::path::PathBuf>,
     pub residual: Residual,
+    /// Code every block over the model (where it meets the bound), not only where it pays.
+    pub force_model: bool,
+    /// Arrays to learn a base model from (0: none).
+    pub train: usize,
+    pub train_seconds: f64,
 }
 
 impl Default for Config {
@@ -84,12 +92,15 @@ impl Default for Config {
             coder: IntCoder::Context,
             model: None,
             residual: Residual::Lbrc,
+            force_model: false,
+            train: 0,
+            train_seconds: 30.0,
         }
     }
 }
 
 const ACCEPTED: &str =
-    "mode, target, nrmse, abs, rel, psnr, range, block, threads, level, coder, model, residual";
+    "mode, target, nrmse, abs, rel, psnr, range, block, threads, level, coder, model, residual, base, train, train_seconds";
 /// Keys ADIOS2 itself puts into a plugin operator's parameters.
 const ADIOS2_KEYS: [&str; 3] = ["pluginname", "pluginlibrary", "verbose"];
 
@@ -193,6 +204,19 @@ impl Config {
                     }
                 }
                 "model" => cfg.model = Some(value.into()),
+                "train" => {
+                    cfg.train = value
+                        .parse()
+                        .map_err(|_| bad(&key, value, "expected a count of arrays"))?
+                }
+                "train_seconds" => cfg.train_seconds = positive(&key, value)?,
+                "base" => {
+                    cfg.force_model = match value.to_ascii_lowercase().as_str() {
+                        "auto" => false,
+                        "model" => true,
+                        _ => return Err(bad(&key, value, "expected auto or model")),
+                    }
+                }
                 "residual" => {
                     cfg.residual = match value.to_ascii_lowercase().as_str() {
                         "lbrc" => Residual::Lbrc,
@@ -208,6 +232,13 @@ impl Config {
                     })
                 }
             }
+        }
+        if cfg.train > 0 && cfg.model.is_some() {
+            return Err(bad(
+                "train",
+                &cfg.train.to_string(),
+                "give either model or train",
+            ));
         }
         let mode = mode.unwrap_or_else(|| {
             if target.is_some() {

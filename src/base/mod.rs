@@ -13,6 +13,9 @@
 //! (its output, the latents, is stored, so it needs no such care). Training is candle's job
 //! (`residuum train`); a trained model is a safetensors file.
 
+#[cfg(feature = "train")]
+pub mod train;
+
 use crate::entropy::ints;
 use crate::error::{Error, Result};
 use std::path::Path;

@@ -118,13 +118,21 @@ fn global_nrmse(orig: &[f32], back: &[f32], range: f64) -> f64 {
     }
 }
 
-/// residuum on `threads` threads (compression and decompression).
-fn measure_residuum(f: &Field, target: f64, threads: usize, reps: usize) -> Result<Row, String> {
-    let codec = Codec::from_pairs([
+/// residuum on `threads` threads (compression and decompression), with more parameters and
+/// a label for variants.
+fn measure_residuum(
+    f: &Field,
+    target: f64,
+    threads: usize,
+    reps: usize,
+    variant: Option<(&str, &[(&str, String)])>,
+) -> Result<Row, String> {
+    let mut params = vec![
         ("nrmse", target.to_string()),
         ("threads", threads.to_string()),
-    ])
-    .map_err(|e| e.to_string())?;
+    ];
+    params.extend(variant.iter().flat_map(|v| v.1.iter().cloned()));
+    let codec = Codec::from_pairs(params).map_err(|e| e.to_string())?;
     let (tc, s) = best_time(reps, || codec.compress(&f.dims, &f.values));
     let s = s.map_err(|e| e.to_string())?;
     let info = residuum::stream_info(&s).map_err(|e| e.to_string())?;
@@ -143,10 +151,10 @@ fn measure_residuum(f: &Field, target: f64, threads: usize, reps: usize) -> Resu
     Ok(Row {
         field: f.name.clone(),
         target,
-        codec: if threads == 1 {
-            "residuum".into()
-        } else {
-            format!("residuum {threads} threads")
+        codec: match (variant, threads) {
+            (Some((label, _)), _) => label.to_string(),
+            (None, 1) => "residuum".into(),
+            (None, _) => format!("residuum {threads} threads"),
         },
         bytes: s.len(),
         cr: (f.values.len() * 4) as f64 / s.len() as f64,
@@ -238,6 +246,30 @@ pub struct BenchArgs {
     pub targets: Vec<f64>,
     pub out: PathBuf,
     pub reps: usize,
+    /// A base model: also measure base+LBRC, base+GAE, GAE alone and the codec's own choice.
+    pub model: Option<PathBuf>,
+}
+
+/// The variants measured with a base model: label and parameters (model bytes are in the
+/// streams, so in every ratio).
+fn variants(model: &Path) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+    let m = ("model", model.display().to_string());
+    vec![
+        ("residuum GAE", vec![("residual", "gae".into())]),
+        (
+            "residuum base+LBRC",
+            vec![m.clone(), ("base", "model".into())],
+        ),
+        (
+            "residuum base+GAE",
+            vec![
+                m.clone(),
+                ("base", "model".into()),
+                ("residual", "gae".into()),
+            ],
+        ),
+        ("residuum base auto", vec![m]),
+    ]
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
@@ -246,7 +278,9 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         return Err("no .f32 or .npy fields found".into());
     }
     let peers = if cfg!(feature = "peers") { 3 } else { 0 };
-    let bar = ProgressBar::new((fields.len() * args.targets.len() * (2 + peers)) as u64);
+    let variants = args.model.as_deref().map(variants).unwrap_or_default();
+    let per = 2 + peers + variants.len();
+    let bar = ProgressBar::new((fields.len() * args.targets.len() * per) as u64);
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}").unwrap(),
     );
@@ -262,7 +296,12 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             }
             for threads in [1, 2] {
                 bar.set_message(format!("{} {t:e} residuum {threads}T", f.name));
-                rows.push(measure_residuum(f, t, threads, args.reps)?);
+                rows.push(measure_residuum(f, t, threads, args.reps, None)?);
+                bar.inc(1);
+            }
+            for (label, params) in &variants {
+                bar.set_message(format!("{} {t:e} {label}", f.name));
+                rows.push(measure_residuum(f, t, 1, args.reps, Some((label, params)))?);
                 bar.inc(1);
             }
             #[cfg(feature = "peers")]
@@ -284,6 +323,9 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         &png,
     )?;
     print!("{}", report(&rows, &args.targets, &floors));
+    if !variants.is_empty() {
+        print!("{}", report_variants(&rows, &args.targets));
+    }
     println!("wrote {} and {}", csv.display(), png.display());
     Ok(())
 }
@@ -320,6 +362,79 @@ fn geomean(v: &[f64]) -> f64 {
 }
 
 /// The comparison table and per-target summary.
+/// With a base model: each variant's ratio, speeds, and LBRC against GAE on the same base.
+fn report_variants(rows: &[Row], targets: &[f64]) -> String {
+    let names = [
+        "residuum",
+        "residuum base+LBRC",
+        "residuum base+GAE",
+        "residuum GAE",
+        "residuum base auto",
+    ];
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nbase model variants (CR; compress/decompress MB/s, 1 thread; model bytes included):"
+    );
+    let _ = writeln!(
+        s,
+        "{:<34} {:>7} {:>18} {:>18} {:>18} {:>18} {:>18} {:>8}",
+        "field",
+        "target",
+        "LBRC alone",
+        "base+LBRC",
+        "base+GAE",
+        "GAE alone",
+        "base auto",
+        "best peer"
+    );
+    for &t in targets {
+        let mut lbrc_over_gae = Vec::new();
+        let mut base_over_alone = Vec::new();
+        let mut fields: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.target == t)
+            .map(|r| r.field.as_str())
+            .collect();
+        fields.dedup();
+        for f in fields {
+            let get = |c: &str| {
+                rows.iter()
+                    .find(|r| r.field == f && r.target == t && r.codec == c)
+            };
+            let cells: Vec<String> = names
+                .iter()
+                .map(|n| {
+                    get(n).map_or("-".into(), |r| {
+                        format!("{:.3} {:.0}/{:.0}", r.cr, r.compress_mbs, r.decompress_mbs)
+                    })
+                })
+                .collect();
+            let best = rows
+                .iter()
+                .filter(|r| r.field == f && r.target == t && !r.codec.starts_with("residuum"))
+                .map(|r| r.cr)
+                .fold(f64::NAN, f64::max);
+            let _ = writeln!(
+                s,
+                "{f:<34} {t:>7.0e} {:>18} {:>18} {:>18} {:>18} {:>18} {best:>8.3}",
+                cells[0], cells[1], cells[2], cells[3], cells[4]
+            );
+            if let (Some(a), Some(b), Some(alone)) = (get(names[1]), get(names[2]), get(names[0])) {
+                lbrc_over_gae.push(a.cr / b.cr);
+                base_over_alone.push(a.cr / alone.cr);
+            }
+        }
+        let _ = writeln!(
+            s,
+            "  {t:.0e}: base+LBRC / base+GAE geomean {:.3}; base+LBRC / LBRC alone geomean {:.3}",
+            geomean(&lbrc_over_gae),
+            geomean(&base_over_alone)
+        );
+    }
+    s
+}
+
 fn report(rows: &[Row], targets: &[f64], floors: &[(String, f64, f64)]) -> String {
     let mut s = String::new();
     let _ = writeln!(

@@ -137,6 +137,10 @@ enum Command {
         /// Timing repetitions (the best counts).
         #[arg(long, default_value_t = 3)]
         reps: usize,
+        /// A base model (`residuum train`): also measure base+LBRC, base+GAE, GAE alone and the
+        /// codec's own per-block choice.
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
     /// Train a base model (an autoencoder, with candle) on fields; writes it as safetensors,
     /// with its loss curve as CSV and PNG beside it.
@@ -265,6 +269,7 @@ fn run(cli: Cli) -> Result<(), String> {
             targets,
             out,
             reps,
+            model,
         } => {
             if !cfg!(feature = "peers") {
                 eprintln!("residuum: built without the `peers` feature: measuring residuum alone");
@@ -274,6 +279,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 targets,
                 out,
                 reps,
+                model,
             })?;
         }
         Command::Train {
@@ -309,13 +315,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 &fields,
                 &train::TrainArgs {
                     out,
-                    seconds,
-                    max_steps: steps,
-                    latent_step,
-                    rate_weight,
-                    lr,
-                    batch,
-                    seed,
+                    options: residuum::base::train::TrainOptions {
+                        seconds,
+                        max_steps: steps,
+                        latent_step,
+                        rate_weight,
+                        lr,
+                        batch,
+                        seed,
+                    },
                 },
             )?;
         }

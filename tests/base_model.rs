@@ -1,0 +1,349 @@
+//! The base model and the GAE baseline: a tiny model trains in seconds on a real field; streams
+//! coded over it (LBRC or GAE residuals) decode within every bound, also for hostile input;
+//! the model's reconstruction is the same for 1 and 2 threads and against a committed golden
+//! stream; a missing, unreadable or mismatched model is an error, never garbage.
+
+mod common;
+
+use residuum::block::{fold3, Grid};
+use residuum::format::{self, BlockKind};
+use residuum::metrics::quality;
+use residuum::{decode, decode_as, Codec, Error};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const CCSM: &str = "ccsm_b003_ts_100x64x128.f32";
+
+/// The first 16 of ccsm's 100 time steps (enough blocks, quick in debug builds).
+fn ccsm() -> (Vec<usize>, Vec<f32>) {
+    let raw = std::fs::read(common::data_dir().join(CCSM)).unwrap();
+    let v = raw
+        .chunks_exact(4)
+        .take(16 * 64 * 128)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (vec![16, 64, 128], v)
+}
+
+/// Trains a model for a few seconds with the CLI; checks what it writes.
+fn train(dir: &Path) -> PathBuf {
+    let out = dir.join("tiny.safetensors");
+    let o = Command::new(env!("CARGO_BIN_EXE_residuum"))
+        .args([
+            "train",
+            "--seconds",
+            "4",
+            "--steps",
+            "40",
+            "--batch",
+            "8",
+            "--data",
+        ])
+        .arg(common::data_dir().join(CCSM))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.contains("base model alone reaches NRMSE"), "{text}");
+    let csv = std::fs::read_to_string(dir.join("tiny.loss.csv")).unwrap();
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|x| x.parse().unwrap()).collect())
+        .collect();
+    assert!(rows.len() >= 5, "{csv}");
+    // It learns: the loss of the last steps is below that of the first ones.
+    let mean = |r: &[Vec<f64>]| r.iter().map(|x| x[2]).sum::<f64>() / r.len() as f64;
+    assert!(mean(&rows[rows.len() - 3..]) < mean(&rows[..3]), "{csv}");
+    let png = std::fs::read(dir.join("tiny.loss.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    out
+}
+
+/// A field with what breaks codecs: NaN, ±Inf, a constant region, denormals, huge values.
+fn hostile(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| match i % 1009 {
+            3 => f32::NAN,
+            5 => f32::INFINITY,
+            7 => f32::NEG_INFINITY,
+            11 => 1e-42,
+            _ if i < n / 4 => 2.5,
+            _ if i % 4099 == 0 => 3e30,
+            _ => ((i as f32) * 0.01).sin() * 100.0,
+        })
+        .collect()
+}
+
+fn codec(model: &Path, extra: &[(&str, &str)]) -> Codec {
+    let mut p = vec![("model", model.to_str().unwrap()), ("base", "model")];
+    p.extend_from_slice(extra);
+    Codec::from_pairs(p).unwrap()
+}
+
+fn uses_model(stream: &[u8]) -> bool {
+    let parsed = format::parse(stream).unwrap();
+    parsed.model().unwrap().is_some()
+        && parsed
+            .entries
+            .iter()
+            .any(|e| matches!(e.kind, BlockKind::BaseLbrc | BlockKind::Gae))
+}
+
+#[test]
+fn tiny_model_trains_and_streams_over_it_meet_every_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path());
+    let (dims, v) = ccsm();
+    let bad = hostile(40 * 33 * 29);
+    for (field, dims) in [(&v, dims.clone()), (&bad, vec![40, 33, 29])] {
+        let orig: Vec<f64> = field.iter().map(|&x| x as f64).collect();
+        for residual in ["lbrc", "gae"] {
+            for (mode, t) in [
+                ("nrmse", 1e-4),
+                ("abs", 1e-2),
+                ("rel", 1e-3),
+                ("psnr", 70.0),
+            ] {
+                let ts = t.to_string();
+                let c = codec(&model, &[("residual", residual), (mode, &ts)]);
+                let s = c.compress(&dims, field).unwrap();
+                let info = residuum::stream_info(&s).unwrap();
+                let (_, back) = decode_as::<f32>(&s).unwrap();
+                let back: Vec<f64> = back.iter().map(|&x| x as f64).collect();
+                let q = quality(&orig, &back, &Grid::new(fold3(&dims), info.block));
+                let what = format!("{residual} {mode}={t} on {dims:?}");
+                assert_eq!(q.specials_changed, 0, "{what}");
+                let r = q.range;
+                let ok = match mode {
+                    "nrmse" => q.worst_block_nrmse <= t * (1.0 + 1e-12),
+                    "abs" => q.max_abs <= t,
+                    "rel" => q.max_abs <= t * r,
+                    _ => q.psnr >= t - 1e-9,
+                };
+                assert!(ok, "{what}: {q:?}");
+                if dims[0] == 16 {
+                    assert!(uses_model(&s), "{what}: the model was not used");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn decoder_reconstruction_is_the_same_for_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train(dir.path());
+    let (dims, v) = ccsm();
+    for residual in ["lbrc", "gae"] {
+        let streams: Vec<Vec<u8>> = ["1", "2"]
+            .iter()
+            .map(|t| {
+                codec(
+                    &model,
+                    &[("residual", residual), ("nrmse", "1e-5"), ("threads", t)],
+                )
+                .compress(&dims, &v)
+                .unwrap()
+            })
+            .collect();
+        assert!(uses_model(&streams[0]));
+        assert_eq!(streams[0], streams[1], "{residual}: streams differ");
+        let one = Codec::from_pairs([("threads", "1")]).unwrap();
+        let two = Codec::from_pairs([("threads", "2")]).unwrap();
+        let n = v.len() * 4;
+        let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+        one.decode_into(&streams[0], &mut a).unwrap();
+        two.decode_into(&streams[0], &mut b).unwrap();
+        assert_eq!(a, b, "{residual}: decoding differs");
+    }
+}
+
+/// A model with weights from integer arithmetic, identical everywhere, written as a model file.
+fn fixed_model(path: &Path) {
+    let mut bufs = Vec::new();
+    for (k, (name, shape)) in residuum::base::TENSORS.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n as u32)
+            .map(|i| {
+                ((i.wrapping_mul(2_654_435_761).wrapping_add(k as u32 * 7919) >> 22) as f32 - 512.0)
+                    / 4096.0
+            })
+            .collect();
+        bufs.push((
+            name.to_string(),
+            shape.to_vec(),
+            bytemuck::cast_slice::<f32, u8>(&v).to_vec(),
+        ));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bufs
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let meta = std::collections::HashMap::from([(
+        residuum::base::LATENT_STEP_KEY.to_string(),
+        "0.05".to_string(),
+    )]);
+    safetensors::serialize_to_file(views, Some(meta), path).unwrap();
+}
+
+/// A committed stream coded over a fixed model must keep decoding to the committed output:
+/// the model's decoder inference may never change. `RESIDUUM_BLESS=1` writes it if missing.
+#[test]
+fn golden_stream_over_a_model_still_decodes_identically() {
+    let golden = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
+    let (rsd, hash) = (
+        golden.join("base_lbrc_nrmse_1e-5_f32.rsd"),
+        golden.join("base_lbrc_nrmse_1e-5_f32.xxh3"),
+    );
+    let dims = [20usize, 24, 36];
+    let v: Vec<f32> = (0..dims.iter().product::<usize>() as u32)
+        .map(|i| {
+            ((i % 36) as f32 * 0.3).sin()
+                + ((i / 864) as f32 * 0.2).cos() * 2.0
+                + (i % 7) as f32 / 64.0
+        })
+        .collect();
+    if std::env::var_os("RESIDUUM_BLESS").is_some() && !rsd.exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path().join("fixed.safetensors");
+        fixed_model(&m);
+        let s = codec(&m, &[("nrmse", "1e-5"), ("block", "10x24x36")])
+            .compress(&dims, &v)
+            .unwrap();
+        let (_, out) = decode(&s).unwrap();
+        std::fs::write(&rsd, &s).unwrap();
+        std::fs::write(
+            &hash,
+            format!("{:016x}\n", xxhash_rust::xxh3::xxh3_64(&out)),
+        )
+        .unwrap();
+    }
+    let s = std::fs::read(&rsd).unwrap();
+    assert!(uses_model(&s), "the golden stream must exercise the model");
+    let (_, out) = decode(&s).unwrap();
+    assert_eq!(
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
+        std::fs::read_to_string(&hash).unwrap().trim(),
+        "decoded output changed"
+    );
+    let (_, back) = decode_as::<f32>(&s).unwrap();
+    let range = 2.0 * 2.0 + 2.0 + 0.1; // generous bound on the values' range
+    let rms = (v
+        .iter()
+        .zip(&back)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum::<f64>()
+        / v.len() as f64)
+        .sqrt();
+    assert!(rms <= 1e-5 * range, "rms {rms}");
+}
+
+#[test]
+fn missing_unreadable_or_mismatched_models_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.safetensors");
+    let e = Codec::from_pairs([("model", missing.to_str().unwrap())]).unwrap_err();
+    assert!(
+        matches!(e, Error::Model(_)) && e.to_string().contains("none.safetensors"),
+        "{e}"
+    );
+    let junk = dir.path().join("junk.safetensors");
+    std::fs::write(&junk, b"not a model at all").unwrap();
+    let e = Codec::from_pairs([("model", junk.to_str().unwrap())]).unwrap_err();
+    assert!(matches!(e, Error::Model(_)), "{e}");
+
+    let m = dir.path().join("fixed.safetensors");
+    fixed_model(&m);
+    let (dims, v) = ccsm();
+    let s = codec(&m, &[("nrmse", "1e-4")]).compress(&dims, &v).unwrap();
+    let parsed = format::parse(&s).unwrap();
+    let n = parsed.entries.len();
+    let payloads: Vec<Vec<u8>> = (0..n)
+        .map(|i| parsed.payload(i).unwrap().to_vec())
+        .collect();
+    let model = parsed.model().unwrap().unwrap().to_vec();
+    let blocks: Vec<(BlockKind, &[u8])> = parsed
+        .entries
+        .iter()
+        .zip(&payloads)
+        .map(|(e, p)| (e.kind, p.as_slice()))
+        .collect();
+    let rewrite = |model: Option<&[u8]>| {
+        let mut out = vec![0u8; s.len() + 64];
+        let len = format::write_stream(&parsed.info, &blocks, model, &mut out).unwrap();
+        out.truncate(len);
+        out
+    };
+    // Rewritten as it was, it decodes; without its model, or with another model's hash, it
+    // is refused with a model error.
+    let mut with = xxhash_rust::xxh3::xxh3_64(&model).to_le_bytes().to_vec();
+    with.extend_from_slice(&model);
+    assert_eq!(
+        decode(&rewrite(Some(&with))).unwrap().1,
+        decode(&s).unwrap().1
+    );
+    let e = decode(&rewrite(None)).unwrap_err();
+    assert!(
+        matches!(e, Error::Model(_)) && e.to_string().contains("carries none"),
+        "{e}"
+    );
+    let mut wrong = with.clone();
+    wrong[0] ^= 1;
+    let e = decode(&rewrite(Some(&wrong))).unwrap_err();
+    assert!(
+        matches!(e, Error::Model(_)) && e.to_string().contains("hash"),
+        "{e}"
+    );
+}
+
+/// The operator's `train=N`: the first N arrays are compressed without a model and learnt
+/// from; once the background training is done, compression goes over the learnt model, and
+/// the streams carry it.
+#[test]
+fn operator_learns_a_model_from_its_first_arrays() {
+    let (dims, v) = ccsm();
+    let c = Codec::from_pairs([
+        ("nrmse", "1e-4"),
+        ("train", "2"),
+        ("train_seconds", "2"),
+        ("base", "model"),
+    ])
+    .unwrap();
+    for _ in 0..2 {
+        let s = c.compress(&dims, &v).unwrap();
+        assert!(!uses_model(&s));
+    }
+    let start = std::time::Instant::now();
+    while c.model().is_none() {
+        assert!(start.elapsed().as_secs() < 300, "no model after 300 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let s = c.compress(&dims, &v).unwrap();
+    assert!(uses_model(&s));
+    let (_, back) = decode_as::<f32>(&s).unwrap();
+    let range =
+        v.iter().fold(f32::MIN, |a, &b| a.max(b)) - v.iter().fold(f32::MAX, |a, &b| a.min(b));
+    let rms = (v
+        .iter()
+        .zip(&back)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum::<f64>()
+        / v.len() as f64)
+        .sqrt();
+    assert!(rms <= 1e-4 * range as f64, "rms {rms}");
+    let e = Codec::from_pairs([("train", "2"), ("model", "x.safetensors")]).unwrap_err();
+    assert!(e.to_string().contains("either model or train"), "{e}");
+}
