@@ -347,3 +347,32 @@ fn operator_learns_a_model_from_its_first_arrays() {
     let e = Codec::from_pairs([("train", "2"), ("model", "x.safetensors")]).unwrap_err();
     assert!(e.to_string().contains("either model or train"), "{e}");
 }
+
+/// A stream over a model, truncated anywhere or with any byte changed, is refused (checksums
+/// cover the model entry as every block), never decoded into garbage or a panic.
+#[test]
+fn damaged_streams_over_a_model_are_refused() {
+    let golden = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
+    let s = std::fs::read(golden.join("base_lbrc_nrmse_1e-5_f32.rsd")).unwrap();
+    let len = residuum::stream_info(&s).unwrap().decoded_len();
+    let mut out = vec![0u8; len];
+    for cut in (0..s.len()).step_by(7) {
+        assert!(
+            residuum::decode_into(&s[..cut], &mut out).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..3000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut d = s.clone();
+        let i = (x as usize) % d.len();
+        d[i] ^= (x >> 40) as u8 | 1;
+        assert!(
+            residuum::decode_into(&d, &mut out).is_err(),
+            "byte {i} changed"
+        );
+    }
+}

@@ -1,8 +1,9 @@
-//! Block payloads behind the checksums: the LBRC/integer decoders on any bytes and shapes.
+//! Block payloads behind the checksums: the LBRC, integer and GAE decoders on any bytes and
+//! shapes, with and without a base prediction.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use residuum::residual::lbrc;
+use residuum::residual::{gae, lbrc};
 use residuum::ElementType;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,5 +12,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let shape = [1 + (data[0] % 8) as usize, 1 + (data[1] % 16) as usize, 1 + (data[2] % 32) as usize];
     let dtype = if data[3] & 1 == 0 { ElementType::F32 } else { ElementType::F64 };
-    let _ = lbrc::decode(&data[4..], shape, dtype, data[3] & 2 != 0);
+    let n: usize = shape.iter().product();
+    let base: Vec<f64> = (0..n).map(|i| (i % 13) as f64 * 0.25 - 1.0).collect();
+    let base = (data[3] & 4 != 0).then_some(base.as_slice());
+    if data[3] & 8 == 0 {
+        let _ = lbrc::decode(&data[4..], base, shape, dtype, data[3] & 2 != 0);
+    } else {
+        let _ = gae::decode(&data[4..], base, shape, dtype);
+    }
 });
