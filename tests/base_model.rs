@@ -81,6 +81,11 @@ fn hostile(n: usize) -> Vec<f32> {
         .collect()
 }
 
+fn rms(a: &[f32], b: &[f32]) -> f64 {
+    let sq: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+    (sq / a.len() as f64).sqrt()
+}
+
 fn codec(model: &Path, extra: &[(&str, &str)]) -> Codec {
     let mut p = vec![("model", model.to_str().unwrap()), ("base", "model")];
     p.extend_from_slice(extra);
@@ -241,13 +246,7 @@ fn golden_stream_over_a_model_still_decodes_identically() {
     );
     let (_, back) = decode_as::<f32>(&s).unwrap();
     let range = 2.0 * 2.0 + 2.0 + 0.1; // generous bound on the values' range
-    let rms = (v
-        .iter()
-        .zip(&back)
-        .map(|(a, b)| ((a - b) as f64).powi(2))
-        .sum::<f64>()
-        / v.len() as f64)
-        .sqrt();
+    let rms = rms(&v, &back);
     assert!(rms <= 1e-5 * range, "rms {rms}");
 }
 
@@ -336,13 +335,7 @@ fn operator_learns_a_model_from_its_first_arrays() {
     let (_, back) = decode_as::<f32>(&s).unwrap();
     let range =
         v.iter().fold(f32::MIN, |a, &b| a.max(b)) - v.iter().fold(f32::MAX, |a, &b| a.min(b));
-    let rms = (v
-        .iter()
-        .zip(&back)
-        .map(|(a, b)| ((a - b) as f64).powi(2))
-        .sum::<f64>()
-        / v.len() as f64)
-        .sqrt();
+    let rms = rms(&v, &back);
     assert!(rms <= 1e-4 * range as f64, "rms {rms}");
     let e = Codec::from_pairs([("train", "2"), ("model", "x.safetensors")]).unwrap_err();
     assert!(e.to_string().contains("either model or train"), "{e}");

@@ -544,16 +544,7 @@ fn log_step(comm: &SimpleCommunicator, s: &StepStats, target: &str) {
         comm.all_reduce_into(&send[..], &mut max[..], SystemOperation::max());
         if comm.rank() == 0 {
             let same = max[1] == -max[2] && max[3] == -max[4];
-            let kind = [
-                RangeUsed::None,
-                RangeUsed::Block,
-                RangeUsed::Rank,
-                RangeUsed::Global,
-                RangeUsed::Fixed,
-            ]
-            .into_iter()
-            .find(|k| *k as i32 as f64 == max[3])
-            .map_or("mixed", |k| k.name());
+            let kind = RangeUsed::from_code(max[3] as i32).map_or("mixed", |k| k.name());
             eprintln!(
                 "residuum: {target} step {}: {} {:.0} -> {:.0} bytes ({:.1}x), NRMSE {:.3e}, {} range {}, {:.3} s",
                 s.step,

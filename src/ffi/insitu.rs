@@ -2,7 +2,7 @@
 //! (`residuum_set_range`, `residuum_take_reports`), the operator's compression call, and the
 //! hook table the plugin exports for the application's copy of the library to find.
 
-use super::{dtype_of, guard, null_arg, residuum_codec, slice, slice_mut};
+use super::{compress_call, guard, null_arg, residuum_codec};
 use crate::bound::ErrorStats;
 use crate::codec::CompressStats;
 use crate::error::Error;
@@ -245,30 +245,24 @@ pub unsafe extern "C" fn residuum_compress_insitu(
     out_capacity: usize,
     out_size: *mut usize,
 ) -> c_int {
-    guard(|| {
-        // SAFETY: per this function's contract.
-        let codec = unsafe { codec.as_ref() }.ok_or_else(|| null_arg("codec"))?;
-        if engine.is_null() || variable.is_null() {
-            return Err(null_arg("engine or variable"));
-        }
-        let (e, v) = unsafe { (CStr::from_ptr(engine), CStr::from_ptr(variable)) };
-        let dtype = dtype_of(dtype)?;
-        let dims = unsafe { slice(dims, ndims, "dims")? };
-        let len = crate::format::checked_len(dims, dtype)
-            .ok_or_else(|| Error::BadShape(format!("{dims:?} overflows")))?;
-        let data = unsafe { slice(data, len, "data")? };
-        let out = unsafe { slice_mut(out, out_capacity, "out")? };
-        let stats = registry::compress(
-            &codec.codec,
-            &e.to_string_lossy(),
-            &v.to_string_lossy(),
+    if engine.is_null() || variable.is_null() {
+        return guard(|| Err(null_arg("engine or variable")));
+    }
+    // SAFETY: non-null, NUL-terminated per the contract.
+    let (e, v) = unsafe { (CStr::from_ptr(engine), CStr::from_ptr(variable)) };
+    let (e, v) = (e.to_string_lossy(), v.to_string_lossy());
+    // SAFETY: the rest of the contract is residuum_compress's.
+    unsafe {
+        compress_call(
+            codec,
             dtype,
+            ndims,
             dims,
             data,
             out,
-        )?;
-        unsafe { out_size.as_mut() }
-            .map(|s| *s = stats.bytes_out)
-            .ok_or_else(|| null_arg("out_size"))
-    })
+            out_capacity,
+            out_size,
+            |c, t, d, x, o| Ok(registry::compress(c, &e, &v, t, d, x, o)?.bytes_out),
+        )
+    }
 }

@@ -234,8 +234,40 @@ pub unsafe extern "C" fn residuum_compress(
     out_capacity: usize,
     out_size: *mut usize,
 ) -> c_int {
+    // SAFETY: the contract is this function's.
+    unsafe {
+        compress_call(
+            codec,
+            dtype,
+            ndims,
+            dims,
+            data,
+            out,
+            out_capacity,
+            out_size,
+            |c, t, d, x, o| c.compress_bytes(t, d, x, o),
+        )
+    }
+}
+
+/// The argument checks of the compress calls around `f(codec, dtype, dims, data, out)`, which
+/// returns the stream length stored in `out_size`.
+///
+/// SAFETY (callers): the contract of `residuum_compress`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn compress_call(
+    codec: *const residuum_codec,
+    dtype: c_int,
+    ndims: usize,
+    dims: *const usize,
+    data: *const u8,
+    out: *mut u8,
+    out_capacity: usize,
+    out_size: *mut usize,
+    f: impl FnOnce(&Codec, ElementType, &[usize], &[u8], &mut [u8]) -> Result<usize, Error>,
+) -> c_int {
     guard(|| {
-        // SAFETY: per this function's contract.
+        // SAFETY: per the caller's contract.
         let codec = unsafe { codec.as_ref() }.ok_or_else(|| null_arg("codec"))?;
         let dtype = dtype_of(dtype)?;
         let dims = unsafe { slice(dims, ndims, "dims")? };
@@ -243,7 +275,7 @@ pub unsafe extern "C" fn residuum_compress(
             .ok_or_else(|| Error::BadShape(format!("{dims:?} overflows")))?;
         let data = unsafe { slice(data, len, "data")? };
         let out = unsafe { slice_mut(out, out_capacity, "out")? };
-        let n = codec.codec.compress_bytes(dtype, dims, data, out)?;
+        let n = f(&codec.codec, dtype, dims, data, out)?;
         // SAFETY: writable per the contract.
         unsafe { out_size.as_mut() }
             .map(|s| *s = n)

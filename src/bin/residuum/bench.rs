@@ -362,6 +362,22 @@ fn geomean(v: &[f64]) -> f64 {
 }
 
 /// The comparison table and per-target summary.
+/// The fields measured at target `t`, in order.
+fn fields_at(rows: &[Row], t: f64) -> Vec<&str> {
+    let mut fields: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.target == t)
+        .map(|r| r.field.as_str())
+        .collect();
+    fields.dedup();
+    fields
+}
+
+fn find<'a>(rows: &'a [Row], field: &str, t: f64, codec: &str) -> Option<&'a Row> {
+    rows.iter()
+        .find(|r| r.field == field && r.target == t && r.codec == codec)
+}
+
 /// With a base model: each variant's ratio, speeds, and LBRC against GAE on the same base.
 fn report_variants(rows: &[Row], targets: &[f64]) -> String {
     let names = [
@@ -391,17 +407,8 @@ fn report_variants(rows: &[Row], targets: &[f64]) -> String {
     for &t in targets {
         let mut lbrc_over_gae = Vec::new();
         let mut base_over_alone = Vec::new();
-        let mut fields: Vec<&str> = rows
-            .iter()
-            .filter(|r| r.target == t)
-            .map(|r| r.field.as_str())
-            .collect();
-        fields.dedup();
-        for f in fields {
-            let get = |c: &str| {
-                rows.iter()
-                    .find(|r| r.field == f && r.target == t && r.codec == c)
-            };
+        for f in fields_at(rows, t) {
+            let get = |c: &str| find(rows, f, t, c);
             let cells: Vec<String> = names
                 .iter()
                 .map(|n| {
@@ -447,17 +454,8 @@ fn report(rows: &[Row], targets: &[f64], floors: &[(String, f64, f64)]) -> Strin
     let mut summary: Vec<Summary> = Vec::new();
     for &t in targets {
         let (mut ratios, mut comp, mut decomp, mut scale) = (vec![], vec![], vec![], vec![]);
-        let mut fields: Vec<&str> = rows
-            .iter()
-            .filter(|r| r.target == t)
-            .map(|r| r.field.as_str())
-            .collect();
-        fields.dedup();
-        for f in fields {
-            let get = |c: &str| {
-                rows.iter()
-                    .find(|r| r.field == f && r.target == t && r.codec == c)
-            };
+        for f in fields_at(rows, t) {
+            let get = |c: &str| find(rows, f, t, c);
             let (Some(one), Some(two)) = (get("residuum"), get("residuum 2 threads")) else {
                 continue;
             };
