@@ -305,7 +305,15 @@ impl Codec {
     /// Saturates for shapes too large to address (which compression then refuses).
     pub fn max_compressed_len(&self, dtype: ElementType, dims: &[usize]) -> usize {
         let raw = checked_len(dims, dtype).unwrap_or(usize::MAX);
-        header_len(dims.len(), grid_len(dims, self.block_shape(dims))).saturating_add(raw)
+        // `base=model` may carry the model whatever it saves (`auto` only where it saves more).
+        let model = if self.config.force_model && (self.model.is_some() || self.trainer.is_some()) {
+            format::model_entry_len(base::DECODER_LEN)
+        } else {
+            0
+        };
+        header_len(dims.len(), grid_len(dims, self.block_shape(dims)))
+            .saturating_add(raw)
+            .saturating_add(model)
     }
 
     /// Compresses the little-endian element bytes `data` of an array of `dims` into `out`, which
@@ -392,9 +400,12 @@ impl Codec {
                 Some(c.plain.1.len().saturating_sub(m.1.len()))
             })
             .sum();
-        let use_model = model_bytes
-            .as_ref()
-            .is_some_and(|m| saved > m.len() || self.config.force_model);
+        // Only where the stream gets smaller, its table entry counted: so it never outgrows
+        // the stream without the model (nor `max_compressed_len`).
+        let serves = coded.iter().any(|c| c.with_model.is_some());
+        let use_model = model_bytes.as_ref().is_some_and(|m| {
+            serves && (saved > format::model_entry_len(m.len() - 8) || self.config.force_model)
+        });
         let mut errors = ErrorStats::default();
         let blocks: Vec<(BlockKind, &[u8])> = coded
             .iter()
@@ -537,6 +548,7 @@ impl Codec {
             }
         }
         let raw = s.raw;
+        let raw_len = raw.len();
         let plain = match plain {
             Some(p) if p.1.len() < raw.len() => p,
             _ => {
@@ -551,8 +563,11 @@ impl Codec {
                 }
             }
         };
-        let with_model =
-            with_model.filter(|m| m.1.len() < plain.1.len() || self.config.force_model);
+        // Forced, the model's coding is kept even where larger, but never beyond the raw
+        // block: `max_compressed_len` holds.
+        let with_model = with_model.filter(|m| {
+            m.1.len() < plain.1.len() || (self.config.force_model && m.1.len() <= raw_len)
+        });
         Ok(Choice { plain, with_model })
     }
 

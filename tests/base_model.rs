@@ -369,3 +369,37 @@ fn damaged_streams_over_a_model_are_refused() {
         );
     }
 }
+
+/// Empty, one-element and odd shapes over a model, with both residual coders: the bound holds
+/// and nothing panics.
+#[test]
+fn odd_shapes_over_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("fixed.safetensors");
+    fixed_model(&m);
+    for dims in [
+        vec![0usize],
+        vec![1],
+        vec![1, 1, 1],
+        vec![3, 5, 7],
+        vec![2, 1, 9, 4],
+        vec![257],
+    ] {
+        let n: usize = dims.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| (i as f32 * 0.37).sin() * 5.0 + i as f32 * 0.01)
+            .collect();
+        for residual in ["lbrc", "gae"] {
+            let c = codec(&m, &[("residual", residual), ("abs", "1e-3")]);
+            let s = c.compress(&dims, &v).unwrap();
+            let (got, back) = decode_as::<f32>(&s).unwrap();
+            assert_eq!(got, dims);
+            for (a, b) in v.iter().zip(&back) {
+                assert!(
+                    (a - b).abs() as f64 <= 1e-3,
+                    "{dims:?} {residual}: {a} vs {b}"
+                );
+            }
+        }
+    }
+}

@@ -43,6 +43,21 @@ pub const TENSORS: [(&str, &[usize]); 8] = [
 ];
 /// Decoder tensors: what travels in a stream.
 const DECODER: std::ops::Range<usize> = 4..8;
+
+/// Bytes of [`Decoder::to_bytes`]: the latent step and the decoder tensors, f32.
+pub const DECODER_LEN: usize = {
+    let (mut n, mut i) = (1, DECODER.start);
+    while i < DECODER.end {
+        let (mut p, mut d) = (1, 0);
+        while d < TENSORS[i].1.len() {
+            p *= TENSORS[i].1[d];
+            d += 1;
+        }
+        n += p;
+        i += 1;
+    }
+    4 * n
+};
 /// Metadata key of the latent quantization step in a model file.
 pub const LATENT_STEP_KEY: &str = "latent_step";
 

@@ -116,6 +116,11 @@ pub fn checked_len(dims: &[usize], dtype: ElementType) -> Option<usize> {
         .filter(|&n| n <= isize::MAX as usize)
 }
 
+/// Bytes a model entry adds to a stream: its table entry, content hash and decoder bytes.
+pub fn model_entry_len(decoder_len: usize) -> usize {
+    ENTRY_LEN + 8 + decoder_len
+}
+
 /// Bytes of header, block table and header checksum.
 pub fn header_len(ndims: usize, nblocks: usize) -> usize {
     (FIXED_LEN + 8 * ndims + 24 + 8 + CHECKSUM_LEN)
