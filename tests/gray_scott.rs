@@ -261,3 +261,44 @@ fn failing_write_surfaces_and_keeps_written_steps() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!((1..20).contains(&read), "{read} steps readable\n{text}");
 }
+
+/// The operator option `train=N` inside a running simulation: each variable's operator learns
+/// a base model from its first two steps on a background thread while the simulation goes on,
+/// then codes over it (`base=model`); the file still reads back within the bound.
+#[test]
+fn operator_trains_a_model_during_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = std::fs::read_to_string(root().join("examples/gray_scott.xml"))
+        .unwrap()
+        .replace(
+            r#"<parameter key="range" value="global"/>"#,
+            r#"<parameter key="range" value="global"/>
+        <parameter key="train" value="2"/>
+        <parameter key="train_seconds" value="1"/>
+        <parameter key="base" value="model"/>"#,
+        );
+    let config = dir.path().join("train.xml");
+    std::fs::write(&config, xml).unwrap();
+    let file = dir.path().join("trained.bp");
+    let c = config.to_str().unwrap();
+    let (report, log) = simulate(
+        1,
+        "residuum",
+        &file,
+        &[
+            "--config",
+            c,
+            "--L",
+            "32",
+            "--steps",
+            "2000",
+            "--plotgap",
+            "100",
+        ],
+    );
+    let trained = log.matches("base model trained on 2 arrays").count();
+    assert_eq!(trained, 2, "U and V should each train once:\n{log}");
+    let e = reported_nrmse(&report);
+    assert_eq!(e.len(), 40, "{report}");
+    assert!(e.iter().all(|&x| x > 0.0 && x <= TARGET), "{e:?}\n{report}");
+}
