@@ -387,12 +387,7 @@ impl Codec {
         };
         // The model travels in the stream: worth it only where the blocks it serves save more
         // than its own bytes.
-        let model_bytes = model.as_ref().map(|m| {
-            let d = m.decoder.to_bytes();
-            let mut b = m.decoder.hash.to_le_bytes().to_vec();
-            b.extend_from_slice(&d);
-            b
-        });
+        let model_bytes = model.as_ref().map(|m| m.decoder.entry());
         let saved: usize = coded
             .iter()
             .filter_map(|c| {
@@ -403,7 +398,7 @@ impl Codec {
         // Only where the stream gets smaller, its table entry counted: so it never outgrows
         // the stream without the model (nor `max_compressed_len`).
         let serves = coded.iter().any(|c| c.with_model.is_some());
-        let use_model = model_bytes.as_ref().is_some_and(|m| {
+        let use_model = model_bytes.is_some_and(|m| {
             serves && (saved > format::model_entry_len(m.len() - 8) || self.config.force_model)
         });
         let mut errors = ErrorStats::default();
@@ -418,7 +413,7 @@ impl Codec {
                 (*k, p.as_slice())
             })
             .collect();
-        let model = model_bytes.as_deref().filter(|_| use_model);
+        let model = model_bytes.filter(|_| use_model);
         let info = StreamInfo {
             dtype,
             target,

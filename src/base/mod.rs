@@ -76,8 +76,9 @@ pub struct Decoder {
     dec1: Layer,
     dec2: Layer,
     latent_step: f32,
-    /// Content hash of the canonical bytes.
-    pub hash: u64,
+    /// What a stream carries of it: the content hash (xxh3, u64 little-endian) of the
+    /// canonical bytes, then those bytes.
+    entry: Vec<u8>,
 }
 
 /// A full model: the encoder for compressing, the decoder for both sides.
@@ -110,27 +111,27 @@ impl Decoder {
     }
 
     /// Canonical bytes: latent step, then the decoder tensors in order, f32 little-endian.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = self.latent_step.to_le_bytes().to_vec();
-        for l in [&self.dec1, &self.dec2] {
-            for v in l.weight.iter().chain(&l.bias) {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        out
+    pub fn bytes(&self) -> &[u8] {
+        &self.entry[8..]
     }
 
-    /// Reads [`Decoder::to_bytes`], checking the size and that every number is finite.
+    /// Content hash of [`Decoder::bytes`].
+    pub fn hash(&self) -> u64 {
+        u64::from_le_bytes(self.entry[..8].try_into().unwrap())
+    }
+
+    /// The stream's model entry: [`Decoder::hash`], then [`Decoder::bytes`].
+    pub fn entry(&self) -> &[u8] {
+        &self.entry
+    }
+
+    /// Reads [`Decoder::bytes`], checking the size and that every number is finite.
     pub fn from_bytes(bytes: &[u8]) -> Result<Decoder> {
         let mut tensors = vec![Vec::new(); 4];
-        let want: usize = 1 + DECODER
-            .map(|i| TENSORS[i].1.iter().product::<usize>())
-            .sum::<usize>();
-        if bytes.len() != 4 * want {
+        if bytes.len() != DECODER_LEN {
             return Err(Error::Corrupt(format!(
-                "base model decoder has {} bytes, expected {}",
-                bytes.len(),
-                4 * want
+                "base model decoder has {} bytes, expected {DECODER_LEN}",
+                bytes.len()
             )));
         }
         let mut vals = bytes
@@ -148,11 +149,13 @@ impl Decoder {
             ));
         }
         let all: Vec<Vec<f32>> = std::iter::repeat_n(Vec::new(), 4).chain(tensors).collect();
+        let mut entry = xxh3_64(bytes).to_le_bytes().to_vec();
+        entry.extend_from_slice(bytes);
         Ok(Decoder {
             dec1: layer(&all, 4),
             dec2: layer(&all, 6),
             latent_step,
-            hash: xxh3_64(bytes),
+            entry,
         })
     }
 

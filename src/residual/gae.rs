@@ -7,7 +7,7 @@
 //!
 //! Payload: specials | K u8 | basis K×64 f32 | step f64 | zstd(mask bits, lengths, coefficients)
 
-use super::lbrc::{as_type, put_bits, read_specials, write_specials};
+use super::lbrc::{as_type, put_bits, read_specials, value_bits, write_specials};
 use crate::bound::{BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::entropy::ints;
@@ -31,10 +31,6 @@ fn cells(shape: [usize; 3], (i, j0, k0): (usize, usize, usize)) -> [Option<usize
         let (j, k) = (j0 + n / P, k0 + n % P);
         (j < b && k < c).then(|| (i * b + j) * c + k)
     })
-}
-
-fn meets(stats: &ErrorStats, bound: BlockBound) -> bool {
-    stats.meets(bound)
 }
 
 /// Eigenvectors of the symmetric matrix `m` (N×N, row-major), as columns sorted by decreasing
@@ -113,7 +109,9 @@ pub fn encode(
         return None;
     }
     let all: Vec<(usize, usize, usize)> = patches(shape).collect();
-    // Residual of each patch, and whether the base alone meets the bound there.
+    // Whether the base alone meets the bound in each patch; where it does, its errors are
+    // the block's there.
+    let mut stats = ErrorStats::default();
     let mut failing = Vec::new();
     let mut mask = vec![false; all.len()];
     for (pi, &p) in all.iter().enumerate() {
@@ -121,7 +119,9 @@ pub fn encode(
         for i in cells(shape, p).into_iter().flatten() {
             st.add(values[i], as_type(b_at(i), dtype));
         }
-        if !meets(&st, bound) {
+        if st.meets(bound) {
+            stats.merge(&st);
+        } else {
             mask[pi] = true;
             failing.push(pi);
         }
@@ -143,17 +143,9 @@ pub fn encode(
     let basis: Vec<f64> = eigenvectors(cov).iter().map(|&v| v as f32 as f64).collect();
     let mut lengths = Vec::with_capacity(failing.len());
     let mut coeffs: Vec<i64> = Vec::new();
-    let mut stats = ErrorStats::default();
     let mut used = 0usize;
-    let mut recon = vec![0.0f64; values.len()];
-    for (pi, &p) in all.iter().enumerate() {
-        let cl = cells(shape, p);
-        if !mask[pi] {
-            for i in cl.into_iter().flatten() {
-                recon[i] = as_type(b_at(i), dtype);
-            }
-            continue;
-        }
+    for &pi in &failing {
+        let cl = cells(shape, all[pi]);
         let r: Vec<f64> = cl.iter().map(|&c| residual(c)).collect();
         let q: Vec<i64> = (0..N)
             .map(|j| {
@@ -172,7 +164,7 @@ pub fn encode(
                     st.add(values[i], as_type(b_at(i) + acc[n], dtype));
                 }
             }
-            if meets(&st, bound) {
+            if st.meets(bound) {
                 break Some(st);
             }
             if k == N {
@@ -184,24 +176,10 @@ pub fn encode(
             }
             k += 1;
         };
-        let st = ok?;
-        stats.merge(&st);
-        for (n, c) in cl.iter().enumerate() {
-            if let Some(i) = *c {
-                recon[i] = as_type(b_at(i) + acc[n], dtype);
-            }
-        }
+        stats.merge(&ok?);
         used = used.max(k);
         lengths.push(k as u8);
         coeffs.extend_from_slice(&q[..k]);
-    }
-    // Patches within the bound count with their actual errors too.
-    for (pi, &p) in all.iter().enumerate() {
-        if !mask[pi] {
-            for i in cells(shape, p).into_iter().flatten() {
-                stats.add(values[i], recon[i]);
-            }
-        }
     }
     if !stats.meets(bound) {
         return None;
@@ -280,11 +258,14 @@ pub fn decode(
         .collect();
     let lengths = br.bytes(masked.len())?.to_vec();
     let mut out = vec![0u8; n_vals * dtype.size()];
-    let bits_of = |v: f64| match dtype {
-        ElementType::F32 => (v as f32).to_bits() as u64,
-        ElementType::F64 => v.to_bits(),
-    };
-    (0..n_vals).for_each(|i| put_bits(&mut out, dtype, i, bits_of(as_type(b_at(i), dtype))));
+    (0..n_vals).for_each(|i| {
+        put_bits(
+            &mut out,
+            dtype,
+            i,
+            value_bits(dtype, as_type(b_at(i), dtype)),
+        )
+    });
     for (&pi, &k) in masked.iter().zip(&lengths) {
         let k = k as usize;
         if k > used {
@@ -304,7 +285,7 @@ pub fn decode(
                     &mut out,
                     dtype,
                     i,
-                    bits_of(as_type(b_at(i) + acc[n], dtype)),
+                    value_bits(dtype, as_type(b_at(i) + acc[n], dtype)),
                 );
             }
         }

@@ -85,6 +85,14 @@ pub(crate) fn read_specials(
 }
 
 /// Writes element `i` of `out` (little-endian bytes of `dtype`) from its bits.
+/// The bits `v` is stored with as an element of `dtype` (v already rounded through it).
+pub(crate) fn value_bits(dtype: ElementType, v: f64) -> u64 {
+    match dtype {
+        ElementType::F32 => (v as f32).to_bits() as u64,
+        ElementType::F64 => v.to_bits(),
+    }
+}
+
 pub(crate) fn put_bits(out: &mut [u8], dtype: ElementType, i: usize, bits: u64) {
     match dtype {
         ElementType::F32 => out[4 * i..4 * i + 4].copy_from_slice(&(bits as u32).to_le_bytes()),
@@ -761,18 +769,20 @@ pub fn decode(
             ));
         }
     }
-    let bits_of = |v: f64| match dtype {
-        ElementType::F32 => (v as f32).to_bits() as u64,
-        ElementType::F64 => v.to_bits(),
-    };
     if constant {
         match base {
             None => {
-                let bits = bits_of(as_type(offset, dtype));
+                let bits = value_bits(dtype, as_type(offset, dtype));
                 (0..n).for_each(|i| put_bits(&mut out, dtype, i, bits));
             }
-            Some(b) => (0..n)
-                .for_each(|i| put_bits(&mut out, dtype, i, bits_of(as_type(b[i] + offset, dtype)))),
+            Some(b) => (0..n).for_each(|i| {
+                put_bits(
+                    &mut out,
+                    dtype,
+                    i,
+                    value_bits(dtype, as_type(b[i] + offset, dtype)),
+                )
+            }),
         }
         for (i, b) in read_specials(&mut r, n, dtype)? {
             put_bits(&mut out, dtype, i, b);
@@ -811,7 +821,7 @@ pub fn decode(
                 &mut out,
                 dtype,
                 i,
-                bits_of(reconstruct_on(b[i], offset, step, v, dtype)),
+                value_bits(dtype, reconstruct_on(b[i], offset, step, v, dtype)),
             );
         }
         for (i, bits) in specials {

@@ -61,7 +61,7 @@ pub fn run(fields: &[Field], args: &TrainArgs) -> Result<(), String> {
             "  {}: base model alone reaches NRMSE {nrmse:.3e} at {bits:.3} bits/value (latents, coded; \
              model decoder {} bytes)",
             f.name,
-            model.decoder.to_bytes().len()
+            model.decoder.bytes().len()
         );
     }
     Ok(())
