@@ -45,6 +45,9 @@
 // A base model file is missing or unusable, or a stream's model does not match its hash.
 #define RESIDUUM_ERR_MODEL 8
 
+// Beyond a limit: a stream claims more than the decode limit or than memory can hold.
+#define RESIDUUM_ERR_LIMIT 9
+
 // Element type code of float (the stream's type byte, `ElementType::F32`).
 #define RESIDUUM_FLOAT 1
 

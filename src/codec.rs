@@ -5,15 +5,15 @@
 //! are verified against the target on their actual reconstruction; a block no step can serve is
 //! coded losslessly.
 
-use crate::base::{self, Decoder, Model};
+use crate::base::{self, Model};
 use crate::block::{default_block, fold3, Grid};
 use crate::bound::{finite_min_max, span, BlockBound, ErrorStats, Target};
 use crate::dtype::ElementType;
-use crate::entropy::{decode_bytes, encode_bytes, ints, Coded};
+use crate::entropy::{encode_bytes, ints, Coded};
 use crate::error::{Error, Result};
 use crate::format::{self, checked_len, grid_len, header_len, BlockKind, StreamInfo};
 use crate::params::{Config, IntCoder, Range, Residual};
-use crate::pipeline::{default_threads, two_stage};
+use crate::pipeline::{default_threads, two_stage, MAX_THREADS};
 use crate::residual::{gae, lbrc};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Floating-point element types residuum compresses.
-pub trait Float: bytemuck::Pod + private::Sealed {
+pub trait Float: bytemuck::Pod + Default + private::Sealed {
     const TYPE: ElementType;
 }
 impl Float for f32 {
@@ -36,7 +36,7 @@ mod private {
     impl Sealed for f64 {}
 }
 
-/// A configured compressor. Decoding needs no configuration: see [`decode`].
+/// A configured compressor. Decoding needs no configuration: see [`crate::decode()`].
 #[derive(Debug, Clone, Default)]
 pub struct Codec {
     config: Config,
@@ -196,24 +196,6 @@ fn put_base(p: &base::Predicted, out: &mut Vec<u8>) {
     out.extend_from_slice(&p.coded_latents);
 }
 
-/// Reads [`put_base`]'s bytes and returns the prediction for a block of `shape`.
-fn read_base(
-    r: &mut crate::entropy::ints::Reader,
-    dec: Option<&Decoder>,
-    shape: [usize; 3],
-) -> Result<Vec<f64>> {
-    let dec = dec.ok_or_else(|| {
-        Error::Model("a block is coded over a base model, but the stream carries none".into())
-    })?;
-    let f = |b: &[u8]| f64::from_le_bytes(b.try_into().unwrap());
-    let norm = base::Norm {
-        mean: f(r.bytes(8)?),
-        scale: f(r.bytes(8)?),
-    };
-    let len = r.varint()? as usize;
-    base::predict_from(dec, r.bytes(len)?, shape, norm)
-}
-
 impl Codec {
     pub fn new(config: Config) -> Result<Self> {
         let threads = match config.threads {
@@ -249,9 +231,10 @@ impl Codec {
         .with_threads(threads)
     }
 
-    /// The same codec on `threads` threads (from the shared pools: cheap).
+    /// The same codec on `threads` threads (from the shared pools: cheap), at most
+    /// [`MAX_THREADS`].
     pub fn with_threads(&self, threads: usize) -> Result<Self> {
-        let threads = threads.max(1);
+        let threads = threads.clamp(1, MAX_THREADS);
         Ok(Codec {
             config: self.config.clone(),
             threads,
@@ -430,9 +413,11 @@ impl Codec {
         })
     }
 
-    /// [`decode_into`] on the codec's threads (the same bytes for any count).
+    /// [`crate::decode_into`] on the codec's threads (the same bytes for any count).
     pub fn decode_into(&self, stream: &[u8], out: &mut [u8]) -> Result<usize> {
-        self.run(!self.serial(), |par| decode_blocks(stream, out, par))
+        self.run(!self.serial(), |par| {
+            crate::decode::decode_blocks(stream, out, par)
+        })
     }
 
     fn serial(&self) -> bool {
@@ -590,26 +575,12 @@ pub fn raw_to_f64(raw: &[u8], dtype: ElementType) -> Vec<f64> {
     match dtype {
         ElementType::F32 => raw
             .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .map(|c| crate::dtype::f32_to_f64(u32::from_le_bytes(c.try_into().unwrap())))
             .collect(),
         ElementType::F64 => raw
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
             .collect(),
-    }
-}
-
-/// `f` over the block indices `0..n`, in parallel in the current pool unless `serial` or there
-/// is one block (sparing the hand-over to another thread). Results in index order.
-fn map_blocks<T: Send>(
-    n: usize,
-    serial: bool,
-    f: impl Fn(usize) -> Result<T> + Sync + Send,
-) -> Result<Vec<T>> {
-    if serial || n <= 1 {
-        (0..n).map(f).collect()
-    } else {
-        (0..n).into_par_iter().map(f).collect()
     }
 }
 
@@ -655,102 +626,4 @@ fn check_shape(dims: &[usize], dtype: ElementType, data_len: usize) -> Result<()
         });
     }
     Ok(())
-}
-
-/// Reads a stream's header: type, shape, target, block shape.
-pub fn stream_info(stream: &[u8]) -> Result<StreamInfo> {
-    Ok(format::parse(stream)?.info)
-}
-
-/// Decodes `stream` into `out` (little-endian element bytes), which must hold at least
-/// [`StreamInfo::decoded_len`] bytes; exactly that many are written. Returns the count.
-/// Blocks decode in parallel in the current rayon pool; [`Codec::decode_into`] limits that
-/// to the codec's threads.
-pub fn decode_into(stream: &[u8], out: &mut [u8]) -> Result<usize> {
-    decode_blocks(stream, out, true)
-}
-
-fn decode_blocks(stream: &[u8], out: &mut [u8], par: bool) -> Result<usize> {
-    let parsed = format::parse(stream)?;
-    let info = &parsed.info;
-    let len = info.decoded_len();
-    if out.len() < len {
-        return Err(Error::OutputTooSmall {
-            needed: len,
-            got: out.len(),
-        });
-    }
-    let grid = info.grid();
-    let dtype = info.dtype;
-    let decoder = parsed.model()?.map(Decoder::from_bytes).transpose()?;
-    let blocks = map_blocks(grid.len(), !par, |i| {
-        let b = grid.block(i);
-        let entry = &parsed.entries[i];
-        let payload = parsed.payload(i)?;
-        let bytes = b.len() * dtype.size();
-        match entry.kind {
-            BlockKind::Raw | BlockKind::Zstd => {
-                let mut raw = vec![0u8; bytes];
-                decode_bytes(entry.kind, payload, &mut raw)?;
-                Ok(raw)
-            }
-            _ if info.target == Target::Lossless => {
-                Err(Error::Corrupt("lossy block in a lossless stream".into()))
-            }
-            BlockKind::Constant | BlockKind::Lbrc => lbrc::decode(
-                payload,
-                None,
-                b.shape,
-                dtype,
-                entry.kind == BlockKind::Constant,
-            ),
-            BlockKind::BaseLbrc => {
-                let mut r = crate::entropy::ints::Reader::new(payload);
-                let pred = read_base(&mut r, decoder.as_ref(), b.shape)?;
-                let constant = match r.bytes(1)?[0] {
-                    0 => true,
-                    1 => false,
-                    k => return Err(Error::Corrupt(format!("unknown residual kind {k}"))),
-                };
-                lbrc::decode(r.rest(), Some(&pred), b.shape, dtype, constant)
-            }
-            BlockKind::Gae => {
-                let mut r = crate::entropy::ints::Reader::new(payload);
-                let pred = match r.bytes(1)?[0] {
-                    0 => None,
-                    1 => Some(read_base(&mut r, decoder.as_ref(), b.shape)?),
-                    k => return Err(Error::Corrupt(format!("unknown GAE base {k}"))),
-                };
-                gae::decode(r.rest(), pred.as_deref(), b.shape, dtype)
-            }
-            BlockKind::Model => Err(Error::Corrupt("model entry inside the block grid".into())),
-        }
-    })?;
-    for (i, raw) in blocks.iter().enumerate() {
-        grid.scatter_bytes(raw, &mut out[..len], dtype, &grid.block(i));
-    }
-    Ok(len)
-}
-
-/// Decodes a stream into its header and element bytes.
-pub fn decode(stream: &[u8]) -> Result<(StreamInfo, Vec<u8>)> {
-    let info = stream_info(stream)?;
-    let mut out = vec![0u8; info.decoded_len()];
-    decode_into(stream, &mut out)?;
-    Ok((info, out))
-}
-
-/// Decodes a stream of `T` elements.
-pub fn decode_as<T: Float>(stream: &[u8]) -> Result<(Vec<usize>, Vec<T>)> {
-    let info = stream_info(stream)?;
-    if info.dtype != T::TYPE {
-        return Err(Error::UnsupportedType(format!(
-            "stream holds {}, {} requested",
-            info.dtype,
-            T::TYPE
-        )));
-    }
-    let mut out = vec![T::zeroed(); info.element_count()];
-    decode_into(stream, bytemuck::cast_slice_mut(&mut out))?;
-    Ok((info.dims, out))
 }

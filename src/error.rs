@@ -42,6 +42,23 @@ pub enum Error {
     /// ADIOS2 or MPI failed (the C API's step writer).
     #[error("{0}")]
     Io(String),
+    /// Beyond a limit: a decode limit, memory that cannot be had, a thread count.
+    #[error("limit: {0}")]
+    Limit(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// A vector of `n` zeros, allocated fallibly: a size taken from a stream must give an error
+/// when the memory cannot be had, not abort the process. The memory is asked for first
+/// (`try_reserve`), then taken zeroed, which the OS maps lazily: the pages a decoder that stops
+/// early never reaches cost nothing.
+pub(crate) fn try_vec<T: Clone + Default>(n: usize, what: &str) -> Result<Vec<T>> {
+    Vec::<T>::new().try_reserve_exact(n).map_err(|_| {
+        Error::Limit(format!(
+            "cannot allocate {} bytes for {what}",
+            n.saturating_mul(std::mem::size_of::<T>())
+        ))
+    })?;
+    Ok(vec![T::default(); n])
 }

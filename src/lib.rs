@@ -14,6 +14,7 @@ pub mod base;
 pub mod block;
 pub mod bound;
 pub mod codec;
+pub mod decode;
 pub mod dtype;
 pub mod entropy;
 pub mod error;
@@ -26,7 +27,10 @@ pub mod pipeline;
 pub mod residual;
 
 pub use bound::Target;
-pub use codec::{decode, decode_as, decode_into, stream_info, Codec, CompressStats, Float};
+pub use codec::{Codec, CompressStats, Float};
+pub use decode::{
+    decode, decode_as, decode_as_with, decode_into, decode_with, stream_info, DecodeOptions,
+};
 pub use dtype::ElementType;
 pub use error::{Error, Result};
 pub use format::StreamInfo;

@@ -158,6 +158,13 @@ fn unsupported_type_and_null_pointers_are_errors() {
         let st = residuum_decompress(ptr::null(), 10, out.as_mut_ptr(), 256, &mut n);
         assert_eq!(st, RESIDUUM_ERR_INVALID_ARGUMENT);
         assert_eq!(residuum_max_compressed_size(c, 9, 1, dims.as_ptr()), 0);
+        // A shape whose size overflows is invalid too: 0, as the header documents, not SIZE_MAX.
+        let huge = [usize::MAX / 2, 3];
+        assert_eq!(
+            residuum_max_compressed_size(c, RESIDUUM_FLOAT, 2, huge.as_ptr()),
+            0
+        );
+        assert!(last_error().contains("overflows"), "{}", last_error());
         residuum_codec_free(c);
         residuum_codec_free(ptr::null_mut());
     }

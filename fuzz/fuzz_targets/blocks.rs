@@ -10,10 +10,20 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 4 {
         return;
     }
-    let shape = [1 + (data[0] % 8) as usize, 1 + (data[1] % 16) as usize, 1 + (data[2] % 32) as usize];
+    // Small shapes, or (flag 16) large ones up to 2^24 values: a payload must not make the
+    // decoder allocate for more values than it can hold.
+    let shape = if data[3] & 16 == 0 {
+        [1 + (data[0] % 8) as usize, 1 + (data[1] % 16) as usize, 1 + (data[2] % 32) as usize]
+    } else {
+        [1 << (data[0] % 9), 1 << (data[1] % 9), 1 << (data[2] % 9)]
+    };
     let dtype = if data[3] & 1 == 0 { ElementType::F32 } else { ElementType::F64 };
     let n: usize = shape.iter().product();
-    let base: Vec<f64> = (0..n).map(|i| (i % 13) as f64 * 0.25 - 1.0).collect();
+    let base: Vec<f64> = if data[3] & 4 != 0 {
+        (0..n).map(|i| (i % 13) as f64 * 0.25 - 1.0).collect()
+    } else {
+        Vec::new()
+    };
     let base = (data[3] & 4 != 0).then_some(base.as_slice());
     if data[3] & 8 == 0 {
         let _ = lbrc::decode(&data[4..], base, shape, dtype, data[3] & 2 != 0);

@@ -538,6 +538,14 @@ impl BitWriter {
 /// Decodes what [`encode`] (or another coder) wrote for a block of `shape`.
 pub fn decode(payload: &[u8], shape: [usize; 3]) -> Result<Vec<i64>> {
     let n: usize = shape.iter().product();
+    // A block that claims more values than its bytes can hold is refused before its buffers
+    // are allocated.
+    if let Some(cap) = max_values(payload)?.filter(|&cap| n as u64 > cap) {
+        return Err(Error::Corrupt(format!(
+            "{n} values claimed, but {} bytes of coded integers hold at most {cap}",
+            payload.len()
+        )));
+    }
     let mut r = Reader::new(payload);
     match r.bytes(1)?[0] {
         CONTEXT => decode_lanes(r, shape, n),
@@ -545,6 +553,56 @@ pub fn decode(payload: &[u8], shape: [usize; 3]) -> Result<Vec<i64>> {
         PLANES => decode_planes(r, n),
         other => Err(Error::Corrupt(format!("unknown integer coder {other}"))),
     }
+}
+
+/// The most values a payload of [`decode`] can hold, or `None` where there is no limit (a
+/// context whose table has a single symbol codes it in zero bits; bit planes all zero are not
+/// stored). Reads only the coder's tables and lengths, so a stream that claims more values than
+/// its bytes can hold is refused before anything is allocated for them.
+pub fn max_values(payload: &[u8]) -> Result<Option<u64>> {
+    let mut r = Reader::new(payload);
+    match r.bytes(1)?[0] {
+        CONTEXT => {
+            let tables = read_tables(&mut r, PROB_BITS)?;
+            let lanes = [r.chunk()?.len(), r.chunk()?.len()];
+            Ok(rans_capacity(&tables, PROB_BITS, &lanes))
+        }
+        CONTEXT_V1 => {
+            let tables = read_tables(&mut r, V1_PROB_BITS)?;
+            Ok(rans_capacity(&tables, V1_PROB_BITS, &[r.chunk()?.len()]))
+        }
+        PLANES => {
+            if r.bytes(1)?[0] == 0 {
+                return Ok(None);
+            }
+            let len = r.varint()? as usize;
+            let plane = zstd::zstd_safe::get_frame_content_size(r.bytes(len)?)
+                .map_err(|_| Error::Corrupt("bit plane is not a zstd frame".into()))?;
+            // Each plane holds one bit per value.
+            Ok(plane.map(|bytes| bytes.saturating_mul(8)))
+        }
+        other => Err(Error::Corrupt(format!("unknown integer coder {other}"))),
+    }
+}
+
+/// Values the rANS lanes of `lane_lens` bytes (4-byte state + renormalisation bytes) can decode
+/// at most, when no symbol has the whole probability range M = 2^p. Decoding a symbol of
+/// frequency f <= M − 1 from state x takes x to x − (M − f)·⌊x/M⌋ − start <= x − ⌊x/M⌋. A step
+/// that leaves x >= L (so x was >= L) shrinks log2(x + 1) by at least 2^−p − 2^−23 >= 2^−(p+1);
+/// a step that leaves x < L is followed by a byte read, which adds at most 8 to log2(x + 1),
+/// as the initial state adds 32. A valid lane reads exactly its bytes, so it decodes at most
+/// B + (32 + 8B)·2^(p+1) values, B its renormalisation bytes; more fail at its end anyway.
+fn rans_capacity(tables: &[(usize, Table)], p: u32, lane_lens: &[usize]) -> Option<u64> {
+    let lone = tables.iter().any(|(_, t)| t.freq.contains(&(1 << p)));
+    (!lone).then(|| {
+        lane_lens
+            .iter()
+            .map(|&len| {
+                let b = len.saturating_sub(4) as u64;
+                b + (32 + 8 * b) * (2u64 << p)
+            })
+            .fold(0u64, u64::saturating_add)
+    })
 }
 
 /// Reads `nb` ≤ 56 bits at bit position `pos` (MSB first), zeros past the end (which the
@@ -644,10 +702,17 @@ impl<'a, const P: u32> Lane<'a, P> {
         self.cur.advance(shape);
     }
 
-    fn finish(&self) -> Result<()> {
+    /// Whether the lane has read past its bytes: a valid lane never does, so a payload that
+    /// claims more values than it holds is caught here, early.
+    fn overrun(&self) -> Result<()> {
         if self.pos > self.rans.len() || self.bit_pos > self.bits.len() * 8 {
             return Err(Error::Truncated("lane ends early".into()));
         }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<()> {
+        self.overrun()?;
         if self.pos != self.rans.len() || self.x != RANS_L {
             return Err(Error::Corrupt(
                 "rANS stream does not end where it should".into(),
@@ -666,25 +731,39 @@ fn decode_lanes(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>> 
     let rans = [r.chunk()?, r.chunk()?];
     let bits_a = r.chunk()?;
     let split = lane_split(shape).min(n);
-    let mut k = vec![0u8; n];
-    let mut out = vec![0i64; n];
+    let mut k = crate::error::try_vec::<u8>(n, "decoding")?;
+    let mut out = crate::error::try_vec::<i64>(n, "decoding")?;
     let (ka, kb) = k.split_at_mut(split);
     let (oa, ob) = out.split_at_mut(split);
     let mut a = Lane::<PROB_BITS>::new(rans[0], bits_a, 0, shape, ka, oa)?;
     let mut b = Lane::<PROB_BITS>::new(rans[1], r.rest(), split, shape, kb, ob)?;
     let mut bad = 0;
     // Lane A holds at least as many values as lane B; both chains advance in one loop.
-    for _ in 0..n - split {
-        a.step(&slots, &base, shape, &mut bad);
-        b.step(&slots, &base, shape, &mut bad);
+    for run in runs(n - split) {
+        for _ in run {
+            a.step(&slots, &base, shape, &mut bad);
+            b.step(&slots, &base, shape, &mut bad);
+        }
+        a.overrun()?;
+        b.overrun()?;
     }
-    for _ in n - split..split {
-        a.step(&slots, &base, shape, &mut bad);
+    for run in runs(split - (n - split)) {
+        for _ in run {
+            a.step(&slots, &base, shape, &mut bad);
+        }
+        a.overrun()?;
     }
     check_bad(bad)?;
     a.finish()?;
     b.finish()?;
     Ok(out)
+}
+
+/// `0..n` in runs of 2^12 steps, between which a decoder checks that its lanes have not run
+/// out of bytes: a lying payload stops after the values it holds, not after all it claims.
+fn runs(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    const RUN: usize = 1 << 12;
+    (0..n.div_ceil(RUN)).map(move |r| r * RUN..((r + 1) * RUN).min(n))
 }
 
 fn check_bad(bad: u32) -> Result<()> {
@@ -698,12 +777,15 @@ fn check_bad(bad: u32) -> Result<()> {
 fn decode_v1(mut r: Reader, shape: [usize; 3], n: usize) -> Result<Vec<i64>> {
     let (slots, base) = read_slots(&mut r, V1_PROB_BITS)?;
     let rans = r.chunk()?;
-    let mut k = vec![0u8; n];
-    let mut out = vec![0i64; n];
+    let mut k = crate::error::try_vec::<u8>(n, "decoding")?;
+    let mut out = crate::error::try_vec::<i64>(n, "decoding")?;
     let mut lane = Lane::<V1_PROB_BITS>::new(rans, r.rest(), 0, shape, &mut k, &mut out)?;
     let mut bad = 0;
-    for _ in 0..n {
-        lane.step(&slots, &base, shape, &mut bad);
+    for run in runs(n) {
+        for _ in run {
+            lane.step(&slots, &base, shape, &mut bad);
+        }
+        lane.overrun()?;
     }
     check_bad(bad)?;
     lane.finish()?;
@@ -733,8 +815,8 @@ fn decode_planes(mut r: Reader, n: usize) -> Result<Vec<i64>> {
     if nbits > 64 {
         return Err(Error::Corrupt("more than 64 bit planes".into()));
     }
-    let mut z = vec![0u64; n];
-    let mut packed = vec![0u8; n.div_ceil(8)];
+    let mut z = crate::error::try_vec::<u64>(n, "decoding")?;
+    let mut packed = crate::error::try_vec::<u8>(n.div_ceil(8), "decoding")?;
     for p in (0..nbits).rev() {
         let len = r.varint()? as usize;
         let got = zstd::bulk::decompress_to_buffer(r.bytes(len)?, &mut packed[..])

@@ -9,7 +9,7 @@ pub mod insitu;
 #[cfg(feature = "adios")]
 pub mod writer;
 
-use crate::codec::{self, Codec};
+use crate::codec::Codec;
 use crate::dtype::ElementType;
 use crate::error::Error;
 use std::cell::RefCell;
@@ -34,6 +34,8 @@ pub const RESIDUUM_ERR_NO_PLUGIN: c_int = 6;
 pub const RESIDUUM_ERR_IO: c_int = 7;
 /// A base model file is missing or unusable, or a stream's model does not match its hash.
 pub const RESIDUUM_ERR_MODEL: c_int = 8;
+/// Beyond a limit: a stream claims more than the decode limit or than memory can hold.
+pub const RESIDUUM_ERR_LIMIT: c_int = 9;
 
 /// Element type code of float (the stream's type byte, `ElementType::F32`).
 pub const RESIDUUM_FLOAT: c_int = 1;
@@ -69,6 +71,7 @@ fn status_of(e: &Error) -> c_int {
         Error::NoPlugin(_) => RESIDUUM_ERR_NO_PLUGIN,
         Error::Io(_) => RESIDUUM_ERR_IO,
         Error::Model(_) => RESIDUUM_ERR_MODEL,
+        Error::Limit(_) => RESIDUUM_ERR_LIMIT,
     }
 }
 
@@ -211,8 +214,13 @@ pub unsafe extern "C" fn residuum_max_compressed_size(
         // SAFETY: per this function's contract.
         let codec = unsafe { codec.as_ref() }.ok_or_else(|| null_arg("codec"))?;
         let dims = unsafe { slice(dims, ndims, "dims")? };
-        size = codec.codec.max_compressed_len(dtype_of(dtype)?, dims);
-        Ok(())
+        let dtype = dtype_of(dtype)?;
+        // The length saturates for shapes too large to address: those are invalid (0).
+        crate::format::checked_len(dims, dtype)
+            .map(|_| codec.codec.max_compressed_len(dtype, dims))
+            .filter(|&n| n <= isize::MAX as usize)
+            .map(|n| size = n)
+            .ok_or_else(|| Error::BadShape(format!("{dims:?}: the stream size overflows")))
     });
     size
 }
@@ -298,7 +306,7 @@ pub unsafe extern "C" fn residuum_stream_info(
 ) -> c_int {
     guard(|| {
         // SAFETY: per this function's contract.
-        let info = codec::stream_info(unsafe { slice(stream, size, "stream")? })?;
+        let info = crate::decode::stream_info(unsafe { slice(stream, size, "stream")? })?;
         unsafe {
             if let Some(p) = decoded_bytes.as_mut() {
                 *p = info.decoded_len();
@@ -331,7 +339,7 @@ pub unsafe extern "C" fn residuum_decompress(
         // SAFETY: per this function's contract.
         let stream = unsafe { slice(stream, size, "stream")? };
         let out = unsafe { slice_mut(out, out_capacity, "out")? };
-        let n = codec::decode_into(stream, out)?;
+        let n = crate::decode::decode_into(stream, out)?;
         unsafe { out_size.as_mut() }
             .map(|s| *s = n)
             .ok_or_else(|| null_arg("out_size"))

@@ -257,7 +257,7 @@ pub fn decode(
         .filter(|&pi| bits[pi / 8] >> (pi % 8) & 1 == 1)
         .collect();
     let lengths = br.bytes(masked.len())?.to_vec();
-    let mut out = vec![0u8; n_vals * dtype.size()];
+    let mut out = crate::error::try_vec::<u8>(n_vals * dtype.size(), "a decoded block")?;
     (0..n_vals).for_each(|i| {
         put_bits(
             &mut out,

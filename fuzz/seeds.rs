@@ -1,0 +1,62 @@
+//! Writes seed streams for the fuzz targets: real one-block streams of every block kind, and the
+//! same streams with valid headers (correct checksums) that claim huge arrays.
+//! `cargo run --release --bin seeds -- corpus/decode corpus/blocks`
+
+use residuum::Codec;
+use std::path::Path;
+
+/// The one-block `stream` re-headed to claim `n` values (one block over them).
+fn claim(stream: &[u8], n: u64) -> Vec<u8> {
+    let ndims = stream[8] as usize;
+    let table = 20 + 8 * ndims + 24 + 8;
+    let entry = &stream[table..table + 17];
+    let mut h = stream[..20].to_vec();
+    h[8] = 1;
+    for v in [n, 1, 1, n, 1] {
+        h.extend_from_slice(&v.to_le_bytes());
+    }
+    h.extend_from_slice(entry);
+    let sum = xxhash_rust::xxh3::xxh3_64(&h);
+    h.extend_from_slice(&sum.to_le_bytes());
+    h.extend_from_slice(&stream[table + 17 + 8..]);
+    h
+}
+
+fn main() {
+    let dirs: Vec<String> = std::env::args().skip(1).collect();
+    let (decode_dir, blocks_dir) = (Path::new(&dirs[0]), Path::new(&dirs[1]));
+    std::fs::create_dir_all(decode_dir).unwrap();
+    std::fs::create_dir_all(blocks_dir).unwrap();
+    let wave: Vec<f32> = (0..4096).map(|i| (i as f32 * 0.37).sin() * 10.0).collect();
+    let flat = vec![2.5f32; 4096];
+    let kinds: [(&str, &[(&str, &str)], &[f32]); 6] = [
+        ("lbrc", &[("nrmse", "1e-4")], &wave),
+        ("ls", &[("abs", "1e-3")], &wave),
+        ("planes", &[("abs", "1e-3"), ("coder", "planes")], &wave),
+        ("gae", &[("nrmse", "1e-3"), ("residual", "gae")], &wave),
+        ("constant", &[("nrmse", "1e-3")], &flat),
+        ("zstd", &[("mode", "lossless")], &flat),
+    ];
+    for (name, pairs, data) in kinds {
+        let s = Codec::from_pairs(pairs.iter().copied())
+            .unwrap()
+            .compress(&[4096], data)
+            .unwrap();
+        std::fs::write(decode_dir.join(name), &s).unwrap();
+        for bits in [20u32, 28, 36, 44, 62] {
+            std::fs::write(decode_dir.join(format!("{name}-2e{bits}")), claim(&s, 1 << bits))
+                .unwrap();
+        }
+        // The blocks target: 4 bytes of shape and flags (large shapes, f32), then the payload.
+        let table = 20 + 8 + 24 + 8;
+        // A GAE block's payload starts with its base flag, which the codec reads.
+        let payload = &s[table + 17 + 8 + (name == "gae") as usize..];
+        for (flags, shape) in [(0u8, [7u8, 15, 31]), (16, [8, 8, 8]), (16, [4, 4, 4])] {
+            let constant = (name == "constant") as u8 * 2;
+            let gae = (name == "gae") as u8 * 8;
+            let mut seed = vec![shape[0], shape[1], shape[2], flags | constant | gae];
+            seed.extend_from_slice(payload);
+            std::fs::write(blocks_dir.join(format!("{name}-{flags}-{}", shape[0])), seed).unwrap();
+        }
+    }
+}

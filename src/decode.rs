@@ -1,0 +1,274 @@
+//! Decoding a stream: the header and block table ([`format`]), then each block by its kind, in
+//! parallel. Sizes come from the stream, so they are checked before they are allocated: against
+//! a decode limit, against what each block's payload can hold at most, and by fallible
+//! allocation.
+
+use crate::base::{self, Decoder};
+use crate::bound::Target;
+use crate::codec::Float;
+use crate::dtype::ElementType;
+use crate::entropy::{decode_bytes, ints};
+use crate::error::{try_vec, Error, Result};
+use crate::format::{self, BlockKind, Parsed, StreamInfo};
+use crate::residual::{gae, lbrc};
+use rayon::prelude::*;
+
+/// Limits on what decoding may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// The largest decoded array, in bytes, that [`decode_with`] and [`decode_as_with`] allocate
+    /// (default 64 GiB). Streams are also refused where their payloads cannot hold what their
+    /// header claims, and where the memory cannot be had, whatever this limit.
+    pub max_decoded_bytes: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions {
+            max_decoded_bytes: 1 << 36,
+        }
+    }
+}
+
+/// `f` over the block indices `0..n`, in parallel in the current pool unless `serial` or there
+/// is one block (sparing the hand-over to another thread). Results in index order.
+fn map_blocks<T: Send>(
+    n: usize,
+    serial: bool,
+    f: impl Fn(usize) -> Result<T> + Sync + Send,
+) -> Result<Vec<T>> {
+    if serial || n <= 1 {
+        (0..n).map(f).collect()
+    } else {
+        (0..n).into_par_iter().map(f).collect()
+    }
+}
+
+/// Reads a stream's header: type, shape, target, block shape.
+pub fn stream_info(stream: &[u8]) -> Result<StreamInfo> {
+    Ok(format::parse(stream)?.info)
+}
+
+/// Decodes `stream` into `out` (little-endian element bytes), which must hold at least
+/// [`StreamInfo::decoded_len`] bytes; exactly that many are written. Returns the count.
+/// Blocks decode in parallel in the current rayon pool; [`Codec::decode_into`] limits that
+/// to the codec's threads.
+pub fn decode_into(stream: &[u8], out: &mut [u8]) -> Result<usize> {
+    decode_blocks(stream, out, true)
+}
+
+pub(crate) fn decode_blocks(stream: &[u8], out: &mut [u8], par: bool) -> Result<usize> {
+    let parsed = format::parse(stream)?;
+    check_capacity(&parsed)?;
+    decode_parsed(&parsed, out, par)
+}
+
+fn decode_parsed(parsed: &Parsed, out: &mut [u8], par: bool) -> Result<usize> {
+    let info = &parsed.info;
+    let len = info.decoded_len();
+    if out.len() < len {
+        return Err(Error::OutputTooSmall {
+            needed: len,
+            got: out.len(),
+        });
+    }
+    let grid = info.grid();
+    let dtype = info.dtype;
+    let decoder = parsed.model()?.map(Decoder::from_bytes).transpose()?;
+    let decoder = decoder.as_ref();
+    let blocks = map_blocks(grid.len(), !par, |i| {
+        let b = grid.block(i);
+        let payload = parsed.payload(i)?;
+        decode_block(parsed, decoder, i, payload).map_err(|e| {
+            // Say what the stream claimed: a payload that ends early may be a lying header.
+            let at = |m| format!("block {i} ({} {dtype} values claimed): {m}", b.len());
+            match e {
+                Error::Truncated(m) => Error::Truncated(at(m)),
+                Error::Corrupt(m) => Error::Corrupt(at(m)),
+                e => e,
+            }
+        })
+    })?;
+    for (i, raw) in blocks.iter().enumerate() {
+        grid.scatter_bytes(raw, &mut out[..len], dtype, &grid.block(i));
+    }
+    Ok(len)
+}
+
+/// Decodes block `i` of `parsed` from its (checked) payload into element bytes.
+fn decode_block(
+    parsed: &Parsed,
+    decoder: Option<&Decoder>,
+    i: usize,
+    payload: &[u8],
+) -> Result<Vec<u8>> {
+    let info = &parsed.info;
+    let dtype = info.dtype;
+    let b = info.grid().block(i);
+    let entry = &parsed.entries[i];
+    let bytes = b.len() * dtype.size();
+    match entry.kind {
+        BlockKind::Raw | BlockKind::Zstd => {
+            let mut raw = try_vec::<u8>(bytes, "a decoded block")?;
+            decode_bytes(entry.kind, payload, &mut raw)?;
+            Ok(raw)
+        }
+        _ if info.target == Target::Lossless => {
+            Err(Error::Corrupt("lossy block in a lossless stream".into()))
+        }
+        BlockKind::Constant | BlockKind::Lbrc => lbrc::decode(
+            payload,
+            None,
+            b.shape,
+            dtype,
+            entry.kind == BlockKind::Constant,
+        ),
+        BlockKind::BaseLbrc => {
+            let mut r = ints::Reader::new(payload);
+            let pred = read_base(&mut r, decoder, b.shape)?;
+            let constant = match r.bytes(1)?[0] {
+                0 => true,
+                1 => false,
+                k => return Err(Error::Corrupt(format!("unknown residual kind {k}"))),
+            };
+            lbrc::decode(r.rest(), Some(&pred), b.shape, dtype, constant)
+        }
+        BlockKind::Gae => {
+            let mut r = ints::Reader::new(payload);
+            let pred = match r.bytes(1)?[0] {
+                0 => None,
+                1 => Some(read_base(&mut r, decoder, b.shape)?),
+                k => return Err(Error::Corrupt(format!("unknown GAE base {k}"))),
+            };
+            gae::decode(r.rest(), pred.as_deref(), b.shape, dtype)
+        }
+        BlockKind::Model => Err(Error::Corrupt("model entry inside the block grid".into())),
+    }
+}
+
+/// Decodes a stream into its header and element bytes.
+pub fn decode(stream: &[u8]) -> Result<(StreamInfo, Vec<u8>)> {
+    decode_with(stream, &DecodeOptions::default())
+}
+
+/// [`decode`] within `opts`.
+pub fn decode_with(stream: &[u8], opts: &DecodeOptions) -> Result<(StreamInfo, Vec<u8>)> {
+    let parsed = checked(stream, opts)?;
+    let mut out = try_vec::<u8>(parsed.info.decoded_len(), "the decoded array")?;
+    decode_parsed(&parsed, &mut out, true)?;
+    Ok((parsed.info, out))
+}
+
+/// Decodes a stream of `T` elements.
+pub fn decode_as<T: Float>(stream: &[u8]) -> Result<(Vec<usize>, Vec<T>)> {
+    decode_as_with(stream, &DecodeOptions::default())
+}
+
+/// [`decode_as`] within `opts`.
+pub fn decode_as_with<T: Float>(
+    stream: &[u8],
+    opts: &DecodeOptions,
+) -> Result<(Vec<usize>, Vec<T>)> {
+    let parsed = checked(stream, opts)?;
+    let info = &parsed.info;
+    if info.dtype != T::TYPE {
+        return Err(Error::UnsupportedType(format!(
+            "stream holds {}, {} requested",
+            info.dtype,
+            T::TYPE
+        )));
+    }
+    let mut out = try_vec::<T>(info.element_count(), "the decoded array")?;
+    decode_parsed(&parsed, bytemuck::cast_slice_mut(&mut out), true)?;
+    Ok((parsed.info.dims, out))
+}
+
+/// Parses `stream` and checks what it claims against `opts` and its payloads.
+fn checked<'a>(stream: &'a [u8], opts: &DecodeOptions) -> Result<Parsed<'a>> {
+    let parsed = format::parse(stream)?;
+    let info = &parsed.info;
+    if info.decoded_len() > opts.max_decoded_bytes {
+        return Err(Error::Limit(format!(
+            "the stream claims {} {} values ({} bytes), above the decode limit of {} bytes \
+             (max_decoded_bytes)",
+            info.element_count(),
+            info.dtype,
+            info.decoded_len(),
+            opts.max_decoded_bytes
+        )));
+    }
+    check_capacity(&parsed)?;
+    Ok(parsed)
+}
+
+/// Refuses a stream whose blocks claim more values than their payloads can hold: each kind
+/// bounds its expansion where it has a bound (raw, zstd, LBRC without a zero-cost symbol).
+fn check_capacity(parsed: &Parsed) -> Result<()> {
+    let info = &parsed.info;
+    let grid = info.grid();
+    for i in 0..grid.len() {
+        let n = grid.block(i).len();
+        let entry = &parsed.entries[i];
+        let payload = parsed.payload(i)?;
+        if let Some(cap) = capacity(entry.kind, payload, n, info.dtype)? {
+            if n as u64 > cap {
+                return Err(Error::Corrupt(format!(
+                    "the stream claims {} {} values, but block {i} ({:?}, {} bytes) can hold \
+                     at most {cap} of its {n}",
+                    info.element_count(),
+                    info.dtype,
+                    entry.kind,
+                    payload.len()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The most values a block payload of `kind` can decode to; `None` where there is no bound
+/// (a constant block, or a residual that costs nothing over its prediction).
+fn capacity(kind: BlockKind, payload: &[u8], n: usize, dtype: ElementType) -> Result<Option<u64>> {
+    let es = dtype.size() as u64;
+    Ok(match kind {
+        BlockKind::Raw => Some(payload.len() as u64 / es),
+        // The frame header states its content size (zstd writes it for one-shot frames);
+        // without it, zstd's own limit: a 4-byte RLE block stands for at most 128 KiB.
+        BlockKind::Zstd => match zstd::zstd_safe::get_frame_content_size(payload) {
+            Ok(Some(bytes)) => Some(bytes / es),
+            Ok(None) => Some((payload.len() as u64).saturating_mul(1 << 15) / es),
+            Err(_) => return Err(Error::Corrupt("zstd block: not a zstd frame".into())),
+        },
+        BlockKind::Constant | BlockKind::Gae => None,
+        BlockKind::Lbrc => lbrc::max_values(payload, n, dtype, false)?,
+        BlockKind::BaseLbrc => {
+            let mut r = ints::Reader::new(payload);
+            base_part(&mut r)?;
+            match r.bytes(1)?[0] {
+                1 => lbrc::max_values(r.rest(), n, dtype, false)?,
+                _ => None,
+            }
+        }
+        BlockKind::Model => None,
+    })
+}
+
+/// The base model's part of a block payload (`codec::put_base`): normalisation and coded latents.
+fn base_part<'a>(r: &mut ints::Reader<'a>) -> Result<(base::Norm, &'a [u8])> {
+    let f = |b: &[u8]| f64::from_le_bytes(b.try_into().unwrap());
+    let norm = base::Norm {
+        mean: f(r.bytes(8)?),
+        scale: f(r.bytes(8)?),
+    };
+    let len = r.varint()? as usize;
+    Ok((norm, r.bytes(len)?))
+}
+
+/// Reads [`base_part`] and returns the prediction for a block of `shape`.
+fn read_base(r: &mut ints::Reader, dec: Option<&Decoder>, shape: [usize; 3]) -> Result<Vec<f64>> {
+    let dec = dec.ok_or_else(|| {
+        Error::Model("a block is coded over a base model, but the stream carries none".into())
+    })?;
+    let (norm, latents) = base_part(r)?;
+    base::predict_from(dec, latents, shape, norm)
+}

@@ -1,0 +1,226 @@
+//! Hostile and unlucky input through the library: streams whose valid header claims far more
+//! than their payloads hold, ranges that overflow f64, signalling NaNs, absurd thread counts.
+
+use residuum::{Codec, DecodeOptions, Error};
+
+/// Rewrites a one-block stream's header to claim `dims` (one block over the whole 3D view),
+/// keeping its payload and block table entry, with a correct header checksum: a stream only the
+/// payload's own capacity can tell from a real one.
+fn claim(stream: &[u8], dims: &[u64]) -> Vec<u8> {
+    let ndims = stream[8] as usize;
+    let table = 20 + 8 * ndims + 24 + 8;
+    let nblocks = u64::from_le_bytes(stream[table - 8..table].try_into().unwrap());
+    assert_eq!(nblocks, 1, "one-block streams only");
+    let entry = &stream[table..table + 17];
+    let payload = &stream[table + 17 + 8..];
+    let mut h = stream[..20].to_vec();
+    h[8] = dims.len() as u8;
+    for &d in dims {
+        h.extend_from_slice(&d.to_le_bytes());
+    }
+    let mut view = [1u64; 3];
+    let n = dims.len().min(3);
+    view[3 - n..].copy_from_slice(&dims[dims.len() - n..]);
+    view[0] *= dims[..dims.len() - n].iter().product::<u64>();
+    for v in view {
+        h.extend_from_slice(&v.to_le_bytes());
+    }
+    h.extend_from_slice(&1u64.to_le_bytes());
+    h.extend_from_slice(entry);
+    let sum = xxhash_rust::xxh3::xxh3_64(&h);
+    h.extend_from_slice(&sum.to_le_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
+fn codec(pairs: &[(&str, &str)]) -> Codec {
+    Codec::from_pairs(pairs.iter().copied()).unwrap()
+}
+
+/// A smooth ramp that LBRC codes with real residuals (no zero-cost symbol).
+fn ramp(n: usize) -> Vec<f32> {
+    (0..n).map(|i| (i as f32 * 0.37).sin() * 10.0).collect()
+}
+
+#[test]
+fn streams_claiming_more_than_their_payloads_hold_are_refused_before_allocation() {
+    let lbrc = codec(&[("nrmse", "1e-4")])
+        .compress(&[4096], &ramp(4096))
+        .unwrap();
+    let zstd = codec(&[("mode", "lossless")])
+        .compress(&[4096], &vec![1.5f32; 4096])
+        .unwrap();
+    let constant = codec(&[("nrmse", "1e-3")])
+        .compress(&[4096], &vec![2.0f32; 4096])
+        .unwrap();
+    for (name, s) in [("lbrc", &lbrc), ("zstd", &zstd), ("constant", &constant)] {
+        // Sanity: the edit alone (same claim) decodes.
+        let same = claim(s, &[4096]);
+        assert_eq!(
+            residuum::decode_as::<f32>(&same).unwrap().1.len(),
+            4096,
+            "{name}"
+        );
+        // A constant block holds any number of values; 2^36 f32 is above the decode limit.
+        let claims: &[u64] = if name == "constant" {
+            &[1 << 36]
+        } else {
+            &[1 << 28, 1 << 36]
+        };
+        for &claimed in claims {
+            let lying = claim(s, &[claimed]);
+            let e = residuum::decode_as::<f32>(&lying).unwrap_err();
+            let msg = e.to_string();
+            // Refused from the header and the coder's tables, or (where a context costs no
+            // bits, so that no bound follows from them) as soon as a lane runs out of bytes.
+            assert!(
+                matches!(e, Error::Corrupt(_) | Error::Limit(_) | Error::Truncated(_)),
+                "{name} {claimed}: {e}"
+            );
+            assert!(msg.contains(&claimed.to_string()), "{name}: {msg}");
+            // Into a caller's buffer the claim is refused as well (the buffer is too small,
+            // or the payload cannot hold it).
+            let mut small = vec![0u8; 4096 * 4];
+            assert!(residuum::decode_into(&lying, &mut small).is_err(), "{name}");
+        }
+    }
+    // A constant block can legitimately stand for any number of values: within the limit it
+    // decodes, beyond it the limit speaks.
+    let big = claim(&constant, &[1 << 20]);
+    assert!(residuum::decode_as::<f32>(&big)
+        .unwrap()
+        .1
+        .iter()
+        .all(|&v| v == 2.0));
+    let opts = DecodeOptions {
+        max_decoded_bytes: 1 << 20,
+    };
+    let e = residuum::decode_as_with::<f32>(&big, &opts).unwrap_err();
+    assert!(
+        matches!(e, Error::Limit(_)) && e.to_string().contains("max_decoded_bytes"),
+        "{e}"
+    );
+    assert!(residuum::decode_with(&claim(&constant, &[1000]), &opts).is_ok());
+}
+
+#[test]
+fn an_overflowing_f64_range_keeps_every_bound() {
+    let mut data: Vec<f64> = [0.5, 1.0, 2.0, 3.0].iter().map(|v| v * 250.0).collect();
+    data.extend([1e308, -1e308]);
+    // The true range, 2e308, computed without overflow.
+    let half_range = 1e308;
+    for (key, value) in [
+        ("rel", "1e-12"),
+        ("nrmse", "1e-12"),
+        ("psnr", "240"),
+        ("rel", "0.4"),
+    ] {
+        let s = codec(&[(key, value)])
+            .compress(&[data.len()], &data)
+            .unwrap();
+        let (_, back) = residuum::decode_as::<f64>(&s).unwrap();
+        let t: f64 = value.parse().unwrap();
+        let tol = match key {
+            "psnr" => 10f64.powf(-t / 20.0),
+            _ => t,
+        } * half_range
+            * 2.0;
+        let max_err = data
+            .iter()
+            .zip(&back)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let rms = (data
+            .iter()
+            .zip(&back)
+            .map(|(a, b)| ((a - b) / half_range).powi(2))
+            .sum::<f64>()
+            / data.len() as f64)
+            .sqrt()
+            * half_range;
+        let err = if key == "rel" { max_err } else { rms };
+        assert!(
+            err <= tol && err.is_finite(),
+            "{key}={value}: {err} > {tol}"
+        );
+        assert!(
+            back[4] > 9e307 && back[5] < -9e307,
+            "{key}={value}: {back:?}"
+        );
+    }
+}
+
+#[test]
+fn signalling_nans_keep_their_bits_in_every_mode() {
+    let snan32 = f32::from_bits(0x7f80_0001);
+    let neg_snan32 = f32::from_bits(0xffa0_0005);
+    let mut data = ramp(5000);
+    data[17] = snan32;
+    data[4000] = neg_snan32;
+    data[99] = f32::INFINITY;
+    for pairs in [
+        vec![("nrmse", "1e-4")],
+        vec![("abs", "1e-3")],
+        vec![("abs", "1e-3"), ("coder", "planes")],
+        vec![("nrmse", "1e-4"), ("residual", "gae")],
+        vec![("rel", "1e-2"), ("block", "8x8x8")],
+        vec![("mode", "lossless")],
+    ] {
+        let s = codec(&pairs).compress(&[5000], &data).unwrap();
+        let (_, back) = residuum::decode_as::<f32>(&s).unwrap();
+        for i in [17, 4000, 99] {
+            assert_eq!(back[i].to_bits(), data[i].to_bits(), "{pairs:?} at {i}");
+        }
+    }
+    let mut d64: Vec<f64> = ramp(3000).iter().map(|&v| v as f64).collect();
+    d64[5] = f64::from_bits(0x7ff0_0000_0000_0001);
+    let s = codec(&[("nrmse", "1e-5")]).compress(&[3000], &d64).unwrap();
+    let (_, back) = residuum::decode_as::<f64>(&s).unwrap();
+    assert_eq!(back[5].to_bits(), 0x7ff0_0000_0000_0001);
+}
+
+#[test]
+fn thread_counts_are_capped() {
+    for t in ["100000", "99999999999"] {
+        let e = Codec::from_pairs([("threads", t)]).unwrap_err().to_string();
+        assert!(e.contains("1024"), "{e}");
+    }
+}
+
+/// The decoder's memory follows what a stream really holds, not what its header claims: a
+/// 2^28-value claim (1 GiB of f32) over a few hundred bytes of LBRC payload took 2.3 GB before.
+#[test]
+fn a_lying_stream_costs_little_memory() {
+    let lbrc = codec(&[("nrmse", "1e-4")])
+        .compress(&[4096], &ramp(4096))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (lie, out) = (dir.path().join("lie.rsd"), dir.path().join("out"));
+    std::fs::write(&lie, claim(&lbrc, &[1 << 28])).unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_residuum"))
+        .args(["decompress", "-i"])
+        .arg(&lie)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains("268435456 float values claimed"), "{err}");
+    assert!(!out.exists());
+    // This test binary's only child: its peak resident memory, in KiB.
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: a valid rusage to fill; read only on success.
+    let usage = unsafe {
+        assert_eq!(
+            libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()),
+            0
+        );
+        usage.assume_init()
+    };
+    assert!(
+        usage.ru_maxrss < 100 << 10,
+        "peak RSS {} KiB",
+        usage.ru_maxrss
+    );
+}
