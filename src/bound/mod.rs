@@ -73,13 +73,22 @@ impl Target {
     }
 
     /// The per-block bound for value range `range` (finite values only; 0 for constant data).
+    /// The bound is always finite: a range that overflowed (max − min of values near ±f64::MAX)
+    /// counts as f64::MAX, a lower bound of the true one, and a bound that overflows is
+    /// clamped, so that no reconstruction "meets" an infinite bound.
     pub fn resolve(self, range: f64) -> BlockBound {
+        let range = if range.is_nan() {
+            0.0
+        } else {
+            range.min(f64::MAX)
+        };
+        let finite = |b: f64| if b.is_nan() { 0.0 } else { b.min(f64::MAX) };
         match self {
             Target::Lossless => BlockBound::Lossless,
-            Target::Nrmse(t) => BlockBound::Rms(t * range),
-            Target::Psnr(p) => BlockBound::Rms(range * 10f64.powf(-p / 20.0)),
-            Target::Abs(e) => BlockBound::Max(e),
-            Target::Rel(e) => BlockBound::Max(e * range),
+            Target::Nrmse(t) => BlockBound::Rms(finite(t * range)),
+            Target::Psnr(p) => BlockBound::Rms(finite(range * 10f64.powf(-p / 20.0))),
+            Target::Abs(e) => BlockBound::Max(finite(e)),
+            Target::Rel(e) => BlockBound::Max(finite(e * range)),
         }
     }
 }
@@ -95,10 +104,11 @@ pub fn finite_min_max(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
         })
 }
 
-/// max − min of a [`finite_min_max`] result; 0 when there were no finite values.
+/// max − min of a [`finite_min_max`] result; 0 when there were no finite values, f64::MAX when
+/// the difference overflows (finite values of both signs near f64::MAX).
 pub fn span((lo, hi): (f64, f64)) -> f64 {
     if hi >= lo {
-        hi - lo
+        (hi - lo).min(f64::MAX)
     } else {
         0.0
     }
@@ -177,6 +187,34 @@ mod tests {
         assert_eq!(Target::Rel(1e-3).resolve(10.0), BlockBound::Max(1e-2));
         assert_eq!(finite_range([f64::NAN, 3.0, f64::INFINITY, -1.0]), 4.0);
         assert_eq!(finite_range([f64::NAN]), 0.0);
+    }
+
+    #[test]
+    fn overflowing_ranges_give_finite_bounds() {
+        let r = finite_range([1e308, -1e308, 5.0]);
+        assert_eq!(r, f64::MAX);
+        for t in [
+            Target::Nrmse(1e-12),
+            Target::Rel(1e-12),
+            Target::Psnr(240.0),
+        ] {
+            for range in [r, f64::INFINITY] {
+                let b = t.resolve(range);
+                let v = match b {
+                    BlockBound::Rms(v) | BlockBound::Max(v) => v,
+                    BlockBound::Lossless => unreachable!(),
+                };
+                assert!(v.is_finite() && v > 1e290, "{t:?}: {b:?}");
+                // An infinite error (1e308 decoded as -1e308) never meets it.
+                let mut s = ErrorStats::default();
+                s.add(1e308, -1e308);
+                assert!(!s.meets(b), "{t:?}");
+            }
+        }
+        assert_eq!(
+            Target::Nrmse(10.0).resolve(f64::MAX),
+            BlockBound::Rms(f64::MAX)
+        );
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub(crate) fn write_specials(values: &[f64], dtype: ElementType, out: &mut Vec<u
         ints::put_varint(out, (i - last) as u64);
         last = i;
         match dtype {
-            ElementType::F32 => out.extend_from_slice(&(values[i] as f32).to_bits().to_le_bytes()),
+            ElementType::F32 => {
+                out.extend_from_slice(&crate::dtype::f64_to_f32_bits(values[i]).to_le_bytes())
+            }
             ElementType::F64 => out.extend_from_slice(&values[i].to_bits().to_le_bytes()),
         }
     }
@@ -63,7 +65,9 @@ pub(crate) fn read_specials(
     dtype: ElementType,
 ) -> Result<Vec<(usize, u64)>> {
     let count = r.varint()? as usize;
-    if count > n {
+    // Each takes a position byte and its element bytes: a larger count is a lie, not a size
+    // to allocate for.
+    if count > n || count > r.rest().len() / (1 + dtype.size()) {
         return Err(Error::Corrupt(
             "more special values than the block holds".into(),
         ));
@@ -104,7 +108,9 @@ pub(crate) fn put_bits(out: &mut [u8], dtype: ElementType, i: usize, bits: u64) 
 /// chunk order, so the step chosen never depends on the thread count.
 const Q_CHUNK: usize = 1 << 14;
 
-/// Quantizes with `step`, filling `q`; returns the errors, or None if the integers get too large.
+/// Quantizes with `step`, filling `q`; returns the errors, or None if the integers get too large
+/// or the step is not a finite positive number (the decoder refuses it, and 0·∞ would make
+/// NaN reconstructions that the error sums cannot see).
 fn quantize(
     values: &[f64],
     base: Option<&[f64]>,
@@ -114,6 +120,9 @@ fn quantize(
     q: &mut Vec<i64>,
     par: bool,
 ) -> Option<ErrorStats> {
+    if !(step.is_finite() && step > 0.0) {
+        return None;
+    }
     q.resize(values.len(), 0);
     let run = |(i, (v, q)): (usize, (&[f64], &mut [i64]))| {
         let b = base.map(|b| &b[i * Q_CHUNK..i * Q_CHUNK + v.len()]);
@@ -243,6 +252,8 @@ fn choose_step(
                     0..=3 => 0.97,
                     _ => 0.5,
                 };
+                // Near f64::MAX a bound's step can overflow: stay finite.
+                step = step.min(f64::MAX);
                 tries += 1;
             }
         }
@@ -252,7 +263,7 @@ fn choose_step(
         return Some((step, q, stats));
     }
     // Coarse or clustered data: the error stays well below the bound, so a larger step may hold.
-    let grown = step * (0.97 / headroom.max(1e-3)).min(8.0);
+    let grown = (step * (0.97 / headroom.max(1e-3)).min(8.0)).min(f64::MAX);
     let mut q2 = Vec::with_capacity(values.len());
     match quantize(values, base, offset, grown, dtype, &mut q2, par) {
         Some(s) if s.meets(bound) => Some((grown, q2, s)),
@@ -747,6 +758,57 @@ pub fn prepare(
     Some((Prepared::Predicted(predicted), stats))
 }
 
+/// What a non-constant payload holds between its offset and its coded integers.
+struct Head {
+    step: f64,
+    specials: Vec<(usize, u64)>,
+    mask: u8,
+    coef: Option<[i16; 7]>,
+}
+
+fn read_head(r: &mut ints::Reader, offset: f64, n: usize, dtype: ElementType) -> Result<Head> {
+    let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
+    if !(step.is_finite() && step > 0.0 && offset.is_finite()) {
+        return Err(Error::Corrupt("bad quantization step or offset".into()));
+    }
+    let specials = read_specials(r, n, dtype)?;
+    let mask = r.bytes(1)?[0];
+    let coef = match mask {
+        1..=LORENZO_3D => None,
+        LEAST_SQUARES => {
+            let mut c = [0i16; 7];
+            for v in c.iter_mut() {
+                *v = i16::from_le_bytes(r.bytes(2)?.try_into().unwrap());
+            }
+            Some(c)
+        }
+        _ => return Err(Error::Corrupt(format!("unknown predictor {mask}"))),
+    };
+    Ok(Head {
+        step,
+        specials,
+        mask,
+        coef,
+    })
+}
+
+/// The most values a payload of [`decode`] can hold (`None`: no limit, as for a constant
+/// block), read from its head and its coder's tables alone.
+pub fn max_values(
+    payload: &[u8],
+    n: usize,
+    dtype: ElementType,
+    constant: bool,
+) -> Result<Option<u64>> {
+    if constant {
+        return Ok(None);
+    }
+    let mut r = ints::Reader::new(payload);
+    let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
+    read_head(&mut r, offset, n, dtype)?;
+    ints::max_values(r.rest())
+}
+
 /// Decodes a block coded by [`encode`] (`constant` tells which kind) straight into its
 /// little-endian element bytes, in block order; `base` is the prediction the encoder's `prepare`
 /// coded the residual over.
@@ -761,7 +823,6 @@ pub fn decode(
     let es = dtype.size();
     let mut r = ints::Reader::new(payload);
     let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
-    let mut out = vec![0u8; n * es];
     if let Some(b) = base {
         if b.len() != n {
             return Err(Error::Corrupt(
@@ -770,6 +831,7 @@ pub fn decode(
         }
     }
     if constant {
+        let mut out = crate::error::try_vec::<u8>(n * es, "a decoded block")?;
         match base {
             None => {
                 let bits = value_bits(dtype, as_type(offset, dtype));
@@ -792,24 +854,15 @@ pub fn decode(
         }
         return Ok(out);
     }
-    let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
-    if !(step.is_finite() && step > 0.0 && offset.is_finite()) {
-        return Err(Error::Corrupt("bad quantization step or offset".into()));
-    }
-    let specials = read_specials(&mut r, n, dtype)?;
-    let mask = r.bytes(1)?[0];
-    let coef = match mask {
-        1..=LORENZO_3D => None,
-        LEAST_SQUARES => {
-            let mut c = [0i16; 7];
-            for v in c.iter_mut() {
-                *v = i16::from_le_bytes(r.bytes(2)?.try_into().unwrap());
-            }
-            Some(c)
-        }
-        _ => return Err(Error::Corrupt(format!("unknown predictor {mask}"))),
-    };
+    let Head {
+        step,
+        specials,
+        mask,
+        coef,
+    } = read_head(&mut r, offset, n, dtype)?;
+    // Decoded (and so checked against what the payload can hold) before `out` is allocated.
     let mut q = ints::decode(r.rest(), shape)?;
+    let mut out = crate::error::try_vec::<u8>(n * es, "a decoded block")?;
     match &coef {
         Some(c) => ls_inverse(&mut q, shape, c),
         None => lorenzo_inverse(&mut q, shape, mask),
