@@ -35,8 +35,56 @@ impl ElementType {
     }
 }
 
+/// An f32 (as bits) widened to f64 exactly, NaN payloads included: a hardware conversion sets
+/// the quiet bit of a signalling NaN, and the stream promises non-finite values bit for bit.
+pub fn f32_to_f64(bits: u32) -> f64 {
+    let v = f32::from_bits(bits);
+    if v.is_nan() {
+        let sign = ((bits >> 31) as u64) << 63;
+        f64::from_bits(sign | 0x7ff0_0000_0000_0000 | ((bits & 0x007f_ffff) as u64) << 29)
+    } else {
+        v as f64
+    }
+}
+
+/// The inverse of [`f32_to_f64`] for NaN (and `as f32` otherwise): the f32 bits a value stands for.
+pub fn f64_to_f32_bits(v: f64) -> u32 {
+    if v.is_nan() {
+        let b = v.to_bits();
+        let mantissa = (b >> 29) as u32 & 0x007f_ffff;
+        // A NaN not widened from an f32 may keep its payload below bit 29: stay a NaN.
+        let mantissa = if mantissa == 0 { 0x0040_0000 } else { mantissa };
+        ((b >> 63) as u32) << 31 | 0x7f80_0000 | mantissa
+    } else {
+        (v as f32).to_bits()
+    }
+}
+
 impl std::fmt::Display for ElementType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_payloads_survive_widening() {
+        for bits in [
+            0x7f80_0001u32,
+            0xff80_0001,
+            0x7fc0_0000,
+            0x7fbf_ffff,
+            0xffc1_2345,
+        ] {
+            let v = f32_to_f64(bits);
+            assert!(v.is_nan());
+            assert_eq!(f64_to_f32_bits(v), bits, "{bits:#x}");
+        }
+        for v in [1.5f32, -0.0, f32::INFINITY, f32::MIN_POSITIVE / 4.0] {
+            assert_eq!(f64_to_f32_bits(f32_to_f64(v.to_bits())), v.to_bits());
+        }
     }
 }
