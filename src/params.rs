@@ -6,8 +6,8 @@
 //! | `target` | the bound for the mode: τ for nrmse, ε for abs/rel, dB for psnr |
 //! | `nrmse`, `abs`, `rel`, `psnr` | shorthand: `nrmse=1e-5` is `mode=nrmse target=1e-5` |
 //! | `range` | value range R for nrmse/rel/psnr: `block` (default: the range of each array compressed, i.e. each ADIOS2 block), `rank` or `global` (handed over by the application each step, see [`crate::insitu`]), or a number |
-//! | `block` | block shape of the 3D view, e.g. `16x64x64` (default: about 2^17 values) |
-//! | `threads` | worker threads (0, the default: `RESIDUUM_THREADS`, else the cores this process owns) |
+//! | `block` | block shape of the 3D view, e.g. `16x64x64`, at least 64 values (default: about 2^17 values) |
+//! | `threads` | worker threads, at most [`MAX_THREADS`] (0, the default: `RESIDUUM_THREADS`, else the cores this process owns) |
 //! | `level` | zstd level for lossless blocks, 1..=19 |
 //! | `coder` | integer coder: `context` (default) or `planes` (zstd per bit plane) |
 //! | `model` | a base model file (`residuum train`): blocks are also tried over its prediction |
@@ -18,6 +18,7 @@
 
 use crate::bound::Target;
 use crate::error::{Error, Result};
+pub use crate::pipeline::MAX_THREADS;
 
 /// How the integers of LBRC blocks are entropy-coded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +113,15 @@ fn bad(key: &str, value: &str, reason: &str) -> Error {
     }
 }
 
+/// The value a mode setting was given with: the bound for a shorthand (`nrmse=1e-4`), the mode
+/// itself for `mode=`.
+fn target_value(target: &Option<(String, f64)>, by: &str, mode: &str) -> String {
+    match target {
+        Some((k, t)) if k == by => t.to_string(),
+        _ => mode.to_string(),
+    }
+}
+
 fn positive(key: &str, value: &str) -> Result<f64> {
     value
         .parse::<f64>()
@@ -130,8 +140,21 @@ fn block_shape(key: &str, value: &str) -> Result<[usize; 3]> {
         .ok_or_else(|| bad(key, value, "expected 1 to 3 positive extents like 16x64x64"))?;
     let mut b = [1usize; 3];
     b[3 - ext.len()..].copy_from_slice(&ext);
+    // Each block costs a table entry (17 bytes) and a payload head: tiny blocks expand the data
+    // many times over and take minutes (1x1x1: 3.2 MB became 17 MB in 33 s).
+    let values = b.iter().try_fold(1usize, |a, &e| a.checked_mul(e));
+    if values.is_none_or(|v| v < MIN_BLOCK_VALUES) {
+        return Err(bad(
+            key,
+            value,
+            &format!("a block needs at least {MIN_BLOCK_VALUES} values"),
+        ));
+    }
     Ok(b)
 }
+
+/// The smallest block the `block` parameter accepts.
+pub const MIN_BLOCK_VALUES: usize = 64;
 
 impl Config {
     /// Parses `key=value` pairs. Keys are case-insensitive, as ADIOS2 lower-cases them anyway.
@@ -142,11 +165,23 @@ impl Config {
         V: AsRef<str>,
     {
         let mut cfg = Config::default();
-        let mut mode: Option<String> = None;
+        // The mode and the bound, each with the setting that gave it (key=value): one rule for
+        // every way of saying them twice, a conflict is an error that names both settings.
+        let mut mode: Option<(String, String)> = None;
         let mut target: Option<(String, f64)> = None;
+        let mut seen: Vec<(String, String)> = Vec::new();
         for (k, v) in pairs {
             let key = k.as_ref().trim().to_ascii_lowercase();
             let value = v.as_ref().trim();
+            if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+                return Err(bad(
+                    &key,
+                    value,
+                    &format!("'{key}' is already set to '{first}'"),
+                ));
+            }
+            seen.push((key.clone(), value.to_string()));
+            let conflict = |with: &str| bad(&key, value, &format!("conflicts with {with}"));
             match key.as_str() {
                 "mode" => {
                     let m = value.to_ascii_lowercase();
@@ -157,16 +192,31 @@ impl Config {
                             "supported modes: lossless, nrmse, abs, rel, psnr",
                         ));
                     }
-                    mode = Some(m);
-                }
-                "target" => target = Some(("target".into(), positive(&key, value)?)),
-                "nrmse" | "abs" | "rel" | "psnr" => {
-                    if let Some(m) = &mode {
-                        if *m != key {
-                            return Err(bad(&key, value, &format!("conflicts with mode={m}")));
-                        }
+                    if let Some((by, was)) = mode.as_ref().filter(|(_, was)| *was != m) {
+                        return Err(conflict(&format!(
+                            "{by}={}",
+                            target_value(&target, by, was)
+                        )));
                     }
-                    mode = Some(key.clone());
+                    mode = Some(("mode".into(), m));
+                }
+                "target" => {
+                    if let Some((by, t)) = &target {
+                        return Err(conflict(&format!("{by}={t}")));
+                    }
+                    target = Some(("target".into(), positive(&key, value)?));
+                }
+                "nrmse" | "abs" | "rel" | "psnr" => {
+                    if let Some((by, was)) = mode.as_ref().filter(|(_, was)| *was != key) {
+                        return Err(conflict(&format!(
+                            "{by}={}",
+                            target_value(&target, by, was)
+                        )));
+                    }
+                    if let Some((by, t)) = &target {
+                        return Err(conflict(&format!("{by}={t}")));
+                    }
+                    mode = Some((key.clone(), key.clone()));
                     target = Some((key.clone(), positive(&key, value)?));
                 }
                 "range" => {
@@ -187,7 +237,15 @@ impl Config {
                 "threads" => {
                     cfg.threads = value
                         .parse()
-                        .map_err(|_| bad(&key, value, "expected a count (0: the cores owned)"))?
+                        .ok()
+                        .filter(|&n| n <= MAX_THREADS)
+                        .ok_or_else(|| {
+                            bad(
+                                &key,
+                                value,
+                                &format!("expected a count 0..={MAX_THREADS} (0: the cores owned)"),
+                            )
+                        })?
                 }
                 "level" => {
                     cfg.level = value
@@ -240,7 +298,7 @@ impl Config {
                 "give either model or train",
             ));
         }
-        let mode = mode.unwrap_or_else(|| {
+        let mode = mode.map(|(_, m)| m).unwrap_or_else(|| {
             if target.is_some() {
                 String::new()
             } else {
@@ -329,9 +387,51 @@ mod tests {
             vec![("coder", "magic")],
             vec![("range", "world")],
             vec![("range", "0")],
+            vec![("threads", "100000")],
+            vec![("block", "1x1x1")],
+            vec![("block", "4x4x2")],
+            vec![("threads", "99999999999")],
         ] {
             let e = Config::from_pairs(pairs.clone()).unwrap_err();
             assert!(matches!(e, Error::BadParameter { .. }), "{pairs:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_conflict_names_both_settings() {
+        for (pairs, first, second) in [
+            (
+                vec![("nrmse", "1e-4"), ("mode", "abs")],
+                "nrmse=0.0001",
+                "'mode'",
+            ),
+            (
+                vec![("mode", "abs"), ("nrmse", "1e-4")],
+                "mode=abs",
+                "'nrmse'",
+            ),
+            (
+                vec![("nrmse", "1e-4"), ("target", "1e-2")],
+                "nrmse=0.0001",
+                "'target'",
+            ),
+            (
+                vec![("target", "1e-2"), ("nrmse", "1e-4")],
+                "target=0.01",
+                "'nrmse'",
+            ),
+            (
+                vec![("nrmse", "1e-4"), ("abs", "5")],
+                "nrmse=0.0001",
+                "'abs'",
+            ),
+            (vec![("threads", "2"), ("Threads", "3")], "'2'", "'threads'"),
+        ] {
+            let e = Config::from_pairs(pairs.clone()).unwrap_err().to_string();
+            assert!(e.contains(first) && e.contains(second), "{pairs:?}: {e}");
+        }
+        // Saying the same thing in both spellings is no conflict.
+        let c = Config::from_pairs([("mode", "nrmse"), ("nrmse", "1e-4")]).unwrap();
+        assert_eq!(c.target, Target::Nrmse(1e-4));
     }
 }

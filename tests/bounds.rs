@@ -280,9 +280,11 @@ proptest! {
             2 => vec![("rel", t.to_string())],
             _ => vec![("psnr", (20.0 * exp as f64).to_string())],
         };
-        let mut p = params.clone();
-        p.push(("block", format!("{}x{}x{}", block[0], block[1], block[2])));
-        let codec = Codec::from_pairs(p.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
+        // Tiny blocks too, which the `block` parameter refuses (they only cost): set directly.
+        let mut config = residuum::Config::from_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
+            .unwrap();
+        config.block = Some([block[0], block[1], block[2]]);
+        let codec = Codec::new(config).unwrap();
         let s = codec.compress(&dims, &v).unwrap();
         let (_, back) = decode_as::<f32>(&s).unwrap();
         let o: Vec<f64> = v.iter().map(|&x| x as f64).collect();

@@ -15,6 +15,10 @@ use crossbeam_channel::bounded;
 /// Environment variable that sets the thread count where the parameters leave it at 0.
 pub const THREADS_ENV: &str = "RESIDUUM_THREADS";
 
+/// The most threads a codec uses, whatever it is told (a typo such as `threads=100000` would
+/// otherwise spawn threads until the process dies); the `threads` parameter refuses more.
+pub const MAX_THREADS: usize = 1024;
+
 /// Threads a codec uses when its parameters say 0: `RESIDUUM_THREADS` if set, else the cores
 /// this process owns.
 pub fn default_threads() -> usize {
@@ -23,6 +27,7 @@ pub fn default_threads() -> usize {
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
         .unwrap_or_else(owned_cores)
+        .min(MAX_THREADS)
 }
 
 /// The cores this process may use without oversubscribing its node: its CPU affinity (or
