@@ -123,3 +123,201 @@ fn eval_reports_errors_within_the_target_and_npy_input_works() {
     let out = eval(&npy);
     assert!(String::from_utf8_lossy(&out.stderr).contains("little-endian float32/float64 only"));
 }
+
+/// Runs the CLI and returns (exit code, stderr); a crash (signal, panic) fails the test.
+fn fails(args: &[&str]) -> String {
+    let out = residuum().args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    err
+}
+
+fn npy(shape: &str, extra: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = format!("{{'descr': '<f4', 'fortran_order': {extra}, 'shape': {shape}, }}");
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut v = b"\x93NUMPY\x01\x00".to_vec();
+    v.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    v.extend_from_slice(h.as_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+#[test]
+fn hostile_command_lines_give_errors_not_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let empty = p("empty.f32");
+    std::fs::write(&empty, b"").unwrap();
+    // Shapes whose product overflows: the true product in the message.
+    let e = fails(&[
+        "compress",
+        "-i",
+        &empty,
+        "--dims",
+        "4294967296x4294967296x4294967296",
+        "--type",
+        "f32",
+        "--nrmse",
+        "1e-4",
+        "-o",
+        &p("o.rsd"),
+    ]);
+    assert!(e.contains("79228162514264337593543950336 values"), "{e}");
+    // 2^62 x 4 wraps to 0 bytes, the empty file's size.
+    let e = fails(&[
+        "compress",
+        "-i",
+        &empty,
+        "--dims",
+        "4611686018427387904",
+        "--type",
+        "f32",
+        "--nrmse",
+        "1e-4",
+        "-o",
+        &p("o.rsd"),
+    ]);
+    assert!(e.contains("4611686018427387904 values"), "{e}");
+    let huge = p("huge.npy");
+    std::fs::write(&huge, npy("(4611686018427420672,)", "False", &[])).unwrap();
+    let e = fails(&[
+        "compress",
+        "-i",
+        &huge,
+        "--nrmse",
+        "1e-4",
+        "-o",
+        &p("o.rsd"),
+    ]);
+    assert!(e.contains("more than can be addressed"), "{e}");
+    let maybe = p("maybe.npy");
+    std::fs::write(&maybe, npy("(2, 2)", "'maybe'", &[0u8; 16])).unwrap();
+    let e = fails(&[
+        "compress",
+        "-i",
+        &maybe,
+        "--nrmse",
+        "1e-4",
+        "-o",
+        &p("o.rsd"),
+    ]);
+    assert!(e.contains("fortran_order"), "{e}");
+    // A device that never ends: refused after the bytes the shape needs, not read to the end.
+    let e = fails(&[
+        "compress",
+        "-i",
+        "/dev/zero",
+        "--dims",
+        "100",
+        "--type",
+        "f32",
+        "--nrmse",
+        "1e-4",
+        "-o",
+        &p("o.rsd"),
+    ]);
+    assert!(e.contains("more than the 400 bytes"), "{e}");
+    let e = fails(&["decompress", "-i", "/dev/zero", "-o", &p("o.out")]);
+    assert!(e.contains("bad magic"), "{e}");
+    // Thread counts and tiny blocks.
+    let field = p("f.f32");
+    std::fs::write(&field, vec![0u8; 4 * 4096]).unwrap();
+    let o = p("o.rsd");
+    let base = [
+        "compress", "-i", &field, "--dims", "4096", "--type", "f32", "-o", &o,
+    ];
+    for bad in ["threads=99999999999", "block=1x1x1"] {
+        let e = fails(&[&base[..], &["--nrmse", "1e-4", "-p", bad]].concat());
+        assert!(
+            e.contains("1024") || e.contains("at least 64 values"),
+            "{e}"
+        );
+    }
+    // Conflicting settings name both.
+    let conflicts: [(&[&str], &str); 4] = [
+        (&["--nrmse", "1e-4", "-p", "mode=abs"], "nrmse=0.0001"),
+        (&["--nrmse", "1e-4", "-p", "target=1e-2"], "nrmse=0.0001"),
+        (&["--nrmse", "1e-4", "-p", "abs=5"], "nrmse=0.0001"),
+        (&["--lossless", "-p", "nrmse=1e-4"], "mode=lossless"),
+    ];
+    for (args, first) in conflicts {
+        let e = fails(&[&base[..], args].concat());
+        assert!(
+            e.contains("conflicts with") && e.contains(first),
+            "{args:?}: {e}"
+        );
+    }
+    // The input is never the output.
+    let same = [
+        "compress", "-i", &field, "--dims", "4096", "--type", "f32", "-o", &field,
+    ];
+    let e = fails(&[&same[..], &["--nrmse", "1e-4"]].concat());
+    assert!(e.contains("the output is the input"), "{e}");
+    assert_eq!(std::fs::read(&field).unwrap().len(), 4 * 4096);
+    // The help says which range.
+    let help = residuum().args(["compress", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("value range of the whole input array"));
+}
+
+/// A write that fails (here the file size limit, as a full disk would) leaves no partial output
+/// and an existing output as it was.
+#[test]
+fn outputs_are_written_whole_or_not_at_all() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let field = dir.path().join("f.f32");
+    let data: Vec<u8> = (0..65536u32)
+        .flat_map(|i| ((i as f32).sin()).to_le_bytes())
+        .collect();
+    std::fs::write(&field, &data).unwrap();
+    let out = dir.path().join("o.rsd");
+    let run = |limit: Option<u64>| {
+        let mut cmd = residuum();
+        cmd.args([
+            "compress",
+            "--dims",
+            "65536",
+            "--type",
+            "f32",
+            "--lossless",
+            "-i",
+        ])
+        .arg(&field)
+        .arg("-o")
+        .arg(&out);
+        if let Some(limit) = limit {
+            // SAFETY: only async-signal-safe libc calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    let r = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        cmd.output().unwrap()
+    };
+    let o = run(Some(1000));
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("o.rsd"));
+    assert!(!out.exists(), "a partial output was left");
+    std::fs::write(&out, b"previous").unwrap();
+    assert!(!run(Some(1000)).status.success());
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous");
+    assert!(run(None).status.success());
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "temporary files left: {names:?}");
+}

@@ -1,6 +1,7 @@
 //! Reading arrays: raw little-endian files (shape and type given) or `.npy`.
 
 use residuum::ElementType;
+use std::io::{Read, Write};
 use std::path::Path;
 
 pub struct Array {
@@ -28,18 +29,85 @@ pub fn parse_dims(s: &str) -> Result<Vec<usize>, String> {
         .collect()
 }
 
+/// Bytes of an array of `dims`: the true product in the message when it cannot be addressed,
+/// never a wrapped one.
+pub fn array_bytes(dims: &[usize], dtype: ElementType) -> Result<usize, String> {
+    let values = dims
+        .iter()
+        .try_fold(1u128, |a, &d| a.checked_mul(d as u128));
+    let bytes = values.and_then(|v| v.checked_mul(dtype.size() as u128));
+    match bytes {
+        Some(b) if b <= isize::MAX as u128 => Ok(b as usize),
+        _ => Err(format!(
+            "shape {dims:?} of {dtype} has {} values, more than can be addressed",
+            values.map_or("over 2^128".to_string(), |v| v.to_string())
+        )),
+    }
+}
+
+/// Reads at most `max` bytes of `path` (an error beyond, before reading it where the size is
+/// known), so that a device such as /dev/zero or a wrong size cannot exhaust memory.
+pub fn read_at_most(path: &Path, max: usize) -> Result<Vec<u8>, String> {
+    let at = |e: std::io::Error| format!("{}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(at)?;
+    let meta = file.metadata().map_err(at)?;
+    let too_large = || format!("{}: more than the {max} bytes expected", path.display());
+    if meta.is_file() && meta.len() > max as u64 {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    if meta.is_file() {
+        bytes
+            .try_reserve_exact(meta.len() as usize)
+            .map_err(|e| at(std::io::Error::other(e)))?;
+    }
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(at)?;
+    if bytes.len() > max {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// Reads a residuum stream: its magic first, so that a device or a file of another kind is
+/// refused at once, then at most the decode limit.
+pub fn read_stream(path: &Path) -> Result<Vec<u8>, String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut magic = [0u8; 4];
+    let got = read_full(&mut f, &mut magic).map_err(|e| format!("{}: {e}", path.display()))?;
+    if magic[..got] != residuum::format::MAGIC[..] {
+        return Err(format!(
+            "{}: not a residuum stream (bad magic)",
+            path.display()
+        ));
+    }
+    let max = residuum::DecodeOptions::default().max_decoded_bytes;
+    let mut bytes = magic.to_vec();
+    f.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() > max {
+        return Err(format!(
+            "{}: a stream of more than {max} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Loads `path`: `.npy` carries its own shape and type; raw files need `dims` and `dtype`.
 pub fn load(path: &Path, dims: Option<&str>, dtype: Option<ElementType>) -> Result<Array, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
     {
-        return parse_npy(bytes).map_err(|e| format!("{}: {e}", path.display()));
+        return load_npy(path).map_err(|e| format!("{}: {e}", path.display()));
     }
     let dims = parse_dims(dims.ok_or("raw input needs --dims (or use a .npy file)")?)?;
     let dtype = dtype.ok_or("raw input needs --type f32|f64 (or use a .npy file)")?;
-    let need = dims.iter().product::<usize>() * dtype.size();
+    let need = array_bytes(&dims, dtype)?;
+    let bytes = read_at_most(path, need)?;
     if bytes.len() != need {
         return Err(format!(
             "{}: {} bytes, but {:?} {} needs {need}",
@@ -52,23 +120,65 @@ pub fn load(path: &Path, dims: Option<&str>, dtype: Option<ElementType>) -> Resu
     Ok(Array { dims, dtype, bytes })
 }
 
-/// A strict `.npy` reader: versions 1-3, little-endian f4/f8, C order.
-fn parse_npy(bytes: Vec<u8>) -> Result<Array, String> {
+/// Reads a `.npy` file: its header first, then no more data than the header's shape needs.
+fn load_npy(path: &Path) -> Result<Array, String> {
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut head = [0u8; 12];
+    let got = read_full(&mut f, &mut head)?;
+    let head = &head[..got];
+    let (hlen, start) = npy_prelude(head)?;
+    let mut header = vec![0u8; start + hlen];
+    header[..got].copy_from_slice(head);
+    if read_full(&mut f, &mut header[got..])? != start + hlen - got {
+        return Err("truncated .npy header".into());
+    }
+    let (dims, dtype) = parse_npy_header(&header[start..])?;
+    let need = array_bytes(&dims, dtype)?;
+    let mut bytes = Vec::new();
+    f.take(need as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() != need {
+        return Err("data size does not match the .npy shape".into());
+    }
+    Ok(Array { dims, dtype, bytes })
+}
+
+/// Fills `buf` as far as the file goes; returns the bytes read.
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> Result<usize, String> {
+    f.take(buf.len() as u64)
+        .read(buf)
+        .map_err(|e| e.to_string())
+        .and_then(|first| {
+            let mut n = first;
+            while n < buf.len() {
+                match f.read(&mut buf[n..]).map_err(|e| e.to_string())? {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            Ok(n)
+        })
+}
+
+/// Magic and version of a `.npy` file: the header's length and where it starts.
+fn npy_prelude(bytes: &[u8]) -> Result<(usize, usize), String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("not a .npy file".into());
     }
-    let (hlen, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
+    match bytes[6] {
+        1 => Ok((u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)),
+        2 | 3 if bytes.len() >= 12 => Ok((
             u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize,
             12,
-        ),
-        v => return Err(format!("unsupported .npy version {v}")),
-    };
-    let header = bytes
-        .get(start..start + hlen)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or("truncated .npy header")?;
+        )),
+        v => Err(format!("unsupported .npy version {v}")),
+    }
+}
+
+/// A strict `.npy` header: little-endian f4/f8, C order.
+fn parse_npy_header(header: &[u8]) -> Result<(Vec<usize>, ElementType), String> {
+    let header = std::str::from_utf8(header).map_err(|_| "bad .npy header")?;
     let field = |key: &str| -> Result<&str, String> {
         let i = header
             .find(&format!("'{key}'"))
@@ -88,11 +198,23 @@ fn parse_npy(bytes: Vec<u8>) -> Result<Array, String> {
             ))
         }
     };
-    if field("fortran_order")?.starts_with("True") {
-        return Err("Fortran-order arrays are not supported; save with C order".into());
+    match field("fortran_order")? {
+        f if f.starts_with("False") => {}
+        f if f.starts_with("True") => {
+            return Err("Fortran-order arrays are not supported; save with C order".into())
+        }
+        f => {
+            return Err(format!(
+                "bad fortran_order {}: expected True or False",
+                f.split([',', '}']).next().unwrap_or(f).trim()
+            ))
+        }
     }
     let shape = field("shape")?;
-    let shape = &shape[1..shape.find(')').ok_or("bad shape in .npy header")?];
+    let shape = shape
+        .strip_prefix('(')
+        .and_then(|s| s.find(')').map(|e| &s[..e]))
+        .ok_or("bad shape in .npy header")?;
     let dims: Vec<usize> = shape
         .split(',')
         .map(str::trim)
@@ -102,13 +224,49 @@ fn parse_npy(bytes: Vec<u8>) -> Result<Array, String> {
                 .map_err(|_| format!("bad extent '{s}' in .npy shape"))
         })
         .collect::<Result<_, _>>()?;
-    let data = bytes[start + hlen..].to_vec();
-    if data.len() != dims.iter().product::<usize>() * dtype.size() {
-        return Err("data size does not match the .npy shape".into());
+    Ok((dims, dtype))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, renamed into place
+/// once complete: a failed write (a full disk) leaves no partial output, and an existing file
+/// stays as it was. `input` may not be `path` itself.
+pub fn write_output(path: &Path, bytes: &[u8], input: &Path) -> Result<(), String> {
+    let at = |e: std::io::Error| format!("{}: {e}", path.display());
+    if same_file(path, input) {
+        return Err(format!(
+            "{}: the output is the input file; choose another output",
+            path.display()
+        ));
     }
-    Ok(Array {
-        dims,
-        dtype,
-        bytes: data,
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.residuum-{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        at(e)
     })
+}
+
+/// Whether `a` and `b` name the same existing file (same device and inode).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }

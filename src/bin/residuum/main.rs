@@ -54,16 +54,18 @@ struct InputArgs {
 /// Error target and codec parameters.
 #[derive(Args)]
 struct CodecArgs {
-    /// Per-block NRMSE target (RMS error ≤ τ · value range in every block).
+    /// NRMSE target: the RMS error of every block is at most τ · R, R the value range of the
+    /// whole input array (or the number given with -p range=R).
     #[arg(long, group = "target")]
     nrmse: Option<f64>,
     /// Pointwise absolute error bound.
     #[arg(long, group = "target")]
     abs: Option<f64>,
-    /// Pointwise error bound relative to the value range.
+    /// Pointwise error bound relative to the value range R of the whole input array (or -p
+    /// range=R).
     #[arg(long, group = "target")]
     rel: Option<f64>,
-    /// Global PSNR target in dB.
+    /// PSNR target in dB against the value range of the whole input array, met in every block.
     #[arg(long, group = "target")]
     psnr: Option<f64>,
     /// Bit-exact compression.
@@ -77,6 +79,9 @@ struct CodecArgs {
 impl CodecArgs {
     fn codec(&self) -> Result<Codec, String> {
         let mut pairs: Vec<(String, String)> = Vec::new();
+        if self.lossless {
+            pairs.push(("mode".into(), "lossless".into()));
+        }
         for (k, v) in [
             ("nrmse", self.nrmse),
             ("abs", self.abs),
@@ -188,7 +193,11 @@ fn dtype(t: Option<Type>) -> Option<ElementType> {
 }
 
 fn compress(codec: &Codec, a: &input::Array) -> Result<Vec<u8>, String> {
-    let mut out = vec![0u8; codec.max_compressed_len(a.dtype, &a.dims)];
+    let mut out = Vec::new();
+    let len = codec.max_compressed_len(a.dtype, &a.dims);
+    out.try_reserve_exact(len)
+        .map_err(|_| format!("cannot allocate {len} bytes for the stream"))?;
+    out.resize(len, 0);
     let n = codec
         .compress_bytes(a.dtype, &a.dims, &a.bytes, &mut out)
         .map_err(|e| e.to_string())?;
@@ -205,7 +214,7 @@ fn run(cli: Cli) -> Result<(), String> {
         } => {
             let a = input::load(&input.input, input.dims.as_deref(), dtype(input.r#type))?;
             let s = compress(&codec.codec()?, &a)?;
-            std::fs::write(&output, &s).map_err(|e| format!("{}: {e}", output.display()))?;
+            input::write_output(&output, &s, &input.input)?;
             println!(
                 "{} -> {}: {} -> {} bytes, ratio {:.3}",
                 input.input.display(),
@@ -216,10 +225,10 @@ fn run(cli: Cli) -> Result<(), String> {
             );
         }
         Command::Decompress { input, output } => {
-            let s = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
+            let s = input::read_stream(&input)?;
             let (_, bytes) =
                 residuum::decode(&s).map_err(|e| format!("{}: {e}", input.display()))?;
-            std::fs::write(&output, &bytes).map_err(|e| format!("{}: {e}", output.display()))?;
+            input::write_output(&output, &bytes, &input)?;
         }
         Command::Eval { input, codec } => {
             let a = input::load(&input.input, input.dims.as_deref(), dtype(input.r#type))?;
@@ -328,7 +337,7 @@ fn run(cli: Cli) -> Result<(), String> {
             )?;
         }
         Command::Info { input } => {
-            let s = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
+            let s = input::read_stream(&input)?;
             let info =
                 residuum::stream_info(&s).map_err(|e| format!("{}: {e}", input.display()))?;
             let dims: Vec<String> = info.dims.iter().map(ToString::to_string).collect();
