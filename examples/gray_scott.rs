@@ -653,6 +653,13 @@ fn main() {
     limit_file_size();
     if let Err(e) = run(&world, &settings, &opts) {
         eprintln!("gray_scott rank {}: ERROR: {e}", world.rank());
-        world.abort(1);
+        // The step writer decides on each step collectively, so its errors reach every rank:
+        // finish MPI and exit normally, with a failing status. Any other error may be this
+        // rank's alone, with the others waiting in a halo exchange: abort.
+        if !e.contains("writing step") {
+            world.abort(1);
+        }
+        drop(universe);
+        std::process::exit(1);
     }
 }

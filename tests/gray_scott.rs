@@ -229,37 +229,135 @@ fn sst_writer_to_reader() {
     }
 }
 
-/// A write that fails (the file size limit of a full disk) stops the simulation with an error
-/// naming the step, and the steps written before it stay readable.
-#[test]
-fn failing_write_surfaces_and_keeps_written_steps() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("full.bp");
-    let out = run(
-        gray_scott(1, "residuum", &file, &["--no-verify", "--steps", "200"])
-            .env("GRAY_SCOTT_FILE_LIMIT", "60000"),
-    );
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the run should fail: {log}");
-    assert!(log.contains("ERROR: writing step"), "{log}");
-
-    let out = run(mpirun(1).arg(example("gray_scott_reader")).arg(&file));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let read: usize = text
-        .lines()
+/// The number of steps gray_scott_reader reports having read.
+fn steps_read(text: &str) -> usize {
+    text.lines()
         .find_map(|l| {
             l.split(" steps read")
                 .next()
                 .filter(|_| l.contains("steps read"))
         })
         .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{text}"));
-    assert!((1..20).contains(&read), "{read} steps readable\n{text}");
+        .unwrap_or_else(|| panic!("{text}"))
+}
+
+/// `cmd` under `timeout`: a run that deadlocks fails the test instead of hanging it.
+fn with_timeout(cmd: &Command, seconds: u32) -> Command {
+    let mut t = Command::new("timeout");
+    t.args(["-k", "10", &seconds.to_string()])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => t.env(k, v),
+            None => t.env_remove(k),
+        };
+    }
+    t
+}
+
+/// A write that fails (the file size limit, RLIMIT_FSIZE, as a full disk) stops the simulation
+/// on every rank with an error naming the step, the program exits normally, and the steps written
+/// before stay readable. On 2 ranks the limit strikes the aggregator's file alone, the case that
+/// left the other rank waiting in BP5's collectives forever; the writer now decides on each step
+/// on all ranks together, before ADIOS2 starts it.
+#[test]
+fn failing_write_surfaces_on_every_rank_and_keeps_written_steps() {
+    for ranks in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("full.bp");
+        let mut sim = gray_scott(ranks, "residuum", &file, &["--no-verify", "--steps", "200"]);
+        sim.env("GRAY_SCOTT_FILE_LIMIT", "600000");
+        let out = run(&mut with_timeout(&sim, 240));
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{ranks} ranks: the run should fail: {log}"
+        );
+        for rank in 0..ranks {
+            assert!(
+                log.contains(&format!("rank {rank}: ERROR: writing step")),
+                "{ranks} ranks, rank {rank}: {log}"
+            );
+        }
+        assert!(log.contains("no room for the step"), "{log}");
+
+        let out = run(mpirun(1).arg(example("gray_scott_reader")).arg(&file));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let read = steps_read(&text);
+        assert!(
+            (1..20).contains(&read),
+            "{ranks} ranks: {read} steps readable\n{text}"
+        );
+    }
+}
+
+/// The full disk itself: a small tmpfs, mounted in a private mount namespace (root with
+/// CAP_SYS_ADMIN, as CI runs here; elsewhere the test says it cannot mount and passes). Unlike
+/// the file size limit, a full file system also fails ADIOS2's metadata, index and profiling
+/// writes at close, whose failure made the engine's destructor abort the process on one rank.
+#[test]
+fn full_file_system_surfaces_on_every_rank() {
+    let quote = |c: &Command| {
+        std::iter::once(c.get_program())
+            .chain(c.get_args())
+            .map(|a| format!("'{}'", a.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for ranks in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gs.bp");
+        let sim = gray_scott(ranks, "residuum", &file, &["--no-verify", "--steps", "200"]);
+        let mut reader = mpirun(1);
+        reader.arg(example("gray_scott_reader")).arg(&file);
+        let script = format!(
+            "mount -t tmpfs -o size=640k none '{}' || exit 77; timeout -k 10 240 {}; \
+             echo \"simulation exit $?\"; {}",
+            dir.path().display(),
+            quote(&sim),
+            quote(&reader)
+        );
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+        for (k, v) in sim.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        let out = run(&mut cmd);
+        let (text, log) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        if out.status.code() == Some(77) {
+            eprintln!("cannot mount a tmpfs here (no CAP_SYS_ADMIN): not tested\n{log}");
+            return;
+        }
+        assert!(
+            text.contains("simulation exit 1"),
+            "{ranks} ranks:\n{text}\n{log}"
+        );
+        for rank in 0..ranks {
+            assert!(
+                log.contains(&format!("rank {rank}: ERROR: writing step")),
+                "{ranks} ranks, rank {rank}: {log}"
+            );
+        }
+        assert!(log.contains("bytes free on the file system"), "{log}");
+        assert!(out.status.success(), "the reader failed:\n{text}\n{log}");
+        let read = steps_read(&text);
+        assert!(
+            (1..20).contains(&read),
+            "{ranks} ranks: {read} steps readable\n{text}"
+        );
+    }
 }
 
 /// The operator option `train=N` inside a running simulation: each variable's operator learns

@@ -34,6 +34,9 @@ pub enum AdiosError {
     BufferSize { expected: usize, got: usize },
     #[error("bad argument: {0}")]
     Argument(String),
+    /// A step refused on every rank before it started: some rank might lack room for it.
+    #[error("{0}")]
+    NoRoom(String),
     /// A plugin named in the XML configuration cannot be found.
     #[error(
         "ADIOS2 plugin library '{library}' not found (searched: {searched}); set ADIOS2_PLUGIN_PATH \

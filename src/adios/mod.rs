@@ -9,6 +9,7 @@
 
 mod config;
 mod error;
+mod space;
 mod writer;
 
 pub use error::{AdiosError, Result};
@@ -413,6 +414,24 @@ impl Engine<'_> {
             "adios2_get",
         )?;
         Ok(out)
+    }
+
+    /// The engine's type as ADIOS2 names it (e.g. `BP5Writer`, `SstWriter`).
+    pub fn engine_type(&self) -> Result<String> {
+        let mut len = 0usize;
+        // SAFETY: live engine handle; a null buffer asks for the length only.
+        check(
+            unsafe { sys::adios2_engine_get_type(std::ptr::null_mut(), &mut len, self.raw) },
+            "adios2_engine_get_type",
+        )?;
+        let mut buf = vec![0u8; len];
+        // SAFETY: buf has room for len bytes.
+        check(
+            unsafe { sys::adios2_engine_get_type(buf.as_mut_ptr().cast(), &mut len, self.raw) },
+            "adios2_engine_get_type",
+        )?;
+        buf.truncate(len);
+        Ok(String::from_utf8_lossy(&buf).into_owned())
     }
 
     /// Closes the engine, flushing what remains; errors surface here.

@@ -7,15 +7,18 @@
 //!   MPI all-reduce, the global value range of every field, for `range=rank|global`.
 //! - Statistics: each written step's sizes, achieved NRMSE, range and time come back through
 //!   [`StepWriter::take_stats`] and, with `log`, on rank 0's standard error.
-//! - Errors of a step surface at the next call or at [`StepWriter::close`]; the writer then
-//!   writes no further step but still closes the engine, so every completed step stays
-//!   readable. Nothing queued before `close` is dropped.
+//! - Errors of step N surface at the `write_step` of step N + queue + 1 or at
+//!   [`StepWriter::close`], on every rank at the same call; the writer then writes no further
+//!   step but still closes the engine, so every completed step stays readable. Nothing queued
+//!   before `close` is dropped.
+//! - Room: before each step of a file engine, the ranks agree that it fits (see `space`), so
+//!   that ADIOS2 never meets a full disk inside its collectives.
 //!
 //! The writer thread makes MPI calls (ADIOS2's collectives, the all-reduces) while the
 //! application may make its own, so asynchronous writing needs `MPI_THREAD_MULTIPLE` and
 //! synchronous writing `MPI_THREAD_SERIALIZED`; `open` checks.
 
-use super::{Adios, AdiosError, Element, OpenMode, Result, Variable};
+use super::{space, Adios, AdiosError, Element, OpenMode, Result, Variable};
 use crate::bound::finite_min_max;
 use crate::insitu::{self, RangeUsed, Report};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
@@ -35,6 +38,14 @@ pub struct FieldSpec {
     pub start: Vec<usize>,
     pub count: Vec<usize>,
     pub double: bool,
+}
+
+impl FieldSpec {
+    /// Bytes of this rank's block of the field.
+    fn local_bytes(&self) -> usize {
+        let size = if self.double { 8 } else { 4 };
+        self.count.iter().fold(size, |a, &c| a.saturating_mul(c))
+    }
 }
 
 /// One step's data of a field, handed over (the writer owns it until written).
@@ -123,8 +134,10 @@ pub struct StepWriter {
     next_step: usize,
     written: usize,
     stats: Vec<StepStats>,
-    failed: Option<AdiosError>,
-    synchronous: bool,
+    /// The first failed step and its error.
+    failed: Option<(usize, AdiosError)>,
+    /// Steps that may wait for the writer thread (0: synchronous).
+    queue: usize,
 }
 
 /// The communicator, moved to the writer thread.
@@ -187,7 +200,7 @@ impl StepWriter {
         let (out_tx, outcomes) = unbounded::<Outcome>();
         let (ready_tx, ready_rx) = bounded::<Result<()>>(1);
         let thread_specs = specs.clone();
-        let synchronous = opts.queue == 0;
+        let queue = opts.queue;
         let thread = std::thread::Builder::new()
             .name("residuum-writer".into())
             .spawn(move || {
@@ -217,7 +230,7 @@ impl StepWriter {
             written: 0,
             stats: Vec::new(),
             failed: None,
-            synchronous,
+            queue,
         })
     }
 
@@ -243,29 +256,36 @@ impl StepWriter {
                 }
                 Err((step, e)) => {
                     if self.failed.is_none() {
-                        self.failed = Some(AdiosError::Step {
+                        let e = AdiosError::Step {
                             step,
                             source: Box::new(e),
-                        });
+                        };
+                        self.failed = Some((step, e));
                     }
                 }
             }
         }
     }
 
-    fn check(&mut self) -> Result<()> {
-        self.collect(None);
+    /// The error of a failed step up to `last`, once that step's outcome is in. Waiting for a
+    /// fixed step, not for whatever has arrived, makes every rank see a (collective) failure at
+    /// the same call, so that no rank goes on into communication the others have left.
+    fn check_through(&mut self, last: usize) -> Result<()> {
+        self.collect(Some(last));
         match &self.failed {
-            Some(e) => Err(e.clone()),
-            None => Ok(()),
+            Some((step, e)) if *step <= last => Err(e.clone()),
+            _ => Ok(()),
         }
     }
 
     /// Hands over the next step's fields (in the order of the specs) and returns its index.
     /// Blocks while the queue is full; a synchronous writer returns once the step is written.
-    /// Fails with the error of an earlier step, if one failed.
+    /// Fails with the error of an earlier step, if one failed: step N's error comes from the
+    /// call for step N + queue + 1 (the first that waits for step N's outcome), on every rank.
     pub fn write_step(&mut self, fields: Vec<FieldData>) -> Result<usize> {
-        self.check()?;
+        if let Some(last) = self.next_step.checked_sub(self.queue + 1) {
+            self.check_through(last)?;
+        }
         if fields.len() != self.specs.len() {
             return Err(AdiosError::Argument(format!(
                 "{} fields handed over, {} defined",
@@ -297,13 +317,13 @@ impl StepWriter {
             self.collect(Some(step));
             return Err(self
                 .failed
-                .clone()
+                .as_ref()
+                .map(|(_, e)| e.clone())
                 .unwrap_or_else(|| AdiosError::Argument("the writer thread stopped".into())));
         }
         self.next_step += 1;
-        if self.synchronous {
-            self.collect(Some(step));
-            self.check()?;
+        if self.queue == 0 {
+            self.check_through(step)?;
         }
         Ok(step)
     }
@@ -329,7 +349,7 @@ impl StepWriter {
     pub fn close(mut self) -> Result<Vec<StepStats>> {
         let closed = self.shut_down();
         self.collect(None);
-        if let Some(e) = self.failed.take() {
+        if let Some((_, e)) = self.failed.take() {
             return Err(e);
         }
         closed?;
@@ -384,6 +404,25 @@ fn writer_thread(
             return Ok(());
         }
     };
+    let closed = write_steps(&adios, comm, specs, opts, jobs, outcomes, ready);
+    if closed.is_err() {
+        // ADIOS2 would retry the close in the engine's destructor, which throws from a
+        // destructor and aborts the process: leave the engine to the process's exit instead.
+        std::mem::forget(adios);
+    }
+    closed
+}
+
+/// Opens the engine and writes the steps that come; returns how closing it went.
+fn write_steps(
+    adios: &Adios,
+    comm: &SimpleCommunicator,
+    specs: &[FieldSpec],
+    opts: &WriterOptions,
+    jobs: Receiver<Step>,
+    outcomes: Sender<Outcome>,
+    ready: Sender<Result<()>>,
+) -> Result<()> {
     let opened = (|| -> Result<_> {
         let io = adios.declare_io(&opts.io)?;
         let vars = specs
@@ -416,6 +455,12 @@ fn writer_thread(
     });
     // Without the plugin (no residuum operation) there is nothing to tell.
     let _ = insitu::set_threads(threads);
+    // File engines can run out of room; staging engines (SST) write no file.
+    let on_disk = engine
+        .engine_type()
+        .map(|t| t.starts_with("BP") || t.contains("File"))
+        .unwrap_or(true);
+    let step_need = space::step_need(specs.iter().map(FieldSpec::local_bytes));
     let _ = ready.send(Ok(()));
     let mut failed = false;
     for (step, handed_over, fields) in jobs {
@@ -425,7 +470,11 @@ fn writer_thread(
         let queued_seconds = handed_over.elapsed().as_secs_f64();
         let t = Instant::now();
         let written = (|| -> Result<Vec<Report>> {
-            hand_over_ranges(comm, specs, &opts.target, &fields)?;
+            let max_need = hand_over_ranges(comm, specs, &opts.target, &fields, step_need)?;
+            if on_disk {
+                space::agree_on_room(comm, opts.target.as_ref(), max_need)
+                    .map_err(AdiosError::NoRoom)?;
+            }
             engine.begin_step(-1.0)?;
             for (v, f) in vars.iter().zip(&fields) {
                 match (v, f) {
@@ -455,19 +504,26 @@ fn writer_thread(
 }
 
 /// Hands every residuum operator of this engine the rank's and the global value range of its
-/// field for the coming step (ignored by operators with other `range` settings).
+/// field for the coming step (ignored by operators with other `range` settings). Returns the
+/// largest `need` (bytes this rank's step may write) over the ranks, from the same all-reduce.
 fn hand_over_ranges(
     comm: &SimpleCommunicator,
     specs: &[FieldSpec],
     target: &str,
     fields: &[FieldData],
-) -> Result<()> {
+    need: u64,
+) -> Result<u64> {
     let local: Vec<(f64, f64)> = fields.iter().map(FieldData::min_max).collect();
-    // One all-reduce for all fields: minima and negated maxima, reduced with MIN.
-    let send: Vec<f64> = local.iter().flat_map(|&(lo, hi)| [lo, -hi]).collect();
+    // One all-reduce for all fields: minima and negated maxima, reduced with MIN (the need as
+    // a negated f64: exact below 2^53 bytes, and only compared against free space).
+    let send: Vec<f64> = local
+        .iter()
+        .flat_map(|&(lo, hi)| [lo, -hi])
+        .chain([-(need as f64)])
+        .collect();
     let mut global = vec![0.0f64; send.len()];
     comm.all_reduce_into(&send[..], &mut global[..], SystemOperation::min());
-    let span = |lo: f64, hi: f64| if hi >= lo { hi - lo } else { 0.0 };
+    let span = |lo: f64, hi: f64| crate::bound::span((lo, hi));
     for (i, s) in specs.iter().enumerate() {
         let rank = span(local[i].0, local[i].1);
         let all = span(global[2 * i], -global[2 * i + 1]);
@@ -478,7 +534,7 @@ fn hand_over_ranges(
             }
         }
     }
-    Ok(())
+    Ok(-global[send.len() - 1] as u64)
 }
 
 fn field_stats(specs: &[FieldSpec], fields: &[FieldData], reports: &[Report]) -> Vec<FieldStats> {
