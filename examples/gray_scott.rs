@@ -652,7 +652,9 @@ fn main() {
     let world = universe.world();
     limit_file_size();
     if let Err(e) = run(&world, &settings, &opts) {
-        eprintln!("gray_scott rank {}: ERROR: {e}", world.rank());
+        // One write, so that the ranks' lines do not interleave.
+        let line = format!("gray_scott rank {}: ERROR: {e}\n", world.rank());
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         // The step writer decides on each step collectively, so its errors reach every rank:
         // finish MPI and exit normally, with a failing status. Any other error may be this
         // rank's alone, with the others waiting in a halo exchange: abort.
