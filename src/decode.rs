@@ -4,6 +4,7 @@
 //! allocation.
 
 use crate::base::{self, Decoder};
+use crate::block::Block;
 use crate::bound::Target;
 use crate::codec::Float;
 use crate::dtype::ElementType;
@@ -59,11 +60,12 @@ pub fn decode_into(stream: &[u8], out: &mut [u8]) -> Result<usize> {
 
 pub(crate) fn decode_blocks(stream: &[u8], out: &mut [u8], par: bool) -> Result<usize> {
     let parsed = format::parse(stream)?;
-    check_capacity(&parsed)?;
-    decode_parsed(&parsed, out, par)
+    let payloads = checked_payloads(&parsed)?;
+    decode_parsed(&parsed, &payloads, out, par)
 }
 
-fn decode_parsed(parsed: &Parsed, out: &mut [u8], par: bool) -> Result<usize> {
+/// Decodes the blocks of `parsed`, whose `payloads` [`checked_payloads`] returned, into `out`.
+fn decode_parsed(parsed: &Parsed, payloads: &[&[u8]], out: &mut [u8], par: bool) -> Result<usize> {
     let info = &parsed.info;
     let len = info.decoded_len();
     if out.len() < len {
@@ -78,8 +80,7 @@ fn decode_parsed(parsed: &Parsed, out: &mut [u8], par: bool) -> Result<usize> {
     let decoder = decoder.as_ref();
     let blocks = map_blocks(grid.len(), !par, |i| {
         let b = grid.block(i);
-        let payload = parsed.payload(i)?;
-        decode_block(parsed, decoder, i, payload).map_err(|e| {
+        decode_block(info, parsed.entries[i].kind, &b, payloads[i], decoder).map_err(|e| {
             // Say what the stream claimed: a payload that ends early may be a lying header.
             let at = |m| format!("block {i} ({} {dtype} values claimed): {m}", b.len());
             match e {
@@ -95,34 +96,27 @@ fn decode_parsed(parsed: &Parsed, out: &mut [u8], par: bool) -> Result<usize> {
     Ok(len)
 }
 
-/// Decodes block `i` of `parsed` from its (checked) payload into element bytes.
+/// Decodes block `b` (of `kind`) from its checked payload into element bytes.
 fn decode_block(
-    parsed: &Parsed,
-    decoder: Option<&Decoder>,
-    i: usize,
+    info: &StreamInfo,
+    kind: BlockKind,
+    b: &Block,
     payload: &[u8],
+    decoder: Option<&Decoder>,
 ) -> Result<Vec<u8>> {
-    let info = &parsed.info;
     let dtype = info.dtype;
-    let b = info.grid().block(i);
-    let entry = &parsed.entries[i];
-    let bytes = b.len() * dtype.size();
-    match entry.kind {
+    match kind {
         BlockKind::Raw | BlockKind::Zstd => {
-            let mut raw = try_vec::<u8>(bytes, "a decoded block")?;
-            decode_bytes(entry.kind, payload, &mut raw)?;
+            let mut raw = try_vec::<u8>(b.len() * dtype.size(), "a decoded block")?;
+            decode_bytes(kind, payload, &mut raw)?;
             Ok(raw)
         }
         _ if info.target == Target::Lossless => {
             Err(Error::Corrupt("lossy block in a lossless stream".into()))
         }
-        BlockKind::Constant | BlockKind::Lbrc => lbrc::decode(
-            payload,
-            None,
-            b.shape,
-            dtype,
-            entry.kind == BlockKind::Constant,
-        ),
+        BlockKind::Constant | BlockKind::Lbrc => {
+            lbrc::decode(payload, None, b.shape, dtype, kind == BlockKind::Constant)
+        }
         BlockKind::BaseLbrc => {
             let mut r = ints::Reader::new(payload);
             let pred = read_base(&mut r, decoder, b.shape)?;
@@ -153,9 +147,9 @@ pub fn decode(stream: &[u8]) -> Result<(StreamInfo, Vec<u8>)> {
 
 /// [`decode`] within `opts`.
 pub fn decode_with(stream: &[u8], opts: &DecodeOptions) -> Result<(StreamInfo, Vec<u8>)> {
-    let parsed = checked(stream, opts)?;
+    let (parsed, payloads) = checked(stream, opts)?;
     let mut out = try_vec::<u8>(parsed.info.decoded_len(), "the decoded array")?;
-    decode_parsed(&parsed, &mut out, true)?;
+    decode_parsed(&parsed, &payloads, &mut out, true)?;
     Ok((parsed.info, out))
 }
 
@@ -169,7 +163,7 @@ pub fn decode_as_with<T: Float>(
     stream: &[u8],
     opts: &DecodeOptions,
 ) -> Result<(Vec<usize>, Vec<T>)> {
-    let parsed = checked(stream, opts)?;
+    let (parsed, payloads) = checked(stream, opts)?;
     let info = &parsed.info;
     if info.dtype != T::TYPE {
         return Err(Error::UnsupportedType(format!(
@@ -179,12 +173,12 @@ pub fn decode_as_with<T: Float>(
         )));
     }
     let mut out = try_vec::<T>(info.element_count(), "the decoded array")?;
-    decode_parsed(&parsed, bytemuck::cast_slice_mut(&mut out), true)?;
+    decode_parsed(&parsed, &payloads, bytemuck::cast_slice_mut(&mut out), true)?;
     Ok((parsed.info.dims, out))
 }
 
 /// Parses `stream` and checks what it claims against `opts` and its payloads.
-fn checked<'a>(stream: &'a [u8], opts: &DecodeOptions) -> Result<Parsed<'a>> {
+fn checked<'a>(stream: &'a [u8], opts: &DecodeOptions) -> Result<(Parsed<'a>, Vec<&'a [u8]>)> {
     let parsed = format::parse(stream)?;
     let info = &parsed.info;
     if info.decoded_len() > opts.max_decoded_bytes {
@@ -197,19 +191,23 @@ fn checked<'a>(stream: &'a [u8], opts: &DecodeOptions) -> Result<Parsed<'a>> {
             opts.max_decoded_bytes
         )));
     }
-    check_capacity(&parsed)?;
-    Ok(parsed)
+    let payloads = checked_payloads(&parsed)?;
+    Ok((parsed, payloads))
 }
 
-/// Refuses a stream whose blocks claim more values than their payloads can hold: each kind
-/// bounds its expansion where it has a bound (raw, zstd, LBRC without a zero-cost symbol).
-fn check_capacity(parsed: &Parsed) -> Result<()> {
+/// The blocks' payloads, each checked against its checksum and against what it can hold:
+/// a stream whose blocks claim more values than their payloads can decode to is refused here,
+/// before anything is allocated for them. Each kind bounds its expansion where it has a bound
+/// (raw, zstd, LBRC without a zero-cost symbol).
+fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Vec<&'a [u8]>> {
     let info = &parsed.info;
     let grid = info.grid();
+    let mut payloads = Vec::with_capacity(grid.len());
     for i in 0..grid.len() {
         let n = grid.block(i).len();
         let entry = &parsed.entries[i];
         let payload = parsed.payload(i)?;
+        payloads.push(payload);
         if let Some(cap) = capacity(entry.kind, payload, n, info.dtype)? {
             if n as u64 > cap {
                 return Err(Error::Corrupt(format!(
@@ -223,7 +221,7 @@ fn check_capacity(parsed: &Parsed) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(payloads)
 }
 
 /// The most values a block payload of `kind` can decode to; `None` where there is no bound

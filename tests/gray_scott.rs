@@ -269,7 +269,12 @@ fn failing_write_surfaces_on_every_rank_and_keeps_written_steps() {
     for ranks in [1, 2] {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("full.bp");
-        let mut sim = gray_scott(ranks, "residuum", &file, &["--no-verify", "--steps", "1000"]);
+        let mut sim = gray_scott(
+            ranks,
+            "residuum",
+            &file,
+            &["--no-verify", "--steps", "1000"],
+        );
         sim.env("GRAY_SCOTT_FILE_LIMIT", "600000");
         let out = run(&mut with_timeout(&sim, 240));
         let log = String::from_utf8_lossy(&out.stderr);
@@ -317,7 +322,12 @@ fn full_file_system_surfaces_on_every_rank() {
     for ranks in [1, 2] {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("gs.bp");
-        let sim = gray_scott(ranks, "residuum", &file, &["--no-verify", "--steps", "1000"]);
+        let sim = gray_scott(
+            ranks,
+            "residuum",
+            &file,
+            &["--no-verify", "--steps", "1000"],
+        );
         let mut reader = mpirun(1);
         reader.arg(example("gray_scott_reader")).arg(&file);
         let script = format!(

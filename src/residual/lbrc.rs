@@ -832,7 +832,9 @@ pub fn decode(
     }
     if constant {
         if !offset.is_finite() {
-            return Err(Error::Corrupt("constant block of a non-finite value".into()));
+            return Err(Error::Corrupt(
+                "constant block of a non-finite value".into(),
+            ));
         }
         let mut out = crate::error::try_vec::<u8>(n * es, "a decoded block")?;
         match base {

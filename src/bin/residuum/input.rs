@@ -55,45 +55,32 @@ pub fn read_at_most(path: &Path, max: usize) -> Result<Vec<u8>, String> {
     if meta.is_file() && meta.len() > max as u64 {
         return Err(too_large());
     }
-    let mut bytes = Vec::new();
-    if meta.is_file() {
-        bytes
-            .try_reserve_exact(meta.len() as usize)
-            .map_err(|e| at(std::io::Error::other(e)))?;
-    }
-    file.take(max as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(at)?;
-    if bytes.len() > max {
-        return Err(too_large());
-    }
-    Ok(bytes)
+    read_rest(file, Vec::new(), max)
+        .map_err(at)?
+        .ok_or_else(too_large)
+}
+
+/// Appends what is left of `f` to `bytes`, up to `max` bytes in all; None if there is more.
+fn read_rest(f: std::fs::File, mut bytes: Vec<u8>, max: usize) -> std::io::Result<Option<Vec<u8>>> {
+    let left = max.saturating_sub(bytes.len()) as u64;
+    f.take(left + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() <= max).then_some(bytes))
 }
 
 /// Reads a residuum stream: its magic first, so that a device or a file of another kind is
 /// refused at once, then at most the decode limit.
 pub fn read_stream(path: &Path) -> Result<Vec<u8>, String> {
-    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let at = |e: String| format!("{}: {e}", path.display());
+    let mut f = std::fs::File::open(path).map_err(|e| at(e.to_string()))?;
     let mut magic = [0u8; 4];
-    let got = read_full(&mut f, &mut magic).map_err(|e| format!("{}: {e}", path.display()))?;
+    let got = read_full(&mut f, &mut magic).map_err(at)?;
     if magic[..got] != residuum::format::MAGIC[..] {
-        return Err(format!(
-            "{}: not a residuum stream (bad magic)",
-            path.display()
-        ));
+        return Err(at("not a residuum stream (bad magic)".into()));
     }
     let max = residuum::DecodeOptions::default().max_decoded_bytes;
-    let mut bytes = magic.to_vec();
-    f.take(max as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    if bytes.len() > max {
-        return Err(format!(
-            "{}: a stream of more than {max} bytes",
-            path.display()
-        ));
-    }
-    Ok(bytes)
+    read_rest(f, magic.to_vec(), max)
+        .map_err(|e| at(e.to_string()))?
+        .ok_or_else(|| at(format!("a stream of more than {max} bytes")))
 }
 
 /// Loads `path`: `.npy` carries its own shape and type; raw files need `dims` and `dtype`.
@@ -127,6 +114,10 @@ fn load_npy(path: &Path) -> Result<Array, String> {
     let got = read_full(&mut f, &mut head)?;
     let head = &head[..got];
     let (hlen, start) = npy_prelude(head)?;
+    // numpy writes headers of a few hundred bytes; a larger length is not a header to allocate.
+    if hlen > 1 << 20 {
+        return Err(format!(".npy header of {hlen} bytes"));
+    }
     let mut header = vec![0u8; start + hlen];
     header[..got].copy_from_slice(head);
     if read_full(&mut f, &mut header[got..])? != start + hlen - got {
@@ -134,31 +125,22 @@ fn load_npy(path: &Path) -> Result<Array, String> {
     }
     let (dims, dtype) = parse_npy_header(&header[start..])?;
     let need = array_bytes(&dims, dtype)?;
-    let mut bytes = Vec::new();
-    f.take(need as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() != need {
-        return Err("data size does not match the .npy shape".into());
+    match read_rest(f, Vec::new(), need).map_err(|e| e.to_string())? {
+        Some(bytes) if bytes.len() == need => Ok(Array { dims, dtype, bytes }),
+        _ => Err("data size does not match the .npy shape".into()),
     }
-    Ok(Array { dims, dtype, bytes })
 }
 
 /// Fills `buf` as far as the file goes; returns the bytes read.
 fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> Result<usize, String> {
-    f.take(buf.len() as u64)
-        .read(buf)
-        .map_err(|e| e.to_string())
-        .and_then(|first| {
-            let mut n = first;
-            while n < buf.len() {
-                match f.read(&mut buf[n..]).map_err(|e| e.to_string())? {
-                    0 => break,
-                    k => n += k,
-                }
-            }
-            Ok(n)
-        })
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]).map_err(|e| e.to_string())? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 /// Magic and version of a `.npy` file: the header's length and where it starts.
