@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 
 /// The floating-point types residuum compresses. The discriminant is the byte stored in streams
-/// and used by the C ABI (`RESIDUUM_F32`, `RESIDUUM_F64`).
+/// and used by the C ABI (`RESIDUUM_FLOAT`, `RESIDUUM_DOUBLE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum ElementType {

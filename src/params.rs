@@ -6,7 +6,7 @@
 //! | `target` | the bound for the mode: τ for nrmse, ε for abs/rel, dB for psnr |
 //! | `nrmse`, `abs`, `rel`, `psnr` | shorthand: `nrmse=1e-5` is `mode=nrmse target=1e-5` |
 //! | `range` | value range R for nrmse/rel/psnr: `block` (default: the range of each array compressed, i.e. each ADIOS2 block), `rank` or `global` (handed over by the application each step, see [`crate::insitu`]), or a number |
-//! | `block` | block shape of the 3D view, e.g. `16x64x64`, at least 64 values (default: about 2^17 values) |
+//! | `block` | block shape of the 3D view, e.g. `16x64x64`, at least 64 values (default: about 2^18 values) |
 //! | `threads` | worker threads, at most [`MAX_THREADS`] (0, the default: `RESIDUUM_THREADS`, else the cores this process owns) |
 //! | `level` | zstd level for lossless blocks, 1..=19 |
 //! | `coder` | integer coder: `context` (default) or `planes` (zstd per bit plane) |

@@ -344,3 +344,57 @@ proptest! {
         prop_assert!(decode(&b).is_err());
     }
 }
+
+/// doc/format.md names every committed golden stream as a conformance vector with the hash of
+/// its decoded array: each decodes to exactly that, and no golden stream goes unnamed.
+#[test]
+fn the_format_document_names_and_matches_every_conformance_vector() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("doc/format.md")).unwrap();
+    let section = doc
+        .split("## 10. Conformance vectors")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("doc/format.md has a conformance vector section");
+    // Table rows: | `NAME.rsd` | version | ... | `HASH` or a note |
+    let rows: Vec<(String, Option<String>)> = section
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let file = cells.get(1)?.strip_prefix('`')?.strip_suffix(".rsd`")?;
+            let last = cells.get(cells.len().checked_sub(2)?)?;
+            let hash = last
+                .strip_prefix('`')
+                .and_then(|h| h.strip_suffix('`'))
+                .map(str::to_string);
+            Some((file.to_string(), hash))
+        })
+        .collect();
+    let golden = root.join("tests/golden");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&golden)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".rsd").map(str::to_string)
+        })
+        .collect();
+    on_disk.sort();
+    let mut named: Vec<String> = rows.iter().map(|(f, _)| f.clone()).collect();
+    named.sort();
+    assert_eq!(named, on_disk, "doc/format.md and tests/golden disagree");
+    for (name, hash) in rows {
+        let s = std::fs::read(golden.join(format!("{name}.rsd"))).unwrap();
+        let (_, out) = decode(&s).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out));
+        let file = golden.join(format!("{name}.xxh3"));
+        match hash {
+            Some(h) => {
+                assert_eq!(got, h, "{name}: the document's hash");
+                let stored = std::fs::read_to_string(&file).unwrap();
+                assert_eq!(stored.trim(), h, "{name}: the .xxh3 file");
+            }
+            // Only the format-1 vector has no hash file; the golden test checks its values.
+            None => assert!(!file.exists(), "{name}: the document gives no hash"),
+        }
+    }
+}

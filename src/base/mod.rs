@@ -44,7 +44,7 @@ pub const TENSORS: [(&str, &[usize]); 8] = [
 /// Decoder tensors: what travels in a stream.
 const DECODER: std::ops::Range<usize> = 4..8;
 
-/// Bytes of [`Decoder::to_bytes`]: the latent step and the decoder tensors, f32.
+/// Bytes of [`Decoder::bytes`]: the latent step and the decoder tensors, f32.
 pub const DECODER_LEN: usize = {
     let (mut n, mut i) = (1, DECODER.start);
     while i < DECODER.end {

@@ -278,9 +278,12 @@ pub(crate) unsafe fn compress_call(
         // SAFETY: per the caller's contract.
         let codec = unsafe { codec.as_ref() }.ok_or_else(|| null_arg("codec"))?;
         let dtype = dtype_of(dtype)?;
+        // SAFETY: `dims` points to `ndims` values per the contract.
         let dims = unsafe { slice(dims, ndims, "dims")? };
         let len = crate::format::checked_len(dims, dtype)
             .ok_or_else(|| Error::BadShape(format!("{dims:?} overflows")))?;
+        // SAFETY: `data` holds the array's bytes and `out` `out_capacity` writable bytes, not
+        // overlapping, per the contract.
         let data = unsafe { slice(data, len, "data")? };
         let out = unsafe { slice_mut(out, out_capacity, "out")? };
         let n = f(&codec.codec, dtype, dims, data, out)?;

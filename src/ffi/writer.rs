@@ -95,6 +95,7 @@ pub unsafe extern "C" fn residuum_writer_open(
         let fields = unsafe { slice(fields, nfields, "fields")? };
         let mut specs = Vec::with_capacity(nfields);
         for f in fields {
+            // SAFETY: each field's name is a NUL-terminated string per the contract.
             let name = unsafe { string(f.name, "field name")? };
             let double = match f.dtype {
                 RESIDUUM_FLOAT => false,
@@ -105,6 +106,7 @@ pub unsafe extern "C" fn residuum_writer_open(
                     )))
                 }
             };
+            // SAFETY: shape, start and count each point to `ndims` values per the contract.
             let dims = |p, what| unsafe { slice(p, f.ndims, what) }.map(<[usize]>::to_vec);
             specs.push(FieldSpec {
                 name,
@@ -114,6 +116,8 @@ pub unsafe extern "C" fn residuum_writer_open(
                 count: dims(f.count, "count")?,
             });
         }
+        // SAFETY: `config` (if not null), `io` and `target` are NUL-terminated strings per the
+        // contract.
         let opts = WriterOptions {
             config: (!config.is_null())
                 .then(|| unsafe { string(config, "config") }.map(Into::into))

@@ -23,6 +23,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
 pub const FORMAT_VERSION: u16 = 3;
+/// The version written for streams without base-model or GAE blocks.
+const VERSION_WITHOUT_MODEL: u16 = 2;
 /// Header flag: the last table entry is the base model.
 const FLAG_MODEL: u8 = 1;
 /// More dimensions than any ADIOS2 variable plausibly has; bounds header parsing.
@@ -127,12 +129,12 @@ pub fn header_len(ndims: usize, nblocks: usize) -> usize {
         .saturating_add(ENTRY_LEN.saturating_mul(nblocks))
 }
 
-/// Writes header, table and payloads into `out`; returns the stream length.
-/// Number of blocks of `info`'s grid.
+/// Number of blocks of the grid of `block` over the 3D view of `dims`.
 pub fn grid_len(dims: &[usize], block: [usize; 3]) -> usize {
     block_count(&fold3(dims), &block)
 }
 
+/// Writes header, table and payloads into `out`; returns the stream length.
 pub fn write_stream(
     info: &StreamInfo,
     blocks: &[(BlockKind, &[u8])],
@@ -158,7 +160,14 @@ pub fn write_stream(
     let mut w = Writer { buf: out, pos: 0 };
     w.put(&MAGIC);
     // Version 2 where it suffices, so that older readers decode what they can.
-    w.put(&(if v3 { 3u16 } else { 2 }).to_le_bytes());
+    w.put(
+        &(if v3 {
+            FORMAT_VERSION
+        } else {
+            VERSION_WITHOUT_MODEL
+        })
+        .to_le_bytes(),
+    );
     w.put(&[
         info.dtype as u8,
         info.target.code(),

@@ -1,8 +1,10 @@
 //! LBRC: quantize the residual with a per-block step chosen for the target, 3D Lorenzo on the
 //! integers, zigzag, entropy coding. Non-finite values are kept aside and restored exactly.
 //!
-//! Payload: offset f64 | step f64 | specials | coder byte | coded integers. A block whose values
-//! all lie within the bound of `offset` is stored as a constant (offset and specials only).
+//! Payload: offset f64 | step f64 | specials | predictor u8 (Lorenzo mask 1..=7, or 8: least
+//! squares, followed by its 7 i16 coefficients) | coded integers (see [`ints`]). A block whose
+//! values all lie within the bound of `offset` is stored as a constant (offset and specials
+//! only). `doc/format.md` specifies every byte.
 
 use crate::bound::{finite_min_max, initial_step, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
