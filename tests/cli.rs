@@ -152,110 +152,68 @@ fn hostile_command_lines_give_errors_not_crashes() {
     let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let empty = p("empty.f32");
     std::fs::write(&empty, b"").unwrap();
+    let o = p("o.rsd");
+    // `compress -i INPUT ARGS... --nrmse 1e-4 -o o.rsd`, which must fail.
+    let compress = |input: &str, args: &[&str]| {
+        fails(
+            &[
+                &["compress", "-i", input],
+                args,
+                &["--nrmse", "1e-4", "-o", &o],
+            ]
+            .concat(),
+        )
+    };
+    let raw_f32 = |dims| ["--dims", dims, "--type", "f32"];
     // Shapes whose product overflows: the true product in the message.
-    let e = fails(&[
-        "compress",
-        "-i",
-        &empty,
-        "--dims",
-        "4294967296x4294967296x4294967296",
-        "--type",
-        "f32",
-        "--nrmse",
-        "1e-4",
-        "-o",
-        &p("o.rsd"),
-    ]);
+    let e = compress(&empty, &raw_f32("4294967296x4294967296x4294967296"));
     assert!(e.contains("79228162514264337593543950336 values"), "{e}");
     // 2^62 x 4 wraps to 0 bytes, the empty file's size.
-    let e = fails(&[
-        "compress",
-        "-i",
-        &empty,
-        "--dims",
-        "4611686018427387904",
-        "--type",
-        "f32",
-        "--nrmse",
-        "1e-4",
-        "-o",
-        &p("o.rsd"),
-    ]);
+    let e = compress(&empty, &raw_f32("4611686018427387904"));
     assert!(e.contains("4611686018427387904 values"), "{e}");
     let huge = p("huge.npy");
     std::fs::write(&huge, npy("(4611686018427420672,)", "False", &[])).unwrap();
-    let e = fails(&[
-        "compress",
-        "-i",
-        &huge,
-        "--nrmse",
-        "1e-4",
-        "-o",
-        &p("o.rsd"),
-    ]);
+    let e = compress(&huge, &[]);
     assert!(e.contains("more than can be addressed"), "{e}");
     let maybe = p("maybe.npy");
     std::fs::write(&maybe, npy("(2, 2)", "'maybe'", &[0u8; 16])).unwrap();
-    let e = fails(&[
-        "compress",
-        "-i",
-        &maybe,
-        "--nrmse",
-        "1e-4",
-        "-o",
-        &p("o.rsd"),
-    ]);
+    let e = compress(&maybe, &[]);
     assert!(e.contains("fortran_order"), "{e}");
     // A device that never ends: refused after the bytes the shape needs, not read to the end.
-    let e = fails(&[
-        "compress",
-        "-i",
-        "/dev/zero",
-        "--dims",
-        "100",
-        "--type",
-        "f32",
-        "--nrmse",
-        "1e-4",
-        "-o",
-        &p("o.rsd"),
-    ]);
+    let e = compress("/dev/zero", &raw_f32("100"));
     assert!(e.contains("more than the 400 bytes"), "{e}");
     let e = fails(&["decompress", "-i", "/dev/zero", "-o", &p("o.out")]);
     assert!(e.contains("bad magic"), "{e}");
     // Thread counts and tiny blocks.
     let field = p("f.f32");
     std::fs::write(&field, vec![0u8; 4 * 4096]).unwrap();
-    let o = p("o.rsd");
-    let base = [
-        "compress", "-i", &field, "--dims", "4096", "--type", "f32", "-o", &o,
-    ];
     for bad in ["threads=99999999999", "block=1x1x1"] {
-        let e = fails(&[&base[..], &["--nrmse", "1e-4", "-p", bad]].concat());
+        let e = compress(&field, &[&raw_f32("4096")[..], &["-p", bad]].concat());
         assert!(
             e.contains("1024") || e.contains("at least 64 values"),
             "{e}"
         );
     }
     // Conflicting settings name both.
-    let conflicts: [(&[&str], &str); 4] = [
-        (&["--nrmse", "1e-4", "-p", "mode=abs"], "nrmse=0.0001"),
-        (&["--nrmse", "1e-4", "-p", "target=1e-2"], "nrmse=0.0001"),
-        (&["--nrmse", "1e-4", "-p", "abs=5"], "nrmse=0.0001"),
-        (&["--lossless", "-p", "nrmse=1e-4"], "mode=lossless"),
-    ];
-    for (args, first) in conflicts {
-        let e = fails(&[&base[..], args].concat());
-        assert!(
-            e.contains("conflicts with") && e.contains(first),
-            "{args:?}: {e}"
-        );
+    for bad in ["mode=abs", "target=1e-2", "abs=5"] {
+        let e = compress(&field, &[&raw_f32("4096")[..], &["-p", bad]].concat());
+        assert!(e.contains("conflicts with nrmse=0.0001"), "{bad}: {e}");
     }
-    // The input is never the output.
-    let same = [
-        "compress", "-i", &field, "--dims", "4096", "--type", "f32", "-o", &field,
+    let lossless = [
+        "compress",
+        "-i",
+        &field,
+        "--lossless",
+        "-p",
+        "nrmse=1e-4",
+        "-o",
+        &o,
     ];
-    let e = fails(&[&same[..], &["--nrmse", "1e-4"]].concat());
+    let e = fails(&[&lossless[..], &raw_f32("4096")].concat());
+    assert!(e.contains("conflicts with mode=lossless"), "{e}");
+    // The input is never the output.
+    let same = ["compress", "-i", &field, "--nrmse", "1e-4", "-o", &field];
+    let e = fails(&[&same[..], &raw_f32("4096")].concat());
     assert!(e.contains("the output is the input"), "{e}");
     assert_eq!(std::fs::read(&field).unwrap().len(), 4 * 4096);
     // The help says which range.

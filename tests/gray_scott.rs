@@ -229,16 +229,32 @@ fn sst_writer_to_reader() {
     }
 }
 
-/// The number of steps gray_scott_reader reports having read.
-fn steps_read(text: &str) -> usize {
-    text.lines()
+/// Every rank stopped with the writer's error for a step, for the reason `why`.
+fn assert_stopped_on_every_rank(ranks: usize, log: &str, why: &str) {
+    for rank in 0..ranks {
+        assert!(
+            log.contains(&format!("rank {rank}: ERROR: writing step")),
+            "{ranks} ranks, rank {rank}: {log}"
+        );
+    }
+    assert!(log.contains(why), "{log}");
+}
+
+/// gray_scott_reader (its stdout `text`) read some, not all, of the 100 outputs.
+fn assert_some_steps_readable(ranks: usize, text: &str) {
+    let read: usize = text
+        .lines()
         .find_map(|l| {
             l.split(" steps read")
                 .next()
                 .filter(|_| l.contains("steps read"))
         })
         .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{text}"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        (1..100).contains(&read),
+        "{ranks} ranks: {read} steps readable\n{text}"
+    );
 }
 
 /// `cmd` under `timeout`: a run that deadlocks fails the test instead of hanging it.
@@ -283,13 +299,7 @@ fn failing_write_surfaces_on_every_rank_and_keeps_written_steps() {
             Some(1),
             "{ranks} ranks: the run should fail: {log}"
         );
-        for rank in 0..ranks {
-            assert!(
-                log.contains(&format!("rank {rank}: ERROR: writing step")),
-                "{ranks} ranks, rank {rank}: {log}"
-            );
-        }
-        assert!(log.contains("no room for the step"), "{log}");
+        assert_stopped_on_every_rank(ranks, &log, "no room for the step");
 
         let out = run(mpirun(1).arg(example("gray_scott_reader")).arg(&file));
         let text = String::from_utf8_lossy(&out.stdout);
@@ -298,11 +308,7 @@ fn failing_write_surfaces_on_every_rank_and_keeps_written_steps() {
             "{text}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let read = steps_read(&text);
-        assert!(
-            (1..100).contains(&read),
-            "{ranks} ranks: {read} steps readable\n{text}"
-        );
+        assert_some_steps_readable(ranks, &text);
     }
 }
 
@@ -357,19 +363,9 @@ fn full_file_system_surfaces_on_every_rank() {
             text.contains("simulation exit 1"),
             "{ranks} ranks:\n{text}\n{log}"
         );
-        for rank in 0..ranks {
-            assert!(
-                log.contains(&format!("rank {rank}: ERROR: writing step")),
-                "{ranks} ranks, rank {rank}: {log}"
-            );
-        }
-        assert!(log.contains("bytes free on the file system"), "{log}");
+        assert_stopped_on_every_rank(ranks, &log, "bytes free on the file system");
         assert!(out.status.success(), "the reader failed:\n{text}\n{log}");
-        let read = steps_read(&text);
-        assert!(
-            (1..100).contains(&read),
-            "{ranks} ranks: {read} steps readable\n{text}"
-        );
+        assert_some_steps_readable(ranks, &text);
     }
 }
 
