@@ -238,12 +238,12 @@ fn capacity(kind: BlockKind, payload: &[u8], n: usize, dtype: ElementType) -> Re
             Err(_) => return Err(Error::Corrupt("zstd block: not a zstd frame".into())),
         },
         BlockKind::Constant | BlockKind::Gae => None,
-        BlockKind::Lbrc => lbrc::max_values(payload, n, dtype, false)?,
+        BlockKind::Lbrc => lbrc::max_values(payload, n, dtype)?,
         BlockKind::BaseLbrc => {
             let mut r = ints::Reader::new(payload);
             base_part(&mut r)?;
             match r.bytes(1)?[0] {
-                1 => lbrc::max_values(r.rest(), n, dtype, false)?,
+                1 => lbrc::max_values(r.rest(), n, dtype)?,
                 _ => None,
             }
         }

@@ -794,17 +794,9 @@ fn read_head(r: &mut ints::Reader, offset: f64, n: usize, dtype: ElementType) ->
     })
 }
 
-/// The most values a payload of [`decode`] can hold (`None`: no limit, as for a constant
-/// block), read from its head and its coder's tables alone.
-pub fn max_values(
-    payload: &[u8],
-    n: usize,
-    dtype: ElementType,
-    constant: bool,
-) -> Result<Option<u64>> {
-    if constant {
-        return Ok(None);
-    }
+/// The most values a non-constant payload of [`decode`] can hold (`None`: no limit), read
+/// from its head and its coder's tables alone. (A constant block has no limit.)
+pub fn max_values(payload: &[u8], n: usize, dtype: ElementType) -> Result<Option<u64>> {
     let mut r = ints::Reader::new(payload);
     let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
     read_head(&mut r, offset, n, dtype)?;
