@@ -5,19 +5,18 @@
 //! are verified against the target on their actual reconstruction; a block no step can serve is
 //! coded losslessly.
 
-use crate::base::{self, Model};
+use crate::base::online::Trainer;
+use crate::base::{self, BasePrediction, Model};
 use crate::block::{default_block, fold3, Grid};
-use crate::bound::{finite_min_max, span, BlockBound, ErrorStats, Target};
+use crate::bound::{data_range, BlockBound, ErrorStats, Target, RANGE_CHUNK};
 use crate::dtype::ElementType;
-use crate::entropy::{encode_bytes, ints, Coded};
+use crate::entropy::{encode_bytes, ByteCoding};
 use crate::error::{Error, Result};
-use crate::format::{self, checked_len, grid_len, header_len, BlockKind, StreamInfo};
-use crate::params::{Config, IntCoder, Range, Residual};
-use crate::pipeline::{default_threads, two_stage, MAX_THREADS};
-use crate::residual::{gae, lbrc};
-use rayon::prelude::*;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use crate::format::{self, check_shape, checked_len, grid_len, header_len, BlockKind, StreamInfo};
+use crate::params::{Config, Range};
+use crate::pipeline::{default_threads, shared_pool, two_stage, MAX_THREADS};
+use crate::residual::{lbrc, Staged};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Floating-point element types residuum compresses.
@@ -50,75 +49,26 @@ pub struct Codec {
     trainer: Option<Arc<Trainer>>,
 }
 
-/// Arrays kept to learn from: values as f32 and their 3D view.
-type Collected = Vec<(Vec<f32>, [usize; 3])>;
-
-/// The operator's `train=N`: collects the first N arrays, then trains on a background thread;
-/// compression goes on without a model meanwhile and uses it once it is there.
-#[derive(Debug)]
-struct Trainer {
-    want: usize,
-    #[cfg_attr(not(feature = "train"), allow(dead_code))]
-    seconds: f64,
-    /// None once training started.
-    collected: Mutex<Option<Collected>>,
-    trained: std::sync::OnceLock<Arc<Model>>,
+/// One way of coding a lossy block, between the pipeline's stages.
+struct Candidate {
+    staged: Staged,
+    errors: ErrorStats,
+    uses_model: bool,
 }
 
-impl Trainer {
-    fn observe(self: &Arc<Self>, data: &[u8], dtype: ElementType, dims: &[usize]) {
-        let mut c = self.collected.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(arrays) = c.as_mut() else {
-            return; // training started
-        };
-        let v = raw_to_f64(data, dtype)
-            .into_iter()
-            .map(|x| x as f32)
-            .collect();
-        arrays.push((v, fold3(dims)));
-        if arrays.len() < self.want {
-            return;
-        }
-        let arrays = c.take().unwrap_or_default();
-        let me = self.clone();
-        std::thread::spawn(move || me.train(arrays));
-    }
+/// A block between the pipeline's stages: its candidates and raw bytes (in case none pays).
+struct Block {
+    candidates: Vec<Candidate>,
+    raw: Vec<u8>,
+}
 
-    #[cfg(feature = "train")]
-    fn train(&self, arrays: Collected) {
-        use crate::base::train::{fit, Sample, TrainOptions};
-        let samples: Vec<Sample> = arrays
-            .iter()
-            .map(|(v, shape)| Sample {
-                values: v,
-                shape: *shape,
-            })
-            .collect();
-        let opts = TrainOptions {
-            seconds: self.seconds,
-            ..TrainOptions::default()
-        };
-        let trained = fit(&samples, &opts, |_| {}).and_then(|(bytes, curve)| {
-            let m = Model::from_safetensors(&bytes).map_err(Error::Model)?;
-            Ok((m, curve))
-        });
-        match trained {
-            Ok((m, curve)) => {
-                eprintln!(
-                    "residuum: base model trained on {} arrays: {} steps in {:.1} s, loss {:.3e}",
-                    arrays.len(),
-                    curve.len(),
-                    curve.last().map_or(0.0, |p| p.seconds),
-                    curve.last().map_or(f64::NAN, |p| p.loss)
-                );
-                let _ = self.trained.set(Arc::new(m));
-            }
-            Err(e) => eprintln!("residuum: training the base model failed: {e}"),
-        }
-    }
+/// A coded block: how, its payload and its errors.
+type CodedBlock = (BlockKind, Vec<u8>, ErrorStats);
 
-    #[cfg(not(feature = "train"))]
-    fn train(&self, _: Collected) {}
+/// A block's best coding without the base model, and with it where that is smaller.
+struct Choice {
+    plain: CodedBlock,
+    with_model: Option<CodedBlock>,
 }
 
 /// What one compression did: sizes, the errors of the verified reconstruction and the range the
@@ -143,59 +93,6 @@ impl CompressStats {
     }
 }
 
-/// One pool per thread count for the whole process: every variable's operator shares it
-/// instead of each bringing its own threads.
-fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
-    static POOLS: Mutex<Option<HashMap<usize, Arc<rayon::ThreadPool>>>> = Mutex::new(None);
-    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-    let pools = pools.get_or_insert_with(HashMap::new);
-    if let Some(p) = pools.get(&threads) {
-        return Ok(p.clone());
-    }
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("residuum-{i}"))
-            .build()
-            .map_err(|e| Error::Internal(format!("thread pool: {e}")))?,
-    );
-    pools.insert(threads, pool.clone());
-    Ok(pool)
-}
-
-/// One way of coding a lossy block, between the pipeline's stages.
-enum Candidate {
-    /// LBRC on the values.
-    Lbrc(lbrc::Prepared, ErrorStats),
-    /// LBRC on the residual over the base model's prediction.
-    BaseLbrc(Arc<base::Predicted>, lbrc::Prepared, ErrorStats),
-    /// GAE (finished: it has no separate entropy stage) over no base or the model's.
-    Gae(Option<Arc<base::Predicted>>, Vec<u8>, ErrorStats),
-}
-
-/// A block between the pipeline's stages: its candidates and raw bytes (in case none pays).
-struct Staged {
-    candidates: Vec<Candidate>,
-    raw: Vec<u8>,
-}
-
-/// A coded block: how, its payload and its errors.
-type CodedBlock = (BlockKind, Vec<u8>, ErrorStats);
-
-/// A block's best coding without the base model, and with it where that is smaller.
-struct Choice {
-    plain: CodedBlock,
-    with_model: Option<CodedBlock>,
-}
-
-/// The base model's part of a block payload: normalisation and coded latents.
-fn put_base(p: &base::Predicted, out: &mut Vec<u8>) {
-    out.extend_from_slice(&p.norm.mean.to_le_bytes());
-    out.extend_from_slice(&p.norm.scale.to_le_bytes());
-    crate::entropy::ints::put_varint(out, p.coded_latents.len() as u64);
-    out.extend_from_slice(&p.coded_latents);
-}
-
 impl Codec {
     pub fn new(config: Config) -> Result<Self> {
         let threads = match config.threads {
@@ -213,14 +110,8 @@ impl Codec {
                 reason: "this build of residuum cannot train (feature `train`)".into(),
             });
         }
-        let trainer = (config.train > 0).then(|| {
-            Arc::new(Trainer {
-                want: config.train,
-                seconds: config.train_seconds,
-                collected: Mutex::new(Some(Vec::new())),
-                trained: std::sync::OnceLock::new(),
-            })
-        });
+        let trainer =
+            (config.train > 0).then(|| Arc::new(Trainer::new(config.train, config.train_seconds)));
         Codec {
             config,
             threads: 0,
@@ -253,7 +144,7 @@ impl Codec {
     pub fn model(&self) -> Option<Arc<Model>> {
         self.model
             .clone()
-            .or_else(|| self.trainer.as_ref()?.trained.get().cloned())
+            .or_else(|| self.trainer.as_ref()?.trained())
     }
 
     /// The worker threads this codec uses.
@@ -340,18 +231,18 @@ impl Codec {
         if let (Some(t), true) = (&self.trainer, bound != BlockBound::Lossless) {
             t.observe(data, dtype, dims);
         }
-        let first = |i: usize, par: bool| -> Result<Staged> {
+        let first = |i: usize, par: bool| -> Result<Block> {
             let b = grid.block(i);
             let raw = grid.gather_bytes(data, dtype, &b);
             let candidates = if bound == BlockBound::Lossless {
                 Vec::new()
             } else {
-                let v = raw_to_f64(&raw, dtype);
+                let v = dtype.to_f64s(&raw);
                 self.candidates(model.as_deref(), &v, b.shape, bound, dtype, par)
             };
-            Ok(Staged { candidates, raw })
+            Ok(Block { candidates, raw })
         };
-        let second = |_: usize, s: Staged| self.finish_block(s, dtype);
+        let second = |_: usize, s: Block| self.finish_block(s, dtype);
         let coded = if grid.len() > 1 && !self.serial() {
             let depth = 4 * self.threads;
             two_stage(
@@ -433,8 +324,8 @@ impl Codec {
         }
     }
 
-    /// The pipeline's first stage for a lossy block: the ways of coding it that the settings
-    /// allow, quantized, predicted and verified.
+    /// The pipeline's first stage for a lossy block: the configured residual coder over no
+    /// base and, where there is a model, over its prediction.
     fn candidates(
         &self,
         model: Option<&Model>,
@@ -447,78 +338,32 @@ impl Codec {
         // The model's prediction, where it is finite (a hostile block can overflow it).
         let predicted = model.and_then(|m| {
             let p = base::predict(m, v, shape);
-            p.prediction
-                .iter()
-                .all(|x| x.is_finite())
-                .then(|| Arc::new(p))
+            p.prediction.iter().all(|x| x.is_finite()).then_some(p)
         });
-        let mut out = Vec::new();
-        match self.config.residual {
-            Residual::Lbrc => {
-                if let Some((p, e)) = lbrc::prepare(v, None, shape, bound, dtype, par) {
-                    out.push(Candidate::Lbrc(p, e));
-                }
-                if let Some(pr) = predicted {
-                    let base = Some(pr.prediction.as_slice());
-                    if let Some((p, e)) = lbrc::prepare(v, base, shape, bound, dtype, par) {
-                        out.push(Candidate::BaseLbrc(pr.clone(), p, e));
-                    }
-                }
-            }
-            Residual::Gae => {
-                if let Some((p, e)) = gae::encode(v, None, shape, bound, dtype) {
-                    out.push(Candidate::Gae(None, p, e));
-                }
-                if let Some(pr) = predicted {
-                    let base = Some(pr.prediction.as_slice());
-                    if let Some((p, e)) = gae::encode(v, base, shape, bound, dtype) {
-                        out.push(Candidate::Gae(Some(pr.clone()), p, e));
-                    }
-                }
-            }
-        }
-        out
+        let coder = self.config.residual.coder();
+        std::iter::once(None)
+            .chain(predicted.as_ref().map(Some))
+            .filter_map(|base: Option<&BasePrediction>| {
+                let (staged, errors) = coder.stage(v, base, shape, bound, dtype, par)?;
+                Some(Candidate {
+                    staged,
+                    errors,
+                    uses_model: base.is_some(),
+                })
+            })
+            .collect()
     }
 
-    /// The pipeline's second stage: entropy coding of every candidate, and the smallest with
+    /// The pipeline's second stage: integer coding of every candidate, and the smallest with
     /// and without the base model; lossless coding where no lossy payload is smaller than the
     /// raw block (or no step met the bound).
-    fn finish_block(&self, s: Staged, dtype: ElementType) -> Result<Choice> {
+    fn finish_block(&self, s: Block, dtype: ElementType) -> Result<Choice> {
         let mut plain: Option<CodedBlock> = None;
         let mut with_model: Option<CodedBlock> = None;
         for c in s.candidates {
-            let (coded, uses_model) = match c {
-                Candidate::Lbrc(lbrc::Prepared::Constant(p), e) => {
-                    ((BlockKind::Constant, p, e), false)
-                }
-                Candidate::Lbrc(lbrc::Prepared::Predicted(p), e) => {
-                    ((BlockKind::Lbrc, p.finish(self.config.coder), e), false)
-                }
-                Candidate::BaseLbrc(pr, p, e) => {
-                    let mut out = Vec::new();
-                    put_base(&pr, &mut out);
-                    match p {
-                        lbrc::Prepared::Constant(p) => {
-                            out.push(0);
-                            out.extend_from_slice(&p);
-                        }
-                        lbrc::Prepared::Predicted(p) => {
-                            out.push(1);
-                            out.extend_from_slice(&p.finish(self.config.coder));
-                        }
-                    }
-                    ((BlockKind::BaseLbrc, out, e), true)
-                }
-                Candidate::Gae(pr, p, e) => {
-                    let mut out = vec![pr.is_some() as u8];
-                    if let Some(pr) = &pr {
-                        put_base(pr, &mut out);
-                    }
-                    out.extend_from_slice(&p);
-                    ((BlockKind::Gae, out, e), pr.is_some())
-                }
-            };
-            let slot = if uses_model {
+            let (kind, payload) = c.staged.finish(self.config.coder);
+            let coded = (kind, payload, c.errors);
+            let slot = if c.uses_model {
                 &mut with_model
             } else {
                 &mut plain
@@ -538,8 +383,8 @@ impl Codec {
                     ..ErrorStats::default()
                 };
                 match encode_bytes(&raw, self.config.level)? {
-                    Coded::Zstd(z) => (BlockKind::Zstd, z, exact),
-                    Coded::Raw => (BlockKind::Raw, raw, exact),
+                    ByteCoding::Zstd(z) => (BlockKind::Zstd, z, exact),
+                    ByteCoding::Raw => (BlockKind::Raw, raw, exact),
                 }
             }
         };
@@ -559,71 +404,4 @@ impl Codec {
         out.truncate(n);
         Ok(out)
     }
-}
-
-impl IntCoder {
-    pub(crate) fn encode(self, r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool) {
-        match self {
-            IntCoder::Context => ints::encode(r, shape, out, par),
-            IntCoder::Planes => ints::encode_planes(r, 3, out),
-        }
-    }
-}
-
-/// Little-endian element bytes as f64 (exact for f32 and f64).
-pub fn raw_to_f64(raw: &[u8], dtype: ElementType) -> Vec<f64> {
-    match dtype {
-        ElementType::F32 => raw
-            .chunks_exact(4)
-            .map(|c| crate::dtype::f32_to_f64(u32::from_le_bytes(c.try_into().unwrap())))
-            .collect(),
-        ElementType::F64 => raw
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-    }
-}
-
-/// Values per chunk of [`data_range`].
-const RANGE_CHUNK: usize = 1 << 16;
-
-/// Value range of the finite elements, in chunks (min/max: any order gives the same).
-pub(crate) fn data_range(data: &[u8], dtype: ElementType, par: bool) -> f64 {
-    let chunk = dtype.size() * RANGE_CHUNK;
-    let min_max = |c: &[u8]| match dtype {
-        ElementType::F32 => finite_min_max(
-            c.chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64),
-        ),
-        ElementType::F64 => finite_min_max(
-            c.chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().unwrap())),
-        ),
-    };
-    let join = |a: (f64, f64), b: (f64, f64)| (a.0.min(b.0), a.1.max(b.1));
-    let none = (f64::INFINITY, f64::NEG_INFINITY);
-    span(if !par {
-        data.chunks(chunk).map(min_max).fold(none, join)
-    } else {
-        data.par_chunks(chunk).map(min_max).reduce(|| none, join)
-    })
-}
-
-fn check_shape(dims: &[usize], dtype: ElementType, data_len: usize) -> Result<()> {
-    if dims.len() > format::MAX_DIMS {
-        return Err(Error::BadShape(format!(
-            "{} dimensions (at most {})",
-            dims.len(),
-            format::MAX_DIMS
-        )));
-    }
-    let expected =
-        checked_len(dims, dtype).ok_or_else(|| Error::BadShape(format!("{dims:?} overflows")))?;
-    if expected != data_len {
-        return Err(Error::InputSize {
-            expected,
-            got: data_len,
-        });
-    }
-    Ok(())
 }

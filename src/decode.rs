@@ -3,12 +3,12 @@
 //! a decode limit, against what each block's payload can hold at most, and by fallible
 //! allocation.
 
-use crate::base::{self, Decoder};
+use crate::base::Decoder;
 use crate::block::Block;
 use crate::bound::Target;
 use crate::codec::Float;
 use crate::dtype::ElementType;
-use crate::entropy::{decode_bytes, ints};
+use crate::entropy::decode_bytes;
 use crate::error::{try_vec, Error, Result};
 use crate::format::{self, BlockKind, Parsed, StreamInfo};
 use crate::residual::{gae, lbrc};
@@ -117,25 +117,8 @@ fn decode_block(
         BlockKind::Constant | BlockKind::Lbrc => {
             lbrc::decode(payload, None, b.shape, dtype, kind == BlockKind::Constant)
         }
-        BlockKind::BaseLbrc => {
-            let mut r = ints::Reader::new(payload);
-            let pred = read_base(&mut r, decoder, b.shape)?;
-            let constant = match r.bytes(1)?[0] {
-                0 => true,
-                1 => false,
-                k => return Err(Error::Corrupt(format!("unknown residual kind {k}"))),
-            };
-            lbrc::decode(r.rest(), Some(&pred), b.shape, dtype, constant)
-        }
-        BlockKind::Gae => {
-            let mut r = ints::Reader::new(payload);
-            let pred = match r.bytes(1)?[0] {
-                0 => None,
-                1 => Some(read_base(&mut r, decoder, b.shape)?),
-                k => return Err(Error::Corrupt(format!("unknown GAE base {k}"))),
-            };
-            gae::decode(r.rest(), pred.as_deref(), b.shape, dtype)
-        }
+        BlockKind::BaseLbrc => lbrc::decode_over_base(payload, decoder, b.shape, dtype),
+        BlockKind::Gae => gae::decode_block(payload, decoder, b.shape, dtype),
         BlockKind::Model => Err(Error::Corrupt("model entry inside the block grid".into())),
     }
 }
@@ -239,34 +222,7 @@ fn capacity(kind: BlockKind, payload: &[u8], n: usize, dtype: ElementType) -> Re
         },
         BlockKind::Constant | BlockKind::Gae => None,
         BlockKind::Lbrc => lbrc::max_values(payload, n, dtype)?,
-        BlockKind::BaseLbrc => {
-            let mut r = ints::Reader::new(payload);
-            base_part(&mut r)?;
-            match r.bytes(1)?[0] {
-                1 => lbrc::max_values(r.rest(), n, dtype)?,
-                _ => None,
-            }
-        }
+        BlockKind::BaseLbrc => lbrc::max_values_over_base(payload, n, dtype)?,
         BlockKind::Model => None,
     })
-}
-
-/// The base model's part of a block payload (`codec::put_base`): normalisation and coded latents.
-fn base_part<'a>(r: &mut ints::Reader<'a>) -> Result<(base::Norm, &'a [u8])> {
-    let f = |b: &[u8]| f64::from_le_bytes(b.try_into().unwrap());
-    let norm = base::Norm {
-        mean: f(r.bytes(8)?),
-        scale: f(r.bytes(8)?),
-    };
-    let len = r.varint()? as usize;
-    Ok((norm, r.bytes(len)?))
-}
-
-/// Reads [`base_part`] and returns the prediction for a block of `shape`.
-fn read_base(r: &mut ints::Reader, dec: Option<&Decoder>, shape: [usize; 3]) -> Result<Vec<f64>> {
-    let dec = dec.ok_or_else(|| {
-        Error::Model("a block is coded over a base model, but the stream carries none".into())
-    })?;
-    let (norm, latents) = base_part(r)?;
-    base::predict_from(dec, latents, shape, norm)
 }

@@ -33,11 +33,68 @@ impl ElementType {
             other => Err(Error::UnsupportedType(format!("code {other}"))),
         }
     }
+
+    /// `v` rounded through this type, as a decoder's output will be.
+    #[inline(always)]
+    pub(crate) fn round(self, v: f64) -> f64 {
+        match self {
+            ElementType::F32 => v as f32 as f64,
+            ElementType::F64 => v,
+        }
+    }
+
+    /// The bits `v` (already rounded through this type) is stored with.
+    #[inline(always)]
+    pub(crate) fn bits_of(self, v: f64) -> u64 {
+        match self {
+            ElementType::F32 => (v as f32).to_bits() as u64,
+            ElementType::F64 => v.to_bits(),
+        }
+    }
+
+    /// The exact bits of a value of this type widened to f64 (NaN payloads included).
+    pub(crate) fn exact_bits(self, v: f64) -> u64 {
+        match self {
+            ElementType::F32 => f64_to_f32_bits(v) as u64,
+            ElementType::F64 => v.to_bits(),
+        }
+    }
+
+    /// Writes element `i` of the little-endian element bytes `out` from its bits.
+    #[inline(always)]
+    pub(crate) fn put_bits(self, out: &mut [u8], i: usize, bits: u64) {
+        match self {
+            ElementType::F32 => out[4 * i..4 * i + 4].copy_from_slice(&(bits as u32).to_le_bytes()),
+            ElementType::F64 => out[8 * i..8 * i + 8].copy_from_slice(&bits.to_le_bytes()),
+        }
+    }
+
+    /// Reads the bits of one element from its little-endian bytes (`bytes.len()` is the size).
+    pub(crate) fn read_bits(self, bytes: &[u8]) -> u64 {
+        match self {
+            ElementType::F32 => u32::from_le_bytes(bytes.try_into().unwrap()) as u64,
+            ElementType::F64 => u64::from_le_bytes(bytes.try_into().unwrap()),
+        }
+    }
+
+    /// Little-endian element bytes as f64, exactly (NaN payloads included).
+    pub fn to_f64s(self, raw: &[u8]) -> Vec<f64> {
+        match self {
+            ElementType::F32 => raw
+                .chunks_exact(4)
+                .map(|c| f32_to_f64(u32::from_le_bytes(c.try_into().unwrap())))
+                .collect(),
+            ElementType::F64 => raw
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+        }
+    }
 }
 
 /// An f32 (as bits) widened to f64 exactly, NaN payloads included: a hardware conversion sets
 /// the quiet bit of a signalling NaN, and the stream promises non-finite values bit for bit.
-pub fn f32_to_f64(bits: u32) -> f64 {
+pub(crate) fn f32_to_f64(bits: u32) -> f64 {
     let v = f32::from_bits(bits);
     if v.is_nan() {
         let sign = ((bits >> 31) as u64) << 63;
@@ -48,7 +105,7 @@ pub fn f32_to_f64(bits: u32) -> f64 {
 }
 
 /// The inverse of [`f32_to_f64`] for NaN (and `as f32` otherwise): the f32 bits a value stands for.
-pub fn f64_to_f32_bits(v: f64) -> u32 {
+pub(crate) fn f64_to_f32_bits(v: f64) -> u32 {
     if v.is_nan() {
         let b = v.to_bits();
         let mantissa = (b >> 29) as u32 & 0x007f_ffff;

@@ -13,6 +13,8 @@
 //! (its output, the latents, is stored, so it needs no such care). Training is candle's job
 //! (`residuum train`); a trained model is a safetensors file.
 
+pub(crate) mod frame;
+pub(crate) mod online;
 #[cfg(feature = "train")]
 pub mod train;
 
@@ -394,7 +396,7 @@ impl Norm {
 
 /// What the base model makes of one block: its latents, coded, and the prediction they decode
 /// to (the same on both sides).
-pub struct Predicted {
+pub struct BasePrediction {
     pub norm: Norm,
     pub coded_latents: Vec<u8>,
     pub prediction: Vec<f64>,
@@ -402,7 +404,7 @@ pub struct Predicted {
 
 /// Runs the model over a block of `shape` (values in block order, non-finite ones predicted
 /// from their replacement by the mean).
-pub fn predict(model: &Model, values: &[f64], shape: [usize; 3]) -> Predicted {
+pub fn predict(model: &Model, values: &[f64], shape: [usize; 3]) -> BasePrediction {
     let norm = Norm::of(values);
     let x: Vec<f32> = values
         .iter()
@@ -419,7 +421,7 @@ pub fn predict(model: &Model, values: &[f64], shape: [usize; 3]) -> Predicted {
     let mut coded_latents = Vec::new();
     ints::encode(&latents, latent_shape(&lay), &mut coded_latents, false);
     let prediction = reconstruct(&model.decoder, &latents, &lay, norm);
-    Predicted {
+    BasePrediction {
         norm,
         coded_latents,
         prediction,

@@ -3,6 +3,9 @@
 //! Every target is checked on the actual reconstruction (the values the decoder will produce,
 //! rounded to the element type), never assumed from the step.
 
+use crate::dtype::ElementType;
+use rayon::prelude::*;
+
 /// What the reconstruction must satisfy.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Target {
@@ -172,6 +175,31 @@ pub fn initial_step(bound: BlockBound) -> f64 {
         BlockBound::Rms(r) => r * 12f64.sqrt(),
         BlockBound::Max(m) => 2.0 * m,
     }
+}
+
+/// Values per chunk of [`data_range`].
+pub(crate) const RANGE_CHUNK: usize = 1 << 16;
+
+/// Value range of the finite elements, in chunks (min/max: any order gives the same).
+pub(crate) fn data_range(data: &[u8], dtype: ElementType, par: bool) -> f64 {
+    let chunk = dtype.size() * RANGE_CHUNK;
+    let min_max = |c: &[u8]| match dtype {
+        ElementType::F32 => finite_min_max(
+            c.chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64),
+        ),
+        ElementType::F64 => finite_min_max(
+            c.chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap())),
+        ),
+    };
+    let join = |a: (f64, f64), b: (f64, f64)| (a.0.min(b.0), a.1.max(b.1));
+    let none = (f64::INFINITY, f64::NEG_INFINITY);
+    span(if !par {
+        data.chunks(chunk).map(min_max).fold(none, join)
+    } else {
+        data.par_chunks(chunk).map(min_max).reduce(|| none, join)
+    })
 }
 
 #[cfg(test)]

@@ -1,32 +1,32 @@
 //! Entropy coding: byte payloads (zstd or raw) and integer blocks ([`ints`]).
 
-pub mod ints;
+pub(crate) mod ints;
 
 use crate::error::{Error, Result};
 use crate::format::BlockKind;
 
 /// A coded payload: either the input as it is, or a zstd frame that is smaller.
-pub enum Coded {
+pub(crate) enum ByteCoding {
     Raw,
     Zstd(Vec<u8>),
 }
 
 /// zstd at `level`, falling back to raw where zstd does not shrink the input, so no block ever
 /// grows (the worst-case stream size relies on this).
-pub fn encode_bytes(raw: &[u8], level: i32) -> Result<Coded> {
+pub(crate) fn encode_bytes(raw: &[u8], level: i32) -> Result<ByteCoding> {
     if raw.is_empty() {
-        return Ok(Coded::Raw);
+        return Ok(ByteCoding::Raw);
     }
     let z = zstd::bulk::compress(raw, level).map_err(|e| Error::Internal(format!("zstd: {e}")))?;
     Ok(if z.len() < raw.len() {
-        Coded::Zstd(z)
+        ByteCoding::Zstd(z)
     } else {
-        Coded::Raw
+        ByteCoding::Raw
     })
 }
 
 /// Decodes a payload of `kind` into exactly `out.len()` bytes.
-pub fn decode_bytes(kind: BlockKind, payload: &[u8], out: &mut [u8]) -> Result<()> {
+pub(crate) fn decode_bytes(kind: BlockKind, payload: &[u8], out: &mut [u8]) -> Result<()> {
     match kind {
         BlockKind::Raw => {
             if payload.len() != out.len() {

@@ -15,6 +15,8 @@
 //! A reader needs nothing but these bytes; every field is checked before it is used, so corrupted
 //! or truncated input gives an error, not a panic.
 
+pub(crate) mod payload;
+
 use crate::block::fold3;
 use crate::bound::Target;
 use crate::dtype::ElementType;
@@ -132,6 +134,26 @@ pub fn header_len(ndims: usize, nblocks: usize) -> usize {
 /// Number of blocks of the grid of `block` over the 3D view of `dims`.
 pub fn grid_len(dims: &[usize], block: [usize; 3]) -> usize {
     block_count(&fold3(dims), &block)
+}
+
+/// Checks that `dims` is a shape streams can hold and that `data_len` bytes of `dtype` fill it.
+pub(crate) fn check_shape(dims: &[usize], dtype: ElementType, data_len: usize) -> Result<()> {
+    if dims.len() > MAX_DIMS {
+        return Err(Error::BadShape(format!(
+            "{} dimensions (at most {})",
+            dims.len(),
+            MAX_DIMS
+        )));
+    }
+    let expected =
+        checked_len(dims, dtype).ok_or_else(|| Error::BadShape(format!("{dims:?} overflows")))?;
+    if expected != data_len {
+        return Err(Error::InputSize {
+            expected,
+            got: data_len,
+        });
+    }
+    Ok(())
 }
 
 /// Writes header, table and payloads into `out`; returns the stream length.

@@ -9,8 +9,10 @@
 //! the work-stealing scheduler cannot deadlock. Results land by block index, so the output does
 //! not depend on the thread count or on which stage finished first.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crossbeam_channel::bounded;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// Environment variable that sets the thread count where the parameters leave it at 0.
 pub const THREADS_ENV: &str = "RESIDUUM_THREADS";
@@ -169,4 +171,24 @@ mod tests {
             .unwrap()
             .is_empty());
     }
+}
+
+/// One pool per thread count for the whole process: every variable's operator shares it
+/// instead of each bringing its own threads.
+pub(crate) fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    static POOLS: Mutex<Option<HashMap<usize, Arc<rayon::ThreadPool>>>> = Mutex::new(None);
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    let pools = pools.get_or_insert_with(HashMap::new);
+    if let Some(p) = pools.get(&threads) {
+        return Ok(p.clone());
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("residuum-{i}"))
+            .build()
+            .map_err(|e| Error::Internal(format!("thread pool: {e}")))?,
+    );
+    pools.insert(threads, pool.clone());
+    Ok(pool)
 }

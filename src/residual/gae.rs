@@ -7,11 +7,13 @@
 //!
 //! Payload: specials | K u8 | basis K×64 f32 | step f64 | zstd(mask bits, lengths, coefficients)
 
-use super::lbrc::{as_type, put_bits, read_specials, value_bits, write_specials};
+use super::{specials, ResidualCoder, Staged};
+use crate::base::{frame, BasePrediction, Decoder};
 use crate::bound::{BlockBound, ErrorStats};
 use crate::dtype::ElementType;
-use crate::entropy::ints;
 use crate::error::{Error, Result};
+use crate::format::payload::{put_varint, PayloadReader};
+use crate::format::BlockKind;
 
 const P: usize = 8;
 const N: usize = P * P;
@@ -117,7 +119,7 @@ pub fn encode(
     for (pi, &p) in all.iter().enumerate() {
         let mut st = ErrorStats::default();
         for i in cells(shape, p).into_iter().flatten() {
-            st.add(values[i], as_type(b_at(i), dtype));
+            st.add(values[i], dtype.round(b_at(i)));
         }
         if st.meets(bound) {
             stats.merge(&st);
@@ -161,7 +163,7 @@ pub fn encode(
             let mut st = ErrorStats::default();
             for (n, c) in cl.iter().enumerate() {
                 if let Some(i) = *c {
-                    st.add(values[i], as_type(b_at(i) + acc[n], dtype));
+                    st.add(values[i], dtype.round(b_at(i) + acc[n]));
                 }
             }
             if st.meets(bound) {
@@ -185,7 +187,7 @@ pub fn encode(
         return None;
     }
     let mut out = Vec::new();
-    write_specials(values, dtype, &mut out);
+    specials::write(values, dtype, &mut out);
     out.push(used as u8);
     for v in &basis[..used * N] {
         out.extend_from_slice(&(*v as f32).to_le_bytes());
@@ -203,12 +205,53 @@ pub fn encode(
     body.extend_from_slice(&bits);
     body.extend_from_slice(&lengths);
     for &c in &coeffs {
-        ints::put_varint(&mut body, ((c << 1) ^ (c >> 63)) as u64);
+        put_varint(&mut body, ((c << 1) ^ (c >> 63)) as u64);
     }
     let z = zstd::bulk::compress(&body, 19).ok()?;
-    ints::put_varint(&mut out, body.len() as u64);
+    put_varint(&mut out, body.len() as u64);
     out.extend_from_slice(&z);
     Some((out, stats))
+}
+
+/// GAE as the pipeline's residual stage. Its block kind, `Gae`, says whether a base part
+/// ([`frame`]) comes first: 0 or 1, then the base part where 1, then the GAE payload.
+pub(crate) struct Gae;
+
+impl ResidualCoder for Gae {
+    fn stage(
+        &self,
+        values: &[f64],
+        base: Option<&BasePrediction>,
+        shape: [usize; 3],
+        bound: BlockBound,
+        dtype: ElementType,
+        _par: bool,
+    ) -> Option<(Staged, ErrorStats)> {
+        let prediction = base.map(|b| b.prediction.as_slice());
+        let (p, e) = encode(values, prediction, shape, bound, dtype)?;
+        let mut out = vec![base.is_some() as u8];
+        if let Some(b) = base {
+            frame::put(b, &mut out);
+        }
+        out.extend_from_slice(&p);
+        Some((Staged::Done(BlockKind::Gae, out), e))
+    }
+}
+
+/// Decodes a `Gae` block payload: its base flag and part, then the GAE payload.
+pub(crate) fn decode_block(
+    payload: &[u8],
+    decoder: Option<&Decoder>,
+    shape: [usize; 3],
+    dtype: ElementType,
+) -> Result<Vec<u8>> {
+    let mut r = PayloadReader::new(payload);
+    let pred = match r.bytes(1)?[0] {
+        0 => None,
+        1 => Some(frame::read(&mut r, decoder, shape)?),
+        k => return Err(Error::Corrupt(format!("unknown GAE base {k}"))),
+    };
+    decode(r.rest(), pred.as_deref(), shape, dtype)
 }
 
 /// Decodes a block coded by [`encode`] over the same `base`.
@@ -225,8 +268,8 @@ pub fn decode(
         ));
     }
     let b_at = |i: usize| base.map_or(0.0, |b| b[i]);
-    let mut r = ints::Reader::new(payload);
-    let specials = read_specials(&mut r, n_vals, dtype)?;
+    let mut r = PayloadReader::new(payload);
+    let specials = specials::read(&mut r, n_vals, dtype)?;
     let used = r.bytes(1)?[0] as usize;
     if used > N {
         return Err(Error::Corrupt("GAE basis wider than a patch".into()));
@@ -251,21 +294,14 @@ pub fn decode(
     if body.len() != body_len {
         return Err(Error::Corrupt("GAE body length mismatch".into()));
     }
-    let mut br = ints::Reader::new(&body);
+    let mut br = PayloadReader::new(&body);
     let bits = br.bytes(all.len().div_ceil(8))?.to_vec();
     let masked: Vec<usize> = (0..all.len())
         .filter(|&pi| bits[pi / 8] >> (pi % 8) & 1 == 1)
         .collect();
     let lengths = br.bytes(masked.len())?.to_vec();
     let mut out = crate::error::try_vec::<u8>(n_vals * dtype.size(), "a decoded block")?;
-    (0..n_vals).for_each(|i| {
-        put_bits(
-            &mut out,
-            dtype,
-            i,
-            value_bits(dtype, as_type(b_at(i), dtype)),
-        )
-    });
+    (0..n_vals).for_each(|i| dtype.put_bits(&mut out, i, dtype.bits_of(dtype.round(b_at(i)))));
     for (&pi, &k) in masked.iter().zip(&lengths) {
         let k = k as usize;
         if k > used {
@@ -281,12 +317,8 @@ pub fn decode(
         }
         for (n, c) in cells(shape, all[pi]).iter().enumerate() {
             if let Some(i) = *c {
-                put_bits(
-                    &mut out,
-                    dtype,
-                    i,
-                    value_bits(dtype, as_type(b_at(i) + acc[n], dtype)),
-                );
+                let bits = dtype.bits_of(dtype.round(b_at(i) + acc[n]));
+                dtype.put_bits(&mut out, i, bits);
             }
         }
     }
@@ -294,7 +326,7 @@ pub fn decode(
         return Err(Error::Corrupt("trailing bytes in a GAE block".into()));
     }
     for (i, bits) in specials {
-        put_bits(&mut out, dtype, i, bits);
+        dtype.put_bits(&mut out, i, bits);
     }
     Ok(out)
 }

@@ -13,11 +13,9 @@ pub struct Array {
 
 impl Array {
     pub fn values(&self) -> Vec<f64> {
-        to_f64(&self.bytes, self.dtype)
+        self.dtype.to_f64s(&self.bytes)
     }
 }
-
-pub use residuum::codec::raw_to_f64 as to_f64;
 
 pub fn parse_dims(s: &str) -> Result<Vec<usize>, String> {
     s.split('x')

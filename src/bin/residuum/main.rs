@@ -240,7 +240,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let (info, back) = residuum::decode(&s).map_err(|e| e.to_string())?;
             let td = t1.elapsed().as_secs_f64();
             let grid = Grid::new(fold3(&a.dims), info.block);
-            let q = quality(&a.values(), &input::to_f64(&back, a.dtype), &grid);
+            let q = quality(&a.values(), &a.dtype.to_f64s(&back), &grid);
             let mb = a.bytes.len() as f64 / 1e6;
             println!(
                 "file {}  dims {:?}  type {}  target {} {}",

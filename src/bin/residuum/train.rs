@@ -78,7 +78,7 @@ fn reach(model: &Model, f: &Field) -> (f64, f64) {
         let b = grid.block(i);
         let bytes: &[u8] = bytemuck::cast_slice(&f.values);
         let raw = grid.gather_bytes(bytes, residuum::ElementType::F32, &b);
-        let v = residuum::codec::raw_to_f64(&raw, residuum::ElementType::F32);
+        let v = residuum::ElementType::F32.to_f64s(&raw);
         let p = base::predict(model, &v, b.shape);
         bits += 8 * p.coded_latents.len();
         for (x, y) in v.iter().zip(&p.prediction) {

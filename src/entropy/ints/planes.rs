@@ -1,0 +1,60 @@
+//! The bit-plane coder (id 2), the reference design: zigzag, then one bit plane per bit from
+//! the top, each plane zstd-compressed.
+
+use super::{class, unzigzag, zigzag, PLANES};
+use crate::error::{try_vec, Error, Result};
+use crate::format::payload::{put_varint, PayloadReader};
+
+/// The reference coder: bit planes of the zigzagged values, each compressed with zstd.
+pub(super) fn encode(r: &[i64], level: i32, out: &mut Vec<u8>) {
+    let z: Vec<u64> = r.iter().map(|&v| zigzag(v)).collect();
+    let nbits = z.iter().map(|&v| class(v)).max().unwrap_or(0);
+    out.push(PLANES);
+    out.push(nbits);
+    let mut packed = vec![0u8; z.len().div_ceil(8)];
+    for p in (0..nbits).rev() {
+        packed.fill(0);
+        for (i, &v) in z.iter().enumerate() {
+            packed[i / 8] |= (((v >> p) & 1) as u8) << (i % 8);
+        }
+        let c = zstd::bulk::compress(&packed, level).unwrap_or_default();
+        put_varint(out, c.len() as u64);
+        out.extend_from_slice(&c);
+    }
+}
+
+pub(super) fn decode(mut r: PayloadReader, n: usize) -> Result<Vec<i64>> {
+    let nbits = r.bytes(1)?[0];
+    if nbits > 64 {
+        return Err(Error::Corrupt("more than 64 bit planes".into()));
+    }
+    let mut z = try_vec::<u64>(n, "decoding")?;
+    let mut packed = try_vec::<u8>(n.div_ceil(8), "decoding")?;
+    for p in (0..nbits).rev() {
+        let len = r.varint()? as usize;
+        let got = zstd::bulk::decompress_to_buffer(r.bytes(len)?, &mut packed[..])
+            .map_err(|e| Error::Corrupt(format!("bit plane: {e}")))?;
+        if got != packed.len() {
+            return Err(Error::Corrupt("bit plane of the wrong size".into()));
+        }
+        for (i, v) in z.iter_mut().enumerate() {
+            *v |= (((packed[i / 8] >> (i % 8)) & 1) as u64) << p;
+        }
+    }
+    if !r.rest().is_empty() {
+        return Err(Error::Corrupt("trailing bytes after the bit planes".into()));
+    }
+    Ok(z.into_iter().map(unzigzag).collect())
+}
+
+/// The most values a bit-plane payload (after its id) can hold: its first plane's size.
+pub(super) fn max_values(r: &mut PayloadReader) -> Result<Option<u64>> {
+    if r.bytes(1)?[0] == 0 {
+        return Ok(None);
+    }
+    let len = r.varint()? as usize;
+    let plane = zstd::zstd_safe::get_frame_content_size(r.bytes(len)?)
+        .map_err(|_| Error::Corrupt("bit plane is not a zstd frame".into()))?;
+    // Each plane holds one bit per value.
+    Ok(plane.map(|bytes| bytes.saturating_mul(8)))
+}

@@ -1,0 +1,299 @@
+//! The context coder's frequency tables: how they are stored (a mask of the contexts in use,
+//! then per context its symbol range and a 1-byte log-scale weight per symbol), normalized
+//! (integer arithmetic, identical everywhere) and laid out for encoding and decoding, and what
+//! they bound.
+
+use crate::error::{Error, Result};
+use crate::format::payload::PayloadReader;
+
+/// Magnitude classes 0..=63 (residuals stay far below 2^62).
+pub(super) const SYMBOLS: usize = 64;
+pub(super) const CONTEXTS: usize = 24;
+/// Probability precision of `CONTEXT`: 10 bits cost under 0.03% on the real fields against 12,
+/// and keep the decoding tables of the contexts in use within the L1 cache.
+pub(super) const PROB_BITS: u32 = 10;
+pub(super) const V1_PROB_BITS: u32 = 12;
+pub(super) const RANS_L: u32 = 1 << 23;
+
+/// Writes the tables of the contexts in use (a mask, then per context its symbol range and one
+/// log-scale weight per symbol) and returns all contexts' tables as the decoder rebuilds them.
+pub(super) fn write_tables(counts: &[[u32; SYMBOLS]], out: &mut Vec<u8>) -> Vec<Table> {
+    let used: u32 = (0..CONTEXTS)
+        .filter(|&c| counts[c].iter().any(|&v| v > 0))
+        .fold(0, |m, c| m | 1 << c);
+    out.extend_from_slice(&used.to_le_bytes());
+    let mut tables: Vec<Table> = (0..CONTEXTS)
+        .map(|_| Table::with_freqs([0; SYMBOLS]))
+        .collect();
+    for c in (0..CONTEXTS).filter(|&c| used >> c & 1 == 1) {
+        let h = &counts[c];
+        let lo = (0..SYMBOLS).find(|&s| h[s] > 0).unwrap();
+        let hi = (0..SYMBOLS).rev().find(|&s| h[s] > 0).unwrap();
+        let total: u64 = h.iter().map(|&v| v as u64).sum();
+        out.extend_from_slice(&[lo as u8, (hi - lo) as u8]);
+        let mut weights = [0u32; SYMBOLS];
+        for s in lo..=hi {
+            let code = weight_code(h[s] as u64, total);
+            out.push(code);
+            weights[s] = weight_of(code);
+        }
+        tables[c] = Table::from_counts(&weights, PROB_BITS);
+    }
+    tables
+}
+
+/// Reads what [`write_tables`] wrote: the tables of the contexts in use, in context order,
+/// normalized to `prob_bits`.
+pub(super) fn read_tables(r: &mut PayloadReader, prob_bits: u32) -> Result<Vec<(usize, Table)>> {
+    let used = u32::from_le_bytes(r.bytes(4)?.try_into().unwrap());
+    if used >> CONTEXTS != 0 {
+        return Err(Error::Corrupt("unknown contexts in use".into()));
+    }
+    let mut tables = Vec::new();
+    for cx in (0..CONTEXTS).filter(|&cx| used >> cx & 1 == 1) {
+        let head = r.bytes(2)?;
+        let (lo, len) = (head[0] as usize, head[1] as usize);
+        if lo + len >= SYMBOLS {
+            return Err(Error::Corrupt("bad frequency table range".into()));
+        }
+        let mut weights = [0u32; SYMBOLS];
+        for (s, &code) in r.bytes(len + 1)?.iter().enumerate() {
+            weights[lo + s] = weight_of(code);
+        }
+        let t = Table::from_counts(&weights, prob_bits);
+        if t.total != 1 << prob_bits {
+            return Err(Error::Corrupt("empty frequency table".into()));
+        }
+        tables.push((cx, t));
+    }
+    Ok(tables)
+}
+
+/// Reads the tables and lays out their decoding slots, those of the contexts in use only, one
+/// after the other; returns the slots and each context's first slot (top bit set: absent).
+/// A slot holds the symbol (bits 0-7), its frequency minus one (8-19; a lone symbol at 12 bits
+/// has 2^12) and its start (20-31), so one load per value gives all three.
+pub(super) fn read_slots(
+    r: &mut PayloadReader,
+    prob_bits: u32,
+) -> Result<(Vec<u32>, [u32; CONTEXTS])> {
+    let tables = read_tables(r, prob_bits)?;
+    let size = 1usize << prob_bits;
+    let mut base = [1u32 << 31; CONTEXTS];
+    let mut slots = vec![0u32; tables.len().max(1) * size];
+    for (t, (cx, table)) in tables.iter().enumerate() {
+        base[*cx] = (t * size) as u32;
+        let mine = &mut slots[t * size..(t + 1) * size];
+        for sym in 0..SYMBOLS {
+            let (st, f) = (table.start[sym], table.freq[sym]);
+            if f > 0 {
+                let entry = sym as u32 | (f - 1) << 8 | st << 20;
+                mine[st as usize..(st + f) as usize].fill(entry);
+            }
+        }
+    }
+    Ok((slots, base))
+}
+
+/// Weight codes: 0 for an absent symbol, else a 1-byte floating-point approximation of the
+/// symbol's share of 2^18 (4 mantissa bits, at most code 255), from below; the coding loss of
+/// the approximation is negligible.
+fn weight_code(count: u64, total: u64) -> u8 {
+    if count == 0 {
+        return 0;
+    }
+    let share = ((count << 18) / total.max(1)).max(1);
+    let e = 63 - share.leading_zeros(); // floor(log2)
+    let code = if e < 4 {
+        share as u32
+    } else {
+        16 * (e - 3) + ((share >> (e - 4)) as u32 & 15)
+    };
+    code.clamp(1, 255) as u8
+}
+
+/// The weight a code stands for (integer arithmetic, identical everywhere).
+fn weight_of(code: u8) -> u32 {
+    let c = code as u32;
+    if c < 16 {
+        c
+    } else {
+        (16 + (c & 15)) << ((c >> 4) - 1)
+    }
+}
+
+/// A symbol prepared for encoding: x → (x / f)·2^PROB_BITS + x mod f + start, with the division
+/// done as a multiplication by a precomputed reciprocal (the encoder's serial dependency chain
+/// would otherwise wait on a hardware division for every value).
+#[derive(Clone, Copy, Default)]
+pub(super) struct EncSymbol {
+    x_max: u32,
+    rcp: u32,
+    shift: u32,
+    bias: u32,
+    cmpl: u32,
+}
+
+impl EncSymbol {
+    pub(super) fn new(start: u32, freq: u32) -> EncSymbol {
+        if freq == 0 {
+            return EncSymbol::default(); // never coded
+        }
+        let x_max = ((RANS_L >> PROB_BITS) << 8) * freq;
+        let cmpl = (1 << PROB_BITS) - freq;
+        if freq == 1 {
+            // x / 1 = x: q = x via rcp = 2^32 − 1 and a bias folding in the correction.
+            return EncSymbol {
+                x_max,
+                rcp: u32::MAX,
+                shift: 0,
+                bias: start + (1 << PROB_BITS) - 1,
+                cmpl,
+            };
+        }
+        let mut shift = 0;
+        while freq > (1u32 << shift) {
+            shift += 1;
+        }
+        // ceil(2^(shift+31) / freq): exact quotients for every x < 2^31 (x < 2^31 holds here).
+        let rcp = (1u64 << (shift + 31)).div_ceil(freq as u64) as u32;
+        EncSymbol {
+            x_max,
+            rcp,
+            shift: shift - 1,
+            bias: start,
+            cmpl,
+        }
+    }
+
+    /// Encodes the symbol into the state `x`, renormalizing into `out` (which is reversed at
+    /// the end).
+    #[inline(always)]
+    pub(super) fn put(&self, x: &mut u32, out: &mut Vec<u8>) {
+        while *x >= self.x_max {
+            out.push(*x as u8);
+            *x >>= 8;
+        }
+        let q = (((*x as u64 * self.rcp as u64) >> 32) as u32) >> self.shift;
+        *x = x
+            .wrapping_add(self.bias)
+            .wrapping_add(q.wrapping_mul(self.cmpl));
+    }
+}
+
+/// A normalized frequency table (sums to 2^prob_bits where used).
+pub(super) struct Table {
+    pub(super) freq: [u32; SYMBOLS],
+    pub(super) start: [u32; SYMBOLS],
+    pub(super) total: u32,
+}
+
+impl Table {
+    pub(super) fn from_counts(h: &[u32; SYMBOLS], prob_bits: u32) -> Table {
+        let scale = 1u32 << prob_bits;
+        let total: u64 = h.iter().map(|&v| v as u64).sum();
+        let mut freq = [0u32; SYMBOLS];
+        if total == 0 {
+            return Table::with_freqs(freq);
+        }
+        let mut sum = 0u32;
+        for s in 0..SYMBOLS {
+            if h[s] > 0 {
+                freq[s] = ((h[s] as u64 * scale as u64 / total) as u32).max(1);
+                sum += freq[s];
+            }
+        }
+        if sum > scale {
+            // Take the excess from the largest entries first, never below 1.
+            let mut excess = sum - scale;
+            let mut order: Vec<usize> = (0..SYMBOLS).filter(|&s| freq[s] > 1).collect();
+            order.sort_by_key(|&s| std::cmp::Reverse(freq[s]));
+            for s in order {
+                let take = excess.min(freq[s] - 1);
+                freq[s] -= take;
+                excess -= take;
+                if excess == 0 {
+                    break;
+                }
+            }
+        } else {
+            // Give the rounding remainder to the most frequent symbol.
+            let top = (0..SYMBOLS).max_by_key(|&s| freq[s]).unwrap();
+            freq[top] += scale - sum;
+        }
+        Table::with_freqs(freq)
+    }
+
+    pub(super) fn with_freqs(freq: [u32; SYMBOLS]) -> Table {
+        let mut start = [0u32; SYMBOLS];
+        let mut acc = 0;
+        for s in 0..SYMBOLS {
+            start[s] = acc;
+            acc += freq[s];
+        }
+        Table {
+            freq,
+            start,
+            total: acc,
+        }
+    }
+}
+
+/// Values the rANS lanes of `lane_lens` bytes (4-byte state + renormalisation bytes) can decode
+/// at most, when no symbol has the whole probability range M = 2^p. Decoding a symbol of
+/// frequency f <= M − 1 from state x takes x to x − (M − f)·⌊x/M⌋ − start <= x − ⌊x/M⌋. A step
+/// that leaves x >= L (so x was >= L) shrinks log2(x + 1) by at least 2^−p − 2^−23 >= 2^−(p+1);
+/// a step that leaves x < L is followed by a byte read, which adds at most 8 to log2(x + 1),
+/// as the initial state adds 32. A valid lane reads exactly its bytes, so it decodes at most
+/// B + (32 + 8B)·2^(p+1) values, B its renormalisation bytes; more fail at its end anyway.
+pub(super) fn rans_capacity(tables: &[(usize, Table)], p: u32, lane_lens: &[usize]) -> Option<u64> {
+    let lone = tables.iter().any(|(_, t)| t.freq.contains(&(1 << p)));
+    (!lone).then(|| {
+        lane_lens
+            .iter()
+            .map(|&len| {
+                let b = len.saturating_sub(4) as u64;
+                b + (32 + 8 * b) * (2u64 << p)
+            })
+            .fold(0u64, u64::saturating_add)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_codes_approximate_shares_from_below() {
+        for count in [1u64, 2, 15, 16, 17, 31, 100, 1000, 65535, 1 << 18] {
+            let w = weight_of(weight_code(count, 1 << 18)) as u64;
+            assert!(w <= count && w * 16 + 16 >= count * 15, "{count} -> {w}");
+        }
+        assert_eq!(weight_code(0, 5), 0);
+        assert_eq!(weight_code(1, 1 << 40), 1);
+    }
+
+    #[test]
+    fn reciprocal_encoding_equals_division() {
+        for freq in [1u32, 2, 3, 7, 100, 511, 1000, 1023, 1024] {
+            let e = EncSymbol::new(5.min((1 << PROB_BITS) - freq), freq);
+            let start = 5.min((1 << PROB_BITS) - freq);
+            for x in (RANS_L..e.x_max.max(RANS_L + 1))
+                .step_by(9973)
+                .chain([RANS_L, e.x_max.saturating_sub(1)])
+            {
+                if x >= e.x_max {
+                    continue;
+                }
+                let (mut y, mut out) = (x, Vec::new());
+                e.put(&mut y, &mut out);
+                assert!(out.is_empty());
+                assert_eq!(
+                    y,
+                    ((x / freq) << PROB_BITS) + (x % freq) + start,
+                    "freq {freq} x {x}"
+                );
+            }
+        }
+    }
+}

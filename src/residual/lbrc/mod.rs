@@ -1,0 +1,323 @@
+//! LBRC: quantize the residual with a per-block step chosen for the target ([`quantize`]),
+//! predict the integers ([`predict`]: Lorenzo subsets, least squares, chosen per block by
+//! estimated bits), code the prediction residuals with an integer coder ([`ints`]). Non-finite
+//! values are kept aside and restored exactly ([`specials`]).
+//!
+//! Payload: offset f64 | step f64 | specials | predictor id u8 and its parameters | coded
+//! integers. A block whose values all lie within the bound of `offset` is stored as a constant
+//! (offset and specials only). Over a base model (block kind `BaseLbrc`): the base part
+//! ([`frame`]), then 0 and a constant payload or 1 and an LBRC payload. `doc/format.md`
+//! specifies every byte.
+
+mod quantize;
+
+use super::predict::{self, Predictor};
+use super::{specials, ResidualCoder, Staged};
+use crate::base::{frame, BasePrediction, Decoder};
+use crate::bound::{finite_min_max, BlockBound, ErrorStats};
+use crate::dtype::ElementType;
+use crate::entropy::ints;
+use crate::error::{Error, Result};
+use crate::format::payload::PayloadReader;
+use crate::format::BlockKind;
+use crate::params::IntCoder;
+use quantize::{choose_step, reconstruct, reconstruct_on};
+
+/// A block coded in one go by [`encode`].
+pub enum Payload {
+    /// Every finite value reconstructs as the offset.
+    Constant(Vec<u8>),
+    Lbrc(Vec<u8>),
+}
+
+/// Blocks smaller than this are coded on one thread: the hand-over to another costs more than
+/// it saves.
+pub(crate) const PAR_MIN: usize = 1 << 16;
+
+/// A block after quantization and prediction, waiting for its integer coder.
+pub(crate) struct Residuals {
+    head: Vec<u8>,
+    residuals: Vec<i64>,
+    shape: [usize; 3],
+    par: bool,
+}
+
+impl Residuals {
+    /// The integer-coding stage: the block's payload.
+    pub(crate) fn finish(mut self, coder: IntCoder) -> Vec<u8> {
+        coder.encode(&self.residuals, self.shape, &mut self.head, self.par);
+        self.head
+    }
+}
+
+/// What the first stage made of a block.
+pub(crate) enum Prepared {
+    /// Done: every finite value reconstructs as the offset.
+    Constant(Vec<u8>),
+    Residuals(Residuals),
+}
+
+/// Codes one block for `bound` in one go ([`prepare`], then [`Residuals::finish`]).
+pub fn encode(
+    values: &[f64],
+    shape: [usize; 3],
+    bound: BlockBound,
+    dtype: ElementType,
+    coder: IntCoder,
+    par: bool,
+) -> Option<(Payload, ErrorStats)> {
+    let (prepared, stats) = prepare(values, None, shape, bound, dtype, par)?;
+    let coded = match prepared {
+        Prepared::Constant(p) => Payload::Constant(p),
+        Prepared::Residuals(p) => Payload::Lbrc(p.finish(coder)),
+    };
+    Some((coded, stats))
+}
+
+/// LBRC as the pipeline's residual stage: over no base, `Constant` or `Lbrc` blocks; over the
+/// base model, `BaseLbrc`.
+pub(crate) struct Lbrc;
+
+impl ResidualCoder for Lbrc {
+    fn stage(
+        &self,
+        values: &[f64],
+        base: Option<&BasePrediction>,
+        shape: [usize; 3],
+        bound: BlockBound,
+        dtype: ElementType,
+        par: bool,
+    ) -> Option<(Staged, ErrorStats)> {
+        let prediction = base.map(|b| b.prediction.as_slice());
+        let (prepared, stats) = prepare(values, prediction, shape, bound, dtype, par)?;
+        let Some(base) = base else {
+            let staged = match prepared {
+                Prepared::Constant(p) => Staged::Done(BlockKind::Constant, p),
+                Prepared::Residuals(r) => Staged::Ints(BlockKind::Lbrc, Vec::new(), r),
+            };
+            return Some((staged, stats));
+        };
+        let mut prefix = Vec::new();
+        frame::put(base, &mut prefix);
+        let staged = match prepared {
+            Prepared::Constant(p) => {
+                prefix.push(0);
+                prefix.extend_from_slice(&p);
+                Staged::Done(BlockKind::BaseLbrc, prefix)
+            }
+            Prepared::Residuals(r) => {
+                prefix.push(1);
+                Staged::Ints(BlockKind::BaseLbrc, prefix, r)
+            }
+        };
+        Some((staged, stats))
+    }
+}
+
+/// The quantization and prediction stage of a block for `bound`, with the errors of its
+/// verified reconstruction; None where lossless coding must take it. With `base` (a base
+/// model's finite prediction of every value) the residual over it is coded, and the errors are
+/// those of base + residual. `par` lets its steps (and the later entropy coding) use the current
+/// rayon pool (the output is the same either way).
+pub(crate) fn prepare(
+    values: &[f64],
+    base: Option<&[f64]>,
+    shape: [usize; 3],
+    bound: BlockBound,
+    dtype: ElementType,
+    par: bool,
+) -> Option<(Prepared, ErrorStats)> {
+    debug_assert_eq!(values.len(), shape.iter().product::<usize>());
+    let par = par && values.len() >= PAR_MIN;
+    let (lo, hi) = match base {
+        None => finite_min_max(values.iter().copied()),
+        Some(b) => finite_min_max(values.iter().zip(b).map(|(&x, &b)| x - b)),
+    };
+    let offset = if hi >= lo {
+        dtype.round(0.5 * (lo + hi))
+    } else {
+        0.0
+    };
+    let mut head = Vec::with_capacity(32);
+    head.extend_from_slice(&offset.to_le_bytes());
+
+    // All finite values within the bound of the offset: a constant block. The extreme value
+    // alone lower-bounds the errors (max |x − offset| ≥ half the range, RMS ≥ that / √n), so
+    // the full check runs only where it can succeed.
+    let half = 0.5 * (hi - lo);
+    let possible = match bound {
+        BlockBound::Rms(r) => half <= r * (values.len() as f64).sqrt() * 1.001,
+        BlockBound::Max(m) => half <= m * 1.001,
+        BlockBound::Lossless => false,
+    };
+    if possible || hi < lo {
+        let mut cst = ErrorStats::default();
+        match base {
+            None => values.iter().for_each(|&x| cst.add(x, offset)),
+            Some(b) => {
+                (values.iter().zip(b)).for_each(|(&x, &b)| cst.add(x, dtype.round(b + offset)))
+            }
+        }
+        if cst.meets(bound) {
+            specials::write(values, dtype, &mut head);
+            return Some((Prepared::Constant(head), cst));
+        }
+    }
+    let (step, q, stats) = choose_step(values, base, offset, bound, dtype, par)?;
+    head.extend_from_slice(&step.to_le_bytes());
+    specials::write(values, dtype, &mut head);
+    let predictor = predict::choose(&q, shape);
+    head.push(predictor.id());
+    predictor.put_params(&mut head);
+    let residuals = Residuals {
+        head,
+        residuals: predictor.forward(q, shape, par),
+        shape,
+        par,
+    };
+    Some((Prepared::Residuals(residuals), stats))
+}
+
+/// What a non-constant payload holds between its offset and its coded integers.
+struct Head {
+    step: f64,
+    specials: Vec<(usize, u64)>,
+    predictor: Box<dyn Predictor>,
+}
+
+fn read_head(r: &mut PayloadReader, offset: f64, n: usize, dtype: ElementType) -> Result<Head> {
+    let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
+    if !(step.is_finite() && step > 0.0 && offset.is_finite()) {
+        return Err(Error::Corrupt("bad quantization step or offset".into()));
+    }
+    let specials = specials::read(r, n, dtype)?;
+    let predictor = predict::read(r)?;
+    Ok(Head {
+        step,
+        specials,
+        predictor,
+    })
+}
+
+/// The most values a non-constant payload of [`decode`] can hold (`None`: no limit), read
+/// from its head and its coder's tables alone. (A constant block has no limit.)
+pub(crate) fn max_values(payload: &[u8], n: usize, dtype: ElementType) -> Result<Option<u64>> {
+    let mut r = PayloadReader::new(payload);
+    let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
+    read_head(&mut r, offset, n, dtype)?;
+    ints::max_values(r.rest())
+}
+
+/// [`max_values`] of a `BaseLbrc` payload.
+pub(crate) fn max_values_over_base(
+    payload: &[u8],
+    n: usize,
+    dtype: ElementType,
+) -> Result<Option<u64>> {
+    let mut r = PayloadReader::new(payload);
+    frame::skip(&mut r)?;
+    match r.bytes(1)?[0] {
+        1 => max_values(r.rest(), n, dtype),
+        _ => Ok(None),
+    }
+}
+
+/// Decodes a `BaseLbrc` payload: its base part, then its residual over that prediction.
+pub(crate) fn decode_over_base(
+    payload: &[u8],
+    decoder: Option<&Decoder>,
+    shape: [usize; 3],
+    dtype: ElementType,
+) -> Result<Vec<u8>> {
+    let mut r = PayloadReader::new(payload);
+    let pred = frame::read(&mut r, decoder, shape)?;
+    let constant = match r.bytes(1)?[0] {
+        0 => true,
+        1 => false,
+        k => return Err(Error::Corrupt(format!("unknown residual kind {k}"))),
+    };
+    decode(r.rest(), Some(&pred), shape, dtype, constant)
+}
+
+/// Decodes a block coded by [`encode`] (`constant`: a constant block) straight into its
+/// little-endian element bytes, in block order; `base` is the prediction the encoder's `prepare`
+/// coded the residual over.
+pub fn decode(
+    payload: &[u8],
+    base: Option<&[f64]>,
+    shape: [usize; 3],
+    dtype: ElementType,
+    constant: bool,
+) -> Result<Vec<u8>> {
+    let n: usize = shape.iter().product();
+    let es = dtype.size();
+    let mut r = PayloadReader::new(payload);
+    let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
+    if let Some(b) = base {
+        if b.len() != n {
+            return Err(Error::Corrupt(
+                "base prediction does not match the block".into(),
+            ));
+        }
+    }
+    if constant {
+        if !offset.is_finite() {
+            return Err(Error::Corrupt(
+                "constant block of a non-finite value".into(),
+            ));
+        }
+        let mut out = crate::error::try_vec::<u8>(n * es, "a decoded block")?;
+        match base {
+            None => {
+                let bits = dtype.bits_of(dtype.round(offset));
+                (0..n).for_each(|i| dtype.put_bits(&mut out, i, bits));
+            }
+            Some(b) => (0..n).for_each(|i| {
+                dtype.put_bits(&mut out, i, dtype.bits_of(dtype.round(b[i] + offset)))
+            }),
+        }
+        for (i, b) in specials::read(&mut r, n, dtype)? {
+            dtype.put_bits(&mut out, i, b);
+        }
+        if !r.rest().is_empty() {
+            return Err(Error::Corrupt("trailing bytes in a constant block".into()));
+        }
+        return Ok(out);
+    }
+    let Head {
+        step,
+        specials,
+        predictor,
+    } = read_head(&mut r, offset, n, dtype)?;
+    // Decoded (and so checked against what the payload can hold) before `out` is allocated.
+    let mut q = ints::decode(r.rest(), shape)?;
+    let mut out = crate::error::try_vec::<u8>(n * es, "a decoded block")?;
+    predictor.inverse(&mut q, shape);
+    // The encoder's own reconstruction, written as bytes in one pass.
+    if let Some(b) = base {
+        for (i, &v) in q.iter().enumerate() {
+            let bits = dtype.bits_of(reconstruct_on(b[i], offset, step, v, dtype));
+            dtype.put_bits(&mut out, i, bits);
+        }
+        for (i, bits) in specials {
+            dtype.put_bits(&mut out, i, bits);
+        }
+        return Ok(out);
+    }
+    match dtype {
+        ElementType::F32 => {
+            for (d, &v) in out.chunks_exact_mut(4).zip(&q) {
+                d.copy_from_slice(&(reconstruct(offset, step, v, dtype) as f32).to_le_bytes());
+            }
+        }
+        ElementType::F64 => {
+            for (d, &v) in out.chunks_exact_mut(8).zip(&q) {
+                d.copy_from_slice(&reconstruct(offset, step, v, dtype).to_le_bytes());
+            }
+        }
+    }
+    for (i, b) in specials {
+        dtype.put_bits(&mut out, i, b);
+    }
+    Ok(out)
+}

@@ -1,0 +1,183 @@
+//! Lorenzo predictors: first differences along a subset of the block's axes (the 3D Lorenzo
+//! predictor along all three, 2D in planes, 1D along one axis), zero outside the block.
+//! Id: the axes mask 1..=7; no parameters.
+
+use super::{Family, Predictor};
+
+/// Predictor masks: bit d set means "difference along axis d". All three is first-order 3D
+/// Lorenzo; the last two, 2D Lorenzo in each plane; one bit, a 1D predictor along that axis.
+pub(crate) const LORENZO_3D: u8 = 0b111;
+
+/// Lorenzo with zero boundary along the axes in `mask`, as successive first differences
+/// (in place).
+fn lorenzo_forward(q: &mut [i64], shape: [usize; 3], mask: u8) {
+    let [a, b, c] = shape;
+    if mask & 0b100 != 0 {
+        for row in q.chunks_exact_mut(c.max(1)) {
+            for k in (1..row.len()).rev() {
+                row[k] -= row[k - 1];
+            }
+        }
+    }
+    if mask & 0b010 != 0 {
+        for plane in q.chunks_exact_mut((b * c).max(1)) {
+            for j in (1..b).rev() {
+                for k in 0..c {
+                    plane[j * c + k] -= plane[(j - 1) * c + k];
+                }
+            }
+        }
+    }
+    if mask & 0b001 != 0 {
+        let p = b * c;
+        for i in (1..a).rev() {
+            for k in 0..p {
+                q[i * p + k] -= q[(i - 1) * p + k];
+            }
+        }
+    }
+}
+
+/// Inverse of [`lorenzo_forward`]: prefix sums. Wrapping, so hostile input cannot panic.
+fn lorenzo_inverse(q: &mut [i64], shape: [usize; 3], mask: u8) {
+    let [a, b, c] = shape;
+    let p = b * c;
+    if mask & 0b001 != 0 {
+        for i in 1..a {
+            for k in 0..p {
+                q[i * p + k] = q[i * p + k].wrapping_add(q[(i - 1) * p + k]);
+            }
+        }
+    }
+    if mask & 0b010 != 0 {
+        for plane in q.chunks_exact_mut(p.max(1)) {
+            for j in 1..b {
+                for k in 0..c {
+                    plane[j * c + k] = plane[j * c + k].wrapping_add(plane[(j - 1) * c + k]);
+                }
+            }
+        }
+    }
+    if mask & 0b100 != 0 {
+        for row in q.chunks_exact_mut(c.max(1)) {
+            for k in 1..row.len() {
+                row[k] = row[k].wrapping_add(row[k - 1]);
+            }
+        }
+    }
+}
+
+/// Lorenzo residual at (i, j, k) for the axes in `mask`, zero outside the block: inclusion-
+/// exclusion over the corners of the differenced axes.
+#[inline(always)]
+pub(super) fn lorenzo_residual(
+    q: &[i64],
+    shape: [usize; 3],
+    mask: u8,
+    i: usize,
+    j: usize,
+    k: usize,
+) -> i64 {
+    let [_, b, c] = shape;
+    let mut r = 0i64;
+    for sub in 0..8u8 {
+        if sub & !mask != 0 {
+            continue;
+        }
+        let (di, dj, dk) = (
+            (sub & 1) as usize,
+            ((sub >> 1) & 1) as usize,
+            ((sub >> 2) & 1) as usize,
+        );
+        if i < di || j < dj || k < dk {
+            continue;
+        }
+        let v = q[((i - di) * b + (j - dj)) * c + (k - dk)];
+        r = if sub.count_ones() % 2 == 0 {
+            r.wrapping_add(v)
+        } else {
+            r.wrapping_sub(v)
+        };
+    }
+    r
+}
+
+/// The Lorenzo predictor along the axes of one mask.
+pub(crate) struct Lorenzo {
+    mask: u8,
+    /// Signs of the Lorenzo cube's corners in its residual (0: a corner it does not use).
+    signs: [i64; 8],
+}
+
+impl Lorenzo {
+    pub(crate) fn new(mask: u8) -> Lorenzo {
+        let signs = std::array::from_fn(|sub| match (sub & !mask as usize, sub.count_ones() % 2) {
+            (0, 0) => 1,
+            (0, _) => -1,
+            _ => 0,
+        });
+        Lorenzo { mask, signs }
+    }
+
+    /// The residual from the corners of a Lorenzo cube: inclusion-exclusion over the corners
+    /// of the differenced axes.
+    #[inline(always)]
+    pub(super) fn corner_residual(&self, v: &[i64; 8]) -> i64 {
+        (0..8).fold(0i64, |r, s| {
+            r.wrapping_add(self.signs[s].wrapping_mul(v[s]))
+        })
+    }
+}
+
+impl Predictor for Lorenzo {
+    fn id(&self) -> u8 {
+        self.mask
+    }
+
+    fn sample(&self, v: &[i64; 8], _interior: bool) -> i64 {
+        self.corner_residual(v)
+    }
+
+    fn forward(&self, mut q: Vec<i64>, shape: [usize; 3], _par: bool) -> Vec<i64> {
+        lorenzo_forward(&mut q, shape, self.mask);
+        q
+    }
+
+    fn inverse(&self, q: &mut [i64], shape: [usize; 3]) {
+        lorenzo_inverse(q, shape, self.mask)
+    }
+}
+
+pub(super) const FAMILY: Family = Family {
+    // Every mask over the axes longer than 1, in mask order.
+    propose: |_, [a, b, c], _| {
+        let usable: u8 = (u8::from(a > 1)) | (u8::from(b > 1) << 1) | (u8::from(c > 1) << 2);
+        (1..8u8)
+            .filter(|m| m & !usable == 0)
+            .map(|m| Box::new(Lorenzo::new(m)) as Box<dyn Predictor>)
+            .collect()
+    },
+    read: |id, _| {
+        (1..=LORENZO_3D)
+            .contains(&id)
+            .then(|| Ok(Box::new(Lorenzo::new(id)) as _))
+    },
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_predictor_inverts() {
+        let shape = [3, 4, 5];
+        let orig: Vec<i64> = (0..60).map(|i| (i * i * 7 % 23) as i64 - 11).collect();
+        for mask in 1..=LORENZO_3D {
+            let mut q = orig.clone();
+            lorenzo_forward(&mut q, shape, mask);
+            assert_ne!(q, orig);
+            lorenzo_inverse(&mut q, shape, mask);
+            assert_eq!(q, orig);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Block predictors of LBRC's quantized integers. A predictor turns a block's integers into
+//! residuals (forward) and back (inverse, in the decoder); the payload names it by an id byte
+//! followed by its parameters. Per block, the one whose residuals cost the fewest estimated bits
+//! on a sample of positions is chosen.
+//!
+//! Adding a predictor: one file with a [`Family`] (what it proposes for a block, how it reads
+//! itself back), and one line in [`FAMILIES`]; `doc/format.md` gets its id.
+
+mod least_squares;
+mod lorenzo;
+
+use crate::error::{Error, Result};
+use crate::format::payload::PayloadReader;
+pub(crate) use lorenzo::{Lorenzo, LORENZO_3D};
+
+/// A fitted predictor of one block's integers (C order over a 3D block shape).
+pub(crate) trait Predictor: Send + Sync {
+    /// Its id, the payload's predictor byte.
+    fn id(&self) -> u8;
+    /// Its parameters, written after the id.
+    fn put_params(&self, _out: &mut Vec<u8>) {}
+    /// Its residual at one sampled position, from the corners of the position's Lorenzo cube
+    /// (see [`sample_corners`]); `interior` where all of them lie in the block.
+    fn sample(&self, v: &[i64; 8], interior: bool) -> i64;
+    /// The share of the best earlier proposal's estimated cost it must stay below to be chosen
+    /// (below 1 for predictors that cost decoding time).
+    fn margin(&self) -> f64 {
+        1.0
+    }
+    /// The residuals of `q`.
+    fn forward(&self, q: Vec<i64>, shape: [usize; 3], par: bool) -> Vec<i64>;
+    /// Rebuilds the integers from their residuals, in place. Wrapping arithmetic: hostile input
+    /// cannot panic.
+    fn inverse(&self, q: &mut [i64], shape: [usize; 3]);
+}
+
+/// One kind of predictor: what it proposes for a block and how it reads itself back.
+pub(crate) struct Family {
+    /// Predictors worth trying on `q` (a block of `shape`), fitted where they need it on every
+    /// `stride`-th position.
+    propose: fn(q: &[i64], shape: [usize; 3], stride: usize) -> Vec<Box<dyn Predictor>>,
+    /// The predictor of id `id` with its parameters from `r`; None where `id` is not this
+    /// family's.
+    read: fn(id: u8, r: &mut PayloadReader) -> Option<Result<Box<dyn Predictor>>>,
+}
+
+/// Every predictor, in the order their proposals are weighed (an earlier one wins ties).
+const FAMILIES: &[Family] = &[lorenzo::FAMILY, least_squares::FAMILY];
+
+/// Calls `f(v, interior)` at every `stride`-th position with the corners of its Lorenzo cube:
+/// `v[sub]` is the value offset by one along the axes in `sub` (bit 0 planes, bit 1 rows,
+/// bit 2 columns), 0 outside the block as in Lorenzo prediction; `interior` when none is.
+pub(super) fn sample_corners(
+    q: &[i64],
+    shape: [usize; 3],
+    stride: usize,
+    mut f: impl FnMut(&[i64; 8], bool),
+) {
+    let [_, b, c] = shape;
+    let offs: [usize; 8] =
+        std::array::from_fn(|sub| (sub & 1) * b * c + (sub >> 1 & 1) * c + (sub >> 2 & 1));
+    let mut v = [0i64; 8];
+    // The coordinates advance by the stride's own, with carries (no division per sample).
+    let (si, sj, sk) = (stride / (b * c), (stride / c) % b, stride % c);
+    let (mut i, mut j, mut k) = (0, 0, 0);
+    for idx in (0..q.len()).step_by(stride) {
+        if idx > 0 {
+            k += sk;
+            j += sj + usize::from(k >= c);
+            k -= if k >= c { c } else { 0 };
+            i += si + usize::from(j >= b);
+            j -= if j >= b { b } else { 0 };
+        }
+        debug_assert_eq!((i, j, k), (idx / (b * c), (idx / c) % b, idx % c));
+        let have = usize::from(i > 0) | usize::from(j > 0) << 1 | usize::from(k > 0) << 2;
+        for (sub, o) in offs.iter().enumerate() {
+            v[sub] = if sub & !have == 0 { q[idx - o] } else { 0 };
+        }
+        f(&v, have == 0b111);
+    }
+}
+
+/// The proposal whose residuals cost the fewest estimated bits on a sample of positions: raw
+/// bits below the leading one plus the entropy of the bit-length classes.
+pub(crate) fn choose(q: &[i64], shape: [usize; 3]) -> Box<dyn Predictor> {
+    let n = q.len();
+    // About 4096 samples (fewer in small blocks), an odd stride so they do not line up with
+    // rows.
+    let stride = (n / 8192).max(8) | 1;
+    let mut all: Vec<Box<dyn Predictor>> = FAMILIES
+        .iter()
+        .flat_map(|f| (f.propose)(q, shape, stride))
+        .collect();
+    if all.len() <= 1 || n < 64 {
+        return match all.is_empty() {
+            true => Box::new(Lorenzo::new(LORENZO_3D)),
+            false => all.swap_remove(0),
+        };
+    }
+    let mut hist = vec![[0u32; 64]; all.len()];
+    let mut raw = vec![0u64; all.len()];
+    sample_corners(q, shape, stride, |v, interior| {
+        for (slot, p) in all.iter().enumerate() {
+            let r = p.sample(v, interior);
+            let z = ((r << 1) ^ (r >> 63)) as u64;
+            let cls = 64 - z.leading_zeros() as usize;
+            hist[slot][cls.min(63)] += 1;
+            raw[slot] += cls.saturating_sub(1) as u64;
+        }
+    });
+    let cost = |slot: usize| {
+        let h = &hist[slot];
+        let total: u32 = h.iter().sum();
+        let ent: f64 = h
+            .iter()
+            .filter(|&&c| c > 0)
+            .map(|&c| {
+                let p = c as f64 / total as f64;
+                -(c as f64) * p.log2()
+            })
+            .sum();
+        ent + raw[slot] as f64
+    };
+    let costs: Vec<f64> = (0..all.len()).map(cost).collect();
+    let mut best = 0;
+    for (i, p) in all.iter().enumerate().skip(1) {
+        if costs[i] < p.margin() * costs[best] {
+            best = i;
+        }
+    }
+    all.swap_remove(best)
+}
+
+/// Reads a predictor: its id and parameters.
+pub(crate) fn read(r: &mut PayloadReader) -> Result<Box<dyn Predictor>> {
+    let id = r.bytes(1)?[0];
+    FAMILIES
+        .iter()
+        .find_map(|f| (f.read)(id, r))
+        .unwrap_or_else(|| Err(Error::Corrupt(format!("unknown predictor {id}"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::least_squares::LEAST_SQUARES;
+    use super::*;
+
+    #[test]
+    fn predictor_choice_follows_the_data() {
+        // Varies only along the last axis, linearly: 1D along it leaves constants.
+        let shape = [4, 8, 16];
+        let q: Vec<i64> = (0..512).map(|i| (i % 16) as i64 * 5).collect();
+        let p = choose(&q, shape).id();
+        assert!(p == LEAST_SQUARES || p & 0b100 == 0b100, "{p}");
+        // Planes of independent noise, identical along axis 0: difference along axis 0 only.
+        let mut s = 7u64;
+        let plane: Vec<i64> = (0..128)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+                (s >> 50) as i64
+            })
+            .collect();
+        let q: Vec<i64> = (0..512).map(|i| plane[i % 128]).collect();
+        let p = choose(&q, shape).id();
+        assert!(p == LEAST_SQUARES || p & 0b001 == 0b001, "{p}");
+    }
+}
