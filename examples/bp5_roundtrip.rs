@@ -6,6 +6,7 @@
 //!        [--shape 64x64x64] [--steps 3]
 
 #[path = "common/decomp.rs"]
+#[allow(dead_code)] // finite_min_max serves the Gray-Scott examples
 mod decomp;
 #[path = "../tests/common/field.rs"]
 mod field;

@@ -20,7 +20,7 @@
 #[path = "common/decomp.rs"]
 mod decomp;
 
-use decomp::{dir_size, my_box, rank_grid};
+use decomp::{dir_size, finite_min_max, my_box, rank_grid};
 use mpi::collective::SystemOperation;
 use mpi::point_to_point as p2p;
 use mpi::topology::SimpleCommunicator;
@@ -28,7 +28,6 @@ use mpi::traits::*;
 use residuum::adios::{
     Adios, FieldData, FieldSpec, OpenMode, StepStatus, StepWriter, WriterOptions,
 };
-use residuum::bound::finite_min_max;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -515,7 +514,7 @@ fn run(world: &SimpleCommunicator, s: &Settings, opts: &Options) -> Result<(), S
             s.plotgap
         );
     }
-    let cores = residuum::pipeline::owned_cores();
+    let cores = residuum::owned_cores();
     if rank == 0
         && cores < 2
         && opts

@@ -6,15 +6,14 @@
 //! mpirun -n 2 target/release/examples/gray_scott_reader gs --engine SST   (a running writer's stream)
 
 #[path = "common/decomp.rs"]
-#[allow(dead_code)] // dir_size serves the writers
+#[allow(dead_code)] // dir_size and rank_grid serve the writers
 mod decomp;
 
-use decomp::my_box;
+use decomp::{finite_min_max, my_box};
 use mpi::collective::SystemOperation;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use residuum::adios::{Adios, OpenMode, StepStatus};
-use residuum::bound::finite_min_max;
 
 fn run(
     world: &SimpleCommunicator,

@@ -21,25 +21,17 @@
 // Success.
 #define RESIDUUM_OK 0
 
-// A parameter name or value, a shape or a pointer is invalid.
-#define RESIDUUM_ERR_INVALID_ARGUMENT 1
-
-// The element type is not float or double.
-#define RESIDUUM_ERR_UNSUPPORTED_TYPE 2
+// A parameter name or value, a shape, an element type, a buffer size or a pointer is invalid.
+#define RESIDUUM_ERR_PARAMETER 1
 
 // The stream is not residuum's, is from a newer format, truncated or corrupted.
-#define RESIDUUM_ERR_CORRUPT_STREAM 3
-
-// The output buffer is too small.
-#define RESIDUUM_ERR_BUFFER_TOO_SMALL 4
+#define RESIDUUM_ERR_FORMAT 3
 
 // A bug in residuum (caught panic or impossible state).
 #define RESIDUUM_ERR_INTERNAL 5
 
-// The in-situ calls need the residuum ADIOS2 plugin loaded in the process (it is not yet).
-#define RESIDUUM_ERR_NO_PLUGIN 6
-
-// ADIOS2 or MPI failed (writing a step, opening or closing an engine).
+// ADIOS2 or MPI failed (writing a step, opening or closing an engine), or the in-situ calls
+// found no residuum ADIOS2 plugin loaded in the process.
 #define RESIDUUM_ERR_IO 7
 
 // A base model file is missing or unusable, or a stream's model does not match its hash.
@@ -222,7 +214,7 @@ const struct residuum_plugin_hooks *residuum_hooks(void);
 // rank's blocks) or `RESIDUUM_RANGE_GLOBAL` (over all ranks, e.g. from MPI_Allreduce of min
 // and max). Operators with `range=rank` or `range=global` use a range of their kind; one
 // narrower than a block's own range is ignored (the block's is used), so bounds always hold.
-// Fails with `RESIDUUM_ERR_NO_PLUGIN` until ADIOS2 has loaded the plugin.
+// Fails with `RESIDUUM_ERR_IO` until ADIOS2 has loaded the plugin.
 //
 // # Safety
 // `engine` and `variable` are NUL-terminated strings.

@@ -11,7 +11,7 @@ use crate::block::{default_block, fold3, Grid};
 use crate::bound::{data_range, BlockBound, ErrorStats, Target, RANGE_CHUNK};
 use crate::dtype::ElementType;
 use crate::entropy::{encode_bytes, ByteCoding};
-use crate::error::{Error, Result};
+use crate::error::{Error, ParameterError, Result};
 use crate::format::{self, check_shape, checked_len, grid_len, header_len, BlockKind, StreamInfo};
 use crate::params::{Config, Range};
 use crate::pipeline::{default_threads, shared_pool, two_stage, MAX_THREADS};
@@ -104,11 +104,11 @@ impl Codec {
             None => None,
         };
         if config.train > 0 && !cfg!(feature = "train") {
-            return Err(Error::BadParameter {
+            return Err(Error::Parameter(ParameterError::BadValue {
                 key: "train".into(),
                 value: config.train.to_string(),
                 reason: "this build of residuum cannot train (feature `train`)".into(),
-            });
+            }));
         }
         let trainer =
             (config.train > 0).then(|| Arc::new(Trainer::new(config.train, config.train_seconds)));

@@ -9,7 +9,7 @@ use crate::bound::Target;
 use crate::codec::Float;
 use crate::dtype::ElementType;
 use crate::entropy::decode_bytes;
-use crate::error::{try_vec, Error, Result};
+use crate::error::{try_vec, Error, FormatError, ParameterError, Result};
 use crate::format::{self, BlockKind, Parsed, StreamInfo};
 use crate::residual::{gae, lbrc};
 use rayon::prelude::*;
@@ -69,10 +69,10 @@ fn decode_parsed(parsed: &Parsed, payloads: &[&[u8]], out: &mut [u8], par: bool)
     let info = &parsed.info;
     let len = info.decoded_len();
     if out.len() < len {
-        return Err(Error::OutputTooSmall {
+        return Err(Error::Parameter(ParameterError::OutputTooSmall {
             needed: len,
             got: out.len(),
-        });
+        }));
     }
     let grid = info.grid();
     let dtype = info.dtype;
@@ -84,8 +84,7 @@ fn decode_parsed(parsed: &Parsed, payloads: &[&[u8]], out: &mut [u8], par: bool)
             // Say what the stream claimed: a payload that ends early may be a lying header.
             let at = |m| format!("block {i} ({} {dtype} values claimed): {m}", b.len());
             match e {
-                Error::Truncated(m) => Error::Truncated(at(m)),
-                Error::Corrupt(m) => Error::Corrupt(at(m)),
+                Error::Format(FormatError { kind, detail }) => Error::format(kind, at(detail)),
                 e => e,
             }
         })
@@ -112,14 +111,14 @@ fn decode_block(
             Ok(raw)
         }
         _ if info.target == Target::Lossless => {
-            Err(Error::Corrupt("lossy block in a lossless stream".into()))
+            Err(Error::corrupt("lossy block in a lossless stream"))
         }
         BlockKind::Constant | BlockKind::Lbrc => {
             lbrc::decode(payload, None, b.shape, dtype, kind == BlockKind::Constant)
         }
         BlockKind::BaseLbrc => lbrc::decode_over_base(payload, decoder, b.shape, dtype),
         BlockKind::Gae => gae::decode_block(payload, decoder, b.shape, dtype),
-        BlockKind::Model => Err(Error::Corrupt("model entry inside the block grid".into())),
+        BlockKind::Model => Err(Error::corrupt("model entry inside the block grid")),
     }
 }
 
@@ -149,11 +148,11 @@ pub fn decode_as_with<T: Float>(
     let (parsed, payloads) = checked(stream, opts)?;
     let info = &parsed.info;
     if info.dtype != T::TYPE {
-        return Err(Error::UnsupportedType(format!(
+        return Err(Error::Parameter(ParameterError::UnsupportedType(format!(
             "stream holds {}, {} requested",
             info.dtype,
             T::TYPE
-        )));
+        ))));
     }
     let mut out = try_vec::<T>(info.element_count(), "the decoded array")?;
     decode_parsed(&parsed, &payloads, bytemuck::cast_slice_mut(&mut out), true)?;
@@ -193,7 +192,7 @@ fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Vec<&'a [u8]>> {
         payloads.push(payload);
         if let Some(cap) = capacity(entry.kind, payload, n, info.dtype)? {
             if n as u64 > cap {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "the stream claims {} {} values, but block {i} ({:?}, {} bytes) can hold \
                      at most {cap} of its {n}",
                     info.element_count(),
@@ -218,7 +217,7 @@ fn capacity(kind: BlockKind, payload: &[u8], n: usize, dtype: ElementType) -> Re
         BlockKind::Zstd => match zstd::zstd_safe::get_frame_content_size(payload) {
             Ok(Some(bytes)) => Some(bytes / es),
             Ok(None) => Some((payload.len() as u64).saturating_mul(1 << 15) / es),
-            Err(_) => return Err(Error::Corrupt("zstd block: not a zstd frame".into())),
+            Err(_) => return Err(Error::corrupt("zstd block: not a zstd frame")),
         },
         BlockKind::Constant | BlockKind::Gae => None,
         BlockKind::Lbrc => lbrc::max_values(payload, n, dtype)?,

@@ -1,6 +1,6 @@
 //! Element types a stream can hold.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ParameterError, Result};
 
 /// The floating-point types residuum compresses. The discriminant is the byte stored in streams
 /// and used by the C ABI (`RESIDUUM_FLOAT`, `RESIDUUM_DOUBLE`).
@@ -30,7 +30,9 @@ impl ElementType {
         match code {
             1 => Ok(ElementType::F32),
             2 => Ok(ElementType::F64),
-            other => Err(Error::UnsupportedType(format!("code {other}"))),
+            other => Err(Error::Parameter(ParameterError::UnsupportedType(format!(
+                "code {other}"
+            )))),
         }
     }
 

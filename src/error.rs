@@ -1,15 +1,42 @@
-//! Typed errors of the codec. ADIOS2 errors have their own type in `adios::Error`.
+//! Typed errors, by category (as image-png's): what the caller passed ([`ParameterError`]), what
+//! a stream holds ([`FormatError`]), the base model, I/O (ADIOS2, MPI, the plugin: the cause is
+//! kept, see [`IoError`]), limits, and residuum's own bugs. The C ABI returns one status code per
+//! category. The ADIOS2 wrapper's own errors are `adios::AdiosError`.
 
+use std::sync::Arc;
 use thiserror::Error;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[derive(Debug, Error, Clone, PartialEq)]
+#[derive(Debug, Error, Clone)]
 pub enum Error {
+    /// Bad input from the caller: a parameter, a shape, an element type, a buffer, a pointer.
+    #[error(transparent)]
+    Parameter(#[from] ParameterError),
+    /// A stream that is not a valid residuum stream, or one newer than this library.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// A base model file is missing or unusable, or a stream's model does not match.
+    #[error("base model: {0}")]
+    Model(String),
+    /// ADIOS2, MPI or the plugin failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// Beyond a limit: a decode limit, memory that cannot be had.
+    #[error("limit: {0}")]
+    Limit(String),
+    /// A bug in residuum.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What is wrong with the caller's input.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum ParameterError {
     #[error("unknown parameter '{key}'; accepted: {accepted}")]
-    UnknownParameter { key: String, accepted: &'static str },
+    Unknown { key: String, accepted: &'static str },
     #[error("parameter '{key}' has bad value '{value}': {reason}")]
-    BadParameter {
+    BadValue {
         key: String,
         value: String,
         reason: String,
@@ -24,29 +51,114 @@ pub enum Error {
     InputSize { expected: usize, got: usize },
     #[error("output buffer has {got} bytes but {needed} are needed")]
     OutputTooSmall { needed: usize, got: usize },
-    #[error("not a residuum stream (bad magic)")]
+}
+
+/// What is wrong with a stream: its kind, and where or what.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[error("{}", match .kind {
+    FormatErrorKind::BadMagic => "not a residuum stream (bad magic)".to_string(),
+    FormatErrorKind::UnsupportedVersion => format!("stream format version {}", .detail),
+    FormatErrorKind::Truncated => format!("truncated stream: {}", .detail),
+    FormatErrorKind::Corrupt => format!("corrupted stream: {}", .detail),
+    FormatErrorKind::Checksum => format!("checksum mismatch in {}", .detail),
+})]
+pub struct FormatError {
+    pub kind: FormatErrorKind,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatErrorKind {
+    /// Not a residuum stream.
     BadMagic,
-    #[error("stream format version {0} is newer than this library ({1}) understands")]
-    UnsupportedVersion(u16, u16),
-    #[error("truncated stream: {0}")]
-    Truncated(String),
-    #[error("corrupted stream: {0}")]
-    Corrupt(String),
-    #[error("checksum mismatch in {0}")]
-    Checksum(String),
-    #[error("{0}")]
-    NoPlugin(String),
-    /// A base model file is missing or unusable, or a stream's model does not match.
-    #[error("base model: {0}")]
-    Model(String),
-    /// ADIOS2 or MPI failed (the C API's step writer).
-    #[error("{0}")]
-    Io(String),
-    /// Beyond a limit: a decode limit, memory that cannot be had, a thread count.
-    #[error("limit: {0}")]
-    Limit(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A format version newer than this library.
+    UnsupportedVersion,
+    /// The stream ends before what it announces.
+    Truncated,
+    /// A field holds what no encoder writes.
+    Corrupt,
+    /// Bytes that do not match their checksum.
+    Checksum,
+}
+
+/// An I/O failure: what was being done, and the cause where one was reported (ADIOS2's error
+/// as its own type, reachable through [`std::error::Error::source`] and [`IoError::cause`]).
+#[derive(Debug, Error, Clone)]
+#[error("{context}{}", .cause.as_ref().map(|c| format!(": {c}")).unwrap_or_default())]
+pub struct IoError {
+    kind: IoErrorKind,
+    context: String,
+    #[source]
+    cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// What failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoErrorKind {
+    /// The in-situ calls need the residuum ADIOS2 plugin loaded in the process (it is not).
+    NoPlugin,
+    /// ADIOS2 or MPI.
+    Adios,
+}
+
+impl IoError {
+    /// A failure of `kind` described by `context` alone.
+    pub fn new(kind: IoErrorKind, context: impl Into<String>) -> IoError {
+        IoError {
+            kind,
+            context: context.into(),
+            cause: None,
+        }
+    }
+
+    /// A failure of `kind` while doing `context`, caused by `cause`.
+    pub fn caused(
+        kind: IoErrorKind,
+        context: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> IoError {
+        IoError {
+            kind,
+            context: context.into(),
+            cause: Some(Arc::new(cause)),
+        }
+    }
+
+    pub fn kind(&self) -> IoErrorKind {
+        self.kind
+    }
+
+    /// The cause, e.g. `cause()?.downcast_ref::<residuum::adios::AdiosError>()`.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.cause.as_deref()
+    }
+}
+
+impl Error {
+    pub(crate) fn format(kind: FormatErrorKind, detail: impl Into<String>) -> Error {
+        Error::Format(FormatError {
+            kind,
+            detail: detail.into(),
+        })
+    }
+
+    /// A field of a stream that no encoder writes.
+    pub(crate) fn corrupt(detail: impl Into<String>) -> Error {
+        Error::format(FormatErrorKind::Corrupt, detail)
+    }
+
+    /// A stream that ends early.
+    pub(crate) fn truncated(detail: impl Into<String>) -> Error {
+        Error::format(FormatErrorKind::Truncated, detail)
+    }
+
+    /// The stream's kind of failure, if it is a format error.
+    pub fn format_kind(&self) -> Option<FormatErrorKind> {
+        match self {
+            Error::Format(f) => Some(f.kind),
+            _ => None,
+        }
+    }
 }
 
 /// A vector of `n` zeros, allocated fallibly: a size taken from a stream must give an error

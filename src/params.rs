@@ -17,7 +17,7 @@
 //! | `base` | with `model`: `auto` (default: per block, whichever costs fewer bits) or `model` (every block over the model where it meets the bound, for comparisons) |
 
 use crate::bound::Target;
-use crate::error::{Error, Result};
+use crate::error::{Error, ParameterError, Result};
 pub use crate::pipeline::MAX_THREADS;
 
 /// How the integers of LBRC blocks are entropy-coded.
@@ -106,11 +106,11 @@ const ACCEPTED: &str =
 const ADIOS2_KEYS: [&str; 3] = ["pluginname", "pluginlibrary", "verbose"];
 
 fn bad(key: &str, value: &str, reason: &str) -> Error {
-    Error::BadParameter {
+    Error::Parameter(ParameterError::BadValue {
         key: key.to_string(),
         value: value.to_string(),
         reason: reason.to_string(),
-    }
+    })
 }
 
 /// The value a mode setting was given with: the bound for a shorthand (`nrmse=1e-4`), the mode
@@ -284,10 +284,10 @@ impl Config {
                 }
                 k if ADIOS2_KEYS.contains(&k) => {}
                 _ => {
-                    return Err(Error::UnknownParameter {
+                    return Err(Error::Parameter(ParameterError::Unknown {
                         key,
                         accepted: ACCEPTED,
-                    })
+                    }))
                 }
             }
         }
@@ -393,7 +393,10 @@ mod tests {
             vec![("threads", "99999999999")],
         ] {
             let e = Config::from_pairs(pairs.clone()).unwrap_err();
-            assert!(matches!(e, Error::BadParameter { .. }), "{pairs:?}: {e}");
+            assert!(
+                matches!(e, Error::Parameter(ParameterError::BadValue { .. })),
+                "{pairs:?}: {e}"
+            );
         }
     }
 

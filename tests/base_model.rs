@@ -5,9 +5,9 @@
 
 mod common;
 
-use residuum::block::{fold3, Grid};
-use residuum::format::{self, BlockKind};
-use residuum::metrics::quality;
+use residuum::internals::format::{self, BlockKind};
+use residuum::internals::quality;
+use residuum::internals::{fold3, Grid};
 use residuum::{decode, decode_as, Codec, Error};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -173,7 +173,7 @@ fn decoder_reconstruction_is_the_same_for_any_thread_count() {
 /// A model with weights from integer arithmetic, identical everywhere, written as a model file.
 fn fixed_model(path: &Path) {
     let mut bufs = Vec::new();
-    for (k, (name, shape)) in residuum::base::TENSORS.iter().enumerate() {
+    for (k, (name, shape)) in residuum::internals::base::TENSORS.iter().enumerate() {
         let n: usize = shape.iter().product();
         let v: Vec<f32> = (0..n as u32)
             .map(|i| {
@@ -198,7 +198,7 @@ fn fixed_model(path: &Path) {
         })
         .collect();
     let meta = std::collections::HashMap::from([(
-        residuum::base::LATENT_STEP_KEY.to_string(),
+        residuum::internals::base::LATENT_STEP_KEY.to_string(),
         "0.05".to_string(),
     )]);
     safetensors::serialize_to_file(views, Some(meta), path).unwrap();

@@ -4,7 +4,7 @@
 mod common;
 
 use proptest::prelude::*;
-use residuum::block::Grid;
+use residuum::internals::Grid;
 use residuum::{decode_as, stream_info, Codec};
 
 /// Range of the finite values.

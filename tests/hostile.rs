@@ -74,7 +74,7 @@ fn streams_claiming_more_than_their_payloads_hold_are_refused_before_allocation(
             // Refused from the header and the coder's tables, or (where a context costs no
             // bits, so that no bound follows from them) as soon as a lane runs out of bytes.
             assert!(
-                matches!(e, Error::Corrupt(_) | Error::Limit(_) | Error::Truncated(_)),
+                matches!(e, Error::Format(_) | Error::Limit(_)),
                 "{name} {claimed}: {e}"
             );
             assert!(msg.contains(&claimed.to_string()), "{name}: {msg}");

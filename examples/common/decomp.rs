@@ -1,5 +1,5 @@
-//! Shared by the MPI examples: the rank grid, each rank's box of the global array, and the size
-//! of a BP5 directory.
+//! Shared by the MPI examples: the rank grid, each rank's box of the global array, the size
+//! of a BP5 directory, the range of values.
 
 /// Splits `n` ranks into a 3D grid, largest factors first (like MPI_Dims_create).
 pub fn rank_grid(n: usize) -> [usize; 3] {
@@ -44,4 +44,14 @@ pub fn dir_size(p: &std::path::Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// Smallest and largest finite value (∞ and −∞ where there is none).
+pub fn finite_min_max(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        })
 }

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use residuum::residual::{gae, lbrc};
+use residuum::internals::{gae, lbrc};
 use residuum::ElementType;
 
 fuzz_target!(|data: &[u8]| {

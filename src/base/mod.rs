@@ -131,7 +131,7 @@ impl Decoder {
     pub fn from_bytes(bytes: &[u8]) -> Result<Decoder> {
         let mut tensors = vec![Vec::new(); 4];
         if bytes.len() != DECODER_LEN {
-            return Err(Error::Corrupt(format!(
+            return Err(Error::corrupt(format!(
                 "base model decoder has {} bytes, expected {DECODER_LEN}",
                 bytes.len()
             )));
@@ -146,9 +146,7 @@ impl Decoder {
         if !(latent_step.is_finite() && latent_step > 0.0)
             || tensors.iter().flatten().any(|v| !v.is_finite())
         {
-            return Err(Error::Corrupt(
-                "base model decoder has non-finite weights".into(),
-            ));
+            return Err(Error::corrupt("base model decoder has non-finite weights"));
         }
         let all: Vec<Vec<f32>> = std::iter::repeat_n(Vec::new(), 4).chain(tensors).collect();
         let mut entry = xxh3_64(bytes).to_le_bytes().to_vec();
@@ -453,16 +451,16 @@ pub fn predict_from(
     norm: Norm,
 ) -> Result<Vec<f64>> {
     if !(norm.mean.is_finite() && norm.scale.is_finite() && norm.scale > 0.0) {
-        return Err(Error::Corrupt("bad base model normalisation".into()));
+        return Err(Error::corrupt("bad base model normalisation"));
     }
     let lay = Layout::new(shape);
     let latents = ints::decode(coded_latents, latent_shape(&lay))?;
     if latents.iter().any(|q| q.unsigned_abs() > MAX_LATENT as u64) {
-        return Err(Error::Corrupt("base model latent out of range".into()));
+        return Err(Error::corrupt("base model latent out of range"));
     }
     let pred = reconstruct(dec, &latents, &lay, norm);
     if pred.iter().any(|v| !v.is_finite()) {
-        return Err(Error::Corrupt("base model prediction is not finite".into()));
+        return Err(Error::corrupt("base model prediction is not finite"));
     }
     Ok(pred)
 }

@@ -30,7 +30,7 @@ pub(crate) fn decode_bytes(kind: BlockKind, payload: &[u8], out: &mut [u8]) -> R
     match kind {
         BlockKind::Raw => {
             if payload.len() != out.len() {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "raw block of {} bytes where {} are expected",
                     payload.len(),
                     out.len()
@@ -41,9 +41,9 @@ pub(crate) fn decode_bytes(kind: BlockKind, payload: &[u8], out: &mut [u8]) -> R
         BlockKind::Zstd => {
             // zstd refuses to write past `out`, so a lying frame cannot overrun the buffer.
             let n = zstd::bulk::decompress_to_buffer(payload, out)
-                .map_err(|e| Error::Corrupt(format!("zstd block: {e}")))?;
+                .map_err(|e| Error::corrupt(format!("zstd block: {e}")))?;
             if n != out.len() {
-                return Err(Error::Corrupt(format!(
+                return Err(Error::corrupt(format!(
                     "zstd block decodes to {n} bytes where {} are expected",
                     out.len()
                 )));

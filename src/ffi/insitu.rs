@@ -5,7 +5,7 @@
 use super::{compress_call, guard, null_arg, residuum_codec};
 use crate::bound::ErrorStats;
 use crate::codec::CompressStats;
-use crate::error::Error;
+use crate::error::{Error, ParameterError};
 use crate::insitu::{self, registry, RangeUsed, Report};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
@@ -162,7 +162,7 @@ pub extern "C" fn residuum_hooks() -> *const residuum_plugin_hooks {
 /// rank's blocks) or `RESIDUUM_RANGE_GLOBAL` (over all ranks, e.g. from MPI_Allreduce of min
 /// and max). Operators with `range=rank` or `range=global` use a range of their kind; one
 /// narrower than a block's own range is ignored (the block's is used), so bounds always hold.
-/// Fails with `RESIDUUM_ERR_NO_PLUGIN` until ADIOS2 has loaded the plugin.
+/// Fails with `RESIDUUM_ERR_IO` until ADIOS2 has loaded the plugin.
 ///
 /// # Safety
 /// `engine` and `variable` are NUL-terminated strings.
@@ -177,10 +177,12 @@ pub unsafe extern "C" fn residuum_set_range(
         if engine.is_null() || variable.is_null() {
             return Err(null_arg("engine or variable"));
         }
-        let kind = RangeUsed::from_code(range_kind).ok_or_else(|| Error::BadParameter {
-            key: "range_kind".into(),
-            value: range_kind.to_string(),
-            reason: "expected RESIDUUM_RANGE_RANK or RESIDUUM_RANGE_GLOBAL".into(),
+        let kind = RangeUsed::from_code(range_kind).ok_or_else(|| {
+            Error::Parameter(ParameterError::BadValue {
+                key: "range_kind".into(),
+                value: range_kind.to_string(),
+                reason: "expected RESIDUUM_RANGE_RANK or RESIDUUM_RANGE_GLOBAL".into(),
+            })
         })?;
         // SAFETY: non-null, NUL-terminated per the contract.
         let (e, v) = unsafe { (CStr::from_ptr(engine), CStr::from_ptr(variable)) };

@@ -11,26 +11,21 @@ pub mod writer;
 
 use crate::codec::Codec;
 use crate::dtype::ElementType;
-use crate::error::Error;
+use crate::error::{Error, ParameterError};
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Success.
 pub const RESIDUUM_OK: c_int = 0;
-/// A parameter name or value, a shape or a pointer is invalid.
-pub const RESIDUUM_ERR_INVALID_ARGUMENT: c_int = 1;
-/// The element type is not float or double.
-pub const RESIDUUM_ERR_UNSUPPORTED_TYPE: c_int = 2;
+/// A parameter name or value, a shape, an element type, a buffer size or a pointer is invalid.
+pub const RESIDUUM_ERR_PARAMETER: c_int = 1;
 /// The stream is not residuum's, is from a newer format, truncated or corrupted.
-pub const RESIDUUM_ERR_CORRUPT_STREAM: c_int = 3;
-/// The output buffer is too small.
-pub const RESIDUUM_ERR_BUFFER_TOO_SMALL: c_int = 4;
+pub const RESIDUUM_ERR_FORMAT: c_int = 3;
 /// A bug in residuum (caught panic or impossible state).
 pub const RESIDUUM_ERR_INTERNAL: c_int = 5;
-/// The in-situ calls need the residuum ADIOS2 plugin loaded in the process (it is not yet).
-pub const RESIDUUM_ERR_NO_PLUGIN: c_int = 6;
-/// ADIOS2 or MPI failed (writing a step, opening or closing an engine).
+/// ADIOS2 or MPI failed (writing a step, opening or closing an engine), or the in-situ calls
+/// found no residuum ADIOS2 plugin loaded in the process.
 pub const RESIDUUM_ERR_IO: c_int = 7;
 /// A base model file is missing or unusable, or a stream's model does not match its hash.
 pub const RESIDUUM_ERR_MODEL: c_int = 8;
@@ -53,22 +48,13 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
+/// One status code per error category (codes 2, 4 and 6 of earlier releases are parameter and
+/// I/O errors now).
 fn status_of(e: &Error) -> c_int {
     match e {
-        Error::UnknownParameter { .. }
-        | Error::BadParameter { .. }
-        | Error::NullPointer(_)
-        | Error::BadShape(_)
-        | Error::InputSize { .. } => RESIDUUM_ERR_INVALID_ARGUMENT,
-        Error::UnsupportedType(_) => RESIDUUM_ERR_UNSUPPORTED_TYPE,
-        Error::BadMagic
-        | Error::UnsupportedVersion(..)
-        | Error::Truncated(_)
-        | Error::Corrupt(_)
-        | Error::Checksum(_) => RESIDUUM_ERR_CORRUPT_STREAM,
-        Error::OutputTooSmall { .. } => RESIDUUM_ERR_BUFFER_TOO_SMALL,
+        Error::Parameter(_) => RESIDUUM_ERR_PARAMETER,
+        Error::Format(_) => RESIDUUM_ERR_FORMAT,
         Error::Internal(_) => RESIDUUM_ERR_INTERNAL,
-        Error::NoPlugin(_) => RESIDUUM_ERR_NO_PLUGIN,
         Error::Io(_) => RESIDUUM_ERR_IO,
         Error::Model(_) => RESIDUUM_ERR_MODEL,
         Error::Limit(_) => RESIDUUM_ERR_LIMIT,
@@ -99,11 +85,11 @@ fn dtype_of(code: c_int) -> Result<ElementType, Error> {
     u8::try_from(code)
         .ok()
         .and_then(|c| ElementType::from_code(c).ok())
-        .ok_or_else(|| Error::UnsupportedType(format!("code {code}")))
+        .ok_or_else(|| Error::Parameter(ParameterError::UnsupportedType(format!("code {code}"))))
 }
 
 fn null_arg(what: &'static str) -> Error {
-    Error::NullPointer(what)
+    Error::Parameter(ParameterError::NullPointer(what))
 }
 
 /// SAFETY (callers): `ptr` is null only when `len` is 0, else valid for reads of `len` items.
@@ -220,7 +206,11 @@ pub unsafe extern "C" fn residuum_max_compressed_size(
             .map(|_| codec.codec.max_compressed_len(dtype, dims))
             .filter(|&n| n <= isize::MAX as usize)
             .map(|n| size = n)
-            .ok_or_else(|| Error::BadShape(format!("{dims:?}: the stream size overflows")))
+            .ok_or_else(|| {
+                Error::Parameter(ParameterError::BadShape(format!(
+                    "{dims:?}: the stream size overflows"
+                )))
+            })
     });
     size
 }
@@ -280,8 +270,9 @@ pub(crate) unsafe fn compress_call(
         let dtype = dtype_of(dtype)?;
         // SAFETY: `dims` points to `ndims` values per the contract.
         let dims = unsafe { slice(dims, ndims, "dims")? };
-        let len = crate::format::checked_len(dims, dtype)
-            .ok_or_else(|| Error::BadShape(format!("{dims:?} overflows")))?;
+        let len = crate::format::checked_len(dims, dtype).ok_or_else(|| {
+            Error::Parameter(ParameterError::BadShape(format!("{dims:?} overflows")))
+        })?;
         // SAFETY: `data` holds the array's bytes and `out` `out_capacity` writable bytes, not
         // overlapping, per the contract.
         let data = unsafe { slice(data, len, "data")? };

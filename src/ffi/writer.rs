@@ -5,7 +5,7 @@
 
 use super::{guard, null_arg, slice, RESIDUUM_DOUBLE, RESIDUUM_FLOAT};
 use crate::adios::{FieldData, FieldSpec, StepStats, StepWriter, WriterOptions};
-use crate::error::Error;
+use crate::error::{Error, IoError, IoErrorKind, ParameterError};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
 /// An open step writer.
@@ -52,8 +52,9 @@ pub struct residuum_field_stats {
 pub type residuum_field_stats_fn =
     unsafe extern "C" fn(ctx: *mut c_void, stats: *const residuum_field_stats);
 
-fn adios_err(e: crate::adios::AdiosError) -> Error {
-    Error::Io(e.to_string())
+/// ADIOS2's error, kept as the cause of an I/O error (`what` failed).
+fn adios_err(what: &'static str) -> impl Fn(crate::adios::AdiosError) -> Error {
+    move |e| Error::Io(IoError::caused(IoErrorKind::Adios, what, e))
 }
 
 /// SAFETY (callers): `s` is null or NUL-terminated.
@@ -101,9 +102,9 @@ pub unsafe extern "C" fn residuum_writer_open(
                 RESIDUUM_FLOAT => false,
                 RESIDUUM_DOUBLE => true,
                 t => {
-                    return Err(Error::UnsupportedType(format!(
+                    return Err(Error::Parameter(ParameterError::UnsupportedType(format!(
                         "code {t} for field '{name}'"
-                    )))
+                    ))))
                 }
             };
             // SAFETY: shape, start and count each point to `ndims` values per the contract.
@@ -134,7 +135,8 @@ pub unsafe extern "C" fn residuum_writer_open(
             .collect();
         // SAFETY: MPI_Comm_f2c turns any valid Fortran handle into a live C handle.
         let writer = unsafe {
-            StepWriter::open_raw(mpi::ffi::MPI_Comm_f2c(comm_f), specs, opts).map_err(adios_err)?
+            StepWriter::open_raw(mpi::ffi::MPI_Comm_f2c(comm_f), specs, opts)
+                .map_err(adios_err("opening the step writer"))?
         };
         // SAFETY: `out` is non-null and writable per the contract.
         unsafe { *out = Box::into_raw(Box::new(residuum_writer { writer, names })) };
@@ -171,7 +173,9 @@ pub unsafe extern "C" fn residuum_writer_write_step(
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        w.writer.write_step(fields).map_err(adios_err)?;
+        w.writer
+            .write_step(fields)
+            .map_err(adios_err("writing a step"))?;
         Ok(())
     })
 }
@@ -248,7 +252,10 @@ pub unsafe extern "C" fn residuum_writer_close(
         }
         // SAFETY: allocated by Box::into_raw in residuum_writer_open, freed once.
         let w = unsafe { Box::from_raw(w) };
-        let steps = w.writer.close().map_err(adios_err)?;
+        let steps = w
+            .writer
+            .close()
+            .map_err(adios_err("closing the step writer"))?;
         if let Some(cb) = cb {
             // SAFETY: per this function's contract.
             unsafe { hand_out(&steps, &w.names, cb, ctx) };

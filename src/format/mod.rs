@@ -20,7 +20,7 @@ pub(crate) mod payload;
 use crate::block::fold3;
 use crate::bound::Target;
 use crate::dtype::ElementType;
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatErrorKind, ParameterError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
@@ -66,7 +66,7 @@ impl BlockKind {
             4 => Ok(BlockKind::Model),
             5 => Ok(BlockKind::BaseLbrc),
             6 => Ok(BlockKind::Gae),
-            other => Err(Error::Corrupt(format!("unknown block kind {other}"))),
+            other => Err(Error::corrupt(format!("unknown block kind {other}"))),
         }
     }
 }
@@ -139,19 +139,19 @@ pub fn grid_len(dims: &[usize], block: [usize; 3]) -> usize {
 /// Checks that `dims` is a shape streams can hold and that `data_len` bytes of `dtype` fill it.
 pub(crate) fn check_shape(dims: &[usize], dtype: ElementType, data_len: usize) -> Result<()> {
     if dims.len() > MAX_DIMS {
-        return Err(Error::BadShape(format!(
+        return Err(Error::Parameter(ParameterError::BadShape(format!(
             "{} dimensions (at most {})",
             dims.len(),
             MAX_DIMS
-        )));
+        ))));
     }
-    let expected =
-        checked_len(dims, dtype).ok_or_else(|| Error::BadShape(format!("{dims:?} overflows")))?;
+    let expected = checked_len(dims, dtype)
+        .ok_or_else(|| Error::Parameter(ParameterError::BadShape(format!("{dims:?} overflows"))))?;
     if expected != data_len {
-        return Err(Error::InputSize {
+        return Err(Error::Parameter(ParameterError::InputSize {
             expected,
             got: data_len,
-        });
+        }));
     }
     Ok(())
 }
@@ -174,10 +174,10 @@ pub fn write_stream(
     let hlen = header_len(info.dims.len(), blocks.len());
     let total = hlen + blocks.iter().map(|(_, p)| p.len()).sum::<usize>();
     if out.len() < total {
-        return Err(Error::OutputTooSmall {
+        return Err(Error::Parameter(ParameterError::OutputTooSmall {
             needed: total,
             got: out.len(),
-        });
+        }));
     }
     let mut w = Writer { buf: out, pos: 0 };
     w.put(&MAGIC);
@@ -247,7 +247,10 @@ impl<'a> Parsed<'a> {
         let e = &self.entries[i];
         let p = &self.payloads[self.offsets[i]..self.offsets[i] + e.len];
         if xxh3_64(p) != e.checksum {
-            return Err(Error::Checksum(format!("block {i}")));
+            return Err(Error::format(
+                FormatErrorKind::Checksum,
+                format!("block {i}"),
+            ));
         }
         Ok(p)
     }
@@ -261,7 +264,7 @@ impl<'a> Parsed<'a> {
         let start = self.offsets[self.entries.len()];
         let p = &self.payloads[start..start + e.len];
         if xxh3_64(p) != e.checksum {
-            return Err(Error::Checksum("base model".into()));
+            return Err(Error::format(FormatErrorKind::Checksum, "base model"));
         }
         if p.len() < 8 || u64::from_le_bytes(p[..8].try_into().unwrap()) != xxh3_64(&p[8..]) {
             return Err(Error::Model(
@@ -279,22 +282,25 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
         pos: 0,
     };
     if r.take(4, "magic")? != MAGIC {
-        return Err(Error::BadMagic);
+        return Err(Error::format(FormatErrorKind::BadMagic, ""));
     }
     let version = r.u16("version")?;
     if version > FORMAT_VERSION || version == 0 {
-        return Err(Error::UnsupportedVersion(version, FORMAT_VERSION));
+        return Err(Error::format(
+            FormatErrorKind::UnsupportedVersion,
+            format!("{version} is newer than this library ({FORMAT_VERSION}) understands"),
+        ));
     }
     let fixed = r.take(6, "header")?;
     let (dtype_code, target_code, ndims) = (fixed[0], fixed[1], fixed[2] as usize);
     let flags = fixed[3];
     if fixed[4..] != [0, 0] || flags & !FLAG_MODEL != 0 || (version < 3 && flags != 0) {
-        return Err(Error::Corrupt("reserved header bytes are not zero".into()));
+        return Err(Error::corrupt("reserved header bytes are not zero"));
     }
     let has_model = flags & FLAG_MODEL != 0;
     let target = f64::from_le_bytes(r.take(8, "target")?.try_into().unwrap());
     if ndims > MAX_DIMS {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "{ndims} dimensions (at most {MAX_DIMS})"
         )));
     }
@@ -311,7 +317,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     let nblocks = r.usize("block count")?;
     // Bound the table by the bytes present before allocating for it.
     if nblocks > (stream.len() - r.pos) / ENTRY_LEN {
-        return Err(Error::Truncated(format!(
+        return Err(Error::truncated(format!(
             "block table of {nblocks} entries"
         )));
     }
@@ -325,27 +331,26 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     let header_end = r.pos;
     let stored = r.u64("header checksum")?;
     if xxh3_64(&stream[..header_end]) != stored {
-        return Err(Error::Checksum("header".into()));
+        return Err(Error::format(FormatErrorKind::Checksum, "header"));
     }
     // The checksum matched: the fields are what the writer wrote, but a hostile stream can still
     // carry a matching checksum, so every field is validated as well.
-    let dtype = ElementType::from_code(dtype_code)?;
+    let dtype = ElementType::from_code(dtype_code)
+        .map_err(|_| Error::corrupt(format!("unknown element type code {dtype_code}")))?;
     let target = Target::from_code(target_code, target)
         .filter(|t| version > 1 || *t == Target::Lossless)
-        .ok_or_else(|| Error::Corrupt(format!("unknown target kind {target_code}")))?;
+        .ok_or_else(|| Error::corrupt(format!("unknown target kind {target_code}")))?;
     if block.contains(&0) {
-        return Err(Error::Corrupt("zero block extent".into()));
+        return Err(Error::corrupt("zero block extent"));
     }
-    checked_len(&dims, dtype).ok_or_else(|| Error::Corrupt("array size overflows".into()))?;
+    checked_len(&dims, dtype).ok_or_else(|| Error::corrupt("array size overflows"))?;
     let grid_ok = if version == 1 {
         block_count(&dims, &block) == nblocks && nblocks <= 1
     } else {
         block_count(&fold3(&dims), &block) + has_model as usize == nblocks
     };
     if !grid_ok {
-        return Err(Error::Corrupt(
-            "block count does not match the block grid".into(),
-        ));
+        return Err(Error::corrupt("block count does not match the block grid"));
     }
     let block = if version == 1 {
         fold3(&dims).map(|d| d.max(1))
@@ -370,9 +375,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
         _ => true,
     });
     if !(model_ok && kinds_ok) {
-        return Err(Error::Corrupt(
-            "block kinds do not fit the stream version".into(),
-        ));
+        return Err(Error::corrupt("block kinds do not fit the stream version"));
     }
     let payloads = &stream[r.pos..];
     let mut offsets = Vec::with_capacity(entries.len());
@@ -381,16 +384,16 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
         offsets.push(total);
         total = total
             .checked_add(e.len)
-            .ok_or_else(|| Error::Corrupt("block lengths overflow".into()))?;
+            .ok_or_else(|| Error::corrupt("block lengths overflow"))?;
     }
     if total > payloads.len() {
-        return Err(Error::Truncated(format!(
+        return Err(Error::truncated(format!(
             "blocks need {total} bytes, {} present",
             payloads.len()
         )));
     }
     if total < payloads.len() {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "{} trailing bytes after the last block",
             payloads.len() - total
         )));
@@ -417,7 +420,7 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
         if self.buf.len() - self.pos < n {
-            return Err(Error::Truncated(format!("stream ends inside the {what}")));
+            return Err(Error::truncated(format!("stream ends inside the {what}")));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -434,6 +437,6 @@ impl<'a> Reader<'a> {
 
     fn usize(&mut self, what: &str) -> Result<usize> {
         let v = self.u64(what)?;
-        usize::try_from(v).map_err(|_| Error::Corrupt(format!("{what} value {v} too large")))
+        usize::try_from(v).map_err(|_| Error::corrupt(format!("{what} value {v} too large")))
     }
 }

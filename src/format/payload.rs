@@ -25,7 +25,7 @@ impl<'a> PayloadReader<'a> {
 
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.buf.len() - self.pos < n {
-            return Err(Error::Truncated("block payload ends early".into()));
+            return Err(Error::truncated("block payload ends early"));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -41,7 +41,7 @@ impl<'a> PayloadReader<'a> {
                 return Ok(v);
             }
         }
-        Err(Error::Corrupt("varint too long".into()))
+        Err(Error::corrupt("varint too long"))
     }
 
     /// A length-prefixed slice.

@@ -10,7 +10,7 @@
 pub(crate) mod registry;
 
 use crate::codec::CompressStats;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoError, IoErrorKind, ParameterError, Result};
 use crate::ffi::insitu::{residuum_plugin_hooks, residuum_report, HOOKS_SYMBOL, HOOKS_VERSION};
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::sync::OnceLock;
@@ -74,19 +74,22 @@ fn hooks() -> Result<&'static residuum_plugin_hooks> {
         return Ok(unsafe { &*(h as *const residuum_plugin_hooks) });
     }
     let table = find_loaded_hooks().ok_or_else(|| {
-        Error::NoPlugin(
+        IoError::new(
+            IoErrorKind::NoPlugin,
             "the residuum ADIOS2 plugin is not loaded in this process; define a variable with \
-             a residuum operation first"
-                .into(),
+             a residuum operation first",
         )
     })?;
     // SAFETY: non-null pointer returned by the plugin's hook function, to a static table.
     let h = unsafe { &*table };
     if h.version != HOOKS_VERSION {
-        return Err(Error::NoPlugin(format!(
-            "the loaded residuum plugin speaks hook version {}, this library {HOOKS_VERSION}; \
+        return Err(Error::Io(IoError::new(
+            IoErrorKind::NoPlugin,
+            format!(
+                "the loaded residuum plugin speaks hook version {}, this library {HOOKS_VERSION}; \
              build both from the same release",
-            h.version
+                h.version
+            ),
         )));
     }
     FOUND.get_or_init(|| table as usize);
@@ -138,10 +141,12 @@ fn find_loaded_hooks() -> Option<*const residuum_plugin_hooks> {
 }
 
 fn cstring(what: &str, s: &str) -> Result<CString> {
-    CString::new(s).map_err(|_| Error::BadParameter {
-        key: what.into(),
-        value: s.into(),
-        reason: "contains a NUL byte".into(),
+    CString::new(s).map_err(|_| {
+        Error::Parameter(ParameterError::BadValue {
+            key: what.into(),
+            value: s.into(),
+            reason: "contains a NUL byte".into(),
+        })
     })
 }
 
@@ -154,11 +159,11 @@ pub fn set_range(engine: &str, variable: &str, kind: RangeUsed, range: f64) -> R
     // SAFETY: valid C strings for the duration of the call.
     let status = unsafe { (h.set_range)(e.as_ptr(), v.as_ptr(), kind as c_int, range) };
     if status != 0 {
-        return Err(Error::BadParameter {
+        return Err(Error::Parameter(ParameterError::BadValue {
             key: "range".into(),
             value: format!("{} {range}", kind.name()),
             reason: "expected a rank or global kind and a finite range ≥ 0".into(),
-        });
+        }));
     }
     Ok(())
 }

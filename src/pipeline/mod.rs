@@ -115,6 +115,26 @@ where
         .collect()
 }
 
+/// One pool per thread count for the whole process: every variable's operator shares it
+/// instead of each bringing its own threads.
+pub(crate) fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    static POOLS: Mutex<Option<HashMap<usize, Arc<rayon::ThreadPool>>>> = Mutex::new(None);
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    let pools = pools.get_or_insert_with(HashMap::new);
+    if let Some(p) = pools.get(&threads) {
+        return Ok(p.clone());
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("residuum-{i}"))
+            .build()
+            .map_err(|e| Error::Internal(format!("thread pool: {e}")))?,
+    );
+    pools.insert(threads, pool.clone());
+    Ok(pool)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,24 +191,4 @@ mod tests {
             .unwrap()
             .is_empty());
     }
-}
-
-/// One pool per thread count for the whole process: every variable's operator shares it
-/// instead of each bringing its own threads.
-pub(crate) fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
-    static POOLS: Mutex<Option<HashMap<usize, Arc<rayon::ThreadPool>>>> = Mutex::new(None);
-    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-    let pools = pools.get_or_insert_with(HashMap::new);
-    if let Some(p) = pools.get(&threads) {
-        return Ok(p.clone());
-    }
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| format!("residuum-{i}"))
-            .build()
-            .map_err(|e| Error::Internal(format!("thread pool: {e}")))?,
-    );
-    pools.insert(threads, pool.clone());
-    Ok(pool)
 }

@@ -249,7 +249,7 @@ pub(crate) fn decode_block(
     let pred = match r.bytes(1)?[0] {
         0 => None,
         1 => Some(frame::read(&mut r, decoder, shape)?),
-        k => return Err(Error::Corrupt(format!("unknown GAE base {k}"))),
+        k => return Err(Error::corrupt(format!("unknown GAE base {k}"))),
     };
     decode(r.rest(), pred.as_deref(), shape, dtype)
 }
@@ -263,16 +263,14 @@ pub fn decode(
 ) -> Result<Vec<u8>> {
     let n_vals: usize = shape.iter().product();
     if base.is_some_and(|b| b.len() != n_vals) {
-        return Err(Error::Corrupt(
-            "base prediction does not match the block".into(),
-        ));
+        return Err(Error::corrupt("base prediction does not match the block"));
     }
     let b_at = |i: usize| base.map_or(0.0, |b| b[i]);
     let mut r = PayloadReader::new(payload);
     let specials = specials::read(&mut r, n_vals, dtype)?;
     let used = r.bytes(1)?[0] as usize;
     if used > N {
-        return Err(Error::Corrupt("GAE basis wider than a patch".into()));
+        return Err(Error::corrupt("GAE basis wider than a patch"));
     }
     let basis: Vec<f64> = r
         .bytes(4 * N * used)?
@@ -281,18 +279,18 @@ pub fn decode(
         .collect();
     let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
     if !(step.is_finite() && step > 0.0) || basis.iter().any(|v| !v.is_finite()) {
-        return Err(Error::Corrupt("bad GAE basis or step".into()));
+        return Err(Error::corrupt("bad GAE basis or step"));
     }
     let body_len = r.varint()? as usize;
     let all: Vec<(usize, usize, usize)> = patches(shape).collect();
     // The mask alone needs all.len()/8 bytes: a larger claim is corruption, not an allocation.
     if body_len > all.len() / 8 + 1 + all.len() * (1 + 10 * N) {
-        return Err(Error::Corrupt("GAE body length out of range".into()));
+        return Err(Error::corrupt("GAE body length out of range"));
     }
     let body = zstd::bulk::decompress(r.rest(), body_len)
-        .map_err(|e| Error::Corrupt(format!("GAE body: {e}")))?;
+        .map_err(|e| Error::corrupt(format!("GAE body: {e}")))?;
     if body.len() != body_len {
-        return Err(Error::Corrupt("GAE body length mismatch".into()));
+        return Err(Error::corrupt("GAE body length mismatch"));
     }
     let mut br = PayloadReader::new(&body);
     let bits = br.bytes(all.len().div_ceil(8))?.to_vec();
@@ -305,7 +303,7 @@ pub fn decode(
     for (&pi, &k) in masked.iter().zip(&lengths) {
         let k = k as usize;
         if k > used {
-            return Err(Error::Corrupt("GAE prefix longer than the basis".into()));
+            return Err(Error::corrupt("GAE prefix longer than the basis"));
         }
         let mut acc = [0.0f64; N];
         for j in 0..k {
@@ -323,7 +321,7 @@ pub fn decode(
         }
     }
     if !br.rest().is_empty() {
-        return Err(Error::Corrupt("trailing bytes in a GAE block".into()));
+        return Err(Error::corrupt("trailing bytes in a GAE block"));
     }
     for (i, bits) in specials {
         dtype.put_bits(&mut out, i, bits);

@@ -30,9 +30,7 @@ pub(crate) fn read(
     // Each takes a position byte and its element bytes: a larger count is a lie, not a size
     // to allocate for.
     if count > n || count > r.rest().len() / (1 + dtype.size()) {
-        return Err(Error::Corrupt(
-            "more special values than the block holds".into(),
-        ));
+        return Err(Error::corrupt("more special values than the block holds"));
     }
     let mut out = Vec::with_capacity(count);
     let mut pos = 0usize;
@@ -40,7 +38,7 @@ pub(crate) fn read(
         pos = pos
             .checked_add(r.varint()? as usize)
             .filter(|&p| p < n)
-            .ok_or_else(|| Error::Corrupt("special value outside the block".into()))?;
+            .ok_or_else(|| Error::corrupt("special value outside the block"))?;
         out.push((pos, dtype.read_bits(r.bytes(dtype.size())?)));
     }
     Ok(out)

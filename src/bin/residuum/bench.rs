@@ -6,8 +6,8 @@ use crate::input;
 #[cfg(feature = "peers")]
 use crate::peers::Peer;
 use indicatif::{ProgressBar, ProgressStyle};
-use residuum::block::{fold3, Grid};
-use residuum::metrics::quality;
+use residuum::internals::quality;
+use residuum::internals::{fold3, Grid};
 use residuum::Codec;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -287,7 +287,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     let mut rows = Vec::new();
     let mut floors = Vec::new();
     for f in &fields {
-        let range = residuum::bound::finite_range(f.values.iter().map(|&v| v as f64));
+        let range = residuum::internals::finite_range(f.values.iter().map(|&v| v as f64));
         let step = storage_step(&f.values);
         for &t in &args.targets {
             // Below the data's own storage step every codec turns lossless: reported, not judged.

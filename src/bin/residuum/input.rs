@@ -72,7 +72,7 @@ pub fn read_stream(path: &Path) -> Result<Vec<u8>, String> {
     let mut f = std::fs::File::open(path).map_err(|e| at(e.to_string()))?;
     let mut magic = [0u8; 4];
     let got = read_full(&mut f, &mut magic).map_err(at)?;
-    if magic[..got] != residuum::format::MAGIC[..] {
+    if magic[..got] != residuum::internals::format::MAGIC[..] {
         return Err(at("not a residuum stream (bad magic)".into()));
     }
     let max = residuum::DecodeOptions::default().max_decoded_bytes;

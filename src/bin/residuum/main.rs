@@ -15,8 +15,8 @@ mod plot;
 mod train;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use residuum::block::{fold3, Grid};
-use residuum::metrics::quality;
+use residuum::internals::quality;
+use residuum::internals::{fold3, Grid};
 use residuum::{Codec, ElementType};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -324,7 +324,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 &fields,
                 &train::TrainArgs {
                     out,
-                    options: residuum::base::train::TrainOptions {
+                    options: residuum::internals::base::train::TrainOptions {
                         seconds,
                         max_steps: steps,
                         latent_step,

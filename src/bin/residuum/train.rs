@@ -1,11 +1,12 @@
-//! `residuum train`: fits the base model (`residuum::base::train`) to fields within a time
+//! `residuum train`: fits the base model (`residuum::internals::base::train`) to fields within a time
 //! budget and writes it as safetensors with its loss curve (CSV and PNG) and the rate and
 //! quality it reaches through the codec's own inference.
 
 use crate::bench::Field;
 use indicatif::{ProgressBar, ProgressStyle};
-use residuum::base::train::{fit, Sample, TrainOptions};
-use residuum::base::{self, Model};
+use residuum::internals::base;
+use residuum::internals::base::train::{fit, Sample, TrainOptions};
+use residuum::Model;
 use std::path::PathBuf;
 
 pub struct TrainArgs {
@@ -18,7 +19,7 @@ pub fn run(fields: &[Field], args: &TrainArgs) -> Result<(), String> {
         .iter()
         .map(|f| Sample {
             values: &f.values,
-            shape: residuum::block::fold3(&f.dims),
+            shape: residuum::internals::fold3(&f.dims),
         })
         .collect();
     let bar = ProgressBar::new(args.options.max_steps as u64);
@@ -70,10 +71,10 @@ pub fn run(fields: &[Field], args: &TrainArgs) -> Result<(), String> {
 /// The rate and quality of the base model alone on a field, through the codec's inference:
 /// coded latent bits per value and NRMSE of the prediction over the field's range.
 fn reach(model: &Model, f: &Field) -> (f64, f64) {
-    let shape = residuum::block::fold3(&f.dims);
-    let grid = residuum::block::Grid::new(shape, residuum::block::default_block(shape));
+    let shape = residuum::internals::fold3(&f.dims);
+    let grid = residuum::internals::Grid::new(shape, residuum::internals::default_block(shape));
     let (mut bits, mut sq, mut n) = (0usize, 0.0, 0usize);
-    let (lo, hi) = residuum::bound::finite_min_max(f.values.iter().map(|&v| v as f64));
+    let (lo, hi) = residuum::internals::finite_min_max(f.values.iter().map(|&v| v as f64));
     for i in 0..grid.len() {
         let b = grid.block(i);
         let bytes: &[u8] = bytemuck::cast_slice(&f.values);

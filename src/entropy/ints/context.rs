@@ -289,7 +289,7 @@ impl<'a, const P: u32> Lane<'a, P> {
     ) -> Result<Lane<'a, P>> {
         let head = rans
             .get(..4)
-            .ok_or_else(|| Error::Corrupt("rANS stream too short".into()))?;
+            .ok_or_else(|| Error::corrupt("rANS stream too short"))?;
         Ok(Lane {
             x: u32::from_be_bytes(head.try_into().unwrap()),
             rans,
@@ -347,7 +347,7 @@ impl<'a, const P: u32> Lane<'a, P> {
     /// claims more values than it holds is caught here, early.
     fn overrun(&self) -> Result<()> {
         if self.pos > self.rans.len() || self.bit_pos > self.bits.len() * 8 {
-            return Err(Error::Truncated("lane ends early".into()));
+            return Err(Error::truncated("lane ends early"));
         }
         Ok(())
     }
@@ -355,13 +355,11 @@ impl<'a, const P: u32> Lane<'a, P> {
     fn finish(&self) -> Result<()> {
         self.overrun()?;
         if self.pos != self.rans.len() || self.x != RANS_L {
-            return Err(Error::Corrupt(
-                "rANS stream does not end where it should".into(),
-            ));
+            return Err(Error::corrupt("rANS stream does not end where it should"));
         }
         // Only padding of the last byte may remain.
         if self.bits.len() * 8 - self.bit_pos >= 8 {
-            return Err(Error::Corrupt("trailing raw bits".into()));
+            return Err(Error::corrupt("trailing raw bits"));
         }
         Ok(())
     }
@@ -410,7 +408,7 @@ fn runs(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
 fn check_bad(bad: u32) -> Result<()> {
     match bad {
         0 => Ok(()),
-        _ => Err(Error::Corrupt("context without a table".into())),
+        _ => Err(Error::corrupt("context without a table")),
     }
 }
 

@@ -77,7 +77,7 @@ pub(crate) fn decode(payload: &[u8], shape: [usize; 3]) -> Result<Vec<i64>> {
     // A block that claims more values than its bytes can hold is refused before its buffers
     // are allocated.
     if let Some(cap) = max_values(payload)?.filter(|&cap| n as u64 > cap) {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::corrupt(format!(
             "{n} values claimed, but {} bytes of coded integers hold at most {cap}",
             payload.len()
         )));
@@ -87,7 +87,7 @@ pub(crate) fn decode(payload: &[u8], shape: [usize; 3]) -> Result<Vec<i64>> {
         CONTEXT => context::decode_lanes(r, shape, n),
         CONTEXT_V1 => context::decode_v1(r, shape, n),
         PLANES => planes::decode(r, n),
-        other => Err(Error::Corrupt(format!("unknown integer coder {other}"))),
+        other => Err(Error::corrupt(format!("unknown integer coder {other}"))),
     }
 }
 
@@ -101,7 +101,7 @@ pub(crate) fn max_values(payload: &[u8]) -> Result<Option<u64>> {
         CONTEXT => context::max_values(&mut r, false),
         CONTEXT_V1 => context::max_values(&mut r, true),
         PLANES => planes::max_values(&mut r),
-        other => Err(Error::Corrupt(format!("unknown integer coder {other}"))),
+        other => Err(Error::corrupt(format!("unknown integer coder {other}"))),
     }
 }
 

@@ -26,23 +26,23 @@ pub(super) fn encode(r: &[i64], level: i32, out: &mut Vec<u8>) {
 pub(super) fn decode(mut r: PayloadReader, n: usize) -> Result<Vec<i64>> {
     let nbits = r.bytes(1)?[0];
     if nbits > 64 {
-        return Err(Error::Corrupt("more than 64 bit planes".into()));
+        return Err(Error::corrupt("more than 64 bit planes"));
     }
     let mut z = try_vec::<u64>(n, "decoding")?;
     let mut packed = try_vec::<u8>(n.div_ceil(8), "decoding")?;
     for p in (0..nbits).rev() {
         let len = r.varint()? as usize;
         let got = zstd::bulk::decompress_to_buffer(r.bytes(len)?, &mut packed[..])
-            .map_err(|e| Error::Corrupt(format!("bit plane: {e}")))?;
+            .map_err(|e| Error::corrupt(format!("bit plane: {e}")))?;
         if got != packed.len() {
-            return Err(Error::Corrupt("bit plane of the wrong size".into()));
+            return Err(Error::corrupt("bit plane of the wrong size"));
         }
         for (i, v) in z.iter_mut().enumerate() {
             *v |= (((packed[i / 8] >> (i % 8)) & 1) as u64) << p;
         }
     }
     if !r.rest().is_empty() {
-        return Err(Error::Corrupt("trailing bytes after the bit planes".into()));
+        return Err(Error::corrupt("trailing bytes after the bit planes"));
     }
     Ok(z.into_iter().map(unzigzag).collect())
 }
@@ -54,7 +54,7 @@ pub(super) fn max_values(r: &mut PayloadReader) -> Result<Option<u64>> {
     }
     let len = r.varint()? as usize;
     let plane = zstd::zstd_safe::get_frame_content_size(r.bytes(len)?)
-        .map_err(|_| Error::Corrupt("bit plane is not a zstd frame".into()))?;
+        .map_err(|_| Error::corrupt("bit plane is not a zstd frame"))?;
     // Each plane holds one bit per value.
     Ok(plane.map(|bytes| bytes.saturating_mul(8)))
 }

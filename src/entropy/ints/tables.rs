@@ -47,14 +47,14 @@ pub(super) fn write_tables(counts: &[[u32; SYMBOLS]], out: &mut Vec<u8>) -> Vec<
 pub(super) fn read_tables(r: &mut PayloadReader, prob_bits: u32) -> Result<Vec<(usize, Table)>> {
     let used = u32::from_le_bytes(r.bytes(4)?.try_into().unwrap());
     if used >> CONTEXTS != 0 {
-        return Err(Error::Corrupt("unknown contexts in use".into()));
+        return Err(Error::corrupt("unknown contexts in use"));
     }
     let mut tables = Vec::new();
     for cx in (0..CONTEXTS).filter(|&cx| used >> cx & 1 == 1) {
         let head = r.bytes(2)?;
         let (lo, len) = (head[0] as usize, head[1] as usize);
         if lo + len >= SYMBOLS {
-            return Err(Error::Corrupt("bad frequency table range".into()));
+            return Err(Error::corrupt("bad frequency table range"));
         }
         let mut weights = [0u32; SYMBOLS];
         for (s, &code) in r.bytes(len + 1)?.iter().enumerate() {
@@ -62,7 +62,7 @@ pub(super) fn read_tables(r: &mut PayloadReader, prob_bits: u32) -> Result<Vec<(
         }
         let t = Table::from_counts(&weights, prob_bits);
         if t.total != 1 << prob_bits {
-            return Err(Error::Corrupt("empty frequency table".into()));
+            return Err(Error::corrupt("empty frequency table"));
         }
         tables.push((cx, t));
     }

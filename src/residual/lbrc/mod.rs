@@ -11,7 +11,7 @@
 
 mod quantize;
 
-use super::predict::{self, Predictor};
+use super::predict;
 use super::{specials, ResidualCoder, Staged};
 use crate::base::{frame, BasePrediction, Decoder};
 use crate::bound::{finite_min_max, BlockBound, ErrorStats};
@@ -182,13 +182,13 @@ pub(crate) fn prepare(
 struct Head {
     step: f64,
     specials: Vec<(usize, u64)>,
-    predictor: Box<dyn Predictor>,
+    predictor: predict::Boxed,
 }
 
 fn read_head(r: &mut PayloadReader, offset: f64, n: usize, dtype: ElementType) -> Result<Head> {
     let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
     if !(step.is_finite() && step > 0.0 && offset.is_finite()) {
-        return Err(Error::Corrupt("bad quantization step or offset".into()));
+        return Err(Error::corrupt("bad quantization step or offset"));
     }
     let specials = specials::read(r, n, dtype)?;
     let predictor = predict::read(r)?;
@@ -234,7 +234,7 @@ pub(crate) fn decode_over_base(
     let constant = match r.bytes(1)?[0] {
         0 => true,
         1 => false,
-        k => return Err(Error::Corrupt(format!("unknown residual kind {k}"))),
+        k => return Err(Error::corrupt(format!("unknown residual kind {k}"))),
     };
     decode(r.rest(), Some(&pred), shape, dtype, constant)
 }
@@ -255,16 +255,12 @@ pub fn decode(
     let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
     if let Some(b) = base {
         if b.len() != n {
-            return Err(Error::Corrupt(
-                "base prediction does not match the block".into(),
-            ));
+            return Err(Error::corrupt("base prediction does not match the block"));
         }
     }
     if constant {
         if !offset.is_finite() {
-            return Err(Error::Corrupt(
-                "constant block of a non-finite value".into(),
-            ));
+            return Err(Error::corrupt("constant block of a non-finite value"));
         }
         let mut out = crate::error::try_vec::<u8>(n * es, "a decoded block")?;
         match base {
@@ -280,7 +276,7 @@ pub fn decode(
             dtype.put_bits(&mut out, i, b);
         }
         if !r.rest().is_empty() {
-            return Err(Error::Corrupt("trailing bytes in a constant block".into()));
+            return Err(Error::corrupt("trailing bytes in a constant block"));
         }
         return Ok(out);
     }

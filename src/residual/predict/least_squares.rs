@@ -5,7 +5,7 @@
 //! falls back to 3D Lorenzo.
 
 use super::lorenzo::{lorenzo_residual, Lorenzo};
-use super::{sample_corners, Family, Predictor, LORENZO_3D};
+use super::{sample_corners, Boxed, Family, Predictor, LORENZO_3D};
 use rayon::prelude::*;
 
 /// Predictor id of the per-block least-squares predictor (ids 1..=7 are Lorenzo masks).
@@ -227,7 +227,7 @@ impl Predictor for LeastSquares {
     }
 }
 
-fn with_coef(coef: [i16; 7]) -> Box<dyn Predictor> {
+fn with_coef(coef: [i16; 7]) -> Boxed {
     Box::new(LeastSquares {
         coef,
         faces: Lorenzo::new(LORENZO_3D),

@@ -2,7 +2,7 @@
 //! predictor along all three, 2D in planes, 1D along one axis), zero outside the block.
 //! Id: the axes mask 1..=7; no parameters.
 
-use super::{Family, Predictor};
+use super::{Boxed, Family, Predictor};
 
 /// Predictor masks: bit d set means "difference along axis d". All three is first-order 3D
 /// Lorenzo; the last two, 2D Lorenzo in each plane; one bit, a 1D predictor along that axis.
@@ -154,7 +154,7 @@ pub(super) const FAMILY: Family = Family {
         let usable: u8 = (u8::from(a > 1)) | (u8::from(b > 1) << 1) | (u8::from(c > 1) << 2);
         (1..8u8)
             .filter(|m| m & !usable == 0)
-            .map(|m| Box::new(Lorenzo::new(m)) as Box<dyn Predictor>)
+            .map(|m| Box::new(Lorenzo::new(m)) as Boxed)
             .collect()
     },
     read: |id, _| {

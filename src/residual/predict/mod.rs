@@ -34,14 +34,17 @@ pub(crate) trait Predictor: Send + Sync {
     fn inverse(&self, q: &mut [i64], shape: [usize; 3]);
 }
 
+/// A boxed predictor.
+pub(crate) type Boxed = Box<dyn Predictor>;
+
 /// One kind of predictor: what it proposes for a block and how it reads itself back.
 pub(crate) struct Family {
     /// Predictors worth trying on `q` (a block of `shape`), fitted where they need it on every
     /// `stride`-th position.
-    propose: fn(q: &[i64], shape: [usize; 3], stride: usize) -> Vec<Box<dyn Predictor>>,
+    propose: fn(q: &[i64], shape: [usize; 3], stride: usize) -> Vec<Boxed>,
     /// The predictor of id `id` with its parameters from `r`; None where `id` is not this
     /// family's.
-    read: fn(id: u8, r: &mut PayloadReader) -> Option<Result<Box<dyn Predictor>>>,
+    read: fn(id: u8, r: &mut PayloadReader) -> Option<Result<Boxed>>,
 }
 
 /// Every predictor, in the order their proposals are weighed (an earlier one wins ties).
@@ -82,12 +85,12 @@ pub(super) fn sample_corners(
 
 /// The proposal whose residuals cost the fewest estimated bits on a sample of positions: raw
 /// bits below the leading one plus the entropy of the bit-length classes.
-pub(crate) fn choose(q: &[i64], shape: [usize; 3]) -> Box<dyn Predictor> {
+pub(crate) fn choose(q: &[i64], shape: [usize; 3]) -> Boxed {
     let n = q.len();
     // About 4096 samples (fewer in small blocks), an odd stride so they do not line up with
     // rows.
     let stride = (n / 8192).max(8) | 1;
-    let mut all: Vec<Box<dyn Predictor>> = FAMILIES
+    let mut all: Vec<Boxed> = FAMILIES
         .iter()
         .flat_map(|f| (f.propose)(q, shape, stride))
         .collect();
@@ -132,12 +135,12 @@ pub(crate) fn choose(q: &[i64], shape: [usize; 3]) -> Box<dyn Predictor> {
 }
 
 /// Reads a predictor: its id and parameters.
-pub(crate) fn read(r: &mut PayloadReader) -> Result<Box<dyn Predictor>> {
+pub(crate) fn read(r: &mut PayloadReader) -> Result<Boxed> {
     let id = r.bytes(1)?[0];
     FAMILIES
         .iter()
         .find_map(|f| (f.read)(id, r))
-        .unwrap_or_else(|| Err(Error::Corrupt(format!("unknown predictor {id}"))))
+        .unwrap_or_else(|| Err(Error::corrupt(format!("unknown predictor {id}"))))
 }
 
 #[cfg(test)]
