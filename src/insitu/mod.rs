@@ -7,11 +7,12 @@
 //! lives in the plugin's copy ([`registry`]), and the application's copy reaches it through a
 //! table of C functions the plugin exports, found among the process's loaded objects.
 
+pub(crate) mod hooks;
 pub(crate) mod registry;
 
 use crate::codec::CompressStats;
 use crate::error::{Error, IoError, IoErrorKind, ParameterError, Result};
-use crate::ffi::insitu::{residuum_plugin_hooks, residuum_report, HOOKS_SYMBOL, HOOKS_VERSION};
+use hooks::{residuum_plugin_hooks, residuum_report, HOOKS_SYMBOL, HOOKS_VERSION};
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::sync::OnceLock;
 
