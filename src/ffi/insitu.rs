@@ -4,7 +4,8 @@
 
 use super::{compress_call, guard, null_arg, residuum_codec};
 use crate::error::{Error, ParameterError};
-use crate::insitu::hooks::{hand_out, residuum_plugin_hooks, residuum_report, HOOKS};
+use crate::insitu::hooks::{hand_out, HOOKS};
+pub use crate::insitu::hooks::{residuum_plugin_hooks, residuum_report};
 use crate::insitu::{self, registry, RangeUsed};
 use std::ffi::{c_char, c_int, c_void, CStr};
 

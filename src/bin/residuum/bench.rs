@@ -2,9 +2,10 @@
 //! same fields and NRMSE targets, in one run. Each peer gets its best chance: the largest error
 //! bound whose global NRMSE stays within the target. Prints a table; writes a CSV and a PNG.
 
-use crate::input;
+use crate::fields::{load_fields, Field};
 #[cfg(feature = "peers")]
 use crate::peers::Peer;
+use crate::results::{write_csv, Row};
 use indicatif::{ProgressBar, ProgressStyle};
 use residuum::internals::quality;
 use residuum::internals::{fold3, Grid};
@@ -12,81 +13,6 @@ use residuum::Codec;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-pub struct Field {
-    pub name: String,
-    pub dims: Vec<usize>,
-    pub values: Vec<f32>,
-}
-
-/// One measured point.
-#[derive(Clone)]
-pub struct Row {
-    pub field: String,
-    pub target: f64,
-    pub codec: String,
-    pub bytes: usize,
-    pub cr: f64,
-    pub nrmse: f64,
-    pub worst_block: f64,
-    pub compress_mbs: f64,
-    pub decompress_mbs: f64,
-    /// The error bound the codec was given (the target for residuum).
-    pub bound: f64,
-    /// residuum's block count (0 for peers).
-    pub blocks: usize,
-}
-
-/// Loads the `.f32` files of `dir` (shape from the name, e.g. `x_100x64x128.f32`) and `.npy` files.
-pub fn load_fields(paths: &[PathBuf]) -> Result<Vec<Field>, String> {
-    let mut files = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| format!("{}: {e}", p.display()))?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|f| f.extension().is_some_and(|x| x == "f32" || x == "npy"))
-                .collect();
-            v.sort();
-            files.extend(v);
-        } else {
-            files.push(p.clone());
-        }
-    }
-    files
-        .iter()
-        .map(|f| {
-            let stem = f
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
-            let a = if f.extension().is_some_and(|x| x == "npy") {
-                input::load(f, None, None)?
-            } else {
-                let dims = stem.rsplit('_').next().unwrap_or_default();
-                input::load(f, Some(dims), Some(residuum::ElementType::F32))?
-            };
-            if a.dtype != residuum::ElementType::F32 {
-                return Err(format!(
-                    "{}: the benchmark takes float32 fields",
-                    f.display()
-                ));
-            }
-            let values = a
-                .bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            Ok(Field {
-                name: stem,
-                dims: a.dims,
-                values,
-            })
-        })
-        .collect()
-}
 
 /// Best of `reps` timings of `f`, in seconds.
 fn best_time<R>(reps: usize, mut f: impl FnMut() -> R) -> (f64, R) {
@@ -241,13 +167,25 @@ fn storage_step(v: &[f32]) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+#[derive(clap::Args)]
 pub struct BenchArgs {
-    pub inputs: Vec<PathBuf>,
-    pub targets: Vec<f64>,
-    pub out: PathBuf,
-    pub reps: usize,
-    /// A base model: also measure base+LBRC, base+GAE, GAE alone and the codec's own choice.
-    pub model: Option<PathBuf>,
+    /// Fields: .f32 files named with their shape (e.g. x_100x64x128.f32), .npy files, or
+    /// directories of them.
+    #[arg(default_value = "../shared/data")]
+    inputs: Vec<PathBuf>,
+    /// NRMSE targets.
+    #[arg(long, value_delimiter = ',', default_value = "1e-4,1e-5,1e-6")]
+    targets: Vec<f64>,
+    /// Where bench.csv and rate_distortion.png go.
+    #[arg(long, default_value = "bench-out")]
+    out: PathBuf,
+    /// Timing repetitions (the best counts).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// A base model (`residuum train`): also measure base+LBRC, base+GAE, GAE alone and the
+    /// codec's own per-block choice.
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 /// The variants measured with a base model: label and parameters (model bytes are in the
@@ -273,6 +211,9 @@ fn variants(model: &Path) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
 }
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
+    if !cfg!(feature = "peers") {
+        eprintln!("residuum: built without the `peers` feature: measuring residuum alone");
+    }
     let fields = load_fields(&args.inputs)?;
     if fields.is_empty() {
         return Err("no .f32 or .npy fields found".into());
@@ -328,30 +269,6 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     }
     println!("wrote {} and {}", csv.display(), png.display());
     Ok(())
-}
-
-fn write_csv(rows: &[Row], path: &Path) -> Result<(), String> {
-    let mut s = String::from(
-        "field,target,codec,bytes,cr,nrmse,worst_block_nrmse,compress_mb_s,decompress_mb_s,bound\n",
-    );
-    for r in rows {
-        let _ = writeln!(
-            s,
-            "{},{:e},{},{},{:.4},{:.4e},{:.4e},{:.1},{:.1},{:.6e},{}",
-            r.field,
-            r.target,
-            r.codec,
-            r.bytes,
-            r.cr,
-            r.nrmse,
-            r.worst_block,
-            r.compress_mbs,
-            r.decompress_mbs,
-            r.bound,
-            r.blocks
-        );
-    }
-    std::fs::write(path, s).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn geomean(v: &[f64]) -> f64 {

@@ -8,17 +8,19 @@
 //! residuum compress ... -p model=model.safetensors [-p residual=gae]
 
 mod bench;
+mod fields;
 mod input;
 #[cfg(feature = "peers")]
 mod peers;
 mod plot;
+mod results;
 mod train;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use residuum::internals::quality;
 use residuum::internals::{fold3, Grid};
 use residuum::{Codec, ElementType};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -128,56 +130,10 @@ enum Command {
         codec: CodecArgs,
     },
     /// Compare residuum with SZ3 and ZFP (feature `peers`) over fields and NRMSE targets.
-    Bench {
-        /// Fields: .f32 files named with their shape (e.g. x_100x64x128.f32), .npy files, or
-        /// directories of them.
-        #[arg(default_value = "../shared/data")]
-        inputs: Vec<PathBuf>,
-        /// NRMSE targets.
-        #[arg(long, value_delimiter = ',', default_value = "1e-4,1e-5,1e-6")]
-        targets: Vec<f64>,
-        /// Where bench.csv and rate_distortion.png go.
-        #[arg(long, default_value = "bench-out")]
-        out: PathBuf,
-        /// Timing repetitions (the best counts).
-        #[arg(long, default_value_t = 3)]
-        reps: usize,
-        /// A base model (`residuum train`): also measure base+LBRC, base+GAE, GAE alone and the
-        /// codec's own per-block choice.
-        #[arg(long)]
-        model: Option<PathBuf>,
-    },
+    Bench(bench::BenchArgs),
     /// Train a base model (an autoencoder, with candle) on fields; writes it as safetensors,
     /// with its loss curve as CSV and PNG beside it.
-    Train {
-        /// Fields: .f32 files named with their shape, .npy files, directories of them, or raw
-        /// files with --dims.
-        #[arg(long, num_args = 1.., required = true)]
-        data: Vec<PathBuf>,
-        /// Shape of raw files whose name does not carry it, e.g. 100x64x128 (f32).
-        #[arg(long)]
-        dims: Option<String>,
-        #[arg(long, short)]
-        out: PathBuf,
-        /// Time budget in seconds.
-        #[arg(long, default_value_t = 60.0)]
-        seconds: f64,
-        /// At most this many optimizer steps.
-        #[arg(long, default_value_t = 5000)]
-        steps: usize,
-        /// Quantization step of the latents.
-        #[arg(long, default_value_t = 0.05)]
-        latent_step: f32,
-        /// Weight of the rate term (mean latent magnitude in steps) against the MSE.
-        #[arg(long, default_value_t = 1e-5)]
-        rate_weight: f64,
-        #[arg(long, default_value_t = 2e-3)]
-        lr: f64,
-        #[arg(long, default_value_t = 16)]
-        batch: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    Train(train::TrainArgs),
     /// Print a stream's header.
     Info {
         #[arg(short, long)]
@@ -211,148 +167,96 @@ fn run(cli: Cli) -> Result<(), String> {
             input,
             codec,
             output,
-        } => {
-            let a = input::load(&input.input, input.dims.as_deref(), dtype(input.r#type))?;
-            let s = compress(&codec.codec()?, &a)?;
-            input::write_output(&output, &s, &input.input)?;
-            println!(
-                "{} -> {}: {} -> {} bytes, ratio {:.3}",
-                input.input.display(),
-                output.display(),
-                a.bytes.len(),
-                s.len(),
-                a.bytes.len() as f64 / s.len() as f64
-            );
-        }
-        Command::Decompress { input, output } => {
-            let s = input::read_stream(&input)?;
-            let (_, bytes) =
-                residuum::decode(&s).map_err(|e| format!("{}: {e}", input.display()))?;
-            input::write_output(&output, &bytes, &input)?;
-        }
-        Command::Eval { input, codec } => {
-            let a = input::load(&input.input, input.dims.as_deref(), dtype(input.r#type))?;
-            let codec = codec.codec()?;
-            let t0 = Instant::now();
-            let s = compress(&codec, &a)?;
-            let tc = t0.elapsed().as_secs_f64();
-            let t1 = Instant::now();
-            let (info, back) = residuum::decode(&s).map_err(|e| e.to_string())?;
-            let td = t1.elapsed().as_secs_f64();
-            let grid = Grid::new(fold3(&a.dims), info.block);
-            let q = quality(&a.values(), &a.dtype.to_f64s(&back), &grid);
-            let mb = a.bytes.len() as f64 / 1e6;
-            println!(
-                "file {}  dims {:?}  type {}  target {} {}",
-                input.input.display(),
-                a.dims,
-                a.dtype,
-                info.target.name(),
-                info.target.value()
-            );
-            println!(
-                "CR {:.4}  ({} -> {} bytes, {:.4} bits/value)",
-                a.bytes.len() as f64 / s.len() as f64,
-                a.bytes.len(),
-                s.len(),
-                s.len() as f64 * 8.0 / (a.bytes.len() / a.dtype.size()).max(1) as f64
-            );
-            println!(
-                "NRMSE global {:.4e}  worst block {:.4e}  PSNR {:.2} dB  max error {:.4e}",
-                q.nrmse, q.worst_block_nrmse, q.psnr, q.max_abs
-            );
-            println!(
-                "compress {:.1} MB/s  decompress {:.1} MB/s",
-                mb / tc,
-                mb / td
-            );
-            if q.specials_changed > 0 {
-                return Err(format!(
-                    "{} NaN/Inf values were not reproduced",
-                    q.specials_changed
-                ));
-            }
-        }
-        Command::Bench {
-            inputs,
-            targets,
-            out,
-            reps,
-            model,
-        } => {
-            if !cfg!(feature = "peers") {
-                eprintln!("residuum: built without the `peers` feature: measuring residuum alone");
-            }
-            bench::run(&bench::BenchArgs {
-                inputs,
-                targets,
-                out,
-                reps,
-                model,
-            })?;
-        }
-        Command::Train {
-            data,
-            dims,
-            out,
-            seconds,
-            steps,
-            latent_step,
-            rate_weight,
-            lr,
-            batch,
-            seed,
-        } => {
-            let fields = match &dims {
-                None => bench::load_fields(&data)?,
-                Some(d) => data
-                    .iter()
-                    .map(|p| {
-                        let a = input::load(p, Some(d), Some(ElementType::F32))?;
-                        Ok(bench::Field {
-                            name: p.display().to_string(),
-                            dims: a.dims.clone(),
-                            values: a.values().iter().map(|&v| v as f32).collect(),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, String>>()?,
-            };
-            if fields.is_empty() {
-                return Err("no fields to train on".into());
-            }
-            train::run(
-                &fields,
-                &train::TrainArgs {
-                    out,
-                    options: residuum::internals::base::train::TrainOptions {
-                        seconds,
-                        max_steps: steps,
-                        latent_step,
-                        rate_weight,
-                        lr,
-                        batch,
-                        seed,
-                    },
-                },
-            )?;
-        }
-        Command::Info { input } => {
-            let s = input::read_stream(&input)?;
-            let info =
-                residuum::stream_info(&s).map_err(|e| format!("{}: {e}", input.display()))?;
-            let dims: Vec<String> = info.dims.iter().map(ToString::to_string).collect();
-            println!(
-                "type {}, dims {}, mode {} {}, block {:?}, {} bytes -> {} bytes",
-                info.dtype,
-                dims.join("x"),
-                info.target.name(),
-                info.target.value(),
-                info.block,
-                info.decoded_len(),
-                s.len()
-            );
-        }
+        } => compress_cmd(&input, &codec, &output),
+        Command::Decompress { input, output } => decompress_cmd(&input, &output),
+        Command::Eval { input, codec } => eval_cmd(&input, &codec),
+        Command::Bench(args) => bench::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Info { input } => info_cmd(&input),
     }
+}
+
+fn compress_cmd(input: &InputArgs, codec: &CodecArgs, output: &Path) -> Result<(), String> {
+    let a = input::load(&input.input, input.dims.as_deref(), dtype(input.r#type))?;
+    let s = compress(&codec.codec()?, &a)?;
+    input::write_output(output, &s, &input.input)?;
+    println!(
+        "{} -> {}: {} -> {} bytes, ratio {:.3}",
+        input.input.display(),
+        output.display(),
+        a.bytes.len(),
+        s.len(),
+        a.bytes.len() as f64 / s.len() as f64
+    );
+    Ok(())
+}
+
+fn decompress_cmd(input: &Path, output: &Path) -> Result<(), String> {
+    let s = input::read_stream(input)?;
+    let (_, bytes) = residuum::decode(&s).map_err(|e| format!("{}: {e}", input.display()))?;
+    input::write_output(output, &bytes, input)?;
+    Ok(())
+}
+
+fn eval_cmd(input: &InputArgs, codec: &CodecArgs) -> Result<(), String> {
+    let a = input::load(&input.input, input.dims.as_deref(), dtype(input.r#type))?;
+    let codec = codec.codec()?;
+    let t0 = Instant::now();
+    let s = compress(&codec, &a)?;
+    let tc = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let (info, back) = residuum::decode(&s).map_err(|e| e.to_string())?;
+    let td = t1.elapsed().as_secs_f64();
+    let grid = Grid::new(fold3(&a.dims), info.block);
+    let q = quality(&a.values(), &a.dtype.to_f64s(&back), &grid);
+    let mb = a.bytes.len() as f64 / 1e6;
+    println!(
+        "file {}  dims {:?}  type {}  target {} {}",
+        input.input.display(),
+        a.dims,
+        a.dtype,
+        info.target.name(),
+        info.target.value()
+    );
+    println!(
+        "CR {:.4}  ({} -> {} bytes, {:.4} bits/value)",
+        a.bytes.len() as f64 / s.len() as f64,
+        a.bytes.len(),
+        s.len(),
+        s.len() as f64 * 8.0 / (a.bytes.len() / a.dtype.size()).max(1) as f64
+    );
+    println!(
+        "NRMSE global {:.4e}  worst block {:.4e}  PSNR {:.2} dB  max error {:.4e}",
+        q.nrmse, q.worst_block_nrmse, q.psnr, q.max_abs
+    );
+    println!(
+        "compress {:.1} MB/s  decompress {:.1} MB/s",
+        mb / tc,
+        mb / td
+    );
+    if q.specials_changed > 0 {
+        return Err(format!(
+            "{} NaN/Inf values were not reproduced",
+            q.specials_changed
+        ));
+    }
+    Ok(())
+}
+
+fn info_cmd(input: &Path) -> Result<(), String> {
+    let s = input::read_stream(input)?;
+    let info = residuum::stream_info(&s).map_err(|e| format!("{}: {e}", input.display()))?;
+    let dims: Vec<String> = info.dims.iter().map(ToString::to_string).collect();
+    println!(
+        "type {}, dims {}, mode {} {}, block {:?}, {} bytes -> {} bytes",
+        info.dtype,
+        dims.join("x"),
+        info.target.name(),
+        info.target.value(),
+        info.block,
+        info.decoded_len(),
+        s.len()
+    );
     Ok(())
 }
 

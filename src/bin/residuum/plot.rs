@@ -1,7 +1,7 @@
 //! PNG plots: the rate-distortion curves of `residuum bench` (compression ratio against NRMSE
 //! target, one panel per field, one line per codec) and the loss curve of `residuum train`.
 
-use crate::bench::Row;
+use crate::results::Row;
 use plotters::prelude::*;
 use std::path::Path;
 

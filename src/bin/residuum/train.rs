@@ -2,19 +2,61 @@
 //! budget and writes it as safetensors with its loss curve (CSV and PNG) and the rate and
 //! quality it reaches through the codec's own inference.
 
-use crate::bench::Field;
+use crate::fields::{load_fields, load_raw, Field};
 use indicatif::{ProgressBar, ProgressStyle};
 use residuum::internals::base;
 use residuum::internals::base::train::{fit, Sample, TrainOptions};
 use residuum::Model;
 use std::path::PathBuf;
 
+#[derive(clap::Args)]
 pub struct TrainArgs {
-    pub out: PathBuf,
-    pub options: TrainOptions,
+    /// Fields: .f32 files named with their shape, .npy files, directories of them, or raw
+    /// files with --dims.
+    #[arg(long, num_args = 1.., required = true)]
+    data: Vec<PathBuf>,
+    /// Shape of raw files whose name does not carry it, e.g. 100x64x128 (f32).
+    #[arg(long)]
+    dims: Option<String>,
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Time budget in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    seconds: f64,
+    /// At most this many optimizer steps.
+    #[arg(long, default_value_t = 5000)]
+    steps: usize,
+    /// Quantization step of the latents.
+    #[arg(long, default_value_t = 0.05)]
+    latent_step: f32,
+    /// Weight of the rate term (mean latent magnitude in steps) against the MSE.
+    #[arg(long, default_value_t = 1e-5)]
+    rate_weight: f64,
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
-pub fn run(fields: &[Field], args: &TrainArgs) -> Result<(), String> {
+pub fn run(args: &TrainArgs) -> Result<(), String> {
+    let fields = match &args.dims {
+        None => load_fields(&args.data)?,
+        Some(d) => load_raw(&args.data, d)?,
+    };
+    if fields.is_empty() {
+        return Err("no fields to train on".into());
+    }
+    let options = TrainOptions {
+        seconds: args.seconds,
+        max_steps: args.steps,
+        latent_step: args.latent_step,
+        rate_weight: args.rate_weight,
+        lr: args.lr,
+        batch: args.batch,
+        seed: args.seed,
+    };
     let samples: Vec<Sample> = fields
         .iter()
         .map(|f| Sample {
@@ -22,12 +64,12 @@ pub fn run(fields: &[Field], args: &TrainArgs) -> Result<(), String> {
             shape: residuum::internals::fold3(&f.dims),
         })
         .collect();
-    let bar = ProgressBar::new(args.options.max_steps as u64);
+    let bar = ProgressBar::new(options.max_steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} {msg}")
             .map_err(|e| e.to_string())?,
     );
-    let (bytes, curve) = fit(&samples, &args.options, |p| {
+    let (bytes, curve) = fit(&samples, &options, |p| {
         bar.set_position(p.step as u64 + 1);
         if p.step % 10 == 0 {
             bar.set_message(format!("loss {:.3e}  mse {:.3e}", p.loss, p.mse));
@@ -56,7 +98,7 @@ pub fn run(fields: &[Field], args: &TrainArgs) -> Result<(), String> {
         csv.display(),
         png.display()
     );
-    for f in fields {
+    for f in &fields {
         let (bits, nrmse) = reach(&model, f);
         println!(
             "  {}: base model alone reaches NRMSE {nrmse:.3e} at {bits:.3} bits/value (latents, coded; \
