@@ -1,3 +1,5 @@
+//! (One file over 600 lines on purpose: an example users read from top to bottom.)
+//!
 //! MPI Gray-Scott reaction-diffusion simulation in 3D writing U and V every `plotgap` steps
 //! through the residuum operator (settings: a JSON file, ADIOS2 XML for engine and operator).
 //! Each rank owns a box of a Cartesian decomposition and exchanges one halo layer with its six

@@ -9,7 +9,7 @@ use crate::base::online::Trainer;
 use crate::base::{self, BasePrediction, Model};
 use crate::block::{default_block, fold3, Grid};
 use crate::bound::{data_range, BlockBound, ErrorStats, Target, RANGE_CHUNK};
-use crate::dtype::ElementType;
+use crate::dtype::{ElementType, Float};
 use crate::entropy::{encode_bytes, ByteCoding};
 use crate::error::{Error, ParameterError, Result};
 use crate::format::{self, check_shape, checked_len, grid_len, header_len, BlockKind, StreamInfo};
@@ -18,22 +18,6 @@ use crate::pipeline::{default_threads, shared_pool, two_stage, MAX_THREADS};
 use crate::residual::{lbrc, Staged};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Floating-point element types residuum compresses.
-pub trait Float: bytemuck::Pod + Default + private::Sealed {
-    const TYPE: ElementType;
-}
-impl Float for f32 {
-    const TYPE: ElementType = ElementType::F32;
-}
-impl Float for f64 {
-    const TYPE: ElementType = ElementType::F64;
-}
-mod private {
-    pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for f64 {}
-}
 
 /// A configured compressor. Decoding needs no configuration: see [`crate::decode()`].
 #[derive(Debug, Clone, Default)]

@@ -6,8 +6,7 @@
 use crate::base::Decoder;
 use crate::block::Block;
 use crate::bound::Target;
-use crate::codec::Float;
-use crate::dtype::ElementType;
+use crate::dtype::{ElementType, Float};
 use crate::entropy::decode_bytes;
 use crate::error::{try_vec, Error, FormatError, ParameterError, Result};
 use crate::format::{self, BlockKind, Parsed, StreamInfo};

@@ -94,6 +94,22 @@ impl ElementType {
     }
 }
 
+/// Floating-point element types residuum compresses.
+pub trait Float: bytemuck::Pod + Default + private::Sealed {
+    const TYPE: ElementType;
+}
+impl Float for f32 {
+    const TYPE: ElementType = ElementType::F32;
+}
+impl Float for f64 {
+    const TYPE: ElementType = ElementType::F64;
+}
+mod private {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
 /// An f32 (as bits) widened to f64 exactly, NaN payloads included: a hardware conversion sets
 /// the quiet bit of a signalling NaN, and the stream promises non-finite values bit for bit.
 pub(crate) fn f32_to_f64(bits: u32) -> f64 {

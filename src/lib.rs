@@ -35,11 +35,11 @@ pub(crate) mod residual;
 
 pub use base::Model;
 pub use bound::{ErrorStats, Target};
-pub use codec::{Codec, CompressStats, Float};
+pub use codec::{Codec, CompressStats};
 pub use decode::{
     decode, decode_as, decode_as_with, decode_into, decode_with, stream_info, DecodeOptions,
 };
-pub use dtype::ElementType;
+pub use dtype::{ElementType, Float};
 pub use error::{
     Error, FormatError, FormatErrorKind, IoError, IoErrorKind, ParameterError, Result,
 };

@@ -10,12 +10,12 @@
 mod config;
 mod error;
 mod space;
+mod stats;
 mod writer;
 
 pub use error::{AdiosError, Result};
-pub use writer::{
-    Compression, FieldData, FieldSpec, FieldStats, StepStats, StepWriter, WriterOptions,
-};
+pub use stats::{Compression, FieldStats, StepStats};
+pub use writer::{FieldData, FieldSpec, StepWriter, WriterOptions};
 
 use adios2_sys as sys;
 use error::{check, non_null};
