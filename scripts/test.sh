@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 source scripts/prepare.sh
 export RESIDUUM_PLUGIN_DIR="$ADIOS2_PLUGIN_PATH"
 cargo fmt --all -- --check
+# The API docs: no broken or private links (doc/format.md and the README point into them).
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
 # `peers` builds SZ3 and ZFP, so the benchmark is compiled and exercised too.
 cargo clippy --workspace --all-targets --features peers --quiet -- -D warnings
 # The MPI tests run the examples as programs; --all-targets alone builds them as test harnesses.

@@ -1,9 +1,12 @@
-//! Compression and decompression of whole arrays into self-describing streams.
+//! Compression of whole arrays into self-describing streams; orchestration only.
 //!
-//! The array is viewed as 3D and cut into blocks; each block is coded on its own (in parallel,
-//! identically for any thread count) as the cheapest of: constant, LBRC, zstd, raw. Lossy blocks
-//! are verified against the target on their actual reconstruction; a block no step can serve is
-//! coded losslessly.
+//! The array is viewed as 3D and cut into blocks (`block`); each block is coded on its own (in
+//! parallel, identically for any thread count) through the stages: the base model's prediction
+//! where there is one (`base`), the configured residual coder (`residual`: LBRC with its
+//! predictors, or GAE), the integer coder (`entropy`); the smallest payload by actual bytes
+//! wins, else zstd or raw. Lossy blocks are verified against the target on their actual
+//! reconstruction; a block no step can serve is coded losslessly. The stream is framed by
+//! `format`; decoding is `decode`'s.
 
 use crate::base::online::Trainer;
 use crate::base::{self, BasePrediction, Model};

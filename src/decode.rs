@@ -1,4 +1,4 @@
-//! Decoding a stream: the header and block table ([`format`]), then each block by its kind, in
+//! Decoding a stream: the header and block table ([`mod@format`]), then each block by its kind, in
 //! parallel. Sizes come from the stream, so they are checked before they are allocated: against
 //! a decode limit, against what each block's payload can hold at most, and by fallible
 //! allocation.
@@ -51,7 +51,7 @@ pub fn stream_info(stream: &[u8]) -> Result<StreamInfo> {
 
 /// Decodes `stream` into `out` (little-endian element bytes), which must hold at least
 /// [`StreamInfo::decoded_len`] bytes; exactly that many are written. Returns the count.
-/// Blocks decode in parallel in the current rayon pool; [`Codec::decode_into`] limits that
+/// Blocks decode in parallel in the current rayon pool; [`crate::Codec::decode_into`] limits that
 /// to the codec's threads.
 pub fn decode_into(stream: &[u8], out: &mut [u8]) -> Result<usize> {
     decode_blocks(stream, out, true)

@@ -2,7 +2,7 @@
 //! operator's `train=N` option, which learns from the first arrays of a running simulation.
 //!
 //! The convolutions are written as a gather of the zero-padded input and a matrix product,
-//! exactly the sums the plain-Rust inference in [`super`] computes (candle's own CPU
+//! exactly the sums the plain-Rust inference in `super` computes (candle's own CPU
 //! convolutions disagreed with a direct evaluation of these layers).
 
 use super::{Norm, DEPTH, HIDDEN, LATENT, LATENT_STEP_KEY, TENSORS};

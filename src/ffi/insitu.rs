@@ -1,6 +1,6 @@
 //! C ABI of the in-situ hand-over (see [`crate::insitu`]): the application's side
 //! (`residuum_set_range`, `residuum_take_reports`), the operator's compression call, and the
-//! function the plugin exports its hook table through ([`crate::insitu::hooks`]).
+//! function the plugin exports its hook table through (`crate::insitu::hooks`).
 
 use super::{compress_call, guard, null_arg, residuum_codec};
 use crate::error::{Error, ParameterError};

@@ -277,7 +277,7 @@ impl<'a> Parsed<'a> {
 
 /// Parses and checks header and block table; payloads are checked when taken.
 pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
-    let mut r = Reader {
+    let mut r = HeaderReader {
         buf: stream,
         pos: 0,
     };
@@ -412,12 +412,12 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     })
 }
 
-struct Reader<'a> {
+struct HeaderReader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> HeaderReader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
         if self.buf.len() - self.pos < n {
             return Err(Error::truncated(format!("stream ends inside the {what}")));

@@ -4,7 +4,7 @@
 //!
 //! The operator runs in the plugin library, which carries its own copy of residuum, and ADIOS2
 //! passes it only the parameters fixed when the variable was defined. So what changes per step
-//! lives in the plugin's copy ([`registry`]), and the application's copy reaches it through a
+//! lives in the plugin's copy (`registry`), and the application's copy reaches it through a
 //! table of C functions the plugin exports, found among the process's loaded objects.
 
 pub(crate) mod hooks;

@@ -1,12 +1,12 @@
-//! LBRC: quantize the residual with a per-block step chosen for the target ([`quantize`]),
-//! predict the integers ([`predict`]: Lorenzo subsets, least squares, chosen per block by
-//! estimated bits), code the prediction residuals with an integer coder ([`ints`]). Non-finite
-//! values are kept aside and restored exactly ([`specials`]).
+//! LBRC: quantize the residual with a per-block step chosen for the target (`quantize`),
+//! predict the integers (`predict`: Lorenzo subsets, least squares, chosen per block by
+//! estimated bits), code the prediction residuals with an integer coder (`ints`). Non-finite
+//! values are kept aside and restored exactly (`specials`).
 //!
 //! Payload: offset f64 | step f64 | specials | predictor id u8 and its parameters | coded
 //! integers. A block whose values all lie within the bound of `offset` is stored as a constant
 //! (offset and specials only). Over a base model (block kind `BaseLbrc`): the base part
-//! ([`frame`]), then 0 and a constant payload or 1 and an LBRC payload. `doc/format.md`
+//! (`frame`), then 0 and a constant payload or 1 and an LBRC payload. `doc/format.md`
 //! specifies every byte.
 
 mod quantize;
@@ -57,7 +57,7 @@ pub(crate) enum Prepared {
     Residuals(Residuals),
 }
 
-/// Codes one block for `bound` in one go ([`prepare`], then [`Residuals::finish`]).
+/// Codes one block for `bound` in one go (`prepare`, then `Residuals::finish`).
 pub fn encode(
     values: &[f64],
     shape: [usize; 3],
