@@ -365,6 +365,7 @@ fn simulate(
         start: dom.start.to_vec(),
         count: dom.n.to_vec(),
         double: false,
+        fill: None,
     };
     let mut writer = match output {
         Output::None => None,

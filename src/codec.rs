@@ -18,7 +18,7 @@ use crate::error::{Error, ParameterError, Result};
 use crate::format::{self, check_shape, checked_len, grid_len, header_len, BlockKind, StreamInfo};
 use crate::params::{Config, Range};
 use crate::pipeline::{default_threads, shared_pool, two_stage, MAX_THREADS};
-use crate::residual::{lbrc, Staged};
+use crate::residual::{lbrc, BlockValues, Specials, Staged};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -204,12 +204,13 @@ impl Codec {
         check_shape(dims, dtype, data.len())?;
         let grid = Grid::new(fold3(dims), self.block_shape(dims));
         let target = self.config.target;
+        let fill = self.config.fill_bits(dtype);
         let range = match (target.needs_range(), range, self.config.range) {
             (false, _, _) => 0.0,
             (true, Some(r), _) | (true, None, Range::Fixed(r)) => r,
             (true, None, _) => {
                 let par = !self.serial() && data.len() > RANGE_CHUNK * dtype.size();
-                self.run(par, |par| data_range(data, dtype, par))
+                self.run(par, |par| data_range(data, dtype, fill, par))
             }
         };
         let bound = target.resolve(range);
@@ -224,8 +225,15 @@ impl Codec {
             let candidates = if bound == BlockBound::Lossless {
                 Vec::new()
             } else {
-                let v = dtype.to_f64s(&raw);
-                self.candidates(model.as_deref(), &v, b.shape, bound, dtype, par)
+                let mut values = dtype.to_f64s(&raw);
+                let specials = Specials::find(&raw, dtype, fill, &mut values);
+                let block = BlockValues {
+                    values: &values,
+                    specials: &specials,
+                    shape: b.shape,
+                    dtype,
+                };
+                self.candidates(model.as_deref(), &block, bound, par)
             };
             Ok(Block { candidates, raw })
         };
@@ -316,22 +324,20 @@ impl Codec {
     fn candidates(
         &self,
         model: Option<&Model>,
-        v: &[f64],
-        shape: [usize; 3],
+        block: &BlockValues,
         bound: BlockBound,
-        dtype: ElementType,
         par: bool,
     ) -> Vec<Candidate> {
         // The model's prediction, where it is finite (a hostile block can overflow it).
         let predicted = model.and_then(|m| {
-            let p = base::predict(m, v, shape);
+            let p = base::predict(m, block.values, block.shape);
             p.prediction.iter().all(|x| x.is_finite()).then_some(p)
         });
         let coder = self.config.residual.coder();
         std::iter::once(None)
             .chain(predicted.as_ref().map(Some))
             .filter_map(|base: Option<&BasePrediction>| {
-                let (staged, errors) = coder.stage(v, base, shape, bound, dtype, par)?;
+                let (staged, errors) = coder.stage(block, base, bound, par)?;
                 Some(Candidate {
                     staged,
                     errors,

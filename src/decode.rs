@@ -79,7 +79,8 @@ fn decode_parsed(parsed: &Parsed, payloads: &[&[u8]], out: &mut [u8], par: bool)
     let decoder = decoder.as_ref();
     let blocks = map_blocks(grid.len(), !par, |i| {
         let b = grid.block(i);
-        decode_block(info, parsed.entries[i].kind, &b, payloads[i], decoder).map_err(|e| {
+        let kind = parsed.entries[i].kind;
+        decode_block(info, parsed.version, kind, &b, payloads[i], decoder).map_err(|e| {
             // Say what the stream claimed: a payload that ends early may be a lying header.
             let at = |m| format!("block {i} ({} {dtype} values claimed): {m}", b.len());
             match e {
@@ -97,6 +98,7 @@ fn decode_parsed(parsed: &Parsed, payloads: &[&[u8]], out: &mut [u8], par: bool)
 /// Decodes block `b` (of `kind`) from its checked payload into element bytes.
 fn decode_block(
     info: &StreamInfo,
+    version: u16,
     kind: BlockKind,
     b: &Block,
     payload: &[u8],
@@ -112,11 +114,16 @@ fn decode_block(
         _ if info.target == Target::Lossless => {
             Err(Error::corrupt("lossy block in a lossless stream"))
         }
-        BlockKind::Constant | BlockKind::Lbrc => {
-            lbrc::decode(payload, None, b.shape, dtype, kind == BlockKind::Constant)
-        }
-        BlockKind::BaseLbrc => lbrc::decode_over_base(payload, decoder, b.shape, dtype),
-        BlockKind::Gae => gae::decode_block(payload, decoder, b.shape, dtype),
+        BlockKind::Constant | BlockKind::Lbrc => lbrc::decode(
+            payload,
+            None,
+            b.shape,
+            dtype,
+            kind == BlockKind::Constant,
+            version,
+        ),
+        BlockKind::BaseLbrc => lbrc::decode_over_base(payload, decoder, b.shape, dtype, version),
+        BlockKind::Gae => gae::decode_block(payload, decoder, b.shape, dtype, version),
         BlockKind::Model => Err(Error::corrupt("model entry inside the block grid")),
     }
 }
@@ -189,7 +196,7 @@ fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Vec<&'a [u8]>> {
         let entry = &parsed.entries[i];
         let payload = parsed.payload(i)?;
         payloads.push(payload);
-        if let Some(cap) = capacity(entry.kind, payload, n, info.dtype)? {
+        if let Some(cap) = capacity(entry.kind, payload, n, info.dtype, parsed.version)? {
             if n as u64 > cap {
                 return Err(Error::corrupt(format!(
                     "the stream claims {} {} values, but block {i} ({:?}, {} bytes) can hold \
@@ -207,7 +214,13 @@ fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Vec<&'a [u8]>> {
 
 /// The most values a block payload of `kind` can decode to; `None` where there is no bound
 /// (a constant block, or a residual that costs nothing over its prediction).
-fn capacity(kind: BlockKind, payload: &[u8], n: usize, dtype: ElementType) -> Result<Option<u64>> {
+fn capacity(
+    kind: BlockKind,
+    payload: &[u8],
+    n: usize,
+    dtype: ElementType,
+    version: u16,
+) -> Result<Option<u64>> {
     let es = dtype.size() as u64;
     Ok(match kind {
         BlockKind::Raw => Some(payload.len() as u64 / es),
@@ -219,8 +232,8 @@ fn capacity(kind: BlockKind, payload: &[u8], n: usize, dtype: ElementType) -> Re
             Err(_) => return Err(Error::corrupt("zstd block: not a zstd frame")),
         },
         BlockKind::Constant | BlockKind::Gae => None,
-        BlockKind::Lbrc => lbrc::max_values(payload, n, dtype)?,
-        BlockKind::BaseLbrc => lbrc::max_values_over_base(payload, n, dtype)?,
+        BlockKind::Lbrc => lbrc::max_values(payload, n, dtype, version)?,
+        BlockKind::BaseLbrc => lbrc::max_values_over_base(payload, n, dtype, version)?,
         BlockKind::Model => None,
     })
 }

@@ -79,6 +79,14 @@ impl ElementType {
         }
     }
 
+    /// The value of an element's bits, widened exactly.
+    pub(crate) fn widen(self, bits: u64) -> f64 {
+        match self {
+            ElementType::F32 => f32_to_f64(bits as u32),
+            ElementType::F64 => f64::from_bits(bits),
+        }
+    }
+
     /// Little-endian element bytes as f64, exactly (NaN payloads included).
     pub fn to_f64s(self, raw: &[u8]) -> Vec<f64> {
         match self {

@@ -14,9 +14,11 @@
 //! | `residual` | residual coder: `lbrc` (default) or `gae` (the baseline) |
 //! | `train` | learn a base model from the first N arrays compressed (then used like `model`) |
 //! | `train_seconds` | time budget of that training (default 30), on a background thread |
+//! | `fill` | a number that marks missing values (e.g. `1e20`, `-999`): such values come back bit for bit and count neither in the range nor in the error (NaN and ±Inf always do so) |
 //! | `base` | with `model`: `auto` (default: per block, whichever costs fewer bits) or `model` (every block over the model where it meets the bound, for comparisons) |
 
 use crate::bound::Target;
+use crate::dtype::ElementType;
 use crate::error::{Error, ParameterError, Result};
 pub use crate::pipeline::MAX_THREADS;
 
@@ -80,6 +82,8 @@ pub struct Config {
     /// Arrays to learn a base model from (0: none).
     pub train: usize,
     pub train_seconds: f64,
+    /// The value that marks missing data (`fill=`), if any.
+    pub fill: Option<f64>,
 }
 
 impl Default for Config {
@@ -96,12 +100,13 @@ impl Default for Config {
             force_model: false,
             train: 0,
             train_seconds: 30.0,
+            fill: None,
         }
     }
 }
 
 const ACCEPTED: &str =
-    "mode, target, nrmse, abs, rel, psnr, range, block, threads, level, coder, model, residual, base, train, train_seconds";
+    "mode, target, nrmse, abs, rel, psnr, range, block, threads, level, coder, model, residual, base, train, train_seconds, fill";
 /// Keys ADIOS2 itself puts into a plugin operator's parameters.
 const ADIOS2_KEYS: [&str; 3] = ["pluginname", "pluginlibrary", "verbose"];
 
@@ -157,6 +162,13 @@ fn block_shape(key: &str, value: &str) -> Result<[usize; 3]> {
 pub const MIN_BLOCK_VALUES: usize = 64;
 
 impl Config {
+    /// The bits of the fill value as an element of `dtype`, if one is set.
+    pub fn fill_bits(&self, dtype: ElementType) -> Option<u64> {
+        self.fill.map(|f| match dtype {
+            ElementType::F32 => (f as f32).to_bits() as u64,
+            ElementType::F64 => f.to_bits(),
+        })
+    }
     /// Parses `key=value` pairs. Keys are case-insensitive, as ADIOS2 lower-cases them anyway.
     pub fn from_pairs<I, K, V>(pairs: I) -> Result<Config>
     where
@@ -281,6 +293,15 @@ impl Config {
                         "gae" => Residual::Gae,
                         _ => return Err(bad(&key, value, "supported residual coders: lbrc, gae")),
                     }
+                }
+                "fill" => {
+                    cfg.fill = Some(
+                        value
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|v| v.is_finite())
+                            .ok_or_else(|| bad(&key, value, "expected a finite number"))?,
+                    )
                 }
                 k if ADIOS2_KEYS.contains(&k) => {}
                 _ => {

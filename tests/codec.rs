@@ -217,7 +217,7 @@ fn golden_streams_still_decode_identically() {
 
     // (name, codec parameters, shape)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [usize]);
-    let cases: [Case; 6] = [
+    let cases: [Case; 8] = [
         ("lossless_v2_f32", &[("mode", "lossless")], &[9, 10, 11]),
         (
             "nrmse_1e-4_context_f32",
@@ -240,10 +240,28 @@ fn golden_streams_still_decode_identically() {
             &[9, 10, 11],
         ),
         ("rel_1e-3_lanes_1d_f32", &[("rel", "1e-3")], &[1001]),
+        // Version 4: special values as a list, and as a mask with fill values among them.
+        (
+            "nrmse_1e-5_list_f32",
+            &[("nrmse", "1e-5"), ("block", "5x7x9")],
+            &[9, 10, 11],
+        ),
+        // Version 4: special values as a mask, fill values among them.
+        (
+            "abs_1e-2_mask_fill_f32",
+            &[("abs", "1e-2"), ("fill", "1e20"), ("block", "4x8x8")],
+            &[9, 10, 11],
+        ),
     ];
     for (name, params, dims) in cases {
         let n: usize = dims.iter().product();
-        let v = golden_values(n as u32);
+        let mut v = golden_values(n as u32);
+        if name.contains("mask") {
+            // Every third row filled, as a land mask would be.
+            (0..n)
+                .filter(|i| (i / 11) % 3 == 0)
+                .for_each(|i| v[i] = 1e20);
+        }
         let (rsd, hash) = (
             dir.join(format!("{name}.rsd")),
             dir.join(format!("{name}.xxh3")),
@@ -276,7 +294,7 @@ fn golden_streams_still_decode_identically() {
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect();
         for (x, y) in v.iter().zip(&back) {
-            if !x.is_finite() {
+            if !x.is_finite() || *x == 1e20 {
                 assert_eq!(x.to_bits(), y.to_bits(), "{name}");
             }
         }
@@ -287,7 +305,7 @@ fn golden_streams_still_decode_identically() {
             assert!(
                 v.iter()
                     .zip(&back)
-                    .all(|(x, y)| !x.is_finite() || (x - y).abs() <= 1e-2),
+                    .all(|(x, y)| !x.is_finite() || *x == 1e20 || (x - y).abs() <= 1e-2),
                 "{name}"
             );
         }
@@ -328,8 +346,10 @@ proptest! {
                 p[i] ^= (x >> 32) as u8 | 1;
             }
             p.truncate(p.len().saturating_sub(cut));
-            let _ = lbrc::decode(&p, None, shape, residuum::ElementType::F64, false);
-            let _ = lbrc::decode(&p, None, shape, residuum::ElementType::F32, true);
+            for version in [3, 4] {
+                let _ = lbrc::decode(&p, None, shape, residuum::ElementType::F64, false, version);
+                let _ = lbrc::decode(&p, None, shape, residuum::ElementType::F32, true, version);
+            }
         }
     }
 

@@ -25,9 +25,11 @@ fuzz_target!(|data: &[u8]| {
         Vec::new()
     };
     let base = (data[3] & 4 != 0).then_some(base.as_slice());
+    // Streams of version 3 (special values as a list) and 4 (a list or a mask).
+    let version = if data[3] & 32 == 0 { 3 } else { 4 };
     if data[3] & 8 == 0 {
-        let _ = lbrc::decode(&data[4..], base, shape, dtype, data[3] & 2 != 0);
+        let _ = lbrc::decode(&data[4..], base, shape, dtype, data[3] & 2 != 0, version);
     } else {
-        let _ = gae::decode(&data[4..], base, shape, dtype);
+        let _ = gae::decode(&data[4..], base, shape, dtype, version);
     }
 });

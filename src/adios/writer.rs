@@ -40,6 +40,9 @@ pub struct FieldSpec {
     pub start: Vec<usize>,
     pub count: Vec<usize>,
     pub double: bool,
+    /// The value that marks missing data, as the field's operation has it (`fill=`): left out
+    /// of the ranges handed to `range=rank|global`.
+    pub fill: Option<f64>,
 }
 
 impl FieldSpec {
@@ -65,10 +68,16 @@ impl FieldData {
         }
     }
 
-    fn min_max(&self) -> (f64, f64) {
-        match self {
-            FieldData::F32(v) => finite_min_max(v.iter().map(|&x| x as f64)),
-            FieldData::F64(v) => finite_min_max(v.iter().copied()),
+    /// The finite values' extremes, values equal to `fill` left out.
+    fn min_max(&self, fill: Option<f64>) -> (f64, f64) {
+        match (self, fill) {
+            (FieldData::F32(v), None) => finite_min_max(v.iter().map(|&x| x as f64)),
+            (FieldData::F64(v), None) => finite_min_max(v.iter().copied()),
+            (FieldData::F32(v), Some(f)) => {
+                let f = f as f32;
+                finite_min_max(v.iter().filter(|&&x| x != f).map(|&x| x as f64))
+            }
+            (FieldData::F64(v), Some(f)) => finite_min_max(v.iter().copied().filter(|&x| x != f)),
         }
     }
 }
@@ -483,7 +492,9 @@ fn hand_over_ranges(
     fields: &[FieldData],
     need: u64,
 ) -> Result<u64> {
-    let local: Vec<(f64, f64)> = fields.iter().map(FieldData::min_max).collect();
+    let local: Vec<(f64, f64)> = (fields.iter().zip(specs))
+        .map(|(f, s)| f.min_max(s.fill))
+        .collect();
     // One all-reduce for all fields: minima and negated maxima, reduced with MIN (the need as
     // a negated f64: exact below 2^53 bytes, and only compared against free space).
     let send: Vec<f64> = local

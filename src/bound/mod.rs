@@ -180,17 +180,24 @@ pub fn initial_step(bound: BlockBound) -> f64 {
 /// Values per chunk of [`data_range`].
 pub(crate) const RANGE_CHUNK: usize = 1 << 16;
 
-/// Value range of the finite elements, in chunks (min/max: any order gives the same).
-pub(crate) fn data_range(data: &[u8], dtype: ElementType, par: bool) -> f64 {
+/// Value range of the finite elements other than the fill value (whose bits are `fill`), in
+/// chunks (min/max: any order gives the same).
+pub(crate) fn data_range(data: &[u8], dtype: ElementType, fill: Option<u64>, par: bool) -> f64 {
     let chunk = dtype.size() * RANGE_CHUNK;
-    let min_max = |c: &[u8]| match dtype {
-        ElementType::F32 => finite_min_max(
+    let min_max = |c: &[u8]| match (dtype, fill) {
+        (ElementType::F32, None) => finite_min_max(
             c.chunks_exact(4)
                 .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64),
         ),
-        ElementType::F64 => finite_min_max(
+        (ElementType::F64, None) => finite_min_max(
             c.chunks_exact(8)
                 .map(|b| f64::from_le_bytes(b.try_into().unwrap())),
+        ),
+        (_, Some(fill)) => finite_min_max(
+            c.chunks_exact(dtype.size())
+                .map(|b| dtype.read_bits(b))
+                .filter(|&bits| bits != fill)
+                .map(|bits| dtype.widen(bits)),
         ),
     };
     let join = |a: (f64, f64), b: (f64, f64)| (a.0.min(b.0), a.1.max(b.1));

@@ -112,6 +112,7 @@ pub unsafe extern "C" fn residuum_writer_open(
             specs.push(FieldSpec {
                 name,
                 double,
+                fill: None,
                 shape: dims(f.shape, "shape")?,
                 start: dims(f.start, "start")?,
                 count: dims(f.count, "count")?,

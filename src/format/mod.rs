@@ -24,9 +24,10 @@ use crate::error::{Error, FormatErrorKind, ParameterError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 3;
-/// The version written for streams without base-model or GAE blocks.
-const VERSION_WITHOUT_MODEL: u16 = 2;
+pub const FORMAT_VERSION: u16 = 4;
+/// The version written for lossless streams (raw and zstd blocks only), which version 2
+/// readers decode.
+const VERSION_LOSSLESS: u16 = 2;
 /// Header flag: the last table entry is the base model.
 const FLAG_MODEL: u8 = 1;
 /// More dimensions than any ADIOS2 variable plausibly has; bounds header parsing.
@@ -168,9 +169,9 @@ pub fn write_stream(
         .copied()
         .chain(model.map(|m| (BlockKind::Model, m)))
         .collect();
-    let v3 = blocks
+    let lossy = blocks
         .iter()
-        .any(|(k, _)| *k as u8 >= BlockKind::Model as u8);
+        .any(|(k, _)| !matches!(k, BlockKind::Raw | BlockKind::Zstd));
     let hlen = header_len(info.dims.len(), blocks.len());
     let total = hlen + blocks.iter().map(|(_, p)| p.len()).sum::<usize>();
     if out.len() < total {
@@ -182,14 +183,12 @@ pub fn write_stream(
     let mut w = Writer { buf: out, pos: 0 };
     w.put(&MAGIC);
     // Version 2 where it suffices, so that older readers decode what they can.
-    w.put(
-        &(if v3 {
-            FORMAT_VERSION
-        } else {
-            VERSION_WITHOUT_MODEL
-        })
-        .to_le_bytes(),
-    );
+    let version = if lossy {
+        FORMAT_VERSION
+    } else {
+        VERSION_LOSSLESS
+    };
+    w.put(&version.to_le_bytes());
     w.put(&[
         info.dtype as u8,
         info.target.code(),
@@ -232,6 +231,8 @@ impl Writer<'_> {
 /// A parsed stream: header fields, block table and where the payloads start.
 #[derive(Debug)]
 pub struct Parsed<'a> {
+    /// The format version the stream was written in.
+    pub version: u16,
     pub info: StreamInfo,
     pub entries: Vec<BlockEntry>,
     /// Start of each block's payload in `payloads` (prefix sums of the lengths).
@@ -399,6 +400,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
         )));
     }
     Ok(Parsed {
+        version,
         info: StreamInfo {
             dtype,
             target,

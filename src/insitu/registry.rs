@@ -107,7 +107,11 @@ pub(crate) fn compress(
         codec
     };
     let mut own = None;
-    let block_range = || *own.get_or_insert_with(|| crate::bound::data_range(data, dtype, false));
+    let block_range = || {
+        *own.get_or_insert_with(|| {
+            crate::bound::data_range(data, dtype, codec.config().fill_bits(dtype), false)
+        })
+    };
     let (kind, range) = choose(codec, engine, variable, block_range);
     let stats = codec.compress_with(dtype, dims, data, out, range)?;
     let key = (engine.to_string(), variable.to_string());

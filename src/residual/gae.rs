@@ -7,7 +7,8 @@
 //!
 //! Payload: specials | K u8 | basis K×64 f32 | step f64 | zstd(mask bits, lengths, coefficients)
 
-use super::{specials, ResidualCoder, Staged};
+use super::specials::{self, Specials};
+use super::{BlockValues, ResidualCoder, Staged};
 use crate::base::{frame, BasePrediction, Decoder};
 use crate::bound::{BlockBound, ErrorStats};
 use crate::dtype::ElementType;
@@ -92,8 +93,9 @@ fn eigenvectors(mut m: Vec<f64>) -> Vec<f64> {
 
 /// Codes `values` (a block of `shape`) as `base` plus a GAE-coded residual within `bound`, or
 /// returns None where GAE cannot meet it. `base` is None for a zero base.
-pub fn encode(
+pub(crate) fn encode(
     values: &[f64],
+    specials: &Specials,
     base: Option<&[f64]>,
     shape: [usize; 3],
     bound: BlockBound,
@@ -187,7 +189,7 @@ pub fn encode(
         return None;
     }
     let mut out = Vec::new();
-    specials::write(values, dtype, &mut out);
+    specials.write(values.len(), dtype, &mut out);
     out.push(used as u8);
     for v in &basis[..used * N] {
         out.extend_from_slice(&(*v as f32).to_le_bytes());
@@ -220,15 +222,19 @@ pub(crate) struct Gae;
 impl ResidualCoder for Gae {
     fn stage(
         &self,
-        values: &[f64],
+        block: &BlockValues,
         base: Option<&BasePrediction>,
-        shape: [usize; 3],
         bound: BlockBound,
-        dtype: ElementType,
         _par: bool,
     ) -> Option<(Staged, ErrorStats)> {
+        let BlockValues {
+            values,
+            specials,
+            shape,
+            dtype,
+        } = *block;
         let prediction = base.map(|b| b.prediction.as_slice());
-        let (p, e) = encode(values, prediction, shape, bound, dtype)?;
+        let (p, e) = encode(values, specials, prediction, shape, bound, dtype)?;
         let mut out = vec![base.is_some() as u8];
         if let Some(b) = base {
             frame::put(b, &mut out);
@@ -244,6 +250,7 @@ pub(crate) fn decode_block(
     decoder: Option<&Decoder>,
     shape: [usize; 3],
     dtype: ElementType,
+    version: u16,
 ) -> Result<Vec<u8>> {
     let mut r = PayloadReader::new(payload);
     let pred = match r.bytes(1)?[0] {
@@ -251,15 +258,16 @@ pub(crate) fn decode_block(
         1 => Some(frame::read(&mut r, decoder, shape)?),
         k => return Err(Error::corrupt(format!("unknown GAE base {k}"))),
     };
-    decode(r.rest(), pred.as_deref(), shape, dtype)
+    decode(r.rest(), pred.as_deref(), shape, dtype, version)
 }
 
-/// Decodes a block coded by [`encode`] over the same `base`.
+/// Decodes a block coded by `encode` over the same `base`, in a stream of `version`.
 pub fn decode(
     payload: &[u8],
     base: Option<&[f64]>,
     shape: [usize; 3],
     dtype: ElementType,
+    version: u16,
 ) -> Result<Vec<u8>> {
     let n_vals: usize = shape.iter().product();
     if base.is_some_and(|b| b.len() != n_vals) {
@@ -267,7 +275,7 @@ pub fn decode(
     }
     let b_at = |i: usize| base.map_or(0.0, |b| b[i]);
     let mut r = PayloadReader::new(payload);
-    let specials = specials::read(&mut r, n_vals, dtype)?;
+    let specials = specials::read(&mut r, n_vals, dtype, version)?;
     let used = r.bytes(1)?[0] as usize;
     if used > N {
         return Err(Error::corrupt("GAE basis wider than a patch"));

@@ -13,6 +13,7 @@ use crate::bound::{BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::format::BlockKind;
 use crate::params::{IntCoder, Residual};
+pub(crate) use specials::Specials;
 
 /// A block after the residual stage.
 pub(crate) enum Staged {
@@ -38,19 +39,26 @@ impl Staged {
     }
 }
 
+/// A lossy block as the residual coders see it.
+pub(crate) struct BlockValues<'a> {
+    /// Its values widened to f64, in C order; the special values are non-finite here.
+    pub values: &'a [f64],
+    pub specials: &'a Specials,
+    pub shape: [usize; 3],
+    pub dtype: ElementType,
+}
+
 /// A way of coding a block's values within an error bound.
 pub(crate) trait ResidualCoder: Sync {
-    /// Codes `values` (a block of `shape`, in C order) as `base`'s prediction (None: zero)
-    /// plus a residual within `bound`, with the errors of the verified reconstruction. None
-    /// where it cannot: lossless coding takes the block. `par` lets it use the current rayon
-    /// pool (the output is the same either way).
+    /// Codes `block` as `base`'s prediction (None: zero) plus a residual within `bound`, with
+    /// the errors of the verified reconstruction. None where it cannot: lossless coding takes
+    /// the block. `par` lets it use the current rayon pool (the output is the same either
+    /// way).
     fn stage(
         &self,
-        values: &[f64],
+        block: &BlockValues,
         base: Option<&BasePrediction>,
-        shape: [usize; 3],
         bound: BlockBound,
-        dtype: ElementType,
         par: bool,
     ) -> Option<(Staged, ErrorStats)>;
 }

@@ -208,7 +208,25 @@ fn eval_cmd(input: &InputArgs, codec: &CodecArgs) -> Result<(), String> {
     let (info, back) = residuum::decode(&s).map_err(|e| e.to_string())?;
     let td = t1.elapsed().as_secs_f64();
     let grid = Grid::new(fold3(&a.dims), info.block);
-    let q = quality(&a.values(), &a.dtype.to_f64s(&back), &grid);
+    let (mut orig, mut back) = (a.values(), a.dtype.to_f64s(&back));
+    // Fill values (`-p fill=`) are special like NaN: exact, outside the range and the error.
+    let mut fill_changed = 0;
+    if let Some(f) = codec.config().fill {
+        let f = if a.dtype == ElementType::F32 {
+            f as f32 as f64
+        } else {
+            f
+        };
+        for (x, y) in orig
+            .iter_mut()
+            .zip(back.iter_mut())
+            .filter(|(x, _)| **x == f)
+        {
+            fill_changed += usize::from(y.to_bits() != x.to_bits());
+            (*x, *y) = (f64::NAN, f64::NAN);
+        }
+    }
+    let q = quality(&orig, &back, &grid);
     let mb = a.bytes.len() as f64 / 1e6;
     println!(
         "file {}  dims {:?}  type {}  target {} {}",
@@ -234,10 +252,10 @@ fn eval_cmd(input: &InputArgs, codec: &CodecArgs) -> Result<(), String> {
         mb / tc,
         mb / td
     );
-    if q.specials_changed > 0 {
+    if q.specials_changed + fill_changed > 0 {
         return Err(format!(
-            "{} NaN/Inf values were not reproduced",
-            q.specials_changed
+            "{} NaN/Inf/fill values were not reproduced",
+            q.specials_changed + fill_changed
         ));
     }
     Ok(())

@@ -12,7 +12,8 @@
 mod quantize;
 
 use super::predict;
-use super::{specials, ResidualCoder, Staged};
+use super::specials::{self, Specials};
+use super::{BlockValues, ResidualCoder, Staged};
 use crate::base::{frame, BasePrediction, Decoder};
 use crate::bound::{finite_min_max, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
@@ -66,7 +67,8 @@ pub fn encode(
     coder: IntCoder,
     par: bool,
 ) -> Option<(Payload, ErrorStats)> {
-    let (prepared, stats) = prepare(values, None, shape, bound, dtype, par)?;
+    let specials = Specials::of(values, dtype);
+    let (prepared, stats) = prepare(values, &specials, None, shape, bound, dtype, par)?;
     let coded = match prepared {
         Prepared::Constant(p) => Payload::Constant(p),
         Prepared::Residuals(p) => Payload::Lbrc(p.finish(coder)),
@@ -81,15 +83,19 @@ pub(crate) struct Lbrc;
 impl ResidualCoder for Lbrc {
     fn stage(
         &self,
-        values: &[f64],
+        block: &BlockValues,
         base: Option<&BasePrediction>,
-        shape: [usize; 3],
         bound: BlockBound,
-        dtype: ElementType,
         par: bool,
     ) -> Option<(Staged, ErrorStats)> {
+        let BlockValues {
+            values,
+            specials,
+            shape,
+            dtype,
+        } = *block;
         let prediction = base.map(|b| b.prediction.as_slice());
-        let (prepared, stats) = prepare(values, prediction, shape, bound, dtype, par)?;
+        let (prepared, stats) = prepare(values, specials, prediction, shape, bound, dtype, par)?;
         let Some(base) = base else {
             let staged = match prepared {
                 Prepared::Constant(p) => Staged::Done(BlockKind::Constant, p),
@@ -115,12 +121,14 @@ impl ResidualCoder for Lbrc {
 }
 
 /// The quantization and prediction stage of a block for `bound`, with the errors of its
-/// verified reconstruction; None where lossless coding must take it. With `base` (a base
+/// verified reconstruction; None where lossless coding must take it. `specials` are the
+/// block's special values (non-finite in `values`). With `base` (a base
 /// model's finite prediction of every value) the residual over it is coded, and the errors are
 /// those of base + residual. `par` lets its steps (and the later entropy coding) use the current
 /// rayon pool (the output is the same either way).
 pub(crate) fn prepare(
     values: &[f64],
+    specials: &Specials,
     base: Option<&[f64]>,
     shape: [usize; 3],
     bound: BlockBound,
@@ -159,14 +167,15 @@ pub(crate) fn prepare(
             }
         }
         if cst.meets(bound) {
-            specials::write(values, dtype, &mut head);
+            specials.write(values.len(), dtype, &mut head);
             return Some((Prepared::Constant(head), cst));
         }
     }
-    let (step, q, stats) = choose_step(values, base, offset, bound, dtype, par)?;
+    let (step, mut q, stats) = choose_step(values, base, offset, bound, dtype, par)?;
     head.extend_from_slice(&step.to_le_bytes());
-    specials::write(values, dtype, &mut head);
+    specials.write(values.len(), dtype, &mut head);
     let predictor = predict::choose(&q, shape);
+    predict::fill(predictor.as_ref(), &mut q, shape, specials.positions());
     head.push(predictor.id());
     predictor.put_params(&mut head);
     let residuals = Residuals {
@@ -185,12 +194,18 @@ struct Head {
     predictor: predict::Boxed,
 }
 
-fn read_head(r: &mut PayloadReader, offset: f64, n: usize, dtype: ElementType) -> Result<Head> {
+fn read_head(
+    r: &mut PayloadReader,
+    offset: f64,
+    n: usize,
+    dtype: ElementType,
+    version: u16,
+) -> Result<Head> {
     let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
     if !(step.is_finite() && step > 0.0 && offset.is_finite()) {
         return Err(Error::corrupt("bad quantization step or offset"));
     }
-    let specials = specials::read(r, n, dtype)?;
+    let specials = specials::read(r, n, dtype, version)?;
     let predictor = predict::read(r)?;
     Ok(Head {
         step,
@@ -201,10 +216,15 @@ fn read_head(r: &mut PayloadReader, offset: f64, n: usize, dtype: ElementType) -
 
 /// The most values a non-constant payload of [`decode`] can hold (`None`: no limit), read
 /// from its head and its coder's tables alone. (A constant block has no limit.)
-pub(crate) fn max_values(payload: &[u8], n: usize, dtype: ElementType) -> Result<Option<u64>> {
+pub(crate) fn max_values(
+    payload: &[u8],
+    n: usize,
+    dtype: ElementType,
+    version: u16,
+) -> Result<Option<u64>> {
     let mut r = PayloadReader::new(payload);
     let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
-    read_head(&mut r, offset, n, dtype)?;
+    read_head(&mut r, offset, n, dtype, version)?;
     ints::max_values(r.rest())
 }
 
@@ -213,11 +233,12 @@ pub(crate) fn max_values_over_base(
     payload: &[u8],
     n: usize,
     dtype: ElementType,
+    version: u16,
 ) -> Result<Option<u64>> {
     let mut r = PayloadReader::new(payload);
     frame::skip(&mut r)?;
     match r.bytes(1)?[0] {
-        1 => max_values(r.rest(), n, dtype),
+        1 => max_values(r.rest(), n, dtype, version),
         _ => Ok(None),
     }
 }
@@ -228,6 +249,7 @@ pub(crate) fn decode_over_base(
     decoder: Option<&Decoder>,
     shape: [usize; 3],
     dtype: ElementType,
+    version: u16,
 ) -> Result<Vec<u8>> {
     let mut r = PayloadReader::new(payload);
     let pred = frame::read(&mut r, decoder, shape)?;
@@ -236,18 +258,19 @@ pub(crate) fn decode_over_base(
         1 => false,
         k => return Err(Error::corrupt(format!("unknown residual kind {k}"))),
     };
-    decode(r.rest(), Some(&pred), shape, dtype, constant)
+    decode(r.rest(), Some(&pred), shape, dtype, constant, version)
 }
 
 /// Decodes a block coded by [`encode`] (`constant`: a constant block) straight into its
 /// little-endian element bytes, in block order; `base` is the prediction the encoder's `prepare`
-/// coded the residual over.
+/// coded the residual over; `version` is the stream's.
 pub fn decode(
     payload: &[u8],
     base: Option<&[f64]>,
     shape: [usize; 3],
     dtype: ElementType,
     constant: bool,
+    version: u16,
 ) -> Result<Vec<u8>> {
     let n: usize = shape.iter().product();
     let es = dtype.size();
@@ -272,7 +295,7 @@ pub fn decode(
                 dtype.put_bits(&mut out, i, dtype.bits_of(dtype.round(b[i] + offset)))
             }),
         }
-        for (i, b) in specials::read(&mut r, n, dtype)? {
+        for (i, b) in specials::read(&mut r, n, dtype, version)? {
             dtype.put_bits(&mut out, i, b);
         }
         if !r.rest().is_empty() {
@@ -284,7 +307,7 @@ pub fn decode(
         step,
         specials,
         predictor,
-    } = read_head(&mut r, offset, n, dtype)?;
+    } = read_head(&mut r, offset, n, dtype, version)?;
     // Decoded (and so checked against what the payload can hold) before `out` is allocated.
     let mut q = ints::decode(r.rest(), shape)?;
     let mut out = crate::error::try_vec::<u8>(n * es, "a decoded block")?;

@@ -218,6 +218,29 @@ impl Predictor for LeastSquares {
         0.99
     }
 
+    fn predict_at(&self, q: &[i64], shape: [usize; 3], idx: usize) -> i64 {
+        let [_, b, c] = shape;
+        let (i, j, k) = (idx / (b * c), (idx / c) % b, idx % c);
+        if !(i > 0 && j > 0 && k > 0) {
+            return ls_boundary(q, shape, i, j, k);
+        }
+        // The interior rule of `ls_row`, on the corners of the Lorenzo cube.
+        let (n, bk) = (idx - c, idx - b * c);
+        let v = [
+            q[idx - 1],
+            q[n],
+            q[bk],
+            q[n - 1],
+            q[bk - 1],
+            q[bk - c],
+            q[bk - c - 1],
+        ];
+        let acc = (0..7).fold(1i64 << (LS_SHIFT - 1), |acc, t| {
+            acc.wrapping_add((self.coef[t] as i64).wrapping_mul(v[t]))
+        });
+        acc >> LS_SHIFT
+    }
+
     fn forward(&self, q: Vec<i64>, shape: [usize; 3], par: bool) -> Vec<i64> {
         ls_forward(&q, shape, &self.coef, par)
     }

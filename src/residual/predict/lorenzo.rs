@@ -138,6 +138,12 @@ impl Predictor for Lorenzo {
         self.corner_residual(v)
     }
 
+    fn predict_at(&self, q: &[i64], shape: [usize; 3], idx: usize) -> i64 {
+        let [_, b, c] = shape;
+        let (i, j, k) = (idx / (b * c), (idx / c) % b, idx % c);
+        q[idx].wrapping_sub(lorenzo_residual(q, shape, self.mask, i, j, k))
+    }
+
     fn forward(&self, mut q: Vec<i64>, shape: [usize; 3], _par: bool) -> Vec<i64> {
         lorenzo_forward(&mut q, shape, self.mask);
         q
