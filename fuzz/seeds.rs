@@ -29,13 +29,18 @@ fn main() {
     std::fs::create_dir_all(blocks_dir).unwrap();
     let wave: Vec<f32> = (0..4096).map(|i| (i as f32 * 0.37).sin() * 10.0).collect();
     let flat = vec![2.5f32; 4096];
-    let kinds: [(&str, &[(&str, &str)], &[f32]); 6] = [
+    // A land mask: every third run of 64 values NaN (special values stored as a mask).
+    let masked: Vec<f32> = (0..4096)
+        .map(|i| if (i / 64) % 3 == 0 { f32::NAN } else { wave[i] })
+        .collect();
+    let kinds: [(&str, &[(&str, &str)], &[f32]); 7] = [
         ("lbrc", &[("nrmse", "1e-4")], &wave),
         ("ls", &[("abs", "1e-3")], &wave),
         ("planes", &[("abs", "1e-3"), ("coder", "planes")], &wave),
         ("gae", &[("nrmse", "1e-3"), ("residual", "gae")], &wave),
         ("constant", &[("nrmse", "1e-3")], &flat),
         ("zstd", &[("mode", "lossless")], &flat),
+        ("mask", &[("nrmse", "1e-4")], &masked),
     ];
     for (name, pairs, data) in kinds {
         let s = Codec::from_pairs(pairs.iter().copied())
@@ -54,7 +59,8 @@ fn main() {
         for (flags, shape) in [(0u8, [7u8, 15, 31]), (16, [8, 8, 8]), (16, [4, 4, 4])] {
             let constant = (name == "constant") as u8 * 2;
             let gae = (name == "gae") as u8 * 8;
-            let mut seed = vec![shape[0], shape[1], shape[2], flags | constant | gae];
+            // Flag 32: the payloads of version 4 streams.
+            let mut seed = vec![shape[0], shape[1], shape[2], flags | constant | gae | 32];
             seed.extend_from_slice(payload);
             std::fs::write(blocks_dir.join(format!("{name}-{flags}-{}", shape[0])), seed).unwrap();
         }
