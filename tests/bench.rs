@@ -43,6 +43,8 @@ fn bench_compares_codecs_and_writes_csv_and_png() {
         "SZ3 interp+Lorenzo",
         "SZ3 Lorenzo+regression",
         "ZFP accuracy",
+        "SPERR pwe",
+        "SPERR psnr",
     ];
     assert_eq!(rows.len(), 2 * codecs.len(), "{csv}");
     for r in &rows {

@@ -1,6 +1,7 @@
-//! `residuum bench`: residuum against SZ3 (interpolation and Lorenzo+regression) and ZFP on the
-//! same fields and NRMSE targets, in one run. Each peer gets its best chance: the largest error
-//! bound whose global NRMSE stays within the target. Prints a table; writes a CSV and a PNG.
+//! `residuum bench`: residuum against SZ3 (interpolation and Lorenzo+regression), ZFP and SPERR
+//! (point-wise error and PSNR modes) on the same fields and NRMSE targets, in one run. Each peer
+//! gets its best chance: the largest error bound (for SPERR's PSNR mode, the lowest PSNR) whose
+//! global NRMSE stays within the target. Prints a table; writes a CSV and a PNG.
 
 use crate::fields::{load_fields, Field};
 #[cfg(feature = "peers")]
@@ -218,7 +219,10 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     if fields.is_empty() {
         return Err("no .f32 or .npy fields found".into());
     }
-    let peers = if cfg!(feature = "peers") { 3 } else { 0 };
+    #[cfg(feature = "peers")]
+    let peers = Peer::ALL.len();
+    #[cfg(not(feature = "peers"))]
+    let peers = 0;
     let variants = args.model.as_deref().map(variants).unwrap_or_default();
     let per = 2 + peers + variants.len();
     let bar = ProgressBar::new((fields.len() * args.targets.len() * per) as u64);

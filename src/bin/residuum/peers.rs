@@ -1,4 +1,4 @@
-//! SZ3 and ZFP through their crates, for `residuum bench` (feature `peers`).
+//! SZ3, ZFP and SPERR through their crates, for `residuum bench` (feature `peers`).
 
 /// A compressor the benchmark can drive with one error-bound knob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -6,16 +6,28 @@ pub enum Peer {
     Sz3Interp,
     Sz3LorenzoRegression,
     Zfp,
+    /// SPERR (CDF 9/7 wavelets and SPECK) with a point-wise error bound.
+    SperrPwe,
+    /// SPERR with a PSNR target, the knob mapped to PSNR = 20·log10(range / bound).
+    SperrPsnr,
 }
 
 impl Peer {
-    pub const ALL: [Peer; 3] = [Peer::Sz3Interp, Peer::Sz3LorenzoRegression, Peer::Zfp];
+    pub const ALL: [Peer; 5] = [
+        Peer::Sz3Interp,
+        Peer::Sz3LorenzoRegression,
+        Peer::Zfp,
+        Peer::SperrPwe,
+        Peer::SperrPsnr,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Peer::Sz3Interp => "SZ3 interp+Lorenzo",
             Peer::Sz3LorenzoRegression => "SZ3 Lorenzo+regression",
             Peer::Zfp => "ZFP accuracy",
+            Peer::SperrPwe => "SPERR pwe",
+            Peer::SperrPsnr => "SPERR psnr",
         }
     }
 
@@ -40,6 +52,8 @@ impl Peer {
                 sz3::compress_with_config(&d, &cfg).map_err(|e| format!("SZ3: {e:?}"))
             }
             Peer::Zfp => zfp::compress(data, &dims, eb),
+            Peer::SperrPwe => sperr_peer::compress(data, &dims, eb, false),
+            Peer::SperrPsnr => sperr_peer::compress(data, &dims, eb, true),
         }
     }
 
@@ -58,6 +72,7 @@ impl Peer {
                 Ok(d.into_data())
             }
             Peer::Zfp => zfp::decompress(bytes, data_len, &dims, eb),
+            Peer::SperrPwe | Peer::SperrPsnr => sperr_peer::decompress(bytes, data_len, &dims),
         }
     }
 }
@@ -138,6 +153,69 @@ mod zfp {
             stream_close(bs);
             if n == 0 {
                 return Err("zfp_decompress failed".into());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// SPERR over the 3D view, the whole field one chunk (so a PSNR target is the field's). SPERR
+/// refuses NaN and ±Inf: they are replaced by the mean of the finite values and restored from
+/// a mask carried in front of SPERR's bytes (u32 length, zstd bitmap), counted in its size.
+mod sperr_peer {
+    use ndarray::{ArrayView3, ArrayViewMut3};
+    use residuum::internals::{finite_min_max, fold3};
+
+    pub fn compress(data: &[f32], dims: &[usize], eb: f64, psnr: bool) -> Result<Vec<u8>, String> {
+        let shape = fold3(dims);
+        let finite = data.iter().filter(|x| x.is_finite());
+        let mean = finite.clone().map(|&x| x as f64).sum::<f64>() / finite.count().max(1) as f64;
+        let filled: Vec<f32> = data
+            .iter()
+            .map(|&x| if x.is_finite() { x } else { mean as f32 })
+            .collect();
+        let mut out = vec![0u8; 4];
+        if filled.len() != data.iter().filter(|x| x.is_finite()).count() {
+            let mut bitmap = vec![0u8; data.len().div_ceil(8)];
+            for (i, x) in data.iter().enumerate() {
+                bitmap[i / 8] |= u8::from(!x.is_finite()) << (i % 8);
+            }
+            let z = zstd::bulk::compress(&bitmap, 19).map_err(|e| e.to_string())?;
+            out[..4].copy_from_slice(&(z.len() as u32).to_le_bytes());
+            out.extend_from_slice(&z);
+        }
+        let (lo, hi) = finite_min_max(filled.iter().map(|&x| x as f64));
+        let mode = if psnr {
+            let range = (hi - lo).max(f64::MIN_POSITIVE);
+            sperr::CompressionMode::PeakSignalToNoiseRatio {
+                psnr: 20.0 * (range / eb).log10(),
+            }
+        } else {
+            sperr::CompressionMode::PointwiseError { pwe: eb }
+        };
+        let view = ArrayView3::from_shape((shape[0], shape[1], shape[2]), &filled)
+            .map_err(|e| format!("SPERR: {e}"))?;
+        let s = sperr::compress_3d(view, mode, (shape[0], shape[1], shape[2]))
+            .map_err(|e| format!("SPERR: {e:?}"))?;
+        out.extend_from_slice(&s);
+        Ok(out)
+    }
+
+    pub fn decompress(bytes: &[u8], len: usize, dims: &[usize]) -> Result<Vec<f32>, String> {
+        let shape = fold3(dims);
+        let head = bytes.get(..4).ok_or("SPERR: short stream")?;
+        let mask_len = u32::from_le_bytes(head.try_into().unwrap()) as usize;
+        let (mask, body) = bytes[4..].split_at(mask_len.min(bytes.len() - 4));
+        let mut out = vec![0f32; len];
+        let view = ArrayViewMut3::from_shape((shape[0], shape[1], shape[2]), &mut out)
+            .map_err(|e| format!("SPERR: {e}"))?;
+        sperr::decompress_into_3d(body, view).map_err(|e| format!("SPERR: {e:?}"))?;
+        if mask_len > 0 {
+            let bitmap = zstd::bulk::decompress(mask, len.div_ceil(8)).map_err(|e| e.to_string())?;
+            for (i, x) in out.iter_mut().enumerate() {
+                if bitmap[i / 8] >> (i % 8) & 1 == 1 {
+                    *x = f32::NAN;
+                }
             }
         }
         Ok(out)
