@@ -129,7 +129,7 @@ enum Command {
         #[command(flatten)]
         codec: CodecArgs,
     },
-    /// Compare residuum with SZ3 and ZFP (feature `peers`) over fields and NRMSE targets.
+    /// Compare residuum with SZ3, ZFP and SPERR (feature `peers`) over fields and NRMSE targets.
     Bench(bench::BenchArgs),
     /// Train a base model (an autoencoder, with candle) on fields; writes it as safetensors,
     /// with its loss curve as CSV and PNG beside it.
