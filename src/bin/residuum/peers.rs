@@ -211,7 +211,8 @@ mod sperr_peer {
             .map_err(|e| format!("SPERR: {e}"))?;
         sperr::decompress_into_3d(body, view).map_err(|e| format!("SPERR: {e:?}"))?;
         if mask_len > 0 {
-            let bitmap = zstd::bulk::decompress(mask, len.div_ceil(8)).map_err(|e| e.to_string())?;
+            let bitmap =
+                zstd::bulk::decompress(mask, len.div_ceil(8)).map_err(|e| e.to_string())?;
             for (i, x) in out.iter_mut().enumerate() {
                 if bitmap[i / 8] >> (i % 8) & 1 == 1 {
                     *x = f32::NAN;

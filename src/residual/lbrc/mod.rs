@@ -171,7 +171,17 @@ pub(crate) fn prepare(
             return Some((Prepared::Constant(head), cst));
         }
     }
-    let (step, mut q, stats) = choose_step(values, base, offset, bound, dtype, par)?;
+    let (mut step, mut q, mut stats) = choose_step(values, base, offset, bound, dtype, par)?;
+    // Data stored quantized (GRIB, packed netCDF) lie on a lattice lo + k·s. Where the bound
+    // asks for a finer step than s, the lattice itself serves: exact, with fewer integers.
+    if let Some((lo, s, lq, ls)) = base
+        .is_none()
+        .then(|| on_lattice(values, lo, step, dtype, par))
+        .flatten()
+    {
+        head[..8].copy_from_slice(&lo.to_le_bytes());
+        (step, q, stats) = (s, lq, ls);
+    }
     head.extend_from_slice(&step.to_le_bytes());
     specials.write(values.len(), dtype, &mut head);
     let predictor = predict::choose(&q, shape);
@@ -185,6 +195,53 @@ pub(crate) fn prepare(
         par,
     };
     Some((Prepared::Residuals(residuals), stats))
+}
+
+/// The lattice `lo + k·s` the finite values lie on, exactly as the decoder reconstructs them,
+/// if its step s is coarser than `step`. s is the greatest common divisor of the values'
+/// distances from `lo` (in units of the lowest set bit among them), and the values must come
+/// back bit for bit. Returns lo, s, the lattice integers and their (zero) errors.
+fn on_lattice(
+    values: &[f64],
+    lo: f64,
+    step: f64,
+    dtype: ElementType,
+    par: bool,
+) -> Option<(f64, f64, Vec<i64>, ErrorStats)> {
+    let finite = || values.iter().filter(|x| x.is_finite()).map(|&x| x - lo);
+    // The lowest set bit of any distance: every distance is a whole multiple of 2^low.
+    let low = finite()
+        .filter(|&d| d > 0.0)
+        .map(|d| {
+            let bits = d.to_bits();
+            let (e, m) = ((bits >> 52) as i32, bits & ((1 << 52) - 1));
+            let m = if e == 0 { m } else { m | 1 << 52 };
+            e.max(1) - 1075 + m.trailing_zeros() as i32
+        })
+        .min()?;
+    let unit = 2f64.powi(low);
+    let mut g = 0u64;
+    for d in finite() {
+        let k = d / unit;
+        if k >= (1u64 << 53) as f64 {
+            return None;
+        }
+        g = gcd(g, k as u64);
+        if g as f64 * unit <= step {
+            return None;
+        }
+    }
+    let s = g as f64 * unit;
+    let mut q = Vec::with_capacity(values.len());
+    let stats = quantize::quantize(values, None, lo, s, dtype, &mut q, par)?;
+    (stats.max_abs == 0.0).then_some((lo, s, q, stats))
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 /// What a non-constant payload holds between its offset and its coded integers.

@@ -25,7 +25,7 @@ const Q_CHUNK: usize = 1 << 14;
 /// Quantizes with `step`, filling `q`; returns the errors, or None if the integers get too large
 /// or the step is not a finite positive number (the decoder refuses it, and 0·∞ would make
 /// NaN reconstructions that the error sums cannot see).
-fn quantize(
+pub(super) fn quantize(
     values: &[f64],
     base: Option<&[f64]>,
     offset: f64,
