@@ -37,6 +37,9 @@ impl Specials {
         values: &mut [f64],
     ) -> Specials {
         let mut s = Specials::default();
+        if fill.is_none() && values.iter().all(|v| v.is_finite()) {
+            return s;
+        }
         for (i, (b, v)) in raw.chunks_exact(dtype.size()).zip(values).enumerate() {
             let bits = dtype.read_bits(b);
             if fill == Some(bits) {

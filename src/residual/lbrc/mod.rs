@@ -208,6 +208,20 @@ fn on_lattice(
     dtype: ElementType,
     par: bool,
 ) -> Option<(f64, f64, Vec<i64>, ErrorStats)> {
+    // A sample's lattice is a multiple of the block's: where the first values' already falls
+    // to the step, the block's does too (most blocks stop here, at little cost).
+    if lattice_step(&values[..values.len().min(256)], lo)? <= step {
+        return None;
+    }
+    let s = lattice_step(values, lo).filter(|&s| s > step)?;
+    let mut q = Vec::with_capacity(values.len());
+    let stats = quantize::quantize(values, None, lo, s, dtype, &mut q, par)?;
+    (stats.max_abs == 0.0).then_some((lo, s, q, stats))
+}
+
+/// The greatest common divisor of the finite values' distances from `lo`, in units of the
+/// lowest set bit among them (None without two distinct values).
+fn lattice_step(values: &[f64], lo: f64) -> Option<f64> {
     let finite = || values.iter().filter(|x| x.is_finite()).map(|&x| x - lo);
     // The lowest set bit of any distance: every distance is a whole multiple of 2^low.
     let low = finite()
@@ -227,14 +241,8 @@ fn on_lattice(
             return None;
         }
         g = gcd(g, k as u64);
-        if g as f64 * unit <= step {
-            return None;
-        }
     }
-    let s = g as f64 * unit;
-    let mut q = Vec::with_capacity(values.len());
-    let stats = quantize::quantize(values, None, lo, s, dtype, &mut q, par)?;
-    (stats.max_abs == 0.0).then_some((lo, s, q, stats))
+    Some(g as f64 * unit)
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
