@@ -367,17 +367,23 @@ impl Codec {
         }
         let raw = s.raw;
         let raw_len = raw.len();
+        // A lossy payload of less than half the raw bytes wins outright; above that, lossless
+        // coding may cost less (noisy blocks at tight targets), so it is tried too.
         let plain = match plain {
-            Some(p) if p.1.len() < raw.len() => p,
-            _ => {
+            Some(p) if 2 * p.1.len() < raw.len() => p,
+            lossy => {
                 // Stored exactly: no error (counted over all values, as NaNs round-trip too).
                 let exact = ErrorStats {
                     count: raw.len() / dtype.size(),
                     ..ErrorStats::default()
                 };
-                match encode_bytes(&raw, self.config.level)? {
+                let exact = match encode_bytes(&raw, self.config.level)? {
                     ByteCoding::Zstd(z) => (BlockKind::Zstd, z, exact),
                     ByteCoding::Raw => (BlockKind::Raw, raw, exact),
+                };
+                match lossy {
+                    Some(p) if p.1.len() < exact.1.len() => p,
+                    _ => exact,
                 }
             }
         };
