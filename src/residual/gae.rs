@@ -7,7 +7,7 @@
 //!
 //! Payload: specials | K u8 | basis K×64 f32 | step f64 | zstd(mask bits, lengths, coefficients)
 
-use super::specials::{self, Specials};
+use super::specials;
 use super::{BlockValues, ResidualCoder, Staged};
 use crate::base::{frame, BasePrediction, Decoder};
 use crate::bound::{BlockBound, ErrorStats};
@@ -91,16 +91,19 @@ fn eigenvectors(mut m: Vec<f64>) -> Vec<f64> {
     basis
 }
 
-/// Codes `values` (a block of `shape`) as `base` plus a GAE-coded residual within `bound`, or
+/// Codes `block` as `base` plus a GAE-coded residual within `bound`, or
 /// returns None where GAE cannot meet it. `base` is None for a zero base.
 pub(crate) fn encode(
-    values: &[f64],
-    specials: &Specials,
+    block: &BlockValues,
     base: Option<&[f64]>,
-    shape: [usize; 3],
     bound: BlockBound,
-    dtype: ElementType,
 ) -> Option<(Vec<u8>, ErrorStats)> {
+    let BlockValues {
+        values,
+        specials,
+        shape,
+        dtype,
+    } = *block;
     let b_at = |i: usize| base.map_or(0.0, |b| b[i]);
     let step = match bound {
         // Every coefficient kept: error RMS ≤ step/2 over the patch (orthonormal basis).
@@ -227,14 +230,7 @@ impl ResidualCoder for Gae {
         bound: BlockBound,
         _par: bool,
     ) -> Option<(Staged, ErrorStats)> {
-        let BlockValues {
-            values,
-            specials,
-            shape,
-            dtype,
-        } = *block;
-        let prediction = base.map(|b| b.prediction.as_slice());
-        let (p, e) = encode(values, specials, prediction, shape, bound, dtype)?;
+        let (p, e) = encode(block, base.map(|b| b.prediction.as_slice()), bound)?;
         let mut out = vec![base.is_some() as u8];
         if let Some(b) = base {
             frame::put(b, &mut out);

@@ -68,7 +68,13 @@ pub fn encode(
     par: bool,
 ) -> Option<(Payload, ErrorStats)> {
     let specials = Specials::of(values, dtype);
-    let (prepared, stats) = prepare(values, &specials, None, shape, bound, dtype, par)?;
+    let block = BlockValues {
+        values,
+        specials: &specials,
+        shape,
+        dtype,
+    };
+    let (prepared, stats) = prepare(&block, None, bound, par)?;
     let coded = match prepared {
         Prepared::Constant(p) => Payload::Constant(p),
         Prepared::Residuals(p) => Payload::Lbrc(p.finish(coder)),
@@ -88,14 +94,8 @@ impl ResidualCoder for Lbrc {
         bound: BlockBound,
         par: bool,
     ) -> Option<(Staged, ErrorStats)> {
-        let BlockValues {
-            values,
-            specials,
-            shape,
-            dtype,
-        } = *block;
         let prediction = base.map(|b| b.prediction.as_slice());
-        let (prepared, stats) = prepare(values, specials, prediction, shape, bound, dtype, par)?;
+        let (prepared, stats) = prepare(block, prediction, bound, par)?;
         let Some(base) = base else {
             let staged = match prepared {
                 Prepared::Constant(p) => Staged::Done(BlockKind::Constant, p),
@@ -121,20 +121,22 @@ impl ResidualCoder for Lbrc {
 }
 
 /// The quantization and prediction stage of a block for `bound`, with the errors of its
-/// verified reconstruction; None where lossless coding must take it. `specials` are the
-/// block's special values (non-finite in `values`). With `base` (a base
+/// verified reconstruction; None where lossless coding must take it. With `base` (a base
 /// model's finite prediction of every value) the residual over it is coded, and the errors are
 /// those of base + residual. `par` lets its steps (and the later entropy coding) use the current
 /// rayon pool (the output is the same either way).
 pub(crate) fn prepare(
-    values: &[f64],
-    specials: &Specials,
+    block: &BlockValues,
     base: Option<&[f64]>,
-    shape: [usize; 3],
     bound: BlockBound,
-    dtype: ElementType,
     par: bool,
 ) -> Option<(Prepared, ErrorStats)> {
+    let BlockValues {
+        values,
+        specials,
+        shape,
+        dtype,
+    } = *block;
     debug_assert_eq!(values.len(), shape.iter().product::<usize>());
     let par = par && values.len() >= PAR_MIN;
     let (lo, hi) = match base {
