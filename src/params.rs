@@ -363,6 +363,13 @@ mod tests {
         let c = Config::from_pairs([("Mode", "NRMSE"), ("target", "1e-5"), ("pluginname", "x")])
             .unwrap();
         assert_eq!(c.target, Target::Nrmse(1e-5));
+        // A fill value, compared in the element type.
+        let f = Config::from_pairs([("abs", "1"), ("fill", "1e20")]).unwrap();
+        assert_eq!(
+            f.fill_bits(ElementType::F32),
+            Some(1e20f32.to_bits() as u64)
+        );
+        assert_eq!(f.fill_bits(ElementType::F64), Some(1e20f64.to_bits()));
         assert_eq!(
             Config::from_pairs([("abs", "0.5")]).unwrap().target,
             Target::Abs(0.5)
@@ -412,6 +419,8 @@ mod tests {
             vec![("block", "1x1x1")],
             vec![("block", "4x4x2")],
             vec![("threads", "99999999999")],
+            vec![("fill", "nan")],
+            vec![("fill", "missing")],
         ] {
             let e = Config::from_pairs(pairs.clone()).unwrap_err();
             assert!(
