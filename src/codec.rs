@@ -9,7 +9,7 @@
 //! `format`; decoding is `decode`'s.
 
 use crate::base::online::Trainer;
-use crate::base::{self, BasePrediction, Model};
+use crate::base::{self, Model};
 use crate::block::{default_block, fold3, Grid};
 use crate::bound::{data_range, BlockBound, ErrorStats, Target, RANGE_CHUNK};
 use crate::dtype::{ElementType, Float};
@@ -333,18 +333,24 @@ impl Codec {
             let p = base::predict(m, block.values, block.shape);
             p.prediction.iter().all(|x| x.is_finite()).then_some(p)
         });
-        let coder = self.config.residual.coder();
-        std::iter::once(None)
-            .chain(predicted.as_ref().map(Some))
-            .filter_map(|base: Option<&BasePrediction>| {
-                let (staged, errors) = coder.stage(block, base, bound, par)?;
-                Some(Candidate {
+        let coders = self.config.residual.coders();
+        let mut beat: Option<f64> = None;
+        let mut out = Vec::new();
+        for base in std::iter::once(None).chain(predicted.as_ref().map(Some)) {
+            for coder in coders {
+                let Some((staged, errors)) = coder.stage(block, base, bound, par, beat) else {
+                    continue;
+                };
+                let estimate = staged.estimate();
+                beat = Some(beat.map_or(estimate, |b| b.min(estimate)));
+                out.push(Candidate {
                     staged,
                     errors,
                     uses_model: base.is_some(),
-                })
-            })
-            .collect()
+                });
+            }
+        }
+        out
     }
 
     /// The pipeline's second stage: integer coding of every candidate, and the smallest with

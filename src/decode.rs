@@ -10,7 +10,7 @@ use crate::dtype::{ElementType, Float};
 use crate::entropy::decode_bytes;
 use crate::error::{try_vec, Error, FormatError, ParameterError, Result};
 use crate::format::{self, BlockKind, Parsed, StreamInfo};
-use crate::residual::{gae, lbrc};
+use crate::residual::{gae, lbrc, wavelet};
 use rayon::prelude::*;
 
 /// Limits on what decoding may take.
@@ -124,6 +124,7 @@ fn decode_block(
         ),
         BlockKind::BaseLbrc => lbrc::decode_over_base(payload, decoder, b.shape, dtype, version),
         BlockKind::Gae => gae::decode_block(payload, decoder, b.shape, dtype, version),
+        BlockKind::Wavelet => wavelet::decode(payload, b.shape, dtype, version),
         BlockKind::Model => Err(Error::corrupt("model entry inside the block grid")),
     }
 }
@@ -186,17 +187,18 @@ fn checked<'a>(stream: &'a [u8], opts: &DecodeOptions) -> Result<(Parsed<'a>, Ve
 /// The blocks' payloads, each checked against its checksum and against what it can hold:
 /// a stream whose blocks claim more values than their payloads can decode to is refused here,
 /// before anything is allocated for them. Each kind bounds its expansion where it has a bound
-/// (raw, zstd, LBRC without a zero-cost symbol).
+/// (raw, zstd, LBRC and wavelet blocks without a zero-cost symbol).
 fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Vec<&'a [u8]>> {
     let info = &parsed.info;
     let grid = info.grid();
     let mut payloads = Vec::with_capacity(grid.len());
     for i in 0..grid.len() {
+        let shape = grid.block(i).shape;
         let n = grid.block(i).len();
         let entry = &parsed.entries[i];
         let payload = parsed.payload(i)?;
         payloads.push(payload);
-        if let Some(cap) = capacity(entry.kind, payload, n, info.dtype, parsed.version)? {
+        if let Some(cap) = capacity(entry.kind, payload, shape, info.dtype, parsed.version)? {
             if n as u64 > cap {
                 return Err(Error::corrupt(format!(
                     "the stream claims {} {} values, but block {i} ({:?}, {} bytes) can hold \
@@ -217,11 +219,12 @@ fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Vec<&'a [u8]>> {
 fn capacity(
     kind: BlockKind,
     payload: &[u8],
-    n: usize,
+    shape: [usize; 3],
     dtype: ElementType,
     version: u16,
 ) -> Result<Option<u64>> {
     let es = dtype.size() as u64;
+    let n = shape.iter().product();
     Ok(match kind {
         BlockKind::Raw => Some(payload.len() as u64 / es),
         // The frame header states its content size (zstd writes it for one-shot frames);
@@ -234,6 +237,7 @@ fn capacity(
         BlockKind::Constant | BlockKind::Gae => None,
         BlockKind::Lbrc => lbrc::max_values(payload, n, dtype, version)?,
         BlockKind::BaseLbrc => lbrc::max_values_over_base(payload, n, dtype, version)?,
+        BlockKind::Wavelet => wavelet::max_values(payload, shape, dtype, version)?,
         BlockKind::Model => None,
     })
 }

@@ -58,7 +58,11 @@ impl Range {
 /// The residual coder of lossy blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Residual {
+    /// LBRC, and for RMS targets (NRMSE, PSNR) also the wavelet coder: the smaller per block.
+    Auto,
     Lbrc,
+    /// The wavelet coder alone (RMS targets only).
+    Wavelet,
     /// The per-block PCA baseline.
     Gae,
 }
@@ -96,7 +100,7 @@ impl Default for Config {
             level: 3,
             coder: IntCoder::Context,
             model: None,
-            residual: Residual::Lbrc,
+            residual: Residual::Auto,
             force_model: false,
             train: 0,
             train_seconds: 30.0,
@@ -289,9 +293,17 @@ impl Config {
                 }
                 "residual" => {
                     cfg.residual = match value.to_ascii_lowercase().as_str() {
+                        "auto" => Residual::Auto,
                         "lbrc" => Residual::Lbrc,
+                        "wavelet" => Residual::Wavelet,
                         "gae" => Residual::Gae,
-                        _ => return Err(bad(&key, value, "supported residual coders: lbrc, gae")),
+                        _ => {
+                            return Err(bad(
+                                &key,
+                                value,
+                                "supported residual coders: auto, lbrc, wavelet, gae",
+                            ))
+                        }
                     }
                 }
                 "fill" => {
@@ -350,6 +362,17 @@ impl Config {
             ("rel", Some((_, v))) => Target::Rel(v),
             (_, Some((_, v))) => Target::Psnr(v),
         };
+        // A transform spreads each coefficient's error over many values: it serves RMS
+        // targets, not point-wise ones.
+        if cfg.residual == Residual::Wavelet
+            && !matches!(cfg.target, Target::Nrmse(_) | Target::Psnr(_))
+        {
+            return Err(bad(
+                "residual",
+                "wavelet",
+                "the wavelet coder serves mode=nrmse or psnr (auto picks it where it pays)",
+            ));
+        }
         Ok(cfg)
     }
 }

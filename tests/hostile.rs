@@ -189,25 +189,32 @@ fn thread_counts_are_capped() {
 
 /// The decoder's memory follows what a stream really holds, not what its header claims: a
 /// 2^28-value claim (1 GiB of f32) over a few hundred bytes of LBRC payload took 2.3 GB before.
+/// Both integer-coded block kinds (LBRC, wavelet) are refused before their buffers exist.
 #[test]
 fn a_lying_stream_costs_little_memory() {
-    let lbrc = codec(&[("nrmse", "1e-4")])
-        .compress(&[4096], &ramp(4096))
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (lie, out) = (dir.path().join("lie.rsd"), dir.path().join("out"));
-    std::fs::write(&lie, claim(&lbrc, &[1 << 28])).unwrap();
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_residuum"))
-        .args(["decompress", "-i"])
-        .arg(&lie)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{err}");
-    assert!(err.contains("268435456 float values claimed"), "{err}");
-    assert!(!out.exists());
+    for residual in ["lbrc", "wavelet"] {
+        let honest = codec(&[("nrmse", "1e-4"), ("residual", residual)])
+            .compress(&[4096], &ramp(4096))
+            .unwrap();
+        let (lie, out) = (dir.path().join("lie.rsd"), dir.path().join("out"));
+        std::fs::write(&lie, claim(&honest, &[1 << 28])).unwrap();
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_residuum"))
+            .args(["decompress", "-i"])
+            .arg(&lie)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{residual}: {err}");
+        assert!(
+            err.contains("268435456 float values claimed")
+                || err.contains("claims 268435456 float values"),
+            "{residual}: {err}"
+        );
+        assert!(!out.exists());
+    }
     // This test binary's only child: its peak resident memory, in KiB.
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
     // SAFETY: a valid rusage to fill; read only on success.

@@ -24,7 +24,12 @@ use crate::error::{Error, FormatErrorKind, ParameterError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 4;
+pub const FORMAT_VERSION: u16 = 5;
+/// The first version with wavelet blocks; streams without them are written as version 4, which
+/// older readers decode.
+const WAVELET_VERSION: u16 = 5;
+/// The version written for lossy streams without wavelet blocks.
+const VERSION_LOSSY: u16 = 4;
 /// The version written for lossless streams (raw and zstd blocks only), which version 2
 /// readers decode.
 const VERSION_LOSSLESS: u16 = 2;
@@ -55,6 +60,8 @@ pub enum BlockKind {
     BaseLbrc = 5,
     /// GAE over no base or the base model's prediction (version 3).
     Gae = 6,
+    /// Quantized CDF 9/7 wavelet coefficients (version 5).
+    Wavelet = 7,
 }
 
 impl BlockKind {
@@ -67,6 +74,7 @@ impl BlockKind {
             4 => Ok(BlockKind::Model),
             5 => Ok(BlockKind::BaseLbrc),
             6 => Ok(BlockKind::Gae),
+            7 => Ok(BlockKind::Wavelet),
             other => Err(Error::corrupt(format!("unknown block kind {other}"))),
         }
     }
@@ -183,8 +191,10 @@ pub fn write_stream(
     let mut w = Writer { buf: out, pos: 0 };
     w.put(&MAGIC);
     // Version 2 where it suffices, so that older readers decode what they can.
-    let version = if lossy {
-        FORMAT_VERSION
+    let version = if blocks.iter().any(|(k, _)| *k == BlockKind::Wavelet) {
+        WAVELET_VERSION
+    } else if lossy {
+        VERSION_LOSSY
     } else {
         VERSION_LOSSLESS
     };
@@ -373,6 +383,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     let kinds_ok = entries.iter().all(|e| match e.kind {
         BlockKind::Model => false,
         BlockKind::BaseLbrc | BlockKind::Gae => version >= 3,
+        BlockKind::Wavelet => version >= WAVELET_VERSION,
         _ => true,
     });
     if !(model_ok && kinds_ok) {

@@ -229,6 +229,7 @@ impl ResidualCoder for Gae {
         base: Option<&BasePrediction>,
         bound: BlockBound,
         _par: bool,
+        _beat: Option<f64>,
     ) -> Option<(Staged, ErrorStats)> {
         let (p, e) = encode(block, base.map(|b| b.prediction.as_slice()), bound)?;
         let mut out = vec![base.is_some() as u8];

@@ -7,10 +7,12 @@ pub mod gae;
 pub mod lbrc;
 pub(crate) mod predict;
 mod specials;
+pub(crate) mod wavelet;
 
 use crate::base::BasePrediction;
 use crate::bound::{BlockBound, ErrorStats};
 use crate::dtype::ElementType;
+use crate::entropy::ints;
 use crate::format::BlockKind;
 use crate::params::{IntCoder, Residual};
 pub(crate) use specials::Specials;
@@ -19,11 +21,20 @@ pub(crate) use specials::Specials;
 pub(crate) enum Staged {
     /// Its finished payload, of a kind.
     Done(BlockKind, Vec<u8>),
-    /// LBRC integers waiting for their integer coder; the payload is the prefix, then them.
-    Ints(BlockKind, Vec<u8>, lbrc::Residuals),
+    /// Integers waiting for their integer coder; the payload is the prefix, then them.
+    Ints(BlockKind, Vec<u8>, Integers),
 }
 
 impl Staged {
+    /// Estimated bits per value of its payload (0 for a finished one: only constant blocks
+    /// and GAE's are finished this early, and neither is worth challenging by estimate).
+    pub(crate) fn estimate(&self) -> f64 {
+        match self {
+            Staged::Done(..) => 0.0,
+            Staged::Ints(_, _, ints) => ints.estimate(),
+        }
+    }
+
     /// The pipeline's second stage: the block's kind and payload.
     pub(crate) fn finish(self, coder: IntCoder) -> (BlockKind, Vec<u8>) {
         match self {
@@ -36,6 +47,32 @@ impl Staged {
                 (kind, prefix)
             }
         }
+    }
+}
+
+/// A block's integers (LBRC's prediction residuals, the wavelet's quantized coefficients) in
+/// the layout of its shape, after the head of their payload, waiting for their integer coder.
+pub(crate) struct Integers {
+    pub head: Vec<u8>,
+    pub values: Vec<i64>,
+    pub shape: [usize; 3],
+    pub par: bool,
+}
+
+/// Integers sampled for an estimate of their cost: about this many.
+const ESTIMATE_SAMPLE: usize = 1 << 13;
+
+impl Integers {
+    /// Estimated bits per value of their coding ([`ints::estimate_bits`] on a sample).
+    pub(crate) fn estimate(&self) -> f64 {
+        let stride = (self.values.len() / ESTIMATE_SAMPLE).max(1);
+        ints::estimate_bits(self.values.iter().step_by(stride).copied())
+    }
+
+    /// The integer-coding stage: the block's payload.
+    pub(crate) fn finish(mut self, coder: IntCoder) -> Vec<u8> {
+        coder.encode(&self.values, self.shape, &mut self.head, self.par);
+        self.head
     }
 }
 
@@ -53,22 +90,26 @@ pub(crate) trait ResidualCoder: Sync {
     /// Codes `block` as `base`'s prediction (None: zero) plus a residual within `bound`, with
     /// the errors of the verified reconstruction. None where it cannot: lossless coding takes
     /// the block. `par` lets it use the current rayon pool (the output is the same either
-    /// way).
+    /// way). `beat`, the estimated bits per value of the best coding staged so far, lets a
+    /// coder give up early where its own estimate is clearly worse.
     fn stage(
         &self,
         block: &BlockValues,
         base: Option<&BasePrediction>,
         bound: BlockBound,
         par: bool,
+        beat: Option<f64>,
     ) -> Option<(Staged, ErrorStats)>;
 }
 
 impl Residual {
-    /// The coder of this setting.
-    pub(crate) fn coder(self) -> &'static dyn ResidualCoder {
+    /// The coders this setting tries on each block (the smallest payload wins).
+    pub(crate) fn coders(self) -> &'static [&'static dyn ResidualCoder] {
         match self {
-            Residual::Lbrc => &lbrc::Lbrc,
-            Residual::Gae => &gae::Gae,
+            Residual::Auto => &[&lbrc::Lbrc, &wavelet::Wavelet],
+            Residual::Lbrc => &[&lbrc::Lbrc],
+            Residual::Wavelet => &[&wavelet::Wavelet],
+            Residual::Gae => &[&gae::Gae],
         }
     }
 }

@@ -66,6 +66,29 @@ impl IntCoder {
     }
 }
 
+/// Bits per value the integers `sample` would cost: the entropy of their bit-length classes
+/// plus the raw bits below each leading one. An estimate without contexts, used to compare
+/// codings of a block before paying for one (0 for an empty sample).
+pub(crate) fn estimate_bits(sample: impl Iterator<Item = i64>) -> f64 {
+    let mut hist = [0u64; 65];
+    let mut raw = 0u64;
+    for v in sample {
+        let k = class(zigzag(v));
+        hist[k as usize] += 1;
+        raw += k.saturating_sub(1) as u64;
+    }
+    let n: u64 = hist.iter().sum();
+    if n == 0 {
+        return 0.0;
+    }
+    let entropy: f64 = hist
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| -(c as f64) * (c as f64 / n as f64).log2())
+        .sum();
+    (entropy + raw as f64) / n as f64
+}
+
 /// Codes `r` (a block of `shape`) with the context coder.
 pub(crate) fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool) {
     context::encode(r, shape, out, par)

@@ -14,7 +14,7 @@ mod quantize;
 
 use super::predict;
 use super::specials::{self, Specials};
-use super::{BlockValues, ResidualCoder, Staged};
+use super::{BlockValues, Integers, ResidualCoder, Staged};
 use crate::base::{frame, BasePrediction, Decoder};
 use crate::bound::{finite_min_max, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
@@ -37,30 +37,14 @@ pub enum Payload {
 /// it saves.
 pub(crate) const PAR_MIN: usize = 1 << 16;
 
-/// A block after quantization and prediction, waiting for its integer coder.
-pub(crate) struct Residuals {
-    head: Vec<u8>,
-    residuals: Vec<i64>,
-    shape: [usize; 3],
-    par: bool,
-}
-
-impl Residuals {
-    /// The integer-coding stage: the block's payload.
-    pub(crate) fn finish(mut self, coder: IntCoder) -> Vec<u8> {
-        coder.encode(&self.residuals, self.shape, &mut self.head, self.par);
-        self.head
-    }
-}
-
 /// What the first stage made of a block.
 pub(crate) enum Prepared {
     /// Done: every finite value reconstructs as the offset.
     Constant(Vec<u8>),
-    Residuals(Residuals),
+    Residuals(Integers),
 }
 
-/// Codes one block for `bound` in one go (`prepare`, then `Residuals::finish`).
+/// Codes one block for `bound` in one go (`prepare`, then `Integers::finish`).
 pub fn encode(
     values: &[f64],
     shape: [usize; 3],
@@ -95,6 +79,7 @@ impl ResidualCoder for Lbrc {
         base: Option<&BasePrediction>,
         bound: BlockBound,
         par: bool,
+        _beat: Option<f64>,
     ) -> Option<(Staged, ErrorStats)> {
         let prediction = base.map(|b| b.prediction.as_slice());
         let (prepared, stats) = prepare(block, prediction, bound, par)?;
@@ -192,9 +177,9 @@ pub(crate) fn prepare(
     predict::fill(predictor.as_ref(), &mut q, shape, specials.positions());
     head.push(predictor.id());
     predictor.put_params(&mut head);
-    let residuals = Residuals {
+    let residuals = Integers {
         head,
-        residuals: predictor.forward(q, shape, par),
+        values: predictor.forward(q, shape, par),
         shape,
         par,
     };

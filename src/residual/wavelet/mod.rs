@@ -1,0 +1,436 @@
+//! The wavelet residual coder, for RMS targets (NRMSE, PSNR) on smooth blocks: a CDF 9/7
+//! transform ([`cdf97`]), one uniform step for all its coefficients (the bands are nearly
+//! orthonormal, so the coefficients' squared error is the values'), and the quantized
+//! coefficients, in place, through the same integer coder as LBRC's residuals.
+//!
+//! Why next to LBRC: LBRC quantizes first, so every value carries its rounding noise, about a
+//! bit per value that no predictor of the integers removes where the field is smooth at the
+//! scale of the step. A transform spends its bits on the few coefficients that matter and
+//! codes the rest as runs of zeros. It cannot bound every value's error cheaply, so point-wise
+//! targets stay LBRC's. The codec tries both and keeps the smaller payload per block.
+//!
+//! Payload: offset f64 | step f64 | levels u8 | specials | coded integers (the quantized
+//! coefficients in the block's shape). `doc/format.md` §5.7 specifies it.
+
+mod cdf97;
+
+use super::specials;
+use super::{BlockValues, Integers, ResidualCoder, Staged};
+use crate::base::BasePrediction;
+use crate::bound::{finite_min_max, BlockBound, ErrorStats};
+use crate::dtype::ElementType;
+use crate::entropy::ints;
+use crate::error::{try_vec, Error, Result};
+use crate::format::payload::PayloadReader;
+use crate::format::BlockKind;
+use cdf97::{plan, MAX_LEVELS};
+
+/// Levels the encoder uses (fewer where the block is too small; 3 to 6 cost within 0.1 % of
+/// each other on ../shared/data).
+const LEVELS: usize = 5;
+/// Coefficients beyond this many steps make the float arithmetic inexact: such blocks are
+/// LBRC's, and a stream that holds one is refused.
+const MAX_Q: u64 = 1 << 50;
+/// Shortest block the transform is tried on.
+const MIN_VALUES: usize = 512;
+/// Coefficients the step search estimates errors from (evenly spread over the block).
+const SAMPLE: usize = 1 << 13;
+/// Values of the part of a block a prospect looks at.
+const PROSPECT: usize = 1 << 15;
+/// How much more than the best coding so far the estimated bits may be for the coder to go on.
+const TRY_MARGIN: f64 = 1.05;
+
+/// The wavelet coder as a pipeline residual stage (over no base only).
+pub(crate) struct Wavelet;
+
+impl ResidualCoder for Wavelet {
+    fn stage(
+        &self,
+        block: &BlockValues,
+        base: Option<&BasePrediction>,
+        bound: BlockBound,
+        par: bool,
+        beat: Option<f64>,
+    ) -> Option<(Staged, ErrorStats)> {
+        let BlockBound::Rms(budget) = bound else {
+            return None;
+        };
+        if base.is_some() || block.values.len() < MIN_VALUES {
+            return None;
+        }
+        let (ints, stats) = encode(block, budget, par, beat)?;
+        Some((Staged::Ints(BlockKind::Wavelet, Vec::new(), ints), stats))
+    }
+}
+
+/// The block's quantized coefficients for the largest step whose actual reconstruction has an
+/// RMS error within `budget`, with that reconstruction's errors; None where none is found.
+fn encode(
+    block: &BlockValues,
+    budget: f64,
+    par: bool,
+    beat: Option<f64>,
+) -> Option<(Integers, ErrorStats)> {
+    let BlockValues {
+        values,
+        specials,
+        shape,
+        dtype,
+    } = *block;
+    let (lo, hi) = finite_min_max(values.iter().copied());
+    let valid = values.len() - specials.positions().len();
+    let levels = plan(shape, LEVELS);
+    if hi < lo || levels.is_empty() || !(budget.is_finite() && budget > 0.0) {
+        return None;
+    }
+    let offset = dtype.round(0.5 * (lo + hi));
+    if let Some(beat) = beat {
+        // Trying costs about what LBRC's whole stage does: first a prospect on a central part
+        // of the block, and on only where it may pay. The estimates leave out contexts, which
+        // serve the wavelet's runs of zeros more than LBRC's residuals (measured on
+        // ../shared/data: its actual advantage is 0-25 % larger than estimated, never more
+        // than 6 % smaller), hence the margin.
+        let (part, part_shape) = crop(values, shape);
+        let part_levels = plan(part_shape, LEVELS);
+        let c = coefficients(&part, offset, part_shape, &part_levels)?;
+        let valid = part.iter().filter(|v| v.is_finite()).count();
+        let step = largest_step(&c, 0.98 * budget * budget * valid as f64, budget)?;
+        if ints::estimate_bits(quantize(&c, step)?.into_iter()) > TRY_MARGIN * beat {
+            return None;
+        }
+    }
+    let c = coefficients(values, offset, shape, &levels)?;
+    let sample: Vec<f64> = c
+        .iter()
+        .step_by(c.len().div_ceil(SAMPLE))
+        .copied()
+        .collect();
+    // The squared error the sample may have at most, scaled from the values that count: the
+    // transform's near-orthonormality makes it about the values' error. What it misses (the
+    // bands' small gains, special values, rounding to the element type) the verification of
+    // the actual reconstruction catches, and the step is rescaled by the error it measured
+    // (errors scale about linearly with the step).
+    let allowed = budget * budget * valid as f64 * sample.len() as f64 / c.len() as f64;
+    let mut step = largest_step(&sample, 0.98 * allowed, budget)?;
+    let mut best: Option<(f64, Vec<i64>, ErrorStats)> = None;
+    for _ in 0..5 {
+        let (q, stats) = verify(&c, step, offset, shape, &levels, values, dtype)?;
+        let used = stats.rms() / budget;
+        let ok = stats.meets(BlockBound::Rms(budget));
+        if ok {
+            best = Some((step, q, stats));
+        }
+        // Close enough, or a failure after a success (the grown step did not hold).
+        if (ok && used > 0.97) || (!ok && best.is_some()) || !(used.is_finite() && used > 0.0) {
+            break;
+        }
+        step *= if ok { 0.99 } else { 0.995 } / used;
+    }
+    let (step, q, stats) = best?;
+    let mut head = Vec::with_capacity(32);
+    head.extend_from_slice(&offset.to_le_bytes());
+    head.extend_from_slice(&step.to_le_bytes());
+    head.push(levels.len() as u8);
+    specials.write(values.len(), dtype, &mut head);
+    let ints = Integers {
+        head,
+        values: q,
+        shape,
+        par: par && values.len() >= super::lbrc::PAR_MIN,
+    };
+    Some((ints, stats))
+}
+
+/// The wavelet coefficients of `values` less `offset` (special values at the offset: they are
+/// overwritten on decoding, and a constant costs the transform least among the values it
+/// cannot see); None where they overflow.
+fn coefficients(
+    values: &[f64],
+    offset: f64,
+    shape: [usize; 3],
+    levels: &[[usize; 3]],
+) -> Option<Vec<f64>> {
+    let mut c: Vec<f64> = values
+        .iter()
+        .map(|&x| if x.is_finite() { x - offset } else { 0.0 })
+        .collect();
+    cdf97::forward(&mut c, shape, levels);
+    c.iter().all(|v| v.is_finite()).then_some(c)
+}
+
+/// The central part of a block of at most [`PROSPECT`] values (its longest axis halved until
+/// it fits), and its shape.
+fn crop(values: &[f64], shape: [usize; 3]) -> (Vec<f64>, [usize; 3]) {
+    let mut ext = shape;
+    while ext.iter().product::<usize>() > PROSPECT {
+        let ax = (0..3).max_by_key(|&a| (ext[a], a)).unwrap_or(2);
+        ext[ax] = ext[ax].div_ceil(2);
+    }
+    let from: [usize; 3] = std::array::from_fn(|a| (shape[a] - ext[a]) / 2);
+    let mut part = Vec::with_capacity(ext.iter().product());
+    for i in from[0]..from[0] + ext[0] {
+        for j in from[1]..from[1] + ext[1] {
+            let at = (i * shape[1] + j) * shape[2] + from[2];
+            part.extend_from_slice(&values[at..at + ext[2]]);
+        }
+    }
+    (part, ext)
+}
+
+/// The largest step whose quantization error over the coefficients `c` stays within
+/// `allowed` (the error grows with the step, about monotonically: bisection in log scale).
+fn largest_step(c: &[f64], allowed: f64, budget: f64) -> Option<f64> {
+    let error = |step: f64| -> f64 {
+        let inv = 1.0 / step;
+        c.iter()
+            .map(|&v| {
+                let t = v * inv;
+                let d = (t - round_q(t) as f64) * step;
+                d * d
+            })
+            .sum()
+    };
+    // Every error is at most step/2; beyond `hi` the error would exceed any sane budget.
+    let (mut lo, mut hi) = (budget, budget * 1024.0);
+    if !(hi.is_finite() && lo > 0.0) || error(lo) > allowed {
+        return None;
+    }
+    for _ in 0..12 {
+        let mid = (lo * hi).sqrt();
+        if error(mid) <= allowed {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(lo)
+}
+
+/// `t` rounded half away from zero (any integer would do, as the reconstruction is verified;
+/// a wider zero zone measured no better). Truncation by conversion: no libm call.
+#[inline(always)]
+fn round_q(t: f64) -> i64 {
+    (t + 0.5f64.copysign(t)) as i64
+}
+
+/// The integers of the coefficients `c` for `step`, or None where one gets too large.
+fn quantize(c: &[f64], step: f64) -> Option<Vec<i64>> {
+    let inv = 1.0 / step;
+    c.iter()
+        .map(|&v| {
+            let t = v * inv;
+            (t.abs() <= MAX_Q as f64).then(|| round_q(t))
+        })
+        .collect()
+}
+
+/// `c` quantized with `step`, and the errors of the reconstruction the decoder will make from
+/// it, against `values` (special values left out).
+fn verify(
+    c: &[f64],
+    step: f64,
+    offset: f64,
+    shape: [usize; 3],
+    levels: &[[usize; 3]],
+    values: &[f64],
+    dtype: ElementType,
+) -> Option<(Vec<i64>, ErrorStats)> {
+    let q = quantize(c, step)?;
+    let rec = reconstruct(&q, step, offset, shape, levels, dtype);
+    let mut stats = ErrorStats::default();
+    values.iter().zip(&rec).for_each(|(&x, &y)| stats.add(x, y));
+    Some((q, stats))
+}
+
+/// The values of the coefficients `q`·`step`, as the element type holds them.
+fn reconstruct(
+    q: &[i64],
+    step: f64,
+    offset: f64,
+    shape: [usize; 3],
+    levels: &[[usize; 3]],
+    dtype: ElementType,
+) -> Vec<f64> {
+    let mut x: Vec<f64> = q.iter().map(|&v| v as f64 * step).collect();
+    cdf97::inverse(&mut x, shape, levels);
+    x.iter_mut().for_each(|v| *v = dtype.round(*v + offset));
+    x
+}
+
+/// What a payload holds before its coded integers.
+struct Head {
+    offset: f64,
+    step: f64,
+    levels: Vec<[usize; 3]>,
+    specials: Vec<(usize, u64)>,
+}
+
+fn read_head(
+    r: &mut PayloadReader,
+    shape: [usize; 3],
+    dtype: ElementType,
+    version: u16,
+) -> Result<Head> {
+    let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
+    let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
+    if !(step.is_finite() && step > 0.0 && offset.is_finite()) {
+        return Err(Error::corrupt("bad wavelet step or offset"));
+    }
+    let count = r.bytes(1)?[0] as usize;
+    let levels = plan(shape, count.min(MAX_LEVELS));
+    if count == 0 || levels.len() != count {
+        return Err(Error::corrupt(format!(
+            "{count} wavelet levels for a block of {shape:?}"
+        )));
+    }
+    let specials = specials::read(r, shape.iter().product(), dtype, version)?;
+    Ok(Head {
+        offset,
+        step,
+        levels,
+        specials,
+    })
+}
+
+/// The most values a payload of [`decode`] can hold (`None`: no limit), from its head and its
+/// coder's tables alone.
+pub(crate) fn max_values(
+    payload: &[u8],
+    shape: [usize; 3],
+    dtype: ElementType,
+    version: u16,
+) -> Result<Option<u64>> {
+    let mut r = PayloadReader::new(payload);
+    read_head(&mut r, shape, dtype, version)?;
+    ints::max_values(r.rest())
+}
+
+/// Decodes a wavelet block into its little-endian element bytes.
+pub(crate) fn decode(
+    payload: &[u8],
+    shape: [usize; 3],
+    dtype: ElementType,
+    version: u16,
+) -> Result<Vec<u8>> {
+    let mut r = PayloadReader::new(payload);
+    let head = read_head(&mut r, shape, dtype, version)?;
+    // Decoded (and so checked against what the payload can hold) before anything else of the
+    // block's size is allocated.
+    let q = ints::decode(r.rest(), shape)?;
+    if q.iter().any(|v| v.unsigned_abs() > MAX_Q) {
+        return Err(Error::corrupt("wavelet coefficient out of range"));
+    }
+    let n = q.len();
+    let mut out = try_vec::<u8>(n * dtype.size(), "a decoded block")?;
+    let rec = reconstruct(&q, head.step, head.offset, shape, &head.levels, dtype);
+    for (i, &v) in rec.iter().enumerate() {
+        dtype.put_bits(&mut out, i, dtype.bits_of(v));
+    }
+    for (i, bits) in head.specials {
+        dtype.put_bits(&mut out, i, bits);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::IntCoder;
+    use crate::residual::Specials;
+
+    fn smooth(shape: [usize; 3]) -> Vec<f64> {
+        let [a, b, c] = shape;
+        (0..a * b * c)
+            .map(|i| {
+                let (x, y, z) = ((i / (b * c)) as f64, ((i / c) % b) as f64, (i % c) as f64);
+                300.0 + (0.11 * x).sin() * 5.0 + (0.07 * y + 0.05 * z).cos() * 3.0
+            })
+            .map(|v| v as f32 as f64)
+            .collect()
+    }
+
+    fn round_trip(values: &[f64], shape: [usize; 3], budget: f64) -> (Vec<u8>, Vec<f64>) {
+        let specials = Specials::of(values, ElementType::F32);
+        let block = BlockValues {
+            values,
+            specials: &specials,
+            shape,
+            dtype: ElementType::F32,
+        };
+        let (ints, stats) = encode(&block, budget, false, None).expect("codes");
+        assert!(stats.rms() <= budget, "{} > {budget}", stats.rms());
+        let payload = ints.finish(IntCoder::Context);
+        let out = decode(&payload, shape, ElementType::F32, 5).unwrap();
+        let dec: Vec<f64> = out
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect();
+        (payload, dec)
+    }
+
+    #[test]
+    fn meets_the_rms_budget_on_its_own_reconstruction_and_keeps_nans() {
+        let shape = [12, 30, 41];
+        let mut v = smooth(shape);
+        for i in (0..v.len()).step_by(17) {
+            v[i] = f64::NAN;
+        }
+        for budget in [1e-1, 1e-3, 1e-5] {
+            let (payload, dec) = round_trip(&v, shape, budget);
+            let (mut n, mut sq) = (0, 0.0);
+            for (x, y) in v.iter().zip(&dec) {
+                if x.is_nan() {
+                    assert!(y.is_nan());
+                } else {
+                    n += 1;
+                    sq += (x - y) * (x - y);
+                }
+            }
+            let rms = (sq / n as f64).sqrt();
+            assert!(rms <= budget, "budget {budget}: rms {rms}");
+            assert!(payload.len() < v.len() * 4);
+        }
+    }
+
+    #[test]
+    fn smooth_blocks_cost_less_than_lbrc_at_a_loose_budget() {
+        let shape = [16, 64, 64];
+        let v = smooth(shape);
+        let (payload, _) = round_trip(&v, shape, 1e-3);
+        let bound = BlockBound::Rms(1e-3);
+        let (lbrc, _) = crate::residual::lbrc::encode(
+            &v,
+            shape,
+            bound,
+            ElementType::F32,
+            IntCoder::Context,
+            false,
+        )
+        .unwrap();
+        let crate::residual::lbrc::Payload::Lbrc(lbrc) = lbrc else {
+            panic!("not a constant block")
+        };
+        assert!(
+            payload.len() * 3 < lbrc.len() * 2,
+            "wavelet {} bytes, LBRC {}",
+            payload.len(),
+            lbrc.len()
+        );
+    }
+
+    #[test]
+    fn damaged_heads_are_refused() {
+        let shape = [8, 16, 16];
+        let v = smooth(shape);
+        let (payload, _) = round_trip(&v, shape, 1e-2);
+        let mut bad = payload.clone();
+        bad[16] = 9; // more levels than the shape allows
+        assert!(decode(&bad, shape, ElementType::F32, 5).is_err());
+        let mut bad = payload.clone();
+        bad[8..16].copy_from_slice(&f64::NAN.to_le_bytes());
+        assert!(decode(&bad, shape, ElementType::F32, 5).is_err());
+        for cut in [0, 8, 17, payload.len() - 1] {
+            assert!(decode(&payload[..cut], shape, ElementType::F32, 5).is_err());
+        }
+    }
+}
