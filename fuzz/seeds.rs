@@ -33,8 +33,9 @@ fn main() {
     let masked: Vec<f32> = (0..4096)
         .map(|i| if (i / 64) % 3 == 0 { f32::NAN } else { wave[i] })
         .collect();
-    let kinds: [(&str, &[(&str, &str)], &[f32]); 7] = [
-        ("lbrc", &[("nrmse", "1e-4")], &wave),
+    let kinds: [(&str, &[(&str, &str)], &[f32]); 8] = [
+        ("wavelet", &[("nrmse", "1e-4"), ("residual", "wavelet")], &wave),
+        ("lbrc", &[("nrmse", "1e-4"), ("residual", "lbrc")], &wave),
         ("ls", &[("abs", "1e-3")], &wave),
         ("planes", &[("abs", "1e-3"), ("coder", "planes")], &wave),
         ("gae", &[("nrmse", "1e-3"), ("residual", "gae")], &wave),
@@ -59,8 +60,14 @@ fn main() {
         for (flags, shape) in [(0u8, [7u8, 15, 31]), (16, [8, 8, 8]), (16, [4, 4, 4])] {
             let constant = (name == "constant") as u8 * 2;
             let gae = (name == "gae") as u8 * 8;
+            let wavelet = (name == "wavelet") as u8 * 64;
             // Flag 32: the payloads of version 4 streams.
-            let mut seed = vec![shape[0], shape[1], shape[2], flags | constant | gae | 32];
+            let mut seed = vec![
+                shape[0],
+                shape[1],
+                shape[2],
+                flags | constant | gae | wavelet | 32,
+            ];
             seed.extend_from_slice(payload);
             std::fs::write(blocks_dir.join(format!("{name}-{flags}-{}", shape[0])), seed).unwrap();
         }

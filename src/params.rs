@@ -61,7 +61,7 @@ pub enum Residual {
     /// LBRC, and for RMS targets (NRMSE, PSNR) also the wavelet coder: the smaller per block.
     Auto,
     Lbrc,
-    /// The wavelet coder alone (RMS targets only).
+    /// The wavelet coder wherever it meets the bound, LBRC elsewhere (RMS targets only).
     Wavelet,
     /// The per-block PCA baseline.
     Gae,

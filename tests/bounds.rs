@@ -111,6 +111,16 @@ fn targets(r: f64) -> Vec<Vec<(&'static str, String)>> {
     ]
 }
 
+/// `t` with the wavelet coder forced, where the target is an RMS one (the coder serves no
+/// other): every block it can code is then a wavelet block.
+fn forced_wavelet(t: &[(&'static str, String)]) -> Option<Vec<(&'static str, String)>> {
+    matches!(t[0].0, "nrmse" | "psnr").then(|| {
+        let mut t = t.to_vec();
+        t.push(("residual", "wavelet".into()));
+        t
+    })
+}
+
 fn round_trip_f32(params: &[(&str, String)], dims: &[usize], v32: &[f32]) -> Vec<u8> {
     let codec = Codec::from_pairs(params.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
     let s = codec.compress(dims, v32).unwrap();
@@ -129,6 +139,10 @@ fn every_mode_holds_on_every_real_field() {
         for t in targets(r) {
             let s = round_trip_f32(&t, &dims, &vals);
             assert!(s.len() < vals.len() * 4, "{name} {t:?} did not compress");
+            if let Some(w) = forced_wavelet(&t) {
+                let s = round_trip_f32(&w, &dims, &vals);
+                assert!(s.len() < vals.len() * 4, "{name} {w:?} did not compress");
+            }
         }
     }
 }
@@ -141,7 +155,12 @@ fn f64_fields_hold_too() {
         .enumerate()
         .map(|(i, &x)| x as f64 + 1e-9 * (i % 7) as f64)
         .collect();
-    for t in targets(range(&v)) {
+    let all = targets(range(&v));
+    for t in all
+        .iter()
+        .cloned()
+        .chain(all.iter().filter_map(|t| forced_wavelet(t)))
+    {
         let codec = Codec::from_pairs(t.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
         let s = codec.compress(&dims, &v).unwrap();
         let (_, back) = decode_as::<f64>(&s).unwrap();
@@ -208,7 +227,12 @@ fn hostile_values_keep_their_bounds() {
     cases.push(("nan inf mixed", vec![10, 100], mixed));
     for (name, dims, v) in cases {
         let r = range(&v.iter().map(|&x| x as f64).collect::<Vec<_>>());
-        for t in targets(if r.is_finite() { r } else { 1.0 }) {
+        let all = targets(if r.is_finite() { r } else { 1.0 });
+        for t in all
+            .iter()
+            .cloned()
+            .chain(all.iter().filter_map(|t| forced_wavelet(t)))
+        {
             let codec = Codec::from_pairs(t.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
             let s = codec
                 .compress(&dims, &v)
@@ -266,8 +290,8 @@ fn masked_fields_keep_their_bounds_and_their_mask_costs_little() {
             v.len()
         );
         let unmasked = loxpost().2;
-        for residual in ["lbrc", "gae"] {
-            // GAE, the slow baseline, at two of the targets.
+        for residual in ["lbrc", "gae", "wavelet"] {
+            // GAE, the slow baseline, at two of the targets; the wavelet at the RMS ones.
             let keep = if residual == "gae" { 2 } else { 6 };
             for mut t in targets(range_of(
                 &v.iter().map(|&x| x as f64).collect::<Vec<_>>(),
@@ -275,6 +299,7 @@ fn masked_fields_keep_their_bounds_and_their_mask_costs_little() {
             ))
             .into_iter()
             .skip(6 - keep)
+            .filter(|t| residual != "wavelet" || forced_wavelet(t).is_some())
             {
                 t.extend(extra.map(|f| ("fill", f.to_string())));
                 t.push(("residual", residual.to_string()));
@@ -349,13 +374,22 @@ fn output_bytes_do_not_depend_on_thread_count() {
     let mut fields = common::real_fields();
     fields.sort_by_key(|f| std::cmp::Reverse(f.2.len()));
     // Small blocks (parallel across blocks) on three fields, and the default blocks of the
-    // largest field (large enough for the stages inside a block to run in parallel too).
+    // largest field (large enough for the stages inside a block to run in parallel too); the
+    // wavelet coder forced in some, so that its blocks are among them.
     let cases = fields.iter().skip(1).take(3).flat_map(|f| {
-        [("1e-4", Some("8x16x16")), ("1e-6", Some("8x16x16"))].map(|(t, b)| (f, t, b))
+        [
+            ("1e-4", Some("8x16x16"), "wavelet"),
+            ("1e-6", Some("8x16x16"), "auto"),
+        ]
+        .map(|(t, b, r)| (f, t, b, r))
     });
-    for ((name, dims, vals), t, block) in cases.chain([(&fields[0], "1e-5", None)]) {
+    let largest = [
+        (&fields[0], "1e-5", None, "auto"),
+        (&fields[0], "1e-4", None, "wavelet"),
+    ];
+    for ((name, dims, vals), t, block, residual) in cases.chain(largest) {
         let enc = |threads: &str| {
-            let mut params = vec![("nrmse", t), ("threads", threads)];
+            let mut params = vec![("nrmse", t), ("threads", threads), ("residual", residual)];
             params.extend(block.map(|b| ("block", b)));
             Codec::from_pairs(params)
                 .unwrap()
@@ -366,7 +400,7 @@ fn output_bytes_do_not_depend_on_thread_count() {
         for threads in ["2", "3"] {
             assert!(
                 one == enc(threads),
-                "{name} nrmse={t}: bytes differ between 1 and {threads} threads"
+                "{name} nrmse={t} {residual}: bytes differ between 1 and {threads} threads"
             );
         }
         let pool = |n| {
@@ -399,7 +433,7 @@ proptest! {
         block in prop::collection::vec(1usize..9, 3),
         seed in any::<u64>(),
         smooth in any::<bool>(),
-        mode in 0usize..4,
+        mode in 0usize..5,
         exp in 2i32..7,
     ) {
         let n: usize = dims.iter().product();
@@ -415,7 +449,8 @@ proptest! {
             0 => vec![("nrmse", t.to_string())],
             1 => vec![("abs", (t * r.max(1e-3)).to_string())],
             2 => vec![("rel", t.to_string())],
-            _ => vec![("psnr", (20.0 * exp as f64).to_string())],
+            3 => vec![("psnr", (20.0 * exp as f64).to_string())],
+            _ => vec![("nrmse", t.to_string()), ("residual", "wavelet".into())],
         };
         // Tiny blocks too, which the `block` parameter refuses (they only cost): set directly.
         let mut config = residuum::Config::from_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))

@@ -147,26 +147,56 @@ fn sample_stream() -> Vec<u8> {
     lossless().compress(&[6, 10, 10], &v).unwrap()
 }
 
+/// A one-block stream of the wavelet kind (version 5), with a NaN among its values.
+fn wavelet_stream() -> Vec<u8> {
+    let mut v: Vec<f32> = (0..720).map(|i| (i as f32 * 0.05).sin() * 4.0).collect();
+    v[100] = f32::NAN;
+    let s = Codec::from_pairs([("nrmse", "1e-4"), ("residual", "wavelet")])
+        .unwrap()
+        .compress(&[3, 12, 20], &v)
+        .unwrap();
+    let parsed = residuum::internals::format::parse(&s).unwrap();
+    assert_eq!(parsed.version, 5);
+    assert_eq!(
+        parsed.entries[0].kind,
+        residuum::internals::format::BlockKind::Wavelet
+    );
+    s
+}
+
 #[test]
 fn every_truncation_is_an_error() {
-    let s = sample_stream();
+    for s in [sample_stream(), wavelet_stream()] {
+        truncations_are_errors(&s);
+    }
+}
+
+fn truncations_are_errors(s: &[u8]) {
     for n in 0..s.len() {
         match decode(&s[..n]) {
             Err(Error::Format(_)) => {}
             other => panic!("truncated to {n} of {} bytes: {other:?}", s.len()),
         }
     }
-    let mut longer = s.clone();
+    let mut longer = s.to_vec();
     longer.push(0);
     assert!(matches!(decode(&longer), Err(e) if e.format_kind() == Some(FormatErrorKind::Corrupt)));
 }
 
 #[test]
 fn every_single_byte_corruption_is_detected() {
-    let s = sample_stream();
-    for i in 0..s.len() {
+    let (plain, wavelet) = (sample_stream(), wavelet_stream());
+    // The wavelet stream's header, table and a stretch of its payload.
+    let some = plain.len().min(wavelet.len());
+    for (s, upto) in [(&plain, plain.len()), (&wavelet, some)] {
+        corruptions_are_detected(s, upto);
+    }
+}
+
+fn corruptions_are_detected(s: &[u8], upto: usize) {
+    for i in 0..upto {
         for flip in [0x01u8, 0x80, 0xff] {
-            let mut c = s.clone();
+            let mut c = s.to_vec();
             c[i] ^= flip;
             assert!(decode(&c).is_err(), "byte {i} ^ {flip:#x} went unnoticed");
         }
@@ -217,7 +247,7 @@ fn golden_streams_still_decode_identically() {
 
     // (name, codec parameters, shape)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [usize]);
-    let cases: [Case; 8] = [
+    let cases: [Case; 9] = [
         ("lossless_v2_f32", &[("mode", "lossless")], &[9, 10, 11]),
         (
             "nrmse_1e-4_context_f32",
@@ -251,6 +281,17 @@ fn golden_streams_still_decode_identically() {
             "abs_1e-2_mask_fill_f32",
             &[("abs", "1e-2"), ("fill", "1e20"), ("block", "4x8x8")],
             &[9, 10, 11],
+        ),
+        // Version 5: wavelet blocks (special values among them), LBRC for the edge blocks
+        // too small for the transform.
+        (
+            "nrmse_1e-4_wavelet_f32",
+            &[
+                ("nrmse", "1e-4"),
+                ("residual", "wavelet"),
+                ("block", "8x16x16"),
+            ],
+            &[9, 20, 33],
         ),
     ];
     for (name, params, dims) in cases {
@@ -350,6 +391,20 @@ proptest! {
                 let _ = lbrc::decode(&p, None, shape, residuum::ElementType::F64, false, version);
                 let _ = lbrc::decode(&p, None, shape, residuum::ElementType::F32, true, version);
             }
+        }
+        // A wavelet block's payload, mutated the same way.
+        let s = wavelet_stream();
+        let parsed = residuum::internals::format::parse(&s).unwrap();
+        let mut p = parsed.payload(0).unwrap().to_vec();
+        let mut x = seed | 1;
+        for _ in 0..flips {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            let i = (x as usize) % p.len();
+            p[i] ^= (x >> 32) as u8 | 1;
+        }
+        p.truncate(p.len().saturating_sub(cut));
+        for dtype in [residuum::ElementType::F32, residuum::ElementType::F64] {
+            let _ = residuum::internals::wavelet::decode(&p, [3, 12, 20], dtype, 5);
         }
     }
 

@@ -44,7 +44,10 @@ fn ramp(n: usize) -> Vec<f32> {
 
 #[test]
 fn streams_claiming_more_than_their_payloads_hold_are_refused_before_allocation() {
-    let lbrc = codec(&[("nrmse", "1e-4")])
+    let lbrc = codec(&[("nrmse", "1e-4"), ("residual", "lbrc")])
+        .compress(&[4096], &ramp(4096))
+        .unwrap();
+    let wavelet = codec(&[("nrmse", "1e-4"), ("residual", "wavelet")])
         .compress(&[4096], &ramp(4096))
         .unwrap();
     let zstd = codec(&[("mode", "lossless")])
@@ -53,7 +56,12 @@ fn streams_claiming_more_than_their_payloads_hold_are_refused_before_allocation(
     let constant = codec(&[("nrmse", "1e-3")])
         .compress(&[4096], &vec![2.0f32; 4096])
         .unwrap();
-    for (name, s) in [("lbrc", &lbrc), ("zstd", &zstd), ("constant", &constant)] {
+    for (name, s) in [
+        ("lbrc", &lbrc),
+        ("wavelet", &wavelet),
+        ("zstd", &zstd),
+        ("constant", &constant),
+    ] {
         // Sanity: the edit alone (same claim) decodes.
         let same = claim(s, &[4096]);
         assert_eq!(

@@ -1,9 +1,9 @@
-//! Block payloads behind the checksums: the LBRC, integer and GAE decoders on any bytes and
-//! shapes, with and without a base prediction.
+//! Block payloads behind the checksums: the LBRC, integer, GAE and wavelet decoders on any bytes
+//! and shapes, with and without a base prediction.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use residuum::internals::{gae, lbrc};
+use residuum::internals::{gae, lbrc, wavelet};
 use residuum::ElementType;
 
 fuzz_target!(|data: &[u8]| {
@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
     let base = (data[3] & 4 != 0).then_some(base.as_slice());
     // Streams of version 3 (special values as a list) and 4 (a list or a mask).
     let version = if data[3] & 32 == 0 { 3 } else { 4 };
-    if data[3] & 8 == 0 {
+    if data[3] & 64 != 0 {
+        // Flag 64: a wavelet payload (version 5, over no base).
+        let _ = wavelet::decode(&data[4..], shape, dtype, 5);
+    } else if data[3] & 8 == 0 {
         let _ = lbrc::decode(&data[4..], base, shape, dtype, data[3] & 2 != 0, version);
     } else {
         let _ = gae::decode(&data[4..], base, shape, dtype, version);

@@ -7,7 +7,7 @@ pub mod gae;
 pub mod lbrc;
 pub(crate) mod predict;
 mod specials;
-pub(crate) mod wavelet;
+pub mod wavelet;
 
 use crate::base::BasePrediction;
 use crate::bound::{BlockBound, ErrorStats};
@@ -102,13 +102,33 @@ pub(crate) trait ResidualCoder: Sync {
     ) -> Option<(Staged, ErrorStats)>;
 }
 
+/// A coder staged only where none before it staged the block.
+struct Fallback(&'static dyn ResidualCoder);
+
+impl ResidualCoder for Fallback {
+    fn stage(
+        &self,
+        block: &BlockValues,
+        base: Option<&BasePrediction>,
+        bound: BlockBound,
+        par: bool,
+        beat: Option<f64>,
+    ) -> Option<(Staged, ErrorStats)> {
+        match beat {
+            None => self.0.stage(block, base, bound, par, None),
+            Some(_) => None,
+        }
+    }
+}
+
 impl Residual {
     /// The coders this setting tries on each block (the smallest payload wins).
     pub(crate) fn coders(self) -> &'static [&'static dyn ResidualCoder] {
         match self {
             Residual::Auto => &[&lbrc::Lbrc, &wavelet::Wavelet],
             Residual::Lbrc => &[&lbrc::Lbrc],
-            Residual::Wavelet => &[&wavelet::Wavelet],
+            // LBRC takes the blocks the wavelet cannot (too small, or no step meets the bound).
+            Residual::Wavelet => &[&wavelet::Wavelet, &Fallback(&lbrc::Lbrc)],
             Residual::Gae => &[&gae::Gae],
         }
     }

@@ -306,7 +306,7 @@ pub(crate) fn max_values(
 }
 
 /// Decodes a wavelet block into its little-endian element bytes.
-pub(crate) fn decode(
+pub fn decode(
     payload: &[u8],
     shape: [usize; 3],
     dtype: ElementType,
