@@ -17,6 +17,8 @@ const ZETA: f64 = 1.149_604_398_860_241;
 
 /// Shortest axis extent a level still transforms.
 pub(crate) const MIN_LEN: usize = 8;
+/// Values gathered at a time for a transform along the first two axes (256 KiB of f64).
+const GROUP: usize = 1 << 15;
 /// Most levels a stream may ask for.
 pub(crate) const MAX_LEVELS: usize = 6;
 
@@ -91,28 +93,34 @@ fn axis(
         }
         return;
     }
-    // The lines' runs for position t of the axis: (offset in x, offset in tmp's row).
+    // Along the first two axes, position t of a line is a run of `ext[2]` contiguous values
+    // per index `o` of the other axis. Lines are taken a group of `o` at a time, so that the
+    // rows being lifted stay in cache and `tmp` stays small.
     let run = ext[2];
     let (outer, stride, outer_stride) = if ax == 0 {
         (ext[1], s0, s1)
     } else {
         (ext[0], s1, s0)
     };
-    let m = outer * run;
-    tmp.resize(n * m, 0.0);
-    for t in 0..n {
-        let from = if fwd { t } else { slot(t) };
-        for o in 0..outer {
-            let at = from * stride + o * outer_stride;
-            tmp[t * m + o * run..][..run].copy_from_slice(&x[at..at + run]);
+    let group = (GROUP / (n * run).max(1)).clamp(1, outer);
+    for first in (0..outer).step_by(group) {
+        let os = first..(first + group).min(outer);
+        let m = os.len() * run;
+        tmp.resize(n * m, 0.0);
+        for t in 0..n {
+            let from = if fwd { t } else { slot(t) };
+            for (g, o) in os.clone().enumerate() {
+                let at = from * stride + o * outer_stride;
+                tmp[t * m + g * run..][..run].copy_from_slice(&x[at..at + run]);
+            }
         }
-    }
-    lift_all(tmp, n, m, fwd);
-    for t in 0..n {
-        let to = if fwd { slot(t) } else { t };
-        for o in 0..outer {
-            let at = to * stride + o * outer_stride;
-            x[at..at + run].copy_from_slice(&tmp[t * m + o * run..][..run]);
+        lift_all(tmp, n, m, fwd);
+        for t in 0..n {
+            let to = if fwd { slot(t) } else { t };
+            for (g, o) in os.clone().enumerate() {
+                let at = to * stride + o * outer_stride;
+                x[at..at + run].copy_from_slice(&tmp[t * m + g * run..][..run]);
+            }
         }
     }
 }

@@ -236,22 +236,23 @@ fn verify(
     dtype: ElementType,
 ) -> Option<(Vec<i64>, ErrorStats)> {
     let q = quantize(c, step)?;
-    let rec = reconstruct(&q, step, offset, shape, levels, dtype);
+    let rec = reconstruct(q.clone(), step, offset, shape, levels, dtype);
     let mut stats = ErrorStats::default();
     values.iter().zip(&rec).for_each(|(&x, &y)| stats.add(x, y));
     Some((q, stats))
 }
 
-/// The values of the coefficients `q`·`step`, as the element type holds them.
+/// The values of the coefficients `q`·`step`, as the element type holds them (in `q`'s own
+/// allocation).
 fn reconstruct(
-    q: &[i64],
+    q: Vec<i64>,
     step: f64,
     offset: f64,
     shape: [usize; 3],
     levels: &[[usize; 3]],
     dtype: ElementType,
 ) -> Vec<f64> {
-    let mut x: Vec<f64> = q.iter().map(|&v| v as f64 * step).collect();
+    let mut x: Vec<f64> = q.into_iter().map(|v| v as f64 * step).collect();
     cdf97::inverse(&mut x, shape, levels);
     x.iter_mut().for_each(|v| *v = dtype.round(*v + offset));
     x
@@ -322,7 +323,7 @@ pub fn decode(
     }
     let n = q.len();
     let mut out = try_vec::<u8>(n * dtype.size(), "a decoded block")?;
-    let rec = reconstruct(&q, head.step, head.offset, shape, &head.levels, dtype);
+    let rec = reconstruct(q, head.step, head.offset, shape, &head.levels, dtype);
     for (i, &v) in rec.iter().enumerate() {
         dtype.put_bits(&mut out, i, dtype.bits_of(v));
     }
