@@ -41,7 +41,13 @@ struct Candidate {
     staged: Staged,
     errors: ErrorStats,
     uses_model: bool,
+    /// Its estimated bits per value (`Staged::estimate`).
+    estimate: f64,
 }
+
+/// A candidate whose estimated bits exceed the best one's (with or without the model) by
+/// this factor is not integer-coded: the estimates are not that far off.
+const PRUNE: f64 = 1.15;
 
 /// A block between the pipeline's stages: its candidates and raw bytes (in case none pays).
 struct Block {
@@ -347,6 +353,7 @@ impl Codec {
                     staged,
                     errors,
                     uses_model: base.is_some(),
+                    estimate,
                 });
             }
         }
@@ -359,7 +366,15 @@ impl Codec {
     fn finish_block(&self, s: Block, dtype: ElementType) -> Result<Choice> {
         let mut plain: Option<CodedBlock> = None;
         let mut with_model: Option<CodedBlock> = None;
+        let best = |model: bool| {
+            let group = s.candidates.iter().filter(|c| c.uses_model == model);
+            group.map(|c| c.estimate).fold(f64::INFINITY, f64::min)
+        };
+        let best = [best(false), best(true)];
         for c in s.candidates {
+            if c.estimate > PRUNE * best[c.uses_model as usize] {
+                continue;
+            }
             let (kind, payload) = c.staged.finish(self.config.coder);
             let coded = (kind, payload, c.errors);
             let slot = if c.uses_model {

@@ -63,10 +63,16 @@ pub(crate) struct Integers {
 const ESTIMATE_SAMPLE: usize = 1 << 13;
 
 impl Integers {
-    /// Estimated bits per value of their coding ([`ints::estimate_bits`] on a sample).
+    /// Estimated bits per value of their coding ([`ints::estimate_bits`] on a sample; an odd
+    /// stride, so that the sample does not line up with rows).
     pub(crate) fn estimate(&self) -> f64 {
-        let stride = (self.values.len() / ESTIMATE_SAMPLE).max(1);
-        ints::estimate_bits(self.values.iter().step_by(stride).copied())
+        let stride = (self.values.len() / ESTIMATE_SAMPLE).max(1) | 1;
+        let (bits, count) = ints::estimate_bits(
+            &self.values,
+            self.shape,
+            (0..self.values.len()).step_by(stride),
+        );
+        bits / count.max(1) as f64
     }
 
     /// The integer-coding stage: the block's payload.

@@ -17,7 +17,7 @@ use crate::format::payload::{put_varint, PayloadReader};
 /// Context from the classes of the causal neighbours: previous value in the row (`w`), same
 /// position in the previous row (`n`) and plane (`b`); missing ones repeat a present one.
 #[inline(always)]
-fn context(w: u8, n: u8, b: u8) -> usize {
+pub(super) fn context(w: u8, n: u8, b: u8) -> usize {
     ((2 * w as usize + n as usize + b as usize + 2) / 4).min(CONTEXTS - 1)
 }
 

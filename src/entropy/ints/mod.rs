@@ -66,27 +66,42 @@ impl IntCoder {
     }
 }
 
-/// Bits per value the integers `sample` would cost: the entropy of their bit-length classes
-/// plus the raw bits below each leading one. An estimate without contexts, used to compare
-/// codings of a block before paying for one (0 for an empty sample).
-pub(crate) fn estimate_bits(sample: impl Iterator<Item = i64>) -> f64 {
-    let mut hist = [0u64; 65];
+/// Bits the context coder would spend on the integers `r` (a block of `shape`) at
+/// `positions`, and how many positions: per context (from the neighbours, as the coder forms
+/// it, lanes aside), the entropy of the bit-length classes, plus the raw bits below each
+/// leading one. An estimate without the tables' cost, used to compare codings of a block
+/// before paying for one.
+pub(crate) fn estimate_bits(
+    r: &[i64],
+    shape: [usize; 3],
+    positions: impl Iterator<Item = usize>,
+) -> (f64, usize) {
+    let [_, b, c] = shape;
+    let k = |at: usize| class(zigzag(r[at]));
+    let mut hist = vec![[0u32; 65]; tables::CONTEXTS];
     let mut raw = 0u64;
-    for v in sample {
-        let k = class(zigzag(v));
-        hist[k as usize] += 1;
-        raw += k.saturating_sub(1) as u64;
-    }
-    let n: u64 = hist.iter().sum();
-    if n == 0 {
-        return 0.0;
+    let mut count = 0;
+    for at in positions {
+        let (i, j, l) = (at / (b * c), (at / c) % b, at % c);
+        let w = if l > 0 { k(at - 1) } else { 0 };
+        let n = if j > 0 { k(at - c) } else { w };
+        let behind = if i > 0 { k(at - b * c) } else { n };
+        let cls = k(at);
+        hist[context::context(w, n, behind)][cls as usize] += 1;
+        raw += cls.saturating_sub(1) as u64;
+        count += 1;
     }
     let entropy: f64 = hist
         .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| -(c as f64) * (c as f64 / n as f64).log2())
+        .map(|h| {
+            let total: u32 = h.iter().sum();
+            h.iter()
+                .filter(|&&n| n > 0)
+                .map(|&n| -(n as f64) * (n as f64 / total as f64).log2())
+                .sum::<f64>()
+        })
         .sum();
-    (entropy + raw as f64) / n as f64
+    (entropy + raw as f64, count)
 }
 
 /// Codes `r` (a block of `shape`) with the context coder.

@@ -29,9 +29,14 @@ pub(crate) fn plan(shape: [usize; 3], levels: usize) -> Vec<[usize; 3]> {
     let mut out = Vec::new();
     while out.len() < levels && ext.iter().any(|&n| n >= MIN_LEN) {
         out.push(ext);
-        ext = ext.map(|n| if n >= MIN_LEN { n.div_ceil(2) } else { n });
+        ext = halve(ext);
     }
     out
+}
+
+/// The low band of a level's region `ext`: the axes it transforms halved.
+pub(crate) fn halve(ext: [usize; 3]) -> [usize; 3] {
+    ext.map(|n| if n >= MIN_LEN { n.div_ceil(2) } else { n })
 }
 
 /// Forward transform of `x` (a block of `shape`, C order) over the regions of `plan`.
