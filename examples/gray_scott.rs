@@ -7,18 +7,25 @@
 //! hands a step over and computes on while the writer thread compresses and writes it.
 //!
 //! mpirun -n 4 target/release/examples/gray_scott [--settings examples/gray_scott.json]
-//!        [--output residuum|raw|none|compare] [--queue 2] [--L 64] [--steps 200]
-//!        [--plotgap 20] [--out gs.bp] [--io SimulationStream] [--no-verify]
+//!        [--output residuum|raw|none|compare] [--writer auto|sync|async] [--queue 2]
+//!        [--L 64] [--steps 200] [--plotgap 20] [--out gs.bp] [--io SimulationStream]
+//!        [--repeat 1] [--plot times.png] [--no-verify]
 //!
-//! `--queue 0` writes synchronously; `--io` picks another IO of the XML for residuum output
-//! (SimulationStream: SST staging, read by `gray_scott_reader NAME --engine SST`).
+//! `--writer auto` (the default) writes asynchronously where each rank owns a core to spare,
+//! else synchronously; `--queue` is how many steps may wait (0: synchronous); `--io` picks
+//! another IO of the XML for residuum output (SimulationStream: SST staging, read by
+//! `gray_scott_reader NAME --engine SST`).
 //!
 //! Rank 0 prints per output step the compute time, the time the simulation spent on output,
 //! the writer thread's time, bytes raw and as stored by the operator, and the achieved NRMSE
 //! (the file read back once the run is over, against copies of the written fields); the writer
 //! logs each step's statistics and range on stderr. `--output compare` runs without output,
-//! uncompressed, residuum synchronously and residuum with the async writer, and compares.
+//! uncompressed, residuum synchronously and residuum with the async writer, and compares;
+//! `--repeat N` runs every configuration N times, interleaved, and reports medians with their
+//! spread; `--plot` draws per-step compute and output time per configuration.
 
+#[path = "common/compare.rs"]
+mod compare;
 #[path = "common/decomp.rs"]
 mod decomp;
 
@@ -28,7 +35,7 @@ use mpi::point_to_point as p2p;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use residuum::adios::{
-    Adios, FieldData, FieldSpec, OpenMode, StepStatus, StepWriter, WriterOptions,
+    Adios, FieldData, FieldSpec, OpenMode, StepStatus, StepWriter, WriteMode, WriterOptions,
 };
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -79,11 +86,8 @@ impl Default for Settings {
 enum Output {
     None,
     Raw,
-    /// Through the residuum operator, with the writer thread (`queue` steps may wait) or
-    /// synchronously (`queue` 0).
-    Residuum {
-        queue: usize,
-    },
+    /// Through the residuum operator, written as the mode says.
+    Residuum(WriteMode),
 }
 
 impl Output {
@@ -91,8 +95,9 @@ impl Output {
         match self {
             Output::None => "no output",
             Output::Raw => "uncompressed BP5",
-            Output::Residuum { queue: 0 } => "residuum BP5, synchronous",
-            Output::Residuum { .. } => "residuum BP5, async writer",
+            Output::Residuum(WriteMode::Sync) => "residuum BP5, synchronous",
+            Output::Residuum(WriteMode::Async) => "residuum BP5, async writer",
+            Output::Residuum(WriteMode::Auto) => "residuum BP5, default writer",
         }
     }
 
@@ -108,6 +113,12 @@ impl Output {
 /// Command-line choices beyond the settings.
 struct Options {
     outputs: Vec<Output>,
+    /// Steps that may wait for an async writer (0: synchronous).
+    queue: usize,
+    /// Runs of every output configuration, interleaved.
+    repeat: usize,
+    /// Where to draw per-step compute and output times.
+    plot: Option<PathBuf>,
     /// Another IO of the configuration for residuum output (e.g. SimulationStream for SST).
     io: Option<String>,
     /// Read the file back after the run and measure the achieved NRMSE.
@@ -130,6 +141,7 @@ fn parse_args() -> Result<(Settings, Options), String> {
         !flag
     });
     let (mut output, mut queue, mut io) = ("residuum".to_string(), 2usize, None);
+    let (mut writer, mut repeat, mut plot) = (WriteMode::Auto, 1usize, None);
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let val = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -142,21 +154,29 @@ fn parse_args() -> Result<(Settings, Options), String> {
             "--config" => s.adios_config = val.into(),
             "--io" => io = Some(val),
             "--queue" => queue = num(&val)?,
+            "--repeat" => repeat = num(&val)?.max(1),
+            "--plot" => plot = Some(PathBuf::from(val)),
+            "--writer" => {
+                writer = match val.as_str() {
+                    "auto" => WriteMode::Auto,
+                    "sync" => WriteMode::Sync,
+                    "async" => WriteMode::Async,
+                    _ => return Err(format!("--writer {val}: auto, sync or async")),
+                }
+            }
             "--output" => output = val,
             other => return Err(format!("unknown argument {other}")),
         }
     }
     let outputs = match output.as_str() {
-        "residuum" => vec![Output::Residuum { queue }],
+        "residuum" => vec![Output::Residuum(writer)],
         "raw" => vec![Output::Raw],
         "none" => vec![Output::None],
         "compare" => vec![
             Output::None,
             Output::Raw,
-            Output::Residuum { queue: 0 },
-            Output::Residuum {
-                queue: queue.max(1),
-            },
+            Output::Residuum(WriteMode::Sync),
+            Output::Residuum(WriteMode::Async),
         ],
         _ => return Err(format!("--output {output}: residuum, raw, none or compare")),
     };
@@ -167,6 +187,9 @@ fn parse_args() -> Result<(Settings, Options), String> {
         s,
         Options {
             outputs,
+            queue,
+            repeat,
+            plot,
             io,
             verify,
         },
@@ -374,16 +397,18 @@ fn simulate(
                 (Output::Residuum { .. }, Some(io)) => io.clone(),
                 _ => output.io().to_string(),
             };
-            let queue = match output {
-                Output::Residuum { queue } => queue,
-                _ => 0,
+            let mode = match output {
+                Output::Residuum(mode) => mode,
+                _ => WriteMode::Sync,
             };
             let wo = WriterOptions {
                 config: Some(s.adios_config.clone()),
                 io,
                 target: target.clone(),
-                queue,
-                log: matches!(output, Output::Residuum { .. }),
+                queue: opts.queue,
+                mode,
+                // Repeated runs would repeat the same lines.
+                log: matches!(output, Output::Residuum(..)) && opts.repeat == 1,
                 threads: None,
             };
             Some(StepWriter::open(world, vec![spec("U"), spec("V")], wo)?)
@@ -507,9 +532,10 @@ fn achieved_nrmse(
 
 fn run(world: &SimpleCommunicator, s: &Settings, opts: &Options) -> Result<(), String> {
     let (rank, size) = (world.rank(), world.size() as usize);
+    let cores = residuum::owned_cores();
     if rank == 0 {
         println!(
-            "gray_scott: {size} ranks, rank grid {:?}, L={} ({} values per field), {} steps, output every {}",
+            "gray_scott: {size} ranks of {cores} core(s), rank grid {:?}, L={} ({} values per field), {} steps, output every {}",
             rank_grid(size),
             s.l,
             s.l.pow(3),
@@ -517,59 +543,101 @@ fn run(world: &SimpleCommunicator, s: &Settings, opts: &Options) -> Result<(), S
             s.plotgap
         );
     }
-    let cores = residuum::owned_cores();
-    if rank == 0
-        && cores < 2
-        && opts
-            .outputs
-            .iter()
-            .any(|o| matches!(o, Output::Residuum { queue: 1.. }))
-    {
+    if rank == 0 && opts.outputs.len() > 1 {
+        let default = WriteMode::Auto.queue(opts.queue, cores) > 0;
         println!(
-            "note: each rank owns {cores} core here ({size} ranks on {} cores): the async writer \
-             has no spare core to compress on and can only take turns with the simulation; \
-             give ranks 2 cores (mpirun --map-by slot:PE=2) for it to hide the compression",
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            "each rank owns {cores} core(s) ({size} ranks on {} cores): the default writer here \
+             is {}",
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            if default {
+                "the async one (a core to spare compresses while the simulation computes)"
+            } else {
+                "the synchronous one (no core to spare: an async writer could only take turns \
+                 with the simulation; give ranks 2 cores, e.g. mpirun --map-by slot:PE=2)"
+            }
         );
     }
-    let mut runs = Vec::new();
-    for &output in &opts.outputs {
-        let report = simulate(world, s, output, opts).map_err(|e| e.to_string())?;
-        if rank == 0 {
-            print_report(output, s, &report, opts.io.as_deref());
+    let mut runs: Vec<(Output, Vec<RunReport>)> =
+        opts.outputs.iter().map(|&o| (o, Vec::new())).collect();
+    for round in 1..=opts.repeat {
+        for (output, reports) in runs.iter_mut() {
+            let report = simulate(world, s, *output, opts).map_err(|e| e.to_string())?;
+            if rank == 0 && opts.repeat > 1 {
+                println!(
+                    "run {round}/{}: {:<30} {:8.3} s",
+                    opts.repeat,
+                    output.label(),
+                    report.total
+                );
+            }
+            reports.push(report);
         }
-        runs.push((output, report));
     }
-    if rank == 0 && runs.len() > 1 {
-        let none = runs[0].1.total;
-        println!("comparison (wall time of the whole run):");
-        for (o, r) in &runs {
-            println!(
-                "  {:<28} {:8.3} s  overhead vs no output {:+7.2}%  file {:>12} bytes",
-                o.label(),
-                r.total,
-                100.0 * (r.total - none) / none,
-                r.file_bytes
-            );
-        }
-        let get = |o: Output| runs.iter().find(|r| r.0 == o).map(|r| &r.1);
-        if let (Some(raw), Some(rsd)) = (get(Output::Raw), get(Output::Residuum { queue: 0 })) {
-            println!(
-                "  file size ratio (uncompressed / residuum): {:.2}",
-                raw.file_bytes as f64 / rsd.file_bytes.max(1) as f64
-            );
-        }
-        let sync = get(Output::Residuum { queue: 0 }).map(|r| r.total - none);
-        let async_ = runs
+    if rank != 0 {
+        return Ok(());
+    }
+    // Each configuration's median run in detail.
+    let median = |r: &Vec<RunReport>| {
+        let totals: Vec<f64> = r.iter().map(|x| x.total).collect();
+        compare::median_run(&totals)
+    };
+    for (output, reports) in &runs {
+        print_report(*output, s, &reports[median(reports)], opts.io.as_deref());
+    }
+    let summary: Vec<compare::Runs> = runs
+        .iter()
+        .map(|(o, r)| {
+            let m = &r[median(r)];
+            compare::Runs {
+                label: o.label(),
+                totals: r.iter().map(|x| x.total).collect(),
+                steps: m
+                    .steps
+                    .iter()
+                    .map(|x| (x.step, x.compute_s, x.output_s))
+                    .collect(),
+                file_bytes: m.file_bytes,
+            }
+        })
+        .collect();
+    if runs.len() > 1 || opts.repeat > 1 {
+        compare::summarize(&summary);
+    }
+    let get = |o: Output| {
+        summary
             .iter()
-            .find(|r| matches!(r.0, Output::Residuum { queue: 1.. }))
-            .map(|r| r.1.total - none);
-        if let (Some(sy), Some(asy)) = (sync, async_) {
-            println!(
-                "  residuum overhead: synchronous {sy:.3} s, async writer {asy:.3} s (async/sync {:.2})",
-                asy / sy
-            );
-        }
+            .zip(&runs)
+            .find(|(_, r)| r.0 == o)
+            .map(|x| x.0)
+    };
+    if let (Some(raw), Some(rsd)) = (get(Output::Raw), get(Output::Residuum(WriteMode::Sync))) {
+        println!(
+            "  file size ratio (uncompressed / residuum): {:.2}",
+            raw.file_bytes as f64 / rsd.file_bytes.max(1) as f64
+        );
+    }
+    let none = summary.first().map(|r| compare::median(&r.totals));
+    let overhead = |o| {
+        get(o)
+            .zip(none)
+            .map(|(r, n)| compare::median(&r.totals) - n)
+    };
+    if let (Some(sy), Some(asy)) = (
+        overhead(Output::Residuum(WriteMode::Sync)),
+        overhead(Output::Residuum(WriteMode::Async)),
+    ) {
+        println!(
+            "  residuum overhead (medians): synchronous {sy:.3} s, async writer {asy:.3} s (async/sync {:.2})",
+            asy / sy
+        );
+    }
+    if let Some(path) = &opts.plot {
+        let title = format!(
+            "Gray-Scott L={} on {size} rank(s) of {cores} core(s): per output step (median runs)",
+            s.l
+        );
+        compare::plot(&summary, &title, path)?;
+        println!("wrote {}", path.display());
     }
     Ok(())
 }

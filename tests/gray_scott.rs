@@ -90,11 +90,49 @@ fn check_global_range(log: &str, ranks: usize, steps: usize) {
     }
 }
 
+/// The default writer is asynchronous where the rank owns a core to spare, else synchronous,
+/// and says so; the rank bound to one core (mpirun's default for one rank) and unbound.
+#[test]
+fn default_writer_follows_the_cores_the_rank_owns() {
+    let dir = tempfile::tempdir().unwrap();
+    for bind in ["core", "none"] {
+        let file = dir.path().join(format!("auto-{bind}.bp"));
+        let mut c = mpirun(1);
+        c.args(["--bind-to", bind]).arg(example("gray_scott"));
+        c.args([
+            "--output",
+            "residuum",
+            "--L",
+            "24",
+            "--steps",
+            "30",
+            "--plotgap",
+            "10",
+        ]);
+        let out = run(c.arg("--out").arg(&file));
+        let (report, log) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{report}\n{log}");
+        let cores: usize = report
+            .split(" ranks of ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{report}"));
+        assert!(report.contains("default writer"), "{report}");
+        let sync = log.contains("writing synchronously");
+        assert_eq!(sync, cores < 2, "bound to {bind}, {cores} core(s):\n{log}");
+        check_global_range(&log, 1, 3);
+    }
+}
+
 fn check(ranks: usize) {
     let dir = tempfile::tempdir().unwrap();
     let (rsd, raw) = (dir.path().join("gs.bp"), dir.path().join("raw.bp"));
     let sync = dir.path().join("sync.bp");
-    let (report, log) = simulate(ranks, "residuum", &rsd, &[]);
+    let (report, log) = simulate(ranks, "residuum", &rsd, &["--writer", "async"]);
     simulate(ranks, "raw", &raw, &[]);
     simulate(ranks, "residuum", &sync, &["--queue", "0"]);
     assert!(report.contains(&format!("{ranks} ranks")), "{report}");

@@ -9,11 +9,13 @@
 
 mod config;
 mod error;
+mod mode;
 mod space;
 mod stats;
 mod writer;
 
 pub use error::{AdiosError, Result};
+pub use mode::WriteMode;
 pub use stats::{Compression, FieldStats, StepStats};
 pub use writer::{FieldData, FieldSpec, StepWriter, WriterOptions};
 

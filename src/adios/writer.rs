@@ -3,6 +3,8 @@
 //!
 //! - Bounded queue: at most `queue` handed-over steps wait; a further `write_step` blocks until
 //!   one is written (back-pressure keeps memory bounded). `queue = 0` writes synchronously.
+//! - Mode ([`WriteMode`]): by default asynchronous only where the rank owns a core to spare for
+//!   compressing, else synchronous (said once).
 //! - Ranges: before each step the writer hands the residuum operators the rank's and, through an
 //!   MPI all-reduce, the global value range of every field, for `range=rank|global`.
 //! - Statistics: each written step's sizes, achieved NRMSE, range and time come back through
@@ -19,7 +21,7 @@
 //! synchronous writing `MPI_THREAD_SERIALIZED`; `open` checks.
 
 use super::stats::{field_stats, log_step, StepStats};
-use super::{space, Adios, AdiosError, Element, OpenMode, Result, Variable};
+use super::{space, Adios, AdiosError, Element, OpenMode, Result, Variable, WriteMode};
 use crate::bound::finite_min_max;
 use crate::error::IoErrorKind;
 use crate::insitu::{self, RangeUsed, Report};
@@ -91,8 +93,11 @@ pub struct WriterOptions {
     pub io: String,
     /// File (BP5) or stream (SST) name.
     pub target: String,
-    /// Steps that may wait for the writer thread; 0 writes synchronously.
+    /// Steps that may wait for the writer thread when writing asynchronously; 0 writes
+    /// synchronously whatever the mode.
     pub queue: usize,
+    /// Synchronous, asynchronous, or (default) decided from the cores the rank owns.
+    pub mode: WriteMode,
     /// Rank 0 prints each step's statistics to standard error.
     pub log: bool,
     /// Threads for the residuum operators (whose `threads` parameter is 0). None: all cores the
@@ -133,8 +138,30 @@ impl StepWriter {
         specs: Vec<FieldSpec>,
         opts: WriterOptions,
     ) -> Result<Self> {
+        let opts = Self::resolve(opts, comm.rank());
         Self::check_threading(&opts)?;
         Self::start(comm.duplicate(), specs, opts)
+    }
+
+    /// `opts` with its mode applied to its queue (0: synchronous), said once on rank 0 where
+    /// the default mode turns to synchronous writing.
+    fn resolve(mut opts: WriterOptions, rank: i32) -> WriterOptions {
+        let cores = crate::owned_cores();
+        let queue = opts.mode.queue(opts.queue, cores);
+        if opts.log && rank == 0 && queue == 0 && opts.queue > 0 && opts.mode == WriteMode::Auto {
+            eprintln!(
+                "residuum writer: each rank owns {cores} core: writing synchronously (an async \
+                 writer would only take turns with the simulation; give ranks 2 cores, e.g. \
+                 mpirun --map-by slot:PE=2, for it to compress alongside)"
+            );
+        }
+        opts.queue = queue;
+        opts
+    }
+
+    /// Whether steps are written asynchronously (the mode as resolved when opening).
+    pub fn is_async(&self) -> bool {
+        self.queue > 0
     }
 
     fn check_threading(opts: &WriterOptions) -> Result<()> {
@@ -162,6 +189,12 @@ impl StepWriter {
         specs: Vec<FieldSpec>,
         opts: WriterOptions,
     ) -> Result<Self> {
+        let mut rank = 0;
+        // SAFETY: `comm` is live per the contract; MPI_Comm_rank writes `rank` on success.
+        if unsafe { mpi::ffi::MPI_Comm_rank(comm, &mut rank) } != 0 {
+            return Err(AdiosError::Argument("MPI_Comm_rank failed".into()));
+        }
+        let opts = Self::resolve(opts, rank);
         Self::check_threading(&opts)?;
         let mut dup = std::mem::MaybeUninit::<mpi::ffi::MPI_Comm>::uninit();
         // SAFETY: `comm` is live per the contract; MPI_Comm_dup writes `dup` on success.

@@ -4,7 +4,7 @@
 //! CMake target `residuum::writer`, which defines `RESIDUUM_WRITER`).
 
 use super::{guard, null_arg, slice, RESIDUUM_DOUBLE, RESIDUUM_FLOAT};
-use crate::adios::{FieldData, FieldSpec, StepStats, StepWriter, WriterOptions};
+use crate::adios::{FieldData, FieldSpec, StepStats, StepWriter, WriteMode, WriterOptions};
 use crate::error::{Error, IoError, IoErrorKind, ParameterError};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
@@ -69,9 +69,12 @@ unsafe fn string(s: *const c_char, what: &'static str) -> Result<String, Error> 
 /// Collective: opens a step writer on (a duplicate of) the communicator `comm_f` (from
 /// `MPI_Comm_c2f`; Fortran passes its communicator as is). `config` is an ADIOS2 XML file (may
 /// be null), `io` the IO to use, `target` the file or stream name. At most `queue` steps wait
-/// for the writer thread (0: every write is synchronous); MPI must provide
-/// MPI_THREAD_MULTIPLE for `queue` > 0, MPI_THREAD_SERIALIZED otherwise. With `log` nonzero,
-/// rank 0 prints each step's statistics to stderr.
+/// for the writer thread (0: every write is synchronous). With `queue` > 0, steps are written
+/// asynchronously where the rank owns a core to spare, and synchronously where it owns one
+/// (rank 0 says so with `log`); the environment variable RESIDUUM_WRITER=async or sync forces
+/// either. MPI must provide MPI_THREAD_MULTIPLE for asynchronous writing,
+/// MPI_THREAD_SERIALIZED otherwise. With `log` nonzero, rank 0 prints each step's statistics
+/// to stderr.
 ///
 /// # Safety
 /// Strings are NUL-terminated (`config` may be null); `fields` points to `nfields` fields whose
@@ -127,6 +130,13 @@ pub unsafe extern "C" fn residuum_writer_open(
             io: unsafe { string(io, "io")? },
             target: unsafe { string(target, "target")? },
             queue,
+            mode: WriteMode::from_env().map_err(|value| {
+                Error::Parameter(ParameterError::BadValue {
+                    key: "RESIDUUM_WRITER".into(),
+                    value,
+                    reason: "expected auto, sync or async".into(),
+                })
+            })?,
             log: log != 0,
             threads: None,
         };

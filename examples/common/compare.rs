@@ -1,0 +1,121 @@
+//! Comparing output configurations of a simulation over repeated, interleaved runs: medians
+//! of the wall time with their spread, the overhead over running without output, and a PNG of
+//! per-step compute and output time per configuration (from each one's median run).
+
+use plotters::prelude::*;
+use std::path::Path;
+
+/// One configuration's runs.
+pub struct Runs<'a> {
+    pub label: &'a str,
+    /// Wall time of each run, in the order run.
+    pub totals: Vec<f64>,
+    /// (step, seconds computing since the previous output step, seconds the simulation spent
+    /// on output) of the median run.
+    pub steps: Vec<(usize, f64, f64)>,
+    pub file_bytes: u64,
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => 0.5 * (s[n / 2 - 1] + s[n / 2]),
+    }
+}
+
+/// Index of the run whose wall time is the median (the lower one for an even count).
+pub fn median_run(totals: &[f64]) -> usize {
+    let mut order: Vec<usize> = (0..totals.len()).collect();
+    order.sort_by(|&a, &b| totals[a].total_cmp(&totals[b]));
+    order[(order.len().saturating_sub(1)) / 2]
+}
+
+/// Prints the medians with their spread (min to max), the overhead of each configuration over
+/// the first (no output), and the file size.
+pub fn summarize(runs: &[Runs]) {
+    let Some(none) = runs.first().map(|r| median(&r.totals)) else {
+        return;
+    };
+    let n = runs.iter().map(|r| r.totals.len()).max().unwrap_or(0);
+    println!("comparison (wall time of the whole run, median of {n} interleaved runs, min..max):");
+    for r in runs {
+        let (lo, hi) = r
+            .totals
+            .iter()
+            .fold((f64::INFINITY, 0f64), |(a, b), &t| (a.min(t), b.max(t)));
+        let m = median(&r.totals);
+        println!(
+            "  {:<30} {:8.3} s  ({lo:.3}..{hi:.3})  overhead vs no output {:+7.2}%  file {:>12} bytes",
+            r.label,
+            m,
+            100.0 * (m - none) / none,
+            r.file_bytes
+        );
+    }
+}
+
+const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+
+/// Per output step, the compute time since the previous one (top) and the time the simulation
+/// spent on output (bottom), one line per configuration (its median run).
+pub fn plot(runs: &[Runs], title: &str, path: &Path) -> Result<(), String> {
+    let font =
+        std::fs::read(FONT).map_err(|e| format!("{FONT}: {e} (install fonts-dejavu-core)"))?;
+    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
+        .map_err(|_| "cannot load the plot font".to_string())?;
+    let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let root = BitMapBackend::new(path, (900, 700)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let root = root.titled(title, ("sans-serif", 16)).map_err(err)?;
+    let panels = root.split_evenly((2, 1));
+    let last = runs
+        .iter()
+        .flat_map(|r| r.steps.iter().map(|s| s.0))
+        .max()
+        .unwrap_or(1) as f64;
+    for (panel, (what, pick)) in panels.iter().zip([("compute s", 1usize), ("output s", 2)]) {
+        let value = |s: &(usize, f64, f64)| if pick == 1 { s.1 } else { s.2 };
+        let top = runs
+            .iter()
+            .flat_map(|r| r.steps.iter().map(value))
+            .fold(1e-6f64, f64::max)
+            * 1.15;
+        let mut chart = ChartBuilder::on(panel)
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..last * 1.02, 0.0..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc(what)
+            .label_style(("sans-serif", 12))
+            .draw()
+            .map_err(err)?;
+        for (i, r) in runs.iter().enumerate().filter(|(_, r)| !r.steps.is_empty()) {
+            let color = Palette99::pick(i).to_rgba();
+            let line: Vec<(f64, f64)> = r.steps.iter().map(|s| (s.0 as f64, value(s))).collect();
+            chart
+                .draw_series(LineSeries::new(line, color.stroke_width(2)))
+                .map_err(err)?
+                .label(r.label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 12))
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .draw()
+            .map_err(err)?;
+    }
+    root.present().map_err(|e| e.to_string())
+}

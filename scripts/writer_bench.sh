@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The step writer's cost, by rank placement: Gray-Scott with the comparison of the main job
+# (no output, uncompressed, residuum synchronous and async; medians of REPEAT interleaved runs)
+# for 1 rank with 2 cores, 1 rank with 1 core and 2 ranks with 1 core each, at L = 96 and 128,
+# output every 10 and 20 steps. Prints a Markdown table of wall time over no output and which
+# writer the default picks there. Needs 2 cores; takes about 20 minutes with the defaults.
+# STEPS (200), REPEAT (5), SIZES ("96 128"), GAPS ("10 20") change the grid.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/prepare.sh
+cargo build --release --example gray_scott
+out=target/writer-bench
+mkdir -p "$out"
+steps=${STEPS:-200}
+declare -A places=(
+  ["1 rank, 2 cores"]="-n 1 --map-by slot:PE=2 --bind-to core"
+  ["1 rank, 1 core"]="-n 1 --bind-to core"
+  ["2 ranks, 1 core each"]="-n 2 --bind-to core"
+)
+echo "| placement | L | output every | no output s | uncompressed | residuum sync | residuum async | default writer |"
+echo "|---|---|---|---|---|---|---|---|"
+for place in "1 rank, 2 cores" "1 rank, 1 core" "2 ranks, 1 core each"; do
+  for l in ${SIZES:-96 128}; do
+    for gap in ${GAPS:-10 20}; do
+      log="$out/$(echo "$place" | tr -c 'a-z0-9' '_')-L$l-g$gap.log"
+      # shellcheck disable=SC2086
+      mpirun ${places[$place]} target/release/examples/gray_scott --output compare \
+        --repeat "${REPEAT:-5}" --no-verify --L "$l" --steps "$steps" --plotgap "$gap" \
+        --out "$out/gs.bp" > "$log" 2>&1
+      pick() { grep -E "^  $1 " "$log" | sed -E 's/.*overhead vs no output *([-+0-9.]+%).*/\1/'; }
+      none=$(grep -E "^  no output " "$log" | awk '{print $3}')
+      spread() { grep -E "^  $1 " "$log" | sed -E 's/.*\(([0-9.]+\.\.[0-9.]+)\).*/\1/'; }
+      default=$(grep -q "default writer here is the async" "$log" && echo async || echo sync)
+      echo "| $place | $l | $gap | $none ($(spread 'no output')) | $(pick 'uncompressed BP5') | $(pick 'residuum BP5, synchronous') ($(spread 'residuum BP5, synchronous')) | $(pick 'residuum BP5, async writer') ($(spread 'residuum BP5, async writer')) | $default |"
+    done
+  done
+done
