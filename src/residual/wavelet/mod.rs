@@ -44,6 +44,8 @@ const PROSPECT: usize = 1 << 15;
 const PARTS: usize = 4;
 /// How much more than the best coding so far the estimated bits may be for the coder to go on.
 const TRY_MARGIN: f64 = 1.05;
+/// Bits per value of the best coding so far below which the coder is not tried.
+const LEAST_BITS: f64 = 0.1;
 
 /// The wavelet coder as a pipeline residual stage (over no base only).
 pub(crate) struct Wavelet;
@@ -99,8 +101,10 @@ fn encode(
     // Trying costs about what LBRC's whole stage does: only where a prospect says it may pay.
     // Measured on ../shared/data, the prospect understates the wavelet's actual advantage by
     // up to a third on smooth fields and overstates it by at most 6 %, hence the margin.
+    // Below `LEAST_BITS` per value the best coding so far leaves too little to save.
     if beat.is_some_and(|beat| {
-        prospect(values, shape, offset, budget).is_none_or(|e| e > TRY_MARGIN * beat)
+        beat < LEAST_BITS
+            || prospect(values, shape, offset, budget).is_none_or(|e| e >= TRY_MARGIN * beat)
     }) {
         return None;
     }
@@ -116,14 +120,14 @@ fn encode(
     // the actual reconstruction catches, and the step is rescaled by the error it measured
     // (errors scale about linearly with the step).
     let allowed = budget * budget * valid as f64 * sample.len() as f64 / c.len() as f64;
-    let mut step = largest_step(&sample, 0.98 * allowed, budget, 12)?;
-    let mut best: Option<(f64, Vec<i64>, ErrorStats)> = None;
+    let mut step = largest_step(&sample, 0.96 * allowed, budget, 12)?;
+    let mut best: Option<(f64, ErrorStats)> = None;
     for _ in 0..5 {
-        let (q, stats) = verify(&c, step, offset, shape, &levels, values, dtype)?;
+        let stats = verify(&c, step, offset, shape, &levels, values, dtype)?;
         let used = stats.rms() / budget;
         let ok = stats.meets(BlockBound::Rms(budget));
         if ok {
-            best = Some((step, q, stats));
+            best = Some((step, stats));
         }
         // Close enough, or a failure after a success (the grown step did not hold).
         if (ok && used > 0.97) || (!ok && best.is_some()) || !(used.is_finite() && used > 0.0) {
@@ -131,7 +135,8 @@ fn encode(
         }
         step *= if ok { 0.99 } else { 0.995 } / used;
     }
-    let (step, q, stats) = best?;
+    let (step, stats) = best?;
+    let q = quantize(&c, step)?;
     let mut head = Vec::with_capacity(32);
     head.extend_from_slice(&offset.to_le_bytes());
     head.extend_from_slice(&step.to_le_bytes());
@@ -266,8 +271,8 @@ fn quantize(c: &[f64], step: f64) -> Option<Vec<i64>> {
         .collect()
 }
 
-/// `c` quantized with `step`, and the errors of the reconstruction the decoder will make from
-/// it, against `values` (special values left out).
+/// The errors of the reconstruction the decoder will make from `c` quantized with `step`,
+/// against `values` (special values left out); None where an integer gets too large.
 fn verify(
     c: &[f64],
     step: f64,
@@ -276,25 +281,31 @@ fn verify(
     levels: &[[usize; 3]],
     values: &[f64],
     dtype: ElementType,
-) -> Option<(Vec<i64>, ErrorStats)> {
-    let q = quantize(c, step)?;
-    let rec = reconstruct(q.clone(), step, offset, shape, levels, dtype);
+) -> Option<ErrorStats> {
+    let inv = 1.0 / step;
+    // The decoder's f64(q)·step, without keeping q.
+    let x: Option<Vec<f64>> = c
+        .iter()
+        .map(|&v| {
+            let t = v * inv;
+            (t.abs() <= MAX_Q as f64).then(|| round_q(t) as f64 * step)
+        })
+        .collect();
+    let rec = reconstruct(x?, offset, shape, levels, dtype);
     let mut stats = ErrorStats::default();
     values.iter().zip(&rec).for_each(|(&x, &y)| stats.add(x, y));
-    Some((q, stats))
+    Some(stats)
 }
 
-/// The values of the coefficients `q`·`step`, as the element type holds them (in `q`'s own
-/// allocation).
+/// The values of the dequantized coefficients `x` (each `f64(q)·step`), as the element type
+/// holds them (in `x`'s own allocation).
 fn reconstruct(
-    q: Vec<i64>,
-    step: f64,
+    mut x: Vec<f64>,
     offset: f64,
     shape: [usize; 3],
     levels: &[[usize; 3]],
     dtype: ElementType,
 ) -> Vec<f64> {
-    let mut x: Vec<f64> = q.into_iter().map(|v| v as f64 * step).collect();
     cdf97::inverse(&mut x, shape, levels);
     x.iter_mut().for_each(|v| *v = dtype.round(*v + offset));
     x
@@ -365,7 +376,9 @@ pub fn decode(
     }
     let n = q.len();
     let mut out = try_vec::<u8>(n * dtype.size(), "a decoded block")?;
-    let rec = reconstruct(q, head.step, head.offset, shape, &head.levels, dtype);
+    // In the integers' own allocation.
+    let x: Vec<f64> = q.into_iter().map(|v| v as f64 * head.step).collect();
+    let rec = reconstruct(x, head.offset, shape, &head.levels, dtype);
     for (i, &v) in rec.iter().enumerate() {
         dtype.put_bits(&mut out, i, dtype.bits_of(v));
     }
