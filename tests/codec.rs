@@ -147,6 +147,19 @@ fn sample_stream() -> Vec<u8> {
     lossless().compress(&[6, 10, 10], &v).unwrap()
 }
 
+/// Flips `flips` pseudo-random bytes of `p` (from `seed`), then cuts `cut` bytes off its end.
+fn mutate(p: &mut Vec<u8>, seed: u64, flips: usize, cut: usize) {
+    let mut x = seed | 1;
+    for _ in 0..flips {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let i = (x as usize) % p.len();
+        p[i] ^= (x >> 32) as u8 | 1;
+    }
+    p.truncate(p.len().saturating_sub(cut));
+}
+
 /// A one-block stream of the wavelet kind (version 5), with a NaN among its values.
 fn wavelet_stream() -> Vec<u8> {
     let mut v: Vec<f32> = (0..720).map(|i| (i as f32 * 0.05).sin() * 4.0).collect();
@@ -380,13 +393,7 @@ proptest! {
             let Some((lbrc::Payload::Lbrc(mut p), _)) = lbrc::encode(&v, shape, bound, residuum::ElementType::F64, coder, true) else {
                 panic!("expected an LBRC block");
             };
-            let mut x = seed | 1;
-            for _ in 0..flips {
-                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-                let i = (x as usize) % p.len();
-                p[i] ^= (x >> 32) as u8 | 1;
-            }
-            p.truncate(p.len().saturating_sub(cut));
+            mutate(&mut p, seed, flips, cut);
             for version in [3, 4] {
                 let _ = lbrc::decode(&p, None, shape, residuum::ElementType::F64, false, version);
                 let _ = lbrc::decode(&p, None, shape, residuum::ElementType::F32, true, version);
@@ -396,13 +403,7 @@ proptest! {
         let s = wavelet_stream();
         let parsed = residuum::internals::format::parse(&s).unwrap();
         let mut p = parsed.payload(0).unwrap().to_vec();
-        let mut x = seed | 1;
-        for _ in 0..flips {
-            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-            let i = (x as usize) % p.len();
-            p[i] ^= (x >> 32) as u8 | 1;
-        }
-        p.truncate(p.len().saturating_sub(cut));
+        mutate(&mut p, seed, flips, cut);
         for dtype in [residuum::ElementType::F32, residuum::ElementType::F64] {
             let _ = residuum::internals::wavelet::decode(&p, [3, 12, 20], dtype, 5);
         }

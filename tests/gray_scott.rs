@@ -15,7 +15,11 @@ use std::process::Command;
 const TARGET: f64 = 1e-5;
 
 fn gray_scott(ranks: usize, output: &str, file: &Path, extra: &[&str]) -> Command {
-    let mut c = mpirun(ranks);
+    gray_scott_in(mpirun(ranks), output, file, extra)
+}
+
+/// The simulation with `output` into `file`, launched by the mpirun command `c`.
+fn gray_scott_in(mut c: Command, output: &str, file: &Path, extra: &[&str]) -> Command {
     c.arg(example("gray_scott"))
         .args([
             "--output",
@@ -98,18 +102,8 @@ fn default_writer_follows_the_cores_the_rank_owns() {
     for bind in ["core", "none"] {
         let file = dir.path().join(format!("auto-{bind}.bp"));
         let mut c = mpirun(1);
-        c.args(["--bind-to", bind]).arg(example("gray_scott"));
-        c.args([
-            "--output",
-            "residuum",
-            "--L",
-            "24",
-            "--steps",
-            "30",
-            "--plotgap",
-            "10",
-        ]);
-        let out = run(c.arg("--out").arg(&file));
+        c.args(["--bind-to", bind]);
+        let out = run(&mut gray_scott_in(c, "residuum", &file, &[]));
         let (report, log) = (
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
