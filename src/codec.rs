@@ -340,6 +340,8 @@ impl Codec {
             p.prediction.iter().all(|x| x.is_finite()).then_some(p)
         });
         let coders = self.config.residual.coders();
+        // Estimates serve only to compare candidates: none where there is just one.
+        let compare = coders.len() > 1 || predicted.is_some();
         let mut beat: Option<f64> = None;
         let mut out = Vec::new();
         for base in std::iter::once(None).chain(predicted.as_ref().map(Some)) {
@@ -347,7 +349,7 @@ impl Codec {
                 let Some((staged, errors)) = coder.stage(block, base, bound, par, beat) else {
                     continue;
                 };
-                let estimate = staged.estimate();
+                let estimate = if compare { staged.estimate() } else { 0.0 };
                 beat = Some(beat.map_or(estimate, |b| b.min(estimate)));
                 out.push(Candidate {
                     staged,

@@ -91,17 +91,17 @@ pub(crate) fn estimate_bits(
         raw += cls.saturating_sub(1) as u64;
         count += 1;
     }
-    let entropy: f64 = hist
-        .iter()
-        .map(|h| {
-            let total: u32 = h.iter().sum();
-            h.iter()
-                .filter(|&&n| n > 0)
-                .map(|&n| -(n as f64) * (n as f64 / total as f64).log2())
-                .sum::<f64>()
-        })
-        .sum();
+    let entropy: f64 = hist.iter().map(|h| entropy_bits(h)).sum();
     (entropy + raw as f64, count)
+}
+
+/// Bits an ideal coder spends on symbols counted in `hist` (their order-0 entropy, in total).
+pub(crate) fn entropy_bits(hist: &[u32]) -> f64 {
+    let total: u32 = hist.iter().sum();
+    hist.iter()
+        .filter(|&&n| n > 0)
+        .map(|&n| -(n as f64) * (n as f64 / total as f64).log2())
+        .sum()
 }
 
 /// Codes `r` (a block of `shape`) with the context coder.

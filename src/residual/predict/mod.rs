@@ -114,19 +114,7 @@ pub(crate) fn choose(q: &[i64], shape: [usize; 3]) -> Boxed {
             raw[slot] += cls.saturating_sub(1) as u64;
         }
     });
-    let cost = |slot: usize| {
-        let h = &hist[slot];
-        let total: u32 = h.iter().sum();
-        let ent: f64 = h
-            .iter()
-            .filter(|&&c| c > 0)
-            .map(|&c| {
-                let p = c as f64 / total as f64;
-                -(c as f64) * p.log2()
-            })
-            .sum();
-        ent + raw[slot] as f64
-    };
+    let cost = |slot: usize| crate::entropy::ints::entropy_bits(&hist[slot]) + raw[slot] as f64;
     let costs: Vec<f64> = (0..all.len()).map(cost).collect();
     let mut best = 0;
     for (i, p) in all.iter().enumerate().skip(1) {

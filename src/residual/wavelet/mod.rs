@@ -263,12 +263,13 @@ fn round_q(t: f64) -> i64 {
 /// The integers of the coefficients `c` for `step`, or None where one gets too large.
 fn quantize(c: &[f64], step: f64) -> Option<Vec<i64>> {
     let inv = 1.0 / step;
-    c.iter()
-        .map(|&v| {
-            let t = v * inv;
-            (t.abs() <= MAX_Q as f64).then(|| round_q(t))
-        })
-        .collect()
+    c.iter().map(|&v| level(v * inv)).collect()
+}
+
+/// The integer of `t` coefficient steps, or None beyond [`MAX_Q`].
+#[inline(always)]
+fn level(t: f64) -> Option<i64> {
+    (t.abs() <= MAX_Q as f64).then(|| round_q(t))
 }
 
 /// The errors of the reconstruction the decoder will make from `c` quantized with `step`,
@@ -286,10 +287,7 @@ fn verify(
     // The decoder's f64(q)·step, without keeping q.
     let x: Option<Vec<f64>> = c
         .iter()
-        .map(|&v| {
-            let t = v * inv;
-            (t.abs() <= MAX_Q as f64).then(|| round_q(t) as f64 * step)
-        })
+        .map(|&v| Some(level(v * inv)? as f64 * step))
         .collect();
     let rec = reconstruct(x?, offset, shape, levels, dtype);
     let mut stats = ErrorStats::default();
