@@ -18,7 +18,8 @@ use crate::error::{Error, ParameterError, Result};
 use crate::format::{self, check_shape, checked_len, grid_len, header_len, BlockKind, StreamInfo};
 use crate::params::{Config, Range};
 use crate::pipeline::{default_threads, shared_pool, two_stage, MAX_THREADS};
-use crate::residual::{lbrc, BlockValues, Specials, Staged};
+use crate::residual::predict::nglr;
+use crate::residual::{lbrc, BlockValues, NglrUse, Specials, Staged};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,13 +35,16 @@ pub struct Codec {
     model: Option<Arc<Model>>,
     /// Learns a model from the first arrays (`config.train`).
     trainer: Option<Arc<Trainer>>,
+    /// The NGLR network of `config.nglr`, loaded once.
+    nglr: Option<Arc<NglrUse>>,
 }
 
 /// One way of coding a lossy block, between the pipeline's stages.
 struct Candidate {
     staged: Staged,
     errors: ErrorStats,
-    uses_model: bool,
+    /// The stream tables it needs ([`MODEL`], [`NGLR`]).
+    tables: usize,
     /// Its estimated bits per value (`Staged::estimate`).
     estimate: f64,
 }
@@ -58,10 +62,14 @@ struct Block {
 /// A coded block: how, its payload and its errors.
 type CodedBlock = (BlockKind, Vec<u8>, ErrorStats);
 
-/// A block's best coding without the base model, and with it where that is smaller.
+/// Stream tables a block may need: the base model's decoder, the NGLR network.
+const MODEL: usize = 1;
+const NGLR: usize = 2;
+
+/// A block's best coding for each set of stream tables it may use (index: the set): the
+/// first, without any, always there; the others where smaller than it (or forced).
 struct Choice {
-    plain: CodedBlock,
-    with_model: Option<CodedBlock>,
+    best: [Option<CodedBlock>; 4],
 }
 
 /// What one compression did: sizes, the errors of the verified reconstruction and the range the
@@ -105,12 +113,20 @@ impl Codec {
         }
         let trainer =
             (config.train > 0).then(|| Arc::new(Trainer::new(config.train, config.train_seconds)));
+        let nglr = match &config.nglr {
+            Some(path) => Some(Arc::new(NglrUse {
+                net: Arc::new(nglr::load(path)?),
+                force: config.residual == crate::params::Residual::Nglr,
+            })),
+            None => None,
+        };
         Codec {
             config,
             threads: 0,
             pool: None,
             model,
             trainer,
+            nglr,
         }
         .with_threads(threads)
     }
@@ -129,6 +145,7 @@ impl Codec {
             },
             model: self.model.clone(),
             trainer: self.trainer.clone(),
+            nglr: self.nglr.clone(),
         })
     }
 
@@ -174,13 +191,19 @@ impl Codec {
         let raw = checked_len(dims, dtype).unwrap_or(usize::MAX);
         // `base=model` may carry the model whatever it saves (`auto` only where it saves more).
         let model = if self.config.force_model && (self.model.is_some() || self.trainer.is_some()) {
-            format::model_entry_len(base::DECODER_LEN)
+            format::entry_len(8 + base::DECODER_LEN)
         } else {
             0
+        };
+        // Forced NGLR likewise.
+        let net = match &self.nglr {
+            Some(u) if u.force => format::entry_len(u.net.entry().len()),
+            _ => 0,
         };
         header_len(dims.len(), grid_len(dims, self.block_shape(dims)))
             .saturating_add(raw)
             .saturating_add(model)
+            .saturating_add(net)
     }
 
     /// Compresses the little-endian element bytes `data` of an array of `dims` into `out`, which
@@ -238,6 +261,7 @@ impl Codec {
                     specials: &specials,
                     shape: b.shape,
                     dtype,
+                    nglr: self.nglr.as_deref(),
                 };
                 self.candidates(model.as_deref(), &block, bound, par)
             };
@@ -260,42 +284,31 @@ impl Codec {
                 two_stage(grid.len(), None, 1, |i| first(i, par), second)
             })?
         };
-        // The model travels in the stream: worth it only where the blocks it serves save more
-        // than its own bytes.
+        // The model and the network travel in the stream: each worth it only where the
+        // blocks it serves save more than its own bytes (table entry counted), so that the
+        // stream never outgrows the one without it (nor `max_compressed_len`).
         let model_bytes = model.as_ref().map(|m| m.decoder.entry());
-        let saved: usize = coded
-            .iter()
-            .filter_map(|c| {
-                let m = c.with_model.as_ref()?;
-                Some(c.plain.1.len().saturating_sub(m.1.len()))
-            })
-            .sum();
-        // Only where the stream gets smaller, its table entry counted: so it never outgrows
-        // the stream without the model (nor `max_compressed_len`).
-        let serves = coded.iter().any(|c| c.with_model.is_some());
-        let use_model = model_bytes.is_some_and(|m| {
-            serves && (saved > format::model_entry_len(m.len() - 8) || self.config.force_model)
-        });
+        let net_bytes = self.nglr.as_ref().map(|u| u.net.entry());
+        let carried = self.tables(&coded, [model_bytes, net_bytes].map(|b| b.map(<[u8]>::len)));
+        let forced = self.forced();
         let mut errors = ErrorStats::default();
         let blocks: Vec<(BlockKind, &[u8])> = coded
             .iter()
-            .map(|c| match (&c.with_model, use_model) {
-                (Some(m), true) => m,
-                _ => &c.plain,
-            })
+            .map(|c| pick(c, carried, forced))
             .map(|(k, p, e)| {
                 errors.merge(e);
                 (*k, p.as_slice())
             })
             .collect();
-        let model = model_bytes.filter(|_| use_model);
+        let model = model_bytes.filter(|_| carried & MODEL != 0);
+        let net = net_bytes.filter(|_| carried & NGLR != 0);
         let info = StreamInfo {
             dtype,
             target,
             dims: dims.to_vec(),
             block: grid.block,
         };
-        let bytes_out = format::write_stream(&info, &blocks, model, out)?;
+        let bytes_out = format::write_stream(&info, &blocks, model, net, out)?;
         Ok(CompressStats {
             bytes_in: data.len(),
             bytes_out,
@@ -346,17 +359,22 @@ impl Codec {
         let mut out = Vec::new();
         for base in std::iter::once(None).chain(predicted.as_ref().map(Some)) {
             for coder in coders {
-                let Some((staged, errors)) = coder.stage(block, base, bound, par, beat) else {
+                let Some((stagings, errors)) = coder.stage(block, base, bound, par, beat) else {
                     continue;
                 };
-                let estimate = if compare { staged.estimate() } else { 0.0 };
-                beat = Some(beat.map_or(estimate, |b| b.min(estimate)));
-                out.push(Candidate {
-                    staged,
-                    errors,
-                    uses_model: base.is_some(),
-                    estimate,
-                });
+                let compare = compare || stagings.len() > 1;
+                for staged in stagings {
+                    let estimate = if compare { staged.estimate() } else { 0.0 };
+                    beat = Some(beat.map_or(estimate, |b| b.min(estimate)));
+                    let tables =
+                        base.map_or(0, |_| MODEL) | if staged.uses_nglr() { NGLR } else { 0 };
+                    out.push(Candidate {
+                        staged,
+                        errors,
+                        tables,
+                        estimate,
+                    });
+                }
             }
         }
         out
@@ -366,33 +384,31 @@ impl Codec {
     /// and without the base model; lossless coding where no lossy payload is smaller than the
     /// raw block (or no step met the bound).
     fn finish_block(&self, s: Block, dtype: ElementType) -> Result<Choice> {
-        let mut plain: Option<CodedBlock> = None;
-        let mut with_model: Option<CodedBlock> = None;
-        let best = |model: bool| {
-            let group = s.candidates.iter().filter(|c| c.uses_model == model);
+        let mut best: [Option<CodedBlock>; 4] = Default::default();
+        // Pruned against the best estimate among the candidates needing the same base.
+        let lowest = |model: bool| {
+            let group = s
+                .candidates
+                .iter()
+                .filter(|c| (c.tables & MODEL != 0) == model);
             group.map(|c| c.estimate).fold(f64::INFINITY, f64::min)
         };
-        let best = [best(false), best(true)];
+        let lowest = [lowest(false), lowest(true)];
         for c in s.candidates {
-            if c.estimate > PRUNE * best[c.uses_model as usize] {
+            if c.estimate > PRUNE * lowest[c.tables & MODEL] {
                 continue;
             }
             let (kind, payload) = c.staged.finish(self.config.coder);
-            let coded = (kind, payload, c.errors);
-            let slot = if c.uses_model {
-                &mut with_model
-            } else {
-                &mut plain
-            };
-            if slot.as_ref().is_none_or(|b| coded.1.len() < b.1.len()) {
-                *slot = Some(coded);
+            let slot = &mut best[c.tables];
+            if slot.as_ref().is_none_or(|b| payload.len() < b.1.len()) {
+                *slot = Some((kind, payload, c.errors));
             }
         }
         let raw = s.raw;
         let raw_len = raw.len();
         // A lossy payload of less than half the raw bytes wins outright; above that, lossless
         // coding may cost less (noisy blocks at tight targets), so it is tried too.
-        let plain = match plain {
+        let plain = match best[0].take() {
             Some(p) if 2 * p.1.len() < raw.len() => p,
             lossy => {
                 // Stored exactly: no error (counted over all values, as NaNs round-trip too).
@@ -410,12 +426,50 @@ impl Codec {
                 }
             }
         };
-        // Forced, the model's coding is kept even where larger, but never beyond the raw
-        // block: `max_compressed_len` holds.
-        let with_model = with_model.filter(|m| {
-            m.1.len() < plain.1.len() || (self.config.force_model && m.1.len() <= raw_len)
+        // Forced, a table's coding is kept even where larger, but never beyond the raw block:
+        // `max_compressed_len` holds.
+        let forced = self.forced();
+        for (tables, slot) in best.iter_mut().enumerate().skip(1) {
+            let keep = |m: &CodedBlock| {
+                m.1.len() < plain.1.len() || (tables & forced != 0 && m.1.len() <= raw_len)
+            };
+            *slot = slot.take().filter(keep);
+        }
+        best[0] = Some(plain);
+        Ok(Choice { best })
+    }
+
+    /// The tables forced into every block that can use them (`base=model`, `residual=nglr`).
+    fn forced(&self) -> usize {
+        let nglr = self.nglr.as_ref().is_some_and(|u| u.force);
+        (usize::from(self.config.force_model) * MODEL) | (usize::from(nglr) * NGLR)
+    }
+
+    /// The stream tables to carry for the smallest stream, the blocks choosing by [`pick`];
+    /// `entries`: the bytes of each table available (index: its bit, model first).
+    fn tables(&self, coded: &[Choice], entries: [Option<usize>; 2]) -> usize {
+        let forced = self.forced();
+        let bits =
+            |keep: &dyn Fn(usize) -> bool| (0..2).filter(|&b| keep(b)).fold(0, |a, b| a | 1 << b);
+        let available = bits(&|b| entries[b].is_some());
+        let serves = coded.iter().fold(0, |a, c| {
+            a | (1..4)
+                .filter(|&t| c.best[t].is_some())
+                .fold(0, |x, t| x | t)
         });
-        Ok(Choice { plain, with_model })
+        let total = |carried: usize| -> usize {
+            let blocks: usize = coded.iter().map(|c| pick(c, carried, forced).1.len()).sum();
+            let tables = (0..2).filter(|&b| carried & 1 << b != 0);
+            blocks
+                + tables
+                    .map(|b| format::entry_len(entries[b].unwrap_or(0)))
+                    .sum::<usize>()
+        };
+        let must = forced & available & serves;
+        (0..4)
+            .filter(|t| t & !(available & serves) == 0 && t & must == must)
+            .min_by_key(|&t| total(t))
+            .unwrap_or(0)
     }
 
     /// Compresses a slice of floats of shape `dims` into a new stream.
@@ -426,4 +480,16 @@ impl Codec {
         out.truncate(n);
         Ok(out)
     }
+}
+
+/// A block's coding where the stream carries the tables `carried`: the smallest of those they
+/// allow, one using the `forced` tables first.
+fn pick(c: &Choice, carried: usize, forced: usize) -> &CodedBlock {
+    let want = forced & carried;
+    (0..4)
+        .filter(|t| t & !carried == 0)
+        .filter_map(|t| Some((t, c.best[t].as_ref()?)))
+        .min_by_key(|(t, b)| ((want & !t).count_ones(), b.1.len()))
+        .map(|(_, b)| b)
+        .expect("every block has a coding without tables")
 }

@@ -10,8 +10,10 @@ use crate::dtype::{ElementType, Float};
 use crate::entropy::decode_bytes;
 use crate::error::{try_vec, Error, FormatError, ParameterError, Result};
 use crate::format::{self, BlockKind, Parsed, StreamInfo};
+use crate::residual::predict::nglr::Network;
 use crate::residual::{gae, lbrc, wavelet};
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// Limits on what decoding may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,10 +79,20 @@ fn decode_parsed(parsed: &Parsed, payloads: &[&[u8]], out: &mut [u8], par: bool)
     let dtype = info.dtype;
     let decoder = parsed.model()?.map(Decoder::from_bytes).transpose()?;
     let decoder = decoder.as_ref();
+    let net = network(parsed)?;
     let blocks = map_blocks(grid.len(), !par, |i| {
         let b = grid.block(i);
         let kind = parsed.entries[i].kind;
-        decode_block(info, parsed.version, kind, &b, payloads[i], decoder).map_err(|e| {
+        decode_block(
+            info,
+            parsed.version,
+            kind,
+            &b,
+            payloads[i],
+            decoder,
+            net.as_ref(),
+        )
+        .map_err(|e| {
             // Say what the stream claimed: a payload that ends early may be a lying header.
             let at = |m| format!("block {i} ({} {dtype} values claimed): {m}", b.len());
             match e {
@@ -95,6 +107,14 @@ fn decode_parsed(parsed: &Parsed, payloads: &[&[u8]], out: &mut [u8], par: bool)
     Ok(len)
 }
 
+/// The stream's NGLR network, if it carries one.
+fn network(parsed: &Parsed) -> Result<Option<Arc<Network>>> {
+    Ok(match parsed.nglr()? {
+        Some(e) => Some(Arc::new(Network::from_entry(e)?)),
+        None => None,
+    })
+}
+
 /// Decodes block `b` (of `kind`) from its checked payload into element bytes.
 fn decode_block(
     info: &StreamInfo,
@@ -103,6 +123,7 @@ fn decode_block(
     b: &Block,
     payload: &[u8],
     decoder: Option<&Decoder>,
+    net: Option<&Arc<Network>>,
 ) -> Result<Vec<u8>> {
     let dtype = info.dtype;
     match kind {
@@ -117,15 +138,20 @@ fn decode_block(
         BlockKind::Constant | BlockKind::Lbrc => lbrc::decode(
             payload,
             None,
+            net,
             b.shape,
             dtype,
             kind == BlockKind::Constant,
             version,
         ),
-        BlockKind::BaseLbrc => lbrc::decode_over_base(payload, decoder, b.shape, dtype, version),
+        BlockKind::BaseLbrc => {
+            lbrc::decode_over_base(payload, decoder, net, b.shape, dtype, version)
+        }
         BlockKind::Gae => gae::decode_block(payload, decoder, b.shape, dtype, version),
         BlockKind::Wavelet => wavelet::decode(payload, b.shape, dtype, version),
-        BlockKind::Model => Err(Error::corrupt("model entry inside the block grid")),
+        BlockKind::Model | BlockKind::Network => {
+            Err(Error::corrupt("table entry inside the block grid"))
+        }
     }
 }
 
@@ -191,6 +217,7 @@ fn checked<'a>(stream: &'a [u8], opts: &DecodeOptions) -> Result<(Parsed<'a>, Ve
 fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Vec<&'a [u8]>> {
     let info = &parsed.info;
     let grid = info.grid();
+    let net = network(parsed)?;
     let mut payloads = Vec::with_capacity(grid.len());
     for i in 0..grid.len() {
         let shape = grid.block(i).shape;
@@ -198,7 +225,15 @@ fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Vec<&'a [u8]>> {
         let entry = &parsed.entries[i];
         let payload = parsed.payload(i)?;
         payloads.push(payload);
-        if let Some(cap) = capacity(entry.kind, payload, shape, info.dtype, parsed.version)? {
+        let cap = capacity(
+            entry.kind,
+            payload,
+            shape,
+            info.dtype,
+            parsed.version,
+            net.as_ref(),
+        )?;
+        if let Some(cap) = cap {
             if n as u64 > cap {
                 return Err(Error::corrupt(format!(
                     "the stream claims {} {} values, but block {i} ({:?}, {} bytes) can hold \
@@ -222,6 +257,7 @@ fn capacity(
     shape: [usize; 3],
     dtype: ElementType,
     version: u16,
+    net: Option<&Arc<Network>>,
 ) -> Result<Option<u64>> {
     let es = dtype.size() as u64;
     let n = shape.iter().product();
@@ -235,9 +271,9 @@ fn capacity(
             Err(_) => return Err(Error::corrupt("zstd block: not a zstd frame")),
         },
         BlockKind::Constant | BlockKind::Gae => None,
-        BlockKind::Lbrc => lbrc::max_values(payload, n, dtype, version)?,
-        BlockKind::BaseLbrc => lbrc::max_values_over_base(payload, n, dtype, version)?,
+        BlockKind::Lbrc => lbrc::max_values(payload, n, dtype, version, net)?,
+        BlockKind::BaseLbrc => lbrc::max_values_over_base(payload, n, dtype, version, net)?,
         BlockKind::Wavelet => wavelet::max_values(payload, shape, dtype, version)?,
-        BlockKind::Model => None,
+        BlockKind::Model | BlockKind::Network => None,
     })
 }

@@ -57,6 +57,7 @@ pub mod internals {
     pub use crate::block::{default_block, fold3, Block, Grid};
     pub use crate::bound::{finite_min_max, finite_range, BlockBound};
     pub use crate::metrics::{quality, Quality};
+    pub use crate::residual::predict::nglr;
     pub use crate::residual::{gae, lbrc, wavelet};
 
     /// The base model's insides.

@@ -11,7 +11,8 @@
 //! | `level` | zstd level for lossless blocks, 1..=19 |
 //! | `coder` | integer coder: `context` (default) or `planes` (zstd per bit plane) |
 //! | `model` | a base model file (`residuum train`): blocks are also tried over its prediction |
-//! | `residual` | residual coder: `lbrc` (default) or `gae` (the baseline) |
+//! | `residual` | residual coder: `auto` (default: LBRC, and the wavelet coder where it pays), `lbrc`, `wavelet`, `nglr` (LBRC with the NGLR network on every block it can serve; needs `nglr`) or `gae` (the baseline) |
+//! | `nglr` | an NGLR network file (`residuum train --nglr`): LBRC also tries it as a predictor, per block by bits; the stream carries it where it saves more than its bytes |
 //! | `train` | learn a base model from the first N arrays compressed (then used like `model`) |
 //! | `train_seconds` | time budget of that training (default 30), on a background thread |
 //! | `fill` | a number that marks missing values (e.g. `1e20`, `-999`): such values come back bit for bit and count neither in the range nor in the error (NaN and ±Inf always do so) |
@@ -63,6 +64,8 @@ pub enum Residual {
     Lbrc,
     /// The wavelet coder wherever it meets the bound, LBRC elsewhere (RMS targets only).
     Wavelet,
+    /// LBRC with the NGLR network (`nglr=`) on every block it can serve.
+    Nglr,
     /// The per-block PCA baseline.
     Gae,
 }
@@ -88,6 +91,8 @@ pub struct Config {
     pub train_seconds: f64,
     /// The value that marks missing data (`fill=`), if any.
     pub fill: Option<f64>,
+    /// NGLR network file.
+    pub nglr: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -105,12 +110,13 @@ impl Default for Config {
             train: 0,
             train_seconds: 30.0,
             fill: None,
+            nglr: None,
         }
     }
 }
 
 const ACCEPTED: &str =
-    "mode, target, nrmse, abs, rel, psnr, range, block, threads, level, coder, model, residual, base, train, train_seconds, fill";
+    "mode, target, nrmse, abs, rel, psnr, range, block, threads, level, coder, model, residual, base, train, train_seconds, fill, nglr";
 /// Keys ADIOS2 itself puts into a plugin operator's parameters.
 const ADIOS2_KEYS: [&str; 3] = ["pluginname", "pluginlibrary", "verbose"];
 
@@ -278,6 +284,7 @@ impl Config {
                     }
                 }
                 "model" => cfg.model = Some(value.into()),
+                "nglr" => cfg.nglr = Some(value.into()),
                 "train" => {
                     cfg.train = value
                         .parse()
@@ -297,11 +304,12 @@ impl Config {
                         "lbrc" => Residual::Lbrc,
                         "wavelet" => Residual::Wavelet,
                         "gae" => Residual::Gae,
+                        "nglr" => Residual::Nglr,
                         _ => {
                             return Err(bad(
                                 &key,
                                 value,
-                                "supported residual coders: auto, lbrc, wavelet, gae",
+                                "supported residual coders: auto, lbrc, wavelet, nglr, gae",
                             ))
                         }
                     }
@@ -362,6 +370,13 @@ impl Config {
             ("rel", Some((_, v))) => Target::Rel(v),
             (_, Some((_, v))) => Target::Psnr(v),
         };
+        if cfg.residual == Residual::Nglr && cfg.nglr.is_none() {
+            return Err(bad(
+                "residual",
+                "nglr",
+                "needs a network: nglr=PATH (residuum train --nglr)",
+            ));
+        }
         // A transform spreads each coefficient's error over many values: it serves RMS
         // targets, not point-wise ones.
         if cfg.residual == Residual::Wavelet

@@ -121,6 +121,21 @@ fn forced_wavelet(t: &[(&'static str, String)]) -> Option<Vec<(&'static str, Str
     })
 }
 
+/// The committed NGLR network the tests force.
+const NGLR_NET: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/golden/nglr_net.safetensors"
+);
+
+/// `t` with NGLR forced: every block it can serve (3D, no axis shorter than 2) predicted with
+/// the committed network, whatever it saves.
+fn forced_nglr(t: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut t = t.to_vec();
+    t.push(("residual", "nglr".into()));
+    t.push(("nglr", NGLR_NET.into()));
+    t
+}
+
 fn round_trip_f32(params: &[(&str, String)], dims: &[usize], v32: &[f32]) -> Vec<u8> {
     let codec = Codec::from_pairs(params.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
     let s = codec.compress(dims, v32).unwrap();
@@ -143,6 +158,9 @@ fn every_mode_holds_on_every_real_field() {
                 let s = round_trip_f32(&w, &dims, &vals);
                 assert!(s.len() < vals.len() * 4, "{name} {w:?} did not compress");
             }
+            let f = forced_nglr(&t);
+            let s = round_trip_f32(&f, &dims, &vals);
+            assert!(s.len() < vals.len() * 4, "{name} {f:?} did not compress");
         }
     }
 }
@@ -160,6 +178,7 @@ fn f64_fields_hold_too() {
         .iter()
         .cloned()
         .chain(all.iter().filter_map(|t| forced_wavelet(t)))
+        .chain(all.iter().map(|t| forced_nglr(t)))
     {
         let codec = Codec::from_pairs(t.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
         let s = codec.compress(&dims, &v).unwrap();
@@ -232,6 +251,7 @@ fn hostile_values_keep_their_bounds() {
             .iter()
             .cloned()
             .chain(all.iter().filter_map(|t| forced_wavelet(t)))
+            .chain(all.iter().map(|t| forced_nglr(t)))
         {
             let codec = Codec::from_pairs(t.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
             let s = codec
@@ -290,7 +310,7 @@ fn masked_fields_keep_their_bounds_and_their_mask_costs_little() {
             v.len()
         );
         let unmasked = loxpost().2;
-        for residual in ["lbrc", "gae", "wavelet"] {
+        for residual in ["lbrc", "gae", "wavelet", "nglr"] {
             // GAE, the slow baseline, at two of the targets; the wavelet at the RMS ones.
             let keep = if residual == "gae" { 2 } else { 6 };
             for mut t in targets(range_of(
@@ -302,12 +322,18 @@ fn masked_fields_keep_their_bounds_and_their_mask_costs_little() {
             .filter(|t| residual != "wavelet" || forced_wavelet(t).is_some())
             {
                 t.extend(extra.map(|f| ("fill", f.to_string())));
-                t.push(("residual", residual.to_string()));
+                t = match residual {
+                    "nglr" => forced_nglr(&t),
+                    r => [t, vec![("residual", r.to_string())]].concat(),
+                };
                 let s = round_trip_f32(&t, &dims, &v);
                 // The mask costs a small part of a byte per masked value (the list of earlier
                 // streams: five), so the stream is not much larger than the unmasked field's.
                 let plain: Vec<(&str, String)> =
                     t.iter().filter(|(k, _)| *k != "fill").cloned().collect();
+                if residual == "nglr" {
+                    continue;
+                }
                 let codec = Codec::from_pairs(plain.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
                 let full = codec.compress(&dims, &unmasked).unwrap().len();
                 if residual == "lbrc" {
@@ -386,11 +412,16 @@ fn output_bytes_do_not_depend_on_thread_count() {
     let largest = [
         (&fields[0], "1e-5", None, "auto"),
         (&fields[0], "1e-4", None, "wavelet"),
+        (&fields[0], "1e-6", None, "nglr"),
+        (&fields[1], "1e-5", Some("8x16x16"), "nglr"),
     ];
     for ((name, dims, vals), t, block, residual) in cases.chain(largest) {
         let enc = |threads: &str| {
             let mut params = vec![("nrmse", t), ("threads", threads), ("residual", residual)];
             params.extend(block.map(|b| ("block", b)));
+            if residual == "nglr" {
+                params.push(("nglr", NGLR_NET));
+            }
             Codec::from_pairs(params)
                 .unwrap()
                 .compress(dims, vals)
@@ -433,7 +464,7 @@ proptest! {
         block in prop::collection::vec(1usize..9, 3),
         seed in any::<u64>(),
         smooth in any::<bool>(),
-        mode in 0usize..5,
+        mode in 0usize..6,
         exp in 2i32..7,
     ) {
         let n: usize = dims.iter().product();
@@ -450,7 +481,8 @@ proptest! {
             1 => vec![("abs", (t * r.max(1e-3)).to_string())],
             2 => vec![("rel", t.to_string())],
             3 => vec![("psnr", (20.0 * exp as f64).to_string())],
-            _ => vec![("nrmse", t.to_string()), ("residual", "wavelet".into())],
+            4 => vec![("nrmse", t.to_string()), ("residual", "wavelet".into())],
+            _ => forced_nglr(&[("abs", (t * r.max(1e-3)).to_string())]),
         };
         // Tiny blocks too, which the `block` parameter refuses (they only cost): set directly.
         let mut config = residuum::Config::from_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))

@@ -177,9 +177,31 @@ fn wavelet_stream() -> Vec<u8> {
     s
 }
 
+/// The committed NGLR network.
+const NGLR_NET: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/golden/nglr_net.safetensors"
+);
+
+/// A one-block stream predicted with NGLR (version 6, the network in its table), with a NaN.
+fn nglr_stream() -> Vec<u8> {
+    let mut v: Vec<f32> = (0..720)
+        .map(|i| (i as f32 * 0.05).sin() * 4.0 + (i % 7) as f32 * 0.01)
+        .collect();
+    v[100] = f32::NAN;
+    let s = Codec::from_pairs([("nrmse", "1e-5"), ("residual", "nglr"), ("nglr", NGLR_NET)])
+        .unwrap()
+        .compress(&[3, 12, 20], &v)
+        .unwrap();
+    let parsed = residuum::internals::format::parse(&s).unwrap();
+    assert_eq!(parsed.version, 6);
+    assert!(parsed.nglr().unwrap().is_some());
+    s
+}
+
 #[test]
 fn every_truncation_is_an_error() {
-    for s in [sample_stream(), wavelet_stream()] {
+    for s in [sample_stream(), wavelet_stream(), nglr_stream()] {
         truncations_are_errors(&s);
     }
 }
@@ -198,10 +220,11 @@ fn truncations_are_errors(s: &[u8]) {
 
 #[test]
 fn every_single_byte_corruption_is_detected() {
-    let (plain, wavelet) = (sample_stream(), wavelet_stream());
-    // The wavelet stream's header, table and a stretch of its payload.
+    let (plain, wavelet, nglr) = (sample_stream(), wavelet_stream(), nglr_stream());
+    // The wavelet stream's header, table and a stretch of its payload; all of the NGLR
+    // stream's (its network is the last entry).
     let some = plain.len().min(wavelet.len());
-    for (s, upto) in [(&plain, plain.len()), (&wavelet, some)] {
+    for (s, upto) in [(&plain, plain.len()), (&wavelet, some), (&nglr, nglr.len())] {
         corruptions_are_detected(s, upto);
     }
 }
@@ -214,6 +237,51 @@ fn corruptions_are_detected(s: &[u8], upto: usize) {
             assert!(decode(&c).is_err(), "byte {i} ^ {flip:#x} went unnoticed");
         }
     }
+}
+
+/// NGLR needs its network: a missing or wrong file is refused when the codec is made, a stream
+/// whose network entry is damaged or missing is refused when decoded.
+#[test]
+fn nglr_without_its_network_is_an_error() {
+    let err = |pairs: &[(&str, &str)]| Codec::from_pairs(pairs.iter().copied()).unwrap_err();
+    assert!(matches!(
+        err(&[("nrmse", "1e-5"), ("residual", "nglr")]),
+        Error::Parameter(_)
+    ));
+    let missing = err(&[("nrmse", "1e-5"), ("nglr", "/nonexistent/nglr.safetensors")]);
+    assert!(matches!(missing, Error::Model(_)), "{missing}");
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a network").unwrap();
+    let wrong = err(&[("nrmse", "1e-5"), ("nglr", garbage.to_str().unwrap())]);
+    assert!(matches!(wrong, Error::Model(_)), "{wrong}");
+
+    // The stream without its network entry (table and flag rewritten, checksums recomputed):
+    // its NGLR block cannot be decoded.
+    let s = nglr_stream();
+    let parsed = residuum::internals::format::parse(&s).unwrap();
+    let blocks: Vec<_> = (0..parsed.entries.len())
+        .map(|i| (parsed.entries[i].kind, parsed.payload(i).unwrap()))
+        .collect();
+    let mut out = vec![0u8; s.len()];
+    let n = residuum::internals::format::write_stream(&parsed.info, &blocks, None, None, &mut out)
+        .unwrap();
+    let e = decode(&out[..n]).unwrap_err();
+    assert!(e.to_string().contains("no NGLR network"), "{e}");
+    // And with a network of another content (weights changed, hash recomputed): decodes, but
+    // not to the original values, so the hash in the entry is what ties stream and network.
+    let entry = parsed.nglr().unwrap().unwrap();
+    let mut bad = entry.to_vec();
+    *bad.last_mut().unwrap() ^= 1;
+    let e = residuum::internals::format::write_stream(
+        &parsed.info,
+        &blocks,
+        None,
+        Some(&bad),
+        &mut out,
+    )
+    .map(|n| decode(&out[..n]));
+    assert!(matches!(e, Ok(Err(Error::Model(_)))), "{e:?}");
 }
 
 #[test]
@@ -260,7 +328,7 @@ fn golden_streams_still_decode_identically() {
 
     // (name, codec parameters, shape)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [usize]);
-    let cases: [Case; 9] = [
+    let cases: [Case; 10] = [
         ("lossless_v2_f32", &[("mode", "lossless")], &[9, 10, 11]),
         (
             "nrmse_1e-4_context_f32",
@@ -306,6 +374,18 @@ fn golden_streams_still_decode_identically() {
             ],
             &[9, 20, 33],
         ),
+        // Version 6: NGLR blocks (special values among them) with the committed network in
+        // the table, LBRC for the blocks it cannot serve.
+        (
+            "nrmse_1e-5_nglr_f32",
+            &[
+                ("nrmse", "1e-5"),
+                ("residual", "nglr"),
+                ("nglr", NGLR_NET),
+                ("block", "8x16x16"),
+            ],
+            &[9, 20, 33],
+        ),
     ];
     for (name, params, dims) in cases {
         let n: usize = dims.iter().product();
@@ -334,6 +414,19 @@ fn golden_streams_still_decode_identically() {
             .unwrap();
         }
         let s = std::fs::read(&rsd).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name.contains("nglr") {
+            // Its encoder is deterministic too: the same bytes again, on 1 and 2 threads.
+            for threads in ["1", "2"] {
+                let again = Codec::from_pairs(params.iter().copied().chain([("threads", threads)]))
+                    .unwrap()
+                    .compress(dims, &v)
+                    .unwrap();
+                assert!(
+                    again == s,
+                    "{name}: the encoder's bytes changed ({threads} threads)"
+                );
+            }
+        }
         let (info, out) = decode(&s).unwrap();
         assert_eq!(info.dims, dims, "{name}");
         let want = std::fs::read_to_string(&hash).unwrap();
@@ -395,8 +488,8 @@ proptest! {
             };
             mutate(&mut p, seed, flips, cut);
             for version in [3, 4] {
-                let _ = lbrc::decode(&p, None, shape, residuum::ElementType::F64, false, version);
-                let _ = lbrc::decode(&p, None, shape, residuum::ElementType::F32, true, version);
+                let _ = lbrc::decode(&p, None, None, shape, residuum::ElementType::F64, false, version);
+                let _ = lbrc::decode(&p, None, None, shape, residuum::ElementType::F32, true, version);
             }
         }
         // A wavelet block's payload, mutated the same way.
@@ -407,6 +500,15 @@ proptest! {
         for dtype in [residuum::ElementType::F32, residuum::ElementType::F64] {
             let _ = residuum::internals::wavelet::decode(&p, [3, 12, 20], dtype, 5);
         }
+        // An NGLR block's payload, decoded with its network.
+        let s = nglr_stream();
+        let parsed = residuum::internals::format::parse(&s).unwrap();
+        let net = std::sync::Arc::new(
+            residuum::internals::nglr::Network::from_entry(parsed.nglr().unwrap().unwrap()).unwrap(),
+        );
+        let mut p = parsed.payload(0).unwrap().to_vec();
+        mutate(&mut p, seed, flips, cut);
+        let _ = residuum::internals::lbrc::decode(&p, None, Some(&net), [3, 12, 20], residuum::ElementType::F32, false, 6);
     }
 
     #[test]

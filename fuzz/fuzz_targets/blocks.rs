@@ -1,10 +1,23 @@
 //! Block payloads behind the checksums: the LBRC, integer, GAE and wavelet decoders on any bytes
-//! and shapes, with and without a base prediction.
+//! and shapes, with and without a base prediction, and LBRC with an NGLR network.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use residuum::internals::{gae, lbrc, wavelet};
+use residuum::internals::{gae, lbrc, nglr, wavelet};
 use residuum::ElementType;
+use std::sync::{Arc, OnceLock};
+
+/// A fixed network with weights of every sign and size (NGLR payloads name it).
+fn network() -> &'static Arc<nglr::Network> {
+    static NET: OnceLock<Arc<nglr::Network>> = OnceLock::new();
+    NET.get_or_init(|| {
+        let h = 4;
+        let w = |n: usize, m: i64| (0..n).map(|i| ((i as i64 * 7919) % (2 * m + 1) - m) as i16).collect();
+        let w1 = w(nglr::FEATURES * h, 30000);
+        let b1 = (0..h as i32).map(|i| i * 1000 - 1500).collect();
+        Arc::new(nglr::Network::new(h, w1, b1, 3, w(h, 20000), -7, 5).unwrap())
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 4 {
@@ -31,7 +44,12 @@ fuzz_target!(|data: &[u8]| {
         // Flag 64: a wavelet payload (version 5, over no base).
         let _ = wavelet::decode(&data[4..], shape, dtype, 5);
     } else if data[3] & 8 == 0 {
-        let _ = lbrc::decode(&data[4..], base, shape, dtype, data[3] & 2 != 0, version);
+        // Flag 128: the stream carries an NGLR network (version 6).
+        let (net, version) = match data[3] & 128 {
+            0 => (None, version),
+            _ => (Some(network()), 6),
+        };
+        let _ = lbrc::decode(&data[4..], base, net, shape, dtype, data[3] & 2 != 0, version);
     } else {
         let _ = gae::decode(&data[4..], base, shape, dtype, version);
     }

@@ -24,7 +24,7 @@ use crate::error::{Error, FormatErrorKind, ParameterError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 /// The first version with wavelet blocks; streams without them are written as version 4, which
 /// older readers decode.
 const WAVELET_VERSION: u16 = 5;
@@ -33,8 +33,13 @@ const VERSION_LOSSY: u16 = 4;
 /// The version written for lossless streams (raw and zstd blocks only), which version 2
 /// readers decode.
 const VERSION_LOSSLESS: u16 = 2;
-/// Header flag: the last table entry is the base model.
+/// Header flag: the table ends with the base model's entry (before the network's).
 const FLAG_MODEL: u8 = 1;
+/// Header flag: the last table entry is the NGLR network (version 6).
+const FLAG_NGLR: u8 = 2;
+/// The first version with NGLR blocks and the network's entry; streams without them are
+/// written as before.
+const NGLR_VERSION: u16 = 6;
 /// More dimensions than any ADIOS2 variable plausibly has; bounds header parsing.
 pub const MAX_DIMS: usize = 32;
 
@@ -62,6 +67,8 @@ pub enum BlockKind {
     Gae = 6,
     /// Quantized CDF 9/7 wavelet coefficients (version 5).
     Wavelet = 7,
+    /// The NGLR network (the last entry of a version 6 stream with the NGLR flag).
+    Network = 8,
 }
 
 impl BlockKind {
@@ -75,6 +82,7 @@ impl BlockKind {
             5 => Ok(BlockKind::BaseLbrc),
             6 => Ok(BlockKind::Gae),
             7 => Ok(BlockKind::Wavelet),
+            8 => Ok(BlockKind::Network),
             other => Err(Error::corrupt(format!("unknown block kind {other}"))),
         }
     }
@@ -129,9 +137,10 @@ pub fn checked_len(dims: &[usize], dtype: ElementType) -> Option<usize> {
         .filter(|&n| n <= isize::MAX as usize)
 }
 
-/// Bytes a model entry adds to a stream: its table entry, content hash and decoder bytes.
-pub fn model_entry_len(decoder_len: usize) -> usize {
-    ENTRY_LEN + 8 + decoder_len
+/// Bytes a table (the base model's decoder, the NGLR network) adds to a stream: its table
+/// entry and its bytes (content hash included).
+pub fn entry_len(bytes: usize) -> usize {
+    ENTRY_LEN + bytes
 }
 
 /// Bytes of header, block table and header checksum.
@@ -165,17 +174,20 @@ pub(crate) fn check_shape(dims: &[usize], dtype: ElementType, data_len: usize) -
     Ok(())
 }
 
-/// Writes header, table and payloads into `out`; returns the stream length.
+/// Writes header, table and payloads into `out`, the tables (base model, NGLR network: content
+/// hash and bytes) after the blocks; returns the stream length.
 pub fn write_stream(
     info: &StreamInfo,
     blocks: &[(BlockKind, &[u8])],
     model: Option<&[u8]>,
+    nglr: Option<&[u8]>,
     out: &mut [u8],
 ) -> Result<usize> {
     let blocks: Vec<(BlockKind, &[u8])> = blocks
         .iter()
         .copied()
         .chain(model.map(|m| (BlockKind::Model, m)))
+        .chain(nglr.map(|m| (BlockKind::Network, m)))
         .collect();
     let lossy = blocks
         .iter()
@@ -191,7 +203,9 @@ pub fn write_stream(
     let mut w = Writer { buf: out, pos: 0 };
     w.put(&MAGIC);
     // Version 2 where it suffices, so that older readers decode what they can.
-    let version = if blocks.iter().any(|(k, _)| *k == BlockKind::Wavelet) {
+    let version = if nglr.is_some() {
+        NGLR_VERSION
+    } else if blocks.iter().any(|(k, _)| *k == BlockKind::Wavelet) {
         WAVELET_VERSION
     } else if lossy {
         VERSION_LOSSY
@@ -203,7 +217,7 @@ pub fn write_stream(
         info.dtype as u8,
         info.target.code(),
         info.dims.len() as u8,
-        if model.is_some() { FLAG_MODEL } else { 0 },
+        if model.is_some() { FLAG_MODEL } else { 0 } | if nglr.is_some() { FLAG_NGLR } else { 0 },
         0,
         0,
     ]);
@@ -250,6 +264,8 @@ pub struct Parsed<'a> {
     payloads: &'a [u8],
     /// The base model's entry, past the grid's blocks.
     model: Option<BlockEntry>,
+    /// The NGLR network's entry, last.
+    nglr: Option<BlockEntry>,
 }
 
 impl<'a> Parsed<'a> {
@@ -272,17 +288,33 @@ impl<'a> Parsed<'a> {
         let Some(e) = &self.model else {
             return Ok(None);
         };
-        let start = self.offsets[self.entries.len()];
-        let p = &self.payloads[start..start + e.len];
-        if xxh3_64(p) != e.checksum {
-            return Err(Error::format(FormatErrorKind::Checksum, "base model"));
-        }
+        let p = self.table(e, self.entries.len(), "base model")?;
         if p.len() < 8 || u64::from_le_bytes(p[..8].try_into().unwrap()) != xxh3_64(&p[8..]) {
             return Err(Error::Model(
                 "the stream's base model does not match its content hash".into(),
             ));
         }
         Ok(Some(&p[8..]))
+    }
+
+    /// The NGLR network's entry (content hash and bytes), if the stream carries one, checked
+    /// against its checksum.
+    pub fn nglr(&self) -> Result<Option<&'a [u8]>> {
+        let Some(e) = &self.nglr else {
+            return Ok(None);
+        };
+        let at = self.entries.len() + self.model.is_some() as usize;
+        self.table(e, at, "NGLR network").map(Some)
+    }
+
+    /// The bytes of table entry `e`, the `at`-th payload, checked against its checksum.
+    fn table(&self, e: &BlockEntry, at: usize, what: &str) -> Result<&'a [u8]> {
+        let start = self.offsets[at];
+        let p = &self.payloads[start..start + e.len];
+        if xxh3_64(p) != e.checksum {
+            return Err(Error::format(FormatErrorKind::Checksum, what));
+        }
+        Ok(p)
     }
 }
 
@@ -305,10 +337,15 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     let fixed = r.take(6, "header")?;
     let (dtype_code, target_code, ndims) = (fixed[0], fixed[1], fixed[2] as usize);
     let flags = fixed[3];
-    if fixed[4..] != [0, 0] || flags & !FLAG_MODEL != 0 || (version < 3 && flags != 0) {
+    if fixed[4..] != [0, 0]
+        || flags & !(FLAG_MODEL | FLAG_NGLR) != 0
+        || (version < 3 && flags != 0)
+        || (version < NGLR_VERSION && flags & FLAG_NGLR != 0)
+    {
         return Err(Error::corrupt("reserved header bytes are not zero"));
     }
     let has_model = flags & FLAG_MODEL != 0;
+    let has_nglr = flags & FLAG_NGLR != 0;
     let target = f64::from_le_bytes(r.take(8, "target")?.try_into().unwrap());
     if ndims > MAX_DIMS {
         return Err(Error::corrupt(format!(
@@ -358,7 +395,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     let grid_ok = if version == 1 {
         block_count(&dims, &block) == nblocks && nblocks <= 1
     } else {
-        block_count(&fold3(&dims), &block) + has_model as usize == nblocks
+        block_count(&fold3(&dims), &block) + has_model as usize + has_nglr as usize == nblocks
     };
     if !grid_ok {
         return Err(Error::corrupt("block count does not match the block grid"));
@@ -378,10 +415,12 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let nglr = if has_nglr { entries.pop() } else { None };
     let model = if has_model { entries.pop() } else { None };
-    let model_ok = model.is_none_or(|m| m.kind == BlockKind::Model);
+    let model_ok = model.is_none_or(|m| m.kind == BlockKind::Model)
+        && nglr.is_none_or(|m| m.kind == BlockKind::Network);
     let kinds_ok = entries.iter().all(|e| match e.kind {
-        BlockKind::Model => false,
+        BlockKind::Model | BlockKind::Network => false,
         BlockKind::BaseLbrc | BlockKind::Gae => version >= 3,
         BlockKind::Wavelet => version >= WAVELET_VERSION,
         _ => true,
@@ -392,7 +431,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     let payloads = &stream[r.pos..];
     let mut offsets = Vec::with_capacity(entries.len());
     let mut total = 0usize;
-    for e in entries.iter().chain(&model) {
+    for e in entries.iter().chain(&model).chain(&nglr) {
         offsets.push(total);
         total = total
             .checked_add(e.len)
@@ -422,6 +461,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
         offsets,
         payloads,
         model,
+        nglr,
     })
 }
 

@@ -103,6 +103,7 @@ pub(crate) fn encode(
         specials,
         shape,
         dtype,
+        ..
     } = *block;
     let b_at = |i: usize| base.map_or(0.0, |b| b[i]);
     let step = match bound {
@@ -230,14 +231,14 @@ impl ResidualCoder for Gae {
         bound: BlockBound,
         _par: bool,
         _beat: Option<f64>,
-    ) -> Option<(Staged, ErrorStats)> {
+    ) -> Option<(Vec<Staged>, ErrorStats)> {
         let (p, e) = encode(block, base.map(|b| b.prediction.as_slice()), bound)?;
         let mut out = vec![base.is_some() as u8];
         if let Some(b) = base {
             frame::put(b, &mut out);
         }
         out.extend_from_slice(&p);
-        Some((Staged::Done(BlockKind::Gae, out), e))
+        Some((vec![Staged::Done(BlockKind::Gae, out)], e))
     }
 }
 

@@ -15,7 +15,9 @@ use crate::dtype::ElementType;
 use crate::entropy::ints;
 use crate::format::BlockKind;
 use crate::params::{IntCoder, Residual};
+use predict::nglr::Network;
 pub(crate) use specials::Specials;
+use std::sync::Arc;
 
 /// A block after the residual stage.
 pub(crate) enum Staged {
@@ -25,7 +27,19 @@ pub(crate) enum Staged {
     Ints(BlockKind, Vec<u8>, Integers),
 }
 
+/// The NGLR network LBRC may predict with, and whether it must (`residual=nglr`).
+#[derive(Debug)]
+pub(crate) struct NglrUse {
+    pub net: Arc<Network>,
+    pub force: bool,
+}
+
 impl Staged {
+    /// Whether decoding it needs the stream's NGLR network.
+    pub(crate) fn uses_nglr(&self) -> bool {
+        matches!(self, Staged::Ints(_, _, i) if i.nglr)
+    }
+
     /// Estimated bits per value of its payload (0 for a finished one: only constant blocks
     /// and GAE's are finished this early, and neither is worth challenging by estimate).
     pub(crate) fn estimate(&self) -> f64 {
@@ -57,6 +71,8 @@ pub(crate) struct Integers {
     pub values: Vec<i64>,
     pub shape: [usize; 3],
     pub par: bool,
+    /// Predicted with the stream's NGLR network.
+    pub nglr: bool,
 }
 
 /// Integers sampled for an estimate of their cost: about this many.
@@ -89,6 +105,8 @@ pub(crate) struct BlockValues<'a> {
     pub specials: &'a Specials,
     pub shape: [usize; 3],
     pub dtype: ElementType,
+    /// The NGLR network LBRC may use.
+    pub nglr: Option<&'a NglrUse>,
 }
 
 /// A way of coding a block's values within an error bound.
@@ -97,7 +115,8 @@ pub(crate) trait ResidualCoder: Sync {
     /// the errors of the verified reconstruction. None where it cannot: lossless coding takes
     /// the block. `par` lets it use the current rayon pool (the output is the same either
     /// way). `beat`, the estimated bits per value of the best coding staged so far, lets a
-    /// coder give up early where its own estimate is clearly worse.
+    /// coder give up early where its own estimate is clearly worse. Several stagings of one
+    /// reconstruction (LBRC with and without NGLR) come as several entries.
     fn stage(
         &self,
         block: &BlockValues,
@@ -105,7 +124,7 @@ pub(crate) trait ResidualCoder: Sync {
         bound: BlockBound,
         par: bool,
         beat: Option<f64>,
-    ) -> Option<(Staged, ErrorStats)>;
+    ) -> Option<(Vec<Staged>, ErrorStats)>;
 }
 
 /// A coder staged only where none before it staged the block.
@@ -119,7 +138,7 @@ impl ResidualCoder for Fallback {
         bound: BlockBound,
         par: bool,
         beat: Option<f64>,
-    ) -> Option<(Staged, ErrorStats)> {
+    ) -> Option<(Vec<Staged>, ErrorStats)> {
         match beat {
             None => self.0.stage(block, base, bound, par, None),
             Some(_) => None,
@@ -132,7 +151,8 @@ impl Residual {
     pub(crate) fn coders(self) -> &'static [&'static dyn ResidualCoder] {
         match self {
             Residual::Auto => &[&lbrc::Lbrc, &wavelet::Wavelet],
-            Residual::Lbrc => &[&lbrc::Lbrc],
+            // NGLR is LBRC with one more predictor.
+            Residual::Lbrc | Residual::Nglr => &[&lbrc::Lbrc],
             // LBRC takes the blocks the wavelet cannot (too small, or no step meets the bound).
             Residual::Wavelet => &[&wavelet::Wavelet, &Fallback(&lbrc::Lbrc)],
             Residual::Gae => &[&gae::Gae],

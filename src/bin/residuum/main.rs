@@ -15,6 +15,7 @@ mod peers;
 mod plot;
 mod results;
 mod train;
+mod train_nglr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use residuum::internals::quality;

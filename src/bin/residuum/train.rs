@@ -1,6 +1,8 @@
 //! `residuum train`: fits the base model (`residuum::internals::base::train`) to fields within a time
 //! budget and writes it as safetensors with its loss curve (CSV and PNG) and the rate and
-//! quality it reaches through the codec's own inference.
+//! quality it reaches through the codec's own inference. With `--nglr`, an NGLR network
+//! instead (`residuum::internals::nglr::train`), then what it saves on each field through the
+//! codec.
 
 use crate::fields::{load_fields, load_raw, Field};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -19,25 +21,34 @@ pub struct TrainArgs {
     #[arg(long)]
     dims: Option<String>,
     #[arg(long, short)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Time budget in seconds.
     #[arg(long, default_value_t = 60.0)]
-    seconds: f64,
+    pub seconds: f64,
     /// At most this many optimizer steps.
     #[arg(long, default_value_t = 5000)]
-    steps: usize,
+    pub steps: usize,
     /// Quantization step of the latents.
     #[arg(long, default_value_t = 0.05)]
     latent_step: f32,
     /// Weight of the rate term (mean latent magnitude in steps) against the MSE.
     #[arg(long, default_value_t = 1e-5)]
     rate_weight: f64,
-    #[arg(long, default_value_t = 2e-3)]
-    lr: f64,
-    #[arg(long, default_value_t = 16)]
-    batch: usize,
+    /// Learning rate (default 2e-3; 3e-3 with --nglr).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Batch size (default 16 crops; 2048 samples with --nglr).
+    #[arg(long)]
+    pub batch: Option<usize>,
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub seed: u64,
+    /// Train an NGLR network (for `nglr=`) instead of a base model; --lr and --batch then
+    /// default to 3e-3 and 2048.
+    #[arg(long)]
+    pub nglr: bool,
+    /// Hidden units of the NGLR network.
+    #[arg(long, default_value_t = 8)]
+    pub hidden: usize,
 }
 
 pub fn run(args: &TrainArgs) -> Result<(), String> {
@@ -48,13 +59,16 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     if fields.is_empty() {
         return Err("no fields to train on".into());
     }
+    if args.nglr {
+        return crate::train_nglr::run(args, &fields);
+    }
     let options = TrainOptions {
         seconds: args.seconds,
         max_steps: args.steps,
         latent_step: args.latent_step,
         rate_weight: args.rate_weight,
-        lr: args.lr,
-        batch: args.batch,
+        lr: args.lr.unwrap_or(2e-3),
+        batch: args.batch.unwrap_or(16),
         seed: args.seed,
     };
     let samples: Vec<Sample> = fields

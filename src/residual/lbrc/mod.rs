@@ -12,7 +12,7 @@
 mod lattice;
 mod quantize;
 
-use super::predict;
+use super::predict::{self, nglr, Predictor};
 use super::specials::{self, Specials};
 use super::{BlockValues, Integers, ResidualCoder, Staged};
 use crate::base::{frame, BasePrediction, Decoder};
@@ -25,6 +25,7 @@ use crate::format::BlockKind;
 use crate::params::IntCoder;
 use lattice::on_lattice;
 use quantize::{choose_step, reconstruct, reconstruct_on};
+use std::sync::Arc;
 
 /// A block coded in one go by [`encode`].
 pub enum Payload {
@@ -41,7 +42,8 @@ pub(crate) const PAR_MIN: usize = 1 << 16;
 pub(crate) enum Prepared {
     /// Done: every finite value reconstructs as the offset.
     Constant(Vec<u8>),
-    Residuals(Integers),
+    /// The block's integers under each predictor worth coding (with NGLR and without).
+    Residuals(Vec<Integers>),
 }
 
 /// Codes one block for `bound` in one go (`prepare`, then `Integers::finish`).
@@ -59,11 +61,12 @@ pub fn encode(
         specials: &specials,
         shape,
         dtype,
+        nglr: None,
     };
     let (prepared, stats) = prepare(&block, None, bound, par)?;
     let coded = match prepared {
         Prepared::Constant(p) => Payload::Constant(p),
-        Prepared::Residuals(p) => Payload::Lbrc(p.finish(coder)),
+        Prepared::Residuals(mut p) => Payload::Lbrc(p.swap_remove(0).finish(coder)),
     };
     Some((coded, stats))
 }
@@ -80,13 +83,16 @@ impl ResidualCoder for Lbrc {
         bound: BlockBound,
         par: bool,
         _beat: Option<f64>,
-    ) -> Option<(Staged, ErrorStats)> {
+    ) -> Option<(Vec<Staged>, ErrorStats)> {
         let prediction = base.map(|b| b.prediction.as_slice());
         let (prepared, stats) = prepare(block, prediction, bound, par)?;
         let Some(base) = base else {
             let staged = match prepared {
-                Prepared::Constant(p) => Staged::Done(BlockKind::Constant, p),
-                Prepared::Residuals(r) => Staged::Ints(BlockKind::Lbrc, Vec::new(), r),
+                Prepared::Constant(p) => vec![Staged::Done(BlockKind::Constant, p)],
+                Prepared::Residuals(r) => r
+                    .into_iter()
+                    .map(|r| Staged::Ints(BlockKind::Lbrc, Vec::new(), r))
+                    .collect(),
             };
             return Some((staged, stats));
         };
@@ -96,11 +102,13 @@ impl ResidualCoder for Lbrc {
             Prepared::Constant(p) => {
                 prefix.push(0);
                 prefix.extend_from_slice(&p);
-                Staged::Done(BlockKind::BaseLbrc, prefix)
+                vec![Staged::Done(BlockKind::BaseLbrc, prefix)]
             }
             Prepared::Residuals(r) => {
                 prefix.push(1);
-                Staged::Ints(BlockKind::BaseLbrc, prefix, r)
+                r.into_iter()
+                    .map(|r| Staged::Ints(BlockKind::BaseLbrc, prefix.clone(), r))
+                    .collect()
             }
         };
         Some((staged, stats))
@@ -123,6 +131,7 @@ pub(crate) fn prepare(
         specials,
         shape,
         dtype,
+        nglr,
     } = *block;
     debug_assert_eq!(values.len(), shape.iter().product::<usize>());
     let par = par && values.len() >= PAR_MIN;
@@ -173,17 +182,43 @@ pub(crate) fn prepare(
     }
     head.extend_from_slice(&step.to_le_bytes());
     specials.write(values.len(), dtype, &mut head);
-    let predictor = predict::choose(&q, shape);
-    predict::fill(predictor.as_ref(), &mut q, shape, specials.positions());
-    head.push(predictor.id());
-    predictor.put_params(&mut head);
-    let residuals = Integers {
-        head,
-        values: predictor.forward(q, shape, par),
+    let with_predictor = |mut head: Vec<u8>, p: &dyn Predictor| {
+        head.push(p.id());
+        p.put_params(&mut head);
+        head
+    };
+    let classic = predict::choose(&q, shape);
+    predict::fill(classic.as_ref(), &mut q, shape, specials.positions());
+    let net = nglr.filter(|_| shape.iter().all(|&d| d >= 2));
+    let kept = net.map(|_| q.clone());
+    let plain = Integers {
+        head: with_predictor(head.clone(), classic.as_ref()),
+        values: classic.forward(q, shape, par),
         shape,
         par,
+        nglr: false,
     };
-    Some((Prepared::Residuals(residuals), stats))
+    let mut out = Vec::with_capacity(2);
+    // NGLR over the block's own predictor, where its sampled cost is lower (or forced).
+    if let (Some(u), Some(mut q)) = (net, kept) {
+        let scale = nglr::scale_of(&plain.values, shape);
+        let p = nglr::Nglr::new(u.net.clone(), classic, scale);
+        if u.force || nglr::promising(&p, &q, &plain.values, shape, specials.positions()) {
+            predict::fill(&p, &mut q, shape, specials.positions());
+            out.push(Integers {
+                head: with_predictor(head, &p),
+                values: p.forward(q, shape, par),
+                shape,
+                par,
+                nglr: true,
+            });
+            if u.force {
+                return Some((Prepared::Residuals(out), stats));
+            }
+        }
+    }
+    out.push(plain);
+    Some((Prepared::Residuals(out), stats))
 }
 
 /// What a non-constant payload holds between its offset and its coded integers.
@@ -199,13 +234,14 @@ fn read_head(
     n: usize,
     dtype: ElementType,
     version: u16,
+    net: Option<&Arc<nglr::Network>>,
 ) -> Result<Head> {
     let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
     if !(step.is_finite() && step > 0.0 && offset.is_finite()) {
         return Err(Error::corrupt("bad quantization step or offset"));
     }
     let specials = specials::read(r, n, dtype, version)?;
-    let predictor = predict::read(r)?;
+    let predictor = predict::read(r, net)?;
     Ok(Head {
         step,
         specials,
@@ -220,10 +256,11 @@ pub(crate) fn max_values(
     n: usize,
     dtype: ElementType,
     version: u16,
+    net: Option<&Arc<nglr::Network>>,
 ) -> Result<Option<u64>> {
     let mut r = PayloadReader::new(payload);
     let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
-    read_head(&mut r, offset, n, dtype, version)?;
+    read_head(&mut r, offset, n, dtype, version, net)?;
     ints::max_values(r.rest())
 }
 
@@ -233,11 +270,12 @@ pub(crate) fn max_values_over_base(
     n: usize,
     dtype: ElementType,
     version: u16,
+    net: Option<&Arc<nglr::Network>>,
 ) -> Result<Option<u64>> {
     let mut r = PayloadReader::new(payload);
     frame::skip(&mut r)?;
     match r.bytes(1)?[0] {
-        1 => max_values(r.rest(), n, dtype, version),
+        1 => max_values(r.rest(), n, dtype, version, net),
         _ => Ok(None),
     }
 }
@@ -246,6 +284,7 @@ pub(crate) fn max_values_over_base(
 pub(crate) fn decode_over_base(
     payload: &[u8],
     decoder: Option<&Decoder>,
+    net: Option<&Arc<nglr::Network>>,
     shape: [usize; 3],
     dtype: ElementType,
     version: u16,
@@ -257,15 +296,16 @@ pub(crate) fn decode_over_base(
         1 => false,
         k => return Err(Error::corrupt(format!("unknown residual kind {k}"))),
     };
-    decode(r.rest(), Some(&pred), shape, dtype, constant, version)
+    decode(r.rest(), Some(&pred), net, shape, dtype, constant, version)
 }
 
 /// Decodes a block coded by [`encode`] (`constant`: a constant block) straight into its
 /// little-endian element bytes, in block order; `base` is the prediction the encoder's `prepare`
-/// coded the residual over; `version` is the stream's.
+/// coded the residual over; `net` is the stream's NGLR network; `version` is the stream's.
 pub fn decode(
     payload: &[u8],
     base: Option<&[f64]>,
+    net: Option<&Arc<nglr::Network>>,
     shape: [usize; 3],
     dtype: ElementType,
     constant: bool,
@@ -306,7 +346,7 @@ pub fn decode(
         step,
         specials,
         predictor,
-    } = read_head(&mut r, offset, n, dtype, version)?;
+    } = read_head(&mut r, offset, n, dtype, version, net)?;
     // Decoded (and so checked against what the payload can hold) before `out` is allocated.
     let mut q = ints::decode(r.rest(), shape)?;
     let mut out = crate::error::try_vec::<u8>(n * es, "a decoded block")?;

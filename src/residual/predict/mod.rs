@@ -8,10 +8,13 @@
 
 mod least_squares;
 mod lorenzo;
+pub mod nglr;
 
 use crate::error::{Error, Result};
 use crate::format::payload::PayloadReader;
 pub(crate) use lorenzo::{Lorenzo, LORENZO_3D};
+use nglr::Network;
+use std::sync::Arc;
 
 /// A fitted predictor of one block's integers (C order over a 3D block shape).
 pub(crate) trait Predictor: Send + Sync {
@@ -134,9 +137,13 @@ pub(crate) fn fill(p: &dyn Predictor, q: &mut [i64], shape: [usize; 3], at: &[us
     }
 }
 
-/// Reads a predictor: its id and parameters.
-pub(crate) fn read(r: &mut PayloadReader) -> Result<Boxed> {
+/// Reads a predictor: its id and parameters; `net` is the stream's NGLR network, if any (None:
+/// NGLR is refused, as inside NGLR itself).
+pub(crate) fn read(r: &mut PayloadReader, net: Option<&Arc<Network>>) -> Result<Boxed> {
     let id = r.bytes(1)?[0];
+    if id == nglr::NGLR {
+        return nglr::read(r, net);
+    }
     FAMILIES
         .iter()
         .find_map(|f| (f.read)(id, r))

@@ -58,7 +58,7 @@ impl ResidualCoder for Wavelet {
         bound: BlockBound,
         par: bool,
         beat: Option<f64>,
-    ) -> Option<(Staged, ErrorStats)> {
+    ) -> Option<(Vec<Staged>, ErrorStats)> {
         let BlockBound::Rms(budget) = bound else {
             return None;
         };
@@ -73,7 +73,10 @@ impl ResidualCoder for Wavelet {
             return None;
         }
         let (ints, stats) = encode(block, budget, par, beat)?;
-        Some((Staged::Ints(BlockKind::Wavelet, Vec::new(), ints), stats))
+        Some((
+            vec![Staged::Ints(BlockKind::Wavelet, Vec::new(), ints)],
+            stats,
+        ))
     }
 }
 
@@ -90,6 +93,7 @@ fn encode(
         specials,
         shape,
         dtype,
+        ..
     } = *block;
     let (lo, hi) = finite_min_max(values.iter().copied());
     let valid = values.len() - specials.positions().len();
@@ -147,6 +151,7 @@ fn encode(
         values: q,
         shape,
         par: par && values.len() >= super::lbrc::PAR_MIN,
+        nglr: false,
     };
     Some((ints, stats))
 }
@@ -410,6 +415,7 @@ mod tests {
             specials: &specials,
             shape,
             dtype: ElementType::F32,
+            nglr: None,
         };
         let (ints, stats) = encode(&block, budget, false, None).expect("codes");
         assert!(stats.rms() <= budget, "{} > {budget}", stats.rms());

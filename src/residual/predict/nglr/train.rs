@@ -1,0 +1,224 @@
+//! Training an NGLR network with candle (feature `train`): samples of features and Lorenzo
+//! residuals from a collection of fields, quantized as LBRC quantizes them at NRMSE 1e-4, 1e-5
+//! and 1e-6; a float network fitted with a Charbonnier loss (≈ L1: the bias that minimises
+//! the residuals' magnitude is a median); then its weights in integers for [`Network`].
+
+use super::{Network, Nglr, CLAMP, FEATURES, FRAC};
+use crate::block::{default_block, Grid};
+use crate::bound::finite_min_max;
+use crate::error::{Error, Result};
+use crate::residual::predict;
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{Optimizer, ParamsAdamW};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One field to learn from: values (non-finite ones are left out) and its 3D shape.
+pub struct Field<'a> {
+    pub values: &'a [f32],
+    pub shape: [usize; 3],
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub hidden: usize,
+    pub seconds: f64,
+    pub max_steps: usize,
+    pub lr: f64,
+    pub batch: usize,
+    /// At most this many samples per field and target.
+    pub per_field: usize,
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            hidden: 8,
+            seconds: 30.0,
+            max_steps: 3000,
+            lr: 3e-3,
+            batch: 2048,
+            per_field: 150_000,
+            seed: 1,
+        }
+    }
+}
+
+/// Progress of a fit.
+#[derive(Debug, Clone, Copy)]
+pub struct Point {
+    pub step: usize,
+    pub seconds: f64,
+    /// Mean Charbonnier loss of the batch, in block scales.
+    pub loss: f64,
+}
+
+/// The targets whose quantization the samples come from.
+const TARGETS: [f64; 3] = [1e-4, 1e-5, 1e-6];
+
+fn candle(e: candle_core::Error) -> Error {
+    Error::Model(format!("NGLR training: {e}"))
+}
+
+/// Features (as floats, 1.0 per block scale) and targets (Lorenzo residual over the scale).
+fn samples(fields: &[Field], opts: &Options) -> (Vec<f32>, Vec<f32>) {
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let probe = Arc::new(Network::new(1, vec![0; FEATURES], vec![0], 0, vec![0], 0, 0).unwrap());
+    for f in fields {
+        let (lo, hi) = finite_min_max(f.values.iter().map(|&v| v as f64));
+        if hi <= lo {
+            continue;
+        }
+        let grid = Grid::new(f.shape, default_block(f.shape));
+        for t in TARGETS {
+            let step = t * (hi - lo) * 12f64.sqrt();
+            let per_block = (opts.per_field / grid.len()).max(1);
+            for bi in 0..grid.len() {
+                let b = grid.block(bi);
+                let bytes: &[u8] = bytemuck::cast_slice(f.values);
+                let raw = grid.gather_bytes(bytes, crate::dtype::ElementType::F32, &b);
+                let v = crate::dtype::ElementType::F32.to_f64s(&raw);
+                let (blo, bhi) = finite_min_max(v.iter().copied());
+                let mid = 0.5 * (blo + bhi);
+                if b.shape.iter().any(|&d| d < 2) {
+                    continue;
+                }
+                let mut q: Vec<i64> = v
+                    .iter()
+                    .map(|&x| {
+                        if x.is_finite() {
+                            ((x - mid) / step).round() as i64
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                // Masked values as the codec treats them: predicted, so their neighbours see
+                // a smooth continuation; not sampled themselves.
+                let masked: Vec<usize> = (0..v.len()).filter(|&i| !v[i].is_finite()).collect();
+                let inner = predict::choose(&q, b.shape);
+                predict::fill(inner.as_ref(), &mut q, b.shape, &masked);
+                let n = Nglr::fit(probe.clone(), inner, &q, b.shape);
+                let stride = (q.len() / per_block).max(1) | 1;
+                let d = n.scale() as f32;
+                let at = (0..q.len()).step_by(stride).filter(|&i| v[i].is_finite());
+                for (feat, r) in n.samples(&q, b.shape, at) {
+                    x.extend(feat.iter().map(|&v| v as f32 / (1 << FRAC) as f32));
+                    y.push(r as f32 / d);
+                }
+            }
+        }
+    }
+    (x, y)
+}
+
+/// The largest shift s ≤ `max` with |v|·2^s ≤ `limit` for every v.
+fn shift_for(v: &[f32], limit: f32, max: u32) -> u32 {
+    let m = v.iter().fold(0f32, |a, &b| a.max(b.abs()));
+    (0..=max)
+        .rev()
+        .find(|&s| m * (1u64 << s) as f32 <= limit)
+        .unwrap_or(0)
+}
+
+/// The float network's weights in integers: layer-1 weights with shift s1 (and its biases at
+/// s1 + FRAC, as the features carry FRAC), layer 2 likewise with s2.
+fn quantize(w1: &[f32], b1: &[f32], w2: &[f32], b2: f32, hidden: usize) -> Result<Network> {
+    let s1 = shift_for(w1, 8191.0, 20).min(shift_for(b1, (1 << 29) as f32 / 256.0, 20));
+    let s2 = shift_for(w2, 8191.0, 20).min(shift_for(&[b2], (1 << 29) as f32 / 256.0, 20));
+    let q16 = |v: f32, s: u32| (v * (1u64 << s) as f32).round() as i16;
+    let q32 = |v: f32, s: u32| (v as f64 * (1u64 << (s + FRAC)) as f64).round() as i32;
+    Network::new(
+        hidden,
+        w1.iter().map(|&w| q16(w, s1)).collect(),
+        b1.iter().map(|&b| q32(b, s1)).collect(),
+        s1,
+        w2.iter().map(|&w| q16(w, s2)).collect(),
+        q32(b2, s2),
+        s2,
+    )
+}
+
+/// Fits a network to `fields` within `opts`; `progress` sees every step.
+pub fn fit(
+    fields: &[Field],
+    opts: &Options,
+    mut progress: impl FnMut(Point),
+) -> Result<(Network, Vec<Point>)> {
+    let start = Instant::now();
+    let (xs, ys) = samples(fields, opts);
+    let n = ys.len();
+    if n < 64 {
+        return Err(Error::Model(format!(
+            "NGLR training: {n} samples (fields too small or constant)"
+        )));
+    }
+    let dev = Device::Cpu;
+    let e = candle;
+    let x = Tensor::from_vec(xs, (n, FEATURES), &dev).map_err(e)?;
+    let y = Tensor::from_vec(ys, (n, 1), &dev).map_err(e)?;
+    let h = opts.hidden;
+    let mut rng = crate::base::train::Rng::new(opts.seed);
+    let init: Vec<f32> = (0..FEATURES * h)
+        .map(|_| rng.uniform() * (3.0 / FEATURES as f32).sqrt())
+        .collect();
+    let w1 =
+        Var::from_tensor(&Tensor::from_vec(init, (FEATURES, h), &dev).map_err(e)?).map_err(e)?;
+    let b1 = Var::zeros(h, DType::F32, &dev).map_err(e)?;
+    // The output starts at zero: training starts as plain Lorenzo.
+    let w2 = Var::zeros((h, 1), DType::F32, &dev).map_err(e)?;
+    let b2 = Var::zeros(1, DType::F32, &dev).map_err(e)?;
+    let vars = vec![w1.clone(), b1.clone(), w2.clone(), b2.clone()];
+    let mut opt = candle_nn::AdamW::new(
+        vars,
+        ParamsAdamW {
+            lr: opts.lr,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )
+    .map_err(e)?;
+    let mut curve = Vec::new();
+    for step in 0..opts.max_steps {
+        if start.elapsed().as_secs_f64() > opts.seconds {
+            break;
+        }
+        let idx: Vec<u32> = (0..opts.batch.min(n))
+            .map(|_| rng.below(n) as u32)
+            .collect();
+        let idx = Tensor::from_vec(idx, opts.batch.min(n), &dev).map_err(e)?;
+        let bx = x.index_select(&idx, 0).map_err(e)?;
+        let by = y.index_select(&idx, 0).map_err(e)?;
+        let hid = bx
+            .matmul(&w1)
+            .map_err(e)?
+            .broadcast_add(&b1)
+            .map_err(e)?
+            .relu()
+            .map_err(e)?
+            .minimum(CLAMP as f32 / (1 << FRAC) as f32)
+            .map_err(e)?;
+        let out = hid.matmul(&w2).map_err(e)?.broadcast_add(&b2).map_err(e)?;
+        let d = (out - by).map_err(e)?;
+        let loss = ((d.sqr().map_err(e)? + 1e-2).map_err(e)?.sqrt().map_err(e)?)
+            .mean_all()
+            .map_err(e)?;
+        opt.backward_step(&loss).map_err(e)?;
+        let p = Point {
+            step,
+            seconds: start.elapsed().as_secs_f64(),
+            loss: loss.to_scalar::<f32>().map_err(e)? as f64,
+        };
+        progress(p);
+        curve.push(p);
+    }
+    let flat = |v: &Var| -> Result<Vec<f32>> {
+        v.as_tensor()
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .map_err(e)
+    };
+    let net = quantize(&flat(&w1)?, &flat(&b1)?, &flat(&w2)?, flat(&b2)?[0], h)?;
+    Ok((net, curve))
+}
