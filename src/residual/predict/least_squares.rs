@@ -224,19 +224,14 @@ impl Predictor for LeastSquares {
         if !(i > 0 && j > 0 && k > 0) {
             return ls_boundary(q, shape, i, j, k);
         }
-        // The interior rule of `ls_row`, on the corners of the Lorenzo cube.
-        let (n, bk) = (idx - c, idx - b * c);
-        let v = [
-            q[idx - 1],
-            q[n],
-            q[bk],
-            q[n - 1],
-            q[bk - 1],
-            q[bk - c],
-            q[bk - c - 1],
-        ];
+        self.predict_interior(q, idx, c, b * c)
+    }
+
+    /// The interior rule of `ls_row`, on the corners of the Lorenzo cube.
+    fn predict_interior(&self, q: &[i64], idx: usize, row: usize, plane: usize) -> i64 {
+        let v = super::interior_corners(q, idx, row, plane);
         let acc = (0..7).fold(1i64 << (LS_SHIFT - 1), |acc, t| {
-            acc.wrapping_add((self.coef[t] as i64).wrapping_mul(v[t]))
+            acc.wrapping_add((self.coef[t] as i64).wrapping_mul(v[LS_CORNERS[t]]))
         });
         acc >> LS_SHIFT
     }

@@ -144,6 +144,11 @@ impl Predictor for Lorenzo {
         q[idx].wrapping_sub(lorenzo_residual(q, shape, self.mask, i, j, k))
     }
 
+    fn predict_interior(&self, q: &[i64], idx: usize, row: usize, plane: usize) -> i64 {
+        let v = super::interior_corners(q, idx, row, plane);
+        v[0].wrapping_sub(self.corner_residual(&v))
+    }
+
     fn forward(&self, mut q: Vec<i64>, shape: [usize; 3], _par: bool) -> Vec<i64> {
         lorenzo_forward(&mut q, shape, self.mask);
         q

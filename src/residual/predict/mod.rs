@@ -33,6 +33,9 @@ pub(crate) trait Predictor: Send + Sync {
     /// Its prediction of `q[idx]` from the values before it (what [`Predictor::forward`]
     /// subtracts there).
     fn predict_at(&self, q: &[i64], shape: [usize; 3], idx: usize) -> i64;
+    /// [`Predictor::predict_at`] where the whole Lorenzo cube of `idx` lies in the block (its
+    /// plane, row and column are not the first), given the distances of a row and a plane.
+    fn predict_interior(&self, q: &[i64], idx: usize, row: usize, plane: usize) -> i64;
     /// The residuals of `q`.
     fn forward(&self, q: Vec<i64>, shape: [usize; 3], par: bool) -> Vec<i64>;
     /// Rebuilds the integers from their residuals, in place. Wrapping arithmetic: hostile input
@@ -55,6 +58,13 @@ pub(crate) struct Family {
 
 /// Every predictor, in the order their proposals are weighed (an earlier one wins ties).
 const FAMILIES: &[Family] = &[lorenzo::FAMILY, least_squares::FAMILY];
+
+/// The corners of the Lorenzo cube of interior position `idx`, as [`sample_corners`] gives
+/// them.
+#[inline(always)]
+pub(super) fn interior_corners(q: &[i64], idx: usize, row: usize, plane: usize) -> [i64; 8] {
+    std::array::from_fn(|sub| q[idx - (sub & 1) * plane - (sub >> 1 & 1) * row - (sub >> 2 & 1)])
+}
 
 /// Calls `f(v, interior)` at every `stride`-th position with the corners of its Lorenzo cube:
 /// `v[sub]` is the value offset by one along the axes in `sub` (bit 0 planes, bit 1 rows,

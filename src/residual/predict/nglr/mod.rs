@@ -33,7 +33,7 @@ const MAGIC: &[u8; 4] = b"NGL1";
 
 /// Offsets (planes, rows, columns back) of the neighbours whose values, relative to the
 /// Lorenzo prediction, are features 0..11; the last is north-east (a column ahead).
-const VALUE_AT: [(usize, usize, isize); 11] = [
+const VALUE_AT: [(usize, isize, isize); 11] = [
     (0, 0, 1),
     (0, 1, 0),
     (1, 0, 0),
@@ -47,7 +47,7 @@ const VALUE_AT: [(usize, usize, isize); 11] = [
     (0, 1, -1),
 ];
 /// Offsets of the neighbours whose Lorenzo residuals are features 11..20.
-const RESIDUAL_AT: [(usize, usize, isize); 9] = [
+const RESIDUAL_AT: [(usize, isize, isize); 9] = [
     (0, 0, 1),
     (0, 1, 0),
     (1, 0, 0),
@@ -195,16 +195,32 @@ impl Network {
 
     /// The network's output for `f`, in block scales times 2^(FRAC + s2).
     #[inline(always)]
-    fn output(&self, f: &[i32; FEATURES]) -> i32 {
-        let h = self.hidden;
-        let mut acc = [0i32; MAX_HIDDEN];
-        let acc = &mut acc[..h];
-        acc.copy_from_slice(&self.b1);
-        for (x, w) in f.iter().zip(self.w1.chunks_exact(h)) {
-            for (a, &w) in acc.iter_mut().zip(w) {
-                *a = a.wrapping_add((w as i32).wrapping_mul(*x));
+    fn output(&self, f: &[i16; FEATURES]) -> i32 {
+        // The common sizes with their sums in registers (the same arithmetic).
+        match self.hidden {
+            8 => self.layer2(self.layer1::<8>(f, 8)),
+            16 => self.layer2(self.layer1::<16>(f, 16)),
+            h => self.layer2(self.layer1::<MAX_HIDDEN>(f, h)),
+        }
+    }
+
+    /// The first layer's sums for `h` ≤ `N` units (the rest 0). i16 products fit i32
+    /// (|feature| ≤ 2^12): no multiply can wrap, only the sums.
+    #[inline(always)]
+    fn layer1<const N: usize>(&self, f: &[i16; FEATURES], h: usize) -> [i32; N] {
+        let mut acc = [0i32; N];
+        acc[..h].copy_from_slice(&self.b1);
+        for (&x, w) in f.iter().zip(self.w1.chunks_exact(h)) {
+            for (a, &w) in acc[..h].iter_mut().zip(w) {
+                *a = a.wrapping_add(w as i32 * x as i32);
             }
         }
+        acc
+    }
+
+    /// The output from the first layer's sums.
+    #[inline(always)]
+    fn layer2<const N: usize>(&self, acc: [i32; N]) -> i32 {
         let mut out = self.b2;
         for (a, &w) in acc.iter().zip(&self.w2) {
             let act = (*a >> self.s1).clamp(0, CLAMP);
@@ -215,7 +231,7 @@ impl Network {
 
     /// The bias a scale-`d` block adds to the Lorenzo prediction, for features `f`.
     #[inline(always)]
-    fn bias(&self, f: &[i32; FEATURES], d: u32) -> i64 {
+    fn bias(&self, f: &[i16; FEATURES], d: u32) -> i64 {
         let sh = FRAC + self.s2;
         ((self.output(f) as i64) * d as i64 + (1i64 << (sh - 1))) >> sh
     }
@@ -251,8 +267,8 @@ pub fn save(net: &Network, path: &std::path::Path) -> Result<()> {
 /// Scales `x` (an integer difference) by the block's `m` = 2^(16+FRAC) / d into features'
 /// fixed point, clamped.
 #[inline(always)]
-fn scaled(x: i64, m: i64) -> i32 {
-    (x.saturating_mul(m) >> 16).clamp(-(CLAMP as i64), CLAMP as i64) as i32
+fn scaled(x: i64, m: i64) -> i16 {
+    (x.saturating_mul(m) >> 16).clamp(-(CLAMP as i64), CLAMP as i64) as i16
 }
 
 /// The features of interior position (i, j, k) (all of i, j, k ≥ 1) from the values `q` and
@@ -262,31 +278,44 @@ fn scaled(x: i64, m: i64) -> i32 {
 #[inline(always)]
 fn features(
     q: &[i64],
-    rl: impl Fn(usize) -> i64,
+    ri: impl Fn(usize) -> i64,
     shape: [usize; 3],
     (i, j, k): (usize, usize, usize),
-    lorenzo: i64,
+    pred: i64,
     (d, m): (u32, i64),
-) -> [i32; FEATURES] {
+) -> [i16; FEATURES] {
     let [_, b, c] = shape;
-    let at = |(di, dj, dk): (usize, usize, isize)| -> Option<usize> {
-        let kk = k as isize - dk;
-        (i >= di && j >= dj && kk >= 0 && (kk as usize) < c)
-            .then(|| ((i - di) * b + (j - dj)) * c + kk as usize)
-    };
-    let mut f = [0i32; FEATURES];
-    for (s, &o) in VALUE_AT.iter().enumerate() {
-        if let Some(p) = at(o) {
-            f[s] = scaled(q[p].wrapping_sub(lorenzo), m);
+    let mut f = [0i16; FEATURES];
+    let idx = (i * b + j) * c + k;
+    if i >= 2 && j >= 2 && k >= 2 && k + 1 < c {
+        // Every neighbour inside: fixed distances back, no checks.
+        let back =
+            |(di, dj, dk): (usize, isize, isize)| (di * b * c) as isize + dj * c as isize + dk;
+        for (s, &o) in VALUE_AT.iter().enumerate() {
+            f[s] = scaled(q[idx - back(o) as usize].wrapping_sub(pred), m);
         }
-    }
-    for (s, &o) in RESIDUAL_AT.iter().enumerate() {
-        if let Some(p) = at(o) {
-            f[VALUE_AT.len() + s] = scaled(rl(p), m);
+        for (s, &o) in RESIDUAL_AT.iter().enumerate() {
+            f[VALUE_AT.len() + s] = scaled(ri(idx - back(o) as usize), m);
+        }
+    } else {
+        let at = |(di, dj, dk): (usize, isize, isize)| -> Option<usize> {
+            let (jj, kk) = (j as isize - dj, k as isize - dk);
+            (i >= di && jj >= 0 && kk >= 0 && (kk as usize) < c)
+                .then(|| ((i - di) * b + jj as usize) * c + kk as usize)
+        };
+        for (s, &o) in VALUE_AT.iter().enumerate() {
+            if let Some(p) = at(o) {
+                f[s] = scaled(q[p].wrapping_sub(pred), m);
+            }
+        }
+        for (s, &o) in RESIDUAL_AT.iter().enumerate() {
+            if let Some(p) = at(o) {
+                f[VALUE_AT.len() + s] = scaled(ri(p), m);
+            }
         }
     }
     // How coarse the block is: the bit length of its scale, 1.0 per 4 bits.
-    f[FEATURES - 1] = ((32 - d.leading_zeros()) << (FRAC - 2)) as i32;
+    f[FEATURES - 1] = ((32 - d.leading_zeros()) << (FRAC - 2)) as i16;
     f
 }
 
@@ -340,7 +369,7 @@ impl Nglr {
         q: &[i64],
         shape: [usize; 3],
         positions: impl Iterator<Item = usize>,
-    ) -> Vec<([i32; FEATURES], i64)> {
+    ) -> Vec<([i16; FEATURES], i64)> {
         let ri = self.inner.forward(q.to_vec(), shape, false);
         let [_, b, c] = shape;
         positions
@@ -404,6 +433,14 @@ impl Predictor for Nglr {
         pred.wrapping_add(self.bias_at(q, ri, shape, (i, j, k), pred))
     }
 
+    fn predict_interior(&self, q: &[i64], idx: usize, row: usize, plane: usize) -> i64 {
+        let pred = self.inner.predict_interior(q, idx, row, plane);
+        let shape = [idx / plane + 1, plane / row, row];
+        let ijk = (idx / plane, (idx % plane) / row, idx % row);
+        let ri = |p: usize| q[p].wrapping_sub(self.inner.predict_at(q, shape, p));
+        pred.wrapping_add(self.bias_at(q, ri, shape, ijk, pred))
+    }
+
     fn forward(&self, q: Vec<i64>, shape: [usize; 3], par: bool) -> Vec<i64> {
         let ri = self.inner.forward(q.clone(), shape, par);
         let [_, b, c] = shape;
@@ -436,10 +473,11 @@ impl Predictor for Nglr {
                 for k in 0..c {
                     let p = (i * b + j) * c + k;
                     let r = q[p];
-                    let pred = self.inner.predict_at(q, shape, p);
-                    let bias = match i > 0 && j > 0 && k > 0 {
-                        true => self.bias_at(q, |x| ri[x], shape, (i, j, k), pred),
-                        false => 0,
+                    let (pred, bias) = if i > 0 && j > 0 && k > 0 {
+                        let pred = self.inner.predict_interior(q, p, c, b * c);
+                        (pred, self.bias_at(q, |x| ri[x], shape, (i, j, k), pred))
+                    } else {
+                        (self.inner.predict_at(q, shape, p), 0)
                     };
                     q[p] = pred.wrapping_add(bias).wrapping_add(r);
                     ri[p] = q[p].wrapping_sub(pred);
