@@ -8,7 +8,6 @@
 //! reconstruction; a block no step can serve is coded losslessly. The stream is framed by
 //! `format`; decoding is `decode`'s.
 
-use crate::base::online::Trainer;
 use crate::base::{self, Model};
 use crate::block::{default_block, fold3, Grid};
 use crate::bound::{data_range, BlockBound, ErrorStats, Target, RANGE_CHUNK};
@@ -17,6 +16,7 @@ use crate::entropy::{encode_bytes, ByteCoding};
 use crate::error::{Error, ParameterError, Result};
 use crate::format::{self, check_shape, checked_len, grid_len, header_len, BlockKind, StreamInfo};
 use crate::params::{Config, Range};
+use crate::pipeline::learn::Learner;
 use crate::pipeline::{default_threads, shared_pool, two_stage, MAX_THREADS};
 use crate::residual::predict::nglr;
 use crate::residual::{lbrc, BlockValues, NglrUse, Specials, Staged};
@@ -34,9 +34,11 @@ pub struct Codec {
     /// The base model of `config.model`, loaded once.
     model: Option<Arc<Model>>,
     /// Learns a model from the first arrays (`config.train`).
-    trainer: Option<Arc<Trainer>>,
+    trainer: Option<Arc<Learner<Model>>>,
     /// The NGLR network of `config.nglr`, loaded once.
     nglr: Option<Arc<NglrUse>>,
+    /// Learns an NGLR network from the first arrays (`config.train_nglr`).
+    nglr_trainer: Option<Arc<Learner<nglr::Network>>>,
 }
 
 /// One way of coding a lossy block, between the pipeline's stages.
@@ -104,19 +106,22 @@ impl Codec {
             Some(path) => Some(Arc::new(Model::load(path)?)),
             None => None,
         };
-        if config.train > 0 && !cfg!(feature = "train") {
-            return Err(Error::Parameter(ParameterError::BadValue {
-                key: "train".into(),
-                value: config.train.to_string(),
+        let cannot = |key: &str, n: usize| {
+            Error::Parameter(ParameterError::BadValue {
+                key: key.into(),
+                value: n.to_string(),
                 reason: "this build of residuum cannot train (feature `train`)".into(),
-            }));
-        }
-        let trainer =
-            (config.train > 0).then(|| Arc::new(Trainer::new(config.train, config.train_seconds)));
+            })
+        };
+        let (trainer, nglr_trainer) = learners(&config).ok_or_else(|| match config.train {
+            0 => cannot("train_nglr", config.train_nglr),
+            n => cannot("train", n),
+        })?;
+        let force = config.residual == crate::params::Residual::Nglr;
         let nglr = match &config.nglr {
             Some(path) => Some(Arc::new(NglrUse {
                 net: Arc::new(nglr::load(path)?),
-                force: config.residual == crate::params::Residual::Nglr,
+                force,
             })),
             None => None,
         };
@@ -127,6 +132,7 @@ impl Codec {
             model,
             trainer,
             nglr,
+            nglr_trainer,
         }
         .with_threads(threads)
     }
@@ -146,6 +152,7 @@ impl Codec {
             model: self.model.clone(),
             trainer: self.trainer.clone(),
             nglr: self.nglr.clone(),
+            nglr_trainer: self.nglr_trainer.clone(),
         })
     }
 
@@ -155,6 +162,16 @@ impl Codec {
         self.model
             .clone()
             .or_else(|| self.trainer.as_ref()?.trained())
+    }
+
+    /// The NGLR network compression uses now: the configured one, or the one `train_nglr=N`
+    /// learned (None while it trains).
+    fn nglr(&self) -> Option<Arc<NglrUse>> {
+        self.nglr.clone().or_else(|| {
+            let net = self.nglr_trainer.as_ref()?.trained()?;
+            let force = self.config.residual == crate::params::Residual::Nglr;
+            Some(Arc::new(NglrUse { net, force }))
+        })
     }
 
     /// The worker threads this codec uses.
@@ -195,9 +212,12 @@ impl Codec {
         } else {
             0
         };
-        // Forced NGLR likewise.
-        let net = match &self.nglr {
-            Some(u) if u.force => format::entry_len(u.net.entry().len()),
+        // Forced NGLR likewise (a network learned in situ has at most MAX_HIDDEN units).
+        let net = match (&self.nglr, &self.nglr_trainer) {
+            (Some(u), _) if u.force => format::entry_len(u.net.entry().len()),
+            (None, Some(_)) if self.config.residual == crate::params::Residual::Nglr => {
+                format::entry_len(8 + nglr::Network::max_len())
+            }
             _ => 0,
         };
         header_len(dims.len(), grid_len(dims, self.block_shape(dims)))
@@ -245,8 +265,14 @@ impl Codec {
         let bound = target.resolve(range);
         let values = data.len() / dtype.size();
         let model = self.model();
-        if let (Some(t), true) = (&self.trainer, bound != BlockBound::Lossless) {
-            t.observe(data, dtype, dims);
+        let net = self.nglr();
+        if bound != BlockBound::Lossless {
+            if let Some(t) = &self.trainer {
+                t.observe(data, dtype, dims);
+            }
+            if let Some(t) = &self.nglr_trainer {
+                t.observe(data, dtype, dims);
+            }
         }
         let first = |i: usize, par: bool| -> Result<Block> {
             let b = grid.block(i);
@@ -261,7 +287,7 @@ impl Codec {
                     specials: &specials,
                     shape: b.shape,
                     dtype,
-                    nglr: self.nglr.as_deref(),
+                    nglr: net.as_deref(),
                 };
                 self.candidates(model.as_deref(), &block, bound, par)
             };
@@ -288,7 +314,7 @@ impl Codec {
         // blocks it serves save more than its own bytes (table entry counted), so that the
         // stream never outgrows the one without it (nor `max_compressed_len`).
         let model_bytes = model.as_ref().map(|m| m.decoder.entry());
-        let net_bytes = self.nglr.as_ref().map(|u| u.net.entry());
+        let net_bytes = net.as_ref().map(|u| u.net.entry());
         let carried = self.tables(&coded, [model_bytes, net_bytes].map(|b| b.map(<[u8]>::len)));
         let forced = self.forced();
         let mut errors = ErrorStats::default();
@@ -365,7 +391,11 @@ impl Codec {
                 let compare = compare || stagings.len() > 1;
                 for staged in stagings {
                     let estimate = if compare { staged.estimate() } else { 0.0 };
-                    beat = Some(beat.map_or(estimate, |b| b.min(estimate)));
+                    // The coders after see what they would see without NGLR (their choices,
+                    // and so the stream without the network, stay as they were).
+                    if !staged.uses_nglr() {
+                        beat = Some(beat.map_or(estimate, |b| b.min(estimate)));
+                    }
                     let tables =
                         base.map_or(0, |_| MODEL) | if staged.uses_nglr() { NGLR } else { 0 };
                     out.push(Candidate {
@@ -385,17 +415,14 @@ impl Codec {
     /// raw block (or no step met the bound).
     fn finish_block(&self, s: Block, dtype: ElementType) -> Result<Choice> {
         let mut best: [Option<CodedBlock>; 4] = Default::default();
-        // Pruned against the best estimate among the candidates needing the same base.
-        let lowest = |model: bool| {
-            let group = s
-                .candidates
-                .iter()
-                .filter(|c| (c.tables & MODEL != 0) == model);
-            group.map(|c| c.estimate).fold(f64::INFINITY, f64::min)
-        };
-        let lowest = [lowest(false), lowest(true)];
+        // Pruned against the best estimate among the candidates needing the same tables (so
+        // that a block codes as it would without them), NGLR's also against those without it.
+        let mut lowest = [f64::INFINITY; 4];
+        for c in &s.candidates {
+            lowest[c.tables] = lowest[c.tables].min(c.estimate);
+        }
         for c in s.candidates {
-            if c.estimate > PRUNE * lowest[c.tables & MODEL] {
+            if c.estimate > PRUNE * lowest[c.tables].min(lowest[c.tables & !NGLR]) {
                 continue;
             }
             let (kind, payload) = c.staged.finish(self.config.coder);
@@ -441,7 +468,7 @@ impl Codec {
 
     /// The tables forced into every block that can use them (`base=model`, `residual=nglr`).
     fn forced(&self) -> usize {
-        let nglr = self.nglr.as_ref().is_some_and(|u| u.force);
+        let nglr = self.config.residual == crate::params::Residual::Nglr;
         (usize::from(self.config.force_model) * MODEL) | (usize::from(nglr) * NGLR)
     }
 
@@ -492,4 +519,26 @@ fn pick(c: &Choice, carried: usize, forced: usize) -> &CodedBlock {
         .min_by_key(|(t, b)| ((want & !t).count_ones(), b.1.len()))
         .map(|(_, b)| b)
         .expect("every block has a coding without tables")
+}
+
+/// The in-situ learners the configuration asks for (`train`, `train_nglr`); None where this
+/// build cannot train.
+#[allow(clippy::type_complexity)]
+fn learners(
+    config: &Config,
+) -> Option<(
+    Option<Arc<Learner<Model>>>,
+    Option<Arc<Learner<nglr::Network>>>,
+)> {
+    let (model, net) = (config.train, config.train_nglr);
+    #[cfg(feature = "train")]
+    {
+        let s = config.train_seconds;
+        Some((
+            (model > 0).then(|| Arc::new(Learner::new("base model", model, s, base::train::learn))),
+            (net > 0).then(|| Arc::new(Learner::new("NGLR network", net, s, nglr::train::learn))),
+        ))
+    }
+    #[cfg(not(feature = "train"))]
+    (model == 0 && net == 0).then_some((None, None))
 }

@@ -11,9 +11,10 @@
 //! | `level` | zstd level for lossless blocks, 1..=19 |
 //! | `coder` | integer coder: `context` (default) or `planes` (zstd per bit plane) |
 //! | `model` | a base model file (`residuum train`): blocks are also tried over its prediction |
-//! | `residual` | residual coder: `auto` (default: LBRC, and the wavelet coder where it pays), `lbrc`, `wavelet`, `nglr` (LBRC with the NGLR network on every block it can serve; needs `nglr`) or `gae` (the baseline) |
+//! | `residual` | residual coder: `auto` (default: LBRC, and the wavelet coder where it pays), `lbrc`, `wavelet`, `nglr` (LBRC with the NGLR network on every block it can serve; needs `nglr` or `train_nglr`) or `gae` (the baseline) |
 //! | `nglr` | an NGLR network file (`residuum train --nglr`): LBRC also tries it as a predictor, per block by bits; the stream carries it where it saves more than its bytes |
 //! | `train` | learn a base model from the first N arrays compressed (then used like `model`) |
+//! | `train_nglr` | learn an NGLR network from the first N arrays compressed (then used like `nglr`) |
 //! | `train_seconds` | time budget of that training (default 30), on a background thread |
 //! | `fill` | a number that marks missing values (e.g. `1e20`, `-999`): such values come back bit for bit and count neither in the range nor in the error (NaN and ±Inf always do so) |
 //! | `base` | with `model`: `auto` (default: per block, whichever costs fewer bits) or `model` (every block over the model where it meets the bound, for comparisons) |
@@ -88,6 +89,8 @@ pub struct Config {
     pub force_model: bool,
     /// Arrays to learn a base model from (0: none).
     pub train: usize,
+    /// Arrays to learn an NGLR network from (0: none).
+    pub train_nglr: usize,
     pub train_seconds: f64,
     /// The value that marks missing data (`fill=`), if any.
     pub fill: Option<f64>,
@@ -108,6 +111,7 @@ impl Default for Config {
             residual: Residual::Auto,
             force_model: false,
             train: 0,
+            train_nglr: 0,
             train_seconds: 30.0,
             fill: None,
             nglr: None,
@@ -116,7 +120,7 @@ impl Default for Config {
 }
 
 const ACCEPTED: &str =
-    "mode, target, nrmse, abs, rel, psnr, range, block, threads, level, coder, model, residual, base, train, train_seconds, fill, nglr";
+    "mode, target, nrmse, abs, rel, psnr, range, block, threads, level, coder, model, residual, base, train, train_nglr, train_seconds, fill, nglr";
 /// Keys ADIOS2 itself puts into a plugin operator's parameters.
 const ADIOS2_KEYS: [&str; 3] = ["pluginname", "pluginlibrary", "verbose"];
 
@@ -290,6 +294,11 @@ impl Config {
                         .parse()
                         .map_err(|_| bad(&key, value, "expected a count of arrays"))?
                 }
+                "train_nglr" => {
+                    cfg.train_nglr = value
+                        .parse()
+                        .map_err(|_| bad(&key, value, "expected a count of arrays"))?
+                }
                 "train_seconds" => cfg.train_seconds = positive(&key, value)?,
                 "base" => {
                     cfg.force_model = match value.to_ascii_lowercase().as_str() {
@@ -339,6 +348,13 @@ impl Config {
                 "give either model or train",
             ));
         }
+        if cfg.train_nglr > 0 && cfg.nglr.is_some() {
+            return Err(bad(
+                "train_nglr",
+                &cfg.train_nglr.to_string(),
+                "give either nglr or train_nglr",
+            ));
+        }
         let mode = mode.map(|(_, m)| m).unwrap_or_else(|| {
             if target.is_some() {
                 String::new()
@@ -370,11 +386,11 @@ impl Config {
             ("rel", Some((_, v))) => Target::Rel(v),
             (_, Some((_, v))) => Target::Psnr(v),
         };
-        if cfg.residual == Residual::Nglr && cfg.nglr.is_none() {
+        if cfg.residual == Residual::Nglr && cfg.nglr.is_none() && cfg.train_nglr == 0 {
             return Err(bad(
                 "residual",
                 "nglr",
-                "needs a network: nglr=PATH (residuum train --nglr)",
+                "needs a network: nglr=PATH (residuum train --nglr) or train_nglr=N",
             ));
         }
         // A transform spreads each coefficient's error over many values: it serves RMS

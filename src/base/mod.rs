@@ -14,7 +14,6 @@
 //! (`residuum train`); a trained model is a safetensors file.
 
 pub(crate) mod frame;
-pub(crate) mod online;
 #[cfg(feature = "train")]
 pub mod train;
 

@@ -373,3 +373,30 @@ fn serialize(varmap: &VarMap, latent_step: f32) -> Result<Vec<u8>> {
     let meta = HashMap::from([(LATENT_STEP_KEY.to_string(), latent_step.to_string())]);
     safetensors::serialize(views, Some(meta)).map_err(|e| Error::Model(e.to_string()))
 }
+
+/// In-situ training (`train=N`): a model fitted to the collected arrays within `seconds`.
+pub(crate) fn learn(
+    arrays: &crate::pipeline::learn::Collected,
+    seconds: f64,
+) -> Result<(super::Model, String)> {
+    let samples: Vec<Sample> = arrays
+        .iter()
+        .map(|(v, shape)| Sample {
+            values: v,
+            shape: *shape,
+        })
+        .collect();
+    let opts = TrainOptions {
+        seconds,
+        ..TrainOptions::default()
+    };
+    let (bytes, curve) = fit(&samples, &opts, |_| {})?;
+    let m = super::Model::from_safetensors(&bytes).map_err(Error::Model)?;
+    let report = format!(
+        "{} steps in {:.1} s, loss {:.3e}",
+        curve.len(),
+        curve.last().map_or(0.0, |p| p.seconds),
+        curve.last().map_or(f64::NAN, |p| p.loss)
+    );
+    Ok((m, report))
+}

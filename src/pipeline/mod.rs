@@ -9,6 +9,8 @@
 //! the work-stealing scheduler cannot deadlock. Results land by block index, so the output does
 //! not depend on the thread count or on which stage finished first.
 
+pub(crate) mod learn;
+
 use crate::error::{Error, Result};
 use crossbeam_channel::bounded;
 use std::collections::HashMap;

@@ -135,7 +135,7 @@ impl Network {
         if nf != FEATURES {
             return Err(bad(&format!("{nf} inputs, this version has {FEATURES}")));
         }
-        if bytes.len() != 8 + hidden * (2 * FEATURES + 4 + 2) + 4 {
+        if bytes.len() != 8 + hidden * (2 * FEATURES + 6) + 4 {
             return Err(bad(&format!(
                 "{} bytes for {hidden} hidden units",
                 bytes.len()
@@ -175,6 +175,11 @@ impl Network {
     /// The stream's table entry: content hash, then [`Network::bytes`].
     pub fn entry(&self) -> &[u8] {
         &self.entry
+    }
+
+    /// The most bytes [`Network::bytes`] can have.
+    pub fn max_len() -> usize {
+        8 + MAX_HIDDEN * (2 * FEATURES + 6) + 4
     }
 
     pub fn hidden(&self) -> usize {
@@ -384,6 +389,7 @@ impl Nglr {
             .collect()
     }
 
+    #[cfg(feature = "train")]
     pub(crate) fn scale(&self) -> u32 {
         self.d
     }

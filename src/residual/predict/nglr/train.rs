@@ -1,7 +1,7 @@
-//! Training an NGLR network with candle (feature `train`): samples of features and Lorenzo
-//! residuals from a collection of fields, quantized as LBRC quantizes them at NRMSE 1e-4, 1e-5
-//! and 1e-6; a float network fitted with a Charbonnier loss (≈ L1: the bias that minimises
-//! the residuals' magnitude is a median); then its weights in integers for [`Network`].
+//! Training an NGLR network with candle (feature `train`): samples of features and the
+//! residuals of each block's own predictor from a collection of fields, quantized as LBRC quantizes them at NRMSE 1e-4, 1e-5
+//! and 1e-6 (non-finite values filled as the codec fills them); a float network fitted with a
+//! loss close to the bits a residual costs; then its weights in integers for [`Network`].
 
 use super::{Network, Nglr, CLAMP, FEATURES, FRAC};
 use crate::block::{default_block, Grid};
@@ -26,7 +26,7 @@ pub struct Options {
     pub max_steps: usize,
     pub lr: f64,
     pub batch: usize,
-    /// At most this many samples per field and target.
+    /// At most this many samples per field and target (and [`MAX_SAMPLES`] in all).
     pub per_field: usize,
     pub seed: u64,
 }
@@ -50,9 +50,12 @@ impl Default for Options {
 pub struct Point {
     pub step: usize,
     pub seconds: f64,
-    /// Mean Charbonnier loss of the batch, in block scales.
+    /// Mean loss of the batch (see [`fit`]).
     pub loss: f64,
 }
+
+/// The most samples a fit keeps (21 f32 features each: 100 MB).
+pub const MAX_SAMPLES: usize = 1_200_000;
 
 /// The targets whose quantization the samples come from.
 const TARGETS: [f64; 3] = [1e-4, 1e-5, 1e-6];
@@ -61,9 +64,13 @@ fn candle(e: candle_core::Error) -> Error {
     Error::Model(format!("NGLR training: {e}"))
 }
 
-/// Features (as floats, 1.0 per block scale) and targets (Lorenzo residual over the scale).
+/// Features (as floats, 1.0 per block scale) and targets (the inner predictor's residual over
+/// the scale).
 fn samples(fields: &[Field], opts: &Options) -> (Vec<f32>, Vec<f32>) {
     let (mut x, mut y) = (Vec::new(), Vec::new());
+    let per_field = opts
+        .per_field
+        .min(MAX_SAMPLES / TARGETS.len() / fields.len().max(1));
     let probe = Arc::new(Network::new(1, vec![0; FEATURES], vec![0], 0, vec![0], 0, 0).unwrap());
     for f in fields {
         let (lo, hi) = finite_min_max(f.values.iter().map(|&v| v as f64));
@@ -73,7 +80,7 @@ fn samples(fields: &[Field], opts: &Options) -> (Vec<f32>, Vec<f32>) {
         let grid = Grid::new(f.shape, default_block(f.shape));
         for t in TARGETS {
             let step = t * (hi - lo) * 12f64.sqrt();
-            let per_block = (opts.per_field / grid.len()).max(1);
+            let per_block = (per_field / grid.len()).max(1);
             for bi in 0..grid.len() {
                 let b = grid.block(bi);
                 let bytes: &[u8] = bytemuck::cast_slice(f.values);
@@ -140,7 +147,9 @@ fn quantize(w1: &[f32], b1: &[f32], w2: &[f32], b2: f32, hidden: usize) -> Resul
     )
 }
 
-/// Fits a network to `fields` within `opts`; `progress` sees every step.
+/// Fits a network to `fields` within `opts`; `progress` sees every step. The loss is
+/// ln(e² + 0.1) of the error e in block scales: close to the bits a residual costs (its
+/// logarithm), so large residuals that cost little more do not dominate.
 pub fn fit(
     fields: &[Field],
     opts: &Options,
@@ -201,7 +210,7 @@ pub fn fit(
             .map_err(e)?;
         let out = hid.matmul(&w2).map_err(e)?.broadcast_add(&b2).map_err(e)?;
         let d = (out - by).map_err(e)?;
-        let loss = ((d.sqr().map_err(e)? + 1e-2).map_err(e)?.sqrt().map_err(e)?)
+        let loss = ((d.sqr().map_err(e)? + 1e-1).map_err(e)?.log().map_err(e)?)
             .mean_all()
             .map_err(e)?;
         opt.backward_step(&loss).map_err(e)?;
@@ -221,4 +230,31 @@ pub fn fit(
     };
     let net = quantize(&flat(&w1)?, &flat(&b1)?, &flat(&w2)?, flat(&b2)?[0], h)?;
     Ok((net, curve))
+}
+
+/// In-situ training (`train_nglr=N`): a network fitted to the collected arrays within
+/// `seconds`.
+pub(crate) fn learn(
+    arrays: &crate::pipeline::learn::Collected,
+    seconds: f64,
+) -> Result<(Network, String)> {
+    let fields: Vec<Field> = arrays
+        .iter()
+        .map(|(v, shape)| Field {
+            values: v,
+            shape: *shape,
+        })
+        .collect();
+    let opts = Options {
+        seconds,
+        ..Options::default()
+    };
+    let (net, curve) = fit(&fields, &opts, |_| {})?;
+    let report = format!(
+        "{} steps in {:.1} s, loss {:.4}",
+        curve.len(),
+        curve.last().map_or(0.0, |p| p.seconds),
+        curve.last().map_or(f64::NAN, |p| p.loss)
+    );
+    Ok((net, report))
 }

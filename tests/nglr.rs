@@ -1,0 +1,150 @@
+//! NGLR end to end: `residuum train --nglr` on a real field, the codec offering the network
+//! (never a larger stream than without it), and the operator learning one from its first
+//! arrays (`train_nglr=N`).
+
+mod common;
+
+use residuum::internals::format::parse;
+use residuum::{decode_as, Codec};
+use std::process::Command;
+
+const NET: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/golden/nglr_net.safetensors"
+);
+
+fn field(name: &str) -> (Vec<usize>, Vec<f32>) {
+    let (_, dims, v) = common::real_fields()
+        .into_iter()
+        .find(|f| f.0.starts_with(name))
+        .unwrap();
+    (dims, v)
+}
+
+fn carries_network(s: &[u8]) -> bool {
+    parse(s).unwrap().nglr().unwrap().is_some()
+}
+
+fn rms_over_range(v: &[f32], back: &[f32]) -> f64 {
+    let (lo, hi) = v
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    let sq: f64 = v
+        .iter()
+        .zip(back)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
+    (sq / v.len() as f64).sqrt() / (hi - lo) as f64
+}
+
+/// The CLI trains a network on a field within its budget, writes it with its loss curve,
+/// and reports what it saves; the codec then carries it where it pays, and the stream is
+/// smaller than LBRC's alone.
+#[test]
+fn a_network_trained_by_the_cli_pays_for_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lox.safetensors");
+    let o = Command::new(env!("CARGO_BIN_EXE_residuum"))
+        .args([
+            "train",
+            "--nglr",
+            "--seconds",
+            "20",
+            "--steps",
+            "1500",
+            "--data",
+        ])
+        .arg(common::data_dir().join("loxpost_energy_38x76x38.f32"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.contains("CR with NGLR over LBRC alone"), "{text}");
+    for f in ["lox.loss.csv", "lox.loss.png"] {
+        assert!(
+            std::fs::metadata(dir.path().join(f)).unwrap().len() > 100,
+            "{f}"
+        );
+    }
+    let (dims, v) = field("loxpost_energy");
+    let size = |net: Option<&str>| {
+        let mut p = vec![("nrmse", "1e-5"), ("residual", "lbrc")];
+        p.extend(net.map(|n| ("nglr", n)));
+        Codec::from_pairs(p).unwrap().compress(&dims, &v).unwrap()
+    };
+    let (plain, with) = (size(None), size(Some(out.to_str().unwrap())));
+    assert!(carries_network(&with) && !carries_network(&plain));
+    assert!(
+        (with.len() as f64) < 0.98 * plain.len() as f64,
+        "{} bytes with NGLR, {} without",
+        with.len(),
+        plain.len()
+    );
+    let (_, back) = decode_as::<f32>(&with).unwrap();
+    assert!(rms_over_range(&v, &back) <= 1e-5);
+}
+
+/// Offered a network, the codec never writes a larger stream than without it (it carries
+/// the network only where the blocks using it save more than its bytes), on every real field
+/// and target, whether or not the network suits the field.
+#[test]
+fn a_network_never_makes_a_stream_larger() {
+    for (name, dims, v) in common::real_fields() {
+        for t in ["1e-4", "1e-6"] {
+            let enc = |net: bool| {
+                let mut p = vec![("nrmse", t)];
+                if net {
+                    p.push(("nglr", NET));
+                }
+                Codec::from_pairs(p).unwrap().compress(&dims, &v).unwrap()
+            };
+            let (plain, with) = (enc(false), enc(true));
+            assert!(
+                with.len() <= plain.len(),
+                "{name} {t}: {} > {}",
+                with.len(),
+                plain.len()
+            );
+            if !carries_network(&with) {
+                assert!(with == plain, "{name} {t}: no network, yet other bytes");
+            }
+        }
+    }
+}
+
+/// `train_nglr=N`: the first N arrays are compressed without a network and learnt from; once
+/// the background training is done, blocks are predicted with the network (forced here) and
+/// the streams carry it.
+#[test]
+fn operator_learns_a_network_from_its_first_arrays() {
+    let (dims, v) = field("ccsm");
+    let c = Codec::from_pairs([
+        ("nrmse", "1e-5"),
+        ("train_nglr", "2"),
+        ("train_seconds", "3"),
+        ("residual", "nglr"),
+    ])
+    .unwrap();
+    for _ in 0..2 {
+        assert!(!carries_network(&c.compress(&dims, &v).unwrap()));
+    }
+    let start = std::time::Instant::now();
+    let s = loop {
+        let s = c.compress(&dims, &v).unwrap();
+        if carries_network(&s) {
+            break s;
+        }
+        assert!(start.elapsed().as_secs() < 300, "no network after 300 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let (_, back) = decode_as::<f32>(&s).unwrap();
+    assert!(rms_over_range(&v, &back) <= 1e-5);
+    let e = Codec::from_pairs([("train_nglr", "2"), ("nglr", NET)]).unwrap_err();
+    assert!(e.to_string().contains("either nglr or train_nglr"), "{e}");
+}
