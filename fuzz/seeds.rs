@@ -72,4 +72,21 @@ fn main() {
             std::fs::write(blocks_dir.join(format!("{name}-{flags}-{}", shape[0])), seed).unwrap();
         }
     }
+    // NGLR (version 6, the network's entry after the block's): a 3D block with the committed
+    // network, NaNs among its values.
+    let cube: Vec<f32> = (0..4096)
+        .map(|i| if i % 301 == 7 { f32::NAN } else { wave[i] + (i / 256) as f32 * 0.1 })
+        .collect();
+    let net = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/golden/nglr_net.safetensors");
+    let s = Codec::from_pairs([("nrmse", "1e-5"), ("residual", "nglr"), ("nglr", net)])
+        .unwrap()
+        .compress(&[16, 16, 16], &cube)
+        .unwrap();
+    std::fs::write(decode_dir.join("nglr"), &s).unwrap();
+    let parsed = residuum::internals::format::parse(&s).unwrap();
+    // Shape 16³ (flag 16), flag 128: decoded with the target's own network (other weights,
+    // the same paths).
+    let mut seed = vec![4, 4, 4, 16 | 32 | 128];
+    seed.extend_from_slice(parsed.payload(0).unwrap());
+    std::fs::write(blocks_dir.join("nglr-16-16"), seed).unwrap();
 }
