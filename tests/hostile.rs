@@ -4,15 +4,15 @@
 use residuum::{Codec, DecodeOptions, Error};
 
 /// Rewrites a one-block stream's header to claim `dims` (one block over the whole 3D view),
-/// keeping its payload and block table entry, with a correct header checksum: a stream only the
-/// payload's own capacity can tell from a real one.
+/// keeping its payloads and table entries (the block's, and a network's after it), with a
+/// correct header checksum: a stream only the payload's own capacity can tell from a real one.
 fn claim(stream: &[u8], dims: &[u64]) -> Vec<u8> {
     let ndims = stream[8] as usize;
     let table = 20 + 8 * ndims + 24 + 8;
-    let nblocks = u64::from_le_bytes(stream[table - 8..table].try_into().unwrap());
-    assert_eq!(nblocks, 1, "one-block streams only");
-    let entry = &stream[table..table + 17];
-    let payload = &stream[table + 17 + 8..];
+    let nblocks = u64::from_le_bytes(stream[table - 8..table].try_into().unwrap()) as usize;
+    assert!(nblocks == 1 || stream[9] != 0, "one-block streams only");
+    let entry = &stream[table..table + 17 * nblocks];
+    let payload = &stream[table + 17 * nblocks + 8..];
     let mut h = stream[..20].to_vec();
     h[8] = dims.len() as u8;
     for &d in dims {
@@ -25,7 +25,7 @@ fn claim(stream: &[u8], dims: &[u64]) -> Vec<u8> {
     for v in view {
         h.extend_from_slice(&v.to_le_bytes());
     }
-    h.extend_from_slice(&1u64.to_le_bytes());
+    h.extend_from_slice(&(nblocks as u64).to_le_bytes());
     h.extend_from_slice(entry);
     let sum = xxhash_rust::xxh3::xxh3_64(&h);
     h.extend_from_slice(&sum.to_le_bytes());
@@ -109,6 +109,19 @@ fn streams_claiming_more_than_their_payloads_hold_are_refused_before_allocation(
         "{e}"
     );
     assert!(residuum::decode_with(&claim(&constant, &[1000]), &opts).is_ok());
+
+    // An NGLR block (its network in the table) claiming a 2^28-value cube: refused from its
+    // head and tables too.
+    let net = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/nglr_net.safetensors");
+    let nglr = codec(&[("nrmse", "1e-4"), ("residual", "nglr"), ("nglr", net)])
+        .compress(&[16, 16, 16], &ramp(4096))
+        .unwrap();
+    assert_eq!(residuum::decode_as::<f32>(&claim(&nglr, &[16, 16, 16])).unwrap().1, {
+        residuum::decode_as::<f32>(&nglr).unwrap().1
+    });
+    let lying = claim(&nglr, &[1 << 10, 1 << 9, 1 << 9]);
+    let e = residuum::decode_as::<f32>(&lying).unwrap_err();
+    assert!(matches!(e, Error::Format(_)) && e.to_string().contains("268435456"), "{e}");
 }
 
 #[test]
