@@ -112,16 +112,25 @@ fn streams_claiming_more_than_their_payloads_hold_are_refused_before_allocation(
 
     // An NGLR block (its network in the table) claiming a 2^28-value cube: refused from its
     // head and tables too.
-    let net = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/nglr_net.safetensors");
+    let net = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/nglr_net.safetensors"
+    );
     let nglr = codec(&[("nrmse", "1e-4"), ("residual", "nglr"), ("nglr", net)])
         .compress(&[16, 16, 16], &ramp(4096))
         .unwrap();
-    assert_eq!(residuum::decode_as::<f32>(&claim(&nglr, &[16, 16, 16])).unwrap().1, {
-        residuum::decode_as::<f32>(&nglr).unwrap().1
-    });
+    assert_eq!(
+        residuum::decode_as::<f32>(&claim(&nglr, &[16, 16, 16]))
+            .unwrap()
+            .1,
+        { residuum::decode_as::<f32>(&nglr).unwrap().1 }
+    );
     let lying = claim(&nglr, &[1 << 10, 1 << 9, 1 << 9]);
     let e = residuum::decode_as::<f32>(&lying).unwrap_err();
-    assert!(matches!(e, Error::Format(_)) && e.to_string().contains("268435456"), "{e}");
+    assert!(
+        matches!(e, Error::Format(_)) && e.to_string().contains("268435456"),
+        "{e}"
+    );
 }
 
 #[test]

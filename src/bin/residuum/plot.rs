@@ -1,5 +1,6 @@
 //! PNG plots: the rate-distortion curves of `residuum bench` (compression ratio against NRMSE
-//! target, one panel per field, one line per codec) and the loss curve of `residuum train`.
+//! target, one panel per field, one line per codec), the loss curve of `residuum train` and the
+//! ratios of `residuum train --nglr --each-collection` (bars per field and target).
 
 use crate::results::Row;
 use plotters::prelude::*;
@@ -135,5 +136,72 @@ pub fn rate_distortion(rows: &[Row], fields: &[String], path: &Path) -> Result<(
             .draw()
             .map_err(err)?;
     }
+    root.present().map_err(|e| e.to_string())
+}
+
+/// One group of bars per field (one bar per series, e.g. target), with a line at 1.
+pub fn ratio_bars(
+    groups: &[(String, [f64; 3])],
+    series: &[&str; 3],
+    title: &str,
+    path: &Path,
+) -> Result<(), String> {
+    register_font()?;
+    let root = BitMapBackend::new(path, (160 + 90 * groups.len() as u32, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let all = groups.iter().flat_map(|g| g.1);
+    let (lo, hi) = all.fold((1f64, 1f64), |(a, b), v| (a.min(v), b.max(v)));
+    let n = groups.len() as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(60)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..n, (lo - 0.02).min(0.98)..hi + 0.02)
+        .map_err(err)?;
+    let names: Vec<String> = groups.iter().map(|g| g.0.clone()).collect();
+    chart
+        .configure_mesh()
+        .x_labels(groups.len() * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.floor() as usize;
+            match (x.fract() - 0.5).abs() < 1e-6 {
+                true => names
+                    .get(i)
+                    .map_or(String::new(), |s| s.chars().take(14).collect()),
+                false => String::new(),
+            }
+        })
+        .label_style(("sans-serif", 10))
+        .y_desc("ratio")
+        .disable_x_mesh()
+        .draw()
+        .map_err(err)?;
+    for (s, name) in series.iter().enumerate() {
+        let color = Palette99::pick(s).to_rgba();
+        let bars = groups.iter().enumerate().map(move |(i, g)| {
+            let x = i as f64 + 0.15 + 0.23 * s as f64;
+            Rectangle::new([(x, 1.0), (x + 0.2, g.1[s])], color.filled())
+        });
+        chart
+            .draw_series(bars)
+            .map_err(err)?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    chart
+        .draw_series(LineSeries::new(
+            [(0.0, 1.0), (n, 1.0)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(err)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
     root.present().map_err(|e| e.to_string())
 }

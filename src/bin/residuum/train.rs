@@ -25,9 +25,9 @@ pub struct TrainArgs {
     /// Time budget in seconds.
     #[arg(long, default_value_t = 60.0)]
     pub seconds: f64,
-    /// At most this many optimizer steps.
-    #[arg(long, default_value_t = 5000)]
-    pub steps: usize,
+    /// At most this many optimizer steps (default 5000; 30000 with --nglr).
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// Quantization step of the latents.
     #[arg(long, default_value_t = 0.05)]
     latent_step: f32,
@@ -42,10 +42,15 @@ pub struct TrainArgs {
     pub batch: Option<usize>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Train an NGLR network (for `nglr=`) instead of a base model; --lr and --batch then
-    /// default to 3e-3 and 2048.
+    /// Train an NGLR network (for `nglr=`) instead of a base model; --steps, --lr and --batch
+    /// then default to 30000, 3e-3 and 2048.
     #[arg(long)]
     pub nglr: bool,
+    /// With --nglr: one network per collection of the fields (files sharing their name's first
+    /// word), each measured on its fields; --out is then a directory, with the benchmark's
+    /// table as CSV and PNG.
+    #[arg(long, requires = "nglr")]
+    pub each_collection: bool,
     /// Hidden units of the NGLR network.
     #[arg(long, default_value_t = 8)]
     pub hidden: usize,
@@ -64,7 +69,7 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     }
     let options = TrainOptions {
         seconds: args.seconds,
-        max_steps: args.steps,
+        max_steps: args.steps.unwrap_or(5000),
         latent_step: args.latent_step,
         rate_weight: args.rate_weight,
         lr: args.lr.unwrap_or(2e-3),

@@ -36,7 +36,7 @@ impl Default for Options {
         Options {
             hidden: 8,
             seconds: 30.0,
-            max_steps: 3000,
+            max_steps: 30_000,
             lr: 3e-3,
             batch: 2048,
             per_field: 150_000,
