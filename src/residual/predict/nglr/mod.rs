@@ -21,14 +21,14 @@ use xxhash_rust::xxh3::xxh3_64;
 
 /// Predictor id of NGLR.
 pub(crate) const NGLR: u8 = 9;
-/// Inputs of the network, in the order of [`features`].
+/// Inputs of the network (`doc/format.md` §7.4 lists them).
 pub const FEATURES: usize = 21;
 /// The most hidden units a network may have.
-pub const MAX_HIDDEN: usize = 64;
+pub(crate) const MAX_HIDDEN: usize = 64;
 /// Fixed point of features and hidden activations: 1.0 is 2^FRAC.
-pub const FRAC: u32 = 8;
+pub(crate) const FRAC: u32 = 8;
 /// Features and activations are clamped to ±this (16 block scales).
-pub const CLAMP: i32 = 16 << FRAC;
+pub(crate) const CLAMP: i32 = 16 << FRAC;
 const MAGIC: &[u8; 4] = b"NGL1";
 
 /// Offsets (planes, rows, columns back) of the neighbours whose values, relative to the

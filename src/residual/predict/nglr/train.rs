@@ -55,7 +55,7 @@ pub struct Point {
 }
 
 /// The most samples a fit keeps (21 f32 features each: 100 MB).
-pub const MAX_SAMPLES: usize = 1_200_000;
+pub(crate) const MAX_SAMPLES: usize = 1_200_000;
 
 /// The targets whose quantization the samples come from.
 const TARGETS: [f64; 3] = [1e-4, 1e-5, 1e-6];
