@@ -26,7 +26,7 @@ pub struct Options {
     pub max_steps: usize,
     pub lr: f64,
     pub batch: usize,
-    /// At most this many samples per field and target (and [`MAX_SAMPLES`] in all).
+    /// At most this many samples per field and target (and 1.2 million in all).
     pub per_field: usize,
     pub seed: u64,
 }
