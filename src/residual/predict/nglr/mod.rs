@@ -23,6 +23,8 @@ use xxhash_rust::xxh3::xxh3_64;
 pub(crate) const NGLR: u8 = 9;
 /// Inputs of the network (`doc/format.md` §7.4 lists them).
 pub const FEATURES: usize = 21;
+/// Positions the encoder evaluates side by side ([`Network::biases`]).
+const LANES: usize = 16;
 /// The most hidden units a network may have.
 pub(crate) const MAX_HIDDEN: usize = 64;
 /// Fixed point of features and hidden activations: 1.0 is 2^FRAC.
@@ -237,8 +239,42 @@ impl Network {
     /// The bias a scale-`d` block adds to the Lorenzo prediction, for features `f`.
     #[inline(always)]
     fn bias(&self, f: &[i16; FEATURES], d: u32) -> i64 {
+        self.scale(self.output(f), d)
+    }
+
+    /// The bias for an output sum.
+    #[inline(always)]
+    fn scale(&self, out: i32, d: u32) -> i64 {
         let sh = FRAC + self.s2;
-        ((self.output(f) as i64) * d as i64 + (1i64 << (sh - 1))) >> sh
+        ((out as i64) * d as i64 + (1i64 << (sh - 1))) >> sh
+    }
+
+    /// [`Network::bias`] of `n` positions at once (the encoder's: every value is known),
+    /// their features feature-major in `feat` (`feat[f * n + k]`, `n` a multiple of [`LANES`]):
+    /// the same sums, [`LANES`] positions side by side, which the compiler vectorizes.
+    fn biases(&self, feat: &[i16], n: usize, d: u32, out: &mut [i64]) {
+        debug_assert_eq!(n % LANES, 0);
+        let mut sum = vec![self.b2; n];
+        for k0 in (0..n).step_by(LANES) {
+            let sum: &mut [i32; LANES] = (&mut sum[k0..k0 + LANES]).try_into().unwrap();
+            for j in 0..self.hidden {
+                let mut acc = [self.b1[j]; LANES];
+                for f in 0..FEATURES {
+                    let w = self.w1[f * self.hidden + j];
+                    let x: &[i16; LANES] = feat[f * n + k0..][..LANES].try_into().unwrap();
+                    for (a, &x) in acc.iter_mut().zip(x) {
+                        *a = a.wrapping_add(w as i32 * x as i32);
+                    }
+                }
+                let w = self.w2[j] as i32;
+                for (s, &a) in sum.iter_mut().zip(&acc) {
+                    *s = s.wrapping_add(w.wrapping_mul((a >> self.s1).clamp(0, CLAMP)));
+                }
+            }
+        }
+        for (b, &s) in out.iter_mut().zip(&sum) {
+            *b = self.scale(s, d);
+        }
     }
 }
 
@@ -269,17 +305,40 @@ pub fn save(net: &Network, path: &std::path::Path) -> Result<()> {
         .map_err(|e| Error::Model(format!("cannot write NGLR network {}: {e}", path.display())))
 }
 
-/// Scales `x` (an integer difference) by the block's `m` = 2^(16+FRAC) / d into features'
-/// fixed point, clamped.
-#[inline(always)]
-fn scaled(x: i64, m: i64) -> i16 {
-    (x.saturating_mul(m) >> 16).clamp(-(CLAMP as i64), CLAMP as i64) as i16
+/// A block's scale `d` and what features need of it.
+#[derive(Clone, Copy)]
+struct Scale {
+    d: u32,
+    /// 2^(16+FRAC) / d: features are differences times this, shifted by 16.
+    m: i32,
+    /// ⌈2^28 / m⌉: any difference beyond ±this saturates, so it is clamped here first and the
+    /// product fits i32 (the same result as the saturating i64 product of `doc/format.md`).
+    limit: i64,
+}
+
+impl Scale {
+    fn new(d: u32) -> Scale {
+        let m = (1i64 << (16 + FRAC)) / d as i64;
+        Scale {
+            d,
+            m: m as i32,
+            // Scales above 2^24 make every feature 0 (m = 0).
+            limit: if m > 0 { ((1i64 << 28) + m - 1) / m } else { 0 },
+        }
+    }
+
+    /// Scales `x` (an integer difference) into features' fixed point, clamped: the value of
+    /// `clamp((x ·sat m) >> 16, ±CLAMP)`.
+    #[inline(always)]
+    fn of(self, x: i64) -> i16 {
+        let x = x.clamp(-self.limit, self.limit) as i32;
+        ((x * self.m) >> 16).clamp(-CLAMP, CLAMP) as i16
+    }
 }
 
 /// The features of interior position (i, j, k) (all of i, j, k ≥ 1) from the values `q` and
 /// the Lorenzo residuals `rl` (by position) before it in C order: neighbours outside the block
-/// count as equal to the prediction (value features) or as 0 (residual features). `m` is
-/// 2^(16+FRAC) / d for the block scale d.
+/// count as equal to the prediction (value features) or as 0 (residual features).
 #[inline(always)]
 fn features(
     q: &[i64],
@@ -287,7 +346,7 @@ fn features(
     shape: [usize; 3],
     (i, j, k): (usize, usize, usize),
     pred: i64,
-    (d, m): (u32, i64),
+    scale: Scale,
 ) -> [i16; FEATURES] {
     let [_, b, c] = shape;
     let mut f = [0i16; FEATURES];
@@ -297,10 +356,10 @@ fn features(
         let back =
             |(di, dj, dk): (usize, isize, isize)| (di * b * c) as isize + dj * c as isize + dk;
         for (s, &o) in VALUE_AT.iter().enumerate() {
-            f[s] = scaled(q[idx - back(o) as usize].wrapping_sub(pred), m);
+            f[s] = scale.of(q[idx - back(o) as usize].wrapping_sub(pred));
         }
         for (s, &o) in RESIDUAL_AT.iter().enumerate() {
-            f[VALUE_AT.len() + s] = scaled(ri(idx - back(o) as usize), m);
+            f[VALUE_AT.len() + s] = scale.of(ri(idx - back(o) as usize));
         }
     } else {
         let at = |(di, dj, dk): (usize, isize, isize)| -> Option<usize> {
@@ -310,17 +369,17 @@ fn features(
         };
         for (s, &o) in VALUE_AT.iter().enumerate() {
             if let Some(p) = at(o) {
-                f[s] = scaled(q[p].wrapping_sub(pred), m);
+                f[s] = scale.of(q[p].wrapping_sub(pred));
             }
         }
         for (s, &o) in RESIDUAL_AT.iter().enumerate() {
             if let Some(p) = at(o) {
-                f[VALUE_AT.len() + s] = scaled(ri(p), m);
+                f[VALUE_AT.len() + s] = scale.of(ri(p));
             }
         }
     }
     // How coarse the block is: the bit length of its scale, 1.0 per 4 bits.
-    f[FEATURES - 1] = ((32 - d.leading_zeros()) << (FRAC - 2)) as i16;
+    f[FEATURES - 1] = ((32 - scale.d.leading_zeros()) << (FRAC - 2)) as i16;
     f
 }
 
@@ -347,9 +406,7 @@ pub(crate) fn scale_of(rl: &[i64], shape: [usize; 3]) -> u32 {
 pub(crate) struct Nglr {
     inner: Boxed,
     net: Arc<Network>,
-    d: u32,
-    /// 2^(16+FRAC) / d: features are differences times this, shifted by 16.
-    m: i64,
+    scale: Scale,
 }
 
 impl Nglr {
@@ -362,8 +419,8 @@ impl Nglr {
 
     /// NGLR over `inner` for a block of scale `d`.
     pub(crate) fn new(net: Arc<Network>, inner: Boxed, d: u32) -> Nglr {
-        let m = (1i64 << (16 + FRAC)) / d as i64;
-        Nglr { inner, net, d, m }
+        let scale = Scale::new(d);
+        Nglr { inner, net, scale }
     }
 
     /// The features and the inner predictor's residual at sampled interior positions of `q`
@@ -382,7 +439,7 @@ impl Nglr {
                 let (i, j, k) = (p / (b * c), (p / c) % b, p % c);
                 (i > 0 && j > 0 && k > 0).then(|| {
                     let pred = q[p] - ri[p];
-                    let f = features(q, |x| ri[x], shape, (i, j, k), pred, (self.d, self.m));
+                    let f = features(q, |x| ri[x], shape, (i, j, k), pred, self.scale);
                     (f, ri[p])
                 })
             })
@@ -391,7 +448,7 @@ impl Nglr {
 
     #[cfg(feature = "train")]
     pub(crate) fn scale(&self) -> u32 {
-        self.d
+        self.scale.d
     }
 
     /// The bias at interior position (i, j, k) where the inner predictor predicts `pred`
@@ -405,8 +462,8 @@ impl Nglr {
         ijk: (usize, usize, usize),
         pred: i64,
     ) -> i64 {
-        let f = features(q, ri, shape, ijk, pred, (self.d, self.m));
-        self.net.bias(&f, self.d)
+        let f = features(q, ri, shape, ijk, pred, self.scale);
+        self.net.bias(&f, self.scale.d)
     }
 }
 
@@ -419,7 +476,7 @@ impl Predictor for Nglr {
     fn put_params(&self, out: &mut Vec<u8>) {
         out.push(self.inner.id());
         self.inner.put_params(out);
-        out.extend_from_slice(&self.d.to_le_bytes());
+        out.extend_from_slice(&self.scale.d.to_le_bytes());
     }
 
     /// Not weighed by sampled corners (the codec compares NGLR by its estimated bits).
@@ -456,10 +513,21 @@ impl Predictor for Nglr {
             if i == 0 || j == 0 {
                 return;
             }
-            for (k, v) in o.iter_mut().enumerate().skip(1) {
+            // The row's features, feature-major, then its biases at once.
+            let n = (c - 1).next_multiple_of(LANES);
+            let mut feat = vec![0i16; FEATURES * n];
+            for k in 1..c {
                 let p = r * c + k;
                 let pred = q[p].wrapping_sub(ri[p]);
-                *v = ri[p].wrapping_sub(self.bias_at(&q, |x| ri[x], shape, (i, j, k), pred));
+                let f = features(&q, |x| ri[x], shape, (i, j, k), pred, self.scale);
+                for (s, &x) in f.iter().enumerate() {
+                    feat[s * n + k - 1] = x;
+                }
+            }
+            let mut bias = vec![0i64; n];
+            self.net.biases(&feat, n, self.scale.d, &mut bias);
+            for (v, (&e, &b)) in o[1..].iter_mut().zip(ri[r * c + 1..].iter().zip(&bias)) {
+                *v = e.wrapping_sub(b);
             }
         };
         if par {
@@ -543,4 +611,112 @@ pub(crate) fn promising(
     }
     let cost = |s: usize| crate::entropy::ints::entropy_bits(&hist[s]) + raw[s] as f64;
     cost(0) < cost(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xorshift(s: &mut u64) -> u64 {
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        *s
+    }
+
+    /// A network of weights of every sign and size, biases that switch units on and off.
+    fn network(hidden: usize, seed: u64) -> Arc<Network> {
+        let mut s = seed | 1;
+        let mut w = |n: usize, m: u64| -> Vec<i16> {
+            (0..n)
+                .map(|_| (xorshift(&mut s) % (2 * m + 1)) as i16 - m as i16)
+                .collect()
+        };
+        let (w1, w2) = (w(FEATURES * hidden, 8191), w(hidden, 8191));
+        let b1 = (0..hidden as i32).map(|j| (j - 2) * 40_000).collect();
+        Arc::new(Network::new(hidden, w1, b1, 11, w2, 12_345, 10).unwrap())
+    }
+
+    #[test]
+    fn scaling_clamps_before_it_multiplies_with_the_same_result() {
+        let mut s = 99u64;
+        for d in [1u32, 2, 3, 7, 100, 4097, 1 << 20, (1 << 31) - 1, 1 << 31] {
+            let scale = Scale::new(d);
+            let m = (1i64 << (16 + FRAC)) / d as i64;
+            let reference =
+                |x: i64| (x.saturating_mul(m) >> 16).clamp(-(CLAMP as i64), CLAMP as i64) as i16;
+            let edges = [
+                0,
+                1,
+                -1,
+                scale.limit,
+                -scale.limit,
+                scale.limit + 1,
+                -scale.limit - 1,
+            ];
+            let random = (0..2000).map(|_| {
+                let x = xorshift(&mut s) as i64;
+                x >> (xorshift(&mut s) % 64)
+            });
+            for x in edges.into_iter().chain([i64::MAX, i64::MIN]).chain(random) {
+                assert_eq!(scale.of(x), reference(x), "d {d} x {x}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_block_inverts_and_filled_positions_cost_nothing() {
+        let mut s = 5u64;
+        for (t, shape) in [
+            [4, 6, 9],
+            [2, 2, 2],
+            [1, 5, 7],
+            [3, 1, 4],
+            [5, 4, 1],
+            [1, 1, 1],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n: usize = shape.iter().product();
+            let q0: Vec<i64> = (0..n)
+                .map(|i| (i % 9) as i64 * 300 + (xorshift(&mut s) % 200) as i64 - (t as i64) * 1000)
+                .collect();
+            let at: Vec<usize> = (0..n).filter(|i| i % 5 == 3).collect();
+            for hidden in [8, 16, 5] {
+                let inner = crate::residual::predict::choose(&q0, shape);
+                let p = Nglr::new(network(hidden, 7 + t as u64), inner, 1 + t as u32 * 37);
+                let mut q = q0.clone();
+                crate::residual::predict::fill(&p, &mut q, shape, &at);
+                let r = p.forward(q.clone(), shape, t % 2 == 0);
+                assert!(at.iter().all(|&i| r[i] == 0), "{shape:?} {hidden}");
+                let mut back = r.clone();
+                p.inverse(&mut back, shape);
+                assert_eq!(back, q, "{shape:?} {hidden}");
+                // The interior rule agrees with the general one.
+                let [_, b, c] = shape;
+                for idx in (0..n).filter(|&i| i / (b * c) > 0 && (i / c) % b > 0 && i % c > 0) {
+                    assert_eq!(
+                        p.predict_interior(&q, idx, c, b * c),
+                        p.predict_at(&q, shape, idx)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_network_reads_back_from_its_bytes_and_refuses_damage() {
+        let net = network(8, 3);
+        assert_eq!(Network::from_entry(net.entry()).unwrap(), *net);
+        assert_eq!(net.bytes().len(), 8 + 8 * (2 * FEATURES + 6) + 4);
+        let mut e = net.entry().to_vec();
+        e[20] ^= 1;
+        assert!(matches!(Network::from_entry(&e), Err(Error::Model(_))));
+        let mut b = net.bytes().to_vec();
+        b[5] = 65; // more hidden units than the bytes hold, and than allowed
+        assert!(Network::from_bytes(&b).is_err());
+        assert!(Network::from_bytes(&b[..b.len() - 1]).is_err());
+        assert!(Network::new(8, vec![0; 3], vec![0; 8], 0, vec![0; 8], 0, 0).is_err());
+    }
 }
