@@ -83,11 +83,7 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
             shape: residuum::internals::fold3(&f.dims),
         })
         .collect();
-    let bar = ProgressBar::new(options.max_steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} {msg}")
-            .map_err(|e| e.to_string())?,
-    );
+    let bar = steps_bar(options.max_steps)?;
     let (bytes, curve) = fit(&samples, &options, |p| {
         bar.set_position(p.step as u64 + 1);
         if p.step % 10 == 0 {
@@ -127,6 +123,16 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// A progress bar over training steps.
+pub fn steps_bar(steps: usize) -> Result<ProgressBar, String> {
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} {msg}")
+            .map_err(|e| e.to_string())?,
+    );
+    Ok(bar)
 }
 
 /// The rate and quality of the base model alone on a field, through the codec's inference:

@@ -8,7 +8,6 @@
 
 use crate::fields::Field;
 use crate::train::TrainArgs;
-use indicatif::{ProgressBar, ProgressStyle};
 use residuum::internals::nglr::{self, train};
 use residuum::Codec;
 use std::fmt::Write as _;
@@ -104,11 +103,7 @@ fn fit_and_measure(
             shape: residuum::internals::fold3(&f.dims),
         })
         .collect();
-    let bar = ProgressBar::new(options.max_steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} steps {elapsed} {msg}")
-            .map_err(|e| e.to_string())?,
-    );
+    let bar = crate::train::steps_bar(options.max_steps)?;
     let start = Instant::now();
     let (net, curve) = train::fit(&samples, &options, |p| {
         bar.set_position(p.step as u64 + 1);
