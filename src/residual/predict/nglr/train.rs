@@ -175,7 +175,7 @@ pub fn fit(
     let w1 =
         Var::from_tensor(&Tensor::from_vec(init, (FEATURES, h), &dev).map_err(e)?).map_err(e)?;
     let b1 = Var::zeros(h, DType::F32, &dev).map_err(e)?;
-    // The output starts at zero: training starts as plain Lorenzo.
+    // The output starts at zero: training starts from the inner predictor alone.
     let w2 = Var::zeros((h, 1), DType::F32, &dev).map_err(e)?;
     let b2 = Var::zeros(1, DType::F32, &dev).map_err(e)?;
     let vars = vec![w1.clone(), b1.clone(), w2.clone(), b2.clone()];
