@@ -116,15 +116,29 @@ fn serial_round_trip_is_bit_exact_and_really_compressed() {
 #[test]
 fn lossy_targets_hold_through_adios2() {
     let _g = lock();
+    // NGLR forced through the operator's parameters: every stream carries the network
+    // (version 6), and a reader without parameters decodes it.
+    let net = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/nglr_net.safetensors"
+    );
     for (params, check) in [
         (vec![("mode", "nrmse"), ("target", "1e-5")], "nrmse"),
         (vec![("abs", "1e-3"), ("block", "4x9x5")], "abs"),
+        (
+            vec![("nrmse", "1e-5"), ("residual", "nglr"), ("nglr", net)],
+            "nrmse",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let file = write_file(dir.path(), &params, 2);
         let steps = read_t(&file).unwrap();
         let data = std::fs::read(data_file(&file)).unwrap();
         assert_eq!(data.windows(4).filter(|w| w == b"RSDM").count(), 4);
+        if params.contains(&("residual", "nglr")) {
+            let v6 = data.windows(6).filter(|w| w == b"RSDM\x06\x00").count();
+            assert_eq!(v6, 4, "streams with the NGLR network");
+        }
         for (s, got) in steps.iter().enumerate() {
             let want = values(s);
             let (lo, hi) = want
