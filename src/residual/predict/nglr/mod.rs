@@ -160,44 +160,10 @@ pub(crate) struct Nglr {
 
 impl Nglr {
     /// NGLR over `inner` for block `q` of `shape`, its scale measured.
-    #[cfg(feature = "train")]
-    pub(crate) fn fit(net: Arc<Network>, inner: Boxed, q: &[i64], shape: [usize; 3]) -> Nglr {
-        let r = inner.forward(q.to_vec(), shape, false);
-        Nglr::new(net, inner, scale_of(&r, shape))
-    }
-
     /// NGLR over `inner` for a block of scale `d`.
     pub(crate) fn new(net: Arc<Network>, inner: Boxed, d: u32) -> Nglr {
         let scale = Scale::new(d);
         Nglr { inner, net, scale }
-    }
-
-    /// The features and the inner predictor's residual at sampled interior positions of `q`
-    /// (for training).
-    #[cfg(feature = "train")]
-    pub(crate) fn samples(
-        &self,
-        q: &[i64],
-        shape: [usize; 3],
-        positions: impl Iterator<Item = usize>,
-    ) -> Vec<([i16; FEATURES], i64)> {
-        let ri = self.inner.forward(q.to_vec(), shape, false);
-        let [_, b, c] = shape;
-        positions
-            .filter_map(|p| {
-                let (i, j, k) = (p / (b * c), (p / c) % b, p % c);
-                (i > 0 && j > 0 && k > 0).then(|| {
-                    let pred = q[p] - ri[p];
-                    let f = features(q, |x| ri[x], shape, (i, j, k), pred, self.scale);
-                    (f, ri[p])
-                })
-            })
-            .collect()
-    }
-
-    #[cfg(feature = "train")]
-    pub(crate) fn scale(&self) -> u32 {
-        self.scale.d
     }
 
     /// The bias at interior position (i, j, k) where the inner predictor predicts `pred`
@@ -308,6 +274,29 @@ impl Predictor for Nglr {
             }
         }
     }
+}
+
+/// What the network learns from (training): the block's scale under `inner`, and the features
+/// and inner residual at the interior positions among `positions` of `q`.
+#[cfg(feature = "train")]
+pub(crate) fn samples(
+    inner: &dyn Predictor,
+    q: &[i64],
+    shape: [usize; 3],
+    positions: impl Iterator<Item = usize>,
+) -> (u32, Vec<([i16; FEATURES], i64)>) {
+    let ri = inner.forward(q.to_vec(), shape, false);
+    let scale = Scale::new(scale_of(&ri, shape));
+    let [_, b, c] = shape;
+    let at = positions.filter_map(|p| {
+        let (i, j, k) = (p / (b * c), (p / c) % b, p % c);
+        (i > 0 && j > 0 && k > 0).then(|| {
+            let pred = q[p] - ri[p];
+            let f = features(q, |x| ri[x], shape, (i, j, k), pred, scale);
+            (f, ri[p])
+        })
+    });
+    (scale.d, at.collect())
 }
 
 /// Reads NGLR's parameters: the inner predictor and the block scale; the network is the

@@ -3,14 +3,14 @@
 //! and 1e-6 (non-finite values filled as the codec fills them); a float network fitted with a
 //! loss close to the bits a residual costs; then its weights in integers for [`Network`].
 
-use super::{Network, Nglr, CLAMP, FEATURES, FRAC};
+use super::{Network, CLAMP, FEATURES, FRAC};
 use crate::block::{default_block, Grid};
 use crate::bound::finite_min_max;
+use crate::dtype::ElementType;
 use crate::error::{Error, Result};
 use crate::residual::predict;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// One field to learn from: values (non-finite ones are left out) and its 3D shape.
@@ -71,7 +71,6 @@ fn samples(fields: &[Field], opts: &Options) -> (Vec<f32>, Vec<f32>) {
     let per_field = opts
         .per_field
         .min(MAX_SAMPLES / TARGETS.len() / fields.len().max(1));
-    let probe = Arc::new(Network::new(1, vec![0; FEATURES], vec![0], 0, vec![0], 0, 0).unwrap());
     for f in fields {
         let (lo, hi) = finite_min_max(f.values.iter().map(|&v| v as f64));
         if hi <= lo {
@@ -83,36 +82,30 @@ fn samples(fields: &[Field], opts: &Options) -> (Vec<f32>, Vec<f32>) {
             let per_block = (per_field / grid.len()).max(1);
             for bi in 0..grid.len() {
                 let b = grid.block(bi);
-                let bytes: &[u8] = bytemuck::cast_slice(f.values);
-                let raw = grid.gather_bytes(bytes, crate::dtype::ElementType::F32, &b);
-                let v = crate::dtype::ElementType::F32.to_f64s(&raw);
-                let (blo, bhi) = finite_min_max(v.iter().copied());
-                let mid = 0.5 * (blo + bhi);
                 if b.shape.iter().any(|&d| d < 2) {
                     continue;
                 }
-                let mut q: Vec<i64> = v
-                    .iter()
-                    .map(|&x| {
-                        if x.is_finite() {
-                            ((x - mid) / step).round() as i64
-                        } else {
-                            0
-                        }
-                    })
-                    .collect();
+                let bytes: &[u8] = bytemuck::cast_slice(f.values);
+                let raw = grid.gather_bytes(bytes, ElementType::F32, &b);
+                let v = ElementType::F32.to_f64s(&raw);
+                let (blo, bhi) = finite_min_max(v.iter().copied());
+                let mid = 0.5 * (blo + bhi);
+                let quantize = |x: f64| match x.is_finite() {
+                    true => ((x - mid) / step).round() as i64,
+                    false => 0,
+                };
+                let mut q: Vec<i64> = v.iter().map(|&x| quantize(x)).collect();
                 // Masked values as the codec treats them: predicted, so their neighbours see
                 // a smooth continuation; not sampled themselves.
                 let masked: Vec<usize> = (0..v.len()).filter(|&i| !v[i].is_finite()).collect();
                 let inner = predict::choose(&q, b.shape);
                 predict::fill(inner.as_ref(), &mut q, b.shape, &masked);
-                let n = Nglr::fit(probe.clone(), inner, &q, b.shape);
                 let stride = (q.len() / per_block).max(1) | 1;
-                let d = n.scale() as f32;
                 let at = (0..q.len()).step_by(stride).filter(|&i| v[i].is_finite());
-                for (feat, r) in n.samples(&q, b.shape, at) {
+                let (d, found) = super::samples(inner.as_ref(), &q, b.shape, at);
+                for (feat, r) in found {
                     x.extend(feat.iter().map(|&v| v as f32 / (1 << FRAC) as f32));
-                    y.push(r as f32 / d);
+                    y.push(r as f32 / d as f32);
                 }
             }
         }
