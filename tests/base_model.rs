@@ -28,27 +28,21 @@ fn ccsm() -> (Vec<usize>, Vec<f32>) {
 /// Trains a model for a few seconds with the CLI; checks what it writes.
 fn train(dir: &Path) -> PathBuf {
     let out = dir.join("tiny.safetensors");
-    let o = Command::new(env!("CARGO_BIN_EXE_residuum"))
-        .args([
-            "train",
-            "--seconds",
-            "4",
-            "--steps",
-            "40",
-            "--batch",
-            "8",
-            "--data",
-        ])
-        .arg(common::data_dir().join(CCSM))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&o.stderr)
+    let text = common::stdout_of(
+        Command::new(env!("CARGO_BIN_EXE_residuum"))
+            .args([
+                "train",
+                "--seconds",
+                "4",
+                "--steps",
+                "40",
+                "--batch",
+                "8",
+                "--data",
+            ])
+            .arg(common::data_dir().join(CCSM))
+            .arg("--out")
+            .arg(&out),
     );
     assert!(text.contains("base model alone reaches NRMSE"), "{text}");
     let csv = std::fs::read_to_string(dir.join("tiny.loss.csv")).unwrap();

@@ -44,26 +44,20 @@ fn rms_over_range(v: &[f32], back: &[f32]) -> f64 {
 fn a_network_trained_by_the_cli_pays_for_itself() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("lox.safetensors");
-    let o = Command::new(env!("CARGO_BIN_EXE_residuum"))
-        .args([
-            "train",
-            "--nglr",
-            "--seconds",
-            "20",
-            "--steps",
-            "1500",
-            "--data",
-        ])
-        .arg(common::data_dir().join("loxpost_energy_38x76x38.f32"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
+    let text = common::stdout_of(
+        Command::new(env!("CARGO_BIN_EXE_residuum"))
+            .args([
+                "train",
+                "--nglr",
+                "--seconds",
+                "20",
+                "--steps",
+                "1500",
+                "--data",
+            ])
+            .arg(common::data_dir().join("loxpost_energy_38x76x38.f32"))
+            .arg("--out")
+            .arg(&out),
     );
     assert!(text.contains("CR with NGLR over LBRC alone"), "{text}");
     for f in ["lox.loss.csv", "lox.loss.png"] {

@@ -128,6 +128,18 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
+/// Runs a command that must succeed (else panics with its output); returns its stdout.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    let o = run(cmd);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    text
+}
+
 /// mpirun with the flags a container or laptop needs (oversubscription, root allowed).
 pub fn mpirun(n: usize) -> Command {
     let mut c = Command::new("mpirun");
