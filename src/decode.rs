@@ -61,12 +61,19 @@ pub fn decode_into(stream: &[u8], out: &mut [u8]) -> Result<usize> {
 
 pub(crate) fn decode_blocks(stream: &[u8], out: &mut [u8], par: bool) -> Result<usize> {
     let parsed = format::parse(stream)?;
-    let payloads = checked_payloads(&parsed)?;
-    decode_parsed(&parsed, &payloads, out, par)
+    let checked = checked_payloads(&parsed)?;
+    decode_parsed(&parsed, &checked, out, par)
 }
 
-/// Decodes the blocks of `parsed`, whose `payloads` [`checked_payloads`] returned, into `out`.
-fn decode_parsed(parsed: &Parsed, payloads: &[&[u8]], out: &mut [u8], par: bool) -> Result<usize> {
+/// A stream's payloads, checked, and its NGLR network, loaded (once: the capacity checks need
+/// it too).
+struct Checked<'a> {
+    payloads: Vec<&'a [u8]>,
+    net: Option<Arc<Network>>,
+}
+
+/// Decodes the blocks of `parsed`, which [`checked_payloads`] checked, into `out`.
+fn decode_parsed(parsed: &Parsed, checked: &Checked, out: &mut [u8], par: bool) -> Result<usize> {
     let info = &parsed.info;
     let len = info.decoded_len();
     if out.len() < len {
@@ -79,7 +86,7 @@ fn decode_parsed(parsed: &Parsed, payloads: &[&[u8]], out: &mut [u8], par: bool)
     let dtype = info.dtype;
     let decoder = parsed.model()?.map(Decoder::from_bytes).transpose()?;
     let decoder = decoder.as_ref();
-    let net = network(parsed)?;
+    let Checked { payloads, net } = checked;
     let blocks = map_blocks(grid.len(), !par, |i| {
         let b = grid.block(i);
         let kind = parsed.entries[i].kind;
@@ -162,9 +169,9 @@ pub fn decode(stream: &[u8]) -> Result<(StreamInfo, Vec<u8>)> {
 
 /// [`decode`] within `opts`.
 pub fn decode_with(stream: &[u8], opts: &DecodeOptions) -> Result<(StreamInfo, Vec<u8>)> {
-    let (parsed, payloads) = checked(stream, opts)?;
+    let (parsed, checked) = checked(stream, opts)?;
     let mut out = try_vec::<u8>(parsed.info.decoded_len(), "the decoded array")?;
-    decode_parsed(&parsed, &payloads, &mut out, true)?;
+    decode_parsed(&parsed, &checked, &mut out, true)?;
     Ok((parsed.info, out))
 }
 
@@ -178,7 +185,7 @@ pub fn decode_as_with<T: Float>(
     stream: &[u8],
     opts: &DecodeOptions,
 ) -> Result<(Vec<usize>, Vec<T>)> {
-    let (parsed, payloads) = checked(stream, opts)?;
+    let (parsed, checked) = checked(stream, opts)?;
     let info = &parsed.info;
     if info.dtype != T::TYPE {
         return Err(Error::Parameter(ParameterError::UnsupportedType(format!(
@@ -188,12 +195,12 @@ pub fn decode_as_with<T: Float>(
         ))));
     }
     let mut out = try_vec::<T>(info.element_count(), "the decoded array")?;
-    decode_parsed(&parsed, &payloads, bytemuck::cast_slice_mut(&mut out), true)?;
+    decode_parsed(&parsed, &checked, bytemuck::cast_slice_mut(&mut out), true)?;
     Ok((parsed.info.dims, out))
 }
 
 /// Parses `stream` and checks what it claims against `opts` and its payloads.
-fn checked<'a>(stream: &'a [u8], opts: &DecodeOptions) -> Result<(Parsed<'a>, Vec<&'a [u8]>)> {
+fn checked<'a>(stream: &'a [u8], opts: &DecodeOptions) -> Result<(Parsed<'a>, Checked<'a>)> {
     let parsed = format::parse(stream)?;
     let info = &parsed.info;
     if info.decoded_len() > opts.max_decoded_bytes {
@@ -206,15 +213,15 @@ fn checked<'a>(stream: &'a [u8], opts: &DecodeOptions) -> Result<(Parsed<'a>, Ve
             opts.max_decoded_bytes
         )));
     }
-    let payloads = checked_payloads(&parsed)?;
-    Ok((parsed, payloads))
+    let checked = checked_payloads(&parsed)?;
+    Ok((parsed, checked))
 }
 
 /// The blocks' payloads, each checked against its checksum and against what it can hold:
 /// a stream whose blocks claim more values than their payloads can decode to is refused here,
 /// before anything is allocated for them. Each kind bounds its expansion where it has a bound
 /// (raw, zstd, LBRC and wavelet blocks without a zero-cost symbol).
-fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Vec<&'a [u8]>> {
+fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Checked<'a>> {
     let info = &parsed.info;
     let grid = info.grid();
     let net = network(parsed)?;
@@ -246,7 +253,7 @@ fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Vec<&'a [u8]>> {
             }
         }
     }
-    Ok(payloads)
+    Ok(Checked { payloads, net })
 }
 
 /// The most values a block payload of `kind` can decode to; `None` where there is no bound

@@ -46,7 +46,6 @@ pub fn run(args: &TrainArgs, fields: &[Field]) -> Result<(), String> {
     }
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let mut names: Vec<&str> = fields.iter().map(|f| collection(&f.name)).collect();
-    names.dedup();
     names.sort_unstable();
     names.dedup();
     let mut rows = Vec::new();
