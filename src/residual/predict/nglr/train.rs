@@ -4,6 +4,7 @@
 //! loss close to the bits a residual costs; then its weights in integers for [`Network`].
 
 use super::{Network, CLAMP, FEATURES, FRAC};
+pub use crate::base::train::Sample as Field;
 use crate::block::{default_block, Grid};
 use crate::bound::finite_min_max;
 use crate::dtype::ElementType;
@@ -12,12 +13,6 @@ use crate::residual::predict;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Optimizer, ParamsAdamW};
 use std::time::Instant;
-
-/// One field to learn from: values (non-finite ones are left out) and its 3D shape.
-pub struct Field<'a> {
-    pub values: &'a [f32],
-    pub shape: [usize; 3],
-}
 
 #[derive(Debug, Clone)]
 pub struct Options {
