@@ -2,7 +2,8 @@
 //!
 //! The array is viewed as 3D and cut into blocks (`block`); each block is coded on its own (in
 //! parallel, identically for any thread count) through the stages: the base model's prediction
-//! where there is one (`base`), the configured residual coder (`residual`: LBRC with its
+//! where there is one and the previous step's reconstruction under temporal prediction (`base`),
+//! the configured residual coder (`residual`: LBRC with its
 //! predictors, or GAE), the integer coder (`entropy`); the smallest payload by actual bytes
 //! wins, else zstd or raw. Lossy blocks are verified against the target on their actual
 //! reconstruction; a block no step can serve is coded losslessly. The stream is framed by
@@ -14,12 +15,15 @@ use crate::bound::{data_range, BlockBound, ErrorStats, Target, RANGE_CHUNK};
 use crate::dtype::{ElementType, Float};
 use crate::entropy::{encode_bytes, ByteCoding};
 use crate::error::{Error, ParameterError, Result};
-use crate::format::{self, check_shape, checked_len, grid_len, header_len, BlockKind, StreamInfo};
+use crate::format::step::{reference_hash, StepInfo, STEP_LEN};
+use crate::format::{
+    self, check_shape, checked_len, grid_len, header_len, BlockKind, StreamInfo, Tables,
+};
 use crate::params::{Config, Range};
 use crate::pipeline::learn::Learner;
 use crate::pipeline::{default_threads, shared_pool, two_stage, MAX_THREADS};
 use crate::residual::predict::nglr;
-use crate::residual::{lbrc, BlockValues, NglrUse, Specials, Staged};
+use crate::residual::{lbrc, Base, BlockValues, NglrUse, Specials, Staged};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,7 +49,7 @@ pub struct Codec {
 struct Candidate {
     staged: Staged,
     errors: ErrorStats,
-    /// The stream tables it needs ([`MODEL`], [`NGLR`]).
+    /// The stream tables it needs ([`MODEL`], [`NGLR`], [`PREVIOUS`]).
     tables: usize,
     /// Its estimated bits per value (`Staged::estimate`).
     estimate: f64,
@@ -64,14 +68,29 @@ struct Block {
 /// A coded block: how, its payload and its errors.
 type CodedBlock = (BlockKind, Vec<u8>, ErrorStats);
 
-/// Stream tables a block may need: the base model's decoder, the NGLR network.
+/// Stream tables a block may need: the base model's decoder, the NGLR network, the previous
+/// step's reconstruction (kept by the reader, named by the step entry).
 const MODEL: usize = 1;
 const NGLR: usize = 2;
+const PREVIOUS: usize = 4;
+const TABLES: usize = 3;
+const SETS: usize = 1 << TABLES;
 
 /// A block's best coding for each set of stream tables it may use (index: the set): the
 /// first, without any, always there; the others where smaller than it (or forced).
 struct Choice {
-    best: [Option<CodedBlock>; 4],
+    best: [Option<CodedBlock>; SETS],
+}
+
+/// The previous step of a chain, for [`Codec::compress_step`].
+pub(crate) struct StepInput<'a> {
+    pub chain: u64,
+    pub step: u64,
+    /// The chain's latest keyframe, which this stream names where it needs the reference.
+    pub keyframe: u64,
+    /// The previous step's reconstruction (element bytes of the same type and shape); None for
+    /// a keyframe.
+    pub reference: Option<&'a [u8]>,
 }
 
 /// What one compression did: sizes, the errors of the verified reconstruction and the range the
@@ -220,10 +239,16 @@ impl Codec {
             }
             _ => 0,
         };
+        let step = if self.config.temporal > 0 {
+            format::entry_len(STEP_LEN)
+        } else {
+            0
+        };
         header_len(dims.len(), grid_len(dims, self.block_shape(dims)))
             .saturating_add(raw)
             .saturating_add(model)
             .saturating_add(net)
+            .saturating_add(step)
     }
 
     /// Compresses the little-endian element bytes `data` of an array of `dims` into `out`, which
@@ -249,8 +274,26 @@ impl Codec {
         out: &mut [u8],
         range: Option<f64>,
     ) -> Result<CompressStats> {
+        Ok(self.compress_step(dtype, dims, data, out, range, None)?.0)
+    }
+
+    /// [`Codec::compress_with`] as one step of a chain (`step`): blocks are also offered the
+    /// previous step's reconstruction as their base, and the stream carries the step entry.
+    pub(crate) fn compress_step(
+        &self,
+        dtype: ElementType,
+        dims: &[usize],
+        data: &[u8],
+        out: &mut [u8],
+        range: Option<f64>,
+        step: Option<&StepInput>,
+    ) -> Result<(CompressStats, Option<StepInfo>)> {
         let start = Instant::now();
         check_shape(dims, dtype, data.len())?;
+        let reference = step.and_then(|s| s.reference);
+        if reference.is_some_and(|r| r.len() != data.len()) {
+            return Err(Error::Internal("a reference of another shape".into()));
+        }
         let grid = Grid::new(fold3(dims), self.block_shape(dims));
         let target = self.config.target;
         let fill = self.config.fill_bits(dtype);
@@ -289,7 +332,8 @@ impl Codec {
                     dtype,
                     nglr: net.as_deref(),
                 };
-                self.candidates(model.as_deref(), &block, bound, par)
+                let previous = reference.map(|r| previous_values(r, dtype, &grid, &b));
+                self.candidates(model.as_deref(), previous.as_deref(), &block, bound, par)
             };
             Ok(Block { candidates, raw })
         };
@@ -315,7 +359,13 @@ impl Codec {
         // stream never outgrows the one without it (nor `max_compressed_len`).
         let model_bytes = model.as_ref().map(|m| m.decoder.entry());
         let net_bytes = net.as_ref().map(|u| u.net.entry());
-        let carried = self.tables(&coded, [model_bytes, net_bytes].map(|b| b.map(<[u8]>::len)));
+        // The step entry is written either way: naming the reference costs nothing more.
+        let costs = [
+            model_bytes.map(|b| format::entry_len(b.len())),
+            net_bytes.map(|b| format::entry_len(b.len())),
+            reference.map(|_| 0),
+        ];
+        let carried = self.tables(&coded, costs);
         let forced = self.forced();
         let mut errors = ErrorStats::default();
         let blocks: Vec<(BlockKind, &[u8])> = coded
@@ -326,28 +376,53 @@ impl Codec {
                 (*k, p.as_slice())
             })
             .collect();
-        let model = model_bytes.filter(|_| carried & MODEL != 0);
-        let net = net_bytes.filter(|_| carried & NGLR != 0);
+        let step = step.map(|s| {
+            let predicted = carried & PREVIOUS != 0;
+            StepInfo {
+                chain: s.chain,
+                step: s.step,
+                keyframe: if predicted { s.keyframe } else { s.step },
+                reference: reference.filter(|_| predicted).map(reference_hash),
+            }
+        });
+        let step_bytes = step.map(|s| s.bytes());
+        let tables = Tables {
+            model: model_bytes.filter(|_| carried & MODEL != 0),
+            nglr: net_bytes.filter(|_| carried & NGLR != 0),
+            step: step_bytes.as_ref().map(|b| b.as_slice()),
+        };
         let info = StreamInfo {
             dtype,
             target,
             dims: dims.to_vec(),
             block: grid.block,
         };
-        let bytes_out = format::write_stream(&info, &blocks, model, net, out)?;
-        Ok(CompressStats {
+        let bytes_out = format::write_stream(&info, &blocks, tables, out)?;
+        let stats = CompressStats {
             bytes_in: data.len(),
             bytes_out,
             errors,
             range,
             seconds: start.elapsed().as_secs_f64(),
-        })
+        };
+        Ok((stats, step))
     }
 
     /// [`crate::decode_into`] on the codec's threads (the same bytes for any count).
     pub fn decode_into(&self, stream: &[u8], out: &mut [u8]) -> Result<usize> {
+        self.decode_step_into(stream, out, None)
+    }
+
+    /// [`Codec::decode_into`] of one step of a chain, with the previous step's
+    /// reconstruction where the stream is predicted from it (see [`crate::decode_step`]).
+    pub fn decode_step_into(
+        &self,
+        stream: &[u8],
+        out: &mut [u8],
+        reference: Option<&[u8]>,
+    ) -> Result<usize> {
         self.run(!self.serial(), |par| {
-            crate::decode::decode_blocks(stream, out, par)
+            crate::decode::decode_blocks(stream, out, par, reference)
         })
     }
 
@@ -365,10 +440,12 @@ impl Codec {
     }
 
     /// The pipeline's first stage for a lossy block: the configured residual coder over no
-    /// base and, where there is a model, over its prediction.
+    /// base and, where there is a model, over its prediction, and where there is a previous
+    /// step, over its reconstruction.
     fn candidates(
         &self,
         model: Option<&Model>,
+        previous: Option<&[f64]>,
         block: &BlockValues,
         bound: BlockBound,
         par: bool,
@@ -380,10 +457,13 @@ impl Codec {
         });
         let coders = self.config.residual.coders();
         // Estimates serve only to compare candidates: none where there is just one.
-        let compare = coders.len() > 1 || predicted.is_some();
+        let compare = coders.len() > 1 || predicted.is_some() || previous.is_some();
         let mut beat: Option<f64> = None;
         let mut out = Vec::new();
-        for base in std::iter::once(None).chain(predicted.as_ref().map(Some)) {
+        let bases = std::iter::once(None)
+            .chain(predicted.as_ref().map(|p| Some(Base::Model(p))))
+            .chain(previous.map(|p| Some(Base::Previous(p))));
+        for base in bases {
             for coder in coders {
                 let Some((stagings, errors)) = coder.stage(block, base, bound, par, beat) else {
                     continue;
@@ -396,8 +476,11 @@ impl Codec {
                     if !staged.uses_nglr() {
                         beat = Some(beat.map_or(estimate, |b| b.min(estimate)));
                     }
-                    let tables =
-                        base.map_or(0, |_| MODEL) | if staged.uses_nglr() { NGLR } else { 0 };
+                    let tables = match base {
+                        None => 0,
+                        Some(Base::Model(_)) => MODEL,
+                        Some(Base::Previous(_)) => PREVIOUS,
+                    } | if staged.uses_nglr() { NGLR } else { 0 };
                     out.push(Candidate {
                         staged,
                         errors,
@@ -414,10 +497,10 @@ impl Codec {
     /// and without the base model; lossless coding where no lossy payload is smaller than the
     /// raw block (or no step met the bound).
     fn finish_block(&self, s: Block, dtype: ElementType) -> Result<Choice> {
-        let mut best: [Option<CodedBlock>; 4] = Default::default();
+        let mut best: [Option<CodedBlock>; SETS] = Default::default();
         // Pruned against the best estimate among the candidates needing the same tables (so
         // that a block codes as it would without them), NGLR's also against those without it.
-        let mut lowest = [f64::INFINITY; 4];
+        let mut lowest = [f64::INFINITY; SETS];
         for c in &s.candidates {
             lowest[c.tables] = lowest[c.tables].min(c.estimate);
         }
@@ -473,27 +556,24 @@ impl Codec {
     }
 
     /// The stream tables to carry for the smallest stream, the blocks choosing by [`pick`];
-    /// `entries`: the bytes of each table available (index: its bit, model first).
-    fn tables(&self, coded: &[Choice], entries: [Option<usize>; 2]) -> usize {
+    /// `costs`: the bytes each table available adds to the stream (index: its bit).
+    fn tables(&self, coded: &[Choice], costs: [Option<usize>; TABLES]) -> usize {
         let forced = self.forced();
-        let bits =
-            |keep: &dyn Fn(usize) -> bool| (0..2).filter(|&b| keep(b)).fold(0, |a, b| a | 1 << b);
-        let available = bits(&|b| entries[b].is_some());
+        let available = (0..TABLES)
+            .filter(|&b| costs[b].is_some())
+            .fold(0, |a, b| a | 1 << b);
         let serves = coded.iter().fold(0, |a, c| {
-            a | (1..4)
+            a | (1..SETS)
                 .filter(|&t| c.best[t].is_some())
                 .fold(0, |x, t| x | t)
         });
         let total = |carried: usize| -> usize {
             let blocks: usize = coded.iter().map(|c| pick(c, carried, forced).1.len()).sum();
-            let tables = (0..2).filter(|&b| carried & 1 << b != 0);
-            blocks
-                + tables
-                    .map(|b| format::entry_len(entries[b].unwrap_or(0)))
-                    .sum::<usize>()
+            let tables = (0..TABLES).filter(|&b| carried & 1 << b != 0);
+            blocks + tables.map(|b| costs[b].unwrap_or(0)).sum::<usize>()
         };
         let must = forced & available & serves;
-        (0..4)
+        (0..SETS)
             .filter(|t| t & !(available & serves) == 0 && t & must == must)
             .min_by_key(|&t| total(t))
             .unwrap_or(0)
@@ -513,12 +593,27 @@ impl Codec {
 /// allow, one using the `forced` tables first.
 fn pick(c: &Choice, carried: usize, forced: usize) -> &CodedBlock {
     let want = forced & carried;
-    (0..4)
+    (0..SETS)
         .filter(|t| t & !carried == 0)
         .filter_map(|t| Some((t, c.best[t].as_ref()?)))
         .min_by_key(|(t, b)| ((want & !t).count_ones(), b.1.len()))
         .map(|(_, b)| b)
         .expect("every block has a coding without tables")
+}
+
+/// The previous step's values of block `b` (from the reference's element bytes), non-finite
+/// ones as 0: the prediction a `Previous` block is coded over, as the decoder forms it.
+pub(crate) fn previous_values(
+    reference: &[u8],
+    dtype: ElementType,
+    grid: &Grid,
+    b: &crate::block::Block,
+) -> Vec<f64> {
+    let mut v = dtype.to_f64s(&grid.gather_bytes(reference, dtype, b));
+    v.iter_mut()
+        .filter(|x| !x.is_finite())
+        .for_each(|x| *x = 0.0);
+    v
 }
 
 /// The in-situ learners the configuration asks for (`train`, `train_nglr`); None where this

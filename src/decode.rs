@@ -1,14 +1,17 @@
 //! Decoding a stream: the header and block table ([`mod@format`]), then each block by its kind, in
 //! parallel. Sizes come from the stream, so they are checked before they are allocated: against
 //! a decode limit, against what each block's payload can hold at most, and by fallible
-//! allocation.
+//! allocation. A stream predicted from the previous step of its chain (temporal prediction)
+//! decodes only with that step's reconstruction ([`decode_step`]).
 
 use crate::base::Decoder;
 use crate::block::Block;
 use crate::bound::Target;
+use crate::codec::previous_values;
 use crate::dtype::{ElementType, Float};
 use crate::entropy::decode_bytes;
-use crate::error::{try_vec, Error, FormatError, ParameterError, Result};
+use crate::error::{try_vec, Error, FormatError, ParameterError, ReferenceError, Result};
+use crate::format::step::{reference_hash, StepInfo};
 use crate::format::{self, BlockKind, Parsed, StreamInfo};
 use crate::residual::predict::nglr::Network;
 use crate::residual::{gae, lbrc, wavelet};
@@ -51,29 +54,77 @@ pub fn stream_info(stream: &[u8]) -> Result<StreamInfo> {
     Ok(format::parse(stream)?.info)
 }
 
+/// Where a stream written with temporal prediction stands in its chain of steps (None for a
+/// stream written without).
+pub fn step_info(stream: &[u8]) -> Result<Option<StepInfo>> {
+    format::parse(stream)?.step()
+}
+
 /// Decodes `stream` into `out` (little-endian element bytes), which must hold at least
 /// [`StreamInfo::decoded_len`] bytes; exactly that many are written. Returns the count.
 /// Blocks decode in parallel in the current rayon pool; [`crate::Codec::decode_into`] limits that
 /// to the codec's threads.
 pub fn decode_into(stream: &[u8], out: &mut [u8]) -> Result<usize> {
-    decode_blocks(stream, out, true)
+    decode_blocks(stream, out, true, None)
 }
 
-pub(crate) fn decode_blocks(stream: &[u8], out: &mut [u8], par: bool) -> Result<usize> {
+pub(crate) fn decode_blocks(
+    stream: &[u8],
+    out: &mut [u8],
+    par: bool,
+    reference: Option<&[u8]>,
+) -> Result<usize> {
     let parsed = format::parse(stream)?;
     let checked = checked_payloads(&parsed)?;
-    decode_parsed(&parsed, &checked, out, par)
+    decode_parsed(&parsed, &checked, out, par, reference)
 }
 
-/// A stream's payloads, checked, and its NGLR network, loaded (once: the capacity checks need
-/// it too).
+/// A stream's payloads, checked, its NGLR network, loaded (once: the capacity checks need it
+/// too), and its step entry.
 struct Checked<'a> {
     payloads: Vec<&'a [u8]>,
     net: Option<Arc<Network>>,
+    step: Option<StepInfo>,
 }
 
-/// Decodes the blocks of `parsed`, which [`checked_payloads`] checked, into `out`.
-fn decode_parsed(parsed: &Parsed, checked: &Checked, out: &mut [u8], par: bool) -> Result<usize> {
+/// The reference a stream needs, checked: `reference` where the stream is predicted from the
+/// previous step and it is that step's reconstruction (by its hash), None where the stream
+/// needs none.
+fn reference_for<'r>(
+    step: Option<&StepInfo>,
+    reference: Option<&'r [u8]>,
+    len: usize,
+) -> Result<Option<&'r [u8]>> {
+    let Some(s) = step.filter(|s| s.reference.is_some()) else {
+        return Ok(None);
+    };
+    let missing = |reason: &str| {
+        Error::Reference(ReferenceError {
+            chain: s.chain,
+            step: s.step,
+            keyframe: s.keyframe,
+            reason: reason.into(),
+        })
+    };
+    match reference {
+        None => Err(missing("which was not given")),
+        Some(r) if r.len() != len => Err(missing("but the step given has another size")),
+        Some(r) if Some(reference_hash(r)) != s.reference => {
+            Err(missing("but the step given is another (its hash differs)"))
+        }
+        Some(r) => Ok(Some(r)),
+    }
+}
+
+/// Decodes the blocks of `parsed`, which [`checked_payloads`] checked, into `out`; `reference`:
+/// the previous step's reconstruction, for a stream predicted from it.
+fn decode_parsed(
+    parsed: &Parsed,
+    checked: &Checked,
+    out: &mut [u8],
+    par: bool,
+    reference: Option<&[u8]>,
+) -> Result<usize> {
     let info = &parsed.info;
     let len = info.decoded_len();
     if out.len() < len {
@@ -82,22 +133,30 @@ fn decode_parsed(parsed: &Parsed, checked: &Checked, out: &mut [u8], par: bool) 
             got: out.len(),
         }));
     }
+    let reference = reference_for(checked.step.as_ref(), reference, len)?;
     let grid = info.grid();
     let dtype = info.dtype;
     let decoder = parsed.model()?.map(Decoder::from_bytes).transpose()?;
     let decoder = decoder.as_ref();
-    let Checked { payloads, net } = checked;
+    let Checked { payloads, net, .. } = checked;
     let blocks = map_blocks(grid.len(), !par, |i| {
         let b = grid.block(i);
         let kind = parsed.entries[i].kind;
+        let previous = match (kind, reference) {
+            (BlockKind::Previous, Some(r)) => Some(previous_values(r, dtype, &grid, &b)),
+            _ => None,
+        };
         decode_block(
             info,
             parsed.version,
             kind,
             &b,
             payloads[i],
-            decoder,
-            net.as_ref(),
+            Bases {
+                decoder,
+                net: net.as_ref(),
+                previous: previous.as_deref(),
+            },
         )
         .map_err(|e| {
             // Say what the stream claimed: a payload that ends early may be a lying header.
@@ -122,6 +181,14 @@ fn network(parsed: &Parsed) -> Result<Option<Arc<Network>>> {
     })
 }
 
+/// What blocks may be predicted from besides their payload: the stream's base model and NGLR
+/// network, the previous step's values of the block.
+struct Bases<'a> {
+    decoder: Option<&'a Decoder>,
+    net: Option<&'a Arc<Network>>,
+    previous: Option<&'a [f64]>,
+}
+
 /// Decodes block `b` (of `kind`) from its checked payload into element bytes.
 fn decode_block(
     info: &StreamInfo,
@@ -129,9 +196,13 @@ fn decode_block(
     kind: BlockKind,
     b: &Block,
     payload: &[u8],
-    decoder: Option<&Decoder>,
-    net: Option<&Arc<Network>>,
+    bases: Bases,
 ) -> Result<Vec<u8>> {
+    let Bases {
+        decoder,
+        net,
+        previous,
+    } = bases;
     let dtype = info.dtype;
     match kind {
         BlockKind::Raw | BlockKind::Zstd => {
@@ -156,7 +227,13 @@ fn decode_block(
         }
         BlockKind::Gae => gae::decode_block(payload, decoder, b.shape, dtype, version),
         BlockKind::Wavelet => wavelet::decode(payload, b.shape, dtype, version),
-        BlockKind::Model | BlockKind::Network => {
+        BlockKind::Previous => {
+            let previous = previous.ok_or_else(|| {
+                Error::corrupt("a block over the previous step in a stream that names none")
+            })?;
+            lbrc::decode_over_previous(payload, previous, net, b.shape, dtype, version)
+        }
+        BlockKind::Model | BlockKind::Network | BlockKind::Step => {
             Err(Error::corrupt("table entry inside the block grid"))
         }
     }
@@ -169,9 +246,23 @@ pub fn decode(stream: &[u8]) -> Result<(StreamInfo, Vec<u8>)> {
 
 /// [`decode`] within `opts`.
 pub fn decode_with(stream: &[u8], opts: &DecodeOptions) -> Result<(StreamInfo, Vec<u8>)> {
+    decode_step(stream, None, opts)
+}
+
+/// Decodes one step of a chain written with temporal prediction: `reference` is the previous
+/// step's decoded element bytes, which a stream predicted from it needs ([`StepInfo`] says
+/// whether it does); without it, or with another step, the error names the keyframe to
+/// decode from. Streams that need no reference ignore it.
+pub fn decode_step(
+    stream: &[u8],
+    reference: Option<&[u8]>,
+    opts: &DecodeOptions,
+) -> Result<(StreamInfo, Vec<u8>)> {
     let (parsed, checked) = checked(stream, opts)?;
+    // Checked before the output is allocated.
+    reference_for(checked.step.as_ref(), reference, parsed.info.decoded_len())?;
     let mut out = try_vec::<u8>(parsed.info.decoded_len(), "the decoded array")?;
-    decode_parsed(&parsed, &checked, &mut out, true)?;
+    decode_parsed(&parsed, &checked, &mut out, true, reference)?;
     Ok((parsed.info, out))
 }
 
@@ -194,8 +285,15 @@ pub fn decode_as_with<T: Float>(
             T::TYPE
         ))));
     }
+    reference_for(checked.step.as_ref(), None, info.decoded_len())?;
     let mut out = try_vec::<T>(info.element_count(), "the decoded array")?;
-    decode_parsed(&parsed, &checked, bytemuck::cast_slice_mut(&mut out), true)?;
+    decode_parsed(
+        &parsed,
+        &checked,
+        bytemuck::cast_slice_mut(&mut out),
+        true,
+        None,
+    )?;
     Ok((parsed.info.dims, out))
 }
 
@@ -225,6 +323,7 @@ fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Checked<'a>> {
     let info = &parsed.info;
     let grid = info.grid();
     let net = network(parsed)?;
+    let step = parsed.step()?;
     let mut payloads = Vec::with_capacity(grid.len());
     for i in 0..grid.len() {
         let shape = grid.block(i).shape;
@@ -253,7 +352,11 @@ fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Checked<'a>> {
             }
         }
     }
-    Ok(Checked { payloads, net })
+    Ok(Checked {
+        payloads,
+        net,
+        step,
+    })
 }
 
 /// The most values a block payload of `kind` can decode to; `None` where there is no bound
@@ -280,7 +383,8 @@ fn capacity(
         BlockKind::Constant | BlockKind::Gae => None,
         BlockKind::Lbrc => lbrc::max_values(payload, n, dtype, version, net)?,
         BlockKind::BaseLbrc => lbrc::max_values_over_base(payload, n, dtype, version, net)?,
+        BlockKind::Previous => lbrc::max_values_over_previous(payload, n, dtype, version, net)?,
         BlockKind::Wavelet => wavelet::max_values(payload, shape, dtype, version)?,
-        BlockKind::Model | BlockKind::Network => None,
+        BlockKind::Model | BlockKind::Network | BlockKind::Step => None,
     })
 }

@@ -1,6 +1,7 @@
 //! Typed errors, by category (as image-png's): what the caller passed ([`ParameterError`]), what
 //! a stream holds ([`FormatError`]), the base model, I/O (ADIOS2, MPI, the plugin: the cause is
-//! kept, see [`IoError`]), limits, and residuum's own bugs. The C ABI returns one status code per
+//! kept, see [`IoError`]), a step decoded without the step it is predicted from
+//! ([`ReferenceError`]), limits, and residuum's own bugs. The C ABI returns one status code per
 //! category. The ADIOS2 wrapper's own errors are `adios::AdiosError`.
 
 use std::sync::Arc;
@@ -22,6 +23,9 @@ pub enum Error {
     /// ADIOS2, MPI or the plugin failed.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// A step predicted from the previous one, decoded without it (or with another).
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
     /// Beyond a limit: a decode limit, memory that cannot be had.
     #[error("limit: {0}")]
     Limit(String),
@@ -79,6 +83,22 @@ pub enum FormatErrorKind {
     Corrupt,
     /// Bytes that do not match their checksum.
     Checksum,
+}
+
+/// A stream predicted from the previous step of its chain (temporal prediction) that cannot
+/// be decoded: that step's reconstruction is missing or another. Decoding the chain's steps in
+/// order from `keyframe` provides it.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[error(
+    "step {step} of chain {chain:016x} is predicted from step {}, {reason}; decode the steps \
+     in order from step {keyframe}, its keyframe",
+    .step.saturating_sub(1)
+)]
+pub struct ReferenceError {
+    pub chain: u64,
+    pub step: u64,
+    pub keyframe: u64,
+    pub reason: String,
 }
 
 /// An I/O failure: what was being done, and the cause where one was reported (ADIOS2's error

@@ -2,7 +2,8 @@
 //!
 //! The data path: operator parameters ([`Config`]) choose a mode; the [`Codec`] cuts an array
 //! into blocks (`block/`), resolves the error target per block (`bound/`), predicts each block
-//! with the base model where one is in use (`base/`), codes the residual (`residual/`: LBRC's
+//! with the base model where one is in use and from the previous step under temporal
+//! prediction ([`Chain`]) (`base/`), codes the residual (`residual/`: LBRC's
 //! predictors and quantizer, GAE) and its integers (`entropy/`), in a two-stage pipeline
 //! (`pipeline/`), and writes a self-describing, checksummed stream (`format/`, specified in
 //! `doc/format.md`); [`decode()`] reads it back. [`insitu`] and [`adios`] connect this to
@@ -33,16 +34,20 @@ mod params;
 pub(crate) mod pipeline;
 pub(crate) mod residual;
 
+pub use base::previous::{Chain, References};
 pub use base::Model;
 pub use bound::{ErrorStats, Target};
 pub use codec::{Codec, CompressStats};
 pub use decode::{
-    decode, decode_as, decode_as_with, decode_into, decode_with, stream_info, DecodeOptions,
+    decode, decode_as, decode_as_with, decode_into, decode_step, decode_with, step_info,
+    stream_info, DecodeOptions,
 };
 pub use dtype::{ElementType, Float};
 pub use error::{
-    Error, FormatError, FormatErrorKind, IoError, IoErrorKind, ParameterError, Result,
+    Error, FormatError, FormatErrorKind, IoError, IoErrorKind, ParameterError, ReferenceError,
+    Result,
 };
+pub use format::step::{reference_hash, StepInfo};
 pub use format::StreamInfo;
 pub use params::{Config, IntCoder, Range, Residual};
 pub use pipeline::{owned_cores, MAX_THREADS};
@@ -69,6 +74,8 @@ pub mod internals {
 
     /// The stream container.
     pub mod format {
-        pub use crate::format::{parse, write_stream, BlockEntry, BlockKind, Parsed, MAGIC};
+        pub use crate::format::{
+            parse, write_stream, BlockEntry, BlockKind, Parsed, Tables, MAGIC,
+        };
     }
 }

@@ -96,6 +96,9 @@ pub struct Config {
     pub fill: Option<f64>,
     /// NGLR network file.
     pub nglr: Option<std::path::PathBuf>,
+    /// Temporal prediction: every block is also offered the previous step's reconstruction,
+    /// and every `temporal`-th step is a keyframe (0: off).
+    pub temporal: u64,
 }
 
 impl Default for Config {
@@ -115,12 +118,13 @@ impl Default for Config {
             train_seconds: 30.0,
             fill: None,
             nglr: None,
+            temporal: 0,
         }
     }
 }
 
 const ACCEPTED: &str =
-    "mode, target, nrmse, abs, rel, psnr, range, block, threads, level, coder, model, residual, base, train, train_nglr, train_seconds, fill, nglr";
+    "mode, target, nrmse, abs, rel, psnr, range, block, threads, level, coder, model, residual, base, train, train_nglr, train_seconds, fill, nglr, temporal";
 /// Keys ADIOS2 itself puts into a plugin operator's parameters.
 const ADIOS2_KEYS: [&str; 3] = ["pluginname", "pluginlibrary", "verbose"];
 
@@ -300,6 +304,11 @@ impl Config {
                         .map_err(|_| bad(&key, value, "expected a count of arrays"))?
                 }
                 "train_seconds" => cfg.train_seconds = positive(&key, value)?,
+                "temporal" => {
+                    cfg.temporal = value
+                        .parse()
+                        .map_err(|_| bad(&key, value, "expected a keyframe interval (0: off)"))?
+                }
                 "base" => {
                     cfg.force_model = match value.to_ascii_lowercase().as_str() {
                         "auto" => false,
@@ -391,6 +400,13 @@ impl Config {
                 "residual",
                 "nglr",
                 "needs a network: nglr=PATH (residuum train --nglr) or train_nglr=N",
+            ));
+        }
+        if cfg.temporal > 0 && cfg.target == Target::Lossless {
+            return Err(bad(
+                "temporal",
+                &cfg.temporal.to_string(),
+                "temporal prediction serves the lossy modes",
             ));
         }
         // A transform spreads each coefficient's error over many values: it serves RMS

@@ -276,7 +276,11 @@ fn missing_unreadable_or_mismatched_models_are_errors() {
         .collect();
     let rewrite = |model: Option<&[u8]>| {
         let mut out = vec![0u8; s.len() + 64];
-        let len = format::write_stream(&parsed.info, &blocks, model, None, &mut out).unwrap();
+        let tables = format::Tables {
+            model,
+            ..Default::default()
+        };
+        let len = format::write_stream(&parsed.info, &blocks, tables, &mut out).unwrap();
         out.truncate(len);
         out
     };

@@ -1,6 +1,7 @@
 //! Codec round trips (real data, hostile values, odd shapes, random fields) and stream damage.
 
 use proptest::prelude::*;
+use residuum::internals::format::Tables;
 use residuum::{decode, decode_as, stream_info, Codec, Error, FormatErrorKind, ParameterError};
 use std::path::PathBuf;
 
@@ -264,8 +265,9 @@ fn nglr_without_its_network_is_an_error() {
         .map(|i| (parsed.entries[i].kind, parsed.payload(i).unwrap()))
         .collect();
     let mut out = vec![0u8; s.len()];
-    let n = residuum::internals::format::write_stream(&parsed.info, &blocks, None, None, &mut out)
-        .unwrap();
+    let none = Tables::default();
+    let n =
+        residuum::internals::format::write_stream(&parsed.info, &blocks, none, &mut out).unwrap();
     let e = decode(&out[..n]).unwrap_err();
     assert!(e.to_string().contains("no NGLR network"), "{e}");
     // And with a network of another content (weights changed, hash recomputed): decodes, but
@@ -273,14 +275,12 @@ fn nglr_without_its_network_is_an_error() {
     let entry = parsed.nglr().unwrap().unwrap();
     let mut bad = entry.to_vec();
     *bad.last_mut().unwrap() ^= 1;
-    let e = residuum::internals::format::write_stream(
-        &parsed.info,
-        &blocks,
-        None,
-        Some(&bad),
-        &mut out,
-    )
-    .map(|n| decode(&out[..n]));
+    let bad = Tables {
+        nglr: Some(&bad),
+        ..Default::default()
+    };
+    let e = residuum::internals::format::write_stream(&parsed.info, &blocks, bad, &mut out)
+        .map(|n| decode(&out[..n]));
     assert!(matches!(e, Ok(Err(Error::Model(_)))), "{e:?}");
 }
 

@@ -14,6 +14,7 @@
 //! (`residuum train`); a trained model is a safetensors file.
 
 pub(crate) mod frame;
+pub(crate) mod previous;
 #[cfg(feature = "train")]
 pub mod train;
 

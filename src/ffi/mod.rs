@@ -31,6 +31,9 @@ pub const RESIDUUM_ERR_IO: c_int = 7;
 pub const RESIDUUM_ERR_MODEL: c_int = 8;
 /// Beyond a limit: a stream claims more than the decode limit or than memory can hold.
 pub const RESIDUUM_ERR_LIMIT: c_int = 9;
+/// A step predicted from the previous one (temporal prediction) was decoded without it: decode
+/// the steps in order from the keyframe `residuum_last_error()` names.
+pub const RESIDUUM_ERR_REFERENCE: c_int = 10;
 
 /// Element type code of float (the stream's type byte, `ElementType::F32`).
 pub const RESIDUUM_FLOAT: c_int = 1;
@@ -58,6 +61,7 @@ fn status_of(e: &Error) -> c_int {
         Error::Io(_) => RESIDUUM_ERR_IO,
         Error::Model(_) => RESIDUUM_ERR_MODEL,
         Error::Limit(_) => RESIDUUM_ERR_LIMIT,
+        Error::Reference(_) => RESIDUUM_ERR_REFERENCE,
     }
 }
 

@@ -12,10 +12,13 @@
 //! Version 3 adds blocks coded over a base model and GAE blocks; flag bit 0 says the table ends
 //! with one more entry, the base model's decoder (hash u64 | canonical bytes), so that every
 //! stream decodes on its own. Streams without them are still written as version 2.
+//! Version 6 adds the NGLR network's entry (flag bit 1), version 7 the step entry of temporal
+//! prediction (flag bit 2, [`step`]) and blocks coded over the previous step's reconstruction.
 //! A reader needs nothing but these bytes; every field is checked before it is used, so corrupted
 //! or truncated input gives an error, not a panic.
 
 pub(crate) mod payload;
+pub(crate) mod step;
 
 use crate::block::fold3;
 use crate::bound::Target;
@@ -24,7 +27,7 @@ use crate::error::{Error, FormatErrorKind, ParameterError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 6;
+pub const FORMAT_VERSION: u16 = 7;
 /// The first version with wavelet blocks; streams without them are written as version 4, which
 /// older readers decode.
 const WAVELET_VERSION: u16 = 5;
@@ -40,6 +43,10 @@ const FLAG_NGLR: u8 = 2;
 /// The first version with NGLR blocks and the network's entry; streams without them are
 /// written as before.
 const NGLR_VERSION: u16 = 6;
+/// Header flag: the last table entry is the step entry of temporal prediction (version 7).
+const FLAG_STEP: u8 = 4;
+/// The first version with the step entry and blocks over the previous step.
+const STEP_VERSION: u16 = 7;
 /// More dimensions than any ADIOS2 variable plausibly has; bounds header parsing.
 pub const MAX_DIMS: usize = 32;
 
@@ -69,6 +76,11 @@ pub enum BlockKind {
     Wavelet = 7,
     /// The NGLR network (the last entry of a version 6 stream with the NGLR flag).
     Network = 8,
+    /// The step entry of temporal prediction (the last entry of a version 7 stream with the
+    /// STEP flag).
+    Step = 9,
+    /// Constant or Lbrc coded over the previous step's reconstruction (version 7).
+    Previous = 10,
 }
 
 impl BlockKind {
@@ -83,6 +95,8 @@ impl BlockKind {
             6 => Ok(BlockKind::Gae),
             7 => Ok(BlockKind::Wavelet),
             8 => Ok(BlockKind::Network),
+            9 => Ok(BlockKind::Step),
+            10 => Ok(BlockKind::Previous),
             other => Err(Error::corrupt(format!("unknown block kind {other}"))),
         }
     }
@@ -174,20 +188,32 @@ pub(crate) fn check_shape(dims: &[usize], dtype: ElementType, data_len: usize) -
     Ok(())
 }
 
-/// Writes header, table and payloads into `out`, the tables (base model, NGLR network: content
-/// hash and bytes) after the blocks; returns the stream length.
+/// The table entries a stream may carry after its blocks, in this order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tables<'a> {
+    /// The base model's decoder (content hash and bytes).
+    pub model: Option<&'a [u8]>,
+    /// The NGLR network (content hash and bytes).
+    pub nglr: Option<&'a [u8]>,
+    /// The step entry of temporal prediction.
+    pub step: Option<&'a [u8]>,
+}
+
+/// Writes header, table and payloads into `out`, the `tables` after the blocks; returns the
+/// stream length.
 pub fn write_stream(
     info: &StreamInfo,
     blocks: &[(BlockKind, &[u8])],
-    model: Option<&[u8]>,
-    nglr: Option<&[u8]>,
+    tables: Tables,
     out: &mut [u8],
 ) -> Result<usize> {
+    let Tables { model, nglr, step } = tables;
     let blocks: Vec<(BlockKind, &[u8])> = blocks
         .iter()
         .copied()
         .chain(model.map(|m| (BlockKind::Model, m)))
         .chain(nglr.map(|m| (BlockKind::Network, m)))
+        .chain(step.map(|m| (BlockKind::Step, m)))
         .collect();
     let lossy = blocks
         .iter()
@@ -203,7 +229,9 @@ pub fn write_stream(
     let mut w = Writer { buf: out, pos: 0 };
     w.put(&MAGIC);
     // Version 2 where it suffices, so that older readers decode what they can.
-    let version = if nglr.is_some() {
+    let version = if step.is_some() {
+        STEP_VERSION
+    } else if nglr.is_some() {
         NGLR_VERSION
     } else if blocks.iter().any(|(k, _)| *k == BlockKind::Wavelet) {
         WAVELET_VERSION
@@ -217,7 +245,10 @@ pub fn write_stream(
         info.dtype as u8,
         info.target.code(),
         info.dims.len() as u8,
-        if model.is_some() { FLAG_MODEL } else { 0 } | if nglr.is_some() { FLAG_NGLR } else { 0 },
+        [(model, FLAG_MODEL), (nglr, FLAG_NGLR), (step, FLAG_STEP)]
+            .iter()
+            .filter(|(t, _)| t.is_some())
+            .fold(0, |a, (_, f)| a | f),
         0,
         0,
     ]);
@@ -264,8 +295,10 @@ pub struct Parsed<'a> {
     payloads: &'a [u8],
     /// The base model's entry, past the grid's blocks.
     model: Option<BlockEntry>,
-    /// The NGLR network's entry, last.
+    /// The NGLR network's entry, after the model's.
     nglr: Option<BlockEntry>,
+    /// The step entry, last.
+    step: Option<BlockEntry>,
 }
 
 impl<'a> Parsed<'a> {
@@ -307,6 +340,15 @@ impl<'a> Parsed<'a> {
         self.table(e, at, "NGLR network").map(Some)
     }
 
+    /// The step entry of temporal prediction, if the stream carries one.
+    pub fn step(&self) -> Result<Option<step::StepInfo>> {
+        let Some(e) = &self.step else {
+            return Ok(None);
+        };
+        let at = self.entries.len() + self.model.is_some() as usize + self.nglr.is_some() as usize;
+        step::StepInfo::parse(self.table(e, at, "step entry")?).map(Some)
+    }
+
     /// The bytes of table entry `e`, the `at`-th payload, checked against its checksum.
     fn table(&self, e: &BlockEntry, at: usize, what: &str) -> Result<&'a [u8]> {
         let start = self.offsets[at];
@@ -338,14 +380,16 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     let (dtype_code, target_code, ndims) = (fixed[0], fixed[1], fixed[2] as usize);
     let flags = fixed[3];
     if fixed[4..] != [0, 0]
-        || flags & !(FLAG_MODEL | FLAG_NGLR) != 0
+        || flags & !(FLAG_MODEL | FLAG_NGLR | FLAG_STEP) != 0
         || (version < 3 && flags != 0)
         || (version < NGLR_VERSION && flags & FLAG_NGLR != 0)
+        || (version < STEP_VERSION && flags & FLAG_STEP != 0)
     {
         return Err(Error::corrupt("reserved header bytes are not zero"));
     }
     let has_model = flags & FLAG_MODEL != 0;
     let has_nglr = flags & FLAG_NGLR != 0;
+    let has_step = flags & FLAG_STEP != 0;
     let target = f64::from_le_bytes(r.take(8, "target")?.try_into().unwrap());
     if ndims > MAX_DIMS {
         return Err(Error::corrupt(format!(
@@ -395,7 +439,11 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     let grid_ok = if version == 1 {
         block_count(&dims, &block) == nblocks && nblocks <= 1
     } else {
-        block_count(&fold3(&dims), &block) + has_model as usize + has_nglr as usize == nblocks
+        block_count(&fold3(&dims), &block)
+            + has_model as usize
+            + has_nglr as usize
+            + has_step as usize
+            == nblocks
     };
     if !grid_ok {
         return Err(Error::corrupt("block count does not match the block grid"));
@@ -415,14 +463,17 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+    let step = if has_step { entries.pop() } else { None };
     let nglr = if has_nglr { entries.pop() } else { None };
     let model = if has_model { entries.pop() } else { None };
     let model_ok = model.is_none_or(|m| m.kind == BlockKind::Model)
-        && nglr.is_none_or(|m| m.kind == BlockKind::Network);
+        && nglr.is_none_or(|m| m.kind == BlockKind::Network)
+        && step.is_none_or(|m| m.kind == BlockKind::Step);
     let kinds_ok = entries.iter().all(|e| match e.kind {
-        BlockKind::Model | BlockKind::Network => false,
+        BlockKind::Model | BlockKind::Network | BlockKind::Step => false,
         BlockKind::BaseLbrc | BlockKind::Gae => version >= 3,
         BlockKind::Wavelet => version >= WAVELET_VERSION,
+        BlockKind::Previous => has_step,
         _ => true,
     });
     if !(model_ok && kinds_ok) {
@@ -431,7 +482,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     let payloads = &stream[r.pos..];
     let mut offsets = Vec::with_capacity(entries.len());
     let mut total = 0usize;
-    for e in entries.iter().chain(&model).chain(&nglr) {
+    for e in entries.iter().chain(&model).chain(&nglr).chain(&step) {
         offsets.push(total);
         total = total
             .checked_add(e.len)
@@ -462,6 +513,7 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
         payloads,
         model,
         nglr,
+        step,
     })
 }
 

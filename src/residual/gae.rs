@@ -8,8 +8,8 @@
 //! Payload: specials | K u8 | basis K×64 f32 | step f64 | zstd(mask bits, lengths, coefficients)
 
 use super::specials;
-use super::{BlockValues, ResidualCoder, Staged};
-use crate::base::{frame, BasePrediction, Decoder};
+use super::{Base, BlockValues, ResidualCoder, Staged};
+use crate::base::{frame, Decoder};
 use crate::bound::{BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::error::{Error, Result};
@@ -227,11 +227,17 @@ impl ResidualCoder for Gae {
     fn stage(
         &self,
         block: &BlockValues,
-        base: Option<&BasePrediction>,
+        base: Option<Base>,
         bound: BlockBound,
         _par: bool,
         _beat: Option<f64>,
     ) -> Option<(Vec<Staged>, ErrorStats)> {
+        // The baseline codes over no base or the model's (as the method describes it).
+        let base = match base {
+            Some(Base::Previous(_)) => return None,
+            Some(Base::Model(b)) => Some(b),
+            None => None,
+        };
         let (p, e) = encode(block, base.map(|b| b.prediction.as_slice()), bound)?;
         let mut out = vec![base.is_some() as u8];
         if let Some(b) = base {

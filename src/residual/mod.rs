@@ -1,5 +1,5 @@
-//! The residual stage: what fixes fidelity after the base prediction (none, or the base
-//! model's). Each coder is a [`ResidualCoder`]: LBRC is ours ([`lbrc`], its integers predicted
+//! The residual stage: what fixes fidelity after the base prediction ([`Base`]: none, the base
+//! model's, or the previous step's reconstruction). Each coder is a [`ResidualCoder`]: LBRC is ours ([`lbrc`], its integers predicted
 //! by a [`predict`] predictor and finished by an integer coder in the pipeline's second stage);
 //! GAE ([`gae`]) the baseline it replaces.
 
@@ -98,6 +98,25 @@ impl Integers {
     }
 }
 
+/// The prediction a residual is coded over.
+#[derive(Clone, Copy)]
+pub(crate) enum Base<'a> {
+    /// The base model's, carried in the block's payload as its latents.
+    Model(&'a BasePrediction),
+    /// The previous step's reconstruction of the block (temporal prediction), which the reader
+    /// keeps: nothing in the payload. Its non-finite values are 0.
+    Previous(&'a [f64]),
+}
+
+impl Base<'_> {
+    pub(crate) fn prediction(&self) -> &[f64] {
+        match self {
+            Base::Model(b) => &b.prediction,
+            Base::Previous(p) => p,
+        }
+    }
+}
+
 /// A lossy block as the residual coders see it.
 pub(crate) struct BlockValues<'a> {
     /// Its values widened to f64, in C order; the special values are non-finite here.
@@ -120,7 +139,7 @@ pub(crate) trait ResidualCoder: Sync {
     fn stage(
         &self,
         block: &BlockValues,
-        base: Option<&BasePrediction>,
+        base: Option<Base>,
         bound: BlockBound,
         par: bool,
         beat: Option<f64>,
@@ -134,7 +153,7 @@ impl ResidualCoder for Fallback {
     fn stage(
         &self,
         block: &BlockValues,
-        base: Option<&BasePrediction>,
+        base: Option<Base>,
         bound: BlockBound,
         par: bool,
         beat: Option<f64>,

@@ -14,8 +14,8 @@ mod quantize;
 
 use super::predict::{self, nglr, Predictor};
 use super::specials::{self, Specials};
-use super::{BlockValues, Integers, ResidualCoder, Staged};
-use crate::base::{frame, BasePrediction, Decoder};
+use super::{Base, BlockValues, Integers, ResidualCoder, Staged};
+use crate::base::{frame, Decoder};
 use crate::bound::{finite_min_max, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::entropy::ints;
@@ -72,19 +72,19 @@ pub fn encode(
 }
 
 /// LBRC as the pipeline's residual stage: over no base, `Constant` or `Lbrc` blocks; over the
-/// base model, `BaseLbrc`.
+/// base model, `BaseLbrc`; over the previous step, `Previous`.
 pub(crate) struct Lbrc;
 
 impl ResidualCoder for Lbrc {
     fn stage(
         &self,
         block: &BlockValues,
-        base: Option<&BasePrediction>,
+        base: Option<Base>,
         bound: BlockBound,
         par: bool,
         _beat: Option<f64>,
     ) -> Option<(Vec<Staged>, ErrorStats)> {
-        let prediction = base.map(|b| b.prediction.as_slice());
+        let prediction = base.as_ref().map(Base::prediction);
         let (prepared, stats) = prepare(block, prediction, bound, par)?;
         let Some(base) = base else {
             let staged = match prepared {
@@ -97,17 +97,23 @@ impl ResidualCoder for Lbrc {
             return Some((staged, stats));
         };
         let mut prefix = Vec::new();
-        frame::put(base, &mut prefix);
+        let kind = match base {
+            Base::Model(b) => {
+                frame::put(b, &mut prefix);
+                BlockKind::BaseLbrc
+            }
+            Base::Previous(_) => BlockKind::Previous,
+        };
         let staged = match prepared {
             Prepared::Constant(p) => {
                 prefix.push(0);
                 prefix.extend_from_slice(&p);
-                vec![Staged::Done(BlockKind::BaseLbrc, prefix)]
+                vec![Staged::Done(kind, prefix)]
             }
             Prepared::Residuals(r) => {
                 prefix.push(1);
                 r.into_iter()
-                    .map(|r| Staged::Ints(BlockKind::BaseLbrc, prefix.clone(), r))
+                    .map(|r| Staged::Ints(kind, prefix.clone(), r))
                     .collect()
             }
         };
@@ -280,6 +286,21 @@ pub(crate) fn max_values_over_base(
     }
 }
 
+/// [`max_values`] of a `Previous` payload.
+pub(crate) fn max_values_over_previous(
+    payload: &[u8],
+    n: usize,
+    dtype: ElementType,
+    version: u16,
+    net: Option<&Arc<nglr::Network>>,
+) -> Result<Option<u64>> {
+    let mut r = PayloadReader::new(payload);
+    match r.bytes(1)?[0] {
+        1 => max_values(r.rest(), n, dtype, version, net),
+        _ => Ok(None),
+    }
+}
+
 /// Decodes a `BaseLbrc` payload: its base part, then its residual over that prediction.
 pub(crate) fn decode_over_base(
     payload: &[u8],
@@ -291,12 +312,45 @@ pub(crate) fn decode_over_base(
 ) -> Result<Vec<u8>> {
     let mut r = PayloadReader::new(payload);
     let pred = frame::read(&mut r, decoder, shape)?;
+    decode_residual(r, &pred, net, shape, dtype, version)
+}
+
+/// Decodes a `Previous` payload: its residual over `previous`, the reference's values of the
+/// block (non-finite ones as 0).
+pub(crate) fn decode_over_previous(
+    payload: &[u8],
+    previous: &[f64],
+    net: Option<&Arc<nglr::Network>>,
+    shape: [usize; 3],
+    dtype: ElementType,
+    version: u16,
+) -> Result<Vec<u8>> {
+    decode_residual(
+        PayloadReader::new(payload),
+        previous,
+        net,
+        shape,
+        dtype,
+        version,
+    )
+}
+
+/// The residual part of a payload over a base prediction: 0 and a constant payload, or 1 and
+/// an LBRC payload.
+fn decode_residual(
+    mut r: PayloadReader,
+    pred: &[f64],
+    net: Option<&Arc<nglr::Network>>,
+    shape: [usize; 3],
+    dtype: ElementType,
+    version: u16,
+) -> Result<Vec<u8>> {
     let constant = match r.bytes(1)?[0] {
         0 => true,
         1 => false,
         k => return Err(Error::corrupt(format!("unknown residual kind {k}"))),
     };
-    decode(r.rest(), Some(&pred), net, shape, dtype, constant, version)
+    decode(r.rest(), Some(pred), net, shape, dtype, constant, version)
 }
 
 /// Decodes a block coded by [`encode`] (`constant`: a constant block) straight into its

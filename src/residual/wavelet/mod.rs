@@ -16,7 +16,6 @@ mod cdf97;
 
 use super::specials;
 use super::{BlockValues, Integers, ResidualCoder, Staged};
-use crate::base::BasePrediction;
 use crate::bound::{finite_min_max, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::entropy::ints;
@@ -54,7 +53,7 @@ impl ResidualCoder for Wavelet {
     fn stage(
         &self,
         block: &BlockValues,
-        base: Option<&BasePrediction>,
+        base: Option<super::Base>,
         bound: BlockBound,
         par: bool,
         beat: Option<f64>,

@@ -1,0 +1,259 @@
+//! Temporal prediction through the library: a chain of steps coded over the previous step's
+//! reconstruction stays within the bound at every step however long it runs (the decoded past,
+//! never the original, is the base), keyframes come every K steps, a predicted step decodes only
+//! with its reference, and damaged or lying streams are refused.
+
+use residuum::{
+    decode, decode_step, step_info, Chain, Codec, DecodeOptions, Error, References, StepInfo,
+};
+
+/// A fixed fine texture (as of turbulent structures, which spatial prediction cannot see)
+/// under a smooth field drifting slowly in time, plus a masked corner (NaN) that grows.
+fn field(shape: [usize; 3], t: usize) -> Vec<f32> {
+    let [a, b, c] = shape;
+    let t = t as f64 * 0.02;
+    let mut v = Vec::with_capacity(a * b * c);
+    for i in 0..a {
+        for j in 0..b {
+            for k in 0..c {
+                let (x, y, z) = (
+                    i as f64 / a as f64,
+                    j as f64 / b as f64,
+                    k as f64 / c as f64,
+                );
+                let masked = x + y < 0.1 + 0.002 * t;
+                v.push(if masked {
+                    f32::NAN
+                } else {
+                    ((6.0 * x + t).sin() * (4.0 * y - 0.5 * t).cos()
+                        + 0.3 * (9.0 * z + 2.0 * t).sin()
+                        + 0.05 * (40.0 * x * y + t).cos()
+                        + 0.02 * texture(i, j, k)) as f32
+                });
+            }
+        }
+    }
+    v
+}
+
+/// A pseudo-random value in [-1, 1] of a position.
+fn texture(i: usize, j: usize, k: usize) -> f64 {
+    let h = xxhash_rust::xxh3::xxh3_64(&[i as u8, j as u8, k as u8]);
+    (h >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+}
+
+/// Element bytes as floats.
+fn floats(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn codec(pairs: &[(&str, &str)]) -> Codec {
+    Codec::from_pairs(pairs.iter().copied()).unwrap()
+}
+
+/// RMS error of the finite values over the finite range, and whether NaNs came back as NaNs.
+fn nrmse(orig: &[f32], dec: &[f32]) -> f64 {
+    let (mut lo, mut hi, mut sq, mut n) = (f64::MAX, f64::MIN, 0.0, 0usize);
+    for (&o, &d) in orig.iter().zip(dec) {
+        if o.is_nan() {
+            assert!(d.is_nan(), "a NaN did not come back");
+            continue;
+        }
+        lo = lo.min(o as f64);
+        hi = hi.max(o as f64);
+        sq += (o as f64 - d as f64).powi(2);
+        n += 1;
+    }
+    (sq / n as f64).sqrt() / (hi - lo)
+}
+
+const SHAPE: [usize; 3] = [24, 32, 40];
+
+#[test]
+fn long_chains_stay_within_the_bound_and_beat_spatial_coding() {
+    let tau = 1e-5;
+    let target = tau.to_string();
+    let spatial = codec(&[("nrmse", &target)]);
+    let temporal = codec(&[("nrmse", &target), ("temporal", "50")]);
+    let mut chain = Chain::new(7);
+    let (mut prev, mut with, mut without) = (None::<Vec<u8>>, 0usize, 0usize);
+    let mut errors = Vec::new();
+    for t in 0..120 {
+        let x = field(SHAPE, t);
+        let s = chain.compress(&temporal, &SHAPE, &x).unwrap();
+        let info = step_info(&s).unwrap().expect("a step entry");
+        assert_eq!((info.chain, info.step), (7, t as u64));
+        if t % 50 == 0 {
+            assert_eq!(
+                (info.keyframe, info.reference),
+                (t as u64, None),
+                "step {t}"
+            );
+        } else {
+            assert_eq!(info.keyframe, (t / 50 * 50) as u64, "step {t}");
+            assert!(info.reference.is_some(), "step {t} is not predicted");
+        }
+        let (_, bytes) = decode_step(&s, prev.as_deref(), &DecodeOptions::default()).unwrap();
+        let e = nrmse(&x, &floats(&bytes));
+        assert!(e <= tau * (1.0 + 1e-9), "step {t}: NRMSE {e}");
+        errors.push(e);
+        with += s.len();
+        without += spatial.compress(&SHAPE, &x).unwrap().len();
+        prev = Some(bytes);
+    }
+    // No accumulation: the last steps' errors are those of the first predicted ones.
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+    let (early, late) = (mean(&errors[1..21]), mean(&errors[100..120]));
+    assert!(late <= 1.2 * early, "error grows: {early} → {late}");
+    assert!(
+        (without as f64) > 1.3 * with as f64,
+        "temporal {with} bytes, spatial {without}"
+    );
+}
+
+#[test]
+fn predicted_steps_need_their_reference() {
+    let c = codec(&[("abs", "1e-4"), ("temporal", "10")]);
+    let mut chain = Chain::new(3);
+    let s0 = chain.compress(&c, &SHAPE, &field(SHAPE, 0)).unwrap();
+    let s1 = chain.compress(&c, &SHAPE, &field(SHAPE, 1)).unwrap();
+    let s2 = chain.compress(&c, &SHAPE, &field(SHAPE, 2)).unwrap();
+    let opts = DecodeOptions::default();
+    let (_, r0) = decode(&s0).unwrap();
+    let (_, r1) = decode_step(&s1, Some(&r0), &opts).unwrap();
+    // Without a reference, or with the wrong step: an error naming the keyframe.
+    for (given, why) in [(None, "not given"), (Some(&r0), "hash differs")] {
+        match decode_step(&s2, given.map(|r| r.as_slice()), &opts) {
+            Err(Error::Reference(e)) => {
+                assert_eq!((e.chain, e.step, e.keyframe), (3, 2, 0));
+                let m = e.to_string();
+                assert!(m.contains(why) && m.contains("from step 0"), "{m}");
+            }
+            other => panic!("{:?}", other.map(|(i, _)| i)),
+        }
+    }
+    assert!(matches!(decode(&s2), Err(Error::Reference(_))));
+    assert!(matches!(
+        decode_step(&s2, Some(&r1[1..]), &opts),
+        Err(Error::Reference(_))
+    ));
+    decode_step(&s2, Some(&r1), &opts).unwrap();
+    // A keyframe ignores a reference.
+    assert_eq!(decode_step(&s0, Some(&r1), &opts).unwrap().1, r0);
+}
+
+#[test]
+fn same_bytes_for_any_thread_count() {
+    let streams = |threads: &str| {
+        let c = codec(&[("nrmse", "1e-4"), ("temporal", "4"), ("threads", threads)]);
+        let mut chain = Chain::new(1);
+        (0..6)
+            .map(|t| chain.compress(&c, &SHAPE, &field(SHAPE, t)).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(streams("1"), streams("2"));
+}
+
+#[test]
+fn damaged_predicted_streams_are_refused() {
+    let c = codec(&[("nrmse", "1e-5"), ("temporal", "8")]);
+    let mut chain = Chain::new(9);
+    let s0 = chain.compress(&c, &SHAPE, &field(SHAPE, 0)).unwrap();
+    let s1 = chain.compress(&c, &SHAPE, &field(SHAPE, 1)).unwrap();
+    let (_, r0) = decode(&s0).unwrap();
+    let opts = DecodeOptions::default();
+    let good = decode_step(&s1, Some(&r0), &opts).unwrap().1;
+    for cut in (0..s1.len()).step_by(7) {
+        assert!(
+            decode_step(&s1[..cut], Some(&r0), &opts).is_err(),
+            "cut {cut}"
+        );
+    }
+    for i in (0..s1.len()).step_by(3) {
+        let mut d = s1.clone();
+        d[i] ^= 0x10;
+        // Checksums catch every flip; nothing panics, nothing decodes to other values.
+        if let Ok((_, v)) = decode_step(&d, Some(&r0), &opts) {
+            assert_eq!(v, good, "flip at {i} decoded to other values");
+        }
+    }
+}
+
+#[test]
+fn hostile_steps_round_trip() {
+    // Constant, all-NaN, one element, shapes changing between steps, ±Inf: each step exact
+    // where promised and within the bound.
+    let c = codec(&[("abs", "1e-3"), ("temporal", "5")]);
+    let mut chain = Chain::new(11);
+    let mut prev: Option<Vec<u8>> = None;
+    let steps: Vec<(Vec<usize>, Vec<f32>)> = vec![
+        (vec![4, 5, 6], vec![1.5; 120]),
+        (vec![4, 5, 6], vec![f32::NAN; 120]),
+        (vec![4, 5, 6], (0..120).map(|i| i as f32).collect()),
+        (vec![1], vec![3.0]),
+        (vec![4, 5, 6], (0..120).map(|i| (i as f32).sin()).collect()),
+        (
+            vec![4, 5, 6],
+            (0..120)
+                .map(|i| {
+                    if i % 7 == 0 {
+                        f32::INFINITY
+                    } else {
+                        i as f32 * 0.5
+                    }
+                })
+                .collect(),
+        ),
+        (
+            vec![4, 5, 6],
+            (0..120).map(|i| i as f32 * 0.5 + 1e-4).collect(),
+        ),
+        (vec![0, 3], vec![]),
+    ];
+    for (t, (dims, x)) in steps.iter().enumerate() {
+        let s = chain.compress(&c, dims, x).unwrap();
+        let info: StepInfo = step_info(&s).unwrap().unwrap();
+        let reference = prev.as_deref().filter(|_| info.reference.is_some());
+        let (_, bytes) = decode_step(&s, reference, &DecodeOptions::default()).unwrap();
+        for (o, d) in x.iter().zip(floats(&bytes)) {
+            if o.is_finite() {
+                assert!((o - d).abs() <= 1e-3, "step {t}: {o} vs {d}");
+            } else {
+                assert_eq!(o.to_bits(), d.to_bits(), "step {t}");
+            }
+        }
+        prev = Some(bytes);
+    }
+}
+
+#[test]
+fn reader_references_stay_within_their_budget() {
+    let info = |chain, step| StepInfo {
+        chain,
+        step,
+        keyframe: 0,
+        reference: Some(0),
+    };
+    let mut r = References::new(1000);
+    r.put(&info(1, 0), vec![1; 400]);
+    r.put(&info(2, 0), vec![2; 400]);
+    assert!(r.get(&info(1, 1)).is_some());
+    // Over budget: the least recently used goes (chain 2's).
+    r.put(&info(3, 0), vec![3; 400]);
+    assert!(r.used() <= 1000);
+    assert!(r.get(&info(2, 1)).is_none());
+    assert!(r.get(&info(1, 1)).is_some() && r.get(&info(3, 1)).is_some());
+    // At most the newest two steps per chain.
+    r.set_capacity(10_000);
+    for s in 1..5 {
+        r.put(&info(1, s), vec![0; 100]);
+    }
+    assert!(r.get(&info(1, 5)).is_some() && r.get(&info(1, 4)).is_some());
+    assert!(r.get(&info(1, 3)).is_none());
+    // Nothing larger than the budget is kept.
+    r.set_capacity(50);
+    assert_eq!(r.used(), 0);
+}
