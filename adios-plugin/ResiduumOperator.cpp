@@ -85,7 +85,7 @@ public:
 
     ~ResiduumOperator() override { residuum_codec_free(m_Codec); }
 
-    size_t Operate(const char *dataIn, const adios2::Dims & /*blockStart*/,
+    size_t Operate(const char *dataIn, const adios2::Dims &blockStart,
                    const adios2::Dims &blockCount, const DataType type, char *bufferOut) override
     {
         // IsDataTypeValid kept invalid codecs and other types away; an exception here would
@@ -108,9 +108,12 @@ public:
         // BP5 sized bufferOut with GetEstimatedSize, which is this same bound.
         const size_t capacity =
             residuum_max_compressed_size(m_Codec, dtype, blockCount.size(), blockCount.data());
+        // Local arrays have no start; the block is then known by its count alone.
+        adios2::Dims start = blockStart;
+        start.resize(blockCount.size(), 0);
         size_t written = 0;
         if (residuum_compress_insitu(m_Codec, m_Engine.c_str(), m_Variable.c_str(), dtype,
-                                     blockCount.size(), blockCount.data(),
+                                     blockCount.size(), start.data(), blockCount.data(),
                                      reinterpret_cast<const uint8_t *>(dataIn),
                                      reinterpret_cast<uint8_t *>(bufferOut), capacity,
                                      &written) != RESIDUUM_OK)
@@ -123,13 +126,14 @@ public:
     size_t InverseOperate(const char *bufferIn, const size_t sizeIn, char *dataOut) override
     {
         // ADIOS2 allocated element size x block count for dataOut; the stream's own header
-        // (checksummed) says how much that is.
+        // (checksummed) says how much that is. A step predicted from the previous one decodes
+        // over the one this process decoded before (kept by residuum).
         const auto *in = reinterpret_cast<const uint8_t *>(bufferIn);
         size_t bytes = 0;
         size_t written = 0;
         if (residuum_stream_info(in, sizeIn, &bytes, nullptr, nullptr) != RESIDUUM_OK ||
-            residuum_decompress(in, sizeIn, reinterpret_cast<uint8_t *>(dataOut), bytes,
-                                &written) != RESIDUUM_OK)
+            residuum_decompress_insitu(in, sizeIn, reinterpret_cast<uint8_t *>(dataOut), bytes,
+                                       &written) != RESIDUUM_OK)
         {
             throw std::runtime_error(Where() + residuum_last_error());
         }

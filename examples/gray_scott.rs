@@ -9,7 +9,7 @@
 //! mpirun -n 4 target/release/examples/gray_scott [--settings examples/gray_scott.json]
 //!        [--output residuum|raw|none|compare] [--writer auto|sync|async] [--queue 2]
 //!        [--L 64] [--steps 200] [--plotgap 20] [--out gs.bp] [--io SimulationStream]
-//!        [--repeat 1] [--plot times.png] [--no-verify]
+//!        [--repeat 1] [--plot times.png] [--no-verify] [--temporal K]
 //!
 //! `--writer auto` (the default) writes asynchronously where each rank owns a core to spare,
 //! else synchronously; `--queue` is how many steps may wait (0: synchronous); `--io` picks
@@ -22,7 +22,10 @@
 //! logs each step's statistics and range on stderr. `--output compare` runs without output,
 //! uncompressed, residuum synchronously and residuum with the async writer, and compares;
 //! `--repeat N` runs every configuration N times, interleaved, and reports medians with their
-//! spread; `--plot` draws per-step compute and output time per configuration.
+//! spread; `--plot` draws per-step compute and output time per configuration. `--temporal K`
+//! adds a residuum configuration with temporal prediction (`temporal=K` on every residuum
+//! operation of the configuration: each step coded over the previous one's reconstruction, a
+//! keyframe every K output steps) and reports its bytes per step next to those without.
 
 #[path = "common/compare.rs"]
 mod compare;
@@ -88,6 +91,8 @@ enum Output {
     Raw,
     /// Through the residuum operator, written as the mode says.
     Residuum(WriteMode),
+    /// The same with temporal prediction (`--temporal K`).
+    Temporal(WriteMode),
 }
 
 impl Output {
@@ -98,7 +103,14 @@ impl Output {
             Output::Residuum(WriteMode::Sync) => "residuum BP5, synchronous",
             Output::Residuum(WriteMode::Async) => "residuum BP5, async writer",
             Output::Residuum(WriteMode::Auto) => "residuum BP5, default writer",
+            Output::Temporal(WriteMode::Sync) => "residuum BP5 temporal, synchronous",
+            Output::Temporal(WriteMode::Async) => "residuum BP5 temporal, async writer",
+            Output::Temporal(WriteMode::Auto) => "residuum BP5 temporal, default writer",
         }
+    }
+
+    fn residuum(self) -> bool {
+        matches!(self, Output::Residuum(_) | Output::Temporal(_))
     }
 
     /// The ADIOS2 IO of gray_scott.xml that writes this way.
@@ -123,6 +135,29 @@ struct Options {
     io: Option<String>,
     /// Read the file back after the run and measure the achieved NRMSE.
     verify: bool,
+    /// The configuration with `temporal=K` added to its residuum operations (`--temporal K`).
+    temporal: Option<PathBuf>,
+}
+
+/// Writes `config` with `temporal=K` added to every residuum operation, next to the output,
+/// and returns its path.
+fn temporal_config(config: &std::path::Path, k: usize) -> Result<PathBuf, String> {
+    let text = std::fs::read_to_string(config).map_err(|e| format!("{}: {e}", config.display()))?;
+    let lib = r#"<parameter key="PluginLibrary" value="residuum_plugin"/>"#;
+    if !text.contains(lib) {
+        return Err(format!(
+            "{}: no residuum operation to add temporal to",
+            config.display()
+        ));
+    }
+    let text = text.replace(
+        lib,
+        &format!(r#"{lib}<parameter key="temporal" value="{k}"/>"#),
+    );
+    // Per process (every rank writes its own copy).
+    let path = std::env::temp_dir().join(format!("gray_scott-temporal-{}.xml", std::process::id()));
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
 }
 
 fn parse_args() -> Result<(Settings, Options), String> {
@@ -142,6 +177,7 @@ fn parse_args() -> Result<(Settings, Options), String> {
     });
     let (mut output, mut queue, mut io) = ("residuum".to_string(), 2usize, None);
     let (mut writer, mut repeat, mut plot) = (WriteMode::Auto, 1usize, None);
+    let mut temporal = 0usize;
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let val = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -156,6 +192,7 @@ fn parse_args() -> Result<(Settings, Options), String> {
             "--queue" => queue = num(&val)?,
             "--repeat" => repeat = num(&val)?.max(1),
             "--plot" => plot = Some(PathBuf::from(val)),
+            "--temporal" => temporal = num(&val)?,
             "--writer" => {
                 writer = match val.as_str() {
                     "auto" => WriteMode::Auto,
@@ -168,7 +205,7 @@ fn parse_args() -> Result<(Settings, Options), String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    let outputs = match output.as_str() {
+    let mut outputs = match output.as_str() {
         "residuum" => vec![Output::Residuum(writer)],
         "raw" => vec![Output::Raw],
         "none" => vec![Output::None],
@@ -183,6 +220,19 @@ fn parse_args() -> Result<(Settings, Options), String> {
     if s.l < 2 || s.plotgap == 0 {
         return Err("L must be at least 2 and plotgap at least 1".into());
     }
+    let temporal = match temporal {
+        0 => None,
+        k => {
+            // Bytes do not depend on the writer: compared with synchronous writing.
+            let mode = if output == "compare" {
+                WriteMode::Sync
+            } else {
+                writer
+            };
+            outputs.push(Output::Temporal(mode));
+            Some(temporal_config(&s.adios_config, k)?)
+        }
+    };
     Ok((
         s,
         Options {
@@ -192,6 +242,7 @@ fn parse_args() -> Result<(Settings, Options), String> {
             plot,
             io,
             verify,
+            temporal,
         },
     ))
 }
@@ -393,29 +444,33 @@ fn simulate(
     let mut writer = match output {
         Output::None => None,
         _ => {
-            let io = match (output, &opts.io) {
-                (Output::Residuum { .. }, Some(io)) => io.clone(),
+            let io = match (output.residuum(), &opts.io) {
+                (true, Some(io)) => io.clone(),
                 _ => output.io().to_string(),
             };
             let mode = match output {
-                Output::Residuum(mode) => mode,
+                Output::Residuum(mode) | Output::Temporal(mode) => mode,
                 _ => WriteMode::Sync,
             };
+            let config = match (output, &opts.temporal) {
+                (Output::Temporal(_), Some(t)) => t.clone(),
+                _ => s.adios_config.clone(),
+            };
             let wo = WriterOptions {
-                config: Some(s.adios_config.clone()),
+                config: Some(config),
                 io,
                 target: target.clone(),
                 queue: opts.queue,
                 mode,
                 // Repeated runs would repeat the same lines.
-                log: matches!(output, Output::Residuum(..)) && opts.repeat == 1,
+                log: output.residuum() && opts.repeat == 1,
                 threads: None,
             };
             Some(StepWriter::open(world, vec![spec("U"), spec("V")], wo)?)
         }
     };
     // Only a file can be read back (a stream is gone to its reader).
-    let verify = opts.verify && matches!(output, Output::Residuum { .. }) && opts.io.is_none();
+    let verify = opts.verify && output.residuum() && opts.io.is_none();
     let mut steps = Vec::new();
     let mut written: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
     let mut compute_s = 0.0;
@@ -616,6 +671,26 @@ fn run(world: &SimpleCommunicator, s: &Settings, opts: &Options) -> Result<(), S
             raw.file_bytes as f64 / rsd.file_bytes.max(1) as f64
         );
     }
+    // Bytes the operator wrote, with and without temporal prediction.
+    let stored = |temporal: bool| {
+        let r = runs
+            .iter()
+            .find(|r| r.0.residuum() && matches!(r.0, Output::Temporal(_)) == temporal)?;
+        Some(
+            r.1[median(&r.1)]
+                .steps
+                .iter()
+                .map(|x| x.stored_bytes)
+                .sum::<u64>(),
+        )
+    };
+    if let (Some(spatial), Some(temporal)) = (stored(false), stored(true)) {
+        println!(
+            "  temporal prediction: {temporal} bytes compressed against {spatial} without \
+             ({:.2}x smaller)",
+            spatial as f64 / temporal.max(1) as f64
+        );
+    }
     let none = summary.first().map(|r| compare::median(&r.totals));
     let overhead = |o| {
         get(o)
@@ -643,8 +718,8 @@ fn run(world: &SimpleCommunicator, s: &Settings, opts: &Options) -> Result<(), S
 }
 
 fn print_report(output: Output, s: &Settings, r: &RunReport, io: Option<&str>) {
-    let through = match (output, io) {
-        (Output::Residuum { .. }, Some(io)) => format!(" (IO {io})"),
+    let through = match (output.residuum(), io) {
+        (true, Some(io)) => format!(" (IO {io})"),
         _ => String::new(),
     };
     println!("{}{through}: {:.3} s in all", output.label(), r.total);

@@ -40,6 +40,10 @@
 // Beyond a limit: a stream claims more than the decode limit or than memory can hold.
 #define RESIDUUM_ERR_LIMIT 9
 
+// A step predicted from the previous one (temporal prediction) was decoded without it: decode
+// the steps in order from the keyframe `residuum_last_error()` names.
+#define RESIDUUM_ERR_REFERENCE 10
+
 // Element type code of float (the stream's type byte, `ElementType::F32`).
 #define RESIDUUM_FLOAT 1
 
@@ -55,6 +59,9 @@
 
 
 
+
+// Bytes of a step entry.
+#define STEP_LEN ((((8 + 8) + 8) + 1) + 8)
 
 // Which value range a compression resolved its bound against.
 typedef struct RangeUsed RangeUsed;
@@ -94,6 +101,12 @@ typedef struct residuum_plugin_hooks {
   size_t (*take_reports)(const char*, residuum_report_fn, void*);
   // Threads for operators whose `threads` parameter is 0 (0: their own default again).
   void (*set_threads)(size_t);
+  // Bytes of decoded steps kept for temporal prediction.
+  void (*set_reference_cache)(size_t);
+  // Steps back to the keyframe a failed read named (the furthest since the last call), or −1.
+  int64_t (*take_missing)(void);
+  // Restarts the writer's chains of the engine named by the argument (all if null).
+  void (*restart_chains)(const char*);
 } residuum_plugin_hooks;
 
 #if defined(RESIDUUM_WRITER)
@@ -237,22 +250,44 @@ int residuum_take_reports(const char *engine,
                           void *ctx,
                           size_t *count);
 
+// Sets the bytes of decoded steps the residuum plugin keeps in this process for reading steps
+// predicted from the previous one (`temporal=K`; default 1 GiB or `RESIDUUM_REFERENCE_CACHE`).
+// Fails with `RESIDUUM_ERR_IO` until ADIOS2 has loaded the plugin.
+int residuum_set_reference_cache(size_t bytes);
+
 // The operator's compression: as `residuum_compress`, resolving range-relative targets
 // against the range handed over for (`engine`, `variable`) where the parameters ask for
-// `range=rank|global`, and recording a report of the compression.
+// `range=rank|global`, coding over the block's previous step with `temporal=K` (the block is
+// known by `variable`, `start` and `dims`), and recording a report of the compression.
 //
 // # Safety
-// As `residuum_compress`; `engine` and `variable` are NUL-terminated strings.
+// As `residuum_compress`; `engine` and `variable` are NUL-terminated strings; `start` points
+// to `ndims` values.
 int residuum_compress_insitu(const struct residuum_codec *codec,
                              const char *engine,
                              const char *variable,
                              int dtype,
                              size_t ndims,
+                             const size_t *start,
                              const size_t *dims,
                              const uint8_t *data,
                              uint8_t *out,
                              size_t out_capacity,
                              size_t *out_size);
+
+// The operator's decompression: as `residuum_decompress`, and a stream predicted from the
+// previous step of its chain (`temporal=K`) is decoded over that step where this process
+// decoded it; each step decoded is kept for the next (within the reference cache). Where the
+// previous step is missing, fails with `RESIDUUM_ERR_REFERENCE`, naming the keyframe to read
+// from.
+//
+// # Safety
+// As `residuum_decompress`.
+int residuum_decompress_insitu(const uint8_t *stream,
+                               size_t size,
+                               uint8_t *out,
+                               size_t out_capacity,
+                               size_t *out_size);
 
 #if defined(RESIDUUM_WRITER)
 // Collective: opens a step writer on (a duplicate of) the communicator `comm_f` (from

@@ -465,8 +465,10 @@ fn write_steps(
             owned.saturating_sub(1).max(1)
         }
     });
-    // Without the plugin (no residuum operation) there is nothing to tell.
+    // Without the plugin (no residuum operation) there is nothing to tell. A file opened
+    // under the name of an earlier one starts its chains of steps anew (temporal=K).
     let _ = insitu::set_threads(threads);
+    let _ = insitu::restart_chains(Some(&opts.target));
     // File engines can run out of room; staging engines (SST) write no file.
     let on_disk = engine
         .engine_type()

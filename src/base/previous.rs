@@ -41,11 +41,6 @@ impl Chain {
         self.step
     }
 
-    /// Bytes of the reconstruction kept for the next step.
-    pub fn kept_bytes(&self) -> usize {
-        self.reference.as_ref().map_or(0, |r| r.1.len())
-    }
-
     /// Compresses the next step as [`Codec::compress_with`] does, into `out` of
     /// [`Codec::max_compressed_len`] bytes; the codec's `temporal=K` must be set. Every K-th
     /// step, and a step whose shape or type differs from the last, is a keyframe.

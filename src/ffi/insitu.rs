@@ -1,8 +1,9 @@
 //! C ABI of the in-situ hand-over (see [`crate::insitu`]): the application's side
-//! (`residuum_set_range`, `residuum_take_reports`), the operator's compression call, and the
-//! function the plugin exports its hook table through (`crate::insitu::hooks`).
+//! (`residuum_set_range`, `residuum_take_reports`, `residuum_set_reference_cache`), the
+//! operator's compression and decompression calls, and the function the plugin exports its hook
+//! table through (`crate::insitu::hooks`).
 
-use super::{compress_call, guard, null_arg, residuum_codec};
+use super::{compress_call, guard, null_arg, residuum_codec, slice, slice_mut};
 use crate::error::{Error, ParameterError};
 use crate::insitu::hooks::{hand_out, HOOKS};
 pub use crate::insitu::hooks::{residuum_plugin_hooks, residuum_report};
@@ -95,12 +96,22 @@ pub unsafe extern "C" fn residuum_take_reports(
     })
 }
 
+/// Sets the bytes of decoded steps the residuum plugin keeps in this process for reading steps
+/// predicted from the previous one (`temporal=K`; default 1 GiB or `RESIDUUM_REFERENCE_CACHE`).
+/// Fails with `RESIDUUM_ERR_IO` until ADIOS2 has loaded the plugin.
+#[no_mangle]
+pub extern "C" fn residuum_set_reference_cache(bytes: usize) -> c_int {
+    guard(|| insitu::set_reference_cache(bytes))
+}
+
 /// The operator's compression: as `residuum_compress`, resolving range-relative targets
 /// against the range handed over for (`engine`, `variable`) where the parameters ask for
-/// `range=rank|global`, and recording a report of the compression.
+/// `range=rank|global`, coding over the block's previous step with `temporal=K` (the block is
+/// known by `variable`, `start` and `dims`), and recording a report of the compression.
 ///
 /// # Safety
-/// As `residuum_compress`; `engine` and `variable` are NUL-terminated strings.
+/// As `residuum_compress`; `engine` and `variable` are NUL-terminated strings; `start` points
+/// to `ndims` values.
 #[no_mangle]
 pub unsafe extern "C" fn residuum_compress_insitu(
     codec: *const residuum_codec,
@@ -108,6 +119,7 @@ pub unsafe extern "C" fn residuum_compress_insitu(
     variable: *const c_char,
     dtype: c_int,
     ndims: usize,
+    start: *const usize,
     dims: *const usize,
     data: *const u8,
     out: *mut u8,
@@ -120,6 +132,11 @@ pub unsafe extern "C" fn residuum_compress_insitu(
     // SAFETY: non-null, NUL-terminated per the contract.
     let (e, v) = unsafe { (CStr::from_ptr(engine), CStr::from_ptr(variable)) };
     let (e, v) = (e.to_string_lossy(), v.to_string_lossy());
+    // SAFETY: `ndims` values per the contract.
+    let start = match unsafe { slice(start, ndims, "start") } {
+        Ok(s) => s,
+        Err(err) => return guard(|| Err(err)),
+    };
     // SAFETY: the rest of the contract is residuum_compress's.
     unsafe {
         compress_call(
@@ -131,7 +148,34 @@ pub unsafe extern "C" fn residuum_compress_insitu(
             out,
             out_capacity,
             out_size,
-            |c, t, d, x, o| Ok(registry::compress(c, &e, &v, t, d, x, o)?.bytes_out),
+            |c, t, d, x, o| Ok(registry::compress(c, &e, &v, start, t, d, x, o)?.bytes_out),
         )
     }
+}
+
+/// The operator's decompression: as `residuum_decompress`, and a stream predicted from the
+/// previous step of its chain (`temporal=K`) is decoded over that step where this process
+/// decoded it; each step decoded is kept for the next (within the reference cache). Where the
+/// previous step is missing, fails with `RESIDUUM_ERR_REFERENCE`, naming the keyframe to read
+/// from.
+///
+/// # Safety
+/// As `residuum_decompress`.
+#[no_mangle]
+pub unsafe extern "C" fn residuum_decompress_insitu(
+    stream: *const u8,
+    size: usize,
+    out: *mut u8,
+    out_capacity: usize,
+    out_size: *mut usize,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per this function's contract.
+        let stream = unsafe { slice(stream, size, "stream")? };
+        let out = unsafe { slice_mut(out, out_capacity, "out")? };
+        let n = insitu::steps::decode(stream, out)?;
+        unsafe { out_size.as_mut() }
+            .map(|s| *s = n)
+            .ok_or_else(|| null_arg("out_size"))
+    })
 }

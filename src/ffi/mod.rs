@@ -97,7 +97,11 @@ fn null_arg(what: &'static str) -> Error {
 }
 
 /// SAFETY (callers): `ptr` is null only when `len` is 0, else valid for reads of `len` items.
-unsafe fn slice<'a, T>(ptr: *const T, len: usize, what: &'static str) -> Result<&'a [T], Error> {
+pub(crate) unsafe fn slice<'a, T>(
+    ptr: *const T,
+    len: usize,
+    what: &'static str,
+) -> Result<&'a [T], Error> {
     if len == 0 {
         return Ok(&[]);
     }
@@ -109,7 +113,7 @@ unsafe fn slice<'a, T>(ptr: *const T, len: usize, what: &'static str) -> Result<
 }
 
 /// SAFETY (callers): as [`slice`], for writes.
-unsafe fn slice_mut<'a>(
+pub(crate) unsafe fn slice_mut<'a>(
     ptr: *mut u8,
     len: usize,
     what: &'static str,

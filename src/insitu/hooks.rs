@@ -4,7 +4,7 @@
 
 #![allow(non_camel_case_types)]
 
-use super::{registry, RangeUsed, Report};
+use super::{registry, steps, RangeUsed, Report};
 use crate::bound::ErrorStats;
 use crate::codec::CompressStats;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
@@ -69,9 +69,15 @@ pub struct residuum_plugin_hooks {
     pub take_reports: unsafe extern "C" fn(*const c_char, residuum_report_fn, *mut c_void) -> usize,
     /// Threads for operators whose `threads` parameter is 0 (0: their own default again).
     pub set_threads: extern "C" fn(usize),
+    /// Bytes of decoded steps kept for temporal prediction.
+    pub set_reference_cache: extern "C" fn(usize),
+    /// Steps back to the keyframe a failed read named (the furthest since the last call), or −1.
+    pub take_missing: extern "C" fn() -> i64,
+    /// Restarts the writer's chains of the engine named by the argument (all if null).
+    pub restart_chains: unsafe extern "C" fn(*const c_char),
 }
 
-pub(crate) const HOOKS_VERSION: u32 = 1;
+pub(crate) const HOOKS_VERSION: u32 = 2;
 pub(crate) const HOOKS_SYMBOL: &str = "residuum_plugin_hooks_v1";
 
 unsafe extern "C" fn hook_set_range(
@@ -135,9 +141,26 @@ extern "C" fn hook_set_threads(n: usize) {
     registry::set_threads(n);
 }
 
+extern "C" fn hook_set_reference_cache(bytes: usize) {
+    steps::set_cache(bytes);
+}
+
+extern "C" fn hook_take_missing() -> i64 {
+    steps::take_missing().map_or(-1, |b| b.min(i64::MAX as u64) as i64)
+}
+
+unsafe extern "C" fn hook_restart_chains(engine: *const c_char) {
+    // SAFETY: null or a C string, per the hook's contract.
+    let engine = (!engine.is_null()).then(|| unsafe { CStr::from_ptr(engine) }.to_string_lossy());
+    steps::restart(engine.as_deref());
+}
+
 pub(crate) static HOOKS: residuum_plugin_hooks = residuum_plugin_hooks {
     version: HOOKS_VERSION,
     set_range: hook_set_range,
     take_reports: hook_take_reports,
     set_threads: hook_set_threads,
+    set_reference_cache: hook_set_reference_cache,
+    take_missing: hook_take_missing,
+    restart_chains: hook_restart_chains,
 };

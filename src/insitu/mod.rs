@@ -1,6 +1,7 @@
 //! The hand-over between an application and the residuum operator ADIOS2 loaded into the same
 //! process: the value range of `range=rank|global` for each step, and a report of every
-//! compression (sizes, achieved error, time).
+//! compression (sizes, achieved error, time); with temporal prediction, the steps each side
+//! keeps (`steps`).
 //!
 //! The operator runs in the plugin library, which carries its own copy of residuum, and ADIOS2
 //! passes it only the parameters fixed when the variable was defined. So what changes per step
@@ -9,6 +10,7 @@
 
 pub(crate) mod hooks;
 pub(crate) mod registry;
+pub(crate) mod steps;
 
 use crate::codec::CompressStats;
 use crate::error::{Error, IoError, IoErrorKind, ParameterError, Result};
@@ -172,6 +174,31 @@ pub fn set_range(engine: &str, variable: &str, kind: RangeUsed, range: f64) -> R
 /// Sets the threads of operators whose `threads` parameter is 0 (0 restores their default).
 pub fn set_threads(threads: usize) -> Result<()> {
     (hooks()?.set_threads)(threads);
+    Ok(())
+}
+
+/// Sets the bytes of decoded steps the plugin keeps for reading steps predicted from them
+/// (temporal prediction; default 1 GiB, or `RESIDUUM_REFERENCE_CACHE`, e.g. `256M`).
+pub fn set_reference_cache(bytes: usize) -> Result<()> {
+    (hooks()?.set_reference_cache)(bytes);
+    Ok(())
+}
+
+/// After a read failed because a step was predicted from one this process has not decoded: how
+/// many steps before the one read its keyframe lies (the furthest, where several blocks failed).
+/// None where no read failed so since the last call.
+pub fn take_missing_reference() -> Result<Option<u64>> {
+    let back = (hooks()?.take_missing)();
+    Ok((back >= 0).then_some(back as u64))
+}
+
+/// Restarts the writers' chains of steps of the engine named `engine` (of all for None): the next
+/// step of every block is a keyframe. For a writer opening a new file under an old name.
+pub fn restart_chains(engine: Option<&str>) -> Result<()> {
+    let h = hooks()?;
+    let engine = engine.map(|e| cstring("engine", e)).transpose()?;
+    // SAFETY: a valid C string or null for the duration of the call.
+    unsafe { (h.restart_chains)(engine.as_ref().map_or(std::ptr::null(), |e| e.as_ptr())) };
     Ok(())
 }
 

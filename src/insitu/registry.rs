@@ -86,13 +86,15 @@ fn rank() -> Option<u64> {
         .find_map(|k| std::env::var(k).ok()?.parse().ok())
 }
 
-/// Compresses for the operator of `variable` in `engine`, with the range its parameters ask
-/// for, records the report, and logs (on rank 0) which range it used whenever that changes.
+/// Compresses for the operator of `variable` in `engine` (its block at `start`), with the range
+/// its parameters ask for (and over the block's previous step, with `temporal=K`), records the
+/// report, and logs (on rank 0) which range it used whenever that changes.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn compress(
     codec: &Codec,
     engine: &str,
     variable: &str,
+    start: &[usize],
     dtype: ElementType,
     dims: &[usize],
     data: &[u8],
@@ -113,7 +115,13 @@ pub(crate) fn compress(
         })
     };
     let (kind, range) = choose(codec, engine, variable, block_range);
-    let stats = codec.compress_with(dtype, dims, data, out, range)?;
+    let stats = if codec.config().temporal > 0 {
+        super::steps::compress(
+            codec, engine, variable, start, dtype, dims, data, out, range,
+        )?
+    } else {
+        codec.compress_with(dtype, dims, data, out, range)?
+    };
     let key = (engine.to_string(), variable.to_string());
     let changed = with(|r| {
         r.reports.push_back(Report {
