@@ -9,7 +9,7 @@
 //! reconstruction; a block no step can serve is coded losslessly. The stream is framed by
 //! `format`; decoding is `decode`'s.
 
-use crate::base::{self, Model};
+use crate::base::{self, previous, Model};
 use crate::block::{default_block, fold3, Grid};
 use crate::bound::{data_range, BlockBound, ErrorStats, Target, RANGE_CHUNK};
 use crate::dtype::{ElementType, Float};
@@ -67,6 +67,10 @@ struct Block {
 
 /// A coded block: how, its payload and its errors.
 type CodedBlock = (BlockKind, Vec<u8>, ErrorStats);
+
+/// The previous step's bases worth staging for a block, and whether coding without one is
+/// (`base::previous::choose`).
+type Previous = (Vec<(u8, Vec<f64>)>, bool);
 
 /// Stream tables a block may need: the base model's decoder, the NGLR network, the previous
 /// step's reconstruction (kept by the reader, named by the step entry).
@@ -332,8 +336,11 @@ impl Codec {
                     dtype,
                     nglr: net.as_deref(),
                 };
-                let previous = reference.map(|r| previous_values(r, dtype, &grid, &b));
-                self.candidates(model.as_deref(), previous.as_deref(), &block, bound, par)
+                let previous = reference.map(|r| {
+                    let p = previous_values(r, dtype, &grid, &b);
+                    previous::choose(&values, &p, b.shape, bound, 1.0)
+                });
+                self.candidates(model.as_deref(), previous.as_ref(), &block, bound, par)
             };
             Ok(Block { candidates, raw })
         };
@@ -445,7 +452,7 @@ impl Codec {
     fn candidates(
         &self,
         model: Option<&Model>,
-        previous: Option<&[f64]>,
+        previous: Option<&Previous>,
         block: &BlockValues,
         bound: BlockBound,
         par: bool,
@@ -460,9 +467,15 @@ impl Codec {
         let compare = coders.len() > 1 || predicted.is_some() || previous.is_some();
         let mut beat: Option<f64> = None;
         let mut out = Vec::new();
-        let bases = std::iter::once(None)
+        // Without a base where the previous step's estimate leaves it a chance.
+        let spatial = previous.is_none_or(|p| p.1);
+        let bases = spatial
+            .then_some(None)
+            .into_iter()
             .chain(predicted.as_ref().map(|p| Some(Base::Model(p))))
-            .chain(previous.map(|p| Some(Base::Previous(p))));
+            .chain(previous.into_iter().flat_map(|p| {
+                p.0.iter().map(|(s, v)| Some(Base::Previous(*s, v)))
+            }));
         for base in bases {
             for coder in coders {
                 let Some((stagings, errors)) = coder.stage(block, base, bound, par, beat) else {
@@ -479,7 +492,7 @@ impl Codec {
                     let tables = match base {
                         None => 0,
                         Some(Base::Model(_)) => MODEL,
-                        Some(Base::Previous(_)) => PREVIOUS,
+                        Some(Base::Previous(..)) => PREVIOUS,
                     } | if staged.uses_nglr() { NGLR } else { 0 };
                     out.push(Candidate {
                         staged,
@@ -517,15 +530,19 @@ impl Codec {
         let raw = s.raw;
         let raw_len = raw.len();
         // A lossy payload of less than half the raw bytes wins outright; above that, lossless
-        // coding may cost less (noisy blocks at tight targets), so it is tried too.
+        // coding may cost less (noisy blocks at tight targets), so it is tried too. Where only
+        // a coding over the previous step was staged and wins so, the stream carries it (it
+        // costs no table), and the fallback needs no zstd.
+        let exact = ErrorStats {
+            count: raw.len() / dtype.size(),
+            ..ErrorStats::default()
+        };
+        let outright = |c: &Option<CodedBlock>| c.as_ref().is_some_and(|p| 2 * p.1.len() < raw_len);
         let plain = match best[0].take() {
             Some(p) if 2 * p.1.len() < raw.len() => p,
+            None if outright(&best[PREVIOUS]) => (BlockKind::Raw, raw, exact),
             lossy => {
                 // Stored exactly: no error (counted over all values, as NaNs round-trip too).
-                let exact = ErrorStats {
-                    count: raw.len() / dtype.size(),
-                    ..ErrorStats::default()
-                };
                 let exact = match encode_bytes(&raw, self.config.level)? {
                     ByteCoding::Zstd(z) => (BlockKind::Zstd, z, exact),
                     ByteCoding::Raw => (BlockKind::Raw, raw, exact),

@@ -4,7 +4,16 @@
 //! accumulate), offers it to every block, and makes every K-th step (`temporal=K`) a keyframe.
 //! [`References`] is the reader's side: decoded steps kept, within a byte budget, for the
 //! streams predicted from them.
+//!
+//! The previous reconstruction carries the rounding noise of its own quantization: white, and
+//! as large as the step. Predicting from it adds that noise to every residual (which is why
+//! coding the difference of reconstructions gains far less than the difference of originals).
+//! So a block is also offered the reference smoothed by a light low-pass ([`smoothed`]),
+//! which removes most of the noise and little of the field where the field is smooth at the
+//! grid's scale; which base a block is coded over is chosen by a sampled estimate of its bits
+//! ([`choose`]), the final choice between the staged ones by actual bytes.
 
+use crate::bound::BlockBound;
 use crate::codec::{Codec, CompressStats, StepInput};
 use crate::dtype::{ElementType, Float};
 use crate::error::{Error, ParameterError, Result};
@@ -22,6 +31,8 @@ pub struct Chain {
     keyframe: u64,
     /// The last step's shape and reconstruction.
     reference: Option<(Vec<usize>, Vec<u8>)>,
+    /// The buffer of the reconstruction before (reused: fresh pages cost a fault each).
+    spare: Vec<u8>,
 }
 
 impl Chain {
@@ -33,6 +44,7 @@ impl Chain {
             step: 0,
             keyframe: 0,
             reference: None,
+            spare: Vec::new(),
         }
     }
 
@@ -75,11 +87,18 @@ impl Chain {
         let (stats, info) = codec.compress_step(dtype, dims, data, out, range, Some(&input))?;
         let info = info.ok_or_else(|| Error::Internal("a step stream without its entry".into()))?;
         // What the reader will decode, bit for bit: the next step's base.
-        let mut recon = crate::error::try_vec::<u8>(data.len(), "the step's reconstruction")?;
+        let mut recon = std::mem::take(&mut self.spare);
+        recon.clear();
+        recon
+            .try_reserve_exact(data.len())
+            .map_err(|_| Error::Limit("no memory for the step's reconstruction".into()))?;
+        recon.resize(data.len(), 0);
         codec.decode_step_into(&out[..stats.bytes_out], &mut recon, reference)?;
         self.keyframe = info.keyframe;
         self.step += 1;
-        self.reference = Some((dims.to_vec(), recon));
+        if let Some((_, old)) = self.reference.replace((dims.to_vec(), recon)) {
+            self.spare = old;
+        }
         Ok(stats)
     }
 
@@ -104,6 +123,148 @@ impl Chain {
         out.truncate(n);
         Ok(out)
     }
+}
+
+/// Centre weights `w` of the smoothing kernels `[1, w, 1] / (w + 2)` (codes 1, 2, 3; 0 is no
+/// smoothing), applied along each axis longer than 1.
+const WEIGHTS: [f64; 3] = [2.0, 6.0, 14.0];
+
+/// The smoothing codes a block may be predicted with.
+pub(crate) const SMOOTHINGS: u8 = WEIGHTS.len() as u8 + 1;
+
+fn weight(code: u8) -> Option<f64> {
+    WEIGHTS.get(code.checked_sub(1)? as usize).copied()
+}
+
+/// The reference values of a block (`shape`) smoothed with kernel `code` (0: as they are), in a
+/// fixed order of f64 operations (planes, then rows, then columns; edges replicated;
+/// `(lo + w·mid + hi) · 1/(w + 2)`, the factor a power of two), so that the decoder forms the
+/// same prediction bit for bit.
+pub(crate) fn smoothed(values: &[f64], shape: [usize; 3], code: u8) -> Vec<f64> {
+    let mut v = values.to_vec();
+    let Some(w) = weight(code).filter(|_| !v.is_empty()) else {
+        return v;
+    };
+    let inv = 1.0 / (w + 2.0);
+    let [_, b, c] = shape;
+    let mut src = vec![0.0; v.len()];
+    for (len, stride) in [(shape[0], b * c), (b, c), (c, 1)] {
+        if len < 2 {
+            continue;
+        }
+        src.copy_from_slice(&v);
+        for (line, out) in src
+            .chunks_exact(len * stride)
+            .zip(v.chunks_exact_mut(len * stride))
+        {
+            for pos in 0..len {
+                let lo = pos.saturating_sub(1) * stride;
+                let hi = (pos + 1).min(len - 1) * stride;
+                let at = pos * stride;
+                for k in 0..stride {
+                    out[at + k] = (line[lo + k] + w * line[at + k] + line[hi + k]) * inv;
+                }
+            }
+        }
+    }
+    v
+}
+
+/// One value of [`smoothed`] at (i, j, k), for estimates (the same up to rounding).
+fn smoothed_at(values: &[f64], shape: [usize; 3], w: Option<f64>, at: [usize; 3]) -> f64 {
+    let [_, b, c] = shape;
+    let Some(w) = w else {
+        return values[at[0] * b * c + at[1] * c + at[2]];
+    };
+    let taps = |axis: usize| {
+        let p = at[axis];
+        [(p.saturating_sub(1), 1.0), (p, w), ((p + 1).min(shape[axis] - 1), 1.0)]
+    };
+    let mut sum = 0.0;
+    for (i, wi) in taps(0) {
+        for (j, wj) in taps(1) {
+            for (k, wk) in taps(2) {
+                sum += wi * wj * wk * values[i * b * c + j * c + k];
+            }
+        }
+    }
+    sum / (w + 2.0).powi(3)
+}
+
+/// Positions sampled for the estimates of [`choose`]: about this many.
+const SAMPLE: usize = 2048;
+
+/// Estimated bits per value of coding `x` over the previous values smoothed with `code` (None:
+/// over no base) at about `step`: the order-0 entropy of the 3D Lorenzo residuals of the
+/// quantized differences at a sample of interior positions (non-finite values count as 0).
+fn estimate(x: &[f64], base: Option<(&[f64], u8)>, shape: [usize; 3], step: f64) -> f64 {
+    let [a, b, c] = shape;
+    let (plane, row) = (b * c, c);
+    let q = |i: usize| {
+        let v = if x[i].is_finite() { x[i] } else { 0.0 };
+        let p = base.map_or(0.0, |(p, code)| {
+            smoothed_at(p, shape, weight(code), [i / plane, i / row % b, i % row])
+        });
+        ((v - p) / step).round()
+    };
+    let interior = (a - 1) * (b - 1) * (c - 1);
+    let stride = (interior / SAMPLE).max(1) | 1;
+    let mut counts = [0u32; 258];
+    let mut extra = 0.0;
+    let mut n = 0u32;
+    for s in (0..interior).step_by(stride) {
+        let (i, j, k) = (s / ((b - 1) * (c - 1)) + 1, s / (c - 1) % (b - 1) + 1, s % (c - 1) + 1);
+        let idx = i * plane + j * row + k;
+        let r = (0..8usize).fold(0.0, |r, sub| {
+            let off = (sub & 1) * plane + (sub >> 1 & 1) * row + (sub >> 2 & 1);
+            let sign = if sub.count_ones() % 2 == 0 { 1.0 } else { -1.0 };
+            r + sign * q(idx - off)
+        });
+        let bin = if r.abs() < 128.0 {
+            (r as i64 + 128) as usize
+        } else {
+            extra += 2.0 * r.abs().log2();
+            257
+        };
+        counts[bin] += 1;
+        n += 1;
+    }
+    let n = n.max(1) as f64;
+    let h: f64 = counts
+        .iter()
+        .filter(|&&k| k > 0)
+        .map(|&k| -(k as f64 / n) * (k as f64 / n).log2())
+        .sum();
+    h + extra / n
+}
+
+/// The bases worth staging for a block `x` of `shape` with the previous step's values
+/// `previous`: the best smoothing of the reference by estimate, and whether coding without it
+/// is worth staging; each only where its estimate is within `margin` (≥ 1) of the other's.
+/// Blocks with an axis shorter than 2 are too thin to estimate: everything is staged there.
+pub(crate) fn choose(
+    x: &[f64],
+    previous: &[f64],
+    shape: [usize; 3],
+    bound: BlockBound,
+    margin: f64,
+) -> (Vec<(u8, Vec<f64>)>, bool) {
+    let step = match bound {
+        BlockBound::Rms(b) => 12f64.sqrt() * b,
+        BlockBound::Max(e) => 2.0 * e,
+        BlockBound::Lossless => 0.0,
+    };
+    let base = |s| (s, smoothed(previous, shape, s));
+    if shape.iter().any(|&d| d < 2) || !(step > 0.0 && step.is_finite()) {
+        return ((0..SMOOTHINGS).map(base).collect(), true);
+    }
+    let (best, bits) = (0..SMOOTHINGS)
+        .map(|s| (s, estimate(x, Some((previous, s)), shape, step)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("several smoothings");
+    let spatial = estimate(x, None, shape, step);
+    let temporal = (bits <= margin * spatial).then(|| base(best));
+    (temporal.into_iter().collect(), spatial <= margin * bits)
 }
 
 /// A decoded step kept as a reference.

@@ -234,7 +234,7 @@ impl ResidualCoder for Gae {
     ) -> Option<(Vec<Staged>, ErrorStats)> {
         // The baseline codes over no base or the model's (as the method describes it).
         let base = match base {
-            Some(Base::Previous(_)) => return None,
+            Some(Base::Previous(..)) => return None,
             Some(Base::Model(b)) => Some(b),
             None => None,
         };

@@ -104,15 +104,16 @@ pub(crate) enum Base<'a> {
     /// The base model's, carried in the block's payload as its latents.
     Model(&'a BasePrediction),
     /// The previous step's reconstruction of the block (temporal prediction), which the reader
-    /// keeps: nothing in the payload. Its non-finite values are 0.
-    Previous(&'a [f64]),
+    /// keeps, smoothed as the code says (`base::previous::smoothed`): the code is the payload's
+    /// first byte. Its non-finite values are 0.
+    Previous(u8, &'a [f64]),
 }
 
 impl Base<'_> {
     pub(crate) fn prediction(&self) -> &[f64] {
         match self {
             Base::Model(b) => &b.prediction,
-            Base::Previous(p) => p,
+            Base::Previous(_, p) => p,
         }
     }
 }

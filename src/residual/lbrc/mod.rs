@@ -15,7 +15,7 @@ mod quantize;
 use super::predict::{self, nglr, Predictor};
 use super::specials::{self, Specials};
 use super::{Base, BlockValues, Integers, ResidualCoder, Staged};
-use crate::base::{frame, Decoder};
+use crate::base::{frame, previous, Decoder};
 use crate::bound::{finite_min_max, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::entropy::ints;
@@ -102,7 +102,10 @@ impl ResidualCoder for Lbrc {
                 frame::put(b, &mut prefix);
                 BlockKind::BaseLbrc
             }
-            Base::Previous(_) => BlockKind::Previous,
+            Base::Previous(smoothing, _) => {
+                prefix.push(smoothing);
+                BlockKind::Previous
+            }
         };
         let staged = match prepared {
             Prepared::Constant(p) => {
@@ -295,6 +298,7 @@ pub(crate) fn max_values_over_previous(
     net: Option<&Arc<nglr::Network>>,
 ) -> Result<Option<u64>> {
     let mut r = PayloadReader::new(payload);
+    r.bytes(1)?;
     match r.bytes(1)?[0] {
         1 => max_values(r.rest(), n, dtype, version, net),
         _ => Ok(None),
@@ -315,8 +319,8 @@ pub(crate) fn decode_over_base(
     decode_residual(r, &pred, net, shape, dtype, version)
 }
 
-/// Decodes a `Previous` payload: its residual over `previous`, the reference's values of the
-/// block (non-finite ones as 0).
+/// Decodes a `Previous` payload: its smoothing code, then its residual over `previous`, the
+/// reference's values of the block (non-finite ones as 0), smoothed so.
 pub(crate) fn decode_over_previous(
     payload: &[u8],
     previous: &[f64],
@@ -325,14 +329,13 @@ pub(crate) fn decode_over_previous(
     dtype: ElementType,
     version: u16,
 ) -> Result<Vec<u8>> {
-    decode_residual(
-        PayloadReader::new(payload),
-        previous,
-        net,
-        shape,
-        dtype,
-        version,
-    )
+    let mut r = PayloadReader::new(payload);
+    let code = r.bytes(1)?[0];
+    if code >= previous::SMOOTHINGS {
+        return Err(Error::corrupt(format!("unknown smoothing {code}")));
+    }
+    let pred = previous::smoothed(previous, shape, code);
+    decode_residual(r, &pred, net, shape, dtype, version)
 }
 
 /// The residual part of a payload over a base prediction: 0 and a constant payload, or 1 and
