@@ -53,6 +53,8 @@ struct Candidate {
     tables: usize,
     /// Its estimated bits per value (`Staged::estimate`).
     estimate: f64,
+    /// Its reconstruction's element bytes, where asked for and at hand.
+    recon: Option<Arc<Vec<u8>>>,
 }
 
 /// A candidate whose estimated bits exceed the best one's (with or without the model) by
@@ -65,8 +67,9 @@ struct Block {
     raw: Vec<u8>,
 }
 
-/// A coded block: how, its payload and its errors.
-type CodedBlock = (BlockKind, Vec<u8>, ErrorStats);
+/// A coded block: how, its payload, its errors, and where at hand its reconstruction's element
+/// bytes (see [`crate::residual::Stage`]).
+type CodedBlock = (BlockKind, Vec<u8>, ErrorStats, Option<Arc<Vec<u8>>>);
 
 /// The previous step's bases worth staging for a block, and whether coding without one is
 /// (`base::previous::choose`).
@@ -283,6 +286,8 @@ impl Codec {
 
     /// [`Codec::compress_with`] as one step of a chain (`step`): blocks are also offered the
     /// previous step's reconstruction as their base, and the stream carries the step entry.
+    /// With a step, also the reconstruction's element bytes where every block's is at hand
+    /// (None: decode the stream for it).
     pub(crate) fn compress_step(
         &self,
         dtype: ElementType,
@@ -291,7 +296,7 @@ impl Codec {
         out: &mut [u8],
         range: Option<f64>,
         step: Option<&StepInput>,
-    ) -> Result<(CompressStats, Option<StepInfo>)> {
+    ) -> Result<(CompressStats, Option<StepInfo>, Option<Vec<u8>>)> {
         let start = Instant::now();
         check_shape(dims, dtype, data.len())?;
         let reference = step.and_then(|s| s.reference);
@@ -335,6 +340,7 @@ impl Codec {
                     shape: b.shape,
                     dtype,
                     nglr: net.as_deref(),
+                    recon: step.is_some(),
                 };
                 let previous = reference.map(|r| {
                     let p = previous_values(r, dtype, &grid, &b);
@@ -378,7 +384,7 @@ impl Codec {
         let blocks: Vec<(BlockKind, &[u8])> = coded
             .iter()
             .map(|c| pick(c, carried, forced))
-            .map(|(k, p, e)| {
+            .map(|(k, p, e, _)| {
                 errors.merge(e);
                 (*k, p.as_slice())
             })
@@ -405,6 +411,24 @@ impl Codec {
             block: grid.block,
         };
         let bytes_out = format::write_stream(&info, &blocks, tables, out)?;
+        // A chain's next base, as the encoder already has it (without decoding the stream):
+        // where every block's reconstruction is at hand.
+        let recon = step
+            .is_some()
+            .then(|| {
+                let mut recon = vec![0u8; data.len()];
+                for (i, c) in coded.iter().enumerate() {
+                    let (kind, payload, _, bytes) = pick(c, carried, forced);
+                    let bytes = match (kind, bytes) {
+                        (_, Some(b)) => b.as_slice(),
+                        (BlockKind::Raw, None) => payload.as_slice(),
+                        _ => return None,
+                    };
+                    grid.scatter_bytes(bytes, &mut recon, dtype, &grid.block(i));
+                }
+                Some(recon)
+            })
+            .flatten();
         let stats = CompressStats {
             bytes_in: data.len(),
             bytes_out,
@@ -412,7 +436,7 @@ impl Codec {
             range,
             seconds: start.elapsed().as_secs_f64(),
         };
-        Ok((stats, step))
+        Ok((stats, step, recon))
     }
 
     /// [`crate::decode_into`] on the codec's threads (the same bytes for any count).
@@ -478,7 +502,7 @@ impl Codec {
             }));
         for base in bases {
             for coder in coders {
-                let Some((stagings, errors)) = coder.stage(block, base, bound, par, beat) else {
+                let Some((stagings, errors, recon)) = coder.stage(block, base, bound, par, beat) else {
                     continue;
                 };
                 let compare = compare || stagings.len() > 1;
@@ -499,6 +523,7 @@ impl Codec {
                         errors,
                         tables,
                         estimate,
+                        recon: recon.clone(),
                     });
                 }
             }
@@ -524,7 +549,7 @@ impl Codec {
             let (kind, payload) = c.staged.finish(self.config.coder);
             let slot = &mut best[c.tables];
             if slot.as_ref().is_none_or(|b| payload.len() < b.1.len()) {
-                *slot = Some((kind, payload, c.errors));
+                *slot = Some((kind, payload, c.errors, c.recon));
             }
         }
         let raw = s.raw;
@@ -540,12 +565,12 @@ impl Codec {
         let outright = |c: &Option<CodedBlock>| c.as_ref().is_some_and(|p| 2 * p.1.len() < raw_len);
         let plain = match best[0].take() {
             Some(p) if 2 * p.1.len() < raw.len() => p,
-            None if outright(&best[PREVIOUS]) => (BlockKind::Raw, raw, exact),
+            None if outright(&best[PREVIOUS]) => (BlockKind::Raw, raw, exact, None),
             lossy => {
                 // Stored exactly: no error (counted over all values, as NaNs round-trip too).
                 let exact = match encode_bytes(&raw, self.config.level)? {
-                    ByteCoding::Zstd(z) => (BlockKind::Zstd, z, exact),
-                    ByteCoding::Raw => (BlockKind::Raw, raw, exact),
+                    ByteCoding::Zstd(z) => (BlockKind::Zstd, z, exact, None),
+                    ByteCoding::Raw => (BlockKind::Raw, raw, exact, None),
                 };
                 match lossy {
                     Some(p) if p.1.len() < exact.1.len() => p,

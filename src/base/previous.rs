@@ -31,8 +31,6 @@ pub struct Chain {
     keyframe: u64,
     /// The last step's shape and reconstruction.
     reference: Option<(Vec<usize>, Vec<u8>)>,
-    /// The buffer of the reconstruction before (reused: fresh pages cost a fault each).
-    spare: Vec<u8>,
 }
 
 impl Chain {
@@ -44,7 +42,6 @@ impl Chain {
             step: 0,
             keyframe: 0,
             reference: None,
-            spare: Vec::new(),
         }
     }
 
@@ -84,21 +81,22 @@ impl Chain {
             keyframe: self.keyframe,
             reference,
         };
-        let (stats, info) = codec.compress_step(dtype, dims, data, out, range, Some(&input))?;
+        let (stats, info, recon) =
+            codec.compress_step(dtype, dims, data, out, range, Some(&input))?;
         let info = info.ok_or_else(|| Error::Internal("a step stream without its entry".into()))?;
-        // What the reader will decode, bit for bit: the next step's base.
-        let mut recon = std::mem::take(&mut self.spare);
-        recon.clear();
-        recon
-            .try_reserve_exact(data.len())
-            .map_err(|_| Error::Limit("no memory for the step's reconstruction".into()))?;
-        recon.resize(data.len(), 0);
-        codec.decode_step_into(&out[..stats.bytes_out], &mut recon, reference)?;
+        // What the reader will decode, bit for bit: the next step's base. The encoder has it
+        // where every block came from LBRC or is stored raw; else the stream is decoded.
+        let recon = match recon {
+            Some(r) => r,
+            None => {
+                let mut r = crate::error::try_vec::<u8>(data.len(), "the step's reconstruction")?;
+                codec.decode_step_into(&out[..stats.bytes_out], &mut r, reference)?;
+                r
+            }
+        };
         self.keyframe = info.keyframe;
         self.step += 1;
-        if let Some((_, old)) = self.reference.replace((dims.to_vec(), recon)) {
-            self.spare = old;
-        }
+        self.reference = Some((dims.to_vec(), recon));
         Ok(stats)
     }
 
@@ -170,72 +168,98 @@ pub(crate) fn smoothed(values: &[f64], shape: [usize; 3], code: u8) -> Vec<f64> 
     v
 }
 
-/// One value of [`smoothed`] at (i, j, k), for estimates (the same up to rounding).
-fn smoothed_at(values: &[f64], shape: [usize; 3], w: Option<f64>, at: [usize; 3]) -> f64 {
-    let [_, b, c] = shape;
-    let Some(w) = w else {
-        return values[at[0] * b * c + at[1] * c + at[2]];
-    };
-    let taps = |axis: usize| {
-        let p = at[axis];
-        [(p.saturating_sub(1), 1.0), (p, w), ((p + 1).min(shape[axis] - 1), 1.0)]
-    };
-    let mut sum = 0.0;
-    for (i, wi) in taps(0) {
-        for (j, wj) in taps(1) {
-            for (k, wk) in taps(2) {
-                sum += wi * wj * wk * values[i * b * c + j * c + k];
-            }
-        }
-    }
-    sum / (w + 2.0).powi(3)
-}
-
 /// Positions sampled for the estimates of [`choose`]: about this many.
 const SAMPLE: usize = 2048;
 
-/// Estimated bits per value of coding `x` over the previous values smoothed with `code` (None:
-/// over no base) at about `step`: the order-0 entropy of the 3D Lorenzo residuals of the
-/// quantized differences at a sample of interior positions (non-finite values count as 0).
-fn estimate(x: &[f64], base: Option<(&[f64], u8)>, shape: [usize; 3], step: f64) -> f64 {
+/// Estimated bits per value of coding `x` over no base (index 0) and over the previous values
+/// smoothed with each code (index 1 + code) at about `step`: the order-0 entropy of the 3D
+/// Lorenzo residuals of the quantized differences at a sample of interior positions
+/// (non-finite values count as 0; the smoothing as [`smoothed`] up to rounding).
+fn estimates(x: &[f64], previous: &[f64], shape: [usize; 3], step: f64) -> Vec<f64> {
     let [a, b, c] = shape;
     let (plane, row) = (b * c, c);
-    let q = |i: usize| {
-        let v = if x[i].is_finite() { x[i] } else { 0.0 };
-        let p = base.map_or(0.0, |(p, code)| {
-            smoothed_at(p, shape, weight(code), [i / plane, i / row % b, i % row])
-        });
-        ((v - p) / step).round()
-    };
     let interior = (a - 1) * (b - 1) * (c - 1);
     let stride = (interior / SAMPLE).max(1) | 1;
-    let mut counts = [0u32; 258];
-    let mut extra = 0.0;
+    let kinds = 1 + SMOOTHINGS as usize;
+    let mut counts = vec![[0u32; 258]; kinds];
+    let mut extra = vec![0.0; kinds];
+    let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
     let mut n = 0u32;
     for s in (0..interior).step_by(stride) {
         let (i, j, k) = (s / ((b - 1) * (c - 1)) + 1, s / (c - 1) % (b - 1) + 1, s % (c - 1) + 1);
-        let idx = i * plane + j * row + k;
-        let r = (0..8usize).fold(0.0, |r, sub| {
-            let off = (sub & 1) * plane + (sub >> 1 & 1) * row + (sub >> 2 & 1);
-            let sign = if sub.count_ones() % 2 == 0 { 1.0 } else { -1.0 };
-            r + sign * q(idx - off)
+        // The reference around the Lorenzo cube (its corners at offsets 1 and 2 of the 4^3
+        // cube), edges replicated; and the values at the corners.
+        let at = |p: usize, d: usize, len: usize| (p + d).saturating_sub(2).min(len - 1);
+        let mut cube = [[[0.0; 4]; 4]; 4];
+        for (dz, pz) in cube.iter_mut().enumerate() {
+            for (dy, py) in pz.iter_mut().enumerate() {
+                for (dx, v) in py.iter_mut().enumerate() {
+                    *v = previous[at(i, dz, a) * plane + at(j, dy, b) * row + at(k, dx, c)];
+                }
+            }
+        }
+        let corner = |sub: usize| [1 + (sub & 1 ^ 1), 1 + (sub >> 1 & 1 ^ 1), 1 + (sub >> 2 & 1 ^ 1)];
+        let xs: [f64; 8] = std::array::from_fn(|sub| {
+            let [z, y, w] = corner(sub);
+            finite(x[(i + z - 2) * plane + (j + y - 2) * row + (k + w - 2)])
         });
-        let bin = if r.abs() < 128.0 {
-            (r as i64 + 128) as usize
-        } else {
-            extra += 2.0 * r.abs().log2();
-            257
-        };
-        counts[bin] += 1;
+        for kind in 0..kinds {
+            let base: [f64; 8] = match kind {
+                0 => [0.0; 8],
+                1 => std::array::from_fn(|sub| {
+                    let [z, y, w] = corner(sub);
+                    cube[z][y][w]
+                }),
+                _ => {
+                    let w = WEIGHTS[kind - 2];
+                    let sm = |l: f64, m: f64, h: f64| (l + w * m + h) / (w + 2.0);
+                    let mut s3 = [[[0.0; 4]; 4]; 4];
+                    for z in 1..3 {
+                        for y in 0..4 {
+                            for v in 0..4 {
+                                s3[z][y][v] = sm(cube[z - 1][y][v], cube[z][y][v], cube[z + 1][y][v]);
+                            }
+                        }
+                    }
+                    let mut s2 = [[[0.0; 4]; 4]; 4];
+                    for z in 1..3 {
+                        for y in 1..3 {
+                            for v in 0..4 {
+                                s2[z][y][v] = sm(s3[z][y - 1][v], s3[z][y][v], s3[z][y + 1][v]);
+                            }
+                        }
+                    }
+                    std::array::from_fn(|sub| {
+                        let [z, y, v] = corner(sub);
+                        sm(s2[z][y][v - 1], s2[z][y][v], s2[z][y][v + 1])
+                    })
+                }
+            };
+            let r = (0..8).fold(0.0, |r, sub: usize| {
+                let sign = if sub.count_ones() % 2 == 0 { 1.0 } else { -1.0 };
+                r + sign * ((xs[sub] - base[sub]) / step).round()
+            });
+            let bin = if r.abs() < 128.0 {
+                (r as i64 + 128) as usize
+            } else {
+                extra[kind] += 2.0 * r.abs().log2();
+                257
+            };
+            counts[kind][bin] += 1;
+        }
         n += 1;
     }
     let n = n.max(1) as f64;
-    let h: f64 = counts
-        .iter()
-        .filter(|&&k| k > 0)
-        .map(|&k| -(k as f64 / n) * (k as f64 / n).log2())
-        .sum();
-    h + extra / n
+    (0..kinds)
+        .map(|kind| {
+            let h: f64 = counts[kind]
+                .iter()
+                .filter(|&&k| k > 0)
+                .map(|&k| -(k as f64 / n) * (k as f64 / n).log2())
+                .sum();
+            h + extra[kind] / n
+        })
+        .collect()
 }
 
 /// The bases worth staging for a block `x` of `shape` with the previous step's values
@@ -258,13 +282,14 @@ pub(crate) fn choose(
     if shape.iter().any(|&d| d < 2) || !(step > 0.0 && step.is_finite()) {
         return ((0..SMOOTHINGS).map(base).collect(), true);
     }
-    let (best, bits) = (0..SMOOTHINGS)
-        .map(|s| (s, estimate(x, Some((previous, s)), shape, step)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
+    let bits = estimates(x, previous, shape, step);
+    let (best, &temporal) = (0..SMOOTHINGS)
+        .zip(&bits[1..])
+        .min_by(|a, b| a.1.total_cmp(b.1))
         .expect("several smoothings");
-    let spatial = estimate(x, None, shape, step);
-    let temporal = (bits <= margin * spatial).then(|| base(best));
-    (temporal.into_iter().collect(), spatial <= margin * bits)
+    let spatial = bits[0];
+    let staged = (temporal <= margin * spatial).then(|| base(best));
+    (staged.into_iter().collect(), spatial <= margin * temporal)
 }
 
 /// A decoded step kept as a reference.

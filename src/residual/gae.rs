@@ -231,7 +231,7 @@ impl ResidualCoder for Gae {
         bound: BlockBound,
         _par: bool,
         _beat: Option<f64>,
-    ) -> Option<(Vec<Staged>, ErrorStats)> {
+    ) -> Option<super::Stage> {
         // The baseline codes over no base or the model's (as the method describes it).
         let base = match base {
             Some(Base::Previous(..)) => return None,
@@ -244,7 +244,7 @@ impl ResidualCoder for Gae {
             frame::put(b, &mut out);
         }
         out.extend_from_slice(&p);
-        Some((vec![Staged::Done(BlockKind::Gae, out)], e))
+        Some((vec![Staged::Done(BlockKind::Gae, out)], e, None))
     }
 }
 

@@ -127,7 +127,15 @@ pub(crate) struct BlockValues<'a> {
     pub dtype: ElementType,
     /// The NGLR network LBRC may use.
     pub nglr: Option<&'a NglrUse>,
+    /// Whether the caller wants the reconstruction's element bytes (a chain of steps keeps
+    /// them as the next step's base).
+    pub recon: bool,
 }
+
+/// What a coder made of a block: its stagings (several for one reconstruction: LBRC with and
+/// without NGLR), the errors of their verified reconstruction, and where asked for and at hand,
+/// the reconstruction's element bytes as the decoder forms them.
+pub(crate) type Stage = (Vec<Staged>, ErrorStats, Option<Arc<Vec<u8>>>);
 
 /// A way of coding a block's values within an error bound.
 pub(crate) trait ResidualCoder: Sync {
@@ -144,7 +152,7 @@ pub(crate) trait ResidualCoder: Sync {
         bound: BlockBound,
         par: bool,
         beat: Option<f64>,
-    ) -> Option<(Vec<Staged>, ErrorStats)>;
+    ) -> Option<Stage>;
 }
 
 /// A coder staged only where none before it staged the block.
@@ -158,7 +166,7 @@ impl ResidualCoder for Fallback {
         bound: BlockBound,
         par: bool,
         beat: Option<f64>,
-    ) -> Option<(Vec<Staged>, ErrorStats)> {
+    ) -> Option<Stage> {
         match beat {
             None => self.0.stage(block, base, bound, par, None),
             Some(_) => None,

@@ -62,6 +62,13 @@ impl Specials {
         Specials { at, bits }
     }
 
+    /// Writes their own bits into the element bytes `out` of their block.
+    pub(crate) fn restore(&self, out: &mut [u8], dtype: ElementType) {
+        for (&i, &b) in self.at.iter().zip(&self.bits) {
+            dtype.put_bits(out, i, b);
+        }
+    }
+
     /// Their positions, ascending.
     pub(crate) fn positions(&self) -> &[usize] {
         &self.at

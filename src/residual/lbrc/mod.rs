@@ -62,8 +62,9 @@ pub fn encode(
         shape,
         dtype,
         nglr: None,
+        recon: false,
     };
-    let (prepared, stats) = prepare(&block, None, bound, par)?;
+    let (prepared, stats, _) = prepare(&block, None, bound, par)?;
     let coded = match prepared {
         Prepared::Constant(p) => Payload::Constant(p),
         Prepared::Residuals(mut p) => Payload::Lbrc(p.swap_remove(0).finish(coder)),
@@ -83,9 +84,9 @@ impl ResidualCoder for Lbrc {
         bound: BlockBound,
         par: bool,
         _beat: Option<f64>,
-    ) -> Option<(Vec<Staged>, ErrorStats)> {
+    ) -> Option<super::Stage> {
         let prediction = base.as_ref().map(Base::prediction);
-        let (prepared, stats) = prepare(block, prediction, bound, par)?;
+        let (prepared, stats, recon) = prepare(block, prediction, bound, par)?;
         let Some(base) = base else {
             let staged = match prepared {
                 Prepared::Constant(p) => vec![Staged::Done(BlockKind::Constant, p)],
@@ -94,7 +95,7 @@ impl ResidualCoder for Lbrc {
                     .map(|r| Staged::Ints(BlockKind::Lbrc, Vec::new(), r))
                     .collect(),
             };
-            return Some((staged, stats));
+            return Some((staged, stats, recon));
         };
         let mut prefix = Vec::new();
         let kind = match base {
@@ -120,12 +121,29 @@ impl ResidualCoder for Lbrc {
                     .collect()
             }
         };
-        Some((staged, stats))
+        Some((staged, stats, recon))
     }
 }
 
+/// The element bytes of a block of `n` values that decodes to `value(i)` at every position and
+/// to its special values' own bits where they are.
+fn decoded_bytes(
+    n: usize,
+    dtype: ElementType,
+    specials: &Specials,
+    value: impl Fn(usize) -> f64,
+) -> Arc<Vec<u8>> {
+    let mut out = vec![0u8; n * dtype.size()];
+    for i in 0..n {
+        dtype.put_bits(&mut out, i, dtype.bits_of(value(i)));
+    }
+    specials.restore(&mut out, dtype);
+    Arc::new(out)
+}
+
 /// The quantization and prediction stage of a block for `bound`, with the errors of its
-/// verified reconstruction; None where lossless coding must take it. With `base` (a base
+/// verified reconstruction (and its element bytes where `block.recon` asks for them); None
+/// where lossless coding must take it. With `base` (a base
 /// model's finite prediction of every value) the residual over it is coded, and the errors are
 /// those of base + residual. `par` lets its steps (and the later entropy coding) use the current
 /// rayon pool (the output is the same either way).
@@ -134,13 +152,14 @@ pub(crate) fn prepare(
     base: Option<&[f64]>,
     bound: BlockBound,
     par: bool,
-) -> Option<(Prepared, ErrorStats)> {
+) -> Option<(Prepared, ErrorStats, Option<Arc<Vec<u8>>>)> {
     let BlockValues {
         values,
         specials,
         shape,
         dtype,
         nglr,
+        recon,
     } = *block;
     debug_assert_eq!(values.len(), shape.iter().product::<usize>());
     let par = par && values.len() >= PAR_MIN;
@@ -175,7 +194,14 @@ pub(crate) fn prepare(
         }
         if cst.meets(bound) {
             specials.write(values.len(), dtype, &mut head);
-            return Some((Prepared::Constant(head), cst));
+            // As the decoder forms a constant block.
+            let bytes = recon.then(|| {
+                decoded_bytes(values.len(), dtype, specials, |i| match base {
+                    None => dtype.round(offset),
+                    Some(b) => dtype.round(b[i] + offset),
+                })
+            });
+            return Some((Prepared::Constant(head), cst, bytes));
         }
     }
     let (mut step, mut q, mut stats) = choose_step(values, base, offset, bound, dtype, par)?;
@@ -191,6 +217,13 @@ pub(crate) fn prepare(
     }
     head.extend_from_slice(&step.to_le_bytes());
     specials.write(values.len(), dtype, &mut head);
+    let bytes = recon.then(|| {
+        let offset = f64::from_le_bytes(head[..8].try_into().unwrap());
+        decoded_bytes(values.len(), dtype, specials, |i| match base {
+            None => reconstruct(offset, step, q[i], dtype),
+            Some(b) => reconstruct_on(b[i], offset, step, q[i], dtype),
+        })
+    });
     let with_predictor = |mut head: Vec<u8>, p: &dyn Predictor| {
         head.push(p.id());
         p.put_params(&mut head);
@@ -222,12 +255,12 @@ pub(crate) fn prepare(
                 nglr: true,
             });
             if u.force {
-                return Some((Prepared::Residuals(out), stats));
+                return Some((Prepared::Residuals(out), stats, bytes));
             }
         }
     }
     out.push(plain);
-    Some((Prepared::Residuals(out), stats))
+    Some((Prepared::Residuals(out), stats, bytes))
 }
 
 /// What a non-constant payload holds between its offset and its coded integers.

@@ -57,7 +57,7 @@ impl ResidualCoder for Wavelet {
         bound: BlockBound,
         par: bool,
         beat: Option<f64>,
-    ) -> Option<(Vec<Staged>, ErrorStats)> {
+    ) -> Option<super::Stage> {
         let BlockBound::Rms(budget) = bound else {
             return None;
         };
@@ -75,6 +75,7 @@ impl ResidualCoder for Wavelet {
         Some((
             vec![Staged::Ints(BlockKind::Wavelet, Vec::new(), ints)],
             stats,
+            None,
         ))
     }
 }
@@ -415,6 +416,7 @@ mod tests {
             shape,
             dtype: ElementType::F32,
             nglr: None,
+            recon: false,
         };
         let (ints, stats) = encode(&block, budget, false, None).expect("codes");
         assert!(stats.rms() <= budget, "{} > {budget}", stats.rms());
