@@ -497,12 +497,15 @@ impl Codec {
             .then_some(None)
             .into_iter()
             .chain(predicted.as_ref().map(|p| Some(Base::Model(p))))
-            .chain(previous.into_iter().flat_map(|p| {
-                p.0.iter().map(|(s, v)| Some(Base::Previous(*s, v)))
-            }));
+            .chain(
+                previous
+                    .into_iter()
+                    .flat_map(|p| p.0.iter().map(|(s, v)| Some(Base::Previous(*s, v)))),
+            );
         for base in bases {
             for coder in coders {
-                let Some((stagings, errors, recon)) = coder.stage(block, base, bound, par, beat) else {
+                let Some((stagings, errors, recon)) = coder.stage(block, base, bound, par, beat)
+                else {
                     continue;
                 };
                 let compare = compare || stagings.len() > 1;

@@ -123,9 +123,10 @@ impl Chain {
     }
 }
 
-/// Centre weights `w` of the smoothing kernels `[1, w, 1] / (w + 2)` (codes 1, 2, 3; 0 is no
-/// smoothing), applied along each axis longer than 1.
-const WEIGHTS: [f64; 3] = [2.0, 6.0, 14.0];
+/// Centre weights `w` of the smoothing kernels `[1, w, 1] / (w + 2)` (codes 1 to 5; 0 is no
+/// smoothing), applied along each axis longer than 1: from strong (noise dominates the
+/// reference, the field is smooth) to light (the field has detail at the grid's scale).
+const WEIGHTS: [f64; 5] = [1.0, 2.0, 4.0, 8.0, 16.0];
 
 /// The smoothing codes a block may be predicted with.
 pub(crate) const SMOOTHINGS: u8 = WEIGHTS.len() as u8 + 1;
@@ -136,14 +137,14 @@ fn weight(code: u8) -> Option<f64> {
 
 /// The reference values of a block (`shape`) smoothed with kernel `code` (0: as they are), in a
 /// fixed order of f64 operations (planes, then rows, then columns; edges replicated;
-/// `(lo + w·mid + hi) · 1/(w + 2)`, the factor a power of two), so that the decoder forms the
+/// `(lo + w·mid + hi) / (w + 2)`; IEEE arithmetic, no fused operations), so that the decoder forms the
 /// same prediction bit for bit.
 pub(crate) fn smoothed(values: &[f64], shape: [usize; 3], code: u8) -> Vec<f64> {
     let mut v = values.to_vec();
     let Some(w) = weight(code).filter(|_| !v.is_empty()) else {
         return v;
     };
-    let inv = 1.0 / (w + 2.0);
+    let sum = w + 2.0;
     let [_, b, c] = shape;
     let mut src = vec![0.0; v.len()];
     for (len, stride) in [(shape[0], b * c), (b, c), (c, 1)] {
@@ -160,7 +161,7 @@ pub(crate) fn smoothed(values: &[f64], shape: [usize; 3], code: u8) -> Vec<f64> 
                 let hi = (pos + 1).min(len - 1) * stride;
                 let at = pos * stride;
                 for k in 0..stride {
-                    out[at + k] = (line[lo + k] + w * line[at + k] + line[hi + k]) * inv;
+                    out[at + k] = (line[lo + k] + w * line[at + k] + line[hi + k]) / sum;
                 }
             }
         }
@@ -186,7 +187,11 @@ fn estimates(x: &[f64], previous: &[f64], shape: [usize; 3], step: f64) -> Vec<f
     let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
     let mut n = 0u32;
     for s in (0..interior).step_by(stride) {
-        let (i, j, k) = (s / ((b - 1) * (c - 1)) + 1, s / (c - 1) % (b - 1) + 1, s % (c - 1) + 1);
+        let (i, j, k) = (
+            s / ((b - 1) * (c - 1)) + 1,
+            s / (c - 1) % (b - 1) + 1,
+            s % (c - 1) + 1,
+        );
         // The reference around the Lorenzo cube (its corners at offsets 1 and 2 of the 4^3
         // cube), edges replicated; and the values at the corners.
         let at = |p: usize, d: usize, len: usize| (p + d).saturating_sub(2).min(len - 1);
@@ -198,7 +203,13 @@ fn estimates(x: &[f64], previous: &[f64], shape: [usize; 3], step: f64) -> Vec<f
                 }
             }
         }
-        let corner = |sub: usize| [1 + (sub & 1 ^ 1), 1 + (sub >> 1 & 1 ^ 1), 1 + (sub >> 2 & 1 ^ 1)];
+        let corner = |sub: usize| {
+            [
+                1 + (sub & 1 ^ 1),
+                1 + (sub >> 1 & 1 ^ 1),
+                1 + (sub >> 2 & 1 ^ 1),
+            ]
+        };
         let xs: [f64; 8] = std::array::from_fn(|sub| {
             let [z, y, w] = corner(sub);
             finite(x[(i + z - 2) * plane + (j + y - 2) * row + (k + w - 2)])
@@ -217,7 +228,8 @@ fn estimates(x: &[f64], previous: &[f64], shape: [usize; 3], step: f64) -> Vec<f
                     for z in 1..3 {
                         for y in 0..4 {
                             for v in 0..4 {
-                                s3[z][y][v] = sm(cube[z - 1][y][v], cube[z][y][v], cube[z + 1][y][v]);
+                                s3[z][y][v] =
+                                    sm(cube[z - 1][y][v], cube[z][y][v], cube[z + 1][y][v]);
                             }
                         }
                     }
