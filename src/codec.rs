@@ -23,7 +23,7 @@ use crate::params::{Config, Range};
 use crate::pipeline::learn::Learner;
 use crate::pipeline::{default_threads, shared_pool, two_stage, MAX_THREADS};
 use crate::residual::predict::nglr;
-use crate::residual::{lbrc, Base, BlockValues, NglrUse, Specials, Staged};
+use crate::residual::{lbrc, Base, BlockValues, NglrUse, Recon, Specials, Staged};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -54,7 +54,7 @@ struct Candidate {
     /// Its estimated bits per value (`Staged::estimate`).
     estimate: f64,
     /// Its reconstruction's element bytes, where asked for and at hand.
-    recon: Option<Arc<Vec<u8>>>,
+    recon: Option<Recon>,
 }
 
 /// A candidate whose estimated bits exceed the best one's (with or without the model) by
@@ -69,7 +69,7 @@ struct Block {
 
 /// A coded block: how, its payload, its errors, and where at hand its reconstruction's element
 /// bytes (see [`crate::residual::Stage`]).
-type CodedBlock = (BlockKind, Vec<u8>, ErrorStats, Option<Arc<Vec<u8>>>);
+type CodedBlock = (BlockKind, Vec<u8>, ErrorStats, Option<Recon>);
 
 /// The previous step's bases worth staging for a block, and whether coding without one is
 /// (`base::previous::choose`).
@@ -109,6 +109,9 @@ pub struct CompressStats {
     pub errors: ErrorStats,
     pub range: f64,
     pub seconds: f64,
+    /// Under temporal prediction, the hash ([`crate::reference_hash`]) of the reconstruction,
+    /// as a reader decodes it (and the next step names it); 0 otherwise.
+    pub recon_hash: u64,
 }
 
 impl CompressStats {
@@ -435,6 +438,7 @@ impl Codec {
             errors,
             range,
             seconds: start.elapsed().as_secs_f64(),
+            recon_hash: 0,
         };
         Ok((stats, step, recon))
     }

@@ -96,6 +96,10 @@ impl Chain {
         };
         self.keyframe = info.keyframe;
         self.step += 1;
+        let stats = CompressStats {
+            recon_hash: reference_hash(&recon),
+            ..stats
+        };
         self.reference = Some((dims.to_vec(), recon));
         Ok(stats)
     }

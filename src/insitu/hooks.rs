@@ -24,6 +24,9 @@ pub struct residuum_report {
     pub sum_sq: f64,
     pub max_abs: f64,
     pub seconds: f64,
+    /// With `temporal=K`: the hash of the reconstruction (xxh3-64 of its element bytes) that
+    /// readers decode and the next step is predicted from; 0 otherwise.
+    pub recon_hash: u64,
 }
 
 impl residuum_report {
@@ -51,6 +54,7 @@ impl residuum_report {
                 },
                 range: self.range,
                 seconds: self.seconds,
+                recon_hash: self.recon_hash,
             },
         }
     }
@@ -118,6 +122,7 @@ pub(crate) unsafe fn hand_out(reports: &[Report], cb: residuum_report_fn, ctx: *
             sum_sq: s.errors.sum_sq,
             max_abs: s.errors.max_abs,
             seconds: s.seconds,
+            recon_hash: s.recon_hash,
         };
         // SAFETY: per the caller's contract; `c` and its strings outlive the call.
         unsafe { cb(ctx, &c) };

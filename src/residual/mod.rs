@@ -135,7 +135,10 @@ pub(crate) struct BlockValues<'a> {
 /// What a coder made of a block: its stagings (several for one reconstruction: LBRC with and
 /// without NGLR), the errors of their verified reconstruction, and where asked for and at hand,
 /// the reconstruction's element bytes as the decoder forms them.
-pub(crate) type Stage = (Vec<Staged>, ErrorStats, Option<Arc<Vec<u8>>>);
+pub(crate) type Stage = (Vec<Staged>, ErrorStats, Option<Recon>);
+
+/// A block's reconstruction as element bytes.
+pub(crate) type Recon = Arc<Vec<u8>>;
 
 /// A way of coding a block's values within an error bound.
 pub(crate) trait ResidualCoder: Sync {

@@ -14,7 +14,7 @@ mod quantize;
 
 use super::predict::{self, nglr, Predictor};
 use super::specials::{self, Specials};
-use super::{Base, BlockValues, Integers, ResidualCoder, Staged};
+use super::{Base, BlockValues, Integers, Recon, ResidualCoder, Staged};
 use crate::base::{frame, previous, Decoder};
 use crate::bound::{finite_min_max, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
@@ -132,7 +132,7 @@ fn decoded_bytes(
     dtype: ElementType,
     specials: &Specials,
     value: impl Fn(usize) -> f64,
-) -> Arc<Vec<u8>> {
+) -> Recon {
     let mut out = vec![0u8; n * dtype.size()];
     for i in 0..n {
         dtype.put_bits(&mut out, i, dtype.bits_of(value(i)));
@@ -152,7 +152,7 @@ pub(crate) fn prepare(
     base: Option<&[f64]>,
     bound: BlockBound,
     par: bool,
-) -> Option<(Prepared, ErrorStats, Option<Arc<Vec<u8>>>)> {
+) -> Option<(Prepared, ErrorStats, Option<Recon>)> {
     let BlockValues {
         values,
         specials,
