@@ -88,6 +88,9 @@ typedef struct residuum_report {
   double sum_sq;
   double max_abs;
   double seconds;
+  // With `temporal=K`: the hash of the reconstruction (xxh3-64 of its element bytes) that
+  // readers decode and the next step is predicted from; 0 otherwise.
+  uint64_t recon_hash;
 } residuum_report;
 
 // Receives one report.
