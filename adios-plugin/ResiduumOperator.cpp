@@ -132,7 +132,8 @@ public:
         size_t bytes = 0;
         size_t written = 0;
         if (residuum_stream_info(in, sizeIn, &bytes, nullptr, nullptr) != RESIDUUM_OK ||
-            residuum_decompress_insitu(in, sizeIn, reinterpret_cast<uint8_t *>(dataOut), bytes,
+            residuum_decompress_insitu(m_Engine.c_str(), in, sizeIn,
+                                       reinterpret_cast<uint8_t *>(dataOut), bytes,
                                        &written) != RESIDUUM_OK)
         {
             throw std::runtime_error(Where() + residuum_last_error());

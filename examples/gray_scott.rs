@@ -9,7 +9,7 @@
 //! mpirun -n 4 target/release/examples/gray_scott [--settings examples/gray_scott.json]
 //!        [--output residuum|raw|none|compare] [--writer auto|sync|async] [--queue 2]
 //!        [--L 64] [--steps 200] [--plotgap 20] [--out gs.bp] [--io SimulationStream]
-//!        [--repeat 1] [--plot times.png] [--no-verify] [--temporal K]
+//!        [--repeat 1] [--plot times.png] [--no-verify] [--temporal K] [--temporal-bench DIR]
 //!
 //! `--writer auto` (the default) writes asynchronously where each rank owns a core to spare,
 //! else synchronously; `--queue` is how many steps may wait (0: synchronous); `--io` picks
@@ -26,11 +26,17 @@
 //! adds a residuum configuration with temporal prediction (`temporal=K` on every residuum
 //! operation of the configuration: each step coded over the previous one's reconstruction, a
 //! keyframe every K output steps) and reports its bytes per step next to those without.
+//! `--temporal-bench DIR` runs, for NRMSE 1e-4, 1e-5 and 1e-6 and output every 5, 10 and 20
+//! steps, the simulation with the synchronous writer with and without `temporal=K` (K from
+//! `--temporal`, default 10), and reports file sizes and compression time per output step
+//! (table, DIR/temporal_bench.csv and .png; see `common/temporal_bench.rs`).
 
 #[path = "common/compare.rs"]
 mod compare;
 #[path = "common/decomp.rs"]
 mod decomp;
+#[path = "common/temporal_bench.rs"]
+mod temporal_bench;
 
 use decomp::{dir_size, finite_min_max, my_box, rank_grid};
 use mpi::collective::SystemOperation;
@@ -137,25 +143,41 @@ struct Options {
     verify: bool,
     /// The configuration with `temporal=K` added to its residuum operations (`--temporal K`).
     temporal: Option<PathBuf>,
+    /// K of `--temporal`.
+    keyframes: usize,
+    /// `--temporal-bench DIR`.
+    bench: Option<PathBuf>,
 }
 
-/// Writes `config` with `temporal=K` added to every residuum operation, next to the output,
-/// and returns its path.
-fn temporal_config(config: &std::path::Path, k: usize) -> Result<PathBuf, String> {
-    let text = std::fs::read_to_string(config).map_err(|e| format!("{}: {e}", config.display()))?;
+/// Writes `config` with `temporal=K` added to every residuum operation (where given) and their
+/// `nrmse` set to `nrmse` (where given) to a file of this process, and returns its path.
+fn operator_config(
+    config: &std::path::Path,
+    temporal: Option<usize>,
+    nrmse: Option<&str>,
+) -> Result<PathBuf, String> {
+    let mut text =
+        std::fs::read_to_string(config).map_err(|e| format!("{}: {e}", config.display()))?;
     let lib = r#"<parameter key="PluginLibrary" value="residuum_plugin"/>"#;
     if !text.contains(lib) {
-        return Err(format!(
-            "{}: no residuum operation to add temporal to",
-            config.display()
-        ));
+        return Err(format!("{}: no residuum operation", config.display()));
     }
-    let text = text.replace(
-        lib,
-        &format!(r#"{lib}<parameter key="temporal" value="{k}"/>"#),
-    );
+    if let Some(k) = temporal {
+        text = text.replace(
+            lib,
+            &format!(r#"{lib}<parameter key="temporal" value="{k}"/>"#),
+        );
+    }
+    if let Some(t) = nrmse {
+        let was = r#"<parameter key="nrmse" value="1e-5"/>"#;
+        if !text.contains(was) {
+            return Err(format!("{}: no nrmse=1e-5 to change", config.display()));
+        }
+        text = text.replace(was, &format!(r#"<parameter key="nrmse" value="{t}"/>"#));
+    }
     // Per process (every rank writes its own copy).
-    let path = std::env::temp_dir().join(format!("gray_scott-temporal-{}.xml", std::process::id()));
+    let tag = format!("{}-{}", temporal.unwrap_or(0), nrmse.unwrap_or("same"));
+    let path = std::env::temp_dir().join(format!("gray_scott-{}-{tag}.xml", std::process::id()));
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path)
 }
@@ -177,7 +199,7 @@ fn parse_args() -> Result<(Settings, Options), String> {
     });
     let (mut output, mut queue, mut io) = ("residuum".to_string(), 2usize, None);
     let (mut writer, mut repeat, mut plot) = (WriteMode::Auto, 1usize, None);
-    let mut temporal = 0usize;
+    let (mut temporal, mut bench) = (0usize, None);
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let val = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -193,6 +215,7 @@ fn parse_args() -> Result<(Settings, Options), String> {
             "--repeat" => repeat = num(&val)?.max(1),
             "--plot" => plot = Some(PathBuf::from(val)),
             "--temporal" => temporal = num(&val)?,
+            "--temporal-bench" => bench = Some(PathBuf::from(val)),
             "--writer" => {
                 writer = match val.as_str() {
                     "auto" => WriteMode::Auto,
@@ -220,7 +243,13 @@ fn parse_args() -> Result<(Settings, Options), String> {
     if s.l < 2 || s.plotgap == 0 {
         return Err("L must be at least 2 and plotgap at least 1".into());
     }
+    let keyframes = if temporal == 0 && bench.is_some() {
+        10
+    } else {
+        temporal
+    };
     let temporal = match temporal {
+        _ if bench.is_some() => None,
         0 => None,
         k => {
             // Bytes do not depend on the writer: compared with synchronous writing.
@@ -230,7 +259,7 @@ fn parse_args() -> Result<(Settings, Options), String> {
                 writer
             };
             outputs.push(Output::Temporal(mode));
-            Some(temporal_config(&s.adios_config, k)?)
+            Some(operator_config(&s.adios_config, Some(k), None)?)
         }
     };
     Ok((
@@ -243,6 +272,8 @@ fn parse_args() -> Result<(Settings, Options), String> {
             io,
             verify,
             temporal,
+            keyframes,
+            bench,
         },
     ))
 }
@@ -409,6 +440,8 @@ struct StepReport {
     output_s: f64,
     /// Time the writer thread spent on the step (slowest rank).
     write_s: f64,
+    /// Time the operator spent compressing the step's fields (slowest rank).
+    compress_s: f64,
     raw_bytes: u64,
     /// The operator's output (the raw bytes without an operator).
     stored_bytes: u64,
@@ -518,10 +551,17 @@ fn simulate(
             .iter()
             .map(|f| f.compression.as_ref().map_or(f.bytes_in, |c| c.bytes_out) as f64)
             .sum();
-        let (mut all, mut slowest) = (0.0f64, 0.0f64);
+        let compress: f64 = st
+            .fields
+            .iter()
+            .filter_map(|f| f.compression.as_ref())
+            .map(|c| c.seconds)
+            .sum();
+        let (mut all, mut slowest, mut compress_max) = (0.0f64, 0.0f64, 0.0f64);
         world.all_reduce_into(&stored, &mut all, SystemOperation::sum());
         world.all_reduce_into(&st.seconds, &mut slowest, SystemOperation::max());
-        (r.stored_bytes, r.write_s) = (all as u64, slowest);
+        world.all_reduce_into(&compress, &mut compress_max, SystemOperation::max());
+        (r.stored_bytes, r.write_s, r.compress_s) = (all as u64, slowest, compress_max);
     }
     if verify {
         let nrmse = achieved_nrmse(world, s, &dom, &written)?;
@@ -585,7 +625,79 @@ fn achieved_nrmse(
     Ok(out)
 }
 
+/// `--temporal-bench DIR`: the simulation for each target and output interval, with the
+/// synchronous writer, with and without temporal prediction.
+fn temporal_bench(
+    world: &SimpleCommunicator,
+    s: &Settings,
+    opts: &Options,
+    dir: &std::path::Path,
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let k = opts.keyframes;
+    let mut rows = Vec::new();
+    for tau in ["1e-4", "1e-5", "1e-6"] {
+        let spatial = operator_config(&s.adios_config, None, Some(tau))?;
+        let with = operator_config(&s.adios_config, Some(k), Some(tau))?;
+        for gap in [5, 10, 20] {
+            let s = Settings {
+                plotgap: gap,
+                adios_config: spatial.clone(),
+                output: dir.join("gs.bp"),
+                ..s.clone()
+            };
+            let o = Options {
+                outputs: Vec::new(),
+                queue: 0,
+                repeat: 1,
+                plot: None,
+                io: None,
+                verify: true,
+                temporal: Some(with.clone()),
+                keyframes: k,
+                bench: None,
+            };
+            let side = |output| -> Result<temporal_bench::Side, String> {
+                let r = simulate(world, &s, output, &o).map_err(|e| e.to_string())?;
+                let n = r.steps.len().max(1) as f64;
+                Ok(temporal_bench::Side {
+                    file_bytes: r.file_bytes,
+                    compress_s: r.steps.iter().map(|x| x.compress_s).sum::<f64>() / n,
+                    nrmse: r.steps.iter().flat_map(|x| x.nrmse).fold(0.0, f64::max),
+                })
+            };
+            let row = temporal_bench::Row {
+                nrmse: tau.parse().unwrap(),
+                plotgap: gap,
+                spatial: side(Output::Residuum(WriteMode::Sync))?,
+                temporal: side(Output::Temporal(WriteMode::Sync))?,
+            };
+            if world.rank() == 0 {
+                println!(
+                    "NRMSE {tau}, output every {gap}: {} bytes without, {} with temporal={k}",
+                    row.spatial.file_bytes, row.temporal.file_bytes
+                );
+            }
+            rows.push(row);
+        }
+    }
+    if world.rank() == 0 {
+        let title = format!(
+            "Gray-Scott L={} on {} rank(s), {} steps: temporal={k} against spatial coding",
+            s.l,
+            world.size(),
+            s.steps
+        );
+        compare::register_font()?;
+        temporal_bench::report(&rows, k, &title, dir)?;
+    }
+    Ok(())
+}
+
 fn run(world: &SimpleCommunicator, s: &Settings, opts: &Options) -> Result<(), String> {
+    if let Some(dir) = &opts.bench {
+        return temporal_bench(world, s, opts, dir);
+    }
     let (rank, size) = (world.rank(), world.size() as usize);
     let cores = residuum::owned_cores();
     if rank == 0 {

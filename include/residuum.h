@@ -280,13 +280,14 @@ int residuum_compress_insitu(const struct residuum_codec *codec,
 
 // The operator's decompression: as `residuum_decompress`, and a stream predicted from the
 // previous step of its chain (`temporal=K`) is decoded over that step where this process
-// decoded it; each step decoded is kept for the next (within the reference cache). Where the
-// previous step is missing, fails with `RESIDUUM_ERR_REFERENCE`, naming the keyframe to read
-// from.
+// decoded it from the same `engine` (file or stream name); each step decoded is kept for the
+// next (within the reference cache). Where the previous step is missing, fails with
+// `RESIDUUM_ERR_REFERENCE`, naming the keyframe to read from.
 //
 // # Safety
-// As `residuum_decompress`.
-int residuum_decompress_insitu(const uint8_t *stream,
+// As `residuum_decompress`; `engine` is a NUL-terminated string.
+int residuum_decompress_insitu(const char *engine,
+                               const uint8_t *stream,
                                size_t size,
                                uint8_t *out,
                                size_t out_capacity,

@@ -658,10 +658,24 @@ pub(crate) fn previous_values(
     grid: &Grid,
     b: &crate::block::Block,
 ) -> Vec<f64> {
-    let mut v = dtype.to_f64s(&grid.gather_bytes(reference, dtype, b));
-    v.iter_mut()
-        .filter(|x| !x.is_finite())
-        .for_each(|x| *x = 0.0);
+    let (es, w) = (dtype.size(), b.shape[2]);
+    let finite = |x: f64| if x.is_finite() { x } else { 0.0 };
+    let mut v = Vec::with_capacity(b.len());
+    for row in grid.rows(b) {
+        let bytes = &reference[row * es..(row + w) * es];
+        match dtype {
+            ElementType::F32 => v.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| finite(f32::from_le_bytes(c.try_into().unwrap()) as f64)),
+            ),
+            ElementType::F64 => v.extend(
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| finite(f64::from_le_bytes(c.try_into().unwrap()))),
+            ),
+        }
+    }
     v
 }
 

@@ -238,21 +238,27 @@ fn reader_references_stay_within_their_budget() {
         reference: Some(0),
     };
     let mut r = References::new(1000);
-    r.put(&info(1, 0), vec![1; 400]);
-    r.put(&info(2, 0), vec![2; 400]);
-    assert!(r.get(&info(1, 1)).is_some());
+    r.put("a", &info(1, 0), vec![1; 400]);
+    r.put("a", &info(2, 0), vec![2; 400]);
+    assert!(r.get("a", &info(1, 1)).is_some());
+    // Per source: the same chain id in another file is another chain.
+    assert!(r.get("b", &info(1, 1)).is_none());
     // Over budget: the least recently used goes (chain 2's).
-    r.put(&info(3, 0), vec![3; 400]);
+    r.put("a", &info(3, 0), vec![3; 400]);
     assert!(r.used() <= 1000);
-    assert!(r.get(&info(2, 1)).is_none());
-    assert!(r.get(&info(1, 1)).is_some() && r.get(&info(3, 1)).is_some());
-    // At most the newest two steps per chain.
+    assert!(r.get("a", &info(2, 1)).is_none());
+    assert!(r.get("a", &info(1, 1)).is_some() && r.get("a", &info(3, 1)).is_some());
+    // The step put last and the one before it.
     r.set_capacity(10_000);
     for s in 1..5 {
-        r.put(&info(1, s), vec![0; 100]);
+        r.put("a", &info(1, s), vec![0; 100]);
     }
-    assert!(r.get(&info(1, 5)).is_some() && r.get(&info(1, 4)).is_some());
-    assert!(r.get(&info(1, 3)).is_none());
+    assert!(r.get("a", &info(1, 5)).is_some() && r.get("a", &info(1, 4)).is_some());
+    assert!(r.get("a", &info(1, 3)).is_none());
+    // A reader starting the chain again drops the later steps it had.
+    r.put("a", &info(1, 0), vec![0; 100]);
+    assert!(r.get("a", &info(1, 1)).is_some() && r.get("a", &info(1, 5)).is_none());
+    assert_eq!(r.used(), 100 + 400);
     // Nothing larger than the budget is kept.
     r.set_capacity(50);
     assert_eq!(r.used(), 0);

@@ -60,14 +60,23 @@ pub fn summarize(runs: &[Runs]) {
 
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
+/// Registers the font the plots use (once per process).
+pub fn register_font() -> Result<(), String> {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let font =
+            std::fs::read(FONT).map_err(|e| format!("{FONT}: {e} (install fonts-dejavu-core)"))?;
+        let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, font)
+            .map_err(|_| "cannot load the plot font".to_string())
+    })
+    .clone()
+}
+
 /// Per output step, the compute time since the previous one (top) and the time the simulation
 /// spent on output (bottom), one line per configuration (its median run).
 pub fn plot(runs: &[Runs], title: &str, path: &Path) -> Result<(), String> {
-    let font =
-        std::fs::read(FONT).map_err(|e| format!("{FONT}: {e} (install fonts-dejavu-core)"))?;
-    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
-        .map_err(|_| "cannot load the plot font".to_string())?;
+    register_font()?;
     let err = |e: DrawingAreaErrorKind<_>| e.to_string();
     let root = BitMapBackend::new(path, (900, 700)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;

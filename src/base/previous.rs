@@ -140,41 +140,63 @@ fn weight(code: u8) -> Option<f64> {
 }
 
 /// The reference values of a block (`shape`) smoothed with kernel `code` (0: as they are), in a
-/// fixed order of f64 operations (planes, then rows, then columns; edges replicated;
-/// `(lo + w·mid + hi) / (w + 2)`; IEEE arithmetic, no fused operations), so that the decoder forms the
-/// same prediction bit for bit.
+/// fixed order of f64 operations (within each plane along its rows, then along its columns;
+/// then across planes; edges replicated; `(lo + w·mid + hi) · (1 / (w + 2))`; IEEE arithmetic,
+/// no fused operations), so that the decoder forms the same prediction bit for bit. Plane by
+/// plane, so that the work stays in cache.
 pub(crate) fn smoothed(values: &[f64], shape: [usize; 3], code: u8) -> Vec<f64> {
-    let mut v = values.to_vec();
-    let Some(w) = weight(code).filter(|_| !v.is_empty()) else {
-        return v;
+    let Some(w) = weight(code).filter(|_| !values.is_empty()) else {
+        return values.to_vec();
     };
-    let sum = w + 2.0;
-    let [_, b, c] = shape;
-    let mut src = vec![0.0; v.len()];
-    for (len, stride) in [(shape[0], b * c), (b, c), (c, 1)] {
-        if len < 2 {
-            continue;
-        }
-        src.copy_from_slice(&v);
-        for (line, out) in src
-            .chunks_exact(len * stride)
-            .zip(v.chunks_exact_mut(len * stride))
-        {
-            for pos in 0..len {
-                let lo = pos.saturating_sub(1) * stride;
-                let hi = (pos + 1).min(len - 1) * stride;
-                let at = pos * stride;
-                for k in 0..stride {
-                    out[at + k] = (line[lo + k] + w * line[at + k] + line[hi + k]) / sum;
+    let inv = 1.0 / (w + 2.0);
+    let kernel = |lo: f64, mid: f64, hi: f64| (lo + w * mid + hi) * inv;
+    let [a, b, c] = shape;
+    let plane = b * c;
+    let mut out = vec![0.0; values.len()];
+    let mut rows = vec![0.0; plane];
+    for (src, dst) in values.chunks_exact(plane).zip(out.chunks_exact_mut(plane)) {
+        if b >= 2 {
+            for j in 0..b {
+                let lo = &src[j.saturating_sub(1) * c..][..c];
+                let mid = &src[j * c..][..c];
+                let hi = &src[(j + 1).min(b - 1) * c..][..c];
+                for (k, r) in rows[j * c..][..c].iter_mut().enumerate() {
+                    *r = kernel(lo[k], mid[k], hi[k]);
                 }
+            }
+        } else {
+            rows.copy_from_slice(src);
+        }
+        for (row, o) in rows.chunks_exact(c).zip(dst.chunks_exact_mut(c)) {
+            if c < 2 {
+                o.copy_from_slice(row);
+                continue;
+            }
+            o[0] = kernel(row[0], row[0], row[1]);
+            for k in 1..c - 1 {
+                o[k] = kernel(row[k - 1], row[k], row[k + 1]);
+            }
+            o[c - 1] = kernel(row[c - 2], row[c - 1], row[c - 1]);
+        }
+    }
+    if a >= 2 {
+        // Across planes in place, keeping the plane before as it was.
+        let mut before = out[..plane].to_vec();
+        for p in 0..a {
+            let next = (p + 1).min(a - 1) * plane;
+            for k in 0..plane {
+                let mid = out[p * plane + k];
+                let v = kernel(before[k], mid, out[next + k]);
+                before[k] = mid;
+                out[p * plane + k] = v;
             }
         }
     }
-    v
+    out
 }
 
 /// Positions sampled for the estimates of [`choose`]: about this many.
-const SAMPLE: usize = 2048;
+const SAMPLE: usize = 1024;
 
 /// Estimated bits per value of coding `x` over no base (index 0) and over the previous values
 /// smoothed with each code (index 1 + code) at about `step`: the order-0 entropy of the 3D
@@ -312,20 +334,20 @@ pub(crate) fn choose(
 #[derive(Debug)]
 struct Kept {
     step: u64,
-    hash: u64,
     bytes: Arc<Vec<u8>>,
     used: u64,
 }
 
-/// The reader's side: the decoded steps of chains, within `capacity` bytes (the least recently
-/// used dropped first). Keeps the last two steps of each chain at most: a reader going
-/// through the steps needs one, a reader going over a step's parts again the one before.
+/// The reader's side: the decoded steps of chains, per source (the file or stream they were
+/// read from: chain ids are unique within one), within `capacity` bytes (the least recently
+/// used dropped first). A chain keeps the step decoded last and the one before it: a reader
+/// going through the steps needs the first, one going over a step's parts again the second.
 #[derive(Debug)]
 pub struct References {
     capacity: usize,
     used: usize,
     clock: u64,
-    chains: HashMap<u64, Vec<Kept>>,
+    chains: HashMap<(String, u64), Vec<Kept>>,
 }
 
 impl References {
@@ -344,52 +366,42 @@ impl References {
         self.trim();
     }
 
-    /// The reference a stream at `info` needs, if kept (whatever its hash: the decoder checks
-    /// it and says so where it differs).
-    pub fn get(&mut self, info: &StepInfo) -> Option<Arc<Vec<u8>>> {
+    /// The reference a stream of `source` at `info` needs, if kept (whatever its hash: the
+    /// decoder checks it and says so where it differs).
+    pub fn get(&mut self, source: &str, info: &StepInfo) -> Option<Arc<Vec<u8>>> {
         info.reference?;
         self.clock += 1;
         let now = self.clock;
-        let kept = self.chains.get_mut(&info.chain)?;
+        let kept = self.chains.get_mut(&(source.to_string(), info.chain))?;
         let k = kept.iter_mut().find(|k| k.step + 1 == info.step)?;
         k.used = now;
         Some(k.bytes.clone())
     }
 
-    /// Keeps the decoded step `info` of its chain (replacing an older decoding of that step).
-    pub fn put(&mut self, info: &StepInfo, bytes: Vec<u8>) {
-        if bytes.len() > self.capacity {
-            return;
-        }
+    /// Keeps the decoded step `info` of its chain in `source`, with the one before it (and no
+    /// other: a reader starting the chain again drops what it decoded before).
+    pub fn put(&mut self, source: &str, info: &StepInfo, bytes: Vec<u8>) {
         self.clock += 1;
-        let kept = self.chains.entry(info.chain).or_default();
-        if let Some(i) = kept.iter().position(|k| k.step == info.step) {
-            self.used -= kept.remove(i).bytes.len();
-        }
-        self.used += bytes.len();
-        kept.push(Kept {
-            step: info.step,
-            hash: reference_hash(&bytes),
-            bytes: Arc::new(bytes),
-            used: self.clock,
+        let kept = self
+            .chains
+            .entry((source.to_string(), info.chain))
+            .or_default();
+        let mut freed = 0;
+        kept.retain(|k| {
+            let keep = k.step + 1 == info.step;
+            freed += if keep { 0 } else { k.bytes.len() };
+            keep
         });
-        // Only the newest two steps serve a reader going forward.
-        kept.sort_by_key(|k| std::cmp::Reverse(k.step));
-        for k in kept.drain(2.min(kept.len())..) {
-            self.used -= k.bytes.len();
+        self.used -= freed;
+        if bytes.len() <= self.capacity {
+            self.used += bytes.len();
+            kept.push(Kept {
+                step: info.step,
+                bytes: Arc::new(bytes),
+                used: self.clock,
+            });
         }
         self.trim();
-    }
-
-    /// Whether the step `info` names as its reference is kept with the right hash.
-    pub fn has_reference(&self, info: &StepInfo) -> bool {
-        let Some(hash) = info.reference else {
-            return true;
-        };
-        self.chains.get(&info.chain).is_some_and(|kept| {
-            kept.iter()
-                .any(|k| k.step + 1 == info.step && k.hash == hash)
-        })
     }
 
     /// Bytes kept.
@@ -399,20 +411,18 @@ impl References {
 
     fn trim(&mut self) {
         while self.used > self.capacity {
-            let Some((&chain, i)) = self
+            let Some((key, i)) = self
                 .chains
                 .iter()
                 .flat_map(|(c, kept)| kept.iter().enumerate().map(move |(i, k)| (c, i, k.used)))
                 .min_by_key(|&(_, _, used)| used)
-                .map(|(c, i, _)| (c, i))
+                .map(|(c, i, _)| (c.clone(), i))
             else {
                 return;
             };
-            let kept = self.chains.get_mut(&chain).expect("found above");
+            let kept = self.chains.get_mut(&key).expect("found above");
             self.used -= kept.remove(i).bytes.len();
-            if kept.is_empty() {
-                self.chains.remove(&chain);
-            }
         }
+        self.chains.retain(|_, kept| !kept.is_empty());
     }
 }

@@ -85,7 +85,7 @@ impl Grid {
     }
 
     /// Byte offset (in elements) of each row of block `b` in the array.
-    fn rows(&self, b: &Block) -> impl Iterator<Item = usize> + '_ {
+    pub(crate) fn rows(&self, b: &Block) -> impl Iterator<Item = usize> + '_ {
         let (start, shape, dims) = (b.start, b.shape, self.dims);
         (0..shape[0]).flat_map(move |i| {
             (0..shape[1])

@@ -155,14 +155,15 @@ pub unsafe extern "C" fn residuum_compress_insitu(
 
 /// The operator's decompression: as `residuum_decompress`, and a stream predicted from the
 /// previous step of its chain (`temporal=K`) is decoded over that step where this process
-/// decoded it; each step decoded is kept for the next (within the reference cache). Where the
-/// previous step is missing, fails with `RESIDUUM_ERR_REFERENCE`, naming the keyframe to read
-/// from.
+/// decoded it from the same `engine` (file or stream name); each step decoded is kept for the
+/// next (within the reference cache). Where the previous step is missing, fails with
+/// `RESIDUUM_ERR_REFERENCE`, naming the keyframe to read from.
 ///
 /// # Safety
-/// As `residuum_decompress`.
+/// As `residuum_decompress`; `engine` is a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn residuum_decompress_insitu(
+    engine: *const c_char,
     stream: *const u8,
     size: usize,
     out: *mut u8,
@@ -170,10 +171,14 @@ pub unsafe extern "C" fn residuum_decompress_insitu(
     out_size: *mut usize,
 ) -> c_int {
     guard(|| {
+        if engine.is_null() {
+            return Err(null_arg("engine"));
+        }
         // SAFETY: per this function's contract.
+        let engine = unsafe { CStr::from_ptr(engine) }.to_string_lossy();
         let stream = unsafe { slice(stream, size, "stream")? };
         let out = unsafe { slice_mut(out, out_capacity, "out")? };
-        let n = insitu::steps::decode(stream, out)?;
+        let n = insitu::steps::decode(&engine, stream, out)?;
         unsafe { out_size.as_mut() }
             .map(|s| *s = n)
             .ok_or_else(|| null_arg("out_size"))

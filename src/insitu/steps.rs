@@ -103,17 +103,17 @@ pub(crate) fn take_missing() -> Option<u64> {
     with(|s| s.missing.take())
 }
 
-/// Decodes a stream into `out` as the plugin's reader: a step of a chain is decoded over the
-/// previous step kept for it, and kept in turn.
-pub(crate) fn decode(stream: &[u8], out: &mut [u8]) -> Result<usize> {
+/// Decodes a stream read from `engine` (a file or stream name) into `out` as the plugin's
+/// reader: a step of a chain is decoded over the previous step kept for it, and kept in turn.
+pub(crate) fn decode(engine: &str, stream: &[u8], out: &mut [u8]) -> Result<usize> {
     let Some(info) = crate::decode::step_info(stream)? else {
         return crate::decode::decode_into(stream, out);
     };
-    let reference = with(|s| s.references.get(&info));
+    let reference = with(|s| s.references.get(engine, &info));
     match crate::decode::decode_blocks(stream, out, true, reference.as_deref().map(|r| &r[..])) {
         Ok(n) => {
             let decoded = out[..n].to_vec();
-            with(|s| s.references.put(&info, decoded));
+            with(|s| s.references.put(engine, &info, decoded));
             Ok(n)
         }
         Err(Error::Reference(e)) => {
