@@ -459,6 +459,91 @@ fn golden_streams_still_decode_identically() {
     }
 }
 
+/// The golden pair of temporal prediction (version 7): a keyframe, and the next step with
+/// blocks coded over its reconstruction, which decodes only with it.
+const TEMPORAL_GOLDEN: [&str; 2] = ["temporal_abs_1e-2_step0_f32", "temporal_abs_1e-2_step1_f32"];
+
+/// The two steps the temporal golden streams hold (integer arithmetic only): the golden values
+/// in the first half of the array, a gentle ramp in the second (there the previous step's
+/// rounding noise dominates: its smoothed reconstruction predicts better); then the same moved
+/// by multiples of 2^-8.
+fn temporal_golden_steps(n: usize) -> [Vec<f32>; 2] {
+    let mut first = golden_values(n as u32);
+    for (i, x) in first.iter_mut().enumerate().skip(n / 2) {
+        if x.is_finite() {
+            *x = ((i / 110) * 3 + (i / 11 % 10) * 2 + i % 11) as f32 * 0.001_953_125;
+        }
+    }
+    let second = first
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| x + ((i % 9) as f32 - 4.0) * 0.003_906_25)
+        .collect();
+    [first, second]
+}
+
+/// Decodes a committed stream, the second temporal one over the first's reconstruction.
+fn decode_golden(dir: &std::path::Path, name: &str, s: &[u8]) -> Vec<u8> {
+    let reference = (name == TEMPORAL_GOLDEN[1]).then(|| {
+        let first = std::fs::read(dir.join(format!("{}.rsd", TEMPORAL_GOLDEN[0]))).unwrap();
+        decode(&first).unwrap().1
+    });
+    residuum::decode_step(s, reference.as_deref(), &Default::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .1
+}
+
+#[test]
+fn golden_temporal_streams_still_decode_identically() {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
+    let dims = [9usize, 10, 11];
+    let params = [("abs", "1e-2"), ("temporal", "4"), ("block", "5x7x9")];
+    let steps = temporal_golden_steps(dims.iter().product());
+    let encode = |threads: &str| {
+        let c = Codec::from_pairs(params.iter().copied().chain([("threads", threads)])).unwrap();
+        let mut chain = residuum::Chain::new(0x7e57);
+        steps.each_ref().map(|v| chain.compress(&c, &dims, v).unwrap())
+    };
+    let fresh = encode("1");
+    for (name, stream) in TEMPORAL_GOLDEN.iter().zip(&fresh) {
+        let (rsd, hash) = (
+            dir.join(format!("{name}.rsd")),
+            dir.join(format!("{name}.xxh3")),
+        );
+        if std::env::var_os("RESIDUUM_BLESS").is_some() && !rsd.exists() {
+            std::fs::write(&rsd, stream).unwrap();
+            let out = decode_golden(&dir, name, stream);
+            let h = xxhash_rust::xxh3::xxh3_64(&out);
+            std::fs::write(&hash, format!("{h:016x}\n")).unwrap();
+        }
+    }
+    for (i, name) in TEMPORAL_GOLDEN.iter().enumerate() {
+        let s = std::fs::read(dir.join(format!("{name}.rsd"))).unwrap();
+        // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
+        assert!(s == fresh[i] && s == encode("2")[i], "{name}: the encoder's bytes changed");
+        let out = decode_golden(&dir, name, &s);
+        let want = std::fs::read_to_string(dir.join(format!("{name}.xxh3"))).unwrap();
+        assert_eq!(
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
+            want.trim(),
+            "{name}: decoded output changed"
+        );
+        for (x, y) in steps[i].iter().zip(out.chunks_exact(4)) {
+            let y = f32::from_le_bytes(y.try_into().unwrap());
+            assert!(
+                if x.is_finite() { (x - y).abs() <= 1e-2 } else { x.to_bits() == y.to_bits() },
+                "{name}: {x} vs {y}"
+            );
+        }
+    }
+    // The second is predicted: blocks over the previous step, and refused without it.
+    let s = std::fs::read(dir.join(format!("{}.rsd", TEMPORAL_GOLDEN[1]))).unwrap();
+    let parsed = residuum::internals::format::parse(&s).unwrap();
+    use residuum::internals::format::BlockKind;
+    assert!(parsed.entries.iter().any(|e| e.kind == BlockKind::Previous));
+    assert!(matches!(decode(&s), Err(Error::Reference(_))));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -561,7 +646,7 @@ fn the_format_document_names_and_matches_every_conformance_vector() {
     assert_eq!(named, on_disk, "doc/format.md and tests/golden disagree");
     for (name, hash) in rows {
         let s = std::fs::read(golden.join(format!("{name}.rsd"))).unwrap();
-        let (_, out) = decode(&s).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let out = decode_golden(&golden, &name, &s);
         let got = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out));
         let file = golden.join(format!("{name}.xxh3"));
         match hash {
