@@ -89,4 +89,20 @@ fn main() {
     let mut seed = vec![4, 4, 4, 16 | 32 | 128];
     seed.extend_from_slice(parsed.payload(0).unwrap());
     std::fs::write(blocks_dir.join("nglr-16-16"), seed).unwrap();
+    // Temporal prediction (version 7, the step entry last): a keyframe and the step after it,
+    // whose blocks are coded over the keyframe's reconstruction (smoothed or not).
+    let c = Codec::from_pairs([("nrmse", "1e-5"), ("temporal", "8")]).unwrap();
+    let mut chain = residuum::Chain::new(1);
+    let next: Vec<f32> = cube.iter().map(|x| x + 0.01).collect();
+    for (name, v) in [("keyframe", &cube), ("predicted", &next)] {
+        let s = chain.compress(&c, &[16, 16, 16], v).unwrap();
+        std::fs::write(decode_dir.join(name), &s).unwrap();
+        let parsed = residuum::internals::format::parse(&s).unwrap();
+        if parsed.entries[0].kind == residuum::internals::format::BlockKind::Previous {
+            // Flags 64 | 8: a Previous payload over the target's own base values.
+            let mut seed = vec![4, 4, 4, 16 | 32 | 64 | 8 | 4];
+            seed.extend_from_slice(parsed.payload(0).unwrap());
+            std::fs::write(blocks_dir.join("previous-16-16"), seed).unwrap();
+        }
+    }
 }

@@ -3,7 +3,9 @@
 # (NRMSE 1e-5 of the global range) into BP5 and compares, over interleaved repeated runs, no
 # output, uncompressed output, and residuum with the synchronous and the async step writer:
 # medians of the wall time with their spread, per step compute and output time, bytes and
-# achieved NRMSE, and a PNG of per-step times (target/main/step_times.png).
+# achieved NRMSE, and a PNG of per-step times (target/main/step_times.png). One more
+# configuration writes synchronously with temporal prediction (temporal=$TEMPORAL, default 10;
+# 0: none), and the report compares its bytes with those of spatial coding.
 # Ranks are placed for the machine it runs on: each rank gets two cores where there are enough
 # (one simulates, the other compresses: the default, async writer hides the compression),
 # otherwise one core each (the default writer then writes synchronously), and the job says so.
@@ -31,7 +33,8 @@ fi
 # dominate the comparison).
 [ $# -gt 0 ] || set -- --L 96 --steps 400 --plotgap 20
 mpirun -n "$ranks" "${place[@]}" target/release/examples/gray_scott \
-  --output compare --repeat "${REPEAT:-5}" --plot "$out/step_times.png" --out "$out/gs.bp" "$@"
+  --output compare --repeat "${REPEAT:-5}" --plot "$out/step_times.png" --out "$out/gs.bp" \
+  --temporal "${TEMPORAL:-10}" "$@"
 mpirun -n 2 --oversubscribe target/release/examples/gray_scott_reader "$out/gs.bp"
 echo "bpls -l $out/gs.bp:"
 "$ADIOS2_DIR/bin/bpls" -l "$out/gs.bp"

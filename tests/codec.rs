@@ -502,7 +502,9 @@ fn golden_temporal_streams_still_decode_identically() {
     let encode = |threads: &str| {
         let c = Codec::from_pairs(params.iter().copied().chain([("threads", threads)])).unwrap();
         let mut chain = residuum::Chain::new(0x7e57);
-        steps.each_ref().map(|v| chain.compress(&c, &dims, v).unwrap())
+        steps
+            .each_ref()
+            .map(|v| chain.compress(&c, &dims, v).unwrap())
     };
     let fresh = encode("1");
     for (name, stream) in TEMPORAL_GOLDEN.iter().zip(&fresh) {
@@ -520,7 +522,10 @@ fn golden_temporal_streams_still_decode_identically() {
     for (i, name) in TEMPORAL_GOLDEN.iter().enumerate() {
         let s = std::fs::read(dir.join(format!("{name}.rsd"))).unwrap();
         // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
-        assert!(s == fresh[i] && s == encode("2")[i], "{name}: the encoder's bytes changed");
+        assert!(
+            s == fresh[i] && s == encode("2")[i],
+            "{name}: the encoder's bytes changed"
+        );
         let out = decode_golden(&dir, name, &s);
         let want = std::fs::read_to_string(dir.join(format!("{name}.xxh3"))).unwrap();
         assert_eq!(
@@ -531,7 +536,11 @@ fn golden_temporal_streams_still_decode_identically() {
         for (x, y) in steps[i].iter().zip(out.chunks_exact(4)) {
             let y = f32::from_le_bytes(y.try_into().unwrap());
             assert!(
-                if x.is_finite() { (x - y).abs() <= 1e-2 } else { x.to_bits() == y.to_bits() },
+                if x.is_finite() {
+                    (x - y).abs() <= 1e-2
+                } else {
+                    x.to_bits() == y.to_bits()
+                },
                 "{name}: {x} vs {y}"
             );
         }

@@ -197,6 +197,28 @@ print("worst", worst)
 }
 
 #[test]
+fn temporal_prediction_writes_less_within_the_target() {
+    // 12 output steps on 2 ranks, with and without temporal=5; each read back by the
+    // simulation (in order) within the target.
+    let dir = tempfile::tempdir().unwrap();
+    let extra = ["--temporal", "5", "--steps", "60", "--plotgap", "5"];
+    let (report, _) = simulate(2, "residuum", &dir.path().join("gs.bp"), &extra);
+    let e = reported_nrmse(&report);
+    assert_eq!(e.len(), 2 * 2 * 12, "{report}");
+    assert!(e.iter().all(|&x| x <= TARGET && x > 0.0), "NRMSE {e:?}");
+    let smaller: f64 = report
+        .split("without (")
+        .nth(1)
+        .and_then(|t| t.split('x').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        smaller > 1.05,
+        "temporal prediction {smaller}x smaller:\n{report}"
+    );
+}
+
+#[test]
 fn one_rank() {
     check(1);
 }

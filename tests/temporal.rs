@@ -3,6 +3,8 @@
 //! never the original, is the base), keyframes come every K steps, a predicted step decodes only
 //! with its reference, and damaged or lying streams are refused.
 
+mod common;
+
 use residuum::{
     decode, decode_step, step_info, Chain, Codec, DecodeOptions, Error, References, StepInfo,
 };
@@ -112,6 +114,53 @@ fn long_chains_stay_within_the_bound_and_beat_spatial_coding() {
         (without as f64) > 1.3 * with as f64,
         "temporal {with} bytes, spatial {without}"
     );
+}
+
+/// Real fields as chains of steps: each field's planes along its first axis, one after the
+/// other (neighbouring planes are alike, as steps are), at an absolute bound of 1e-4 of its
+/// range, and at NRMSE 1e-5: every step within the bound, special values exact.
+#[test]
+fn real_fields_as_steps_stay_within_the_bound() {
+    for (name, dims, values) in common::real_fields() {
+        let plane: usize = dims[1..].iter().product();
+        let finite = values.iter().filter(|x| x.is_finite());
+        let (lo, hi) = finite.fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let eps = 1e-4 * (hi - lo) as f64;
+        let range = (hi - lo).to_string();
+        for abs in [true, false] {
+            let mut params = vec![("temporal", "6".to_string())];
+            match abs {
+                true => params.push(("abs", eps.to_string())),
+                false => params.extend([("nrmse", "1e-5".into()), ("range", range.clone())]),
+            }
+            let c = Codec::from_pairs(params).unwrap();
+            let mut chain = Chain::new(5);
+            let mut prev: Option<Vec<u8>> = None;
+            for (t, x) in values.chunks_exact(plane).take(16).enumerate() {
+                let s = chain.compress(&c, &dims[1..], x).unwrap();
+                let (_, bytes) = decode_step(&s, prev.as_deref(), &DecodeOptions::default())
+                    .unwrap_or_else(|e| panic!("{name} step {t}: {e}"));
+                let got = floats(&bytes);
+                let (mut sq, mut n) = (0.0, 0usize);
+                for (o, d) in x.iter().zip(&got) {
+                    if !o.is_finite() {
+                        assert_eq!(o.to_bits(), d.to_bits(), "{name} step {t}");
+                        continue;
+                    }
+                    let e = (*o as f64 - *d as f64).abs();
+                    assert!(!abs || e <= eps, "{name} step {t}: {e} > {eps}");
+                    sq += e * e;
+                    n += 1;
+                }
+                let nrmse = (sq / n.max(1) as f64).sqrt() / (hi - lo) as f64;
+                assert!(
+                    abs || nrmse <= 1e-5 * (1.0 + 1e-9),
+                    "{name} step {t}: {nrmse}"
+                );
+                prev = Some(bytes);
+            }
+        }
+    }
 }
 
 #[test]

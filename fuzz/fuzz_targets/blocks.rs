@@ -1,5 +1,6 @@
 //! Block payloads behind the checksums: the LBRC, integer, GAE and wavelet decoders on any bytes
-//! and shapes, with and without a base prediction, and LBRC with an NGLR network.
+//! and shapes, with and without a base prediction, LBRC with an NGLR network, and LBRC over a
+//! previous step's values (flags 64 and 8, smoothing included).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -40,7 +41,12 @@ fuzz_target!(|data: &[u8]| {
     let base = (data[3] & 4 != 0).then_some(base.as_slice());
     // Streams of version 3 (special values as a list) and 4 (a list or a mask).
     let version = if data[3] & 32 == 0 { 3 } else { 4 };
-    if data[3] & 64 != 0 {
+    if data[3] & 72 == 72 {
+        // Flags 64 and 8: a Previous payload (version 7) over the base values (or zeros).
+        let zeros = vec![0.0; n];
+        let previous = base.unwrap_or(&zeros);
+        let _ = lbrc::decode_over_previous(&data[4..], previous, None, shape, dtype, 7);
+    } else if data[3] & 64 != 0 {
         // Flag 64: a wavelet payload (version 5, over no base).
         let _ = wavelet::decode(&data[4..], shape, dtype, 5);
     } else if data[3] & 8 == 0 {

@@ -354,7 +354,7 @@ pub(crate) fn decode_over_base(
 
 /// Decodes a `Previous` payload: its smoothing code, then its residual over `previous`, the
 /// reference's values of the block (non-finite ones as 0), smoothed so.
-pub(crate) fn decode_over_previous(
+pub fn decode_over_previous(
     payload: &[u8],
     previous: &[f64],
     net: Option<&Arc<nglr::Network>>,
