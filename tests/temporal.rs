@@ -312,3 +312,22 @@ fn reader_references_stay_within_their_budget() {
     r.set_capacity(50);
     assert_eq!(r.used(), 0);
 }
+
+#[test]
+fn bad_settings_are_refused() {
+    for (pairs, why) in [
+        (vec![("mode", "lossless"), ("temporal", "5")], "lossy modes"),
+        (
+            vec![("abs", "1e-3"), ("temporal", "ten")],
+            "keyframe interval",
+        ),
+    ] {
+        let e = Codec::from_pairs(pairs).unwrap_err().to_string();
+        assert!(e.contains("temporal") && e.contains(why), "{e}");
+    }
+    // A chain needs temporal=K.
+    let e = Chain::new(1)
+        .compress(&codec(&[("abs", "1e-3")]), &[4], &[1.0f32; 4])
+        .unwrap_err();
+    assert!(e.to_string().contains("temporal=K"), "{e}");
+}

@@ -79,9 +79,16 @@ pub(crate) fn compress(
         start.to_vec(),
         dims.to_vec(),
     );
-    // Out of the table while it compresses, so that other blocks need not wait.
-    let mut chain = with(|s| s.chains.remove(&key))
-        .unwrap_or_else(|| Chain::new(chain_id(variable, start, dims)));
+    // Out of the table while it compresses, so that other blocks need not wait. A block
+    // written to a new engine (a file per output, say) ends its chain in the one before:
+    // the writer keeps one reconstruction per block, however many files it writes.
+    let mut chain = with(|s| {
+        s.chains.remove(&key).unwrap_or_else(|| {
+            s.chains
+                .retain(|k, _| (&k.1, &k.2, &k.3) != (&key.1, &key.2, &key.3));
+            Chain::new(chain_id(variable, start, dims))
+        })
+    });
     let stats = chain.compress_into(codec, dtype, dims, data, out, range);
     with(|s| s.chains.insert(key, chain));
     stats
