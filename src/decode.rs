@@ -4,10 +4,10 @@
 //! allocation. A stream predicted from the previous step of its chain (temporal prediction)
 //! decodes only with that step's reconstruction ([`decode_step`]).
 
+use crate::base::previous::previous_values;
 use crate::base::Decoder;
 use crate::block::Block;
 use crate::bound::Target;
-use crate::codec::previous_values;
 use crate::dtype::{ElementType, Float};
 use crate::entropy::decode_bytes;
 use crate::error::{try_vec, Error, FormatError, ParameterError, ReferenceError, Result};

@@ -13,6 +13,7 @@
 //! grid's scale; which base a block is coded over is chosen by a sampled estimate of its bits
 //! ([`choose`]), the final choice between the staged ones by actual bytes.
 
+use crate::block::{Block, Grid};
 use crate::bound::BlockBound;
 use crate::codec::{Codec, CompressStats, StepInput};
 use crate::dtype::{ElementType, Float};
@@ -125,6 +126,35 @@ impl Chain {
         out.truncate(n);
         Ok(out)
     }
+}
+
+/// The previous step's values of block `b` (from the reference's element bytes), non-finite
+/// ones as 0: the prediction a `Previous` block is coded over, as the decoder forms it.
+pub(crate) fn previous_values(
+    reference: &[u8],
+    dtype: ElementType,
+    grid: &Grid,
+    b: &Block,
+) -> Vec<f64> {
+    let (es, w) = (dtype.size(), b.shape[2]);
+    let finite = |x: f64| if x.is_finite() { x } else { 0.0 };
+    let mut v = Vec::with_capacity(b.len());
+    for row in grid.rows(b) {
+        let bytes = &reference[row * es..(row + w) * es];
+        match dtype {
+            ElementType::F32 => v.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| finite(f32::from_le_bytes(c.try_into().unwrap()) as f64)),
+            ),
+            ElementType::F64 => v.extend(
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| finite(f64::from_le_bytes(c.try_into().unwrap()))),
+            ),
+        }
+    }
+    v
 }
 
 /// Centre weights `w` of the smoothing kernels `[1, w, 1] / (w + 2)` (codes 1 to 5; 0 is no

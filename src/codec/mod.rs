@@ -13,7 +13,6 @@ use crate::base::{self, previous, Model};
 use crate::block::{default_block, fold3, Grid};
 use crate::bound::{data_range, BlockBound, ErrorStats, Target, RANGE_CHUNK};
 use crate::dtype::{ElementType, Float};
-use crate::entropy::{encode_bytes, ByteCoding};
 use crate::error::{Error, ParameterError, Result};
 use crate::format::step::{reference_hash, StepInfo, STEP_LEN};
 use crate::format::{
@@ -24,6 +23,9 @@ use crate::pipeline::learn::Learner;
 use crate::pipeline::{default_threads, shared_pool, two_stage, MAX_THREADS};
 use crate::residual::predict::nglr;
 use crate::residual::{lbrc, Base, BlockValues, NglrUse, Recon, Specials, Staged};
+use choice::{pick, MODEL, NGLR, PREVIOUS};
+
+mod choice;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -67,27 +69,9 @@ struct Block {
     raw: Vec<u8>,
 }
 
-/// A coded block: how, its payload, its errors, and where at hand its reconstruction's element
-/// bytes (see [`crate::residual::Stage`]).
-type CodedBlock = (BlockKind, Vec<u8>, ErrorStats, Option<Recon>);
-
 /// The previous step's bases worth staging for a block, and whether coding without one is
 /// (`base::previous::choose`).
 type Previous = (Vec<(u8, Vec<f64>)>, bool);
-
-/// Stream tables a block may need: the base model's decoder, the NGLR network, the previous
-/// step's reconstruction (kept by the reader, named by the step entry).
-const MODEL: usize = 1;
-const NGLR: usize = 2;
-const PREVIOUS: usize = 4;
-const TABLES: usize = 3;
-const SETS: usize = 1 << TABLES;
-
-/// A block's best coding for each set of stream tables it may use (index: the set): the
-/// first, without any, always there; the others where smaller than it (or forced).
-struct Choice {
-    best: [Option<CodedBlock>; SETS],
-}
 
 /// The previous step of a chain, for [`Codec::compress_step`].
 pub(crate) struct StepInput<'a> {
@@ -346,14 +330,15 @@ impl Codec {
                     recon: step.is_some(),
                 };
                 let previous = reference.map(|r| {
-                    let p = previous_values(r, dtype, &grid, &b);
+                    let p = previous::previous_values(r, dtype, &grid, &b);
                     previous::choose(&values, &p, b.shape, bound, 1.0)
                 });
                 self.candidates(model.as_deref(), previous.as_ref(), &block, bound, par)
             };
             Ok(Block { candidates, raw })
         };
-        let second = |_: usize, s: Block| self.finish_block(s, dtype);
+        let (coder, level, forced) = (self.config.coder, self.config.level, self.forced());
+        let second = |_: usize, s: Block| choice::finish(s, dtype, coder, level, forced);
         let coded = if grid.len() > 1 && !self.serial() {
             let depth = 4 * self.threads;
             two_stage(
@@ -381,8 +366,8 @@ impl Codec {
             net_bytes.map(|b| format::entry_len(b.len())),
             reference.map(|_| 0),
         ];
-        let carried = self.tables(&coded, costs);
         let forced = self.forced();
+        let carried = choice::carried(&coded, costs, forced);
         let mut errors = ErrorStats::default();
         let blocks: Vec<(BlockKind, &[u8])> = coded
             .iter()
@@ -538,94 +523,10 @@ impl Codec {
         out
     }
 
-    /// The pipeline's second stage: integer coding of every candidate, and the smallest with
-    /// and without the base model; lossless coding where no lossy payload is smaller than the
-    /// raw block (or no step met the bound).
-    fn finish_block(&self, s: Block, dtype: ElementType) -> Result<Choice> {
-        let mut best: [Option<CodedBlock>; SETS] = Default::default();
-        // Pruned against the best estimate among the candidates needing the same tables (so
-        // that a block codes as it would without them), NGLR's also against those without it.
-        let mut lowest = [f64::INFINITY; SETS];
-        for c in &s.candidates {
-            lowest[c.tables] = lowest[c.tables].min(c.estimate);
-        }
-        for c in s.candidates {
-            if c.estimate > PRUNE * lowest[c.tables].min(lowest[c.tables & !NGLR]) {
-                continue;
-            }
-            let (kind, payload) = c.staged.finish(self.config.coder);
-            let slot = &mut best[c.tables];
-            if slot.as_ref().is_none_or(|b| payload.len() < b.1.len()) {
-                *slot = Some((kind, payload, c.errors, c.recon));
-            }
-        }
-        let raw = s.raw;
-        let raw_len = raw.len();
-        // A lossy payload of less than half the raw bytes wins outright; above that, lossless
-        // coding may cost less (noisy blocks at tight targets), so it is tried too. Where only
-        // a coding over the previous step was staged and wins so, the stream carries it (it
-        // costs no table), and the fallback needs no zstd.
-        let exact = ErrorStats {
-            count: raw.len() / dtype.size(),
-            ..ErrorStats::default()
-        };
-        let outright = |c: &Option<CodedBlock>| c.as_ref().is_some_and(|p| 2 * p.1.len() < raw_len);
-        let plain = match best[0].take() {
-            Some(p) if 2 * p.1.len() < raw.len() => p,
-            None if outright(&best[PREVIOUS]) => (BlockKind::Raw, raw, exact, None),
-            lossy => {
-                // Stored exactly: no error (counted over all values, as NaNs round-trip too).
-                let exact = match encode_bytes(&raw, self.config.level)? {
-                    ByteCoding::Zstd(z) => (BlockKind::Zstd, z, exact, None),
-                    ByteCoding::Raw => (BlockKind::Raw, raw, exact, None),
-                };
-                match lossy {
-                    Some(p) if p.1.len() < exact.1.len() => p,
-                    _ => exact,
-                }
-            }
-        };
-        // Forced, a table's coding is kept even where larger, but never beyond the raw block:
-        // `max_compressed_len` holds.
-        let forced = self.forced();
-        for (tables, slot) in best.iter_mut().enumerate().skip(1) {
-            let keep = |m: &CodedBlock| {
-                m.1.len() < plain.1.len() || (tables & forced != 0 && m.1.len() <= raw_len)
-            };
-            *slot = slot.take().filter(keep);
-        }
-        best[0] = Some(plain);
-        Ok(Choice { best })
-    }
-
     /// The tables forced into every block that can use them (`base=model`, `residual=nglr`).
     fn forced(&self) -> usize {
         let nglr = self.config.residual == crate::params::Residual::Nglr;
         (usize::from(self.config.force_model) * MODEL) | (usize::from(nglr) * NGLR)
-    }
-
-    /// The stream tables to carry for the smallest stream, the blocks choosing by [`pick`];
-    /// `costs`: the bytes each table available adds to the stream (index: its bit).
-    fn tables(&self, coded: &[Choice], costs: [Option<usize>; TABLES]) -> usize {
-        let forced = self.forced();
-        let available = (0..TABLES)
-            .filter(|&b| costs[b].is_some())
-            .fold(0, |a, b| a | 1 << b);
-        let serves = coded.iter().fold(0, |a, c| {
-            a | (1..SETS)
-                .filter(|&t| c.best[t].is_some())
-                .fold(0, |x, t| x | t)
-        });
-        let total = |carried: usize| -> usize {
-            let blocks: usize = coded.iter().map(|c| pick(c, carried, forced).1.len()).sum();
-            let tables = (0..TABLES).filter(|&b| carried & 1 << b != 0);
-            blocks + tables.map(|b| costs[b].unwrap_or(0)).sum::<usize>()
-        };
-        let must = forced & available & serves;
-        (0..SETS)
-            .filter(|t| t & !(available & serves) == 0 && t & must == must)
-            .min_by_key(|&t| total(t))
-            .unwrap_or(0)
     }
 
     /// Compresses a slice of floats of shape `dims` into a new stream.
@@ -636,47 +537,6 @@ impl Codec {
         out.truncate(n);
         Ok(out)
     }
-}
-
-/// A block's coding where the stream carries the tables `carried`: the smallest of those they
-/// allow, one using the `forced` tables first.
-fn pick(c: &Choice, carried: usize, forced: usize) -> &CodedBlock {
-    let want = forced & carried;
-    (0..SETS)
-        .filter(|t| t & !carried == 0)
-        .filter_map(|t| Some((t, c.best[t].as_ref()?)))
-        .min_by_key(|(t, b)| ((want & !t).count_ones(), b.1.len()))
-        .map(|(_, b)| b)
-        .expect("every block has a coding without tables")
-}
-
-/// The previous step's values of block `b` (from the reference's element bytes), non-finite
-/// ones as 0: the prediction a `Previous` block is coded over, as the decoder forms it.
-pub(crate) fn previous_values(
-    reference: &[u8],
-    dtype: ElementType,
-    grid: &Grid,
-    b: &crate::block::Block,
-) -> Vec<f64> {
-    let (es, w) = (dtype.size(), b.shape[2]);
-    let finite = |x: f64| if x.is_finite() { x } else { 0.0 };
-    let mut v = Vec::with_capacity(b.len());
-    for row in grid.rows(b) {
-        let bytes = &reference[row * es..(row + w) * es];
-        match dtype {
-            ElementType::F32 => v.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| finite(f32::from_le_bytes(c.try_into().unwrap()) as f64)),
-            ),
-            ElementType::F64 => v.extend(
-                bytes
-                    .chunks_exact(8)
-                    .map(|c| finite(f64::from_le_bytes(c.try_into().unwrap()))),
-            ),
-        }
-    }
-    v
 }
 
 /// The in-situ learners the configuration asks for (`train`, `train_nglr`); None where this
