@@ -331,3 +331,25 @@ fn bad_settings_are_refused() {
         .unwrap_err();
     assert!(e.to_string().contains("temporal=K"), "{e}");
 }
+
+/// Blocks whose reconstruction the encoder does not form itself (wavelet, GAE): the chain
+/// decodes its own stream for the next step's base, which the reader's hash check confirms.
+#[test]
+fn chains_over_wavelet_and_gae_blocks() {
+    for residual in ["wavelet", "gae"] {
+        let c = codec(&[("nrmse", "1e-4"), ("residual", residual), ("temporal", "5")]);
+        let mut chain = Chain::new(2);
+        let mut prev: Option<Vec<u8>> = None;
+        for t in 0..6 {
+            let x = field(SHAPE, t);
+            let s = chain.compress(&c, &SHAPE, &x).unwrap();
+            let (_, bytes) = decode_step(&s, prev.as_deref(), &DecodeOptions::default())
+                .unwrap_or_else(|e| panic!("{residual} step {t}: {e}"));
+            assert!(
+                nrmse(&x, &floats(&bytes)) <= 1e-4 * (1.0 + 1e-9),
+                "{residual} step {t}"
+            );
+            prev = Some(bytes);
+        }
+    }
+}

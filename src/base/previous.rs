@@ -46,11 +46,6 @@ impl Chain {
         }
     }
 
-    /// The step the next stream will be.
-    pub fn next_step(&self) -> u64 {
-        self.step
-    }
-
     /// Compresses the next step as [`Codec::compress_with`] does, into `out` of
     /// [`Codec::max_compressed_len`] bytes; the codec's `temporal=K` must be set. Every K-th
     /// step, and a step whose shape or type differs from the last, is a keyframe.
