@@ -3,7 +3,7 @@
 //! operator's compression and decompression calls, and the function the plugin exports its hook
 //! table through (`crate::insitu::hooks`).
 
-use super::{compress_call, guard, null_arg, residuum_codec, slice, slice_mut};
+use super::{compress_call, decompress_call, guard, null_arg, residuum_codec, slice};
 use crate::error::{Error, ParameterError};
 use crate::insitu::hooks::{hand_out, HOOKS};
 pub use crate::insitu::hooks::{residuum_plugin_hooks, residuum_report};
@@ -170,17 +170,15 @@ pub unsafe extern "C" fn residuum_decompress_insitu(
     out_capacity: usize,
     out_size: *mut usize,
 ) -> c_int {
-    guard(|| {
-        if engine.is_null() {
-            return Err(null_arg("engine"));
-        }
-        // SAFETY: per this function's contract.
-        let engine = unsafe { CStr::from_ptr(engine) }.to_string_lossy();
-        let stream = unsafe { slice(stream, size, "stream")? };
-        let out = unsafe { slice_mut(out, out_capacity, "out")? };
-        let n = insitu::steps::decode(&engine, stream, out)?;
-        unsafe { out_size.as_mut() }
-            .map(|s| *s = n)
-            .ok_or_else(|| null_arg("out_size"))
-    })
+    if engine.is_null() {
+        return guard(|| Err(null_arg("engine")));
+    }
+    // SAFETY: non-null, NUL-terminated per the contract.
+    let engine = unsafe { CStr::from_ptr(engine) }.to_string_lossy();
+    // SAFETY: the rest of the contract is residuum_decompress's.
+    unsafe {
+        decompress_call(stream, size, out, out_capacity, out_size, |s, o| {
+            insitu::steps::decode(&engine, s, o)
+        })
+    }
 }

@@ -113,7 +113,7 @@ pub(crate) unsafe fn slice<'a, T>(
 }
 
 /// SAFETY (callers): as [`slice`], for writes.
-pub(crate) unsafe fn slice_mut<'a>(
+unsafe fn slice_mut<'a>(
     ptr: *mut u8,
     len: usize,
     what: &'static str,
@@ -337,11 +337,33 @@ pub unsafe extern "C" fn residuum_decompress(
     out_capacity: usize,
     out_size: *mut usize,
 ) -> c_int {
+    // SAFETY: this function's contract is decompress_call's.
+    unsafe {
+        decompress_call(stream, size, out, out_capacity, out_size, |s, o| {
+            crate::decode::decode_into(s, o)
+        })
+    }
+}
+
+/// The checks and conversions of a decompression call around `f(stream, out)`, which returns
+/// the bytes it wrote.
+///
+/// SAFETY (callers): `stream` points to `size` bytes; `out` to `out_capacity` writable bytes;
+/// `out_size` is writable.
+pub(crate) unsafe fn decompress_call(
+    stream: *const u8,
+    size: usize,
+    out: *mut u8,
+    out_capacity: usize,
+    out_size: *mut usize,
+    f: impl FnOnce(&[u8], &mut [u8]) -> Result<usize, Error>,
+) -> c_int {
     guard(|| {
-        // SAFETY: per this function's contract.
+        // SAFETY: per the caller's contract.
         let stream = unsafe { slice(stream, size, "stream")? };
         let out = unsafe { slice_mut(out, out_capacity, "out")? };
-        let n = crate::decode::decode_into(stream, out)?;
+        let n = f(stream, out)?;
+        // SAFETY: writable per the contract.
         unsafe { out_size.as_mut() }
             .map(|s| *s = n)
             .ok_or_else(|| null_arg("out_size"))

@@ -316,10 +316,7 @@ pub(crate) fn max_values_over_base(
 ) -> Result<Option<u64>> {
     let mut r = PayloadReader::new(payload);
     frame::skip(&mut r)?;
-    match r.bytes(1)?[0] {
-        1 => max_values(r.rest(), n, dtype, version, net),
-        _ => Ok(None),
-    }
+    max_values_of_residual(r, n, dtype, version, net)
 }
 
 /// [`max_values`] of a `Previous` payload.
@@ -331,7 +328,18 @@ pub(crate) fn max_values_over_previous(
     net: Option<&Arc<nglr::Network>>,
 ) -> Result<Option<u64>> {
     let mut r = PayloadReader::new(payload);
-    r.bytes(1)?;
+    r.bytes(1)?; // the smoothing
+    max_values_of_residual(r, n, dtype, version, net)
+}
+
+/// [`max_values`] of the residual part of a payload over a base (`decode_residual`'s).
+fn max_values_of_residual(
+    mut r: PayloadReader,
+    n: usize,
+    dtype: ElementType,
+    version: u16,
+    net: Option<&Arc<nglr::Network>>,
+) -> Result<Option<u64>> {
     match r.bytes(1)?[0] {
         1 => max_values(r.rest(), n, dtype, version, net),
         _ => Ok(None),
