@@ -325,16 +325,21 @@ fn estimates(x: &[f64], previous: &[f64], shape: [usize; 3], step: f64) -> Vec<f
         .collect()
 }
 
+/// Coding without a base is staged too where its estimate is within this factor of the best
+/// smoothing's (the estimates err by a few percent: on Gray-Scott every 20 steps, 1.05 makes
+/// the files 0.5 % smaller at 4 % more time; 1.1, 1 % at 18 %).
+const SPATIAL_MARGIN: f64 = 1.05;
+
 /// The bases worth staging for a block `x` of `shape` with the previous step's values
-/// `previous`: the best smoothing of the reference by estimate, and whether coding without it
-/// is worth staging; each only where its estimate is within `margin` (≥ 1) of the other's.
-/// Blocks with an axis shorter than 2 are too thin to estimate: everything is staged there.
+/// `previous`: the best smoothing of the reference by estimate where its estimate is no
+/// higher than coding without a base, and whether coding without it is worth staging (within
+/// [`SPATIAL_MARGIN`]). Blocks with an axis shorter than 2 are too thin to estimate:
+/// everything is staged there.
 pub(crate) fn choose(
     x: &[f64],
     previous: &[f64],
     shape: [usize; 3],
     bound: BlockBound,
-    margin: f64,
 ) -> (Vec<(u8, Vec<f64>)>, bool) {
     let step = match bound {
         BlockBound::Rms(b) => 12f64.sqrt() * b,
@@ -351,8 +356,11 @@ pub(crate) fn choose(
         .min_by(|a, b| a.1.total_cmp(b.1))
         .expect("several smoothings");
     let spatial = bits[0];
-    let staged = (temporal <= margin * spatial).then(|| base(best));
-    (staged.into_iter().collect(), spatial <= margin * temporal)
+    let staged = (temporal <= spatial).then(|| base(best));
+    (
+        staged.into_iter().collect(),
+        spatial <= SPATIAL_MARGIN * temporal,
+    )
 }
 
 /// A decoded step kept as a reference.

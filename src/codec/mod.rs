@@ -331,7 +331,7 @@ impl Codec {
                 };
                 let previous = reference.map(|r| {
                     let p = previous::previous_values(r, dtype, &grid, &b);
-                    previous::choose(&values, &p, b.shape, bound, 1.0)
+                    previous::choose(&values, &p, b.shape, bound)
                 });
                 self.candidates(model.as_deref(), previous.as_ref(), &block, bound, par)
             };
