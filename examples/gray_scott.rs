@@ -28,8 +28,9 @@
 //! keyframe every K output steps) and reports its bytes per step next to those without.
 //! `--temporal-bench DIR` runs, for NRMSE 1e-4, 1e-5 and 1e-6 and output every 5, 10 and 20
 //! steps, the simulation with the synchronous writer with and without `temporal=K` (K from
-//! `--temporal`, default 10), and reports file sizes and compression time per output step
-//! (table, DIR/temporal_bench.csv and .png; see `common/temporal_bench.rs`).
+//! `--temporal`, default 10), `--repeat` times interleaved, and reports file sizes and the
+//! median compression time per output step (table, DIR/temporal_bench.csv and .png; see
+//! `common/temporal_bench.rs`).
 
 #[path = "common/compare.rs"]
 mod compare;
@@ -666,11 +667,22 @@ fn temporal_bench(
                     nrmse: r.steps.iter().flat_map(|x| x.nrmse).fold(0.0, f64::max),
                 })
             };
+            // Runs interleaved; the median compression time of each (the bytes are the same
+            // every time).
+            let mut runs = (Vec::new(), Vec::new());
+            for _ in 0..opts.repeat {
+                runs.0.push(side(Output::Residuum(WriteMode::Sync))?);
+                runs.1.push(side(Output::Temporal(WriteMode::Sync))?);
+            }
+            let median = |v: Vec<temporal_bench::Side>| temporal_bench::Side {
+                compress_s: compare::median(&v.iter().map(|x| x.compress_s).collect::<Vec<_>>()),
+                ..v[0]
+            };
             let row = temporal_bench::Row {
                 nrmse: tau.parse().unwrap(),
                 plotgap: gap,
-                spatial: side(Output::Residuum(WriteMode::Sync))?,
-                temporal: side(Output::Temporal(WriteMode::Sync))?,
+                spatial: median(runs.0),
+                temporal: median(runs.1),
             };
             if world.rank() == 0 {
                 println!(

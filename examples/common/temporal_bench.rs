@@ -11,7 +11,8 @@ use std::path::Path;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Side {
     pub file_bytes: u64,
-    /// Compression seconds per output step (slowest rank), mean over the steps.
+    /// Compression seconds per output step (slowest rank), mean over the steps (the median
+    /// over the runs).
     pub compress_s: f64,
     /// The largest NRMSE of U and V read back over the steps.
     pub nrmse: f64,
