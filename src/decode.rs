@@ -76,6 +76,7 @@ pub(crate) fn decode_blocks(
 ) -> Result<usize> {
     let parsed = format::parse(stream)?;
     let checked = checked_payloads(&parsed)?;
+    let reference = reference_for(checked.step.as_ref(), reference, parsed.info.decoded_len())?;
     decode_parsed(&parsed, &checked, out, par, reference)
 }
 
@@ -117,7 +118,7 @@ fn reference_for<'r>(
 }
 
 /// Decodes the blocks of `parsed`, which [`checked_payloads`] checked, into `out`; `reference`:
-/// the previous step's reconstruction, for a stream predicted from it.
+/// the previous step's reconstruction as [`reference_for`] checked it.
 fn decode_parsed(
     parsed: &Parsed,
     checked: &Checked,
@@ -133,7 +134,6 @@ fn decode_parsed(
             got: out.len(),
         }));
     }
-    let reference = reference_for(checked.step.as_ref(), reference, len)?;
     let grid = info.grid();
     let dtype = info.dtype;
     let decoder = parsed.model()?.map(Decoder::from_bytes).transpose()?;
@@ -260,7 +260,7 @@ pub fn decode_step(
 ) -> Result<(StreamInfo, Vec<u8>)> {
     let (parsed, checked) = checked(stream, opts)?;
     // Checked before the output is allocated.
-    reference_for(checked.step.as_ref(), reference, parsed.info.decoded_len())?;
+    let reference = reference_for(checked.step.as_ref(), reference, parsed.info.decoded_len())?;
     let mut out = try_vec::<u8>(parsed.info.decoded_len(), "the decoded array")?;
     decode_parsed(&parsed, &checked, &mut out, true, reference)?;
     Ok((parsed.info, out))
