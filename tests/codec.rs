@@ -459,9 +459,15 @@ fn golden_streams_still_decode_identically() {
     }
 }
 
-/// The golden pair of temporal prediction (version 7): a keyframe, and the next step with
-/// blocks coded over its reconstruction, which decodes only with it.
+/// The golden pairs of temporal prediction (version 7): a keyframe, and the next step with
+/// blocks coded over its reconstruction, which decodes only with it. The first pair was written
+/// before bases could be scaled by a gain (its second must still decode the same); the encoder
+/// writes the second (the same keyframe).
 const TEMPORAL_GOLDEN: [&str; 2] = ["temporal_abs_1e-2_step0_f32", "temporal_abs_1e-2_step1_f32"];
+const TEMPORAL_GAIN_GOLDEN: [&str; 2] = [
+    "temporal_abs_1e-2_step0_f32",
+    "temporal_gain_abs_1e-2_step1_f32",
+];
 
 /// The two steps the temporal golden streams hold (integer arithmetic only): the golden values
 /// in the first half of the array, a gentle ramp in the second (there the previous step's
@@ -482,9 +488,10 @@ fn temporal_golden_steps(n: usize) -> [Vec<f32>; 2] {
     [first, second]
 }
 
-/// Decodes a committed stream, the second temporal one over the first's reconstruction.
+/// Decodes a committed stream, the second of a temporal pair over the keyframe's
+/// reconstruction.
 fn decode_golden(dir: &std::path::Path, name: &str, s: &[u8]) -> Vec<u8> {
-    let reference = (name == TEMPORAL_GOLDEN[1]).then(|| {
+    let reference = name.ends_with("step1_f32").then(|| {
         let first = std::fs::read(dir.join(format!("{}.rsd", TEMPORAL_GOLDEN[0]))).unwrap();
         decode(&first).unwrap().1
     });
@@ -507,7 +514,7 @@ fn golden_temporal_streams_still_decode_identically() {
             .map(|v| chain.compress(&c, &dims, v).unwrap())
     };
     let fresh = encode("1");
-    for (name, stream) in TEMPORAL_GOLDEN.iter().zip(&fresh) {
+    for (name, stream) in TEMPORAL_GAIN_GOLDEN.iter().zip(&fresh) {
         let (rsd, hash) = (
             dir.join(format!("{name}.rsd")),
             dir.join(format!("{name}.xxh3")),
@@ -519,13 +526,16 @@ fn golden_temporal_streams_still_decode_identically() {
             std::fs::write(&hash, format!("{h:016x}\n")).unwrap();
         }
     }
-    for (i, name) in TEMPORAL_GOLDEN.iter().enumerate() {
+    let pairs = TEMPORAL_GOLDEN.iter().chain(&TEMPORAL_GAIN_GOLDEN);
+    for (i, name) in pairs.enumerate() {
         let s = std::fs::read(dir.join(format!("{name}.rsd"))).unwrap();
         // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
-        assert!(
-            s == fresh[i] && s == encode("2")[i],
-            "{name}: the encoder's bytes changed"
-        );
+        if i >= 2 {
+            assert!(
+                s == fresh[i - 2] && s == encode("2")[i - 2],
+                "{name}: the encoder's bytes changed"
+            );
+        }
         let out = decode_golden(&dir, name, &s);
         let want = std::fs::read_to_string(dir.join(format!("{name}.xxh3"))).unwrap();
         assert_eq!(
@@ -533,7 +543,7 @@ fn golden_temporal_streams_still_decode_identically() {
             want.trim(),
             "{name}: decoded output changed"
         );
-        for (x, y) in steps[i].iter().zip(out.chunks_exact(4)) {
+        for (x, y) in steps[i % 2].iter().zip(out.chunks_exact(4)) {
             let y = f32::from_le_bytes(y.try_into().unwrap());
             assert!(
                 if x.is_finite() {
@@ -545,12 +555,20 @@ fn golden_temporal_streams_still_decode_identically() {
             );
         }
     }
-    // The second is predicted: blocks over the previous step, and refused without it.
-    let s = std::fs::read(dir.join(format!("{}.rsd", TEMPORAL_GOLDEN[1]))).unwrap();
-    let parsed = residuum::internals::format::parse(&s).unwrap();
+    // The seconds are predicted: blocks over the previous step, and refused without it; the
+    // encoder's scales bases by gains (base code 6 or more: doc/format.md §5.12).
     use residuum::internals::format::BlockKind;
-    assert!(parsed.entries.iter().any(|e| e.kind == BlockKind::Previous));
-    assert!(matches!(decode(&s), Err(Error::Reference(_))));
+    for (name, gain) in [(TEMPORAL_GOLDEN[1], false), (TEMPORAL_GAIN_GOLDEN[1], true)] {
+        let s = std::fs::read(dir.join(format!("{name}.rsd"))).unwrap();
+        let parsed = residuum::internals::format::parse(&s).unwrap();
+        let codes: Vec<u8> = (0..parsed.entries.len())
+            .filter(|&i| parsed.entries[i].kind == BlockKind::Previous)
+            .map(|i| parsed.payload(i).unwrap()[0])
+            .collect();
+        assert!(!codes.is_empty(), "{name}");
+        assert_eq!(codes.iter().any(|&c| c >= 6), gain, "{name}: {codes:?}");
+        assert!(matches!(decode(&s), Err(Error::Reference(_))));
+    }
 }
 
 proptest! {

@@ -152,25 +152,48 @@ pub(crate) fn previous_values(
     v
 }
 
-/// Centre weights `w` of the smoothing kernels `[1, w, 1] / (w + 2)` (codes 1 to 5; 0 is no
-/// smoothing), applied along each axis longer than 1: from strong (noise dominates the
-/// reference, the field is smooth) to light (the field has detail at the grid's scale).
+/// Centre weights `w` of the smoothing kernels `[1, w, 1] / (w + 2)` (smoothings 1 to 5; 0 is
+/// none), applied along each axis longer than 1: from strong (noise dominates the reference,
+/// the field is smooth) to light (the field has detail at the grid's scale).
 const WEIGHTS: [f64; 5] = [1.0, 2.0, 4.0, 8.0, 16.0];
 
-/// The smoothing codes a block may be predicted with.
+/// The smoothings a block may be predicted with.
 pub(crate) const SMOOTHINGS: u8 = WEIGHTS.len() as u8 + 1;
 
-fn weight(code: u8) -> Option<f64> {
-    WEIGHTS.get(code.checked_sub(1)? as usize).copied()
+/// Gains the smoothed reference is scaled by (gain 0 is 1, as streams before gains were). A
+/// field whose features grow or fade between steps is predicted better by a scaled reference,
+/// and a gain below 1 also scales down the reference's rounding noise; with the block's
+/// Lorenzo residuals taken after it, the gain blends spatial and temporal prediction. Which
+/// one pays is data's business (on Gray-Scott it changes from step to step and block to
+/// block, over the whole table): each block's is chosen by estimate. Powers-of-two fractions,
+/// so that the scaling is one exact-order IEEE multiplication.
+const GAINS: [f64; 9] = [1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 1.125, 1.25];
+
+/// The base codes a `Previous` block may name: smoothing + [`SMOOTHINGS`] × gain.
+pub(crate) const BASES: u8 = SMOOTHINGS * GAINS.len() as u8;
+
+fn weight(smoothing: u8) -> Option<f64> {
+    WEIGHTS.get(smoothing.checked_sub(1)? as usize).copied()
 }
 
-/// The reference values of a block (`shape`) smoothed with kernel `code` (0: as they are), in a
-/// fixed order of f64 operations (within each plane along its rows, then along its columns;
-/// then across planes; edges replicated; `(lo + w·mid + hi) · (1 / (w + 2))`; IEEE arithmetic,
-/// no fused operations), so that the decoder forms the same prediction bit for bit. Plane by
-/// plane, so that the work stays in cache.
-pub(crate) fn smoothed(values: &[f64], shape: [usize; 3], code: u8) -> Vec<f64> {
-    let Some(w) = weight(code).filter(|_| !values.is_empty()) else {
+/// The base of code `code` (< [`BASES`]): the reference values of a block (`shape`) smoothed
+/// ([`smoothed`]), then each multiplied by the gain where it is not 1.
+pub(crate) fn base(values: &[f64], shape: [usize; 3], code: u8) -> Vec<f64> {
+    let mut v = smoothed(values, shape, code % SMOOTHINGS);
+    let gain = GAINS[(code / SMOOTHINGS) as usize % GAINS.len()];
+    if gain != 1.0 {
+        v.iter_mut().for_each(|x| *x *= gain);
+    }
+    v
+}
+
+/// The reference values of a block (`shape`) smoothed with kernel `smoothing` (0: as they
+/// are), in a fixed order of f64 operations (within each plane along its rows, then along its
+/// columns; then across planes; edges replicated; `(lo + w·mid + hi) · (1 / (w + 2))`; IEEE
+/// arithmetic, no fused operations), so that the decoder forms the same prediction bit for
+/// bit. Plane by plane, so that the work stays in cache.
+fn smoothed(values: &[f64], shape: [usize; 3], smoothing: u8) -> Vec<f64> {
+    let Some(w) = weight(smoothing).filter(|_| !values.is_empty()) else {
         return values.to_vec();
     };
     let inv = 1.0 / (w + 2.0);
@@ -223,19 +246,20 @@ pub(crate) fn smoothed(values: &[f64], shape: [usize; 3], code: u8) -> Vec<f64> 
 /// Positions sampled for the estimates of [`choose`]: about this many.
 const SAMPLE: usize = 1024;
 
-/// Estimated bits per value of coding `x` over no base (index 0) and over the previous values
-/// smoothed with each code (index 1 + code) at about `step`: the order-0 entropy of the 3D
-/// Lorenzo residuals of the quantized differences at a sample of interior positions
-/// (non-finite values count as 0; the smoothing as [`smoothed`] up to rounding).
+/// Estimated bits per value of coding `x` over no base (index 0) and over each base of the
+/// previous values (index 1 + code) at about `step`: the order-0 entropy of the 3D Lorenzo
+/// residuals of the quantized differences at a sample of interior positions (non-finite
+/// values count as 0; the bases as [`base`] up to rounding).
 fn estimates(x: &[f64], previous: &[f64], shape: [usize; 3], step: f64) -> Vec<f64> {
     let [a, b, c] = shape;
     let (plane, row) = (b * c, c);
     let interior = (a - 1) * (b - 1) * (c - 1);
     let stride = (interior / SAMPLE).max(1) | 1;
-    let kinds = 1 + SMOOTHINGS as usize;
+    let kinds = 1 + BASES as usize;
     let mut counts = vec![[0u32; 258]; kinds];
     let mut extra = vec![0.0; kinds];
     let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+    let inv = 1.0 / step;
     let mut n = 0u32;
     for s in (0..interior).step_by(stride) {
         let (i, j, k) = (
@@ -244,7 +268,7 @@ fn estimates(x: &[f64], previous: &[f64], shape: [usize; 3], step: f64) -> Vec<f
             s % (c - 1) + 1,
         );
         // The reference around the Lorenzo cube (its corners at offsets 1 and 2 of the 4^3
-        // cube), edges replicated; and the values at the corners.
+        // cube), edges replicated; and the values at the corners, in steps.
         let at = |p: usize, d: usize, len: usize| (p + d).saturating_sub(2).min(len - 1);
         let mut cube = [[[0.0; 4]; 4]; 4];
         for (dz, pz) in cube.iter_mut().enumerate() {
@@ -263,17 +287,38 @@ fn estimates(x: &[f64], previous: &[f64], shape: [usize; 3], step: f64) -> Vec<f
         };
         let xs: [f64; 8] = std::array::from_fn(|sub| {
             let [z, y, w] = corner(sub);
-            finite(x[(i + z - 2) * plane + (j + y - 2) * row + (k + w - 2)])
+            finite(x[(i + z - 2) * plane + (j + y - 2) * row + (k + w - 2)]) * inv
         });
-        for kind in 0..kinds {
-            let base: [f64; 8] = match kind {
-                0 => [0.0; 8],
-                1 => std::array::from_fn(|sub| {
+        let mut count = |kind: usize, base: &[f64; 8]| {
+            let r = (0..8).fold(0i64, |r, sub: usize| {
+                let t = xs[sub] - base[sub];
+                // Rounded half away from zero by truncation (no libm call: this runs for
+                // every base at every sampled position), clamped so that eight cannot
+                // overflow (a hostile block's may be huge, or NaN where its smoothing
+                // overflowed: counted as 0).
+                let q = (t + 0.5f64.copysign(t)).clamp(-1e15, 1e15) as i64;
+                if sub.count_ones() % 2 == 0 {
+                    r + q
+                } else {
+                    r - q
+                }
+            });
+            let bin = if r.abs() < 128 {
+                (r + 128) as usize
+            } else {
+                extra[kind] += 2.0 * (r.unsigned_abs() as f64).log2();
+                257
+            };
+            counts[kind][bin] += 1;
+        };
+        count(0, &[0.0; 8]);
+        for smoothing in 0..SMOOTHINGS {
+            let base: [f64; 8] = match weight(smoothing) {
+                None => std::array::from_fn(|sub| {
                     let [z, y, w] = corner(sub);
                     cube[z][y][w]
                 }),
-                _ => {
-                    let w = WEIGHTS[kind - 2];
+                Some(w) => {
                     let sm = |l: f64, m: f64, h: f64| (l + w * m + h) / (w + 2.0);
                     let mut s3 = [[[0.0; 4]; 4]; 4];
                     for z in 1..3 {
@@ -298,17 +343,11 @@ fn estimates(x: &[f64], previous: &[f64], shape: [usize; 3], step: f64) -> Vec<f
                     })
                 }
             };
-            let r = (0..8).fold(0.0, |r, sub: usize| {
-                let sign = if sub.count_ones() % 2 == 0 { 1.0 } else { -1.0 };
-                r + sign * ((xs[sub] - base[sub]) / step).round()
-            });
-            let bin = if r.abs() < 128.0 {
-                (r as i64 + 128) as usize
-            } else {
-                extra[kind] += 2.0 * r.abs().log2();
-                257
-            };
-            counts[kind][bin] += 1;
+            let base = base.map(|b| b * inv);
+            for (g, gain) in GAINS.iter().enumerate() {
+                let code = smoothing as usize + SMOOTHINGS as usize * g;
+                count(1 + code, &base.map(|b| b * gain));
+            }
         }
         n += 1;
     }
@@ -326,12 +365,12 @@ fn estimates(x: &[f64], previous: &[f64], shape: [usize; 3], step: f64) -> Vec<f
 }
 
 /// Coding without a base is staged too where its estimate is within this factor of the best
-/// smoothing's (the estimates err by a few percent: on Gray-Scott every 20 steps, 1.05 makes
+/// base's (the estimates err by a few percent: on Gray-Scott every 20 steps, 1.05 makes
 /// the files 0.5 % smaller at 4 % more time; 1.1, 1 % at 18 %).
 const SPATIAL_MARGIN: f64 = 1.05;
 
 /// The bases worth staging for a block `x` of `shape` with the previous step's values
-/// `previous`: the best smoothing of the reference by estimate where its estimate is no
+/// `previous`: the best base (smoothing and gain) by estimate where its estimate is no
 /// higher than coding without a base, and whether coding without it is worth staging (within
 /// [`SPATIAL_MARGIN`]). Blocks with an axis shorter than 2 are too thin to estimate:
 /// everything is staged there.
@@ -346,17 +385,17 @@ pub(crate) fn choose(
         BlockBound::Max(e) => 2.0 * e,
         BlockBound::Lossless => 0.0,
     };
-    let base = |s| (s, smoothed(previous, shape, s));
+    let staging = |code| (code, base(previous, shape, code));
     if shape.iter().any(|&d| d < 2) || !(step > 0.0 && step.is_finite()) {
-        return ((0..SMOOTHINGS).map(base).collect(), true);
+        return ((0..SMOOTHINGS).map(staging).collect(), true);
     }
     let bits = estimates(x, previous, shape, step);
-    let (best, &temporal) = (0..SMOOTHINGS)
+    let (best, &temporal) = (0..BASES)
         .zip(&bits[1..])
         .min_by(|a, b| a.1.total_cmp(b.1))
-        .expect("several smoothings");
+        .expect("several bases");
     let spatial = bits[0];
-    let staged = (temporal <= spatial).then(|| base(best));
+    let staged = (temporal <= spatial).then(|| staging(best));
     (
         staged.into_iter().collect(),
         spatial <= SPATIAL_MARGIN * temporal,

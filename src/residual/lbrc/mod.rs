@@ -103,8 +103,8 @@ impl ResidualCoder for Lbrc {
                 frame::put(b, &mut prefix);
                 BlockKind::BaseLbrc
             }
-            Base::Previous(smoothing, _) => {
-                prefix.push(smoothing);
+            Base::Previous(code, _) => {
+                prefix.push(code);
                 BlockKind::Previous
             }
         };
@@ -328,7 +328,7 @@ pub(crate) fn max_values_over_previous(
     net: Option<&Arc<nglr::Network>>,
 ) -> Result<Option<u64>> {
     let mut r = PayloadReader::new(payload);
-    r.bytes(1)?; // the smoothing
+    r.bytes(1)?; // the base code
     max_values_of_residual(r, n, dtype, version, net)
 }
 
@@ -360,8 +360,8 @@ pub(crate) fn decode_over_base(
     decode_residual(r, &pred, net, shape, dtype, version)
 }
 
-/// Decodes a `Previous` payload: its smoothing code, then its residual over `previous`, the
-/// reference's values of the block (non-finite ones as 0), smoothed so.
+/// Decodes a `Previous` payload: its base code, then its residual over `previous`, the
+/// reference's values of the block (non-finite ones as 0), smoothed and scaled so.
 pub fn decode_over_previous(
     payload: &[u8],
     previous: &[f64],
@@ -372,10 +372,10 @@ pub fn decode_over_previous(
 ) -> Result<Vec<u8>> {
     let mut r = PayloadReader::new(payload);
     let code = r.bytes(1)?[0];
-    if code >= previous::SMOOTHINGS {
-        return Err(Error::corrupt(format!("unknown smoothing {code}")));
+    if code >= previous::BASES {
+        return Err(Error::corrupt(format!("unknown base code {code}")));
     }
-    let pred = previous::smoothed(previous, shape, code);
+    let pred = previous::base(previous, shape, code);
     decode_residual(r, &pred, net, shape, dtype, version)
 }
 
