@@ -89,15 +89,22 @@ impl ElementType {
 
     /// Little-endian element bytes as f64, exactly (NaN payloads included).
     pub fn to_f64s(self, raw: &[u8]) -> Vec<f64> {
+        let mut out = Vec::with_capacity(raw.len() / self.size());
+        self.extend_f64s(raw, &mut out);
+        out
+    }
+
+    /// [`ElementType::to_f64s`] appended to `out`.
+    pub(crate) fn extend_f64s(self, raw: &[u8], out: &mut Vec<f64>) {
         match self {
-            ElementType::F32 => raw
-                .chunks_exact(4)
-                .map(|c| f32_to_f64(u32::from_le_bytes(c.try_into().unwrap())))
-                .collect(),
-            ElementType::F64 => raw
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
+            ElementType::F32 => out.extend(
+                raw.chunks_exact(4)
+                    .map(|c| f32_to_f64(u32::from_le_bytes(c.try_into().unwrap()))),
+            ),
+            ElementType::F64 => out.extend(
+                raw.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap())),
+            ),
         }
     }
 }

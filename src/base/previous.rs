@@ -19,6 +19,7 @@ use crate::codec::{Codec, CompressStats, StepInput};
 use crate::dtype::{ElementType, Float};
 use crate::error::{Error, ParameterError, Result};
 use crate::format::step::{reference_hash, StepInfo};
+use crate::pipeline::scratch;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -133,7 +134,7 @@ pub(crate) fn previous_values(
 ) -> Vec<f64> {
     let (es, w) = (dtype.size(), b.shape[2]);
     let finite = |x: f64| if x.is_finite() { x } else { 0.0 };
-    let mut v = Vec::with_capacity(b.len());
+    let mut v = scratch::F64.take(b.len());
     for row in grid.rows(b) {
         let bytes = &reference[row * es..(row + w) * es];
         match dtype {
@@ -193,14 +194,16 @@ pub(crate) fn base(values: &[f64], shape: [usize; 3], code: u8) -> Vec<f64> {
 /// arithmetic, no fused operations), so that the decoder forms the same prediction bit for
 /// bit. Plane by plane, so that the work stays in cache.
 fn smoothed(values: &[f64], shape: [usize; 3], smoothing: u8) -> Vec<f64> {
+    let mut out = scratch::F64.take(values.len());
     let Some(w) = weight(smoothing).filter(|_| !values.is_empty()) else {
-        return values.to_vec();
+        out.extend_from_slice(values);
+        return out;
     };
     let inv = 1.0 / (w + 2.0);
     let kernel = |lo: f64, mid: f64, hi: f64| (lo + w * mid + hi) * inv;
     let [a, b, c] = shape;
     let plane = b * c;
-    let mut out = vec![0.0; values.len()];
+    out.resize(values.len(), 0.0);
     let mut rows = vec![0.0; plane];
     for (src, dst) in values.chunks_exact(plane).zip(out.chunks_exact_mut(plane)) {
         if b >= 2 {

@@ -20,7 +20,7 @@ use crate::format::{
 };
 use crate::params::{Config, Range};
 use crate::pipeline::learn::Learner;
-use crate::pipeline::{default_threads, shared_pool, two_stage, MAX_THREADS};
+use crate::pipeline::{default_threads, scratch, shared_pool, two_stage, MAX_THREADS};
 use crate::residual::predict::nglr;
 use crate::residual::{lbrc, Base, BlockValues, NglrUse, Recon, Specials, Staged};
 use choice::{pick, MODEL, NGLR, PREVIOUS};
@@ -319,7 +319,8 @@ impl Codec {
             let candidates = if bound == BlockBound::Lossless {
                 Vec::new()
             } else {
-                let mut values = dtype.to_f64s(&raw);
+                let mut values = scratch::F64.take(b.len());
+                dtype.extend_f64s(&raw, &mut values);
                 let specials = Specials::find(&raw, dtype, fill, &mut values);
                 let block = BlockValues {
                     values: &values,
@@ -331,9 +332,17 @@ impl Codec {
                 };
                 let previous = reference.map(|r| {
                     let p = previous::previous_values(r, dtype, &grid, &b);
-                    previous::choose(&values, &p, b.shape, bound)
+                    let chosen = previous::choose(&values, &p, b.shape, bound);
+                    scratch::F64.give(p);
+                    chosen
                 });
-                self.candidates(model.as_deref(), previous.as_ref(), &block, bound, par)
+                let candidates =
+                    self.candidates(model.as_deref(), previous.as_ref(), &block, bound, par);
+                for (_, base) in previous.into_iter().flat_map(|p| p.0) {
+                    scratch::F64.give(base);
+                }
+                scratch::F64.give(values);
+                candidates
             };
             Ok(Block { candidates, raw })
         };

@@ -10,6 +10,7 @@
 //! not depend on the thread count or on which stage finished first.
 
 pub(crate) mod learn;
+pub(crate) mod scratch;
 
 use crate::error::{Error, Result};
 use crossbeam_channel::bounded;

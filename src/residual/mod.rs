@@ -94,7 +94,14 @@ impl Integers {
     /// The integer-coding stage: the block's payload.
     pub(crate) fn finish(mut self, coder: IntCoder) -> Vec<u8> {
         coder.encode(&self.values, self.shape, &mut self.head, self.par);
-        self.head
+        std::mem::take(&mut self.head)
+    }
+}
+
+impl Drop for Integers {
+    /// The integers' buffer goes back for the next block (coded or not).
+    fn drop(&mut self) {
+        crate::pipeline::scratch::I64.give(std::mem::take(&mut self.values));
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::bound::{initial_step, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
+use crate::pipeline::scratch;
 use rayon::prelude::*;
 
 /// Integers beyond this make the float arithmetic inexact: such blocks are left to lossless.
@@ -150,7 +151,7 @@ pub(super) fn choose_step(
     if !(step.is_finite() && step > 0.0) {
         return None;
     }
-    let mut q = Vec::with_capacity(values.len());
+    let mut q = scratch::I64.take(values.len());
     let mut tries = 0;
     let stats = loop {
         match quantize(values, base, offset, step, dtype, &mut q, par) {
@@ -178,9 +179,15 @@ pub(super) fn choose_step(
     }
     // Coarse or clustered data: the error stays well below the bound, so a larger step may hold.
     let grown = (step * (0.97 / headroom.max(1e-3)).min(8.0)).min(f64::MAX);
-    let mut q2 = Vec::with_capacity(values.len());
+    let mut q2 = scratch::I64.take(values.len());
     match quantize(values, base, offset, grown, dtype, &mut q2, par) {
-        Some(s) if s.meets(bound) => Some((grown, q2, s)),
-        _ => Some((step, q, stats)),
+        Some(s) if s.meets(bound) => {
+            scratch::I64.give(q);
+            Some((grown, q2, s))
+        }
+        _ => {
+            scratch::I64.give(q2);
+            Some((step, q, stats))
+        }
     }
 }
