@@ -23,6 +23,9 @@ pub(super) fn reconstruct_on(b: f64, offset: f64, step: f64, q: i64, dtype: Elem
 /// chunk order, so the step chosen never depends on the thread count.
 const Q_CHUNK: usize = 1 << 14;
 
+/// The sample a step over a base is refined on: every this many values.
+const REFINE_STRIDE: usize = 7;
+
 /// Quantizes with `step`, filling `q`; returns the errors, or None if the integers get too large
 /// or the step is not a finite positive number (the decoder refuses it, and 0·∞ would make
 /// NaN reconstructions that the error sums cannot see).
@@ -153,12 +156,15 @@ pub(super) fn choose_step(
     }
     let mut q = scratch::I64.take(values.len());
     let mut tries = 0;
-    let stats = loop {
+    // The last step that failed, above the one that holds.
+    let mut failed = None;
+    let mut stats = loop {
         match quantize(values, base, offset, step, dtype, &mut q, par) {
             Some(s) if s.meets(bound) => break s,
             None => return None,
             Some(_) if tries >= 40 => return None,
             Some(s) => {
+                failed = Some(step);
                 // Errors scale about linearly with the step: aim just under the bound first,
                 // then back off harder if rounding or coarse data keep it failing.
                 let over = used(&s, bound);
@@ -173,21 +179,50 @@ pub(super) fn choose_step(
             }
         }
     };
-    let headroom = used(&stats, bound);
-    if tries > 0 || headroom > 0.9 {
-        return Some((step, q, stats));
-    }
-    // Coarse or clustered data: the error stays well below the bound, so a larger step may hold.
-    let grown = (step * (0.97 / headroom.max(1e-3)).min(8.0)).min(f64::MAX);
     let mut q2 = scratch::I64.take(values.len());
-    match quantize(values, base, offset, grown, dtype, &mut q2, par) {
-        Some(s) if s.meets(bound) => {
-            scratch::I64.give(q);
-            Some((grown, q2, s))
-        }
-        _ => {
-            scratch::I64.give(q2);
-            Some((step, q, stats))
+    let headroom = used(&stats, bound);
+    if tries == 0 && headroom <= 0.9 {
+        // Coarse or clustered data: the error stays well below the bound, so a larger step
+        // may hold.
+        let grown = (step * (0.97 / headroom.max(1e-3)).min(8.0)).min(f64::MAX);
+        match quantize(values, base, offset, grown, dtype, &mut q2, par) {
+            Some(s) if s.meets(bound) => {
+                (step, stats) = (grown, s);
+                std::mem::swap(&mut q, &mut q2);
+            }
+            _ => failed = Some(grown),
         }
     }
+    // Over a base the residuals are small against the step, where the error is far from
+    // linear in it: the steps above leave up to half the bound unused. The largest step
+    // between the one that holds and the one that failed is bisected on a sample of the
+    // values (the RMS error of an evenly spread sample is about the block's), aiming a little
+    // under the bound, then quantized in full: kept where it holds.
+    if let (Some(b), Some(above), BlockBound::Rms(rms)) = (base, failed, bound) {
+        if used(&stats, bound) < 0.9 && values.len() >= 8 * REFINE_STRIDE {
+            let pick =
+                |v: &[f64]| -> Vec<f64> { v.iter().step_by(REFINE_STRIDE).copied().collect() };
+            let (sv, sb) = (pick(values), pick(b));
+            let aim = BlockBound::Rms(0.97 * rms);
+            let (mut lo, mut hi) = (step, above);
+            let mut sq = Vec::with_capacity(sv.len());
+            for _ in 0..6 {
+                let mid = (lo * hi).sqrt();
+                match quantize(&sv, Some(&sb), offset, mid, dtype, &mut sq, false) {
+                    Some(s) if s.meets(aim) => lo = mid,
+                    _ => hi = mid,
+                }
+            }
+            if lo > step {
+                if let Some(s) = quantize(values, base, offset, lo, dtype, &mut q2, par)
+                    .filter(|s| s.meets(bound))
+                {
+                    (step, stats) = (lo, s);
+                    std::mem::swap(&mut q, &mut q2);
+                }
+            }
+        }
+    }
+    scratch::I64.give(q2);
+    Some((step, q, stats))
 }
