@@ -17,6 +17,7 @@ use crate::block::{Block, Grid};
 use crate::bound::BlockBound;
 use crate::codec::{Codec, CompressStats, StepInput};
 use crate::dtype::{ElementType, Float};
+use crate::entropy::ints::entropy_bits;
 use crate::error::{Error, ParameterError, Result};
 use crate::format::step::{reference_hash, StepInfo};
 use crate::pipeline::scratch;
@@ -343,14 +344,8 @@ fn estimates(x: &[f64], previous: &[f64], shape: [usize; 3], step: f64) -> Vec<f
         n += 1;
     }
     let n = n.max(1) as f64;
-    let bits = |counts: &[u32; 258], extra: f64| -> f64 {
-        let h: f64 = counts
-            .iter()
-            .filter(|&&k| k > 0)
-            .map(|&k| -(k as f64 / n) * (k as f64 / n).log2())
-            .sum();
-        h + extra / n
-    };
+    // Per value: every sample counts once in each histogram.
+    let bits = |counts: &[u32; 258], extra: f64| (entropy_bits(counts) + extra) / n;
     let mut out = vec![f64::INFINITY; kinds];
     for kind in 0..=SMOOTHINGS as usize {
         out[kind] = bits(&counts[kind], extra[kind]);
