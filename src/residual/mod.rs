@@ -111,8 +111,8 @@ pub(crate) enum Base<'a> {
     /// The base model's, carried in the block's payload as its latents.
     Model(&'a BasePrediction),
     /// The previous step's reconstruction of the block (temporal prediction), which the reader
-    /// keeps, smoothed and scaled as the code says (`base::previous::base`): the code is the payload's
-    /// first byte. Its non-finite values are 0.
+    /// keeps, smoothed and scaled as the code says (`base::previous::base`): the code is the
+    /// payload's first byte. Its non-finite values are 0.
     Previous(u8, &'a [f64]),
 }
 
