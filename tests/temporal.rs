@@ -129,10 +129,11 @@ fn fading_fields_are_predicted_with_a_gain() {
     let temporal = codec(&[("nrmse", &target), ("temporal", "100")]);
     let mut chain = Chain::new(3);
     let (mut prev, mut with, mut without, mut gains) = (None::<Vec<u8>>, 0, 0, 0);
+    let smooth = field(SHAPE, 0);
     for t in 0..12 {
         // The texture fades by 7/8 per step over a fixed smooth field.
         let fade = 0.875f64.powi(t);
-        let x: Vec<f32> = field(SHAPE, 0)
+        let x: Vec<f32> = smooth
             .iter()
             .enumerate()
             .map(|(i, &v)| {

@@ -179,12 +179,14 @@ pub(super) fn choose_step(
             }
         }
     };
-    let mut q2 = scratch::I64.take(values.len());
+    // A second buffer only where a second step is tried (most blocks hold at the first).
+    let mut q2 = Vec::new();
     let headroom = used(&stats, bound);
     if tries == 0 && headroom <= 0.9 {
         // Coarse or clustered data: the error stays well below the bound, so a larger step
         // may hold.
         let grown = (step * (0.97 / headroom.max(1e-3)).min(8.0)).min(f64::MAX);
+        q2 = scratch::I64.take(values.len());
         match quantize(values, base, offset, grown, dtype, &mut q2, par) {
             Some(s) if s.meets(bound) => {
                 (step, stats) = (grown, s);
@@ -214,6 +216,9 @@ pub(super) fn choose_step(
                 }
             }
             if lo > step {
+                if q2.capacity() < values.len() {
+                    q2 = scratch::I64.take(values.len());
+                }
                 if let Some(s) = quantize(values, base, offset, lo, dtype, &mut q2, par)
                     .filter(|s| s.meets(bound))
                 {
