@@ -16,7 +16,7 @@ use super::predict::{self, nglr, Predictor};
 use super::specials::{self, Specials};
 use super::{Base, BlockValues, Integers, Recon, ResidualCoder, Staged};
 use crate::base::{frame, previous, Decoder};
-use crate::bound::{finite_min_max, BlockBound, ErrorStats};
+use crate::bound::{finite_min_max, initial_step, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::entropy::ints;
 use crate::error::{Error, Result};
@@ -204,6 +204,14 @@ pub(crate) fn prepare(
             return Some((Prepared::Constant(head), cst, bytes));
         }
     }
+    // At RMS targets, the lattice through the block's plateau, where it has one (a point-wise
+    // bound's step is the same wherever the lattice sits).
+    let offset = match bound {
+        BlockBound::Rms(_) => quantize::plateau(values, base, initial_step(bound)),
+        _ => None,
+    }
+    .map_or(offset, |p| dtype.round(p));
+    head[..8].copy_from_slice(&offset.to_le_bytes());
     let (mut step, mut q, mut stats) = choose_step(values, base, offset, bound, dtype, par)?;
     // Data stored quantized (GRIB, packed netCDF) lie on a lattice lo + k·s. Where the bound
     // asks for a finer step than s, the lattice itself serves: exact, with fewer integers.

@@ -26,6 +26,42 @@ const Q_CHUNK: usize = 1 << 14;
 /// The sample a step over a base is refined on: every this many values.
 const REFINE_STRIDE: usize = 7;
 
+/// Values sampled by [`plateau`].
+const PLATEAU_SAMPLE: usize = 4096;
+
+/// Where the quantizer's lattice sits when the block has a plateau: many values at or very
+/// near one level (no rain, a background or rest state, a clipped value; over a base, a region
+/// the base predicts exactly). With a lattice point on that level they reconstruct (nearly)
+/// exactly and the error budget goes to the other values; with the lattice anywhere else each
+/// of them costs up to half a step of error, and which share of the bound they take swings
+/// with the step. The level: the median of the densest window of a quarter of `step` in a
+/// sample of the residuals, where that window holds at least an eighth of the sample.
+pub(super) fn plateau(values: &[f64], base: Option<&[f64]>, step: f64) -> Option<f64> {
+    let every = (values.len() / PLATEAU_SAMPLE).max(1);
+    let mut r: Vec<f64> = match base {
+        None => values.iter().step_by(every).copied().collect(),
+        Some(b) => (values.iter().zip(b).step_by(every))
+            .map(|(&x, &b)| x - b)
+            .collect(),
+    };
+    r.retain(|x| x.is_finite());
+    if r.len() < 64 || step.is_nan() || step < 0.0 {
+        return None;
+    }
+    r.sort_unstable_by(f64::total_cmp);
+    let width = 0.25 * step;
+    let (mut best, mut at, mut j) = (0, 0, 0);
+    for i in 0..r.len() {
+        while j < r.len() && r[j] - r[i] <= width {
+            j += 1;
+        }
+        if j - i > best {
+            (best, at) = (j - i, i);
+        }
+    }
+    (best * 8 >= r.len()).then(|| r[at + best / 2])
+}
+
 /// Quantizes with `step`, filling `q`; returns the errors, or None if the integers get too large
 /// or the step is not a finite positive number (the decoder refuses it, and 0·∞ would make
 /// NaN reconstructions that the error sums cannot see).
@@ -139,9 +175,10 @@ fn used(stats: &ErrorStats, bound: BlockBound) -> f64 {
 }
 
 /// Picks a large step whose actual reconstruction meets `bound`: the uniform quantizer's
-/// estimate, shrunk until it holds, or grown by the headroom its measured error leaves (errors
-/// scale about linearly with the step). Returns the step and its integers, or None if no step
-/// works (the block is then coded losslessly).
+/// estimate (over a base at RMS targets, the step searched on a sample instead), shrunk until
+/// it holds, or grown by the headroom its measured error leaves (errors scale about linearly
+/// with the step). Returns the step and its integers, or None if no step works (the block is
+/// then coded losslessly).
 pub(super) fn choose_step(
     values: &[f64],
     base: Option<&[f64]>,
@@ -154,17 +191,19 @@ pub(super) fn choose_step(
     if !(step.is_finite() && step > 0.0) {
         return None;
     }
+    let searched = match (base, bound) {
+        (Some(b), BlockBound::Rms(rms)) => sampled_step(values, b, offset, rms, step, dtype),
+        _ => None,
+    };
+    step = searched.unwrap_or(step);
     let mut q = scratch::I64.take(values.len());
     let mut tries = 0;
-    // The last step that failed, above the one that holds.
-    let mut failed = None;
-    let mut stats = loop {
+    let stats = loop {
         match quantize(values, base, offset, step, dtype, &mut q, par) {
             Some(s) if s.meets(bound) => break s,
             None => return None,
             Some(_) if tries >= 40 => return None,
             Some(s) => {
-                failed = Some(step);
                 // Errors scale about linearly with the step: aim just under the bound first,
                 // then back off harder if rounding or coarse data keep it failing.
                 let over = used(&s, bound);
@@ -179,55 +218,78 @@ pub(super) fn choose_step(
             }
         }
     };
-    // A second buffer only where a second step is tried (most blocks hold at the first).
-    let mut q2 = Vec::new();
     let headroom = used(&stats, bound);
-    if tries == 0 && headroom <= 0.9 {
+    if tries == 0 && headroom <= 0.9 && searched.is_none() {
         // Coarse or clustered data: the error stays well below the bound, so a larger step
         // may hold.
         let grown = (step * (0.97 / headroom.max(1e-3)).min(8.0)).min(f64::MAX);
-        q2 = scratch::I64.take(values.len());
+        let mut q2 = scratch::I64.take(values.len());
         match quantize(values, base, offset, grown, dtype, &mut q2, par) {
             Some(s) if s.meets(bound) => {
-                (step, stats) = (grown, s);
-                std::mem::swap(&mut q, &mut q2);
+                scratch::I64.give(q);
+                return Some((grown, q2, s));
             }
-            _ => failed = Some(grown),
+            _ => scratch::I64.give(q2),
         }
     }
-    // Over a base the residuals are small against the step, where the error is far from
-    // linear in it: the steps above leave up to half the bound unused. The largest step
-    // between the one that holds and the one that failed is bisected on a sample of the
-    // values (the RMS error of an evenly spread sample is about the block's), aiming a little
-    // under the bound, then quantized in full: kept where it holds.
-    if let (Some(b), Some(above), BlockBound::Rms(rms)) = (base, failed, bound) {
-        if used(&stats, bound) < 0.9 && values.len() >= 8 * REFINE_STRIDE {
-            let pick =
-                |v: &[f64]| -> Vec<f64> { v.iter().step_by(REFINE_STRIDE).copied().collect() };
-            let (sv, sb) = (pick(values), pick(b));
-            let aim = BlockBound::Rms(0.97 * rms);
-            let (mut lo, mut hi) = (step, above);
-            let mut sq = Vec::with_capacity(sv.len());
-            for _ in 0..6 {
-                let mid = (lo * hi).sqrt();
-                match quantize(&sv, Some(&sb), offset, mid, dtype, &mut sq, false) {
-                    Some(s) if s.meets(aim) => lo = mid,
-                    _ => hi = mid,
-                }
-            }
-            if lo > step {
-                if q2.capacity() < values.len() {
-                    q2 = scratch::I64.take(values.len());
-                }
-                if let Some(s) = quantize(values, base, offset, lo, dtype, &mut q2, par)
-                    .filter(|s| s.meets(bound))
-                {
-                    (step, stats) = (lo, s);
-                    std::mem::swap(&mut q, &mut q2);
-                }
-            }
-        }
-    }
-    scratch::I64.give(q2);
     Some((step, q, stats))
+}
+
+/// Over a base the residuals are small against the step, where the error is far from linear
+/// in it: the uniform quantizer's step `first` can leave half the bound unused. The largest
+/// step (up to 8 times `first`) whose RMS error on a sample of the values (every
+/// [`REFINE_STRIDE`]th: its RMS error is about the block's) stays a little under `rms`, by
+/// secant steps kept inside the bracket found so far (plain arithmetic: no libm, so every
+/// machine picks the same step). None for blocks too small to sample, or where no step met the
+/// aim.
+fn sampled_step(
+    values: &[f64],
+    base: &[f64],
+    offset: f64,
+    rms: f64,
+    first: f64,
+    dtype: ElementType,
+) -> Option<f64> {
+    if values.len() < 8 * REFINE_STRIDE {
+        return None;
+    }
+    let pick = |v: &[f64]| -> Vec<f64> { v.iter().step_by(REFINE_STRIDE).copied().collect() };
+    let (sv, sb) = (pick(values), pick(base));
+    let aim = BlockBound::Rms(0.97 * rms);
+    let mut sq = Vec::with_capacity(sv.len());
+    // (step, share of the aim used) of the largest step that met the aim and of the smallest
+    // that failed.
+    let mut lo: Option<(f64, f64)> = None;
+    let mut hi: Option<(f64, f64)> = None;
+    let (top, bottom) = (8.0 * first, first / 8.0);
+    let mut s = first;
+    for _ in 0..8 {
+        let u = quantize(&sv, Some(&sb), offset, s, dtype, &mut sq, false)
+            .map_or(f64::INFINITY, |e| used(&e, aim));
+        if u <= 1.0 {
+            lo = Some((s, u));
+        } else {
+            hi = Some((s, u));
+        }
+        s = match (lo, hi) {
+            // Within 1 % of the aim, or of the smallest step that failed: done.
+            (Some(l), _) if l.1 > 0.99 => break,
+            (Some(l), Some(h)) if h.0 < 1.01 * l.0 => break,
+            (Some(l), Some(h)) => {
+                let t = if h.1.is_finite() {
+                    (1.0 - l.1) / (h.1 - l.1)
+                } else {
+                    0.5
+                };
+                l.0 + (h.0 - l.0) * t.clamp(0.1, 0.9)
+            }
+            // Errors grow at most about linearly with the step.
+            (Some(l), None) if l.0 >= top => break,
+            (Some(l), None) => (l.0 / l.1.max(0.125)).clamp(1.01 * l.0, top),
+            (None, Some(h)) if h.0 <= bottom => break,
+            (None, Some(h)) => (h.0 / h.1.min(8.0)).clamp(bottom, h.0 / 1.01),
+            (None, None) => break,
+        };
+    }
+    lo.map(|l| l.0)
 }
