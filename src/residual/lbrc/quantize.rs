@@ -24,7 +24,7 @@ pub(super) fn reconstruct_on(b: f64, offset: f64, step: f64, q: i64, dtype: Elem
 const Q_CHUNK: usize = 1 << 14;
 
 /// The sample a step over a base is refined on: every this many values.
-const REFINE_STRIDE: usize = 7;
+const REFINE_STRIDE: usize = 13;
 
 /// Values sampled by [`plateau`].
 const PLATEAU_SAMPLE: usize = 4096;
