@@ -27,7 +27,7 @@ const Q_CHUNK: usize = 1 << 14;
 const REFINE_STRIDE: usize = 13;
 
 /// Values sampled by [`plateau`].
-const PLATEAU_SAMPLE: usize = 4096;
+const PLATEAU_SAMPLE: usize = 1024;
 
 /// Where the quantizer's lattice sits when the block has a plateau: many values at or very
 /// near one level (no rain, a background or rest state, a clipped value; over a base, a region
@@ -37,7 +37,8 @@ const PLATEAU_SAMPLE: usize = 4096;
 /// with the step. The level: the median of the densest window of a quarter of `step` in a
 /// sample of the residuals, where that window holds at least an eighth of the sample.
 pub(super) fn plateau(values: &[f64], base: Option<&[f64]>, step: f64) -> Option<f64> {
-    let every = (values.len() / PLATEAU_SAMPLE).max(1);
+    // Odd: a stride that is a multiple of the rows would sample one column.
+    let every = (values.len() / PLATEAU_SAMPLE) | 1;
     let mut r: Vec<f64> = match base {
         None => values.iter().step_by(every).copied().collect(),
         Some(b) => (values.iter().zip(b).step_by(every))
