@@ -178,8 +178,9 @@ fn used(stats: &ErrorStats, bound: BlockBound) -> f64 {
 /// Picks a large step whose actual reconstruction meets `bound`: the uniform quantizer's
 /// estimate (over a base at RMS targets, the step searched on a sample instead), shrunk until
 /// it holds, or grown by the headroom its measured error leaves (errors scale about linearly
-/// with the step). Returns the step and its integers, or None if no step works (the block is
-/// then coded losslessly).
+/// with the step); at RMS targets, where more than 2 % of the bound is left, the largest step
+/// below the one that failed is searched on a sample. Returns the step and its integers, or
+/// None if no step works (the block is then coded losslessly).
 pub(super) fn choose_step(
     values: &[f64],
     base: Option<&[f64]>,
@@ -193,18 +194,23 @@ pub(super) fn choose_step(
         return None;
     }
     let searched = match (base, bound) {
-        (Some(b), BlockBound::Rms(rms)) => sampled_step(values, b, offset, rms, step, dtype),
+        (Some(_), BlockBound::Rms(rms)) => {
+            sampled_step(values, base, offset, rms, step, None, dtype)
+        }
         _ => None,
     };
     step = searched.unwrap_or(step);
     let mut q = scratch::I64.take(values.len());
     let mut tries = 0;
+    // The smallest step known to fail.
+    let mut failed = None;
     let stats = loop {
         match quantize(values, base, offset, step, dtype, &mut q, par) {
             Some(s) if s.meets(bound) => break s,
             None => return None,
             Some(_) if tries >= 40 => return None,
             Some(s) => {
+                failed = Some(step);
                 // Errors scale about linearly with the step: aim just under the bound first,
                 // then back off harder if rounding or coarse data keep it failing.
                 let over = used(&s, bound);
@@ -220,56 +226,81 @@ pub(super) fn choose_step(
         }
     };
     let headroom = used(&stats, bound);
-    if tries == 0 && headroom <= 0.9 && searched.is_none() {
+    let rms = match bound {
+        BlockBound::Rms(r) => Some(r),
+        _ => None,
+    };
+    // Within 2 % of an RMS bound, or 10 % of a point-wise one, or searched already: done.
+    if searched.is_some() || headroom > 0.9 {
+        return Some((step, q, stats));
+    }
+    let mut q2 = scratch::I64.take(values.len());
+    if tries == 0 && headroom <= 0.9 {
         // Coarse or clustered data: the error stays well below the bound, so a larger step
         // may hold.
         let grown = (step * (0.97 / headroom.max(1e-3)).min(8.0)).min(f64::MAX);
-        let mut q2 = scratch::I64.take(values.len());
         match quantize(values, base, offset, grown, dtype, &mut q2, par) {
             Some(s) if s.meets(bound) => {
                 scratch::I64.give(q);
                 return Some((grown, q2, s));
             }
-            _ => scratch::I64.give(q2),
+            _ => failed = Some(grown),
         }
     }
+    // At RMS targets the error can be far from linear in the step (values on a storage
+    // lattice, in clusters, or small against the step): the largest step that holds, between
+    // this one and the one that failed, is searched on a sample.
+    let between = rms
+        .and_then(|r| sampled_step(values, base, offset, r, step, failed, dtype))
+        .filter(|&s| s > 1.005 * step);
+    if let Some(s) = between {
+        if let Some(e) = quantize(values, base, offset, s, dtype, &mut q2, par) {
+            if e.meets(bound) {
+                scratch::I64.give(q);
+                return Some((s, q2, e));
+            }
+        }
+    }
+    scratch::I64.give(q2);
     Some((step, q, stats))
 }
 
-/// Over a base the residuals are small against the step, where the error is far from linear
-/// in it: the uniform quantizer's step `first` can leave half the bound unused. The largest
-/// step (up to 8 times `first`) whose RMS error on a sample of the values (every
+/// Where the error is far from linear in the step (over a base the residuals are small
+/// against it; values on a lattice or in clusters make it jump), the uniform quantizer's step
+/// `first` can leave half the bound unused. The largest step (up to `failed`, a step known to
+/// fail, or else 8 times `first`) whose RMS error on a sample of the values (every
 /// [`REFINE_STRIDE`]th: its RMS error is about the block's) stays a little under `rms`, by
 /// secant steps kept inside the bracket found so far (plain arithmetic: no libm, so every
 /// machine picks the same step). None for blocks too small to sample, or where no step met the
 /// aim.
 fn sampled_step(
     values: &[f64],
-    base: &[f64],
+    base: Option<&[f64]>,
     offset: f64,
     rms: f64,
     first: f64,
+    failed: Option<f64>,
     dtype: ElementType,
 ) -> Option<f64> {
     if values.len() < 8 * REFINE_STRIDE {
         return None;
     }
     let pick = |v: &[f64]| -> Vec<f64> { v.iter().step_by(REFINE_STRIDE).copied().collect() };
-    let (sv, sb) = (pick(values), pick(base));
+    let (sv, sb) = (pick(values), base.map(pick));
     let aim = BlockBound::Rms(0.97 * rms);
     let mut sq = Vec::with_capacity(sv.len());
     // (step, share of the aim used) of the largest step that met the aim and of the smallest
     // that failed.
     let mut lo: Option<(f64, f64)> = None;
-    let mut hi: Option<(f64, f64)> = None;
-    let (top, bottom) = (8.0 * first, first / 8.0);
+    let mut hi: Option<(f64, f64)> = failed.map(|f| (f, f64::INFINITY));
+    let (top, bottom) = (failed.unwrap_or(8.0 * first), first / 8.0);
     let mut s = first;
     for _ in 0..8 {
-        let u = quantize(&sv, Some(&sb), offset, s, dtype, &mut sq, false)
+        let u = quantize(&sv, sb.as_deref(), offset, s, dtype, &mut sq, false)
             .map_or(f64::INFINITY, |e| used(&e, aim));
         if u <= 1.0 {
             lo = Some((s, u));
-        } else {
+        } else if hi.is_none_or(|h| s < h.0) {
             hi = Some((s, u));
         }
         s = match (lo, hi) {
