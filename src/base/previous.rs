@@ -204,44 +204,44 @@ fn smoothed(values: &[f64], shape: [usize; 3], smoothing: u8) -> Vec<f64> {
     let kernel = |lo: f64, mid: f64, hi: f64| (lo + w * mid + hi) * inv;
     let [a, b, c] = shape;
     let plane = b * c;
-    out.resize(values.len(), 0.0);
     let mut rows = vec![0.0; plane];
-    for (src, dst) in values.chunks_exact(plane).zip(out.chunks_exact_mut(plane)) {
+    for src in values.chunks_exact(plane) {
         if b >= 2 {
             for j in 0..b {
                 let lo = &src[j.saturating_sub(1) * c..][..c];
                 let mid = &src[j * c..][..c];
                 let hi = &src[(j + 1).min(b - 1) * c..][..c];
-                for (k, r) in rows[j * c..][..c].iter_mut().enumerate() {
-                    *r = kernel(lo[k], mid[k], hi[k]);
+                let row = rows[j * c..][..c].iter_mut();
+                for (((r, &l), &m), &h) in row.zip(lo).zip(mid).zip(hi) {
+                    *r = kernel(l, m, h);
                 }
             }
         } else {
             rows.copy_from_slice(src);
         }
-        for (row, o) in rows.chunks_exact(c).zip(dst.chunks_exact_mut(c)) {
+        // Pushed rather than written over zeros: the block's worth of f64s is not cleared first.
+        for row in rows.chunks_exact(c) {
             if c < 2 {
-                o.copy_from_slice(row);
+                out.extend_from_slice(row);
                 continue;
             }
-            o[0] = kernel(row[0], row[0], row[1]);
-            for k in 1..c - 1 {
-                o[k] = kernel(row[k - 1], row[k], row[k + 1]);
-            }
-            o[c - 1] = kernel(row[c - 2], row[c - 1], row[c - 1]);
+            out.push(kernel(row[0], row[0], row[1]));
+            out.extend(row.windows(3).map(|t| kernel(t[0], t[1], t[2])));
+            out.push(kernel(row[c - 2], row[c - 1], row[c - 1]));
         }
     }
     if a >= 2 {
         // Across planes in place, keeping the plane before as it was.
         let mut before = out[..plane].to_vec();
+        let mut smoothed = vec![0.0; plane];
         for p in 0..a {
             let next = (p + 1).min(a - 1) * plane;
-            for k in 0..plane {
-                let mid = out[p * plane + k];
-                let v = kernel(before[k], mid, out[next + k]);
-                before[k] = mid;
-                out[p * plane + k] = v;
+            let (mid, hi) = (&out[p * plane..][..plane], &out[next..][..plane]);
+            for (((s, &l), &m), &h) in smoothed.iter_mut().zip(&before).zip(mid).zip(hi) {
+                *s = kernel(l, m, h);
             }
+            before.copy_from_slice(mid);
+            out[p * plane..][..plane].copy_from_slice(&smoothed);
         }
     }
     out

@@ -56,12 +56,19 @@ pub(super) fn carried(coded: &[Choice], costs: [Option<usize>; TABLES], forced: 
 /// A block's coding where the stream carries the tables `carried`: the smallest of those they
 /// allow, one using the `forced` tables first.
 pub(super) fn pick(c: &Choice, carried: usize, forced: usize) -> &CodedBlock {
+    c.best[picked(c, carried, forced)]
+        .as_ref()
+        .expect("a picked coding is there")
+}
+
+/// The set of tables of [`pick`]'s coding.
+pub(super) fn picked(c: &Choice, carried: usize, forced: usize) -> usize {
     let want = forced & carried;
     (0..SETS)
         .filter(|t| t & !carried == 0)
         .filter_map(|t| Some((t, c.best[t].as_ref()?)))
         .min_by_key(|(t, b)| ((want & !t).count_ones(), b.1.len()))
-        .map(|(_, b)| b)
+        .map(|(t, _)| t)
         .expect("every block has a coding without tables")
 }
 

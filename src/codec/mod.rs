@@ -23,7 +23,7 @@ use crate::pipeline::learn::Learner;
 use crate::pipeline::{default_threads, scratch, shared_pool, two_stage, MAX_THREADS};
 use crate::residual::predict::nglr;
 use crate::residual::{lbrc, Base, BlockValues, NglrUse, Recon, Specials, Staged};
-use choice::{pick, MODEL, NGLR, PREVIOUS};
+use choice::{pick, picked, MODEL, NGLR, PREVIOUS};
 
 mod choice;
 use std::sync::Arc;
@@ -348,7 +348,7 @@ impl Codec {
         };
         let (coder, level, forced) = (self.config.coder, self.config.level, self.forced());
         let second = |_: usize, s: Block| choice::finish(s, dtype, coder, level, forced);
-        let coded = if grid.len() > 1 && !self.serial() {
+        let mut coded = if grid.len() > 1 && !self.serial() {
             let depth = 4 * self.threads;
             two_stage(
                 grid.len(),
@@ -408,11 +408,20 @@ impl Codec {
             block: grid.block,
         };
         let bytes_out = format::write_stream(&info, &blocks, tables, out)?;
+        drop(blocks);
         // A chain's next base, as the encoder already has it (without decoding the stream):
-        // where every block's reconstruction is at hand.
+        // where every block's reconstruction is at hand; a single block's as it is.
         let recon = step
             .is_some()
             .then(|| {
+                if let [c] = coded.as_mut_slice() {
+                    let (kind, payload, _, bytes) = c.best[picked(c, carried, forced)].take()?;
+                    return match (kind, bytes) {
+                        (_, Some(b)) => Some(Arc::try_unwrap(b).unwrap_or_else(|b| b.to_vec())),
+                        (BlockKind::Raw, None) => Some(payload),
+                        _ => None,
+                    };
+                }
                 let mut recon = vec![0u8; data.len()];
                 for (i, c) in coded.iter().enumerate() {
                     let (kind, payload, _, bytes) = pick(c, carried, forced);

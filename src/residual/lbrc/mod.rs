@@ -125,17 +125,20 @@ impl ResidualCoder for Lbrc {
     }
 }
 
-/// The element bytes of a block of `n` values that decodes to `value(i)` at every position and
-/// to its special values' own bits where they are.
+/// The element bytes of a block of `n` values that decodes to `values` (already rounded
+/// through the element type) and to its special values' own bits where they are.
 fn decoded_bytes(
     n: usize,
     dtype: ElementType,
     specials: &Specials,
-    value: impl Fn(usize) -> f64,
+    values: impl Iterator<Item = f64>,
 ) -> Recon {
     let mut out = vec![0u8; n * dtype.size()];
-    for i in 0..n {
-        dtype.put_bits(&mut out, i, dtype.bits_of(value(i)));
+    match dtype {
+        ElementType::F32 => (out.chunks_exact_mut(4).zip(values))
+            .for_each(|(o, v)| o.copy_from_slice(&(v as f32).to_le_bytes())),
+        ElementType::F64 => (out.chunks_exact_mut(8).zip(values))
+            .for_each(|(o, v)| o.copy_from_slice(&v.to_le_bytes())),
     }
     specials.restore(&mut out, dtype);
     Arc::new(out)
@@ -196,10 +199,16 @@ pub(crate) fn prepare(
             specials.write(values.len(), dtype, &mut head);
             // As the decoder forms a constant block.
             let bytes = recon.then(|| {
-                decoded_bytes(values.len(), dtype, specials, |i| match base {
-                    None => dtype.round(offset),
-                    Some(b) => dtype.round(b[i] + offset),
-                })
+                let n = values.len();
+                match base {
+                    None => decoded_bytes(n, dtype, specials, (0..n).map(|_| dtype.round(offset))),
+                    Some(b) => decoded_bytes(
+                        n,
+                        dtype,
+                        specials,
+                        b.iter().map(|&b| dtype.round(b + offset)),
+                    ),
+                }
             });
             return Some((Prepared::Constant(head), cst, bytes));
         }
@@ -227,10 +236,18 @@ pub(crate) fn prepare(
     specials.write(values.len(), dtype, &mut head);
     let bytes = recon.then(|| {
         let offset = f64::from_le_bytes(head[..8].try_into().unwrap());
-        decoded_bytes(values.len(), dtype, specials, |i| match base {
-            None => reconstruct(offset, step, q[i], dtype),
-            Some(b) => reconstruct_on(b[i], offset, step, q[i], dtype),
-        })
+        let n = values.len();
+        match base {
+            None => {
+                let r = q.iter().map(|&q| reconstruct(offset, step, q, dtype));
+                decoded_bytes(n, dtype, specials, r)
+            }
+            Some(b) => {
+                let r =
+                    (b.iter().zip(&q)).map(|(&b, &q)| reconstruct_on(b, offset, step, q, dtype));
+                decoded_bytes(n, dtype, specials, r)
+            }
+        }
     });
     let with_predictor = |mut head: Vec<u8>, p: &dyn Predictor| {
         head.push(p.id());
