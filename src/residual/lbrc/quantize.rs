@@ -178,7 +178,7 @@ fn used(stats: &ErrorStats, bound: BlockBound) -> f64 {
 /// Picks a large step whose actual reconstruction meets `bound`: the uniform quantizer's
 /// estimate (over a base at RMS targets, the step searched on a sample instead), shrunk until
 /// it holds, or grown by the headroom its measured error leaves (errors scale about linearly
-/// with the step); at RMS targets, where more than 2 % of the bound is left, the largest step
+/// with the step); at RMS targets, where more than 10 % of the bound is left, the largest step
 /// below the one that failed is searched on a sample. Returns the step and its integers, or
 /// None if no step works (the block is then coded losslessly).
 pub(super) fn choose_step(
@@ -230,12 +230,12 @@ pub(super) fn choose_step(
         BlockBound::Rms(r) => Some(r),
         _ => None,
     };
-    // Within 2 % of an RMS bound, or 10 % of a point-wise one, or searched already: done.
+    // Within 10 % of the bound, or searched already: done.
     if searched.is_some() || headroom > 0.9 {
         return Some((step, q, stats));
     }
     let mut q2 = scratch::I64.take(values.len());
-    if tries == 0 && headroom <= 0.9 {
+    if tries == 0 {
         // Coarse or clustered data: the error stays well below the bound, so a larger step
         // may hold.
         let grown = (step * (0.97 / headroom.max(1e-3)).min(8.0)).min(f64::MAX);
