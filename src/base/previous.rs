@@ -32,8 +32,8 @@ pub struct Chain {
     step: u64,
     /// The latest keyframe written.
     keyframe: u64,
-    /// The last step's shape and reconstruction.
-    reference: Option<(Vec<usize>, Vec<u8>)>,
+    /// The last step's shape, reconstruction and its hash.
+    reference: Option<(Vec<usize>, Vec<u8>, u64)>,
 }
 
 impl Chain {
@@ -71,8 +71,8 @@ impl Chain {
         let reference = self
             .reference
             .as_ref()
-            .filter(|(d, r)| self.step % every != 0 && d == dims && r.len() == data.len())
-            .map(|(_, r)| r.as_slice());
+            .filter(|(d, r, _)| self.step % every != 0 && d == dims && r.len() == data.len())
+            .map(|(_, r, h)| (r.as_slice(), *h));
         let input = StepInput {
             chain: self.id,
             step: self.step,
@@ -88,17 +88,18 @@ impl Chain {
             Some(r) => r,
             None => {
                 let mut r = crate::error::try_vec::<u8>(data.len(), "the step's reconstruction")?;
-                codec.decode_step_into(&out[..stats.bytes_out], &mut r, reference)?;
+                codec.decode_step_into(&out[..stats.bytes_out], &mut r, reference.map(|r| r.0))?;
                 r
             }
         };
         self.keyframe = info.keyframe;
         self.step += 1;
+        let hash = reference_hash(&recon);
         let stats = CompressStats {
-            recon_hash: reference_hash(&recon),
+            recon_hash: hash,
             ..stats
         };
-        self.reference = Some((dims.to_vec(), recon));
+        self.reference = Some((dims.to_vec(), recon, hash));
         Ok(stats)
     }
 
@@ -226,7 +227,8 @@ fn smoothed(values: &[f64], shape: [usize; 3], smoothing: u8) -> Vec<f64> {
                 continue;
             }
             out.push(kernel(row[0], row[0], row[1]));
-            out.extend(row.windows(3).map(|t| kernel(t[0], t[1], t[2])));
+            let inner = row.iter().zip(&row[1..]).zip(&row[2..]);
+            out.extend(inner.map(|((&l, &m), &h)| kernel(l, m, h)));
             out.push(kernel(row[c - 2], row[c - 1], row[c - 1]));
         }
     }

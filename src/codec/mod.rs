@@ -14,7 +14,7 @@ use crate::block::{default_block, fold3, Grid};
 use crate::bound::{data_range, BlockBound, ErrorStats, Target, RANGE_CHUNK};
 use crate::dtype::{ElementType, Float};
 use crate::error::{Error, ParameterError, Result};
-use crate::format::step::{reference_hash, StepInfo, STEP_LEN};
+use crate::format::step::{StepInfo, STEP_LEN};
 use crate::format::{
     self, check_shape, checked_len, grid_len, header_len, BlockKind, StreamInfo, Tables,
 };
@@ -79,9 +79,9 @@ pub(crate) struct StepInput<'a> {
     pub step: u64,
     /// The chain's latest keyframe, which this stream names where it needs the reference.
     pub keyframe: u64,
-    /// The previous step's reconstruction (element bytes of the same type and shape); None for
-    /// a keyframe.
-    pub reference: Option<&'a [u8]>,
+    /// The previous step's reconstruction (element bytes of the same type and shape) and its
+    /// hash ([`crate::reference_hash`], which the chain already has); None for a keyframe.
+    pub reference: Option<(&'a [u8], u64)>,
 }
 
 /// What one compression did: sizes, the errors of the verified reconstruction and the range the
@@ -286,7 +286,7 @@ impl Codec {
     ) -> Result<(CompressStats, Option<StepInfo>, Option<Vec<u8>>)> {
         let start = Instant::now();
         check_shape(dims, dtype, data.len())?;
-        let reference = step.and_then(|s| s.reference);
+        let (reference, known_hash) = step.and_then(|s| s.reference).unzip();
         if reference.is_some_and(|r| r.len() != data.len()) {
             return Err(Error::Internal("a reference of another shape".into()));
         }
@@ -392,7 +392,7 @@ impl Codec {
                 chain: s.chain,
                 step: s.step,
                 keyframe: if predicted { s.keyframe } else { s.step },
-                reference: reference.filter(|_| predicted).map(reference_hash),
+                reference: known_hash.filter(|_| predicted),
             }
         });
         let step_bytes = step.map(|s| s.bytes());
