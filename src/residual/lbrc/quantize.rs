@@ -230,8 +230,9 @@ pub(super) fn choose_step(
         BlockBound::Rms(r) => Some(r),
         _ => None,
     };
-    // Within 10 % of the bound, or searched already: done.
-    if searched.is_some() || headroom > 0.9 {
+    // Within 10 % of the bound, or searched already, or nothing left to try (a point-wise
+    // bound's step after a failure): done, without a second buffer.
+    if searched.is_some() || headroom > 0.9 || (tries > 0 && rms.is_none()) {
         return Some((step, q, stats));
     }
     let mut q2 = scratch::I64.take(values.len());
