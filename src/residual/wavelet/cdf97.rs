@@ -208,7 +208,7 @@ fn even(lo: &mut [f64], hi: &[f64], c: f64, undo: bool) {
         }
     };
     step(&mut lo[0], hi[0], hi[0]);
-    for ((v, &a), &b) in lo[1..].iter_mut().zip(&hi[..]).zip(&hi[1..]) {
+    for ((v, &a), &b) in lo[1..].iter_mut().zip(hi).zip(&hi[1..]) {
         step(v, a, b);
     }
     // A line of odd length ends on an even position.
