@@ -33,19 +33,21 @@ const LEVELS: usize = 5;
 const MAX_Q: u64 = 1 << 50;
 /// Shortest block the transform is tried on.
 const MIN_VALUES: usize = 512;
-/// Shortest block it is offered on next to LBRC. A prospect on parts of a smaller block
-/// misjudges it (the parts are mostly edges), and its cost is a larger share there; on
-/// ../shared/data it never won on one (2^15 and 47 000 values).
+/// Shortest block it is offered on next to LBRC: on ../shared/data it never won on a smaller
+/// one (2^15 and 47 000 values), and the look at a block's coefficients costs a larger share
+/// of a small block's coding.
 const MIN_OFFERED: usize = 1 << 16;
 /// Coefficients the step search estimates errors from (evenly spread over the block).
 const SAMPLE: usize = 1 << 13;
-/// Values of the parts of a block a prospect looks at, and how many parts.
-const PROSPECT: usize = 1 << 15;
-const PARTS: usize = 4;
-/// How much more than the best coding so far the estimated bits may be for the coder to go on.
+/// How much more than the best coding so far the estimated bits may be for the coder to go on
+/// (the estimate and the coding of its integers differ a little from one coder to another).
 const TRY_MARGIN: f64 = 1.05;
 /// Bits per value of the best coding so far below which the coder is not tried.
 const LEAST_BITS: f64 = 0.1;
+/// And above which: the largest at which it won on any block measured (../shared/data, and
+/// Gray-Scott's steps at 1e-4 to 1e-6) was 5.5; there the residuals of a good predictor are
+/// close to white at the step's scale, and the transform gains at most a fraction of a bit.
+const MOST_BITS: f64 = 6.0;
 
 /// The wavelet coder as a pipeline residual stage (over no base only).
 pub(crate) struct Wavelet;
@@ -103,32 +105,28 @@ fn encode(
         return None;
     }
     let offset = dtype.round(0.5 * (lo + hi));
-    // Trying costs about what LBRC's whole stage does: only where a prospect says it may pay.
-    // Measured on ../shared/data, the prospect understates the wavelet's actual advantage by
-    // up to a third on smooth fields and overstates it by at most 6 %, hence the margin.
-    // Below `LEAST_BITS` per value the best coding so far leaves too little to save.
-    if beat.is_some_and(|beat| {
-        beat < LEAST_BITS
-            || prospect(values, shape, offset, budget).is_none_or(|e| e >= TRY_MARGIN * beat)
-    }) {
+    // The block's coefficients at the first step, estimated as every candidate's integers are,
+    // say whether verifying and coding them (more than LBRC's whole stage costs) may pay.
+    // Parts of a block, transformed alone, misjudged blocks whose detail is localized (a
+    // Gray-Scott step by 1.4-4x in bits: the parts lay over its active region or off it, not
+    // in the block's proportion). Below `LEAST_BITS` per value the best coding so far leaves
+    // too little to save, above `MOST_BITS` the transform has too little to gain.
+    if beat.is_some_and(|beat| !(LEAST_BITS..MOST_BITS).contains(&beat)) {
         return None;
     }
     let c = coefficients(values, offset, shape, &levels)?;
-    // An odd stride: an even one lines up with the bands' layout (every 32nd coefficient of a
-    // block 64 wide is two columns, one of the lowest band and one of the finest), which
-    // misjudged the first step by up to 7x in squared error and cost up to 4 verifications.
-    let sample: Vec<f64> = c
-        .iter()
-        .step_by(c.len().div_ceil(SAMPLE) | 1)
-        .copied()
-        .collect();
-    // The squared error the sample may have at most, scaled from the values that count: the
-    // transform's near-orthonormality makes it about the values' error. What it misses (the
-    // bands' small gains, special values, rounding to the element type) the verification of
-    // the actual reconstruction catches, and the step is rescaled by the error it measured
-    // (errors scale about linearly with the step).
-    let allowed = budget * budget * valid as f64 * sample.len() as f64 / c.len() as f64;
-    let mut step = largest_step(&sample, 0.96 * allowed, budget, 12)?;
+    let mut step = first_step(&c, budget, valid)?;
+    if let Some(beat) = beat {
+        let estimate = quantize(&c, step).map(|q| {
+            let bits = super::estimate(&q, shape);
+            scratch::I64.give(q);
+            bits
+        });
+        if estimate.is_none_or(|e| e >= TRY_MARGIN * beat) {
+            scratch::F64.give(c);
+            return None;
+        }
+    }
     let mut best: Option<(f64, ErrorStats)> = None;
     for _ in 0..5 {
         let stats = verify(&c, step, offset, shape, &levels, values, dtype)?;
@@ -184,60 +182,23 @@ fn coefficients(
     None
 }
 
-/// Estimated bits per value of the block's wavelet coding, from [`PARTS`] parts of it spread
-/// along its diagonal (a central part alone misjudges fields whose detail varies across the
-/// block, as a latitude band's does), each transformed on its own, one step for all of them.
-/// Their lowest band is left out: a part's few levels leave it far larger than the block's.
-fn prospect(values: &[f64], shape: [usize; 3], offset: f64, budget: f64) -> Option<f64> {
-    // At most a quarter of the block: a prospect must cost well below LBRC's stage.
-    let size = PROSPECT.min(values.len() / 4) / PARTS;
-    let mut ext = shape;
-    while ext.iter().product::<usize>() > size {
-        let ax = (0..3).max_by_key(|&a| (ext[a], a)).unwrap_or(2);
-        ext[ax] = ext[ax].div_ceil(2);
-    }
-    let levels = plan(ext, LEVELS);
-    let low = cdf97::halve(*levels.last()?);
-    let part_len: usize = ext.iter().product();
-    let in_low = |x: usize| {
-        let (i, j, l) = (x / (ext[1] * ext[2]), (x / ext[2]) % ext[1], x % ext[2]);
-        i < low[0] && j < low[1] && l < low[2]
-    };
-    let mut parts = Vec::with_capacity(PARTS);
-    let mut valid = 0;
-    for k in 0..PARTS {
-        let from: [usize; 3] = std::array::from_fn(|a| (shape[a] - ext[a]) * k / (PARTS - 1));
-        let mut part = Vec::with_capacity(part_len);
-        for i in from[0]..from[0] + ext[0] {
-            for j in from[1]..from[1] + ext[1] {
-                let at = (i * shape[1] + j) * shape[2] + from[2];
-                part.extend_from_slice(&values[at..at + ext[2]]);
-            }
-        }
-        valid += part.iter().filter(|v| v.is_finite()).count();
-        parts.push(coefficients(&part, offset, ext, &levels)?);
-    }
-    // The step from a sample of the coefficients kept, with the error budget in proportion.
-    let kept = parts
+/// The step the coefficients `c` start from: the largest whose quantization error over a
+/// sample of them stays within the RMS `budget` of the `valid` values, with a margin. The
+/// transform's near-orthonormality makes the coefficients' error about the values'; what it
+/// misses (the bands' small gains, special values, rounding to the element type) the
+/// verification of the actual reconstruction catches, and the step is rescaled by the error it
+/// measured (errors scale about linearly with the step).
+fn first_step(c: &[f64], budget: f64, valid: usize) -> Option<f64> {
+    // An odd stride: an even one lines up with the bands' layout (every 32nd coefficient of a
+    // block 64 wide is two columns, one of the lowest band and one of the finest), which
+    // misjudged the first step by up to 7x in squared error and cost up to 4 verifications.
+    let sample: Vec<f64> = c
         .iter()
-        .flat_map(|c| c.iter().enumerate().filter(|&(x, _)| !in_low(x)));
-    let stride = kept.clone().count().div_ceil(SAMPLE / 2).max(1);
-    let sample: Vec<f64> = kept.step_by(stride).map(|(_, &v)| v).collect();
-    let share = sample.len() as f64 / (PARTS * part_len) as f64;
-    // A coarse step and every other position suffice for an estimate.
-    let allowed = 0.98 * budget * budget * valid as f64 * share;
-    let step = largest_step(&sample, allowed, budget, 8)?;
-    let (mut bits, mut counted) = (0.0, 0);
-    for c in &parts {
-        let q = quantize(c, step)?;
-        let positions = (0..part_len).step_by(2).filter(|&x| !in_low(x));
-        let (b, n) = ints::estimate_bits(&q, ext, positions);
-        bits += b;
-        counted += n;
-    }
-    // Per value of the whole parts, the lowest band counted as free.
-    let kept_share = 1.0 - low.iter().product::<usize>() as f64 / part_len as f64;
-    Some(bits / counted.max(1) as f64 * kept_share)
+        .step_by(c.len().div_ceil(SAMPLE) | 1)
+        .copied()
+        .collect();
+    let allowed = budget * budget * valid as f64 * sample.len() as f64 / c.len() as f64;
+    largest_step(&sample, 0.96 * allowed, budget, 12)
 }
 
 /// The largest step whose quantization error over the coefficients `c` stays within
