@@ -64,9 +64,9 @@ pub(crate) fn inverse(x: &mut [f64], shape: [usize; 3], plan: &[[usize; 3]]) {
 }
 
 /// One level along axis `ax` of the region `ext` (a corner of the block). Along the last
-/// axis each row is lifted where it lies; along the others, the lines are gathered into `tmp`
-/// as one row per position (copies of contiguous runs), so each lifting step runs over long
-/// contiguous rows. Written back split into low and high bands (or the reverse).
+/// axis each row is lifted split into its bands; along the others, the lines are gathered into
+/// `tmp` as one row per position (copies of contiguous runs), so each lifting step runs over
+/// long contiguous rows. Written back split into low and high bands (or the reverse).
 fn axis(
     x: &mut [f64],
     shape: [usize; 3],
@@ -139,17 +139,17 @@ fn axis(
 /// The four lifting steps and the scaling over `n` rows of `m` (or their inverse).
 fn lift_all(x: &mut [f64], n: usize, m: usize, fwd: bool) {
     if fwd {
-        lift(x, n, m, 1, ALPHA);
-        lift(x, n, m, 0, BETA);
-        lift(x, n, m, 1, GAMMA);
-        lift(x, n, m, 0, DELTA);
+        lift(x, n, m, 1, ALPHA, false);
+        lift(x, n, m, 0, BETA, false);
+        lift(x, n, m, 1, GAMMA, false);
+        lift(x, n, m, 0, DELTA, false);
         scale(x, n, m, false);
     } else {
         scale(x, n, m, true);
-        unlift(x, n, m, 0, DELTA);
-        unlift(x, n, m, 1, GAMMA);
-        unlift(x, n, m, 0, BETA);
-        unlift(x, n, m, 1, ALPHA);
+        lift(x, n, m, 0, DELTA, true);
+        lift(x, n, m, 1, GAMMA, true);
+        lift(x, n, m, 0, BETA, true);
+        lift(x, n, m, 1, ALPHA, true);
     }
 }
 
@@ -178,42 +178,39 @@ fn lift_split(x: &mut [f64], low: usize, fwd: bool) {
     }
 }
 
-/// Odd position 2i+1 (`hi[i]`) gains (or loses) `c` times the sum of its even neighbours
-/// 2i and 2i+2, the last one mirrored where the line ends on an odd position.
-fn odd(hi: &mut [f64], lo: &[f64], c: f64, undo: bool) {
-    let step = |v: &mut f64, a: f64, b: f64| {
-        if undo {
-            *v -= c * (a + b)
-        } else {
-            *v += c * (a + b)
-        }
-    };
-    let inner = hi.len().min(lo.len() - 1);
-    for ((v, &a), &b) in hi[..inner].iter_mut().zip(&lo[..inner]).zip(&lo[1..]) {
-        step(v, a, b);
-    }
-    if let Some(v) = hi.get_mut(inner) {
-        step(v, lo[inner], lo[inner]);
+/// `v` gains (or, undoing, loses) `c` times `a + b`: one lifting update, its sum rounded, then
+/// the product, then the difference, as the format orders them.
+#[inline(always)]
+fn update(v: &mut f64, a: f64, b: f64, c: f64, undo: bool) {
+    if undo {
+        *v -= c * (a + b)
+    } else {
+        *v += c * (a + b)
     }
 }
 
-/// Even position 2i (`lo[i]`) gains (or loses) `c` times the sum of its odd neighbours 2i-1
-/// and 2i+1, mirrored at the line's ends.
+/// Odd position 2i+1 (`hi[i]`) updated from its even neighbours 2i and 2i+2, the last one
+/// mirrored where the line ends on an odd position.
+fn odd(hi: &mut [f64], lo: &[f64], c: f64, undo: bool) {
+    let inner = hi.len().min(lo.len() - 1);
+    for ((v, &a), &b) in hi[..inner].iter_mut().zip(&lo[..inner]).zip(&lo[1..]) {
+        update(v, a, b, c, undo);
+    }
+    if let Some(v) = hi.get_mut(inner) {
+        update(v, lo[inner], lo[inner], c, undo);
+    }
+}
+
+/// Even position 2i (`lo[i]`) updated from its odd neighbours 2i-1 and 2i+1, mirrored at the
+/// line's ends.
 fn even(lo: &mut [f64], hi: &[f64], c: f64, undo: bool) {
-    let step = |v: &mut f64, a: f64, b: f64| {
-        if undo {
-            *v -= c * (a + b)
-        } else {
-            *v += c * (a + b)
-        }
-    };
-    step(&mut lo[0], hi[0], hi[0]);
+    update(&mut lo[0], hi[0], hi[0], c, undo);
     for ((v, &a), &b) in lo[1..].iter_mut().zip(hi).zip(&hi[1..]) {
-        step(v, a, b);
+        update(v, a, b, c, undo);
     }
     // A line of odd length ends on an even position.
     if let (Some(v), Some(&a)) = (lo.get_mut(hi.len()), hi.last()) {
-        step(v, a, a);
+        update(v, a, a, c, undo);
     }
 }
 
@@ -233,36 +230,13 @@ fn rows(x: &mut [f64], n: usize, m: usize, t: usize) -> (&mut [f64], &[f64], &[f
     (row, side(l), side(r))
 }
 
-/// One lifting step: rows of parity `first` gain `c` times the sum of their neighbours.
-fn lift(x: &mut [f64], n: usize, m: usize, first: usize, c: f64) {
-    if m == 1 {
-        for t in (first..n).step_by(2) {
-            x[t] += c
-                * (x[if t > 0 { t - 1 } else { t + 1 }] + x[if t + 1 < n { t + 1 } else { t - 1 }]);
-        }
-        return;
-    }
+/// One lifting step: rows of parity `first` updated with `c` times the sum of their
+/// neighbours (or the update undone).
+fn lift(x: &mut [f64], n: usize, m: usize, first: usize, c: f64, undo: bool) {
     for t in (first..n).step_by(2) {
         let (row, a, b) = rows(x, n, m, t);
         for ((v, &a), &b) in row.iter_mut().zip(a).zip(b) {
-            *v += c * (a + b);
-        }
-    }
-}
-
-/// The lifting step undone.
-fn unlift(x: &mut [f64], n: usize, m: usize, first: usize, c: f64) {
-    if m == 1 {
-        for t in (first..n).step_by(2) {
-            x[t] -= c
-                * (x[if t > 0 { t - 1 } else { t + 1 }] + x[if t + 1 < n { t + 1 } else { t - 1 }]);
-        }
-        return;
-    }
-    for t in (first..n).step_by(2) {
-        let (row, a, b) = rows(x, n, m, t);
-        for ((v, &a), &b) in row.iter_mut().zip(a).zip(b) {
-            *v -= c * (a + b);
+            update(v, a, b, c, undo);
         }
     }
 }
