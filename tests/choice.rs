@@ -17,7 +17,7 @@ fn bump() -> Vec<f32> {
         .collect()
 }
 
-fn size(v: &[f32], tau: &str, residual: &str) -> Vec<u8> {
+fn compress(v: &[f32], tau: &str, residual: &str) -> Vec<u8> {
     Codec::from_pairs([("nrmse", tau), ("residual", residual), ("threads", "1")])
         .unwrap()
         .compress(&[64, 64, 64], v)
@@ -33,8 +33,9 @@ fn auto_finds_the_wavelet_where_detail_is_localized() {
         .iter()
         .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
     for (tau, t) in [("1e-4", 1e-4), ("1e-5", 1e-5), ("1e-6", 1e-6)] {
-        let auto = size(&v, tau, "auto");
-        let (lbrc, wavelet) = (size(&v, tau, "lbrc").len(), size(&v, tau, "wavelet").len());
+        let auto = compress(&v, tau, "auto");
+        let lbrc = compress(&v, tau, "lbrc").len();
+        let wavelet = compress(&v, tau, "wavelet").len();
         assert!(
             wavelet * 3 < lbrc * 2,
             "{tau}: the case needs the wavelet to win"
