@@ -87,8 +87,7 @@ pub(crate) fn estimate(ints: &[i64], shape: [usize; 3]) -> f64 {
 }
 
 impl Integers {
-    /// Estimated bits per value of their coding ([`ints::estimate_bits`] on a sample; an odd
-    /// stride, so that the sample does not line up with rows).
+    /// [`estimate`] of these integers.
     pub(crate) fn estimate(&self) -> f64 {
         estimate(&self.values, self.shape)
     }
