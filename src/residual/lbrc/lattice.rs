@@ -18,9 +18,15 @@ pub(super) fn on_lattice(
     dtype: ElementType,
     par: bool,
 ) -> Option<(f64, f64, Vec<i64>, ErrorStats)> {
-    // A sample's lattice is a multiple of the block's: where the first values' already falls
-    // to the step, the block's does too (most blocks stop here, at little cost).
-    let binary = match lattice_step(&values[..values.len().min(256)], lo) {
+    // A sample's lattice is a multiple of the block's: where a sample's already falls to the
+    // step, the block's does too (most blocks stop here, at little cost). Spread over the
+    // block: its first values can be a boundary's, all alike.
+    let spread: Vec<f64> = values
+        .iter()
+        .step_by((values.len() / 256) | 1)
+        .copied()
+        .collect();
+    let binary = match lattice_step(&spread, lo) {
         Some(s) if s > step => lattice_step(values, lo).filter(|&s| s > step),
         _ => None,
     };
