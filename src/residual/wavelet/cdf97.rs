@@ -43,6 +43,50 @@ pub(crate) fn halve(ext: [usize; 3]) -> [usize; 3] {
     ext.map(|n| if n >= MIN_LEN { n.div_ceil(2) } else { n })
 }
 
+/// The squared norm of the function a unit coefficient at `pos` synthesizes (its error's gain
+/// in the values' squared error), taken as its band's away from the block's faces: the
+/// product over axes of the 1D scaling function's or wavelet's, after the levels that
+/// transformed the axis.
+pub(crate) fn gain(pos: [usize; 3], plan: &[[usize; 3]]) -> f64 {
+    static GAINS: std::sync::OnceLock<[[f64; 2]; MAX_LEVELS + 1]> = std::sync::OnceLock::new();
+    let g = GAINS.get_or_init(line_gains);
+    let mut m = [0usize; 3];
+    for ext in plan {
+        let low = halve(*ext);
+        let mut high = [false; 3];
+        for a in 0..3 {
+            if ext[a] >= MIN_LEN {
+                m[a] += 1;
+                high[a] = pos[a] >= low[a];
+            }
+        }
+        if high.iter().any(|&h| h) {
+            return (0..3).map(|a| g[m[a]][usize::from(high[a])]).product();
+        }
+    }
+    (0..3).map(|a| g[m[a]][0]).product()
+}
+
+/// [`gain`] along one axis: after m levels, of the low band (`[m][0]`) and of level m's high
+/// band (`[m][1]`), measured on a line long enough that the faces do not matter.
+fn line_gains() -> [[f64; 2]; MAX_LEVELS + 1] {
+    const N: usize = 4096;
+    let shape = [1, 1, N];
+    let all = plan(shape, MAX_LEVELS);
+    let mut g = [[1.0; 2]; MAX_LEVELS + 1];
+    for m in 1..=all.len() {
+        let p = &all[..m];
+        let low = halve(p[m - 1])[2];
+        for (band, at) in [(0, low / 2), (1, low + (p[m - 1][2] - low) / 2)] {
+            let mut x = vec![0.0; N];
+            x[at] = 1.0;
+            inverse(&mut x, shape, p);
+            g[m][band] = x.iter().map(|v| v * v).sum();
+        }
+    }
+    g
+}
+
 /// Forward transform of `x` (a block of `shape`, C order) over the regions of `plan`.
 pub(crate) fn forward(x: &mut [f64], shape: [usize; 3], plan: &[[usize; 3]]) {
     let mut tmp = Vec::new();
@@ -323,6 +367,38 @@ mod tests {
             "{big} of {} coefficients above 0.05",
             y.len()
         );
+    }
+
+    #[test]
+    fn gains_are_the_squared_norms_of_coefficients_away_from_the_faces() {
+        // The step search weighs each coefficient's error by its band's gain: away from the
+        // faces it is the squared norm of what the coefficient synthesizes, in every band of
+        // two levels (the last one's low band included).
+        let shape = [40, 64, 64];
+        let p = plan(shape, 2);
+        let mut bands = 0;
+        for pos in [
+            [30, 48, 48],
+            [10, 48, 48],
+            [10, 16, 48],
+            [30, 16, 16],
+            [15, 24, 24],
+            [5, 8, 24],
+            [15, 8, 8],
+            [5, 8, 8],
+        ] {
+            let mut y = vec![0.0; 40 * 64 * 64];
+            y[(pos[0] * 64 + pos[1]) * 64 + pos[2]] = 1.0;
+            inverse(&mut y, shape, &p);
+            let norm: f64 = y.iter().map(|a| a * a).sum();
+            let g = gain(pos, &p);
+            assert!(
+                (g / norm - 1.0).abs() < 0.02,
+                "{pos:?}: gain {g}, norm {norm}"
+            );
+            bands += usize::from((g - 1.0).abs() > 0.02);
+        }
+        assert!(bands >= 4, "gains away from 1 in {bands} bands");
     }
 
     #[test]

@@ -42,6 +42,10 @@ const SAMPLE: usize = 1 << 13;
 /// How much more than the best coding so far the estimated bits may be for the coder to go on
 /// (the estimate and the coding of its integers differ a little from one coder to another).
 const TRY_MARGIN: f64 = 1.05;
+/// The RMS error the first step aims at, of the budget.
+const FIRST: f64 = 0.98;
+/// And the steps after a verification.
+const AIM: f64 = 0.985;
 /// Bits per value of the best coding so far below which the coder is not tried.
 const LEAST_BITS: f64 = 0.1;
 /// And above which: the largest at which it won on any block measured (../shared/data, and
@@ -99,7 +103,6 @@ fn encode(
         ..
     } = *block;
     let (lo, hi) = finite_min_max(values.iter().copied());
-    let valid = values.len() - specials.positions().len();
     let levels = plan(shape, LEVELS);
     if hi < lo || levels.is_empty() || !(budget.is_finite() && budget > 0.0) {
         return None;
@@ -115,7 +118,8 @@ fn encode(
         return None;
     }
     let c = coefficients(values, offset, shape, &levels)?;
-    let mut step = first_step(&c, budget, valid)?;
+    let search = Search::new(&c, block, budget, &levels);
+    let mut step = search.step(FIRST, budget)?;
     if let Some(beat) = beat {
         let estimate = quantize(&c, step).map(|q| {
             let bits = super::estimate(&q, shape);
@@ -139,7 +143,14 @@ fn encode(
         if (ok && used > 0.97) || (!ok && best.is_some()) || !(used.is_finite() && used > 0.0) {
             break;
         }
-        step *= if ok { 0.99 } else { 0.995 } / used;
+        // The sample's error curve, calibrated by the actual error.
+        let calibrated = used / search.used(step);
+        step = match calibrated.is_finite() && calibrated > 0.0 {
+            true => search
+                .step(AIM / calibrated, budget)
+                .unwrap_or(step * AIM / used),
+            false => step * AIM / used,
+        };
     }
     let q = best.as_ref().and_then(|&(step, _)| quantize(&c, step));
     scratch::F64.give(c);
@@ -182,52 +193,73 @@ fn coefficients(
     None
 }
 
-/// The step the coefficients `c` start from: the largest whose quantization error over a
-/// sample of them stays within the RMS `budget` of the `valid` values, with a margin. The
-/// transform's near-orthonormality makes the coefficients' error about the values'; what it
-/// misses (the bands' small gains, special values, rounding to the element type) the
-/// verification of the actual reconstruction catches, and the step is rescaled by the error it
-/// measured (errors scale about linearly with the step).
-fn first_step(c: &[f64], budget: f64, valid: usize) -> Option<f64> {
-    // An odd stride: an even one lines up with the bands' layout (every 32nd coefficient of a
-    // block 64 wide is two columns, one of the lowest band and one of the finest), which
-    // misjudged the first step by up to 7x in squared error and cost up to 4 verifications.
-    let sample: Vec<f64> = c
-        .iter()
-        .step_by(c.len().div_ceil(SAMPLE) | 1)
-        .copied()
-        .collect();
-    let allowed = budget * budget * valid as f64 * sample.len() as f64 / c.len() as f64;
-    largest_step(&sample, 0.96 * allowed, budget, 12)
+/// The step search's model of the reconstruction's error: a sample of the coefficients spread
+/// evenly over the block, each with its band's gain (the squared error it brings to the
+/// values), whose mean squared error is taken as the values' (special values' positions
+/// included: the error spreads over them too). What it leaves out (the faces, rounding to the
+/// element type) the verification measures, and the model is calibrated by it.
+struct Search {
+    sample: Vec<(f64, f64)>,
+    /// The sample's squared error at the full budget.
+    full: f64,
 }
 
-/// The largest step whose quantization error over the coefficients `c` stays within
-/// `allowed` (the error grows with the step, about monotonically: bisection in log scale).
-fn largest_step(c: &[f64], allowed: f64, budget: f64, rounds: usize) -> Option<f64> {
-    let error = |step: f64| -> f64 {
-        let inv = 1.0 / step;
-        c.iter()
-            .map(|&v| {
-                let t = v * inv;
-                let d = (t - round_q(t) as f64) * step;
-                d * d
+impl Search {
+    fn new(c: &[f64], block: &BlockValues, budget: f64, levels: &[[usize; 3]]) -> Search {
+        let shape = block.shape;
+        // An odd stride: an even one lines up with the bands' layout (every 32nd coefficient
+        // of a block 64 wide is two columns, one of the lowest band and one of the finest).
+        let stride = c.len().div_ceil(SAMPLE) | 1;
+        let sample: Vec<(f64, f64)> = (0..c.len())
+            .step_by(stride)
+            .map(|i| {
+                let pos = [
+                    i / (shape[1] * shape[2]),
+                    (i / shape[2]) % shape[1],
+                    i % shape[2],
+                ];
+                (c[i], cdf97::gain(pos, levels))
             })
-            .sum()
-    };
-    // Every error is at most step/2; beyond `hi` the error would exceed any sane budget.
-    let (mut lo, mut hi) = (budget, budget * 1024.0);
-    if !(hi.is_finite() && lo > 0.0) || error(lo) > allowed {
-        return None;
-    }
-    for _ in 0..rounds {
-        let mid = (lo * hi).sqrt();
-        if error(mid) <= allowed {
-            lo = mid;
-        } else {
-            hi = mid;
+            .collect();
+        Search {
+            full: budget * budget * sample.len() as f64,
+            sample,
         }
     }
-    Some(lo)
+
+    /// The RMS error `step` is predicted to give, over the budget.
+    fn used(&self, step: f64) -> f64 {
+        let inv = 1.0 / step;
+        let sq: f64 = self
+            .sample
+            .iter()
+            .map(|&(v, w)| {
+                let t = v * inv;
+                let d = (t - round_q(t) as f64) * step;
+                w * d * d
+            })
+            .sum();
+        (sq / self.full).sqrt()
+    }
+
+    /// The largest step predicted to use at most `aim` of the budget (the error grows with
+    /// the step, about monotonically: bisection in log scale from the budget, where every
+    /// error is below it, to 1024 times it).
+    fn step(&self, aim: f64, budget: f64) -> Option<f64> {
+        let (mut lo, mut hi) = (budget, budget * 1024.0);
+        if !(hi.is_finite() && lo > 0.0) || self.used(lo) > aim {
+            return None;
+        }
+        for _ in 0..12 {
+            let mid = (lo * hi).sqrt();
+            if self.used(mid) <= aim {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Some(lo)
+    }
 }
 
 /// `t` rounded half away from zero (any integer would do, as the reconstruction is verified;
@@ -271,8 +303,7 @@ fn verify(
         x.push(level(v * inv)? as f64 * step);
     }
     let rec = reconstruct(x, offset, shape, levels, dtype);
-    let mut stats = ErrorStats::default();
-    values.iter().zip(&rec).for_each(|(&x, &y)| stats.add(x, y));
+    let stats = ErrorStats::between(values, &rec);
     scratch::F64.give(rec);
     Some(stats)
 }
