@@ -120,25 +120,31 @@ fn encode(
     let c = coefficients(values, offset, shape, &levels)?;
     let search = Search::new(&c, block, budget, &levels);
     let mut step = search.step(FIRST, budget)?;
+    // The integers of the step tried next (the first step's serve the estimate too).
+    let mut next = quantize(&c, step);
     if let Some(beat) = beat {
-        let estimate = quantize(&c, step).map(|q| {
-            let bits = super::estimate(&q, shape);
-            scratch::I64.give(q);
-            bits
-        });
+        let estimate = next.as_ref().map(|q| super::estimate(q, shape));
         if estimate.is_none_or(|e| e >= TRY_MARGIN * beat) {
+            next.into_iter().for_each(|q| scratch::I64.give(q));
             scratch::F64.give(c);
             return None;
         }
     }
-    let mut best: Option<(f64, ErrorStats)> = None;
+    let mut best: Option<(f64, ErrorStats, Vec<i64>)> = None;
     for _ in 0..5 {
-        let stats = verify(&c, step, offset, shape, &levels, values, dtype)?;
+        let q = match next.take() {
+            Some(q) => q,
+            None => quantize(&c, step)?,
+        };
+        let stats = verify(&q, step, offset, shape, &levels, values, dtype);
         let used = stats.rms() / budget;
         let ok = stats.meets(BlockBound::Rms(budget));
-        if ok {
-            best = Some((step, stats));
-        }
+        let kept = if ok {
+            best.replace((step, stats, q)).map(|b| b.2)
+        } else {
+            Some(q)
+        };
+        kept.into_iter().for_each(|q| scratch::I64.give(q));
         // Close enough, or a failure after a success (the grown step did not hold).
         if (ok && used > 0.97) || (!ok && best.is_some()) || !(used.is_finite() && used > 0.0) {
             break;
@@ -152,9 +158,8 @@ fn encode(
             false => step * AIM / used,
         };
     }
-    let q = best.as_ref().and_then(|&(step, _)| quantize(&c, step));
     scratch::F64.give(c);
-    let ((step, stats), q) = (best?, q?);
+    let (step, stats, q) = best?;
     let mut head = Vec::with_capacity(32);
     head.extend_from_slice(&offset.to_le_bytes());
     head.extend_from_slice(&step.to_le_bytes());
@@ -285,27 +290,24 @@ fn level(t: f64) -> Option<i64> {
     (t.abs() <= MAX_Q as f64).then(|| round_q(t))
 }
 
-/// The errors of the reconstruction the decoder will make from `c` quantized with `step`,
-/// against `values` (special values left out); None where an integer gets too large.
+/// The errors of the reconstruction the decoder will make from the integers `q` of `step`,
+/// against `values` (special values left out).
 fn verify(
-    c: &[f64],
+    q: &[i64],
     step: f64,
     offset: f64,
     shape: [usize; 3],
     levels: &[[usize; 3]],
     values: &[f64],
     dtype: ElementType,
-) -> Option<ErrorStats> {
-    let inv = 1.0 / step;
-    // The decoder's f64(q)·step, without keeping q.
-    let mut x = scratch::F64.take(c.len());
-    for &v in c {
-        x.push(level(v * inv)? as f64 * step);
-    }
+) -> ErrorStats {
+    // The decoder's f64(q)·step.
+    let mut x = scratch::F64.take(q.len());
+    x.extend(q.iter().map(|&v| v as f64 * step));
     let rec = reconstruct(x, offset, shape, levels, dtype);
     let stats = ErrorStats::between(values, &rec);
     scratch::F64.give(rec);
-    Some(stats)
+    stats
 }
 
 /// The values of the dequantized coefficients `x` (each `f64(q)·step`), as the element type
