@@ -264,89 +264,104 @@ fn peek_bits(buf: &[u8], pos: usize, nb: u32) -> u64 {
     ((w << (pos & 7)) >> 1) >> (63 - nb)
 }
 
-/// One lane's decoder state, with the lane's part of the classes and of the output;
-/// probabilities of `P` bits.
-struct Lane<'a, const P: u32> {
-    x: u32,
+/// One lane of a payload being decoded: its bytes, where it starts in the block, and its part
+/// of the classes and of the output. The decoder goes through it a row at a time (a row's
+/// neighbours are all present or all missing).
+struct Lane<'a> {
     rans: &'a [u8],
-    pos: usize,
     bits: &'a [u8],
-    bit_pos: usize,
-    cur: Cursor,
-    w: u8,
+    start: usize,
     k: &'a mut [u8],
     out: &'a mut [i64],
+    coder: Coder,
 }
 
-impl<'a, const P: u32> Lane<'a, P> {
+/// What a lane's decoder carries from one value to the next (kept in locals while a row is
+/// decoded: behind a reference, the compiler stored it to memory at every value).
+#[derive(Clone, Copy)]
+struct Coder {
+    x: u32,
+    pos: usize,
+    bit_pos: usize,
+}
+
+/// Which causal neighbours a row of a lane has within the lane: the previous row's and the
+/// previous plane's (their offsets back, 0 where missing).
+#[derive(Clone, Copy)]
+struct Row {
+    n: usize,
+    b: usize,
+}
+
+/// The tables of a payload's contexts, with probabilities of `P` bits.
+struct Tables<'t, const P: u32> {
+    slots: &'t [u32],
+    base: &'t [u32; CONTEXTS],
+}
+
+impl<'a> Lane<'a> {
     fn new(
         rans: &'a [u8],
         bits: &'a [u8],
         start: usize,
-        shape: [usize; 3],
         k: &'a mut [u8],
         out: &'a mut [i64],
-    ) -> Result<Lane<'a, P>> {
+    ) -> Result<Lane<'a>> {
         let head = rans
             .get(..4)
             .ok_or_else(|| Error::corrupt("rANS stream too short"))?;
+        let x = u32::from_be_bytes(head.try_into().unwrap());
         Ok(Lane {
-            x: u32::from_be_bytes(head.try_into().unwrap()),
             rans,
-            pos: 4,
             bits,
-            bit_pos: 0,
-            cur: Cursor::new(start, shape),
-            w: 0,
+            start,
             k,
             out,
+            coder: Coder {
+                x,
+                pos: 4,
+                bit_pos: 0,
+            },
         })
     }
 
-    /// The class's raw bits below its leading one, and the value.
-    #[inline(always)]
-    fn value(&mut self, s: u8) -> i64 {
-        let nb = (s as u32).saturating_sub(1);
-        let m = if nb <= 56 {
-            peek_bits(self.bits, self.bit_pos, nb)
-        } else {
-            (peek_bits(self.bits, self.bit_pos, nb - 32) << 32)
-                | peek_bits(self.bits, self.bit_pos + nb as usize - 32, 32)
-        };
-        self.bit_pos += nb as usize;
-        unzigzag(((1u64 << s) >> 1) | m)
+    /// The end (lane index) of the row that holds lane index `at`, its neighbours, and whether
+    /// `at` starts it (the class before it is then taken as 0).
+    fn row(&self, at: usize, shape: [usize; 3]) -> (usize, Row, bool) {
+        let [_, b, c] = shape;
+        let c = c.max(1);
+        let (row, l) = ((self.start + at) / c, (self.start + at) % c);
+        let (i, j) = (row / b.max(1), row % b.max(1));
+        let end = (at + c - l).min(self.k.len());
+        let n = if j > 0 && at >= c { c } else { 0 };
+        let b = if i > 0 && at >= b * c { b * c } else { 0 };
+        (end, Row { n, b }, l == 0 || at == 0)
     }
 
-    /// Decodes the lane's next value. Reads past the end give zeros and are caught by
-    /// [`Lane::finish`]; a context without a table is flagged in `bad`.
-    #[inline(always)]
-    fn step(&mut self, slots: &[u32], base: &[u32; CONTEXTS], shape: [usize; 3], bad: &mut u32) {
-        let cx = self.cur.context(self.k, self.w, shape);
-        let b = base[cx];
-        *bad |= b >> 31;
-        let slot = self.x & ((1 << P) - 1);
-        let e = slots[(b & 0x7fff_ffff) as usize + slot as usize];
-        let (s, f, st) = ((e & 0xff) as u8, ((e >> 8) & 0xfff) + 1, e >> 20);
-        self.x = f * (self.x >> P) + slot - st;
-        // From x >= 2^(23 − P) two bytes always suffice (P <= 12).
-        for _ in 0..2 {
-            if self.x < RANS_L {
-                let byte = self.rans.get(self.pos).copied().unwrap_or(0);
-                self.x = (self.x << 8) | byte as u32;
-                self.pos += 1;
-            }
+    /// Decodes lane indices `at..end` (of one row, with neighbours `row`) after the class `w`,
+    /// and returns the last class.
+    fn decode<const P: u32>(
+        &mut self,
+        at: usize,
+        end: usize,
+        mut w: u8,
+        row: Row,
+        t: &Tables<P>,
+        bad: &mut u32,
+    ) -> u8 {
+        let mut c = self.coder;
+        let (rans, bits, k, out) = (self.rans, self.bits, &mut *self.k, &mut *self.out);
+        for i in at..end {
+            w = c.step(i, w, row, t, rans, bits, k, out, bad);
         }
-        let v = self.value(s);
-        self.k[self.cur.at] = s;
-        self.out[self.cur.at] = v;
-        self.w = s;
-        self.cur.advance(shape);
+        self.coder = c;
+        w
     }
 
     /// Whether the lane has read past its bytes: a valid lane never does, so a payload that
     /// claims more values than it holds is caught here, early.
     fn overrun(&self) -> Result<()> {
-        if self.pos > self.rans.len() || self.bit_pos > self.bits.len() * 8 {
+        if self.coder.pos > self.rans.len() || self.coder.bit_pos > self.bits.len() * 8 {
             return Err(Error::truncated("lane ends early"));
         }
         Ok(())
@@ -354,15 +369,107 @@ impl<'a, const P: u32> Lane<'a, P> {
 
     fn finish(&self) -> Result<()> {
         self.overrun()?;
-        if self.pos != self.rans.len() || self.x != RANS_L {
+        if self.coder.pos != self.rans.len() || self.coder.x != RANS_L {
             return Err(Error::corrupt("rANS stream does not end where it should"));
         }
         // Only padding of the last byte may remain.
-        if self.bits.len() * 8 - self.bit_pos >= 8 {
+        if self.bits.len() * 8 - self.coder.bit_pos >= 8 {
             return Err(Error::corrupt("trailing raw bits"));
         }
         Ok(())
     }
+}
+
+impl Coder {
+    /// Decodes the value at lane index `at` of a row with neighbours `row`, after the class
+    /// `w` (0 at the row's start), and returns its class. Reads past the end give zeros and
+    /// are caught by [`Lane::finish`]; a context without a table is flagged in `bad`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn step<const P: u32>(
+        &mut self,
+        at: usize,
+        w: u8,
+        row: Row,
+        t: &Tables<P>,
+        rans: &[u8],
+        bits: &[u8],
+        k: &mut [u8],
+        out: &mut [i64],
+        bad: &mut u32,
+    ) -> u8 {
+        let n = if row.n > 0 { k[at - row.n] } else { w };
+        let bk = if row.b > 0 { k[at - row.b] } else { n };
+        let b = t.base[context(w, n, bk)];
+        *bad |= b >> 31;
+        let slot = self.x & ((1 << P) - 1);
+        let e = t.slots[(b & 0x7fff_ffff) as usize + slot as usize];
+        let (s, f, st) = ((e & 0xff) as u8, ((e >> 8) & 0xfff) + 1, e >> 20);
+        self.x = f * (self.x >> P) + slot - st;
+        // From x >= 2^(23 − P) two bytes always suffice (P <= 12).
+        for _ in 0..2 {
+            if self.x < RANS_L {
+                let byte = rans.get(self.pos).copied().unwrap_or(0);
+                self.x = (self.x << 8) | byte as u32;
+                self.pos += 1;
+            }
+        }
+        // The class's raw bits below its leading one.
+        let nb = (s as u32).saturating_sub(1);
+        let m = if nb <= 56 {
+            peek_bits(bits, self.bit_pos, nb)
+        } else {
+            (peek_bits(bits, self.bit_pos, nb - 32) << 32)
+                | peek_bits(bits, self.bit_pos + nb as usize - 32, 32)
+        };
+        self.bit_pos += nb as usize;
+        k[at] = s;
+        out[at] = unzigzag(((1u64 << s) >> 1) | m);
+        s
+    }
+}
+
+/// Decodes lanes `a` and `b` (b no longer than a) side by side, so that their serial chains
+/// overlap, then what is left of `a`; a row of each at a time, checking between rows (and every
+/// [`RUN`] values of a long one) that neither has run out of bytes: a lying payload stops after
+/// the values it holds, not after all it claims.
+fn decode_rows<const P: u32>(
+    a: &mut Lane,
+    mut b: Option<&mut Lane>,
+    shape: [usize; 3],
+    t: &Tables<P>,
+) -> Result<()> {
+    let mut bad = 0;
+    let both = b.as_ref().map_or(0, |b| b.k.len());
+    let (mut at, mut w, mut wb) = (0, 0, 0);
+    while at < a.k.len() {
+        let (end_a, row_a, fresh) = a.row(at, shape);
+        let end_a = end_a.min(at + RUN);
+        w = if fresh { 0 } else { w };
+        match b.as_deref_mut().filter(|_| at < both) {
+            Some(b) => {
+                let (end_b, row_b, fresh) = b.row(at, shape);
+                wb = if fresh { 0 } else { wb };
+                let end = end_a.min(end_b);
+                let (mut ca, mut cb) = (a.coder, b.coder);
+                let (ra, ba, ka, oa) = (a.rans, a.bits, &mut *a.k, &mut *a.out);
+                let (rb, bb, kb, ob) = (b.rans, b.bits, &mut *b.k, &mut *b.out);
+                for i in at..end {
+                    w = ca.step(i, w, row_a, t, ra, ba, ka, oa, &mut bad);
+                    wb = cb.step(i, wb, row_b, t, rb, bb, kb, ob, &mut bad);
+                }
+                (a.coder, b.coder) = (ca, cb);
+                b.overrun()?;
+                at = end;
+            }
+            None => {
+                w = a.decode(at, end_a, w, row_a, t, &mut bad);
+                at = end_a;
+            }
+        }
+        a.overrun()?;
+    }
+    check_bad(bad)
 }
 
 pub(super) fn decode_lanes(mut r: PayloadReader, shape: [usize; 3], n: usize) -> Result<Vec<i64>> {
@@ -374,36 +481,20 @@ pub(super) fn decode_lanes(mut r: PayloadReader, shape: [usize; 3], n: usize) ->
     let mut out = try_vec::<i64>(n, "decoding")?;
     let (ka, kb) = k.split_at_mut(split);
     let (oa, ob) = out.split_at_mut(split);
-    let mut a = Lane::<PROB_BITS>::new(rans[0], bits_a, 0, shape, ka, oa)?;
-    let mut b = Lane::<PROB_BITS>::new(rans[1], r.rest(), split, shape, kb, ob)?;
-    let mut bad = 0;
-    // Lane A holds at least as many values as lane B; both chains advance in one loop.
-    for run in runs(n - split) {
-        for _ in run {
-            a.step(&slots, &base, shape, &mut bad);
-            b.step(&slots, &base, shape, &mut bad);
-        }
-        a.overrun()?;
-        b.overrun()?;
-    }
-    for run in runs(split - (n - split)) {
-        for _ in run {
-            a.step(&slots, &base, shape, &mut bad);
-        }
-        a.overrun()?;
-    }
-    check_bad(bad)?;
+    let mut a = Lane::new(rans[0], bits_a, 0, ka, oa)?;
+    let mut b = Lane::new(rans[1], r.rest(), split, kb, ob)?;
+    let t = Tables::<PROB_BITS> {
+        slots: &slots,
+        base: &base,
+    };
+    decode_rows(&mut a, Some(&mut b), shape, &t)?;
     a.finish()?;
     b.finish()?;
     Ok(out)
 }
 
-/// `0..n` in runs of 2^12 steps, between which a decoder checks that its lanes have not run
-/// out of bytes: a lying payload stops after the values it holds, not after all it claims.
-fn runs(n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
-    const RUN: usize = 1 << 12;
-    (0..n.div_ceil(RUN)).map(move |r| r * RUN..((r + 1) * RUN).min(n))
-}
+/// The most values decoded between two checks for overruns.
+const RUN: usize = 1 << 12;
 
 fn check_bad(bad: u32) -> Result<()> {
     match bad {
@@ -418,15 +509,12 @@ pub(super) fn decode_v1(mut r: PayloadReader, shape: [usize; 3], n: usize) -> Re
     let rans = r.chunk()?;
     let mut k = try_vec::<u8>(n, "decoding")?;
     let mut out = try_vec::<i64>(n, "decoding")?;
-    let mut lane = Lane::<V1_PROB_BITS>::new(rans, r.rest(), 0, shape, &mut k, &mut out)?;
-    let mut bad = 0;
-    for run in runs(n) {
-        for _ in run {
-            lane.step(&slots, &base, shape, &mut bad);
-        }
-        lane.overrun()?;
-    }
-    check_bad(bad)?;
+    let mut lane = Lane::new(rans, r.rest(), 0, &mut k, &mut out)?;
+    let t = Tables::<V1_PROB_BITS> {
+        slots: &slots,
+        base: &base,
+    };
+    decode_rows(&mut lane, None, shape, &t)?;
     lane.finish()?;
     Ok(out)
 }

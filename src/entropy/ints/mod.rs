@@ -175,6 +175,21 @@ mod tests {
             planes::encode(&r, 3, &mut p);
             assert_eq!(decode(&p, shape).unwrap(), r, "planes, scale {scale}");
         }
+        // The decoder goes a row at a time, both lanes side by side: rows of one value, a lane
+        // starting mid-row, rows longer than the decoder's runs between checks.
+        for shape in [
+            [1, 1, 1],
+            [1, 1, 2],
+            [3, 1, 1],
+            [2, 3, 1],
+            [1, 2, 9000],
+            [1, 1, 9001],
+        ] {
+            let r = sample(shape.iter().product(), 30.0);
+            let mut a = Vec::new();
+            encode(&r, shape, &mut a, false);
+            assert_eq!(decode(&a, shape).unwrap(), r, "{shape:?}");
+        }
         let extremes = vec![i64::MAX >> 2, -(i64::MAX >> 2), 0, 1, -1];
         let mut a = Vec::new();
         encode(&extremes, [1, 1, 5], &mut a, false);
