@@ -21,8 +21,9 @@ const INV_ZETA: f64 = 1.0 / ZETA;
 
 /// Shortest axis extent a level still transforms.
 pub(crate) const MIN_LEN: usize = 8;
-/// Values gathered at a time for a transform along the first two axes (256 KiB of f64).
-const GROUP: usize = 1 << 15;
+/// Values in a row of the lifting's ring along the first two axes (the ring's 8 rows, 32 KiB,
+/// stay in the first-level cache).
+const ROW: usize = 512;
 /// Most levels a stream may ask for.
 pub(crate) const MAX_LEVELS: usize = 6;
 
@@ -108,9 +109,9 @@ pub(crate) fn inverse(x: &mut [f64], shape: [usize; 3], plan: &[[usize; 3]]) {
 }
 
 /// One level along axis `ax` of the region `ext` (a corner of the block). Along the last
-/// axis each row is lifted split into its bands; along the others, the lines are gathered into
-/// `tmp` as one row per position (copies of contiguous runs), so each lifting step runs over
-/// long contiguous rows. Written back split into low and high bands (or the reverse).
+/// axis each row is lifted split into its bands; along the others, a group of lines at a time
+/// is lifted as rows of contiguous runs, one row per position, in one pass ([`lift_pass`]).
+/// Written back split into low and high bands (or the reverse).
 fn axis(
     x: &mut [f64],
     shape: [usize; 3],
@@ -132,69 +133,154 @@ fn axis(
             for j in 0..ext[1] {
                 let row = &mut x[i * s0 + j * s1..][..n];
                 if fwd {
-                    for (t, &v) in row.iter().enumerate() {
-                        tmp[slot(t)] = v;
-                    }
+                    let (lo, hi) = tmp.split_at_mut(low);
+                    lo.iter_mut()
+                        .zip(row.iter().step_by(2))
+                        .for_each(|(d, &v)| *d = v);
+                    hi.iter_mut()
+                        .zip(row[1..].iter().step_by(2))
+                        .for_each(|(d, &v)| *d = v);
                     lift_split(tmp, low, true);
                     row.copy_from_slice(tmp);
                 } else {
                     tmp.copy_from_slice(row);
                     lift_split(tmp, low, false);
-                    for (t, v) in row.iter_mut().enumerate() {
-                        *v = tmp[slot(t)];
-                    }
+                    let (lo, hi) = tmp.split_at(low);
+                    row.iter_mut().step_by(2).zip(lo).for_each(|(d, &v)| *d = v);
+                    row[1..]
+                        .iter_mut()
+                        .step_by(2)
+                        .zip(hi)
+                        .for_each(|(d, &v)| *d = v);
                 }
             }
         }
         return;
     }
     // Along the first two axes, position t of a line is a run of `ext[2]` contiguous values
-    // per index `o` of the other axis. Lines are taken a group of `o` at a time, so that the
-    // rows being lifted stay in cache and `tmp` stays small.
+    // per index `o` of the other axis. Lines are taken a group of `o` at a time: their runs at
+    // position t make one row of `tmp`, and the rows go through the lifting in one pass over a
+    // ring of rows that stays in cache ([`lift_pass`]).
     let run = ext[2];
     let (outer, stride, outer_stride) = if ax == 0 {
         (ext[1], s0, s1)
     } else {
         (ext[0], s1, s0)
     };
-    let group = (GROUP / (n * run).max(1)).clamp(1, outer);
+    let group = (ROW / run.max(1)).clamp(1, outer);
+    let mut ring = Vec::new();
     for first in (0..outer).step_by(group) {
         let os = first..(first + group).min(outer);
         let m = os.len() * run;
         tmp.resize(n * m, 0.0);
-        for t in 0..n {
+        let rows = |t: usize| {
+            os.clone()
+                .enumerate()
+                .map(move |(g, o)| (g * run, t * stride + o * outer_stride))
+        };
+        let load = |t: usize, row: &mut [f64]| {
             let from = if fwd { t } else { slot(t) };
-            for (g, o) in os.clone().enumerate() {
-                let at = from * stride + o * outer_stride;
-                tmp[t * m + g * run..][..run].copy_from_slice(&x[at..at + run]);
+            for (at, x_at) in rows(from) {
+                row[at..at + run].copy_from_slice(&x[x_at..x_at + run]);
             }
-        }
-        lift_all(tmp, n, m, fwd);
-        for t in 0..n {
+        };
+        let store = |t: usize, row: &[f64]| {
             let to = if fwd { slot(t) } else { t };
-            for (g, o) in os.clone().enumerate() {
-                let at = to * stride + o * outer_stride;
-                x[at..at + run].copy_from_slice(&tmp[t * m + g * run..][..run]);
+            tmp[to * m..(to + 1) * m].copy_from_slice(row);
+        };
+        lift_pass(n, m, fwd, &mut ring, load, store);
+        for t in 0..n {
+            for (at, x_at) in rows(t) {
+                x[x_at..x_at + run].copy_from_slice(&tmp[t * m + at..][..run]);
             }
         }
     }
 }
 
-/// The four lifting steps and the scaling over `n` rows of `m` (or their inverse).
-fn lift_all(x: &mut [f64], n: usize, m: usize, fwd: bool) {
-    if fwd {
-        lift(x, n, m, 1, ALPHA, false);
-        lift(x, n, m, 0, BETA, false);
-        lift(x, n, m, 1, GAMMA, false);
-        lift(x, n, m, 0, DELTA, false);
-        scale(x, n, m, false);
+/// The four lifting steps and the scaling (or their inverse) over `n` rows of `m` values, as
+/// one pass: row t comes from `load` and, once final, goes to `store`. Each step on a row
+/// needs its neighbours after the step before, so the steps run staggered: at stage s, row s is
+/// loaded, the first step updates row s−1, the second row s−2, and so on, and row s−5 is
+/// final. Eight rows in a ring hold what is between. The same operations on the same values as
+/// the steps one after another over all rows ([`lift_all`]), so the same bits.
+fn lift_pass(
+    n: usize,
+    m: usize,
+    fwd: bool,
+    ring: &mut Vec<f64>,
+    mut load: impl FnMut(usize, &mut [f64]),
+    mut store: impl FnMut(usize, &[f64]),
+) {
+    const RING: usize = 8;
+    ring.resize(RING * m, 0.0);
+    // (parity of the rows it updates, coefficient), at lags 1 to 4.
+    let steps = if fwd {
+        [(1, ALPHA), (0, BETA), (1, GAMMA), (0, DELTA)]
     } else {
-        scale(x, n, m, true);
-        lift(x, n, m, 0, DELTA, true);
-        lift(x, n, m, 1, GAMMA, true);
-        lift(x, n, m, 0, BETA, true);
-        lift(x, n, m, 1, ALPHA, true);
+        [(0, DELTA), (1, GAMMA), (0, BETA), (1, ALPHA)]
+    };
+    for s in 0..n + 5 {
+        if s < n {
+            let row = &mut ring[(s % RING) * m..][..m];
+            load(s, row);
+            if !fwd {
+                unscale(row, s);
+            }
+        }
+        for (lag, &(parity, c)) in (1..).zip(&steps) {
+            let Some(t) = s.checked_sub(lag).filter(|&t| t < n && t % 2 == parity) else {
+                continue;
+            };
+            let l = if t > 0 { t - 1 } else { t + 1 };
+            let r = if t + 1 < n { t + 1 } else { t - 1 };
+            let (row, a, b) = ring_rows(ring, m, t % RING, l % RING, r % RING);
+            for ((v, &a), &b) in row.iter_mut().zip(a).zip(b) {
+                update(v, a, b, c, !fwd);
+            }
+        }
+        if let Some(u) = s.checked_sub(5) {
+            let row = &mut ring[(u % RING) * m..][..m];
+            if fwd {
+                rescale(row, u);
+            }
+            store(u, row);
+        }
     }
+}
+
+/// The forward transform's scaling of row `t` (low rows by ZETA, high rows by 1/ZETA).
+fn rescale(row: &mut [f64], t: usize) {
+    let c = if t % 2 == 0 { ZETA } else { INV_ZETA };
+    row.iter_mut().for_each(|v| *v *= c);
+}
+
+/// The inverse's: low rows divided by ZETA, high rows multiplied by it.
+fn unscale(row: &mut [f64], t: usize) {
+    if t % 2 == 0 {
+        row.iter_mut().for_each(|v| *v /= ZETA);
+    } else {
+        row.iter_mut().for_each(|v| *v *= ZETA);
+    }
+}
+
+/// Row `t` of `ring` (rows of `m`), mutable, and rows `a` and `b` (other than `t`).
+fn ring_rows(
+    ring: &mut [f64],
+    m: usize,
+    t: usize,
+    a: usize,
+    b: usize,
+) -> (&mut [f64], &[f64], &[f64]) {
+    let (head, rest) = ring.split_at_mut(t * m);
+    let (row, tail) = rest.split_at_mut(m);
+    let side = |k: usize| -> &[f64] {
+        if k < t {
+            &head[k * m..(k + 1) * m]
+        } else {
+            &tail[(k - t - 1) * m..(k - t) * m]
+        }
+    };
+    (row, side(a), side(b))
 }
 
 /// The four lifting steps and the scaling of one line held split, its `low` even positions
@@ -258,48 +344,58 @@ fn even(lo: &mut [f64], hi: &[f64], c: f64, undo: bool) {
     }
 }
 
-/// Row `t` of `x` (rows of `m`) and its two neighbours, mirrored at the ends.
-fn rows(x: &mut [f64], n: usize, m: usize, t: usize) -> (&mut [f64], &[f64], &[f64]) {
-    let l = if t > 0 { t - 1 } else { t + 1 };
-    let r = if t + 1 < n { t + 1 } else { t - 1 };
-    let (head, rest) = x.split_at_mut(t * m);
-    let (row, tail) = rest.split_at_mut(m);
-    let side = |k: usize| -> &[f64] {
-        if k < t {
-            &head[k * m..(k + 1) * m]
-        } else {
-            &tail[(k - t - 1) * m..(k - t) * m]
-        }
-    };
-    (row, side(l), side(r))
-}
-
-/// One lifting step: rows of parity `first` updated with `c` times the sum of their
-/// neighbours (or the update undone).
-fn lift(x: &mut [f64], n: usize, m: usize, first: usize, c: f64, undo: bool) {
-    for t in (first..n).step_by(2) {
-        let (row, a, b) = rows(x, n, m, t);
-        for ((v, &a), &b) in row.iter_mut().zip(a).zip(b) {
-            update(v, a, b, c, undo);
-        }
-    }
-}
-
-/// The final scaling (low rows by ZETA, high rows by 1/ZETA: nearly orthonormal bands), or
-/// its inverse.
-fn scale(x: &mut [f64], n: usize, m: usize, inverse: bool) {
-    for (t, row) in x.chunks_exact_mut(m).take(n).enumerate() {
-        match (t % 2 == 0, inverse) {
-            (true, false) | (false, true) => row.iter_mut().for_each(|v| *v *= ZETA),
-            (false, false) => row.iter_mut().for_each(|v| *v *= INV_ZETA),
-            (true, true) => row.iter_mut().for_each(|v| *v /= ZETA),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The format's lifting, step after step over all rows in place: what the transform's
+    // passes must give, bit for bit.
+    /// The four lifting steps and the scaling over `n` rows of `m` (or their inverse).
+    fn lift_all(x: &mut [f64], n: usize, m: usize, fwd: bool) {
+        if fwd {
+            lift(x, n, m, 1, ALPHA, false);
+            lift(x, n, m, 0, BETA, false);
+            lift(x, n, m, 1, GAMMA, false);
+            lift(x, n, m, 0, DELTA, false);
+            scale(x, n, m, false);
+        } else {
+            scale(x, n, m, true);
+            lift(x, n, m, 0, DELTA, true);
+            lift(x, n, m, 1, GAMMA, true);
+            lift(x, n, m, 0, BETA, true);
+            lift(x, n, m, 1, ALPHA, true);
+        }
+    }
+
+    /// Row `t` of `x` (rows of `m`) and its two neighbours, mirrored at the ends.
+    fn rows(x: &mut [f64], n: usize, m: usize, t: usize) -> (&mut [f64], &[f64], &[f64]) {
+        let l = if t > 0 { t - 1 } else { t + 1 };
+        let r = if t + 1 < n { t + 1 } else { t - 1 };
+        ring_rows(x, m, t, l, r)
+    }
+
+    /// One lifting step: rows of parity `first` updated with `c` times the sum of their
+    /// neighbours (or the update undone).
+    fn lift(x: &mut [f64], n: usize, m: usize, first: usize, c: f64, undo: bool) {
+        for t in (first..n).step_by(2) {
+            let (row, a, b) = rows(x, n, m, t);
+            for ((v, &a), &b) in row.iter_mut().zip(a).zip(b) {
+                update(v, a, b, c, undo);
+            }
+        }
+    }
+
+    /// The final scaling (low rows by ZETA, high rows by 1/ZETA: nearly orthonormal bands), or
+    /// its inverse.
+    fn scale(x: &mut [f64], n: usize, m: usize, inverse: bool) {
+        for (t, row) in x.chunks_exact_mut(m).take(n).enumerate() {
+            match (t % 2 == 0, inverse) {
+                (true, false) | (false, true) => row.iter_mut().for_each(|v| *v *= ZETA),
+                (false, false) => row.iter_mut().for_each(|v| *v *= INV_ZETA),
+                (true, true) => row.iter_mut().for_each(|v| *v /= ZETA),
+            }
+        }
+    }
 
     fn field(shape: [usize; 3]) -> Vec<f64> {
         let [a, b, c] = shape;
@@ -399,6 +495,31 @@ mod tests {
             bands += usize::from((g - 1.0).abs() > 0.02);
         }
         assert!(bands >= 4, "gains away from 1 in {bands} bands");
+    }
+
+    #[test]
+    fn the_lifting_pass_gives_the_bits_of_the_steps_one_after_another() {
+        // Along the first two axes the rows go through the steps staggered, in one pass: the
+        // decoder's inverse must give the bits the format specifies, for odd and even lengths.
+        for n in 8usize..=41 {
+            let m = 3;
+            let y: Vec<f64> = (0..n * m)
+                .map(|t| ((t * 2_654_435_761usize) % 10_007) as f64 * 1e-3 - 5.0)
+                .map(|v| v * 10f64.powi((n % 7) as i32 - 3))
+                .collect();
+            for fwd in [true, false] {
+                let mut reference = y.clone();
+                lift_all(&mut reference, n, m, fwd);
+                let mut pass = vec![0.0; n * m];
+                let mut ring = Vec::new();
+                let load = |t: usize, row: &mut [f64]| row.copy_from_slice(&y[t * m..][..m]);
+                let store = |t: usize, row: &[f64]| pass[t * m..][..m].copy_from_slice(row);
+                lift_pass(n, m, fwd, &mut ring, load, store);
+                for (t, (a, b)) in pass.iter().zip(&reference).enumerate() {
+                    assert_eq!(a.to_bits(), b.to_bits(), "n {n}, forward {fwd}, value {t}");
+                }
+            }
+        }
     }
 
     #[test]
