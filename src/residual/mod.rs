@@ -78,18 +78,19 @@ pub(crate) struct Integers {
 /// Integers sampled for an estimate of their cost: about this many.
 const ESTIMATE_SAMPLE: usize = 1 << 13;
 
-/// Estimated bits per value of coding `ints` (a block of `shape`): [`ints::estimate_bits`] on
-/// a sample, at an odd stride so that the sample does not line up with rows.
-pub(crate) fn estimate(ints: &[i64], shape: [usize; 3]) -> f64 {
-    let stride = (ints.len() / ESTIMATE_SAMPLE).max(1) | 1;
-    let (bits, count) = ints::estimate_bits(ints, shape, (0..ints.len()).step_by(stride));
+/// Estimated bits per value of coding the `n` integers of a block of `shape` (`r(at)` the one
+/// at `at`): [`ints::estimate_bits`] on a sample, at an odd stride so that the sample does not
+/// line up with rows.
+pub(crate) fn estimate(n: usize, shape: [usize; 3], r: impl Fn(usize) -> i64) -> f64 {
+    let stride = (n / ESTIMATE_SAMPLE).max(1) | 1;
+    let (bits, count) = ints::estimate_bits(r, shape, (0..n).step_by(stride));
     bits / count.max(1) as f64
 }
 
 impl Integers {
     /// [`estimate`] of these integers.
     pub(crate) fn estimate(&self) -> f64 {
-        estimate(&self.values, self.shape)
+        estimate(self.values.len(), self.shape, |at| self.values[at])
     }
 
     /// The integer-coding stage: the block's payload.

@@ -66,18 +66,19 @@ impl IntCoder {
     }
 }
 
-/// Bits the context coder would spend on the integers `r` (a block of `shape`) at
-/// `positions`, and how many positions: per context (from the neighbours, as the coder forms
+/// Bits the context coder would spend on the integers of a block of `shape` at `positions`
+/// (`r(at)` the integer at `at`: only those at the positions and their causal neighbours are
+/// asked for), and how many positions: per context (from the neighbours, as the coder forms
 /// it, lanes aside), the entropy of the bit-length classes, plus the raw bits below each
 /// leading one. An estimate without the tables' cost, used to compare codings of a block
 /// before paying for one.
 pub(crate) fn estimate_bits(
-    r: &[i64],
+    r: impl Fn(usize) -> i64,
     shape: [usize; 3],
     positions: impl Iterator<Item = usize>,
 ) -> (f64, usize) {
     let [_, b, c] = shape;
-    let k = |at: usize| class(zigzag(r[at]));
+    let k = |at: usize| class(zigzag(r(at)));
     let mut hist = vec![[0u32; 65]; tables::CONTEXTS];
     let mut raw = 0u64;
     let mut count = 0;

@@ -120,22 +120,20 @@ fn encode(
     let c = coefficients(values, offset, shape, &levels)?;
     let search = Search::new(&c, block, budget, &levels);
     let mut step = search.step(FIRST, budget)?;
-    // The integers of the step tried next (the first step's serve the estimate too).
-    let mut next = quantize(&c, step);
     if let Some(beat) = beat {
-        let estimate = next.as_ref().map(|q| super::estimate(q, shape));
-        if estimate.is_none_or(|e| e >= TRY_MARGIN * beat) {
-            next.into_iter().for_each(|q| scratch::I64.give(q));
+        // Quantized where the estimate looks only: most blocks looked at stop here.
+        let inv = 1.0 / step;
+        let estimate = super::estimate(c.len(), shape, |at| {
+            round_q((c[at] * inv).clamp(-(MAX_Q as f64), MAX_Q as f64))
+        });
+        if estimate >= TRY_MARGIN * beat {
             scratch::F64.give(c);
             return None;
         }
     }
     let mut best: Option<(f64, ErrorStats, Vec<i64>)> = None;
     for _ in 0..5 {
-        let q = match next.take() {
-            Some(q) => q,
-            None => quantize(&c, step)?,
-        };
+        let q = quantize(&c, step)?;
         let stats = verify(&q, step, offset, shape, &levels, values, dtype);
         let used = stats.rms() / budget;
         let ok = stats.meets(BlockBound::Rms(budget));
@@ -235,15 +233,22 @@ impl Search {
     /// The RMS error `step` is predicted to give, over the budget.
     fn used(&self, step: f64) -> f64 {
         let inv = 1.0 / step;
-        let sq: f64 = self
-            .sample
-            .iter()
-            .map(|&(v, w)| {
-                let t = v * inv;
-                let d = (t - round_q(t) as f64) * step;
-                w * d * d
-            })
-            .sum();
+        let error = |&(v, w): &(f64, f64)| {
+            let t = v * inv;
+            let d = (t - round_q(t) as f64) * step;
+            w * d * d
+        };
+        // Four sums side by side: one chain of dependent additions ran at a quarter of the
+        // speed, twelve times per step searched.
+        let chunks = self.sample.chunks_exact(4);
+        let mut sq: f64 = chunks.remainder().iter().map(error).sum();
+        let mut lanes = [0.0; 4];
+        for c in chunks {
+            for (l, x) in lanes.iter_mut().zip(c) {
+                *l += error(x);
+            }
+        }
+        sq += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
         (sq / self.full).sqrt()
     }
 
