@@ -45,7 +45,7 @@ const TRY_MARGIN: f64 = 1.05;
 /// The RMS error the first step aims at, of the budget.
 const FIRST: f64 = 0.98;
 /// And the steps after a verification.
-const AIM: f64 = 0.985;
+const AIM: f64 = 0.99;
 /// Bits per value of the best coding so far below which the coder is not tried.
 const LEAST_BITS: f64 = 0.1;
 /// And above which: the largest at which it won on any block measured (../shared/data, and
