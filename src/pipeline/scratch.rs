@@ -27,20 +27,39 @@ impl<T> Pool<T> {
         }
     }
 
+    /// The smallest kept buffer with room for `capacity` elements (None below [`LEAST`]).
+    fn kept(&self, capacity: usize) -> Option<Vec<T>> {
+        if capacity < LEAST {
+            return None;
+        }
+        let mut free = self.free.lock().ok()?;
+        let fit = (0..free.len())
+            .filter(|&i| free[i].capacity() >= capacity)
+            .min_by_key(|&i| free[i].capacity())?;
+        Some(free.swap_remove(fit))
+    }
+
     /// An empty vector with room for `capacity` elements: the smallest kept one large enough,
     /// else a new one.
     pub(crate) fn take(&self, capacity: usize) -> Vec<T> {
-        if capacity >= LEAST {
-            if let Ok(mut free) = self.free.lock() {
-                let fit = (0..free.len())
-                    .filter(|&i| free[i].capacity() >= capacity)
-                    .min_by_key(|&i| free[i].capacity());
-                if let Some(i) = fit {
-                    return free.swap_remove(i);
-                }
+        self.kept(capacity)
+            .unwrap_or_else(|| Vec::with_capacity(capacity))
+    }
+
+    /// `n` default values: in a kept buffer large enough where there is one, else in a new one
+    /// allocated fallibly (a decoder's buffer: a hostile stream's claim is then an error, not
+    /// an abort).
+    pub(crate) fn try_filled(&self, n: usize, what: &str) -> crate::error::Result<Vec<T>>
+    where
+        T: Clone + Default,
+    {
+        match self.kept(n) {
+            Some(mut v) => {
+                v.resize(n, T::default());
+                Ok(v)
             }
+            None => crate::error::try_vec(n, what),
         }
-        Vec::with_capacity(capacity)
     }
 
     /// Keeps `v` for a later [`Pool::take`] where it is large and the pool has room for it.
@@ -82,5 +101,19 @@ mod tests {
         let free = pool.free.lock().unwrap();
         assert!(free.iter().all(|v| v.capacity() >= LEAST && v.is_empty()));
         assert!(free.iter().map(|v| v.capacity() * 8).sum::<usize>() <= KEEP);
+    }
+
+    #[test]
+    fn filled_buffers_hold_defaults_only_and_claims_beyond_memory_are_errors() {
+        let pool: Pool<i64> = Pool::new();
+        let mut v = pool.take(2 * LEAST);
+        v.extend(std::iter::repeat_n(7, 2 * LEAST));
+        let at = v.as_ptr();
+        pool.give(v);
+        let w = pool.try_filled(LEAST + 3, "a test").unwrap();
+        assert_eq!(w.as_ptr(), at, "the kept buffer is reused");
+        assert!(w.len() == LEAST + 3 && w.iter().all(|&x| x == 0));
+        assert!(pool.try_filled(usize::MAX / 16, "a test").is_err());
+        assert_eq!(pool.try_filled(5, "a test").unwrap(), vec![0; 5]);
     }
 }

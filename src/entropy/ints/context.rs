@@ -13,6 +13,7 @@ use super::tables::{
 use super::{class, unzigzag, zigzag, CONTEXT};
 use crate::error::{try_vec, Error, Result};
 use crate::format::payload::{put_varint, PayloadReader};
+use crate::pipeline::scratch;
 
 /// Context from the classes of the causal neighbours: previous value in the row (`w`), same
 /// position in the previous row (`n`) and plane (`b`); missing ones repeat a present one.
@@ -478,7 +479,7 @@ pub(super) fn decode_lanes(mut r: PayloadReader, shape: [usize; 3], n: usize) ->
     let bits_a = r.chunk()?;
     let split = lane_split(shape).min(n);
     let mut k = try_vec::<u8>(n, "decoding")?;
-    let mut out = try_vec::<i64>(n, "decoding")?;
+    let mut out = scratch::I64.try_filled(n, "decoding")?;
     let (ka, kb) = k.split_at_mut(split);
     let (oa, ob) = out.split_at_mut(split);
     let mut a = Lane::new(rans[0], bits_a, 0, ka, oa)?;
@@ -508,7 +509,7 @@ pub(super) fn decode_v1(mut r: PayloadReader, shape: [usize; 3], n: usize) -> Re
     let (slots, base) = read_slots(&mut r, V1_PROB_BITS)?;
     let rans = r.chunk()?;
     let mut k = try_vec::<u8>(n, "decoding")?;
-    let mut out = try_vec::<i64>(n, "decoding")?;
+    let mut out = scratch::I64.try_filled(n, "decoding")?;
     let mut lane = Lane::new(rans, r.rest(), 0, &mut k, &mut out)?;
     let t = Tables::<V1_PROB_BITS> {
         slots: &slots,

@@ -483,6 +483,7 @@ pub fn decode(
         for (i, bits) in specials {
             dtype.put_bits(&mut out, i, bits);
         }
+        crate::pipeline::scratch::I64.give(q);
         return Ok(out);
     }
     match dtype {
@@ -497,6 +498,7 @@ pub fn decode(
             }
         }
     }
+    crate::pipeline::scratch::I64.give(q);
     for (i, b) in specials {
         dtype.put_bits(&mut out, i, b);
     }
