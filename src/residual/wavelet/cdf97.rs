@@ -202,7 +202,7 @@ fn axis(
 /// needs its neighbours after the step before, so the steps run staggered: at stage s, row s is
 /// loaded, the first step updates row s−1, the second row s−2, and so on, and row s−5 is
 /// final. Eight rows in a ring hold what is between. The same operations on the same values as
-/// the steps one after another over all rows ([`lift_all`]), so the same bits.
+/// the steps one after another over all rows (`doc/format.md` §5.10), so the same bits.
 fn lift_pass(
     n: usize,
     m: usize,
@@ -285,7 +285,7 @@ fn ring_rows(
 
 /// The four lifting steps and the scaling of one line held split, its `low` even positions
 /// first and its odd ones after (or their inverse): the same operations on the same values as
-/// [`lift_all`] on the line in place, so the same bits.
+/// the format's lifting of the line in place (`doc/format.md` §5.10), so the same bits.
 fn lift_split(x: &mut [f64], low: usize, fwd: bool) {
     let (lo, hi) = x.split_at_mut(low);
     if hi.is_empty() {
@@ -348,9 +348,9 @@ fn even(lo: &mut [f64], hi: &[f64], c: f64, undo: bool) {
 mod tests {
     use super::*;
 
-    // The format's lifting, step after step over all rows in place: what the transform's
-    // passes must give, bit for bit.
-    /// The four lifting steps and the scaling over `n` rows of `m` (or their inverse).
+    /// The format's lifting (`doc/format.md` §5.10): the four steps and the scaling over `n`
+    /// rows of `m` (or their inverse), one after another in place. What the transform's passes
+    /// must give, bit for bit.
     fn lift_all(x: &mut [f64], n: usize, m: usize, fwd: bool) {
         if fwd {
             lift(x, n, m, 1, ALPHA, false);
@@ -395,6 +395,14 @@ mod tests {
                 (true, true) => row.iter_mut().for_each(|v| *v /= ZETA),
             }
         }
+    }
+
+    /// `len` scattered values of a magnitude that varies with `n` (1e-3 to 1e3 times ±5).
+    fn values(len: usize, n: usize) -> Vec<f64> {
+        (0..len)
+            .map(|t| ((t * 2_654_435_761usize) % 10_007) as f64 * 1e-3 - 5.0)
+            .map(|v| v * 10f64.powi((n % 7) as i32 - 3))
+            .collect()
     }
 
     fn field(shape: [usize; 3]) -> Vec<f64> {
@@ -503,10 +511,7 @@ mod tests {
         // decoder's inverse must give the bits the format specifies, for odd and even lengths.
         for n in 8usize..=41 {
             let m = 3;
-            let y: Vec<f64> = (0..n * m)
-                .map(|t| ((t * 2_654_435_761usize) % 10_007) as f64 * 1e-3 - 5.0)
-                .map(|v| v * 10f64.powi((n % 7) as i32 - 3))
-                .collect();
+            let y = values(n * m, n);
             for fwd in [true, false] {
                 let mut reference = y.clone();
                 lift_all(&mut reference, n, m, fwd);
@@ -529,10 +534,7 @@ mod tests {
         // lengths and values of every magnitude.
         for n in 8usize..=41 {
             let low = n.div_ceil(2);
-            let y: Vec<f64> = (0..n)
-                .map(|t| ((t * 2_654_435_761usize) % 10_007) as f64 * 1e-3 - 5.0)
-                .map(|v| v * 10f64.powi((n % 7) as i32 - 3))
-                .collect();
+            let y = values(n, n);
             let mut split = y.clone();
             lift_split(&mut split, low, false);
             let mut in_place: Vec<f64> = (0..n)

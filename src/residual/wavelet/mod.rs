@@ -119,7 +119,7 @@ fn encode(
     }
     let c = coefficients(values, offset, shape, &levels)?;
     let search = Search::new(&c, block, budget, &levels);
-    let mut step = search.step(FIRST, budget)?;
+    let mut step = search.step(FIRST)?;
     if let Some(beat) = beat {
         // Quantized where the estimate looks only: most blocks looked at stop here.
         let inv = 1.0 / step;
@@ -150,9 +150,7 @@ fn encode(
         // The sample's error curve, calibrated by the actual error.
         let calibrated = used / search.used(step);
         step = match calibrated.is_finite() && calibrated > 0.0 {
-            true => search
-                .step(AIM / calibrated, budget)
-                .unwrap_or(step * AIM / used),
+            true => search.step(AIM / calibrated).unwrap_or(step * AIM / used),
             false => step * AIM / used,
         };
     }
@@ -203,6 +201,7 @@ fn coefficients(
 /// element type) the verification measures, and the model is calibrated by it.
 struct Search {
     sample: Vec<(f64, f64)>,
+    budget: f64,
     /// The sample's squared error at the full budget.
     full: f64,
 }
@@ -227,6 +226,7 @@ impl Search {
         Search {
             full: budget * budget * sample.len() as f64,
             sample,
+            budget,
         }
     }
 
@@ -255,8 +255,8 @@ impl Search {
     /// The largest step predicted to use at most `aim` of the budget (the error grows with
     /// the step, about monotonically: bisection in log scale from the budget, where every
     /// error is below it, to 1024 times it).
-    fn step(&self, aim: f64, budget: f64) -> Option<f64> {
-        let (mut lo, mut hi) = (budget, budget * 1024.0);
+    fn step(&self, aim: f64) -> Option<f64> {
+        let (mut lo, mut hi) = (self.budget, self.budget * 1024.0);
         if !(hi.is_finite() && lo > 0.0) || self.used(lo) > aim {
             return None;
         }
