@@ -117,7 +117,7 @@ fn serial_round_trip_is_bit_exact_and_really_compressed() {
 fn lossy_targets_hold_through_adios2() {
     let _g = lock();
     // NGLR forced through the operator's parameters: every stream carries the network
-    // (version 6), and a reader without parameters decodes it.
+    // (version 8; version 6 added it), and a reader without parameters decodes it.
     let net = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/golden/nglr_net.safetensors"

@@ -161,7 +161,8 @@ fn mutate(p: &mut Vec<u8>, seed: u64, flips: usize, cut: usize) {
     p.truncate(p.len().saturating_sub(cut));
 }
 
-/// A one-block stream of the wavelet kind (version 5), with a NaN among its values.
+/// A one-block stream of the wavelet kind (from version 5; written as 8), with a NaN among its
+/// values.
 fn wavelet_stream() -> Vec<u8> {
     let mut v: Vec<f32> = (0..720).map(|i| (i as f32 * 0.05).sin() * 4.0).collect();
     v[100] = f32::NAN;
@@ -170,7 +171,7 @@ fn wavelet_stream() -> Vec<u8> {
         .compress(&[3, 12, 20], &v)
         .unwrap();
     let parsed = residuum::internals::format::parse(&s).unwrap();
-    assert_eq!(parsed.version, 5);
+    assert_eq!(parsed.version, 8);
     assert_eq!(
         parsed.entries[0].kind,
         residuum::internals::format::BlockKind::Wavelet
@@ -184,7 +185,8 @@ const NGLR_NET: &str = concat!(
     "/tests/golden/nglr_net.safetensors"
 );
 
-/// A one-block stream predicted with NGLR (version 6, the network in its table), with a NaN.
+/// A one-block stream predicted with NGLR (from version 6; written as 8), the network in its
+/// table, with a NaN.
 fn nglr_stream() -> Vec<u8> {
     let mut v: Vec<f32> = (0..720)
         .map(|i| (i as f32 * 0.05).sin() * 4.0 + (i % 7) as f32 * 0.01)
@@ -195,7 +197,7 @@ fn nglr_stream() -> Vec<u8> {
         .compress(&[3, 12, 20], &v)
         .unwrap();
     let parsed = residuum::internals::format::parse(&s).unwrap();
-    assert_eq!(parsed.version, 6);
+    assert_eq!(parsed.version, 8);
     assert!(parsed.nglr().unwrap().is_some());
     s
 }
@@ -310,6 +312,25 @@ fn golden_values(n: u32) -> Vec<f32> {
         .collect()
 }
 
+/// A smooth field for the golden streams (exact integer arithmetic, scaled by a power of two),
+/// with the golden values' non-finite values.
+fn smooth_golden_values(dims: &[usize]) -> Vec<f32> {
+    let (b, c) = (dims[1] as i64, dims[2] as i64);
+    let noise = golden_values(dims.iter().product::<usize>() as u32);
+    (0..noise.len() as i64)
+        .zip(noise)
+        .map(|(i, g)| {
+            let (z, y, x) = (i / (b * c), i / c % b, i % c);
+            let v = x * x * x - 3 * x * y * y + 40 * y * z * z - 700 * x * z + 5000 * y;
+            if g.is_finite() {
+                v as f32 / 4096.0
+            } else {
+                g
+            }
+        })
+        .collect()
+}
+
 /// Committed streams of every kind: they must still decode to exactly the committed output
 /// (its xxh3), so a later version proves it reads old files. `RESIDUUM_BLESS=1` writes the
 /// missing ones; a committed one is never rewritten. `nrmse_1e-4_context_f32` holds the
@@ -328,7 +349,7 @@ fn golden_streams_still_decode_identically() {
 
     // (name, codec parameters, shape)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [usize]);
-    let cases: [Case; 10] = [
+    let cases: [Case; 12] = [
         ("lossless_v2_f32", &[("mode", "lossless")], &[9, 10, 11]),
         (
             "nrmse_1e-4_context_f32",
@@ -386,10 +407,31 @@ fn golden_streams_still_decode_identically() {
             ],
             &[9, 20, 33],
         ),
+        // Version 8, written by the current encoder (the same bytes again): the integer coder
+        // with modelled signs and first bits, on a smooth field whose residuals have correlated
+        // signs; NGLR with the committed network over it.
+        (
+            "nrmse_1e-5_smooth_v8_f32",
+            &[("nrmse", "1e-5"), ("block", "8x16x16")],
+            &[9, 20, 33],
+        ),
+        (
+            "nrmse_1e-5_nglr_v8_f32",
+            &[
+                ("nrmse", "1e-5"),
+                ("residual", "nglr"),
+                ("nglr", NGLR_NET),
+                ("block", "8x16x16"),
+            ],
+            &[9, 20, 33],
+        ),
     ];
     for (name, params, dims) in cases {
         let n: usize = dims.iter().product();
         let mut v = golden_values(n as u32);
+        if name.contains("v8") {
+            v = smooth_golden_values(dims);
+        }
         if name.contains("mask") {
             // Every third row filled, as a land mask would be.
             (0..n)
@@ -414,8 +456,8 @@ fn golden_streams_still_decode_identically() {
             .unwrap();
         }
         let s = std::fs::read(&rsd).unwrap_or_else(|e| panic!("{name}: {e}"));
-        if name.contains("nglr") {
-            // Its encoder is deterministic too: the same bytes again, on 1 and 2 threads.
+        if name.contains("v8") {
+            // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
             for threads in ["1", "2"] {
                 let again = Codec::from_pairs(params.iter().copied().chain([("threads", threads)]))
                     .unwrap()
@@ -461,12 +503,18 @@ fn golden_streams_still_decode_identically() {
 
 /// The golden pairs of temporal prediction (version 7): a keyframe, and the next step with
 /// blocks coded over its reconstruction, which decodes only with it. The first pair was written
-/// before bases could be scaled by a gain (its second must still decode the same); the encoder
-/// writes the second (the same keyframe).
-const TEMPORAL_GOLDEN: [&str; 2] = ["temporal_abs_1e-2_step0_f32", "temporal_abs_1e-2_step1_f32"];
-const TEMPORAL_GAIN_GOLDEN: [&str; 2] = [
-    "temporal_abs_1e-2_step0_f32",
-    "temporal_gain_abs_1e-2_step1_f32",
+/// before bases could be scaled by a gain, the second's second step (over the first keyframe)
+/// before the integer coder modelled low bits (version 8); the encoder writes the third.
+const TEMPORAL_GOLDEN: [[&str; 2]; 3] = [
+    ["temporal_abs_1e-2_step0_f32", "temporal_abs_1e-2_step1_f32"],
+    [
+        "temporal_abs_1e-2_step0_f32",
+        "temporal_gain_abs_1e-2_step1_f32",
+    ],
+    [
+        "temporal_v8_abs_1e-2_step0_f32",
+        "temporal_v8_abs_1e-2_step1_f32",
+    ],
 ];
 
 /// The two steps the temporal golden streams hold (integer arithmetic only): the golden values
@@ -491,8 +539,9 @@ fn temporal_golden_steps(n: usize) -> [Vec<f32>; 2] {
 /// Decodes a committed stream, the second of a temporal pair over the keyframe's
 /// reconstruction.
 fn decode_golden(dir: &std::path::Path, name: &str, s: &[u8]) -> Vec<u8> {
-    let reference = name.ends_with("step1_f32").then(|| {
-        let first = std::fs::read(dir.join(format!("{}.rsd", TEMPORAL_GOLDEN[0]))).unwrap();
+    let pair = TEMPORAL_GOLDEN.iter().find(|p| p[1] == name);
+    let reference = pair.map(|p| {
+        let first = std::fs::read(dir.join(format!("{}.rsd", p[0]))).unwrap();
         decode(&first).unwrap().1
     });
     residuum::decode_step(s, reference.as_deref(), &Default::default())
@@ -514,7 +563,8 @@ fn golden_temporal_streams_still_decode_identically() {
             .map(|v| chain.compress(&c, &dims, v).unwrap())
     };
     let fresh = encode("1");
-    for (name, stream) in TEMPORAL_GAIN_GOLDEN.iter().zip(&fresh) {
+    let current = TEMPORAL_GOLDEN[2];
+    for (name, stream) in current.iter().zip(&fresh) {
         let (rsd, hash) = (
             dir.join(format!("{name}.rsd")),
             dir.join(format!("{name}.xxh3")),
@@ -526,13 +576,12 @@ fn golden_temporal_streams_still_decode_identically() {
             std::fs::write(&hash, format!("{h:016x}\n")).unwrap();
         }
     }
-    let pairs = TEMPORAL_GOLDEN.iter().chain(&TEMPORAL_GAIN_GOLDEN);
-    for (i, name) in pairs.enumerate() {
+    for (i, name) in TEMPORAL_GOLDEN.iter().flatten().enumerate() {
         let s = std::fs::read(dir.join(format!("{name}.rsd"))).unwrap();
         // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
-        if i >= 2 {
+        if i >= 4 {
             assert!(
-                s == fresh[i - 2] && s == encode("2")[i - 2],
+                s == fresh[i - 4] && s == encode("2")[i - 4],
                 "{name}: the encoder's bytes changed"
             );
         }
@@ -558,7 +607,11 @@ fn golden_temporal_streams_still_decode_identically() {
     // The seconds are predicted: blocks over the previous step, and refused without it; the
     // encoder's scales bases by gains (base code 6 or more: doc/format.md §5.12).
     use residuum::internals::format::BlockKind;
-    for (name, gain) in [(TEMPORAL_GOLDEN[1], false), (TEMPORAL_GAIN_GOLDEN[1], true)] {
+    for (name, gain) in TEMPORAL_GOLDEN
+        .iter()
+        .map(|p| p[1])
+        .zip([false, true, true])
+    {
         let s = std::fs::read(dir.join(format!("{name}.rsd"))).unwrap();
         let parsed = residuum::internals::format::parse(&s).unwrap();
         let codes: Vec<u8> = (0..parsed.entries.len())
@@ -621,6 +674,12 @@ proptest! {
         let mut p = parsed.payload(0).unwrap().to_vec();
         mutate(&mut p, seed, flips, cut);
         let _ = residuum::internals::lbrc::decode(&p, None, Some(&net), [3, 12, 20], residuum::ElementType::F32, false, 6);
+        // A block whose signs are modelled (the second of the smooth golden stream).
+        let s = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/nrmse_1e-5_smooth_v8_f32.rsd")).unwrap();
+        let parsed = residuum::internals::format::parse(&s).unwrap();
+        let mut p = parsed.payload(1).unwrap().to_vec();
+        mutate(&mut p, seed, flips, cut);
+        let _ = residuum::internals::lbrc::decode(&p, None, None, [8, 16, 16], residuum::ElementType::F32, false, 8);
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //! with one more entry, the base model's decoder (hash u64 | canonical bytes), so that every
 //! stream decodes on its own. Streams without them are still written as version 2.
 //! Version 6 adds the NGLR network's entry (flag bit 1), version 7 the step entry of temporal
-//! prediction (flag bit 2, [`step`]) and blocks coded over the previous step's reconstruction.
+//! prediction (flag bit 2, [`step`]) and blocks coded over the previous step's reconstruction,
+//! version 8 the integer coder with modelled low bits; every lossy stream is now written as
+//! version 8.
 //! A reader needs nothing but these bytes; every field is checked before it is used, so corrupted
 //! or truncated input gives an error, not a panic.
 
@@ -27,12 +29,12 @@ use crate::error::{Error, FormatErrorKind, ParameterError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 7;
-/// The first version with wavelet blocks; streams without them are written as version 4, which
-/// older readers decode.
+pub const FORMAT_VERSION: u16 = 8;
+/// The first version with wavelet blocks.
 const WAVELET_VERSION: u16 = 5;
-/// The version written for lossy streams without wavelet blocks.
-const VERSION_LOSSY: u16 = 4;
+/// The version written for lossy streams: the first whose coded integers may use the context
+/// coder with modelled low bits (coder 4), which older readers do not know.
+const VERSION_LOSSY: u16 = 8;
 /// The version written for lossless streams (raw and zstd blocks only), which version 2
 /// readers decode.
 const VERSION_LOSSLESS: u16 = 2;
@@ -40,8 +42,7 @@ const VERSION_LOSSLESS: u16 = 2;
 const FLAG_MODEL: u8 = 1;
 /// Header flag: the last table entry is the NGLR network (version 6).
 const FLAG_NGLR: u8 = 2;
-/// The first version with NGLR blocks and the network's entry; streams without them are
-/// written as before.
+/// The first version with NGLR blocks and the network's entry.
 const NGLR_VERSION: u16 = 6;
 /// Header flag: the last table entry is the step entry of temporal prediction (version 7).
 const FLAG_STEP: u8 = 4;
@@ -229,13 +230,7 @@ pub fn write_stream(
     let mut w = Writer { buf: out, pos: 0 };
     w.put(&MAGIC);
     // Version 2 where it suffices, so that older readers decode what they can.
-    let version = if step.is_some() {
-        STEP_VERSION
-    } else if nglr.is_some() {
-        NGLR_VERSION
-    } else if blocks.iter().any(|(k, _)| *k == BlockKind::Wavelet) {
-        WAVELET_VERSION
-    } else if lossy {
+    let version = if lossy {
         VERSION_LOSSY
     } else {
         VERSION_LOSSLESS

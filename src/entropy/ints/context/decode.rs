@@ -1,0 +1,459 @@
+//! The context coder's decoder: coders 4, 3 and 1 (see the parent module).
+
+use super::super::binary::{self, Probs, SIGNS};
+use super::super::tables::{
+    rans_capacity, read_slots, read_tables, CONTEXTS, PROB_BITS, RANS_L, V1_PROB_BITS,
+};
+use super::super::unzigzag;
+use super::{context, lane_split, SIGNED};
+use crate::error::{try_vec, Error, Result};
+use crate::format::payload::PayloadReader;
+use crate::pipeline::scratch;
+
+/// The layouts of context-coded payloads.
+#[derive(Clone, Copy, PartialEq)]
+pub(in super::super) enum Layout {
+    /// Coder 1: one lane, 12-bit tables.
+    V1,
+    /// Coder 3: two lanes.
+    Lanes,
+    /// Coder 4: two lanes, a flag byte first, sign probabilities and streams where it is set.
+    Signs,
+}
+
+/// The flag byte of a coder-4 payload, and the signs' probabilities where it is set.
+fn signed(r: &mut PayloadReader) -> Result<Option<Probs>> {
+    match r.bytes(1)?[0] {
+        0 => Ok(None),
+        SIGNED => {
+            let bytes: [u8; SIGNS] = r.bytes(SIGNS)?.try_into().unwrap();
+            if bytes.contains(&0) {
+                return Err(Error::corrupt("sign probability of zero"));
+            }
+            Ok(Some(Probs::from_bytes(bytes)))
+        }
+        f => Err(Error::corrupt(format!("unknown context coder flags {f}"))),
+    }
+}
+
+/// The most values a context-coded payload (after its id) can hold; see [`rans_capacity`].
+/// The classes' lanes bound it (the binary streams add no values).
+pub(in super::super) fn max_values(r: &mut PayloadReader, layout: Layout) -> Result<Option<u64>> {
+    if layout == Layout::V1 {
+        let tables = read_tables(r, V1_PROB_BITS)?;
+        return Ok(rans_capacity(&tables, V1_PROB_BITS, &[r.chunk()?.len()]));
+    }
+    if layout == Layout::Signs {
+        signed(r)?;
+    }
+    let tables = read_tables(r, PROB_BITS)?;
+    let lanes = [r.chunk()?.len(), r.chunk()?.len()];
+    Ok(rans_capacity(&tables, PROB_BITS, &lanes))
+}
+
+/// Reads `nb` ≤ 56 bits at bit position `pos` (MSB first), zeros past the end (which the
+/// caller detects from the final position).
+#[inline(always)]
+fn peek_bits(buf: &[u8], pos: usize, nb: u32) -> u64 {
+    let byte = pos >> 3;
+    let w = match buf.get(byte..byte + 8) {
+        Some(s) => u64::from_be_bytes(s.try_into().unwrap()),
+        None => {
+            let mut t = [0u8; 8];
+            let tail = buf.get(byte..).unwrap_or(&[]);
+            t[..tail.len()].copy_from_slice(tail);
+            u64::from_be_bytes(t)
+        }
+    };
+    // Shifting by 1 then 63 − nb is a shift by 64 − nb that also gives 0 for nb = 0.
+    ((w << (pos & 7)) >> 1) >> (63 - nb)
+}
+
+/// Reads `nb` ≤ 64 bits at bit position `pos`.
+#[inline(always)]
+fn read_bits(buf: &[u8], pos: usize, nb: u32) -> u64 {
+    if nb <= 56 {
+        peek_bits(buf, pos, nb)
+    } else {
+        (peek_bits(buf, pos, nb - 32) << 32) | peek_bits(buf, pos + nb as usize - 32, 32)
+    }
+}
+
+/// The byte streams of a lane: classes (rANS), modelled signs (binary rANS; empty where not
+/// modelled) and raw bits.
+#[derive(Clone, Copy)]
+struct Bytes<'a> {
+    rans: &'a [u8],
+    signs: &'a [u8],
+    bits: &'a [u8],
+}
+
+/// One lane of a payload being decoded: its bytes, where it starts in the block, its models,
+/// and its part of the classes and of the output. The decoder goes through it a row at a time
+/// (a row's neighbours are all present or all missing).
+struct Lane<'a> {
+    bytes: Bytes<'a>,
+    start: usize,
+    k: &'a mut [u8],
+    out: &'a mut [i64],
+    coder: Coder,
+    signs: binary::Decoder,
+}
+
+/// What a lane's decoder carries from one value to the next (kept in locals while a row is
+/// decoded: behind a reference, the compiler stored it to memory at every value).
+#[derive(Clone, Copy)]
+struct Coder {
+    x: u32,
+    pos: usize,
+    bit_pos: usize,
+}
+
+/// Which causal neighbours a row of a lane has within the lane: the previous row's and the
+/// previous plane's (their offsets back, 0 where missing).
+#[derive(Clone, Copy)]
+struct Row {
+    n: usize,
+    b: usize,
+}
+
+/// The tables of a payload's contexts, with probabilities of `P` bits.
+struct Tables<'t, const P: u32> {
+    slots: &'t [u32],
+    base: &'t [u32; CONTEXTS],
+}
+
+impl<'a> Lane<'a> {
+    fn new(
+        bytes: Bytes<'a>,
+        start: usize,
+        k: &'a mut [u8],
+        out: &'a mut [i64],
+    ) -> Result<Lane<'a>> {
+        let head = bytes
+            .rans
+            .get(..4)
+            .ok_or_else(|| Error::corrupt("rANS stream too short"))?;
+        let x = u32::from_be_bytes(head.try_into().unwrap());
+        Ok(Lane {
+            bytes,
+            start,
+            k,
+            out,
+            coder: Coder {
+                x,
+                pos: 4,
+                bit_pos: 0,
+            },
+            signs: binary::Decoder::new(bytes.signs),
+        })
+    }
+
+    /// The end (lane index) of the row that holds lane index `at`, its neighbours, and whether
+    /// `at` starts it (the class before it is then taken as 0).
+    fn row(&self, at: usize, shape: [usize; 3]) -> (usize, Row, bool) {
+        let [_, b, c] = shape;
+        let c = c.max(1);
+        let (row, l) = ((self.start + at) / c, (self.start + at) % c);
+        let (i, j) = (row / b.max(1), row % b.max(1));
+        let end = (at + c - l).min(self.k.len());
+        let n = if j > 0 && at >= c { c } else { 0 };
+        let b = if i > 0 && at >= b * c { b * c } else { 0 };
+        (end, Row { n, b }, l == 0 || at == 0)
+    }
+
+    /// Decodes lane indices `at..end` (of one row, with neighbours `row`) after the class `w`
+    /// (`fresh`: `at` starts the row), and returns the last class; `S`: the signs are modelled.
+    #[allow(clippy::too_many_arguments)]
+    fn decode<const P: u32, const S: bool>(
+        &mut self,
+        at: usize,
+        end: usize,
+        fresh: bool,
+        mut w: u8,
+        row: Row,
+        t: &Tables<P>,
+        probs: &Probs,
+        bad: &mut u32,
+    ) -> u8 {
+        let mut c = self.coder;
+        let (k, out) = (&mut *self.k, &mut *self.out);
+        for i in at..end {
+            w = c.step::<P, S>(i, w, row, t, self.bytes, k, out, bad);
+        }
+        self.coder = c;
+        if S {
+            let mut d = self.signs;
+            let mut sw = west_sign(out, at, fresh);
+            for i in at..end {
+                sw = sign(&mut d, self.bytes.signs, probs, i, sw, row, k, out);
+            }
+            self.signs = d;
+        }
+        w
+    }
+
+    /// Whether the lane has read past its bytes: a valid lane never does, so a payload that
+    /// claims more values than it holds is caught here, early.
+    fn overrun(&self) -> Result<()> {
+        let (c, b) = (&self.coder, &self.bytes);
+        if c.pos > b.rans.len() || c.bit_pos > b.bits.len() * 8 || !self.signs.within(b.signs.len())
+        {
+            return Err(Error::truncated("lane ends early"));
+        }
+        Ok(())
+    }
+
+    fn finish(&self, signed: bool) -> Result<()> {
+        self.overrun()?;
+        let (c, b) = (&self.coder, &self.bytes);
+        if c.pos != b.rans.len() || c.x != RANS_L {
+            return Err(Error::corrupt("rANS stream does not end where it should"));
+        }
+        if signed && !self.signs.finished(b.signs.len()) {
+            return Err(Error::corrupt("sign stream does not end where it should"));
+        }
+        // Only padding of the last byte may remain.
+        if b.bits.len() * 8 - c.bit_pos >= 8 {
+            return Err(Error::corrupt("trailing raw bits"));
+        }
+        Ok(())
+    }
+}
+
+/// The sign of the value before lane index `at` in its row (none at the row's start,
+/// `fresh`) as masks: all ones in the first if it is negative, in the second if positive.
+fn west_sign(out: &[i64], at: usize, fresh: bool) -> (u32, u32) {
+    let w = if fresh { 0 } else { out[at - 1] };
+    (
+        ((w < 0) as u32).wrapping_neg(),
+        ((w > 0) as u32).wrapping_neg(),
+    )
+}
+
+impl Coder {
+    /// Decodes the value at lane index `at` of a row with neighbours `row`, after the class
+    /// `w` (0 at the row's start), and returns its class. With modelled signs (`S`), a value
+    /// of class 2 or more is left zigzagged without its sign, for [`sign`]. Reads past the end
+    /// give zeros and are caught by [`Lane::finish`]; a context without a table is flagged in
+    /// `bad`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn step<const P: u32, const S: bool>(
+        &mut self,
+        at: usize,
+        w: u8,
+        row: Row,
+        t: &Tables<P>,
+        bytes: Bytes,
+        k: &mut [u8],
+        out: &mut [i64],
+        bad: &mut u32,
+    ) -> u8 {
+        let n = if row.n > 0 { k[at - row.n] } else { w };
+        let bk = if row.b > 0 { k[at - row.b] } else { n };
+        let b = t.base[context(w, n, bk)];
+        *bad |= b >> 31;
+        let slot = self.x & ((1 << P) - 1);
+        let e = t.slots[(b & 0x7fff_ffff) as usize + slot as usize];
+        let (s, f, st) = ((e & 0xff) as u8, ((e >> 8) & 0xfff) + 1, e >> 20);
+        self.x = f * (self.x >> P) + slot - st;
+        // From x >= 2^(23 − P) two bytes always suffice (P <= 12).
+        for _ in 0..2 {
+            if self.x < RANS_L {
+                let byte = bytes.rans.get(self.pos).copied().unwrap_or(0);
+                self.x = (self.x << 8) | byte as u32;
+                self.pos += 1;
+            }
+        }
+        k[at] = s;
+        // The raw bits below the leading one, but a modelled sign.
+        let sign = (S && s >= 2) as u32;
+        let nb = (s as u32).saturating_sub(1) - sign;
+        let raw = read_bits(bytes.bits, self.bit_pos, nb);
+        self.bit_pos += nb as usize;
+        let z = ((1u64 << s) >> 1) | raw << sign;
+        out[at] = if sign == 1 { z as i64 } else { unzigzag(z) };
+        s
+    }
+}
+
+/// Adds the modelled sign to the value at lane index `at` (its class decoded, zigzagged; its
+/// neighbours in earlier rows final; `w` the sign of the one before it in the row, as
+/// [`west_sign`] gives it) and unzigzags it; returns its sign the same way.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn sign(
+    d: &mut binary::Decoder,
+    bytes: &[u8],
+    probs: &Probs,
+    at: usize,
+    w: (u32, u32),
+    row: Row,
+    k: &[u8],
+    out: &mut [i64],
+) -> (u32, u32) {
+    let s = k[at];
+    if s < 2 {
+        // 0, or −1 (class 1).
+        return (((s == 1) as u32).wrapping_neg(), 0);
+    }
+    let n = if row.n > 0 {
+        out[at - row.n].signum()
+    } else {
+        0
+    };
+    let b = if row.b > 0 {
+        out[at - row.b].signum()
+    } else {
+        0
+    };
+    let one = d.get(bytes, probs.after(w.0, w.1, binary::sign_context(-1, n, b)));
+    out[at] = unzigzag(out[at] as u64 | (one & 1) as u64);
+    (one, !one)
+}
+
+/// Decodes lanes `a` and `b` (b no longer than a) side by side, so that their serial chains
+/// overlap, then what is left of `a`; a row of each at a time, checking between rows (and every
+/// [`RUN`] values of a long one) that neither has run out of bytes: a lying payload stops after
+/// the values it holds, not after all it claims. With modelled signs (`S`), a second pass over
+/// each run decodes them (in one pass, the two chains' states would not fit in the registers).
+fn decode_rows<const P: u32, const S: bool>(
+    a: &mut Lane,
+    mut b: Option<&mut Lane>,
+    shape: [usize; 3],
+    t: &Tables<P>,
+    probs: &Probs,
+) -> Result<()> {
+    let mut bad = 0;
+    let both = b.as_ref().map_or(0, |b| b.k.len());
+    let (mut at, mut w, mut wb) = (0, 0, 0);
+    while at < a.k.len() {
+        let (end_a, row_a, fresh_a) = a.row(at, shape);
+        let end_a = end_a.min(at + RUN);
+        w = if fresh_a { 0 } else { w };
+        match b.as_deref_mut().filter(|_| at < both) {
+            Some(b) => {
+                let (end_b, row_b, fresh_b) = b.row(at, shape);
+                wb = if fresh_b { 0 } else { wb };
+                let end = end_a.min(end_b);
+                let (mut ca, mut cb) = (a.coder, b.coder);
+                let (ba, ka, oa) = (a.bytes, &mut *a.k, &mut *a.out);
+                let (bb, kb, ob) = (b.bytes, &mut *b.k, &mut *b.out);
+                for i in at..end {
+                    w = ca.step::<P, S>(i, w, row_a, t, ba, ka, oa, &mut bad);
+                    wb = cb.step::<P, S>(i, wb, row_b, t, bb, kb, ob, &mut bad);
+                }
+                (a.coder, b.coder) = (ca, cb);
+                if S {
+                    let (mut da, mut db) = (a.signs, b.signs);
+                    let (mut sa, mut sb) = (west_sign(oa, at, fresh_a), west_sign(ob, at, fresh_b));
+                    for i in at..end {
+                        sa = sign(&mut da, ba.signs, probs, i, sa, row_a, ka, oa);
+                        sb = sign(&mut db, bb.signs, probs, i, sb, row_b, kb, ob);
+                    }
+                    (a.signs, b.signs) = (da, db);
+                }
+                b.overrun()?;
+                at = end;
+            }
+            None => {
+                w = a.decode::<P, S>(at, end_a, fresh_a, w, row_a, t, probs, &mut bad);
+                at = end_a;
+            }
+        }
+        a.overrun()?;
+    }
+    check_bad(bad)
+}
+
+/// Decodes a two-lane payload (coders 3 and 4, after the id).
+pub(in super::super) fn decode_lanes(
+    mut r: PayloadReader,
+    shape: [usize; 3],
+    n: usize,
+    layout: Layout,
+) -> Result<Vec<i64>> {
+    let probs = match layout {
+        Layout::Signs => signed(&mut r)?,
+        _ => None,
+    };
+    let signed = probs.is_some();
+    let (slots, base) = read_slots(&mut r, PROB_BITS)?;
+    let rans = [r.chunk()?, r.chunk()?];
+    let signs = match signed {
+        true => [r.chunk()?, r.chunk()?],
+        false => [&[][..]; 2],
+    };
+    let bits_a = r.chunk()?;
+    let split = lane_split(shape).min(n);
+    let mut k = try_vec::<u8>(n, "decoding")?;
+    let mut out = scratch::I64.try_filled(n, "decoding")?;
+    let (ka, kb) = k.split_at_mut(split);
+    let (oa, ob) = out.split_at_mut(split);
+    let lane = |l: usize, bits| Bytes {
+        rans: rans[l],
+        signs: signs[l],
+        bits,
+    };
+    let mut a = Lane::new(lane(0, bits_a), 0, ka, oa)?;
+    let mut b = Lane::new(lane(1, r.rest()), split, kb, ob)?;
+    let t = Tables::<PROB_BITS> {
+        slots: &slots,
+        base: &base,
+    };
+    match &probs {
+        Some(p) => decode_rows::<PROB_BITS, true>(&mut a, Some(&mut b), shape, &t, p)?,
+        None => decode_rows::<PROB_BITS, false>(
+            &mut a,
+            Some(&mut b),
+            shape,
+            &t,
+            &Probs::from_bytes([128; SIGNS]),
+        )?,
+    }
+    a.finish(signed)?;
+    b.finish(signed)?;
+    Ok(out)
+}
+
+/// The most values decoded between two checks for overruns.
+const RUN: usize = 1 << 12;
+
+fn check_bad(bad: u32) -> Result<()> {
+    match bad {
+        0 => Ok(()),
+        _ => Err(Error::corrupt("context without a table")),
+    }
+}
+
+/// The one-lane, 12-bit coder of earlier streams.
+pub(in super::super) fn decode_v1(
+    mut r: PayloadReader,
+    shape: [usize; 3],
+    n: usize,
+) -> Result<Vec<i64>> {
+    let (slots, base) = read_slots(&mut r, V1_PROB_BITS)?;
+    let rans = r.chunk()?;
+    let mut k = try_vec::<u8>(n, "decoding")?;
+    let mut out = scratch::I64.try_filled(n, "decoding")?;
+    let bytes = Bytes {
+        rans,
+        signs: &[],
+        bits: r.rest(),
+    };
+    let mut lane = Lane::new(bytes, 0, &mut k, &mut out)?;
+    let t = Tables::<V1_PROB_BITS> {
+        slots: &slots,
+        base: &base,
+    };
+    decode_rows::<V1_PROB_BITS, false>(
+        &mut lane,
+        None,
+        shape,
+        &t,
+        &Probs::from_bytes([128; SIGNS]),
+    )?;
+    lane.finish(false)?;
+    Ok(out)
+}

@@ -1,0 +1,307 @@
+//! The context coder (id 4; id 3 the same without modelled signs, id 1 its one-lane, 12-bit
+//! predecessor, both decoded only). Per value, the magnitude class k (bit length of the
+//! zigzagged residual) is coded with static rANS, one frequency table
+//! ([`tables`](super::tables)) per context; the context is the mean class of the three causal
+//! neighbours (previous value in the row, same value in the previous row and plane). Where it
+//! pays (a flag per block), the sign is coded in the context of the neighbours' signs
+//! ([`binary`](super::binary)); the other bits below the leading one go to a raw bit stream.
+//! The block is cut at a row into two lanes, each with its own rANS states, bit stream and
+//! contexts from its own values only, so a decoder runs the lanes' dependency chains side by
+//! side.
+
+mod decode;
+
+use super::binary::{self, Probs, SIGNS};
+use super::tables::{write_tables, EncSymbol, CONTEXTS, RANS_L, SYMBOLS};
+use super::{class, zigzag, CONTEXT_SIGNS};
+use crate::format::payload::put_varint;
+pub(super) use decode::{decode_lanes, decode_v1, max_values, Layout};
+
+/// Context from the classes of the causal neighbours: previous value in the row (`w`), same
+/// position in the previous row (`n`) and plane (`b`); missing ones repeat a present one.
+#[inline(always)]
+pub(super) fn context(w: u8, n: u8, b: u8) -> usize {
+    ((2 * w as usize + n as usize + b as usize + 2) / 4).min(CONTEXTS - 1)
+}
+
+/// Position of a lane's next value: index within the lane and (plane, row, column) in the
+/// block; neighbours before the lane's start belong to the other lane and count as missing.
+#[derive(Clone, Copy)]
+struct Cursor {
+    at: usize,
+    i: usize,
+    j: usize,
+    l: usize,
+}
+
+impl Cursor {
+    fn new(start: usize, shape: [usize; 3]) -> Cursor {
+        let [_, b, c] = shape;
+        let row = start / c.max(1);
+        Cursor {
+            at: 0,
+            i: row / b.max(1),
+            j: row % b.max(1),
+            l: start % c.max(1),
+        }
+    }
+
+    /// The context of the current position from the lane's classes `k`; `w` is the class just
+    /// before it in the lane.
+    #[inline(always)]
+    fn context(&self, k: &[u8], w: u8, shape: [usize; 3]) -> usize {
+        let [_, b, c] = shape;
+        let w = if self.l > 0 && self.at > 0 { w } else { 0 };
+        let n = if self.j > 0 && self.at >= c {
+            k[self.at - c]
+        } else {
+            w
+        };
+        let bk = if self.i > 0 && self.at >= b * c {
+            k[self.at - b * c]
+        } else {
+            n
+        };
+        context(w, n, bk)
+    }
+
+    /// The signs of the causal neighbours of the current position among the lane's values
+    /// `r` (previous in the row, previous row, previous plane; 0 where missing).
+    #[inline(always)]
+    fn neighbour_signs(&self, r: &[i64], shape: [usize; 3]) -> (i64, i64, i64) {
+        let [_, b, c] = shape;
+        let at = self.at;
+        let w = if self.l > 0 && at > 0 { r[at - 1] } else { 0 };
+        let n = if self.j > 0 && at >= c { r[at - c] } else { 0 };
+        let bk = if self.i > 0 && at >= b * c {
+            r[at - b * c]
+        } else {
+            0
+        };
+        (w.signum(), n.signum(), bk.signum())
+    }
+
+    #[inline(always)]
+    fn advance(&mut self, shape: [usize; 3]) {
+        self.at += 1;
+        self.l += 1;
+        if self.l == shape[2] {
+            self.l = 0;
+            self.j += 1;
+            if self.j == shape[1] {
+                self.j = 0;
+                self.i += 1;
+            }
+        }
+    }
+}
+
+/// Where the second lane starts: half the rows, or half the values of a single row.
+fn lane_split(shape: [usize; 3]) -> usize {
+    let [a, b, c] = shape;
+    let rows = a * b;
+    if rows >= 2 {
+        rows.div_ceil(2) * c
+    } else {
+        c.div_ceil(2)
+    }
+}
+
+/// A lane's signs below its classes >= 2: each as its context and whether it is negative
+/// (bit 0), and their counts per context.
+#[derive(Default)]
+struct Signs {
+    seq: Vec<u8>,
+    neg: [u64; SIGNS],
+    all: [u64; SIGNS],
+}
+
+/// The classes of one lane's residuals `r` (starting at `start` in the block), their contexts,
+/// the count of each class per context, and the lane's signs.
+fn lane_model(
+    r: &[i64],
+    start: usize,
+    shape: [usize; 3],
+    k: &mut [u8],
+    ctx: &mut [u8],
+) -> (Vec<[u32; SYMBOLS]>, Signs) {
+    let mut counts = vec![[0u32; SYMBOLS]; CONTEXTS];
+    for (kv, &v) in k.iter_mut().zip(r) {
+        *kv = class(zigzag(v));
+    }
+    let mut signs = Signs::default();
+    let mut cur = Cursor::new(start, shape);
+    let mut w = 0;
+    for cx_out in ctx.iter_mut() {
+        let cx = cur.context(k, w, shape);
+        *cx_out = cx as u8;
+        w = k[cur.at];
+        counts[cx][w as usize] += 1;
+        if w >= 2 {
+            let (w, n, b) = cur.neighbour_signs(r, shape);
+            let c = binary::sign_context(w, n, b);
+            let negative = r[cur.at] < 0;
+            signs.seq.push((c as u8) << 1 | negative as u8);
+            signs.neg[c] += negative as u64;
+            signs.all[c] += 1;
+        }
+        cur.advance(shape);
+    }
+    (counts, signs)
+}
+
+/// `a` and `b`, on two threads of the current pool if `par`.
+fn both<A: Send, B: Send>(
+    par: bool,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if par {
+        rayon::join(a, b)
+    } else {
+        (a(), b())
+    }
+}
+
+/// Flag of a coder-4 payload: the signs are coded with their probabilities.
+const SIGNED: u8 = 1;
+
+/// The signs' probabilities over both lanes, stored in bytes, and the lanes' sign streams
+/// coded with them, if these save at least a twentieth of the signs' raw bits (less, and
+/// decoding the signs would cost more time than their bytes are worth).
+fn code_signs(lanes: [&Signs; 2]) -> Option<([u8; SIGNS], [Vec<u8>; 2])> {
+    let sum = |f: fn(&Signs) -> [u64; SIGNS]| -> [u64; SIGNS] {
+        std::array::from_fn(|c| f(lanes[0])[c] + f(lanes[1])[c])
+    };
+    let (neg, all) = (sum(|s| s.neg), sum(|s| s.all));
+    let raw: u64 = all.iter().sum();
+    if raw < 64 {
+        return None;
+    }
+    let (probs, bytes) = Probs::from_counts(neg, all);
+    let coded = binary::encode(&probs, [&lanes[0].seq, &lanes[1].seq]);
+    let len = SIGNS + coded.iter().map(|c| c.len() + 2).sum::<usize>();
+    (20 * 8 * len as u64 <= 19 * raw).then_some((bytes, coded))
+}
+
+/// Codes `r` (residuals of a block of `shape`) with the context coder, appending to `out`.
+/// `par` lets the lanes' independent work run on two threads (same output).
+pub(super) fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool) {
+    let n = r.len();
+    let split = lane_split(shape).min(n);
+    let mut k = vec![0u8; n];
+    let mut ctx = vec![0u8; n];
+    let (ka, kb) = k.split_at_mut(split);
+    let (ca, cb) = ctx.split_at_mut(split);
+    let ((mut counts, qa), (cb_counts, qb)) = both(
+        par,
+        || lane_model(&r[..split], 0, shape, ka, ca),
+        || lane_model(&r[split..], split, shape, kb, cb),
+    );
+    for (c, o) in counts.iter_mut().zip(&cb_counts) {
+        c.iter_mut().zip(o).for_each(|(x, y)| *x += y);
+    }
+    let model = code_signs([&qa, &qb]);
+    let signed = model.is_some();
+
+    out.push(CONTEXT_SIGNS);
+    match &model {
+        Some((bytes, _)) => {
+            out.push(SIGNED);
+            out.extend_from_slice(bytes);
+        }
+        None => out.push(0),
+    }
+    let tables = write_tables(&counts, out);
+    let enc: Vec<[EncSymbol; SYMBOLS]> = tables
+        .iter()
+        .map(|t| std::array::from_fn(|s| EncSymbol::new(t.start[s], t.freq[s])))
+        .collect();
+    let (k, ctx) = (&k, &ctx);
+    let rans = || {
+        // rANS runs backwards, both lanes in one loop so their serial chains overlap; lane A
+        // is at least as long as lane B, and its extra values come last.
+        let mut bytes = [split, n - split].map(|len| Vec::with_capacity(len / 2 + 16));
+        let [mut xa, mut xb] = [RANS_L; 2];
+        let sym = |idx: usize| &enc[ctx[idx] as usize][k[idx] as usize];
+        let len_b = n - split;
+        let [ba, bb] = &mut bytes;
+        for t in (len_b..split).rev() {
+            sym(t).put(&mut xa, ba);
+        }
+        for t in (0..len_b).rev() {
+            sym(t).put(&mut xa, ba);
+            sym(split + t).put(&mut xb, bb);
+        }
+        for (b, x) in bytes.iter_mut().zip([xa, xb]) {
+            // Reversed, so the final state comes first, big-endian.
+            b.extend_from_slice(&x.to_le_bytes());
+            b.reverse();
+        }
+        bytes
+    };
+    // The raw bits, forwards: those below the leading one (none below classes 0 and 1) but a
+    // modelled sign.
+    let rest = || {
+        [(0, split), (split, n)].map(|(start, end)| {
+            let mut bits = BitWriter::default();
+            for idx in start..end {
+                let s = k[idx] as u32;
+                let sign = (signed && s >= 2) as u32;
+                let nb = s.saturating_sub(1) - sign;
+                bits.put((zigzag(r[idx]) >> sign) & ((1u64 << nb) - 1), nb);
+            }
+            bits.finish()
+        })
+    };
+    let (rans, bits) = both(par, rans, rest);
+    let signs = model.iter().flat_map(|(_, coded)| coded);
+    for b in rans.iter().chain(signs) {
+        put_varint(out, b.len() as u64);
+        out.extend_from_slice(b);
+    }
+    put_varint(out, bits[0].len() as u64);
+    bits.iter().for_each(|b| out.extend_from_slice(b));
+}
+
+#[derive(Default)]
+struct BitWriter {
+    out: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl BitWriter {
+    #[inline(always)]
+    fn put(&mut self, v: u64, bits: u32) {
+        // Split so the accumulator (holding < 32 pending bits) never overflows.
+        if bits > 32 {
+            self.put32(v >> 32, bits - 32);
+            self.put32(v & 0xffff_ffff, 32);
+        } else {
+            self.put32(v, bits);
+        }
+    }
+
+    #[inline(always)]
+    fn put32(&mut self, v: u64, bits: u32) {
+        self.acc = (self.acc << bits) | v;
+        self.n += bits;
+        if self.n >= 32 {
+            self.n -= 32;
+            self.out
+                .extend_from_slice(&((self.acc >> self.n) as u32).to_be_bytes());
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        while self.n >= 8 {
+            self.n -= 8;
+            self.out.push((self.acc >> self.n) as u8);
+        }
+        if self.n > 0 {
+            self.out.push((self.acc << (8 - self.n)) as u8);
+        }
+        self.out
+    }
+}
