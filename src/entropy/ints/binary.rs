@@ -16,9 +16,10 @@ const ONE: u32 = 1 << BITS;
 /// in the previous plane (0 where missing).
 pub(super) const SIGNS: usize = 27;
 
-/// The probabilities (of a sign being negative, 12 bits) of the contexts.
+/// The probabilities (of a sign being negative, 12 bits) of the contexts, by the signs of the
+/// north and behind neighbours (`nb`, the context with a negative west), then the west's.
 #[derive(Clone, Copy)]
-pub(super) struct Probs([u32; SIGNS]);
+pub(super) struct Probs([[u32; 3]; 9]);
 
 impl Probs {
     /// From each context's count of negative signs and of all signs: each stored in a byte,
@@ -32,7 +33,14 @@ impl Probs {
     }
 
     pub(super) fn from_bytes(bytes: [u8; SIGNS]) -> Probs {
-        Probs(bytes.map(|b| 16 * b as u32))
+        Probs(std::array::from_fn(|nb| {
+            std::array::from_fn(|w| 16 * bytes[9 * w + nb] as u32)
+        }))
+    }
+
+    /// The probability of context `c`.
+    fn of(&self, c: usize) -> u32 {
+        self.0[c % 9][c / 9]
     }
 
     /// The probability of a sign whose west neighbour's sign is negative where `neg` is all
@@ -42,7 +50,7 @@ impl Probs {
     /// foretell).
     #[inline(always)]
     pub(super) fn after(&self, neg: u32, pos: u32, nb: usize) -> u32 {
-        let [n, z, p] = [0, 9, 18].map(|d| self.0[nb + d]);
+        let [n, z, p] = self.0[nb];
         z ^ ((n ^ z) & neg) ^ ((p ^ z) & pos)
     }
 }
@@ -59,7 +67,7 @@ pub(super) fn sign_context(w: i64, n: i64, b: i64) -> usize {
 /// chains overlap.
 pub(super) fn encode(probs: &Probs, lanes: [&[u8]; 2]) -> [Vec<u8>; 2] {
     let syms: Vec<Sym> = (0..2 * SIGNS)
-        .map(|q| Sym::new(probs.0[q >> 1], q & 1 == 1))
+        .map(|q| Sym::new(probs.of(q >> 1), q & 1 == 1))
         .collect();
     let mut out = lanes.map(|q| Vec::with_capacity(q.len() / 4 + 8));
     let mut x = [RANS_L; 2];
@@ -217,7 +225,7 @@ mod tests {
             // The bytes written against the ideal cost.
             let ideal: f64 = (0..SIGNS)
                 .map(|c| {
-                    let p = probs.0[c] as f64 / ONE as f64;
+                    let p = probs.of(c) as f64 / ONE as f64;
                     let n = neg[c] as f64;
                     -(n * p.log2() + (all[c] as f64 - n) * (1.0 - p).log2()) / 8.0
                 })
