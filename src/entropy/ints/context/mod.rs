@@ -109,11 +109,30 @@ fn lane_split(shape: [usize; 3]) -> usize {
 
 /// A lane's signs below its classes >= 2: each as its context and whether it is negative
 /// (bit 0), and their counts per context.
-#[derive(Default)]
 struct Signs {
     seq: Vec<u8>,
     neg: [u64; SIGNS],
     all: [u64; SIGNS],
+}
+
+impl Signs {
+    fn new(mut seq: Vec<u8>, len: usize) -> Signs {
+        seq.truncate(len);
+        // Two tables, so that runs of one context do not wait on their own counts.
+        let mut h = [[0u64; 2 * SIGNS]; 2];
+        for pair in seq.chunks(2) {
+            h[0][pair[0] as usize] += 1;
+            if let Some(&q) = pair.get(1) {
+                h[1][q as usize] += 1;
+            }
+        }
+        let count = |q: usize| h[0][q] + h[1][q];
+        Signs {
+            seq,
+            neg: std::array::from_fn(|c| count(2 * c + 1)),
+            all: std::array::from_fn(|c| count(2 * c) + count(2 * c + 1)),
+        }
+    }
 }
 
 /// The classes of one lane's residuals `r` (starting at `start` in the block), their contexts,
@@ -129,7 +148,9 @@ fn lane_model(
     for (kv, &v) in k.iter_mut().zip(r) {
         *kv = class(zigzag(v));
     }
-    let mut signs = Signs::default();
+    // Every value's sign goes in, the next overwrites it unless its class is 2 or more
+    // (without a branch on the class: it is hard to foretell).
+    let (mut seq, mut m) = (vec![0u8; r.len()], 0);
     let mut cur = Cursor::new(start, shape);
     let mut w = 0;
     for cx_out in ctx.iter_mut() {
@@ -137,17 +158,12 @@ fn lane_model(
         *cx_out = cx as u8;
         w = k[cur.at];
         counts[cx][w as usize] += 1;
-        if w >= 2 {
-            let (w, n, b) = cur.neighbour_signs(r, shape);
-            let c = binary::sign_context(w, n, b);
-            let negative = r[cur.at] < 0;
-            signs.seq.push((c as u8) << 1 | negative as u8);
-            signs.neg[c] += negative as u64;
-            signs.all[c] += 1;
-        }
+        let (ws, ns, bs) = cur.neighbour_signs(r, shape);
+        seq[m] = (binary::sign_context(ws, ns, bs) as u8) << 1 | (r[cur.at] < 0) as u8;
+        m += (w >= 2) as usize;
         cur.advance(shape);
     }
-    (counts, signs)
+    (counts, Signs::new(seq, m))
 }
 
 /// `a` and `b`, on two threads of the current pool if `par`.
