@@ -183,12 +183,9 @@ impl<'a> Lane<'a> {
         }
         self.coder = c;
         if S {
-            let mut d = self.signs;
-            let mut sw = west_sign(out, at, fresh);
-            for i in at..end {
-                sw = sign(&mut d, self.bytes.signs, probs, i, sw, row, k, out);
-            }
-            self.signs = d;
+            let mut run = SignRun::new(self.signs, self.bytes.signs, at..end, fresh, row, k, out);
+            signs(&mut run, None, probs);
+            self.signs = run.dec;
         }
         w
     }
@@ -219,16 +216,6 @@ impl<'a> Lane<'a> {
         }
         Ok(())
     }
-}
-
-/// The sign of the value before lane index `at` in its row (none at the row's start,
-/// `fresh`) as masks: all ones in the first if it is negative, in the second if positive.
-fn west_sign(out: &[i64], at: usize, fresh: bool) -> (u32, u32) {
-    let w = if fresh { 0 } else { out[at - 1] };
-    (
-        ((w < 0) as u32).wrapping_neg(),
-        ((w > 0) as u32).wrapping_neg(),
-    )
 }
 
 impl Coder {
@@ -278,40 +265,89 @@ impl Coder {
     }
 }
 
-/// Adds the modelled sign to the value at lane index `at` (its class decoded, zigzagged; its
-/// neighbours in earlier rows final; `w` the sign of the one before it in the row, as
-/// [`west_sign`] gives it) and unzigzags it; returns its sign the same way.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn sign(
-    d: &mut binary::Decoder,
-    bytes: &[u8],
-    probs: &Probs,
-    at: usize,
+/// A run of a lane's row whose signs are being decoded, after its classes: its values
+/// (zigzagged without their signs until then) and classes, its neighbours in the previous row
+/// and plane (zeros where missing), the sign decoder and the sign before, as masks (all ones
+/// in the first if negative, in the second if positive; 0 in both at the row's start).
+struct SignRun<'r> {
+    dec: binary::Decoder,
+    bytes: &'r [u8],
     w: (u32, u32),
-    row: Row,
-    k: &[u8],
-    out: &mut [i64],
-) -> (u32, u32) {
-    let s = k[at];
-    if s < 2 {
-        // 0, or −1 (class 1).
-        return (((s == 1) as u32).wrapping_neg(), 0);
-    }
-    let n = if row.n > 0 {
-        out[at - row.n].signum()
-    } else {
-        0
-    };
-    let b = if row.b > 0 {
-        out[at - row.b].signum()
-    } else {
-        0
-    };
-    let one = d.get(bytes, probs.after(w.0, w.1, binary::sign_context(-1, n, b)));
-    out[at] = unzigzag(out[at] as u64 | (one & 1) as u64);
-    (one, !one)
+    cur: &'r mut [i64],
+    k: &'r [u8],
+    north: &'r [i64],
+    behind: &'r [i64],
 }
+
+impl<'r> SignRun<'r> {
+    /// Lane indices `run` of a row (`fresh`: the run starts it), with neighbours `row`.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        dec: binary::Decoder,
+        bytes: &'r [u8],
+        run: std::ops::Range<usize>,
+        fresh: bool,
+        row: Row,
+        k: &'r [u8],
+        out: &'r mut [i64],
+    ) -> SignRun<'r> {
+        let w = if fresh { 0 } else { out[run.start - 1] };
+        let (done, cur) = out.split_at_mut(run.start);
+        let len = run.len();
+        // A run is never longer than RUN.
+        let back = |offset: usize| match offset {
+            0 => &ZEROS[..len],
+            o => &done[run.start - o..run.start - o + len],
+        };
+        SignRun {
+            dec,
+            bytes,
+            w: (
+                ((w < 0) as u32).wrapping_neg(),
+                ((w > 0) as u32).wrapping_neg(),
+            ),
+            north: back(row.n),
+            behind: back(row.b),
+            cur: &mut cur[..len],
+            k: &k[run],
+        }
+    }
+
+    /// Adds the sign of the run's value `i` (if its class is 2 or more) and unzigzags it.
+    #[inline(always)]
+    fn step(&mut self, i: usize, probs: &Probs) {
+        let s = self.k[i];
+        if s < 2 {
+            // 0, or −1 (class 1).
+            self.w = (((s == 1) as u32).wrapping_neg(), 0);
+            return;
+        }
+        let nb = binary::sign_context(-1, self.north[i].signum(), self.behind[i].signum());
+        let one = self
+            .dec
+            .get(self.bytes, probs.after(self.w.0, self.w.1, nb));
+        self.cur[i] = unzigzag(self.cur[i] as u64 | (one & 1) as u64);
+        self.w = (one, !one);
+    }
+}
+
+/// Adds the modelled signs to the runs of one lane or two (side by side, so that their serial
+/// chains overlap).
+fn signs(a: &mut SignRun, b: Option<&mut SignRun>, probs: &Probs) {
+    let len = a.cur.len();
+    match b {
+        Some(b) => {
+            for i in 0..len.min(b.cur.len()) {
+                a.step(i, probs);
+                b.step(i, probs);
+            }
+        }
+        None => (0..len).for_each(|i| a.step(i, probs)),
+    }
+}
+
+/// Zeros for the neighbours a run lacks.
+static ZEROS: [i64; RUN] = [0; RUN];
 
 /// Decodes lanes `a` and `b` (b no longer than a) side by side, so that their serial chains
 /// overlap, then what is left of `a`; a row of each at a time, checking between rows (and every
@@ -346,13 +382,10 @@ fn decode_rows<const P: u32, const S: bool>(
                 }
                 (a.coder, b.coder) = (ca, cb);
                 if S {
-                    let (mut da, mut db) = (a.signs, b.signs);
-                    let (mut sa, mut sb) = (west_sign(oa, at, fresh_a), west_sign(ob, at, fresh_b));
-                    for i in at..end {
-                        sa = sign(&mut da, ba.signs, probs, i, sa, row_a, ka, oa);
-                        sb = sign(&mut db, bb.signs, probs, i, sb, row_b, kb, ob);
-                    }
-                    (a.signs, b.signs) = (da, db);
+                    let mut ra = SignRun::new(a.signs, ba.signs, at..end, fresh_a, row_a, ka, oa);
+                    let mut rb = SignRun::new(b.signs, bb.signs, at..end, fresh_b, row_b, kb, ob);
+                    signs(&mut ra, Some(&mut rb), probs);
+                    (a.signs, b.signs) = (ra.dec, rb.dec);
                 }
                 b.overrun()?;
                 at = end;
