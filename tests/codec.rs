@@ -408,8 +408,8 @@ fn golden_streams_still_decode_identically() {
             &[9, 20, 33],
         ),
         // Version 8, written by the current encoder (the same bytes again): the integer coder
-        // with modelled signs and first bits, on a smooth field whose residuals have correlated
-        // signs; NGLR with the committed network over it.
+        // with modelled signs, on a smooth field whose residuals have correlated signs; NGLR
+        // with the committed network over it.
         (
             "nrmse_1e-5_smooth_v8_f32",
             &[("nrmse", "1e-5"), ("block", "8x16x16")],
@@ -428,10 +428,10 @@ fn golden_streams_still_decode_identically() {
     ];
     for (name, params, dims) in cases {
         let n: usize = dims.iter().product();
-        let mut v = golden_values(n as u32);
-        if name.contains("v8") {
-            v = smooth_golden_values(dims);
-        }
+        let mut v = match name.contains("v8") {
+            true => smooth_golden_values(dims),
+            false => golden_values(n as u32),
+        };
         if name.contains("mask") {
             // Every third row filled, as a land mask would be.
             (0..n)
@@ -504,7 +504,7 @@ fn golden_streams_still_decode_identically() {
 /// The golden pairs of temporal prediction (version 7): a keyframe, and the next step with
 /// blocks coded over its reconstruction, which decodes only with it. The first pair was written
 /// before bases could be scaled by a gain, the second's second step (over the first keyframe)
-/// before the integer coder modelled low bits (version 8); the encoder writes the third.
+/// before the integer coder modelled signs (version 8); the encoder writes the third.
 const TEMPORAL_GOLDEN: [[&str; 2]; 3] = [
     ["temporal_abs_1e-2_step0_f32", "temporal_abs_1e-2_step1_f32"],
     [

@@ -14,7 +14,7 @@
 //! stream decodes on its own. Streams without them are still written as version 2.
 //! Version 6 adds the NGLR network's entry (flag bit 1), version 7 the step entry of temporal
 //! prediction (flag bit 2, [`step`]) and blocks coded over the previous step's reconstruction,
-//! version 8 the integer coder with modelled low bits; every lossy stream is now written as
+//! version 8 the integer coder with modelled signs; every lossy stream is now written as
 //! version 8.
 //! A reader needs nothing but these bytes; every field is checked before it is used, so corrupted
 //! or truncated input gives an error, not a panic.
@@ -33,7 +33,7 @@ pub const FORMAT_VERSION: u16 = 8;
 /// The first version with wavelet blocks.
 const WAVELET_VERSION: u16 = 5;
 /// The version written for lossy streams: the first whose coded integers may use the context
-/// coder with modelled low bits (coder 4), which older readers do not know.
+/// coder with modelled signs (coder 4), which older readers do not know.
 const VERSION_LOSSY: u16 = 8;
 /// The version written for lossless streams (raw and zstd blocks only), which version 2
 /// readers decode.

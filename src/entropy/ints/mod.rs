@@ -1,9 +1,8 @@
 //! Lossless coding of a block's integer prediction residuals (i64, C order over a 3D block
 //! shape). Each coder is an [`IntegerCoder`], identified by the first byte of its payload:
 //! - 4, [`context`]: context-modelled magnitude classes with rANS, in two lanes, and where it
-//!   pays the signs and first bits below the leading ones with adaptive binary models
-//!   ([`binary`]; format version 8);
-//! - 3, the same without modelled low bits (decoded only);
+//!   pays the signs in the context of their neighbours' signs ([`binary`]; format version 8);
+//! - 3, the same without modelled signs (decoded only);
 //! - 1, the same in one lane with 12-bit probabilities (format version 2 streams written before
 //!   the lanes; decoded only);
 //! - 2, [`planes`]: the reference design, zstd-compressed bit planes.

@@ -37,7 +37,7 @@ fn signed(r: &mut PayloadReader) -> Result<Option<Probs>> {
 }
 
 /// The most values a context-coded payload (after its id) can hold; see [`rans_capacity`].
-/// The classes' lanes bound it (the binary streams add no values).
+/// The classes' lanes bound it (the sign streams add no values).
 pub(in super::super) fn max_values(r: &mut PayloadReader, layout: Layout) -> Result<Option<u64>> {
     if layout == Layout::V1 {
         let tables = read_tables(r, V1_PROB_BITS)?;
@@ -88,8 +88,8 @@ struct Bytes<'a> {
     bits: &'a [u8],
 }
 
-/// One lane of a payload being decoded: its bytes, where it starts in the block, its models,
-/// and its part of the classes and of the output. The decoder goes through it a row at a time
+/// One lane of a payload being decoded: its bytes, where it starts in the block, its part of
+/// the classes and of the output, and its decoders' states. The decoder goes through it a row at a time
 /// (a row's neighbours are all present or all missing).
 struct Lane<'a> {
     bytes: Bytes<'a>,
@@ -221,7 +221,7 @@ impl<'a> Lane<'a> {
 impl Coder {
     /// Decodes the value at lane index `at` of a row with neighbours `row`, after the class
     /// `w` (0 at the row's start), and returns its class. With modelled signs (`S`), a value
-    /// of class 2 or more is left zigzagged without its sign, for [`sign`]. Reads past the end
+    /// of class 2 or more is left zigzagged without its sign, for [`SignRun`]. Reads past the end
     /// give zeros and are caught by [`Lane::finish`]; a context without a table is flagged in
     /// `bad`.
     #[allow(clippy::too_many_arguments)]

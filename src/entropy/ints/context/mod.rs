@@ -209,7 +209,7 @@ pub(super) fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool)
     let mut ctx = vec![0u8; n];
     let (ka, kb) = k.split_at_mut(split);
     let (ca, cb) = ctx.split_at_mut(split);
-    let ((mut counts, qa), (cb_counts, qb)) = both(
+    let ((mut counts, signs_a), (cb_counts, signs_b)) = both(
         par,
         || lane_model(&r[..split], 0, shape, ka, ca),
         || lane_model(&r[split..], split, shape, kb, cb),
@@ -217,7 +217,7 @@ pub(super) fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool)
     for (c, o) in counts.iter_mut().zip(&cb_counts) {
         c.iter_mut().zip(o).for_each(|(x, y)| *x += y);
     }
-    let model = code_signs([&qa, &qb]);
+    let model = code_signs([&signs_a, &signs_b]);
     let signed = model.is_some();
 
     out.push(CONTEXT_SIGNS);
