@@ -7,7 +7,7 @@
 //! per lane. (Probabilities that adapt as they go saved up to 2 % more on some fields, but
 //! took twice as long to decode.)
 
-use super::tables::RANS_L;
+use super::tables::{refill, RANS_L};
 
 /// Probability precision of the binary coder.
 const BITS: u32 = 12;
@@ -154,13 +154,7 @@ impl Decoder {
         let f = (ONE - pp) ^ (one & ((ONE - pp) ^ pp));
         self.x = f * (self.x >> BITS) + slot - (pp & !one);
         // f >= 16, so from x >= 2^23 one byte restores it; two for a hostile first state.
-        for _ in 0..2 {
-            if self.x < RANS_L {
-                let byte = bytes.get(self.pos).copied().unwrap_or(0);
-                self.x = (self.x << 8) | byte as u32;
-                self.pos += 1;
-            }
-        }
+        refill(&mut self.x, &mut self.pos, bytes);
         one
     }
 

@@ -15,6 +15,20 @@ pub(super) const PROB_BITS: u32 = 10;
 pub(super) const V1_PROB_BITS: u32 = 12;
 pub(super) const RANS_L: u32 = 1 << 23;
 
+/// A rANS decoder's renormalization after a symbol: while the state `x` is below `RANS_L`,
+/// shift in the next byte of `bytes` at `pos` (zeros past the end, which the caller's end
+/// check catches), at most twice: with probabilities of at most 12 bits, a symbol of a valid
+/// stream leaves x >= 2^11, and a decoder must not read a third byte (doc/format.md §6.4).
+#[inline(always)]
+pub(super) fn refill(x: &mut u32, pos: &mut usize, bytes: &[u8]) {
+    for _ in 0..2 {
+        if *x < RANS_L {
+            *x = (*x << 8) | bytes.get(*pos).copied().unwrap_or(0) as u32;
+            *pos += 1;
+        }
+    }
+}
+
 /// Writes the tables of the contexts in use (a mask, then per context its symbol range and one
 /// log-scale weight per symbol) and returns all contexts' tables as the decoder rebuilds them.
 pub(super) fn write_tables(counts: &[[u32; SYMBOLS]], out: &mut Vec<u8>) -> Vec<Table> {

@@ -2,7 +2,7 @@
 
 use super::super::binary::{self, Probs, SIGNS};
 use super::super::tables::{
-    rans_capacity, read_slots, read_tables, CONTEXTS, PROB_BITS, RANS_L, V1_PROB_BITS,
+    rans_capacity, read_slots, read_tables, refill, CONTEXTS, PROB_BITS, RANS_L, V1_PROB_BITS,
 };
 use super::super::unzigzag;
 use super::{context, lane_split, SIGNED};
@@ -246,13 +246,7 @@ impl Coder {
         let (s, f, st) = ((e & 0xff) as u8, ((e >> 8) & 0xfff) + 1, e >> 20);
         self.x = f * (self.x >> P) + slot - st;
         // From x >= 2^(23 − P) two bytes always suffice (P <= 12).
-        for _ in 0..2 {
-            if self.x < RANS_L {
-                let byte = bytes.rans.get(self.pos).copied().unwrap_or(0);
-                self.x = (self.x << 8) | byte as u32;
-                self.pos += 1;
-            }
-        }
+        refill(&mut self.x, &mut self.pos, bytes.rans);
         k[at] = s;
         // The raw bits below the leading one, but a modelled sign.
         let sign = (S && s >= 2) as u32;
