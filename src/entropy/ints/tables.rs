@@ -136,9 +136,10 @@ fn weight_of(code: u8) -> u32 {
     }
 }
 
-/// A symbol prepared for encoding: x → (x / f)·2^PROB_BITS + x mod f + start, with the division
-/// done as a multiplication by a precomputed reciprocal (the encoder's serial dependency chain
-/// would otherwise wait on a hardware division for every value).
+/// A symbol prepared for encoding: x → (x / f)·2^bits + x mod f + start, with the division done
+/// as a multiplication by a precomputed reciprocal (the encoder's serial dependency chain would
+/// otherwise wait on a hardware division for every value). For the classes' tables (10 bits)
+/// and the signs' binary coder (12 bits).
 #[derive(Clone, Copy, Default)]
 pub(super) struct EncSymbol {
     x_max: u32,
@@ -149,19 +150,19 @@ pub(super) struct EncSymbol {
 }
 
 impl EncSymbol {
-    pub(super) fn new(start: u32, freq: u32) -> EncSymbol {
+    pub(super) fn new(start: u32, freq: u32, bits: u32) -> EncSymbol {
         if freq == 0 {
             return EncSymbol::default(); // never coded
         }
-        let x_max = ((RANS_L >> PROB_BITS) << 8) * freq;
-        let cmpl = (1 << PROB_BITS) - freq;
+        let x_max = ((RANS_L >> bits) << 8) * freq;
+        let cmpl = (1 << bits) - freq;
         if freq == 1 {
             // x / 1 = x: q = x via rcp = 2^32 − 1 and a bias folding in the correction.
             return EncSymbol {
                 x_max,
                 rcp: u32::MAX,
                 shift: 0,
-                bias: start + (1 << PROB_BITS) - 1,
+                bias: start + (1 << bits) - 1,
                 cmpl,
             };
         }
@@ -169,7 +170,7 @@ impl EncSymbol {
         while freq > (1u32 << shift) {
             shift += 1;
         }
-        // ceil(2^(shift+31) / freq): exact quotients for every x < 2^31 (x < 2^31 holds here).
+        // ceil(2^(shift+31) / freq): exact quotients for every x < 2^31 (x < x_max <= 2^31).
         let rcp = (1u64 << (shift + 31)).div_ceil(freq as u64) as u32;
         EncSymbol {
             x_max,
@@ -193,6 +194,13 @@ impl EncSymbol {
             .wrapping_add(self.bias)
             .wrapping_add(q.wrapping_mul(self.cmpl));
     }
+}
+
+/// Ends a rANS encoder's bytes (written backwards): its final state, then all reversed, so the
+/// decoder reads the state first, big-endian, and the bytes in the order it needs them.
+pub(super) fn finish_rans(out: &mut Vec<u8>, x: u32) {
+    out.extend_from_slice(&x.to_le_bytes());
+    out.reverse();
 }
 
 /// A normalized frequency table (sums to 2^prob_bits where used).
@@ -289,9 +297,14 @@ mod tests {
 
     #[test]
     fn reciprocal_encoding_equals_division() {
-        for freq in [1u32, 2, 3, 7, 100, 511, 1000, 1023, 1024] {
-            let e = EncSymbol::new(5.min((1 << PROB_BITS) - freq), freq);
-            let start = 5.min((1 << PROB_BITS) - freq);
+        let sizes = [1u32, 2, 3, 7, 100, 511, 1000, 1023, 1024, 2047, 2049, 4080];
+        for (freq, bits) in [PROB_BITS, 12].into_iter().flat_map(|b| {
+            (sizes.into_iter())
+                .filter(move |&f| f <= 1 << b)
+                .map(move |f| (f, b))
+        }) {
+            let start = 5.min((1 << bits) - freq);
+            let e = EncSymbol::new(start, freq, bits);
             for x in (RANS_L..e.x_max.max(RANS_L + 1))
                 .step_by(9973)
                 .chain([RANS_L, e.x_max.saturating_sub(1)])
@@ -304,7 +317,7 @@ mod tests {
                 assert!(out.is_empty());
                 assert_eq!(
                     y,
-                    ((x / freq) << PROB_BITS) + (x % freq) + start,
+                    ((x / freq) << bits) + (x % freq) + start,
                     "freq {freq} x {x}"
                 );
             }

@@ -12,7 +12,7 @@
 mod decode;
 
 use super::binary::{self, Probs, SIGNS};
-use super::tables::{write_tables, EncSymbol, CONTEXTS, RANS_L, SYMBOLS};
+use super::tables::{finish_rans, write_tables, EncSymbol, CONTEXTS, PROB_BITS, RANS_L, SYMBOLS};
 use super::{class, zigzag, CONTEXT_SIGNS};
 use crate::format::payload::put_varint;
 pub(super) use decode::{decode_lanes, decode_v1, max_values, Layout};
@@ -231,7 +231,7 @@ pub(super) fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool)
     let tables = write_tables(&counts, out);
     let enc: Vec<[EncSymbol; SYMBOLS]> = tables
         .iter()
-        .map(|t| std::array::from_fn(|s| EncSymbol::new(t.start[s], t.freq[s])))
+        .map(|t| std::array::from_fn(|s| EncSymbol::new(t.start[s], t.freq[s], PROB_BITS)))
         .collect();
     let (k, ctx) = (&k, &ctx);
     let rans = || {
@@ -250,9 +250,7 @@ pub(super) fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool)
             sym(split + t).put(&mut xb, bb);
         }
         for (b, x) in bytes.iter_mut().zip([xa, xb]) {
-            // Reversed, so the final state comes first, big-endian.
-            b.extend_from_slice(&x.to_le_bytes());
-            b.reverse();
+            finish_rans(b, x);
         }
         bytes
     };
