@@ -5,7 +5,7 @@ use super::super::tables::{
     rans_capacity, read_slots, read_tables, refill, CONTEXTS, PROB_BITS, RANS_L, V1_PROB_BITS,
 };
 use super::super::unzigzag;
-use super::{context, lane_split, SIGNED};
+use super::{context, lane_split, row_of, Row, SIGNED};
 use crate::error::{try_vec, Error, Result};
 use crate::format::payload::PayloadReader;
 use crate::pipeline::scratch;
@@ -109,14 +109,6 @@ struct Coder {
     bit_pos: usize,
 }
 
-/// Which causal neighbours a row of a lane has within the lane: the previous row's and the
-/// previous plane's (their offsets back, 0 where missing).
-#[derive(Clone, Copy)]
-struct Row {
-    n: usize,
-    b: usize,
-}
-
 /// The tables of a payload's contexts, with probabilities of `P` bits.
 struct Tables<'t, const P: u32> {
     slots: &'t [u32],
@@ -152,14 +144,7 @@ impl<'a> Lane<'a> {
     /// The end (lane index) of the row that holds lane index `at`, its neighbours, and whether
     /// `at` starts it (the class before it is then taken as 0).
     fn row(&self, at: usize, shape: [usize; 3]) -> (usize, Row, bool) {
-        let [_, b, c] = shape;
-        let c = c.max(1);
-        let (row, l) = ((self.start + at) / c, (self.start + at) % c);
-        let (i, j) = (row / b.max(1), row % b.max(1));
-        let end = (at + c - l).min(self.k.len());
-        let n = if j > 0 && at >= c { c } else { 0 };
-        let b = if i > 0 && at >= b * c { b * c } else { 0 };
-        (end, Row { n, b }, l == 0 || at == 0)
+        row_of(self.start, at, self.k.len(), shape)
     }
 
     /// Decodes lane indices `at..end` (of one row, with neighbours `row`) after the class `w`

@@ -24,76 +24,27 @@ pub(super) fn context(w: u8, n: u8, b: u8) -> usize {
     ((2 * w as usize + n as usize + b as usize + 2) / 4).min(CONTEXTS - 1)
 }
 
-/// Position of a lane's next value: index within the lane and (plane, row, column) in the
-/// block; neighbours before the lane's start belong to the other lane and count as missing.
+/// Which causal neighbours a row of a lane has within the lane: the previous row's and the
+/// previous plane's (their offsets back, 0 where missing).
 #[derive(Clone, Copy)]
-struct Cursor {
-    at: usize,
-    i: usize,
-    j: usize,
-    l: usize,
+struct Row {
+    n: usize,
+    b: usize,
 }
 
-impl Cursor {
-    fn new(start: usize, shape: [usize; 3]) -> Cursor {
-        let [_, b, c] = shape;
-        let row = start / c.max(1);
-        Cursor {
-            at: 0,
-            i: row / b.max(1),
-            j: row % b.max(1),
-            l: start % c.max(1),
-        }
-    }
-
-    /// The context of the current position from the lane's classes `k`; `w` is the class just
-    /// before it in the lane.
-    #[inline(always)]
-    fn context(&self, k: &[u8], w: u8, shape: [usize; 3]) -> usize {
-        let [_, b, c] = shape;
-        let w = if self.l > 0 && self.at > 0 { w } else { 0 };
-        let n = if self.j > 0 && self.at >= c {
-            k[self.at - c]
-        } else {
-            w
-        };
-        let bk = if self.i > 0 && self.at >= b * c {
-            k[self.at - b * c]
-        } else {
-            n
-        };
-        context(w, n, bk)
-    }
-
-    /// The signs of the causal neighbours of the current position among the lane's values
-    /// `r` (previous in the row, previous row, previous plane; 0 where missing).
-    #[inline(always)]
-    fn neighbour_signs(&self, r: &[i64], shape: [usize; 3]) -> (i64, i64, i64) {
-        let [_, b, c] = shape;
-        let at = self.at;
-        let w = if self.l > 0 && at > 0 { r[at - 1] } else { 0 };
-        let n = if self.j > 0 && at >= c { r[at - c] } else { 0 };
-        let bk = if self.i > 0 && at >= b * c {
-            r[at - b * c]
-        } else {
-            0
-        };
-        (w.signum(), n.signum(), bk.signum())
-    }
-
-    #[inline(always)]
-    fn advance(&mut self, shape: [usize; 3]) {
-        self.at += 1;
-        self.l += 1;
-        if self.l == shape[2] {
-            self.l = 0;
-            self.j += 1;
-            if self.j == shape[1] {
-                self.j = 0;
-                self.i += 1;
-            }
-        }
-    }
+/// For lane index `at` of a lane of `len` values starting at `start` in a block of `shape`: the
+/// end of the row that holds it (within the lane), the row's neighbours, and whether `at` starts
+/// the row or the lane (the class before it is then taken as 0). Neighbours before the lane's
+/// start belong to the other lane and count as missing.
+fn row_of(start: usize, at: usize, len: usize, shape: [usize; 3]) -> (usize, Row, bool) {
+    let [_, b, c] = shape;
+    let c = c.max(1);
+    let (row, l) = ((start + at) / c, (start + at) % c);
+    let (i, j) = (row / b.max(1), row % b.max(1));
+    let end = (at + c - l).min(len);
+    let n = if j > 0 && at >= c { c } else { 0 };
+    let b = if i > 0 && at >= b * c { b * c } else { 0 };
+    (end, Row { n, b }, l == 0 || at == 0)
 }
 
 /// Where the second lane starts: half the rows, or half the values of a single row.
@@ -148,22 +99,65 @@ fn lane_model(
     for (kv, &v) in k.iter_mut().zip(r) {
         *kv = class(zigzag(v));
     }
-    // Every value's sign goes in, the next overwrites it unless its class is 2 or more
-    // (without a branch on the class: it is hard to foretell).
     let (mut seq, mut m) = (vec![0u8; r.len()], 0);
-    let mut cur = Cursor::new(start, shape);
-    let mut w = 0;
-    for cx_out in ctx.iter_mut() {
-        let cx = cur.context(k, w, shape);
-        *cx_out = cx as u8;
-        w = k[cur.at];
-        counts[cx][w as usize] += 1;
-        let (ws, ns, bs) = cur.neighbour_signs(r, shape);
-        seq[m] = (binary::sign_context(ws, ns, bs) as u8) << 1 | (r[cur.at] < 0) as u8;
-        m += (w >= 2) as usize;
-        cur.advance(shape);
+    let mut at = 0;
+    while at < r.len() {
+        // Each row (or the lane's part of one) starts after a class and sign of 0.
+        let (end, row, _) = row_of(start, at, r.len(), shape);
+        let mut rows = RowModel {
+            counts: &mut counts,
+            seq: &mut seq,
+            m,
+        };
+        match (row.n > 0, row.b > 0) {
+            (true, true) => rows.row::<true, true>(r, k, ctx, at..end, row),
+            (true, false) => rows.row::<true, false>(r, k, ctx, at..end, row),
+            (false, true) => rows.row::<false, true>(r, k, ctx, at..end, row),
+            (false, false) => rows.row::<false, false>(r, k, ctx, at..end, row),
+        }
+        m = rows.m;
+        at = end;
     }
     (counts, Signs::new(seq, m))
+}
+
+/// What [`lane_model`] gathers, a row at a time: the counts of each class per context, and the
+/// signs below classes >= 2 with their contexts (`m` of them so far in `seq`).
+struct RowModel<'a> {
+    counts: &'a mut [[u32; SYMBOLS]],
+    seq: &'a mut [u8],
+    m: usize,
+}
+
+impl RowModel<'_> {
+    /// Lane indices `run` of one row with neighbours `row` (`N`, `B`: it has a previous row,
+    /// plane), after their classes `k` are known: writes their contexts to `ctx`. Every value's
+    /// sign goes to `seq`, the next overwrites it unless its class is 2 or more (without a
+    /// branch on the class: it is hard to foretell).
+    #[inline(always)]
+    fn row<const N: bool, const B: bool>(
+        &mut self,
+        r: &[i64],
+        k: &[u8],
+        ctx: &mut [u8],
+        run: std::ops::Range<usize>,
+        row: Row,
+    ) {
+        let (mut w, mut ws) = (0u8, 0i64);
+        for t in run {
+            let n = if N { k[t - row.n] } else { w };
+            let bk = if B { k[t - row.b] } else { n };
+            let cx = context(w, n, bk);
+            ctx[t] = cx as u8;
+            let s = k[t];
+            self.counts[cx][s as usize] += 1;
+            let ns = if N { r[t - row.n].signum() } else { 0 };
+            let bs = if B { r[t - row.b].signum() } else { 0 };
+            self.seq[self.m] = (binary::sign_context(ws, ns, bs) as u8) << 1 | (r[t] < 0) as u8;
+            self.m += (s >= 2) as usize;
+            (w, ws) = (s, r[t].signum());
+        }
+    }
 }
 
 /// `a` and `b`, on two threads of the current pool if `par`.
