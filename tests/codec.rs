@@ -161,7 +161,7 @@ fn mutate(p: &mut Vec<u8>, seed: u64, flips: usize, cut: usize) {
     p.truncate(p.len().saturating_sub(cut));
 }
 
-/// A one-block stream of the wavelet kind (from version 5; written as 8), with a NaN among its
+/// A one-block stream of the wavelet kind (from version 5; written as 9), with a NaN among its
 /// values.
 fn wavelet_stream() -> Vec<u8> {
     let mut v: Vec<f32> = (0..720).map(|i| (i as f32 * 0.05).sin() * 4.0).collect();
@@ -171,7 +171,7 @@ fn wavelet_stream() -> Vec<u8> {
         .compress(&[3, 12, 20], &v)
         .unwrap();
     let parsed = residuum::internals::format::parse(&s).unwrap();
-    assert_eq!(parsed.version, 8);
+    assert_eq!(parsed.version, 9);
     assert_eq!(
         parsed.entries[0].kind,
         residuum::internals::format::BlockKind::Wavelet
@@ -185,7 +185,7 @@ const NGLR_NET: &str = concat!(
     "/tests/golden/nglr_net.safetensors"
 );
 
-/// A one-block stream predicted with NGLR (from version 6; written as 8), the network in its
+/// A one-block stream predicted with NGLR (from version 6; written as 9), the network in its
 /// table, with a NaN.
 fn nglr_stream() -> Vec<u8> {
     let mut v: Vec<f32> = (0..720)
@@ -197,7 +197,7 @@ fn nglr_stream() -> Vec<u8> {
         .compress(&[3, 12, 20], &v)
         .unwrap();
     let parsed = residuum::internals::format::parse(&s).unwrap();
-    assert_eq!(parsed.version, 8);
+    assert_eq!(parsed.version, 9);
     assert!(parsed.nglr().unwrap().is_some());
     s
 }
@@ -349,7 +349,7 @@ fn golden_streams_still_decode_identically() {
 
     // (name, codec parameters, shape)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [usize]);
-    let cases: [Case; 12] = [
+    let cases: [Case; 14] = [
         ("lossless_v2_f32", &[("mode", "lossless")], &[9, 10, 11]),
         (
             "nrmse_1e-4_context_f32",
@@ -407,9 +407,8 @@ fn golden_streams_still_decode_identically() {
             ],
             &[9, 20, 33],
         ),
-        // Version 8, written by the current encoder (the same bytes again): the integer coder
-        // with modelled signs, on a smooth field whose residuals have correlated signs; NGLR
-        // with the committed network over it.
+        // Version 8: the integer coder with modelled signs, on a smooth field whose residuals
+        // have correlated signs; NGLR with the committed network over it.
         (
             "nrmse_1e-5_smooth_v8_f32",
             &[("nrmse", "1e-5"), ("block", "8x16x16")],
@@ -425,10 +424,27 @@ fn golden_streams_still_decode_identically() {
             ],
             &[9, 20, 33],
         ),
+        // Version 9, written by the current encoder (the same bytes again): the same, with
+        // blocks whose signs are in the classes' symbols.
+        (
+            "nrmse_1e-5_smooth_v9_f32",
+            &[("nrmse", "1e-5"), ("block", "8x16x16")],
+            &[9, 20, 33],
+        ),
+        (
+            "nrmse_1e-5_nglr_v9_f32",
+            &[
+                ("nrmse", "1e-5"),
+                ("residual", "nglr"),
+                ("nglr", NGLR_NET),
+                ("block", "8x16x16"),
+            ],
+            &[9, 20, 33],
+        ),
     ];
     for (name, params, dims) in cases {
         let n: usize = dims.iter().product();
-        let mut v = match name.contains("v8") {
+        let mut v = match name.contains("v8") || name.contains("v9") {
             true => smooth_golden_values(dims),
             false => golden_values(n as u32),
         };
@@ -456,7 +472,7 @@ fn golden_streams_still_decode_identically() {
             .unwrap();
         }
         let s = std::fs::read(&rsd).unwrap_or_else(|e| panic!("{name}: {e}"));
-        if name.contains("v8") {
+        if name.contains("v9") {
             // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
             for threads in ["1", "2"] {
                 let again = Codec::from_pairs(params.iter().copied().chain([("threads", threads)]))
@@ -504,8 +520,9 @@ fn golden_streams_still_decode_identically() {
 /// The golden pairs of temporal prediction (version 7): a keyframe, and the next step with
 /// blocks coded over its reconstruction, which decodes only with it. The first pair was written
 /// before bases could be scaled by a gain, the second's second step (over the first keyframe)
-/// before the integer coder modelled signs (version 8); the encoder writes the third.
-const TEMPORAL_GOLDEN: [[&str; 2]; 3] = [
+/// before the integer coder modelled signs (version 8), the third before it put them in the
+/// classes' symbols (version 9); the encoder writes the fourth.
+const TEMPORAL_GOLDEN: [[&str; 2]; 4] = [
     ["temporal_abs_1e-2_step0_f32", "temporal_abs_1e-2_step1_f32"],
     [
         "temporal_abs_1e-2_step0_f32",
@@ -514,6 +531,10 @@ const TEMPORAL_GOLDEN: [[&str; 2]; 3] = [
     [
         "temporal_v8_abs_1e-2_step0_f32",
         "temporal_v8_abs_1e-2_step1_f32",
+    ],
+    [
+        "temporal_v9_abs_1e-2_step0_f32",
+        "temporal_v9_abs_1e-2_step1_f32",
     ],
 ];
 
@@ -563,7 +584,7 @@ fn golden_temporal_streams_still_decode_identically() {
             .map(|v| chain.compress(&c, &dims, v).unwrap())
     };
     let fresh = encode("1");
-    let current = TEMPORAL_GOLDEN[2];
+    let current = TEMPORAL_GOLDEN[3];
     for (name, stream) in current.iter().zip(&fresh) {
         let (rsd, hash) = (
             dir.join(format!("{name}.rsd")),
@@ -579,9 +600,9 @@ fn golden_temporal_streams_still_decode_identically() {
     for (i, name) in TEMPORAL_GOLDEN.iter().flatten().enumerate() {
         let s = std::fs::read(dir.join(format!("{name}.rsd"))).unwrap();
         // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
-        if i >= 4 {
+        if i >= 6 {
             assert!(
-                s == fresh[i - 4] && s == encode("2")[i - 4],
+                s == fresh[i - 6] && s == encode("2")[i - 6],
                 "{name}: the encoder's bytes changed"
             );
         }
@@ -610,7 +631,7 @@ fn golden_temporal_streams_still_decode_identically() {
     for (name, gain) in TEMPORAL_GOLDEN
         .iter()
         .map(|p| p[1])
-        .zip([false, true, true])
+        .zip([false, true, true, true])
     {
         let s = std::fs::read(dir.join(format!("{name}.rsd"))).unwrap();
         let parsed = residuum::internals::format::parse(&s).unwrap();
@@ -680,6 +701,15 @@ proptest! {
         let mut p = parsed.payload(1).unwrap().to_vec();
         mutate(&mut p, seed, flips, cut);
         let _ = residuum::internals::lbrc::decode(&p, None, None, [8, 16, 16], residuum::ElementType::F32, false, 8);
+        // Blocks whose signs are in their streams and in the classes' symbols (the second and
+        // the tenth of the smooth golden stream of version 9).
+        let s = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/nrmse_1e-5_smooth_v9_f32.rsd")).unwrap();
+        let parsed = residuum::internals::format::parse(&s).unwrap();
+        for (block, shape) in [(1, [8, 16, 16]), (9, [1, 4, 16])] {
+            let mut p = parsed.payload(block).unwrap().to_vec();
+            mutate(&mut p, seed, flips, cut);
+            let _ = residuum::internals::lbrc::decode(&p, None, None, shape, residuum::ElementType::F32, false, 9);
+        }
     }
 
     #[test]

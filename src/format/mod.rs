@@ -29,12 +29,13 @@ use crate::error::{Error, FormatErrorKind, ParameterError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 8;
+pub const FORMAT_VERSION: u16 = 9;
 /// The first version with wavelet blocks.
 const WAVELET_VERSION: u16 = 5;
-/// The version written for lossy streams: the first whose coded integers may use the context
-/// coder with modelled signs (coder 4), which older readers do not know.
-const VERSION_LOSSY: u16 = 8;
+/// The version written for lossy streams: the first whose context coder (coder 4) may carry
+/// the signs in the classes' symbols, which older readers do not know (version 8 brought
+/// coder 4, with the signs in streams of their own).
+const VERSION_LOSSY: u16 = 9;
 /// The version written for lossless streams (raw and zstd blocks only), which version 2
 /// readers decode.
 const VERSION_LOSSLESS: u16 = 2;

@@ -39,7 +39,7 @@ impl Probs {
     }
 
     /// The probability of context `c`.
-    fn of(&self, c: usize) -> u32 {
+    pub(super) fn of(&self, c: usize) -> u32 {
         self.0[c % 9][c / 9]
     }
 

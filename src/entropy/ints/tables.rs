@@ -6,9 +6,37 @@
 use crate::error::{Error, Result};
 use crate::format::payload::PayloadReader;
 
-/// Magnitude classes 0..=63 (residuals stay far below 2^62).
-pub(super) const SYMBOLS: usize = 64;
+/// Room for the symbols: magnitude classes 0..=63 (residuals stay far below 2^62), or, with
+/// the sign in the symbol (coder 4's flag `JOINT`, `context/`), 0..=125.
+pub(super) const SYMBOLS: usize = 128;
+/// Contexts of the mean neighbouring class, and three times as many by the sign of the value
+/// before where the sign is in the symbol.
 pub(super) const CONTEXTS: usize = 24;
+pub(super) const JOINT_CONTEXTS: usize = 3 * CONTEXTS;
+
+/// What a payload's tables are over: how many contexts, and the symbols they may hold.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(super) struct Layout {
+    pub(super) contexts: usize,
+    pub(super) symbols: usize,
+}
+
+impl Layout {
+    /// Classes by the mean neighbouring class: coders 1 and 3, coder 4 without flags.
+    pub(super) const CLASSES: Layout = Layout {
+        contexts: CONTEXTS,
+        symbols: 64,
+    };
+
+    /// The bytes of the mask of contexts in use: 4, or 9 for more than 32 contexts.
+    fn mask_bytes(self) -> usize {
+        if self.contexts > 32 {
+            self.contexts.div_ceil(8)
+        } else {
+            4
+        }
+    }
+}
 /// Probability precision of `CONTEXT`: 10 bits cost under 0.03% on the real fields against 12,
 /// and keep the decoding tables of the contexts in use within the L1 cache.
 pub(super) const PROB_BITS: u32 = 10;
@@ -30,44 +58,88 @@ pub(super) fn refill(x: &mut u32, pos: &mut usize, bytes: &[u8]) {
 }
 
 /// Writes the tables of the contexts in use (a mask, then per context its symbol range and one
-/// log-scale weight per symbol) and returns all contexts' tables as the decoder rebuilds them.
-pub(super) fn write_tables(counts: &[[u32; SYMBOLS]], out: &mut Vec<u8>) -> Vec<Table> {
-    let used: u32 = (0..CONTEXTS)
+/// log-scale weight per symbol), one per entry of `counts` (of `layout`), and returns all
+/// contexts' tables as the decoder rebuilds them.
+pub(super) fn write_tables(
+    counts: &[[u32; SYMBOLS]],
+    layout: Layout,
+    out: &mut Vec<u8>,
+) -> Vec<Table> {
+    debug_assert_eq!(counts.len(), layout.contexts);
+    let used: u128 = (0..layout.contexts)
         .filter(|&c| counts[c].iter().any(|&v| v > 0))
         .fold(0, |m, c| m | 1 << c);
-    out.extend_from_slice(&used.to_le_bytes());
-    let mut tables: Vec<Table> = (0..CONTEXTS)
+    out.extend_from_slice(&used.to_le_bytes()[..layout.mask_bytes()]);
+    let mut tables: Vec<Table> = (0..layout.contexts)
         .map(|_| Table::with_freqs([0; SYMBOLS]))
         .collect();
-    for c in (0..CONTEXTS).filter(|&c| used >> c & 1 == 1) {
+    for c in (0..layout.contexts).filter(|&c| used >> c & 1 == 1) {
         let h = &counts[c];
         let lo = (0..SYMBOLS).find(|&s| h[s] > 0).unwrap();
         let hi = (0..SYMBOLS).rev().find(|&s| h[s] > 0).unwrap();
         let total: u64 = h.iter().map(|&v| v as u64).sum();
         out.extend_from_slice(&[lo as u8, (hi - lo) as u8]);
-        let mut weights = [0u32; SYMBOLS];
-        for s in lo..=hi {
-            let code = weight_code(h[s] as u64, total);
-            out.push(code);
-            weights[s] = weight_of(code);
-        }
-        tables[c] = Table::from_counts(&weights, PROB_BITS);
+        tables[c] = Table::from_counts(&weights(h, lo, hi, total, out), PROB_BITS);
     }
     tables
 }
 
+/// The weights of the counts `h` (nonzero from `lo` to `hi`, `total` in all) as stored, their
+/// codes appended to `out`.
+fn weights(
+    h: &[u32; SYMBOLS],
+    lo: usize,
+    hi: usize,
+    total: u64,
+    out: &mut Vec<u8>,
+) -> [u32; SYMBOLS] {
+    let mut weights = [0u32; SYMBOLS];
+    for s in lo..=hi {
+        let code = weight_code(h[s] as u64, total);
+        out.push(code);
+        weights[s] = weight_of(code);
+    }
+    weights
+}
+
+/// The bytes [`write_tables`] and the rANS coding of the counts would take (the latter as the
+/// ideal cost with the normalized tables): what the encoder weighs codings by.
+pub(super) fn coded_bytes(counts: &[[u32; SYMBOLS]], layout: Layout) -> f64 {
+    let mut bytes = layout.mask_bytes() as f64;
+    let mut scratch = Vec::with_capacity(SYMBOLS);
+    for h in counts.iter().filter(|h| h.iter().any(|&v| v > 0)) {
+        let lo = (0..SYMBOLS).find(|&s| h[s] > 0).unwrap();
+        let hi = (0..SYMBOLS).rev().find(|&s| h[s] > 0).unwrap();
+        let total: u64 = h.iter().map(|&v| v as u64).sum();
+        scratch.clear();
+        let t = Table::from_counts(&weights(h, lo, hi, total, &mut scratch), PROB_BITS);
+        let bits: f64 = (lo..=hi)
+            .filter(|&s| h[s] > 0)
+            .map(|s| h[s] as f64 * (PROB_BITS as f64 - (t.freq[s] as f64).log2()))
+            .sum();
+        bytes += (2 + hi - lo + 1) as f64 + bits / 8.0;
+    }
+    bytes
+}
+
 /// Reads what [`write_tables`] wrote: the tables of the contexts in use, in context order,
 /// normalized to `prob_bits`.
-pub(super) fn read_tables(r: &mut PayloadReader, prob_bits: u32) -> Result<Vec<(usize, Table)>> {
-    let used = u32::from_le_bytes(r.bytes(4)?.try_into().unwrap());
-    if used >> CONTEXTS != 0 {
+pub(super) fn read_tables(
+    r: &mut PayloadReader,
+    prob_bits: u32,
+    layout: Layout,
+) -> Result<Vec<(usize, Table)>> {
+    let mut mask = [0u8; 16];
+    mask[..layout.mask_bytes()].copy_from_slice(r.bytes(layout.mask_bytes())?);
+    let used = u128::from_le_bytes(mask);
+    if used >> layout.contexts != 0 {
         return Err(Error::corrupt("unknown contexts in use"));
     }
     let mut tables = Vec::new();
-    for cx in (0..CONTEXTS).filter(|&cx| used >> cx & 1 == 1) {
+    for cx in (0..layout.contexts).filter(|&cx| used >> cx & 1 == 1) {
         let head = r.bytes(2)?;
         let (lo, len) = (head[0] as usize, head[1] as usize);
-        if lo + len >= SYMBOLS {
+        if lo + len >= layout.symbols {
             return Err(Error::corrupt("bad frequency table range"));
         }
         let mut weights = [0u32; SYMBOLS];
@@ -85,15 +157,18 @@ pub(super) fn read_tables(r: &mut PayloadReader, prob_bits: u32) -> Result<Vec<(
 
 /// Reads the tables and lays out their decoding slots, those of the contexts in use only, one
 /// after the other; returns the slots and each context's first slot (top bit set: absent).
-/// A slot holds the symbol (bits 0-7), its frequency minus one (8-19; a lone symbol at 12 bits
-/// has 2^12) and its start (20-31), so one load per value gives all three.
+/// A slot holds what the decoder needs of the symbol (`low` of it, bits 0-7), its frequency
+/// minus one (8-19; a lone symbol at 12 bits has 2^12) and its start (20-31), so one load per
+/// value gives all three.
 pub(super) fn read_slots(
     r: &mut PayloadReader,
     prob_bits: u32,
-) -> Result<(Vec<u32>, [u32; CONTEXTS])> {
-    let tables = read_tables(r, prob_bits)?;
+    layout: Layout,
+    low: impl Fn(u8) -> u8,
+) -> Result<(Vec<u32>, [u32; JOINT_CONTEXTS])> {
+    let tables = read_tables(r, prob_bits, layout)?;
     let size = 1usize << prob_bits;
-    let mut base = [1u32 << 31; CONTEXTS];
+    let mut base = [1u32 << 31; JOINT_CONTEXTS];
     let mut slots = vec![0u32; tables.len().max(1) * size];
     for (t, (cx, table)) in tables.iter().enumerate() {
         base[*cx] = (t * size) as u32;
@@ -101,7 +176,7 @@ pub(super) fn read_slots(
         for sym in 0..SYMBOLS {
             let (st, f) = (table.start[sym], table.freq[sym]);
             if f > 0 {
-                let entry = sym as u32 | (f - 1) << 8 | st << 20;
+                let entry = low(sym as u8) as u32 | (f - 1) << 8 | st << 20;
                 mine[st as usize..(st + f) as usize].fill(entry);
             }
         }

@@ -2,10 +2,11 @@
 
 use super::super::binary::{self, Probs, SIGNS};
 use super::super::tables::{
-    rans_capacity, read_slots, read_tables, refill, CONTEXTS, PROB_BITS, RANS_L, V1_PROB_BITS,
+    rans_capacity, read_slots, read_tables, refill, Layout as Tables_, CONTEXTS, JOINT_CONTEXTS,
+    PROB_BITS, RANS_L, V1_PROB_BITS,
 };
 use super::super::unzigzag;
-use super::{context, lane_split, row_of, Row, SIGNED};
+use super::{context, joint_class, lane_split, row_of, tables_of, Row, JOINT, SIGNED};
 use crate::error::{try_vec, Error, Result};
 use crate::format::payload::PayloadReader;
 use crate::pipeline::scratch;
@@ -21,32 +22,50 @@ pub(in super::super) enum Layout {
     Signs,
 }
 
-/// The flag byte of a coder-4 payload, and the signs' probabilities where it is set.
-fn signed(r: &mut PayloadReader) -> Result<Option<Probs>> {
+/// The flag byte of a coder-4 payload (0, SIGNED or JOINT), and the signs' probabilities
+/// where it says so.
+fn flags(r: &mut PayloadReader) -> Result<(u8, Option<Probs>)> {
     match r.bytes(1)?[0] {
-        0 => Ok(None),
+        f @ (0 | JOINT) => Ok((f, None)),
         SIGNED => {
             let bytes: [u8; SIGNS] = r.bytes(SIGNS)?.try_into().unwrap();
             if bytes.contains(&0) {
                 return Err(Error::corrupt("sign probability of zero"));
             }
-            Ok(Some(Probs::from_bytes(bytes)))
+            Ok((SIGNED, Some(Probs::from_bytes(bytes))))
         }
         f => Err(Error::corrupt(format!("unknown context coder flags {f}"))),
     }
 }
 
+/// A symbol as the decoding slots of a payload with `flags` hold it: its class (bits 0-5) and,
+/// with JOINT, the code of its sign (bits 6-7, see [`joint_class`]), so that the decoder has
+/// both without arithmetic (the next value's context waits for them).
+fn slot_symbol(flags: u8, s: u8) -> u8 {
+    match flags & JOINT {
+        0 => s,
+        _ => {
+            let (class, code) = joint_class(s);
+            class | code << 6
+        }
+    }
+}
+
+/// The symbol before the first of a row, as [`slot_symbol`] gives them: class 0, sign zero.
+const FRESH: u8 = 1 << 6;
+
 /// The most values a context-coded payload (after its id) can hold; see [`rans_capacity`].
 /// The classes' lanes bound it (the sign streams add no values).
 pub(in super::super) fn max_values(r: &mut PayloadReader, layout: Layout) -> Result<Option<u64>> {
     if layout == Layout::V1 {
-        let tables = read_tables(r, V1_PROB_BITS)?;
+        let tables = read_tables(r, V1_PROB_BITS, Tables_::CLASSES)?;
         return Ok(rans_capacity(&tables, V1_PROB_BITS, &[r.chunk()?.len()]));
     }
-    if layout == Layout::Signs {
-        signed(r)?;
-    }
-    let tables = read_tables(r, PROB_BITS)?;
+    let f = match layout {
+        Layout::Signs => flags(r)?.0,
+        _ => 0,
+    };
+    let tables = read_tables(r, PROB_BITS, tables_of(f))?;
     let lanes = [r.chunk()?.len(), r.chunk()?.len()];
     Ok(rans_capacity(&tables, PROB_BITS, &lanes))
 }
@@ -112,7 +131,7 @@ struct Coder {
 /// The tables of a payload's contexts, with probabilities of `P` bits.
 struct Tables<'t, const P: u32> {
     slots: &'t [u32],
-    base: &'t [u32; CONTEXTS],
+    base: &'t [u32; JOINT_CONTEXTS],
 }
 
 impl<'a> Lane<'a> {
@@ -147,10 +166,10 @@ impl<'a> Lane<'a> {
         row_of(self.start, at, self.k.len(), shape)
     }
 
-    /// Decodes lane indices `at..end` (of one row, with neighbours `row`) after the class `w`
-    /// (`fresh`: `at` starts the row), and returns the last class; `S`: the signs are modelled.
+    /// Decodes lane indices `at..end` (of one row, with neighbours `row`) after the symbol `w`
+    /// (`fresh`: `at` starts the row), and returns the last symbol; `M`: the payload's flags.
     #[allow(clippy::too_many_arguments)]
-    fn decode<const P: u32, const S: bool>(
+    fn decode<const P: u32, const M: u8>(
         &mut self,
         at: usize,
         end: usize,
@@ -164,10 +183,10 @@ impl<'a> Lane<'a> {
         let mut c = self.coder;
         let (k, out) = (&mut *self.k, &mut *self.out);
         for i in at..end {
-            w = c.step::<P, S>(i, w, row, t, self.bytes, k, out, bad);
+            w = c.step::<P, M>(i, w, row, t, self.bytes, k, out, bad);
         }
         self.coder = c;
-        if S {
+        if M & SIGNED != 0 {
             let mut run = SignRun::new(self.signs, self.bytes.signs, at..end, fresh, row, k, out);
             signs(&mut run, None, probs);
             self.signs = run.dec;
@@ -204,14 +223,14 @@ impl<'a> Lane<'a> {
 }
 
 impl Coder {
-    /// Decodes the value at lane index `at` of a row with neighbours `row`, after the class
-    /// `w` (0 at the row's start), and returns its class. With modelled signs (`S`), a value
-    /// of class 2 or more is left zigzagged without its sign, for [`SignRun`]. Reads past the end
-    /// give zeros and are caught by [`Lane::finish`]; a context without a table is flagged in
-    /// `bad`.
+    /// Decodes the value at lane index `at` of a row with neighbours `row`, after the symbol
+    /// `w` ([`slot_symbol`]; [`FRESH`] at the row's start), and returns its symbol; `M`: the
+    /// payload's flags. With signs in streams of their own, a value of class 2 or more is left
+    /// zigzagged without its sign, for [`SignRun`]. Reads past the end give zeros and are caught
+    /// by [`Lane::finish`]; a context without a table is flagged in `bad`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn step<const P: u32, const S: bool>(
+    fn step<const P: u32, const M: u8>(
         &mut self,
         at: usize,
         w: u8,
@@ -222,25 +241,34 @@ impl Coder {
         out: &mut [i64],
         bad: &mut u32,
     ) -> u8 {
-        let n = if row.n > 0 { k[at - row.n] } else { w };
+        let wk = w & 0x3f;
+        let n = if row.n > 0 { k[at - row.n] } else { wk };
         let bk = if row.b > 0 { k[at - row.b] } else { n };
-        let b = t.base[context(w, n, bk)];
+        let cx = match M & JOINT {
+            0 => context(wk, n, bk),
+            _ => context(wk, n, bk) + CONTEXTS * (w >> 6) as usize,
+        };
+        let b = t.base[cx];
         *bad |= b >> 31;
         let slot = self.x & ((1 << P) - 1);
         let e = t.slots[(b & 0x7fff_ffff) as usize + slot as usize];
-        let (s, f, st) = ((e & 0xff) as u8, ((e >> 8) & 0xfff) + 1, e >> 20);
+        let (sym, f, st) = ((e & 0xff) as u8, ((e >> 8) & 0xfff) + 1, e >> 20);
         self.x = f * (self.x >> P) + slot - st;
         // From x >= 2^(23 − P) two bytes always suffice (P <= 12).
         refill(&mut self.x, &mut self.pos, bytes.rans);
+        let s = sym & 0x3f;
         k[at] = s;
-        // The raw bits below the leading one, but a modelled sign.
-        let sign = (S && s >= 2) as u32;
-        let nb = (s as u32).saturating_sub(1) - sign;
+        // The raw bits below the leading one, but a sign coded otherwise: in its own stream
+        // (`later`, added by `SignRun`) or in the symbol (negative where its code is 0).
+        let later = (M & SIGNED != 0 && s >= 2) as u32;
+        let held = (M & JOINT != 0 && s >= 2) as u32;
+        let nb = (s as u32).saturating_sub(1) - later - held;
         let raw = read_bits(bytes.bits, self.bit_pos, nb);
         self.bit_pos += nb as usize;
-        let z = ((1u64 << s) >> 1) | raw << sign;
-        out[at] = if sign == 1 { z as i64 } else { unzigzag(z) };
-        s
+        let neg = held & (sym < 0x40) as u32;
+        let z = ((1u64 << s) >> 1) | raw << (later | held) | neg as u64;
+        out[at] = if later == 1 { z as i64 } else { unzigzag(z) };
+        sym
     }
 }
 
@@ -331,9 +359,9 @@ static ZEROS: [i64; RUN] = [0; RUN];
 /// Decodes lanes `a` and `b` (b no longer than a) side by side, so that their serial chains
 /// overlap, then what is left of `a`; a row of each at a time, checking between rows (and every
 /// [`RUN`] values of a long one) that neither has run out of bytes: a lying payload stops after
-/// the values it holds, not after all it claims. With modelled signs (`S`), a second pass over
+/// the values it holds, not after all it claims. With signs in streams of their own, a second pass over
 /// each run decodes them (in one pass, the two chains' states would not fit in the registers).
-fn decode_rows<const P: u32, const S: bool>(
+fn decode_rows<const P: u32, const M: u8>(
     a: &mut Lane,
     mut b: Option<&mut Lane>,
     shape: [usize; 3],
@@ -342,25 +370,25 @@ fn decode_rows<const P: u32, const S: bool>(
 ) -> Result<()> {
     let mut bad = 0;
     let both = b.as_ref().map_or(0, |b| b.k.len());
-    let (mut at, mut w, mut wb) = (0, 0, 0);
+    let (mut at, mut w, mut wb) = (0, FRESH, FRESH);
     while at < a.k.len() {
         let (end_a, row_a, fresh_a) = a.row(at, shape);
         let end_a = end_a.min(at + RUN);
-        w = if fresh_a { 0 } else { w };
+        w = if fresh_a { FRESH } else { w };
         match b.as_deref_mut().filter(|_| at < both) {
             Some(b) => {
                 let (end_b, row_b, fresh_b) = b.row(at, shape);
-                wb = if fresh_b { 0 } else { wb };
+                wb = if fresh_b { FRESH } else { wb };
                 let end = end_a.min(end_b);
                 let (mut ca, mut cb) = (a.coder, b.coder);
                 let (ba, ka, oa) = (a.bytes, &mut *a.k, &mut *a.out);
                 let (bb, kb, ob) = (b.bytes, &mut *b.k, &mut *b.out);
                 for i in at..end {
-                    w = ca.step::<P, S>(i, w, row_a, t, ba, ka, oa, &mut bad);
-                    wb = cb.step::<P, S>(i, wb, row_b, t, bb, kb, ob, &mut bad);
+                    w = ca.step::<P, M>(i, w, row_a, t, ba, ka, oa, &mut bad);
+                    wb = cb.step::<P, M>(i, wb, row_b, t, bb, kb, ob, &mut bad);
                 }
                 (a.coder, b.coder) = (ca, cb);
-                if S {
+                if M & SIGNED != 0 {
                     let mut ra = SignRun::new(a.signs, ba.signs, at..end, fresh_a, row_a, ka, oa);
                     let mut rb = SignRun::new(b.signs, bb.signs, at..end, fresh_b, row_b, kb, ob);
                     signs(&mut ra, Some(&mut rb), probs);
@@ -370,7 +398,7 @@ fn decode_rows<const P: u32, const S: bool>(
                 at = end;
             }
             None => {
-                w = a.decode::<P, S>(at, end_a, fresh_a, w, row_a, t, probs, &mut bad);
+                w = a.decode::<P, M>(at, end_a, fresh_a, w, row_a, t, probs, &mut bad);
                 at = end_a;
             }
         }
@@ -386,12 +414,12 @@ pub(in super::super) fn decode_lanes(
     n: usize,
     layout: Layout,
 ) -> Result<Vec<i64>> {
-    let probs = match layout {
-        Layout::Signs => signed(&mut r)?,
-        _ => None,
+    let (f, probs) = match layout {
+        Layout::Signs => flags(&mut r)?,
+        _ => (0, None),
     };
     let signed = probs.is_some();
-    let (slots, base) = read_slots(&mut r, PROB_BITS)?;
+    let (slots, base) = read_slots(&mut r, PROB_BITS, tables_of(f), |s| slot_symbol(f, s))?;
     let rans = [r.chunk()?, r.chunk()?];
     let signs = match signed {
         true => [r.chunk()?, r.chunk()?],
@@ -414,15 +442,12 @@ pub(in super::super) fn decode_lanes(
         slots: &slots,
         base: &base,
     };
-    match &probs {
-        Some(p) => decode_rows::<PROB_BITS, true>(&mut a, Some(&mut b), shape, &t, p)?,
-        None => decode_rows::<PROB_BITS, false>(
-            &mut a,
-            Some(&mut b),
-            shape,
-            &t,
-            &Probs::from_bytes([128; SIGNS]),
-        )?,
+    let p = probs.unwrap_or(Probs::from_bytes([128; SIGNS]));
+    let lanes = (&mut a, Some(&mut b));
+    match f {
+        SIGNED => decode_rows::<PROB_BITS, SIGNED>(lanes.0, lanes.1, shape, &t, &p)?,
+        JOINT => decode_rows::<PROB_BITS, JOINT>(lanes.0, lanes.1, shape, &t, &p)?,
+        _ => decode_rows::<PROB_BITS, 0>(lanes.0, lanes.1, shape, &t, &p)?,
     }
     a.finish(signed)?;
     b.finish(signed)?;
@@ -445,7 +470,7 @@ pub(in super::super) fn decode_v1(
     shape: [usize; 3],
     n: usize,
 ) -> Result<Vec<i64>> {
-    let (slots, base) = read_slots(&mut r, V1_PROB_BITS)?;
+    let (slots, base) = read_slots(&mut r, V1_PROB_BITS, Tables_::CLASSES, |s| s)?;
     let rans = r.chunk()?;
     let mut k = try_vec::<u8>(n, "decoding")?;
     let mut out = scratch::I64.try_filled(n, "decoding")?;
@@ -459,13 +484,7 @@ pub(in super::super) fn decode_v1(
         slots: &slots,
         base: &base,
     };
-    decode_rows::<V1_PROB_BITS, false>(
-        &mut lane,
-        None,
-        shape,
-        &t,
-        &Probs::from_bytes([128; SIGNS]),
-    )?;
+    decode_rows::<V1_PROB_BITS, 0>(&mut lane, None, shape, &t, &Probs::from_bytes([128; SIGNS]))?;
     lane.finish(false)?;
     Ok(out)
 }

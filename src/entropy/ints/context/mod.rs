@@ -4,7 +4,8 @@
 //! ([`tables`](super::tables)) per context; the context is the mean class of the three causal
 //! neighbours (previous value in the row, same value in the previous row and plane). Where it
 //! pays (a flag per block), the sign is coded in the context of the neighbours' signs
-//! ([`binary`](super::binary)); the other bits below the leading one go to a raw bit stream.
+//! ([`binary`](super::binary)), or in the class's symbol, whose context then depends on the
+//! sign before it too; the other bits below the leading one go to a raw bit stream.
 //! The block is cut at a row into two lanes, each with its own rANS states, bit stream and
 //! contexts from its own values only, so a decoder runs the lanes' dependency chains side by
 //! side.
@@ -12,7 +13,10 @@
 mod decode;
 
 use super::binary::{self, Probs, SIGNS};
-use super::tables::{finish_rans, write_tables, EncSymbol, CONTEXTS, PROB_BITS, RANS_L, SYMBOLS};
+use super::tables::{
+    coded_bytes, finish_rans, write_tables, EncSymbol, Layout as Tables, CONTEXTS, JOINT_CONTEXTS,
+    PROB_BITS, RANS_L, SYMBOLS,
+};
 use super::{class, zigzag, CONTEXT_SIGNS};
 use crate::format::payload::put_varint;
 pub(super) use decode::{decode_lanes, decode_v1, max_values, Layout};
@@ -22,6 +26,29 @@ pub(super) use decode::{decode_lanes, decode_v1, max_values, Layout};
 #[inline(always)]
 pub(super) fn context(w: u8, n: u8, b: u8) -> usize {
     ((2 * w as usize + n as usize + b as usize + 2) / 4).min(CONTEXTS - 1)
+}
+
+/// The symbol of a value `v` of class `k` where its sign is in it ([`JOINT`]): classes 0 and 1
+/// (0 and −1) as themselves, class k >= 2 as 2k − 2, plus one if negative.
+#[inline(always)]
+fn joint_symbol(k: u8, v: i64) -> u8 {
+    if k >= 2 {
+        2 * k - 2 + (v < 0) as u8
+    } else {
+        k
+    }
+}
+
+/// A joint symbol's class, and the sign of its value as a code: 0 negative, 1 zero, 2
+/// positive. [`JOINT`] payloads take each value's context among three sets by the code of the
+/// value before it in the row (1 at the row's start).
+#[inline(always)]
+pub(super) fn joint_class(s: u8) -> (u8, u8) {
+    match s {
+        0 => (0, 1),
+        1 => (1, 0),
+        _ => ((s + 2) >> 1, 2 * (1 - (s & 1))),
+    }
 }
 
 /// Which causal neighbours a row of a lane has within the lane: the previous row's and the
@@ -86,16 +113,18 @@ impl Signs {
     }
 }
 
-/// The classes of one lane's residuals `r` (starting at `start` in the block), their contexts,
-/// the count of each class per context, and the lane's signs.
+/// The classes of one lane's residuals `r` (starting at `start` in the block), their contexts
+/// (with the code of the sign before, see [`Model`]), the counts of each class and of each
+/// joint symbol per context, and the lane's signs.
 fn lane_model(
     r: &[i64],
     start: usize,
     shape: [usize; 3],
     k: &mut [u8],
     ctx: &mut [u8],
-) -> (Vec<[u32; SYMBOLS]>, Signs) {
+) -> (Model, Signs) {
     let mut counts = vec![[0u32; SYMBOLS]; CONTEXTS];
+    let mut joint = vec![[0u32; SYMBOLS]; JOINT_CONTEXTS];
     for (kv, &v) in k.iter_mut().zip(r) {
         *kv = class(zigzag(v));
     }
@@ -106,6 +135,7 @@ fn lane_model(
         let (end, row, _) = row_of(start, at, r.len(), shape);
         let mut rows = RowModel {
             counts: &mut counts,
+            joint: &mut joint,
             seq: &mut seq,
             m,
         };
@@ -118,22 +148,41 @@ fn lane_model(
         m = rows.m;
         at = end;
     }
-    (counts, Signs::new(seq, m))
+    (Model { counts, joint }, Signs::new(seq, m))
 }
 
-/// What [`lane_model`] gathers, a row at a time: the counts of each class per context, and the
-/// signs below classes >= 2 with their contexts (`m` of them so far in `seq`).
+/// A block's (or lane's) counts of each class per context, and of each joint symbol per joint
+/// context. The contexts of its values are kept as c | g << 5, c the class context and g the
+/// code of the sign before (see [`joint_class`]): the joint context is c + 24·g.
+struct Model {
+    counts: Vec<[u32; SYMBOLS]>,
+    joint: Vec<[u32; SYMBOLS]>,
+}
+
+impl Model {
+    fn add(&mut self, other: &Model) {
+        for (c, o) in (self.counts.iter_mut().chain(&mut self.joint))
+            .zip(other.counts.iter().chain(&other.joint))
+        {
+            c.iter_mut().zip(o).for_each(|(x, y)| *x += y);
+        }
+    }
+}
+
+/// What [`lane_model`] gathers, a row at a time: the counts of each class and joint symbol per
+/// context, and the signs below classes >= 2 with their contexts (`m` of them so far in `seq`).
 struct RowModel<'a> {
     counts: &'a mut [[u32; SYMBOLS]],
+    joint: &'a mut [[u32; SYMBOLS]],
     seq: &'a mut [u8],
     m: usize,
 }
 
 impl RowModel<'_> {
     /// Lane indices `run` of one row with neighbours `row` (`N`, `B`: it has a previous row,
-    /// plane), after their classes `k` are known: writes their contexts to `ctx`. Every value's
-    /// sign goes to `seq`, the next overwrites it unless its class is 2 or more (without a
-    /// branch on the class: it is hard to foretell).
+    /// plane), after their classes `k` are known: writes their contexts (and the codes of the
+    /// signs before) to `ctx`. Every value's sign goes to `seq`, the next overwrites it unless
+    /// its class is 2 or more (without a branch on the class: it is hard to foretell).
     #[inline(always)]
     fn row<const N: bool, const B: bool>(
         &mut self,
@@ -148,9 +197,11 @@ impl RowModel<'_> {
             let n = if N { k[t - row.n] } else { w };
             let bk = if B { k[t - row.b] } else { n };
             let cx = context(w, n, bk);
-            ctx[t] = cx as u8;
+            let g = (ws + 1) as usize;
+            ctx[t] = (cx | g << 5) as u8;
             let s = k[t];
             self.counts[cx][s as usize] += 1;
+            self.joint[cx + CONTEXTS * g][joint_symbol(s, r[t]) as usize] += 1;
             let ns = if N { r[t - row.n].signum() } else { 0 };
             let bs = if B { r[t - row.b].signum() } else { 0 };
             self.seq[self.m] = (binary::sign_context(ws, ns, bs) as u8) << 1 | (r[t] < 0) as u8;
@@ -173,25 +224,75 @@ fn both<A: Send, B: Send>(
     }
 }
 
-/// Flag of a coder-4 payload: the signs are coded with their probabilities.
+/// Flags of a coder-4 payload: the signs are coded with their probabilities in streams of
+/// their own; or they are in the classes' symbols ([`joint_symbol`]), whose contexts then depend
+/// on the sign before too. The first costs a second decoding pass, the second larger tables.
 const SIGNED: u8 = 1;
+const JOINT: u8 = 2;
 
-/// The signs' probabilities over both lanes, stored in bytes, and the lanes' sign streams
-/// coded with them, if these save at least a twentieth of the signs' raw bits (less, and
-/// decoding the signs would cost more time than their bytes are worth).
-fn code_signs(lanes: [&Signs; 2]) -> Option<([u8; SIGNS], [Vec<u8>; 2])> {
-    let sum = |f: fn(&Signs) -> [u64; SIGNS]| -> [u64; SIGNS] {
-        std::array::from_fn(|c| f(lanes[0])[c] + f(lanes[1])[c])
-    };
-    let (neg, all) = (sum(|s| s.neg), sum(|s| s.all));
-    let raw: u64 = all.iter().sum();
-    if raw < 64 {
-        return None;
+/// The tables' layout of a coder-4 payload with `flags`.
+fn tables_of(flags: u8) -> Tables {
+    match flags & JOINT {
+        0 => Tables::CLASSES,
+        _ => Tables {
+            contexts: JOINT_CONTEXTS,
+            symbols: 2 * 64 - 2,
+        },
     }
-    let (probs, bytes) = Probs::from_counts(neg, all);
-    let coded = binary::encode(&probs, [&lanes[0].seq, &lanes[1].seq]);
-    let len = SIGNS + coded.iter().map(|c| c.len() + 2).sum::<usize>();
-    (20 * 8 * len as u64 <= 19 * raw).then_some((bytes, coded))
+}
+
+/// The bytes the signs' streams are expected to take with the probabilities `probs` of counts
+/// `neg` and `all` (what [`binary::encode`] writes, but for a few bytes of final states).
+fn sign_bytes(neg: &[u64; SIGNS], all: &[u64; SIGNS], probs: &Probs) -> f64 {
+    let bits: f64 = (0..SIGNS)
+        .map(|c| {
+            let p = probs.of(c) as f64 / 4096.0;
+            -(neg[c] as f64 * p.log2() + (all[c] - neg[c]) as f64 * (1.0 - p).log2())
+        })
+        .sum();
+    (SIGNS + 12) as f64 + bits / 8.0
+}
+
+/// The signs of both lanes: their counts per context (negative ones, all), and their
+/// probabilities (with the bytes that store them) where there are enough to model.
+struct SignModel {
+    neg: [u64; SIGNS],
+    all: [u64; SIGNS],
+    probs: Option<(Probs, [u8; SIGNS])>,
+}
+
+impl SignModel {
+    fn new(lanes: [&Signs; 2]) -> SignModel {
+        let sum = |f: fn(&Signs) -> [u64; SIGNS]| -> [u64; SIGNS] {
+            std::array::from_fn(|c| f(lanes[0])[c] + f(lanes[1])[c])
+        };
+        let (neg, all) = (sum(|s| s.neg), sum(|s| s.all));
+        let probs = (all.iter().sum::<u64>() >= 64).then(|| Probs::from_counts(neg, all));
+        SignModel { neg, all, probs }
+    }
+
+    /// The signs' raw bits.
+    fn raw(&self) -> u64 {
+        self.all.iter().sum()
+    }
+
+    /// The bytes they are expected to take: in streams where modelled, else raw.
+    fn bytes(&self) -> f64 {
+        let raw = self.raw() as f64 / 8.0;
+        self.probs
+            .as_ref()
+            .map_or(raw, |(p, _)| sign_bytes(&self.neg, &self.all, p).min(raw))
+    }
+
+    /// The lanes' sign streams, with the bytes of their probabilities, if they save at least
+    /// a twentieth of the signs' raw bits (less, and decoding the signs would cost more time
+    /// than their bytes are worth).
+    fn code(&self, lanes: [&Signs; 2]) -> Option<([u8; SIGNS], [Vec<u8>; 2])> {
+        let (probs, bytes) = self.probs.as_ref()?;
+        let coded = binary::encode(probs, [&lanes[0].seq, &lanes[1].seq]);
+        let len = SIGNS + coded.iter().map(|c| c.len() + 2).sum::<usize>();
+        (20 * 8 * len as u64 <= 19 * self.raw()).then_some((*bytes, coded))
+    }
 }
 
 /// Codes `r` (residuals of a block of `shape`) with the context coder, appending to `out`.
@@ -203,37 +304,65 @@ pub(super) fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool)
     let mut ctx = vec![0u8; n];
     let (ka, kb) = k.split_at_mut(split);
     let (ca, cb) = ctx.split_at_mut(split);
-    let ((mut counts, signs_a), (cb_counts, signs_b)) = both(
+    let ((mut model, signs_a), (model_b, signs_b)) = both(
         par,
         || lane_model(&r[..split], 0, shape, ka, ca),
         || lane_model(&r[split..], split, shape, kb, cb),
     );
-    for (c, o) in counts.iter_mut().zip(&cb_counts) {
-        c.iter_mut().zip(o).for_each(|(x, y)| *x += y);
-    }
-    let model = code_signs([&signs_a, &signs_b]);
-    let signed = model.is_some();
+    model.add(&model_b);
+    let lanes = [&signs_a, &signs_b];
+    let sign_model = SignModel::new(lanes);
+    // The signs in the symbols where that is estimated smaller than the classes and the signs
+    // apart (it also saves the decoder the signs' pass), and than the signs raw by a twentieth
+    // of their bits, as for their own streams (its larger tables and contexts cost decoding
+    // time too).
+    let (classes, joint) = (
+        coded_bytes(&model.counts, Tables::CLASSES),
+        coded_bytes(&model.joint, tables_of(JOINT)),
+    );
+    let joint = joint < classes + sign_model.bytes()
+        && 20.0 * joint <= 20.0 * classes + 19.0 * sign_model.raw() as f64 / 8.0;
+    let coded_signs = if joint { None } else { sign_model.code(lanes) };
+    // Where the signs are not raw bits.
+    let signed = joint || coded_signs.is_some();
 
     out.push(CONTEXT_SIGNS);
-    match &model {
+    match &coded_signs {
         Some((bytes, _)) => {
             out.push(SIGNED);
             out.extend_from_slice(bytes);
         }
-        None => out.push(0),
+        None => out.push(if joint { JOINT } else { 0 }),
     }
-    let tables = write_tables(&counts, out);
+    // Each value's context and symbol.
+    let sym: Vec<u8> = match joint {
+        true => {
+            ctx.iter_mut()
+                .for_each(|c| *c = (*c & 31) + CONTEXTS as u8 * (*c >> 5));
+            k.iter().zip(r).map(|(&k, &v)| joint_symbol(k, v)).collect()
+        }
+        false => {
+            ctx.iter_mut().for_each(|c| *c &= 31);
+            Vec::new()
+        }
+    };
+    let (counts, flags) = match joint {
+        true => (&model.joint, JOINT),
+        false => (&model.counts, 0),
+    };
+    let tables = write_tables(counts, tables_of(flags), out);
     let enc: Vec<[EncSymbol; SYMBOLS]> = tables
         .iter()
         .map(|t| std::array::from_fn(|s| EncSymbol::new(t.start[s], t.freq[s], PROB_BITS)))
         .collect();
     let (k, ctx) = (&k, &ctx);
+    let syms = if joint { &sym } else { k };
     let rans = || {
         // rANS runs backwards, both lanes in one loop so their serial chains overlap; lane A
         // is at least as long as lane B, and its extra values come last.
         let mut bytes = [split, n - split].map(|len| Vec::with_capacity(len / 2 + 16));
         let [mut xa, mut xb] = [RANS_L; 2];
-        let sym = |idx: usize| &enc[ctx[idx] as usize][k[idx] as usize];
+        let sym = |idx: usize| &enc[ctx[idx] as usize][syms[idx] as usize];
         let len_b = n - split;
         let [ba, bb] = &mut bytes;
         for t in (len_b..split).rev() {
@@ -249,7 +378,7 @@ pub(super) fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool)
         bytes
     };
     // The raw bits, forwards: those below the leading one (none below classes 0 and 1) but a
-    // modelled sign.
+    // sign coded otherwise.
     let rest = || {
         [(0, split), (split, n)].map(|(start, end)| {
             let mut bits = BitWriter::default();
@@ -263,7 +392,7 @@ pub(super) fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool)
         })
     };
     let (rans, bits) = both(par, rans, rest);
-    let signs = model.iter().flat_map(|(_, coded)| coded);
+    let signs = coded_signs.iter().flat_map(|(_, coded)| coded);
     for b in rans.iter().chain(signs) {
         put_varint(out, b.len() as u64);
         out.extend_from_slice(b);
