@@ -276,12 +276,15 @@ impl SignModel {
         self.all.iter().sum()
     }
 
-    /// The bytes they are expected to take: in streams where modelled, else raw.
+    /// The bytes they are expected to take: in streams where modelled and that pays (as
+    /// [`SignModel::code`] decides), else raw.
     fn bytes(&self) -> f64 {
         let raw = self.raw() as f64 / 8.0;
-        self.probs
+        let coded = self
+            .probs
             .as_ref()
-            .map_or(raw, |(p, _)| sign_bytes(&self.neg, &self.all, p).min(raw))
+            .map(|(p, _)| sign_bytes(&self.neg, &self.all, p));
+        coded.filter(|&c| 20.0 * c <= 19.0 * raw).unwrap_or(raw)
     }
 
     /// The lanes' sign streams, with the bytes of their probabilities, if they save at least
