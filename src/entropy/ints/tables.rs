@@ -15,15 +15,15 @@ pub(super) const CONTEXTS: usize = 24;
 pub(super) const JOINT_CONTEXTS: usize = 3 * CONTEXTS;
 
 /// What a payload's tables are over: how many contexts, and the symbols they may hold.
-#[derive(Clone, Copy, PartialEq, Debug)]
-pub(super) struct Layout {
+#[derive(Clone, Copy)]
+pub(super) struct TableLayout {
     pub(super) contexts: usize,
     pub(super) symbols: usize,
 }
 
-impl Layout {
+impl TableLayout {
     /// Classes by the mean neighbouring class: coders 1 and 3, coder 4 without flags.
-    pub(super) const CLASSES: Layout = Layout {
+    pub(super) const CLASSES: TableLayout = TableLayout {
         contexts: CONTEXTS,
         symbols: 64,
     };
@@ -37,6 +37,7 @@ impl Layout {
         }
     }
 }
+
 /// Probability precision of `CONTEXT`: 10 bits cost under 0.03% on the real fields against 12,
 /// and keep the decoding tables of the contexts in use within the L1 cache.
 pub(super) const PROB_BITS: u32 = 10;
@@ -62,7 +63,7 @@ pub(super) fn refill(x: &mut u32, pos: &mut usize, bytes: &[u8]) {
 /// contexts' tables as the decoder rebuilds them.
 pub(super) fn write_tables(
     counts: &[[u32; SYMBOLS]],
-    layout: Layout,
+    layout: TableLayout,
     out: &mut Vec<u8>,
 ) -> Vec<Table> {
     debug_assert_eq!(counts.len(), layout.contexts);
@@ -104,7 +105,7 @@ fn weights(
 
 /// The bytes [`write_tables`] and the rANS coding of the counts would take (the latter as the
 /// ideal cost with the normalized tables): what the encoder weighs codings by.
-pub(super) fn coded_bytes(counts: &[[u32; SYMBOLS]], layout: Layout) -> f64 {
+pub(super) fn coded_bytes(counts: &[[u32; SYMBOLS]], layout: TableLayout) -> f64 {
     let mut bytes = layout.mask_bytes() as f64;
     let mut scratch = Vec::with_capacity(SYMBOLS);
     for h in counts.iter().filter(|h| h.iter().any(|&v| v > 0)) {
@@ -127,7 +128,7 @@ pub(super) fn coded_bytes(counts: &[[u32; SYMBOLS]], layout: Layout) -> f64 {
 pub(super) fn read_tables(
     r: &mut PayloadReader,
     prob_bits: u32,
-    layout: Layout,
+    layout: TableLayout,
 ) -> Result<Vec<(usize, Table)>> {
     let mut mask = [0u8; 16];
     mask[..layout.mask_bytes()].copy_from_slice(r.bytes(layout.mask_bytes())?);
@@ -163,7 +164,7 @@ pub(super) fn read_tables(
 pub(super) fn read_slots(
     r: &mut PayloadReader,
     prob_bits: u32,
-    layout: Layout,
+    layout: TableLayout,
     low: impl Fn(u8) -> u8,
 ) -> Result<(Vec<u32>, [u32; JOINT_CONTEXTS])> {
     let tables = read_tables(r, prob_bits, layout)?;

@@ -2,7 +2,7 @@
 
 use super::super::binary::{self, Probs, SIGNS};
 use super::super::tables::{
-    rans_capacity, read_slots, read_tables, refill, Layout as Tables_, CONTEXTS, JOINT_CONTEXTS,
+    rans_capacity, read_slots, read_tables, refill, TableLayout, CONTEXTS, JOINT_CONTEXTS,
     PROB_BITS, RANS_L, V1_PROB_BITS,
 };
 use super::super::unzigzag;
@@ -58,7 +58,7 @@ const FRESH: u8 = 1 << 6;
 /// The classes' lanes bound it (the sign streams add no values).
 pub(in super::super) fn max_values(r: &mut PayloadReader, layout: Layout) -> Result<Option<u64>> {
     if layout == Layout::V1 {
-        let tables = read_tables(r, V1_PROB_BITS, Tables_::CLASSES)?;
+        let tables = read_tables(r, V1_PROB_BITS, TableLayout::CLASSES)?;
         return Ok(rans_capacity(&tables, V1_PROB_BITS, &[r.chunk()?.len()]));
     }
     let f = match layout {
@@ -359,8 +359,9 @@ static ZEROS: [i64; RUN] = [0; RUN];
 /// Decodes lanes `a` and `b` (b no longer than a) side by side, so that their serial chains
 /// overlap, then what is left of `a`; a row of each at a time, checking between rows (and every
 /// [`RUN`] values of a long one) that neither has run out of bytes: a lying payload stops after
-/// the values it holds, not after all it claims. With signs in streams of their own, a second pass over
-/// each run decodes them (in one pass, the two chains' states would not fit in the registers).
+/// the values it holds, not after all it claims. With signs in streams of their own, a second
+/// pass over each run decodes them (in one pass, the two chains' states would not fit in the
+/// registers).
 fn decode_rows<const P: u32, const M: u8>(
     a: &mut Lane,
     mut b: Option<&mut Lane>,
@@ -470,7 +471,7 @@ pub(in super::super) fn decode_v1(
     shape: [usize; 3],
     n: usize,
 ) -> Result<Vec<i64>> {
-    let (slots, base) = read_slots(&mut r, V1_PROB_BITS, Tables_::CLASSES, |s| s)?;
+    let (slots, base) = read_slots(&mut r, V1_PROB_BITS, TableLayout::CLASSES, |s| s)?;
     let rans = r.chunk()?;
     let mut k = try_vec::<u8>(n, "decoding")?;
     let mut out = scratch::I64.try_filled(n, "decoding")?;

@@ -14,7 +14,7 @@ mod decode;
 
 use super::binary::{self, Probs, SIGNS};
 use super::tables::{
-    coded_bytes, finish_rans, write_tables, EncSymbol, Layout as Tables, CONTEXTS, JOINT_CONTEXTS,
+    coded_bytes, finish_rans, write_tables, EncSymbol, TableLayout, CONTEXTS, JOINT_CONTEXTS,
     PROB_BITS, RANS_L, SYMBOLS,
 };
 use super::{class, zigzag, CONTEXT_SIGNS};
@@ -231,12 +231,13 @@ const SIGNED: u8 = 1;
 const JOINT: u8 = 2;
 
 /// The tables' layout of a coder-4 payload with `flags`.
-fn tables_of(flags: u8) -> Tables {
+fn tables_of(flags: u8) -> TableLayout {
     match flags & JOINT {
-        0 => Tables::CLASSES,
-        _ => Tables {
+        0 => TableLayout::CLASSES,
+        // Up to joint_symbol(63, negative) = 125.
+        _ => TableLayout {
             contexts: JOINT_CONTEXTS,
-            symbols: 2 * 64 - 2,
+            symbols: 126,
         },
     }
 }
@@ -319,12 +320,12 @@ pub(super) fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool)
     // apart (it also saves the decoder the signs' pass), and than the signs raw by a twentieth
     // of their bits, as for their own streams (its larger tables and contexts cost decoding
     // time too).
-    let (classes, joint) = (
-        coded_bytes(&model.counts, Tables::CLASSES),
+    let (classes, in_symbols) = (
+        coded_bytes(&model.counts, TableLayout::CLASSES),
         coded_bytes(&model.joint, tables_of(JOINT)),
     );
-    let joint = joint < classes + sign_model.bytes()
-        && 20.0 * joint <= 20.0 * classes + 19.0 * sign_model.raw() as f64 / 8.0;
+    let joint = in_symbols < classes + sign_model.bytes()
+        && 20.0 * in_symbols <= 20.0 * classes + 19.0 * sign_model.raw() as f64 / 8.0;
     let coded_signs = if joint { None } else { sign_model.code(lanes) };
     // Where the signs are not raw bits.
     let signed = joint || coded_signs.is_some();
