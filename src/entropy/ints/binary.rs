@@ -39,8 +39,19 @@ impl Probs {
     }
 
     /// The probability of context `c`.
-    pub(super) fn of(&self, c: usize) -> u32 {
+    fn of(&self, c: usize) -> u32 {
         self.0[c % 9][c / 9]
+    }
+
+    /// The ideal bits of signs with `neg` negative ones among `all` per context, coded with
+    /// these probabilities (what [`encode`] writes, but for its final states).
+    pub(super) fn ideal_bits(&self, neg: &[u64; SIGNS], all: &[u64; SIGNS]) -> f64 {
+        (0..SIGNS)
+            .map(|c| {
+                let p = self.of(c) as f64 / ONE as f64;
+                -(neg[c] as f64 * p.log2() + (all[c] - neg[c]) as f64 * (1.0 - p).log2())
+            })
+            .sum()
     }
 
     /// The probability of a sign whose west neighbour's sign is negative where `neg` is all

@@ -242,18 +242,6 @@ fn tables_of(flags: u8) -> TableLayout {
     }
 }
 
-/// The bytes the signs' streams are expected to take with the probabilities `probs` of counts
-/// `neg` and `all` (what [`binary::encode`] writes, but for a few bytes of final states).
-fn sign_bytes(neg: &[u64; SIGNS], all: &[u64; SIGNS], probs: &Probs) -> f64 {
-    let bits: f64 = (0..SIGNS)
-        .map(|c| {
-            let p = probs.of(c) as f64 / 4096.0;
-            -(neg[c] as f64 * p.log2() + (all[c] - neg[c]) as f64 * (1.0 - p).log2())
-        })
-        .sum();
-    (SIGNS + 12) as f64 + bits / 8.0
-}
-
 /// The signs of both lanes: their counts per context (negative ones, all), and their
 /// probabilities (with the bytes that store them) where there are enough to model.
 struct SignModel {
@@ -281,10 +269,9 @@ impl SignModel {
     /// [`SignModel::code`] decides), else raw.
     fn bytes(&self) -> f64 {
         let raw = self.raw() as f64 / 8.0;
-        let coded = self
-            .probs
-            .as_ref()
-            .map(|(p, _)| sign_bytes(&self.neg, &self.all, p));
+        // Their probabilities' bytes, and about 12 for the streams' final states and lengths.
+        let coded = (self.probs.as_ref())
+            .map(|(p, _)| (SIGNS + 12) as f64 + p.ideal_bits(&self.neg, &self.all) / 8.0);
         coded.filter(|&c| 20.0 * c <= 19.0 * raw).unwrap_or(raw)
     }
 
