@@ -161,7 +161,7 @@ fn mutate(p: &mut Vec<u8>, seed: u64, flips: usize, cut: usize) {
     p.truncate(p.len().saturating_sub(cut));
 }
 
-/// A one-block stream of the wavelet kind (from version 5; written as 9), with a NaN among its
+/// A one-block stream of the wavelet kind (from version 5; written as 10), with a NaN among its
 /// values.
 fn wavelet_stream() -> Vec<u8> {
     let mut v: Vec<f32> = (0..720).map(|i| (i as f32 * 0.05).sin() * 4.0).collect();
@@ -171,7 +171,7 @@ fn wavelet_stream() -> Vec<u8> {
         .compress(&[3, 12, 20], &v)
         .unwrap();
     let parsed = residuum::internals::format::parse(&s).unwrap();
-    assert_eq!(parsed.version, 9);
+    assert_eq!(parsed.version, 10);
     assert_eq!(
         parsed.entries[0].kind,
         residuum::internals::format::BlockKind::Wavelet
@@ -185,7 +185,7 @@ const NGLR_NET: &str = concat!(
     "/tests/golden/nglr_net.safetensors"
 );
 
-/// A one-block stream predicted with NGLR (from version 6; written as 9), the network in its
+/// A one-block stream predicted with NGLR (from version 6; written as 10), the network in its
 /// table, with a NaN.
 fn nglr_stream() -> Vec<u8> {
     let mut v: Vec<f32> = (0..720)
@@ -197,7 +197,7 @@ fn nglr_stream() -> Vec<u8> {
         .compress(&[3, 12, 20], &v)
         .unwrap();
     let parsed = residuum::internals::format::parse(&s).unwrap();
-    assert_eq!(parsed.version, 9);
+    assert_eq!(parsed.version, 10);
     assert!(parsed.nglr().unwrap().is_some());
     s
 }
@@ -315,20 +315,19 @@ fn golden_values(n: u32) -> Vec<f32> {
 /// A smooth field for the golden streams (exact integer arithmetic, scaled by a power of two),
 /// with the golden values' non-finite values.
 fn smooth_golden_values(dims: &[usize]) -> Vec<f32> {
-    let (b, c) = (dims[1] as i64, dims[2] as i64);
     let noise = golden_values(dims.iter().product::<usize>() as u32);
-    (0..noise.len() as i64)
-        .zip(noise)
-        .map(|(i, g)| {
-            let (z, y, x) = (i / (b * c), i / c % b, i % c);
-            let v = x * x * x - 3 * x * y * y + 40 * y * z * z - 700 * x * z + 5000 * y;
-            if g.is_finite() {
-                v as f32 / 4096.0
-            } else {
-                g
-            }
-        })
+    noise
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| if g.is_finite() { smooth_at(dims, i) } else { g })
         .collect()
+}
+
+/// The smooth field's value at `i` (integer arithmetic, exact in f32).
+fn smooth_at(dims: &[usize], i: usize) -> f32 {
+    let (b, c, i) = (dims[1] as i64, dims[2] as i64, i as i64);
+    let (z, y, x) = (i / (b * c), i / c % b, i % c);
+    (x * x * x - 3 * x * y * y + 40 * y * z * z - 700 * x * z + 5000 * y) as f32 / 4096.0
 }
 
 /// Committed streams of every kind: they must still decode to exactly the committed output
@@ -349,7 +348,7 @@ fn golden_streams_still_decode_identically() {
 
     // (name, codec parameters, shape)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [usize]);
-    let cases: [Case; 14] = [
+    let cases: [Case; 17] = [
         ("lossless_v2_f32", &[("mode", "lossless")], &[9, 10, 11]),
         (
             "nrmse_1e-4_context_f32",
@@ -424,8 +423,7 @@ fn golden_streams_still_decode_identically() {
             ],
             &[9, 20, 33],
         ),
-        // Version 9, written by the current encoder (the same bytes again): the same, with
-        // blocks whose signs are in the classes' symbols.
+        // Version 9: the same, with blocks whose signs are in the classes' symbols.
         (
             "nrmse_1e-5_smooth_v9_f32",
             &[("nrmse", "1e-5"), ("block", "8x16x16")],
@@ -441,13 +439,46 @@ fn golden_streams_still_decode_identically() {
             ],
             &[9, 20, 33],
         ),
+        // Version 10, written by the current encoder (the same bytes again): the same, and
+        // wavelet blocks of both layouts on the smooth field.
+        (
+            "nrmse_1e-5_smooth_v10_f32",
+            &[("nrmse", "1e-5"), ("block", "8x16x16")],
+            &[9, 20, 33],
+        ),
+        (
+            "nrmse_1e-5_nglr_v10_f32",
+            &[
+                ("nrmse", "1e-5"),
+                ("residual", "nglr"),
+                ("nglr", NGLR_NET),
+                ("block", "8x16x16"),
+            ],
+            &[9, 20, 33],
+        ),
+        // Its first block with special values (their spikes are localized detail: the dyadic
+        // layout), its second without (the standard layout).
+        (
+            "nrmse_1e-4_wavelet_v10_f32",
+            &[
+                ("nrmse", "1e-4"),
+                ("residual", "wavelet"),
+                ("block", "8x20x33"),
+            ],
+            &[16, 20, 33],
+        ),
     ];
     for (name, params, dims) in cases {
         let n: usize = dims.iter().product();
-        let mut v = match name.contains("v8") || name.contains("v9") {
+        let mut v = match ["v8", "v9", "v10"].iter().any(|v| name.contains(v)) {
             true => smooth_golden_values(dims),
             false => golden_values(n as u32),
         };
+        if name.contains("wavelet_v10") {
+            for (i, x) in v.iter_mut().enumerate().skip(n / 2) {
+                *x = smooth_at(dims, i);
+            }
+        }
         if name.contains("mask") {
             // Every third row filled, as a land mask would be.
             (0..n)
@@ -472,7 +503,7 @@ fn golden_streams_still_decode_identically() {
             .unwrap();
         }
         let s = std::fs::read(&rsd).unwrap_or_else(|e| panic!("{name}: {e}"));
-        if name.contains("v9") {
+        if name.contains("v10") {
             // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
             for threads in ["1", "2"] {
                 let again = Codec::from_pairs(params.iter().copied().chain([("threads", threads)]))
@@ -521,8 +552,9 @@ fn golden_streams_still_decode_identically() {
 /// blocks coded over its reconstruction, which decodes only with it. The first pair was written
 /// before bases could be scaled by a gain, the second's second step (over the first keyframe)
 /// before the integer coder modelled signs (version 8), the third before it put them in the
-/// classes' symbols (version 9); the encoder writes the fourth.
-const TEMPORAL_GOLDEN: [[&str; 2]; 4] = [
+/// classes' symbols (version 9), the fourth before the wavelet's standard layout (version 10);
+/// the encoder writes the fifth.
+const TEMPORAL_GOLDEN: [[&str; 2]; 5] = [
     ["temporal_abs_1e-2_step0_f32", "temporal_abs_1e-2_step1_f32"],
     [
         "temporal_abs_1e-2_step0_f32",
@@ -535,6 +567,10 @@ const TEMPORAL_GOLDEN: [[&str; 2]; 4] = [
     [
         "temporal_v9_abs_1e-2_step0_f32",
         "temporal_v9_abs_1e-2_step1_f32",
+    ],
+    [
+        "temporal_v10_abs_1e-2_step0_f32",
+        "temporal_v10_abs_1e-2_step1_f32",
     ],
 ];
 
@@ -584,7 +620,7 @@ fn golden_temporal_streams_still_decode_identically() {
             .map(|v| chain.compress(&c, &dims, v).unwrap())
     };
     let fresh = encode("1");
-    let current = TEMPORAL_GOLDEN[3];
+    let current = TEMPORAL_GOLDEN[4];
     for (name, stream) in current.iter().zip(&fresh) {
         let (rsd, hash) = (
             dir.join(format!("{name}.rsd")),
@@ -600,9 +636,9 @@ fn golden_temporal_streams_still_decode_identically() {
     for (i, name) in TEMPORAL_GOLDEN.iter().flatten().enumerate() {
         let s = std::fs::read(dir.join(format!("{name}.rsd"))).unwrap();
         // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
-        if i >= 6 {
+        if i >= 8 {
             assert!(
-                s == fresh[i - 6] && s == encode("2")[i - 6],
+                s == fresh[i - 8] && s == encode("2")[i - 8],
                 "{name}: the encoder's bytes changed"
             );
         }
@@ -684,7 +720,9 @@ proptest! {
         let mut p = parsed.payload(0).unwrap().to_vec();
         mutate(&mut p, seed, flips, cut);
         for dtype in [residuum::ElementType::F32, residuum::ElementType::F64] {
-            let _ = residuum::internals::wavelet::decode(&p, [3, 12, 20], dtype, 5);
+            for version in [5, 10] {
+                let _ = residuum::internals::wavelet::decode(&p, [3, 12, 20], dtype, version);
+            }
         }
         // An NGLR block's payload, decoded with its network.
         let s = nglr_stream();

@@ -29,13 +29,13 @@ use crate::error::{Error, FormatErrorKind, ParameterError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 9;
+pub const FORMAT_VERSION: u16 = 10;
 /// The first version with wavelet blocks.
 const WAVELET_VERSION: u16 = 5;
-/// The version written for lossy streams: the first whose context coder (coder 4) may carry
-/// the signs in the classes' symbols, which older readers do not know (version 8 brought
-/// coder 4, with the signs in streams of their own).
-const VERSION_LOSSY: u16 = 9;
+/// The version written for lossy streams: the first whose wavelet blocks may use the standard
+/// layout, which older readers do not know (version 9 brought the signs in the context
+/// coder's symbols, version 8 its signs in streams of their own).
+const VERSION_LOSSY: u16 = 10;
 /// The version written for lossless streams (raw and zstd blocks only), which version 2
 /// readers decode.
 const VERSION_LOSSLESS: u16 = 2;

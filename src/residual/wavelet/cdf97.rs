@@ -1,8 +1,7 @@
-//! The CDF 9/7 wavelet (JPEG 2000's irreversible one) by lifting, separable over a block's three
-//! axes and applied in place for several dyadic levels (Mallat layout: along each transformed
-//! axis, a level's low band comes first and its high band after it). An axis shorter than
-//! [`MIN_LEN`] at some level is left alone from there on, so thin blocks still transform along
-//! their long axes. Boundaries use whole-sample symmetric extension.
+//! The CDF 9/7 wavelet (JPEG 2000's irreversible one) by lifting: one level along one axis of
+//! a region of a block, in place (along the axis, the low band first and the high band after
+//! it). [`Layout`](super::layout::Layout) arranges such passes into a block's levels.
+//! Boundaries use whole-sample symmetric extension.
 //!
 //! Plain f64 multiplies and adds in one fixed order (Rust contracts nothing into FMA, and no
 //! libm is called), so the inverse gives identical bits on every machine and thread count: the
@@ -19,100 +18,15 @@ const ZETA: f64 = 1.149_604_398_860_241;
 /// a multiplication costs a fraction of a division.
 const INV_ZETA: f64 = 1.0 / ZETA;
 
-/// Shortest axis extent a level still transforms.
-pub(crate) const MIN_LEN: usize = 8;
 /// Values in a row of the lifting's ring along the first two axes (the ring's 8 rows, 32 KiB,
 /// stay in the first-level cache).
 const ROW: usize = 512;
-/// Most levels a stream may ask for.
-pub(crate) const MAX_LEVELS: usize = 6;
-
-/// The region each of `levels` levels transforms (the whole block first, then its low band),
-/// stopping early where no axis is long enough any more.
-pub(crate) fn plan(shape: [usize; 3], levels: usize) -> Vec<[usize; 3]> {
-    let mut ext = shape;
-    let mut out = Vec::new();
-    while out.len() < levels && ext.iter().any(|&n| n >= MIN_LEN) {
-        out.push(ext);
-        ext = halve(ext);
-    }
-    out
-}
-
-/// The low band of a level's region `ext`: the axes it transforms halved.
-pub(crate) fn halve(ext: [usize; 3]) -> [usize; 3] {
-    ext.map(|n| if n >= MIN_LEN { n.div_ceil(2) } else { n })
-}
-
-/// The squared norm of the function a unit coefficient at `pos` synthesizes (its error's gain
-/// in the values' squared error), taken as its band's away from the block's faces: the
-/// product over axes of the 1D scaling function's or wavelet's, after the levels that
-/// transformed the axis.
-pub(crate) fn gain(pos: [usize; 3], plan: &[[usize; 3]]) -> f64 {
-    static GAINS: std::sync::OnceLock<[[f64; 2]; MAX_LEVELS + 1]> = std::sync::OnceLock::new();
-    let g = GAINS.get_or_init(line_gains);
-    let mut m = [0usize; 3];
-    for ext in plan {
-        let low = halve(*ext);
-        let mut high = [false; 3];
-        for a in 0..3 {
-            if ext[a] >= MIN_LEN {
-                m[a] += 1;
-                high[a] = pos[a] >= low[a];
-            }
-        }
-        if high.iter().any(|&h| h) {
-            return (0..3).map(|a| g[m[a]][usize::from(high[a])]).product();
-        }
-    }
-    (0..3).map(|a| g[m[a]][0]).product()
-}
-
-/// [`gain`] along one axis: after m levels, of the low band (`[m][0]`) and of level m's high
-/// band (`[m][1]`), measured on a line long enough that the faces do not matter.
-fn line_gains() -> [[f64; 2]; MAX_LEVELS + 1] {
-    const N: usize = 4096;
-    let shape = [1, 1, N];
-    let all = plan(shape, MAX_LEVELS);
-    let mut g = [[1.0; 2]; MAX_LEVELS + 1];
-    for m in 1..=all.len() {
-        let p = &all[..m];
-        let low = halve(p[m - 1])[2];
-        for (band, at) in [(0, low / 2), (1, low + (p[m - 1][2] - low) / 2)] {
-            let mut x = vec![0.0; N];
-            x[at] = 1.0;
-            inverse(&mut x, shape, p);
-            g[m][band] = x.iter().map(|v| v * v).sum();
-        }
-    }
-    g
-}
-
-/// Forward transform of `x` (a block of `shape`, C order) over the regions of `plan`.
-pub(crate) fn forward(x: &mut [f64], shape: [usize; 3], plan: &[[usize; 3]]) {
-    let mut tmp = Vec::new();
-    for &ext in plan {
-        for ax in (0..3).filter(|&ax| ext[ax] >= MIN_LEN) {
-            axis(x, shape, ext, ax, &mut tmp, true);
-        }
-    }
-}
-
-/// Inverse of [`forward`] with the same plan.
-pub(crate) fn inverse(x: &mut [f64], shape: [usize; 3], plan: &[[usize; 3]]) {
-    let mut tmp = Vec::new();
-    for &ext in plan.iter().rev() {
-        for ax in (0..3).rev().filter(|&ax| ext[ax] >= MIN_LEN) {
-            axis(x, shape, ext, ax, &mut tmp, false);
-        }
-    }
-}
 
 /// One level along axis `ax` of the region `ext` (a corner of the block). Along the last
 /// axis each row is lifted split into its bands; along the others, a group of lines at a time
 /// is lifted as rows of contiguous runs, one row per position, in one pass ([`lift_pass`]).
 /// Written back split into low and high bands (or the reverse).
-fn axis(
+pub(super) fn axis(
     x: &mut [f64],
     shape: [usize; 3],
     ext: [usize; 3],
@@ -405,106 +319,6 @@ mod tests {
             .collect()
     }
 
-    fn field(shape: [usize; 3]) -> Vec<f64> {
-        let [a, b, c] = shape;
-        (0..a * b * c)
-            .map(|i| {
-                let (x, y, z) = ((i / (b * c)) as f64, ((i / c) % b) as f64, (i % c) as f64);
-                (0.3 * x).sin()
-                    + (0.2 * y).cos() * 2.0
-                    + 0.01 * z * z
-                    + ((i * 7919) % 13) as f64 * 1e-3
-            })
-            .collect()
-    }
-
-    #[test]
-    fn inverse_undoes_forward_on_odd_and_thin_shapes() {
-        for shape in [
-            [9, 17, 33],
-            [1, 1, 100],
-            [3, 40, 8],
-            [25, 64, 128],
-            [7, 7, 7],
-        ] {
-            let x = field(shape);
-            let mut y = x.clone();
-            let p = plan(shape, MAX_LEVELS);
-            forward(&mut y, shape, &p);
-            inverse(&mut y, shape, &p);
-            let err = x
-                .iter()
-                .zip(&y)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
-            assert!(err < 1e-12, "{shape:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn bands_are_nearly_orthonormal_and_smooth_data_concentrates() {
-        // A unit coefficient inside a band synthesizes to a function of norm near 1, so one
-        // step for all coefficients spends the error budget about evenly; at band edges the
-        // mirrored boundary bends that (the encoder's verification absorbs it).
-        let shape = [16, 32, 32];
-        let p = plan(shape, 3);
-        let at = |i: usize, j: usize, k: usize| (i * 32 + j) * 32 + k;
-        let norm = |pos: usize| {
-            let mut y = vec![0.0; 16 * 32 * 32];
-            y[pos] = 1.0;
-            inverse(&mut y, shape, &p);
-            y.iter().map(|a| a * a).sum::<f64>().sqrt()
-        };
-        for pos in [at(12, 24, 24), at(4, 24, 24), at(12, 8, 24), at(6, 12, 12)] {
-            let n = norm(pos);
-            assert!((0.9..1.12).contains(&n), "coefficient {pos}: norm {n}");
-        }
-        for pos in [0, 1, at(8, 16, 16), at(15, 31, 31)] {
-            let n = norm(pos);
-            assert!((0.4..1.6).contains(&n), "edge coefficient {pos}: norm {n}");
-        }
-        let mut y = field(shape);
-        forward(&mut y, shape, &p);
-        let big = y.iter().filter(|v| v.abs() > 0.05).count();
-        assert!(
-            big * 10 < y.len(),
-            "{big} of {} coefficients above 0.05",
-            y.len()
-        );
-    }
-
-    #[test]
-    fn gains_are_the_squared_norms_of_coefficients_away_from_the_faces() {
-        // The step search weighs each coefficient's error by its band's gain: away from the
-        // faces it is the squared norm of what the coefficient synthesizes, in every band of
-        // two levels (the last one's low band included).
-        let shape = [40, 64, 64];
-        let p = plan(shape, 2);
-        let mut bands = 0;
-        for pos in [
-            [30, 48, 48],
-            [10, 48, 48],
-            [10, 16, 48],
-            [30, 16, 16],
-            [15, 24, 24],
-            [5, 8, 24],
-            [15, 8, 8],
-            [5, 8, 8],
-        ] {
-            let mut y = vec![0.0; 40 * 64 * 64];
-            y[(pos[0] * 64 + pos[1]) * 64 + pos[2]] = 1.0;
-            inverse(&mut y, shape, &p);
-            let norm: f64 = y.iter().map(|a| a * a).sum();
-            let g = gain(pos, &p);
-            assert!(
-                (g / norm - 1.0).abs() < 0.02,
-                "{pos:?}: gain {g}, norm {norm}"
-            );
-            bands += usize::from((g - 1.0).abs() > 0.02);
-        }
-        assert!(bands >= 4, "gains away from 1 in {bands} bands");
-    }
-
     #[test]
     fn the_lifting_pass_gives_the_bits_of_the_steps_one_after_another() {
         // Along the first two axes the rows go through the steps staggered, in one pass: the
@@ -546,15 +360,5 @@ mod tests {
                 assert_eq!(s.to_bits(), in_place[t].to_bits(), "n {n}, position {t}");
             }
         }
-    }
-
-    #[test]
-    fn plan_skips_short_axes_and_stops() {
-        assert_eq!(plan([1, 4, 100], 6).len(), 4);
-        assert_eq!(plan([1, 1, 7], 6), Vec::<[usize; 3]>::new());
-        assert_eq!(
-            plan([38, 76, 38], 3),
-            vec![[38, 76, 38], [19, 38, 19], [10, 19, 10]]
-        );
     }
 }
