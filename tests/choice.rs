@@ -55,3 +55,94 @@ fn auto_finds_the_wavelet_where_detail_is_localized() {
         assert!(nrmse <= t, "{tau}: NRMSE {nrmse}");
     }
 }
+
+/// `f(z, y, x)` over `dims` (C order), as f32.
+fn field(dims: [usize; 3], f: impl Fn(f64, f64, f64) -> f64) -> Vec<f32> {
+    let [_, b, c] = dims;
+    (0..dims.iter().product::<usize>())
+        .map(|i| f((i / (b * c)) as f64, ((i / c) % b) as f64, (i % c) as f64) as f32)
+        .collect()
+}
+
+/// The blocks of a stream: their kinds and payloads.
+fn blocks(s: &[u8]) -> Vec<(residuum::internals::format::BlockKind, Vec<u8>)> {
+    let parsed = residuum::internals::format::parse(s).unwrap();
+    (0..parsed.entries.len())
+        .map(|i| (parsed.entries[i].kind, parsed.payload(i).unwrap().to_vec()))
+        .collect()
+}
+
+#[test]
+fn a_steep_profile_along_a_short_axis_takes_the_standard_layout() {
+    // A profile along the short axis, smooth variation along the long ones (a CFD field's
+    // wall layer, a geopotential's vertical): the standard layout decomposes the profile's
+    // detail bands along the long axes too.
+    let dims = [24, 64, 64];
+    let v = field(dims, |z, y, x| {
+        (0.2 * z).exp() * 10.0 + (0.05 * y).sin() * (0.04 * x).cos() + 0.01 * x
+    });
+    let params = |residual| {
+        Codec::from_pairs([("nrmse", "1e-5"), ("residual", residual), ("threads", "1")]).unwrap()
+    };
+    let auto = params("auto").compress(&dims, &v).unwrap();
+    let lbrc = params("lbrc").compress(&dims, &v).unwrap();
+    assert!(
+        auto.len() * 2 < lbrc.len(),
+        "{} vs {}",
+        auto.len(),
+        lbrc.len()
+    );
+    let kinds = blocks(&auto);
+    assert_eq!(kinds.len(), 1);
+    let (kind, payload) = &kinds[0];
+    assert_eq!(*kind, residuum::internals::format::BlockKind::Wavelet);
+    // The levels byte (after the offset and the step): bit 7, the standard layout.
+    assert_eq!(payload[16] & 0x80, 0x80, "levels byte {:#x}", payload[16]);
+    let (_, back) = decode_as::<f32>(&auto).unwrap();
+    let (lo, hi) = v
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    let sq: f64 = v
+        .iter()
+        .zip(&back)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum();
+    assert!((sq / v.len() as f64).sqrt() / (hi - lo) as f64 <= 1e-5);
+}
+
+#[test]
+fn small_blocks_that_lbrc_finds_smooth_are_offered_the_wavelet() {
+    // Below 2^16 values the wavelet is looked at only where LBRC spends under a bit per
+    // value: a field's thin last slab of a smooth field is one.
+    let dims = [1, 120, 200];
+    let v = field(dims, |_, y, x| {
+        (0.01 * y).sin() * 50.0 + (0.008 * x).cos() * 30.0
+    });
+    let compress = |residual| {
+        Codec::from_pairs([("nrmse", "1e-3"), ("residual", residual), ("threads", "1")])
+            .unwrap()
+            .compress(&dims, &v)
+            .unwrap()
+    };
+    let (auto, wavelet, lbrc) = (compress("auto"), compress("wavelet"), compress("lbrc"));
+    assert!(
+        wavelet.len() * 2 < lbrc.len(),
+        "{} vs {}",
+        wavelet.len(),
+        lbrc.len()
+    );
+    assert_eq!(
+        blocks(&auto)[0].0,
+        residuum::internals::format::BlockKind::Wavelet,
+        "auto {} wavelet {} lbrc {} bytes",
+        auto.len(),
+        wavelet.len(),
+        lbrc.len()
+    );
+    assert!(
+        auto.len() <= wavelet.len(),
+        "{} vs {}",
+        auto.len(),
+        wavelet.len()
+    );
+}
