@@ -47,8 +47,10 @@ fuzz_target!(|data: &[u8]| {
         let previous = base.unwrap_or(&zeros);
         let _ = lbrc::decode_over_previous(&data[4..], previous, None, shape, dtype, 7);
     } else if data[3] & 64 != 0 {
-        // Flag 64: a wavelet payload (version 5, over no base).
-        let _ = wavelet::decode(&data[4..], shape, dtype, 5);
+        // Flag 64: a wavelet payload over no base, of version 5 or (flag 32) 10, whose levels
+        // byte may ask for the standard layout.
+        let version = if data[3] & 32 == 0 { 5 } else { 10 };
+        let _ = wavelet::decode(&data[4..], shape, dtype, version);
     } else if data[3] & 8 == 0 {
         // Flag 128: the stream carries an NGLR network (version 6).
         let (net, version) = match data[3] & 128 {
