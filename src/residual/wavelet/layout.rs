@@ -4,7 +4,7 @@
 use super::cdf97::axis;
 
 /// Shortest axis extent a level still transforms.
-pub(crate) const MIN_LEN: usize = 8;
+const MIN_LEN: usize = 8;
 /// Most levels a stream may ask for.
 pub(crate) const MAX_LEVELS: usize = 6;
 
@@ -18,8 +18,8 @@ pub(crate) enum Layout {
     /// block: the tensor product of the axes' decompositions (SPERR's "wavelet packet"). Where
     /// a field is smooth but varies at different scales along different axes (a profile
     /// along a short axis, a front across a long one), the bands that are detail along one
-    /// axis are decomposed further along the others: 0.55-0.6x the dyadic layout's bits on
-    /// the smooth CFD fields, 1.2-1.35x on Gray-Scott steps.
+    /// axis are decomposed further along the others: 0.6-0.75x the dyadic layout's bytes on
+    /// the smooth CFD fields; about 1.2-1.35x its bits on Gray-Scott steps.
     Standard([usize; 3]),
 }
 
@@ -52,7 +52,7 @@ impl Layout {
 
 /// The region each of `levels` levels transforms (the whole block first, then its low band),
 /// stopping early where no axis is long enough any more.
-pub(crate) fn plan(shape: [usize; 3], levels: usize) -> Vec<[usize; 3]> {
+fn plan(shape: [usize; 3], levels: usize) -> Vec<[usize; 3]> {
     let mut ext = shape;
     let mut out = Vec::new();
     while out.len() < levels && ext.iter().any(|&n| n >= MIN_LEN) {
@@ -63,7 +63,7 @@ pub(crate) fn plan(shape: [usize; 3], levels: usize) -> Vec<[usize; 3]> {
 }
 
 /// The low band of a level's region `ext`: the axes it transforms halved.
-pub(crate) fn halve(ext: [usize; 3]) -> [usize; 3] {
+fn halve(ext: [usize; 3]) -> [usize; 3] {
     ext.map(|n| if n >= MIN_LEN { n.div_ceil(2) } else { n })
 }
 

@@ -126,10 +126,11 @@ fn encode(
         return None;
     }
     // The standard layout is looked at first: where a field is smooth at different scales
-    // along different axes the dyadic one can cost many times its bits (a block thinner than
-    // the field's vertical profile: 4-25x), while where the dyadic one wins (localized detail)
-    // the standard one costs at most about a third more, so it still says whether the
-    // transform may pay. Then the dyadic layout, and the one estimated smaller is coded.
+    // along different axes the dyadic one can cost many times its bits (15-25x in a sketch
+    // over a smooth field with a steep vertical profile), while where the dyadic one wins
+    // (localized detail) the standard one costs at most about a third more, so it still says
+    // whether the transform may pay. Then the dyadic layout, and the one estimated smaller is
+    // coded.
     let first = Candidate::new(block, offset, budget, standard)?;
     if beat.is_some_and(|beat| first.estimate >= TRY_MARGIN * beat) {
         scratch::F64.give(first.c);
