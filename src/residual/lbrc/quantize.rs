@@ -158,25 +158,24 @@ fn quantize_plain(
     let inv = 1.0 / step;
     let (mut count, mut over) = ([0usize; LANES], [false; LANES]);
     let (mut sq, mut max) = ([0.0f64; LANES], [0.0f64; LANES]);
-    let mut xs = values.chunks_exact(LANES);
-    let mut qs = q.chunks_exact_mut(LANES);
-    for (x, qv) in (&mut xs).zip(&mut qs) {
-        for l in 0..LANES {
-            let (qi, d2, d, finite, big) = quantize_one(x[l], offset, step, inv, round);
-            qv[l] = qi;
-            sq[l] += d2;
-            max[l] = if d > max[l] { d } else { max[l] };
-            count[l] += usize::from(finite);
-            over[l] |= big;
-        }
-    }
-    for (l, (&x, qv)) in xs.remainder().iter().zip(qs.into_remainder()).enumerate() {
+    // Value `x` into lane `l`, its integer into `qv`.
+    let mut lane = |l: usize, x: f64, qv: &mut i64| {
         let (qi, d2, d, finite, big) = quantize_one(x, offset, step, inv, round);
         *qv = qi;
         sq[l] += d2;
         max[l] = if d > max[l] { d } else { max[l] };
         count[l] += usize::from(finite);
         over[l] |= big;
+    };
+    let mut xs = values.chunks_exact(LANES);
+    let mut qs = q.chunks_exact_mut(LANES);
+    for (x, qv) in (&mut xs).zip(&mut qs) {
+        for l in 0..LANES {
+            lane(l, x[l], &mut qv[l]);
+        }
+    }
+    for (l, (&x, qv)) in xs.remainder().iter().zip(qs.into_remainder()).enumerate() {
+        lane(l, x, qv);
     }
     if over.iter().any(|&o| o) {
         return None;
