@@ -107,6 +107,40 @@ pub fn finite_min_max(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
         })
 }
 
+/// [`finite_min_max`] of a slice, the same bits, in lanes the compiler keeps in vector
+/// registers (the filtering fold above compiles to a scalar loop: about a tenth of LBRC's
+/// stage on small blocks).
+pub fn finite_min_max_of(values: &[f64]) -> (f64, f64) {
+    const LANES: usize = 8;
+    let mut lo = [f64::INFINITY; LANES];
+    let mut hi = [f64::NEG_INFINITY; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let (l, h) = finite_min_max(chunks.remainder().iter().copied());
+    for c in chunks {
+        for k in 0..LANES {
+            let v = c[k];
+            let f = v.is_finite();
+            lo[k] = if f && v < lo[k] { v } else { lo[k] };
+            hi[k] = if f && v > hi[k] { v } else { hi[k] };
+        }
+    }
+    let fold = |a: [f64; LANES], x: f64, pick: fn(f64, f64) -> bool| {
+        a.into_iter().fold(x, |m, v| if pick(v, m) { v } else { m })
+    };
+    let mut lo = fold(lo, l, |v, m| v < m);
+    let mut hi = fold(hi, h, |v, m| v > m);
+    // Of equal values, the fold keeps the first; only zeros of both signs compare equal with
+    // different bits, so an extreme of zero takes the sign of the first zero.
+    let first_zero = || values.iter().copied().find(|&v| v == 0.0);
+    if lo == 0.0 {
+        lo = first_zero().unwrap_or(lo);
+    }
+    if hi == 0.0 {
+        hi = first_zero().unwrap_or(hi);
+    }
+    (lo, hi)
+}
+
 /// max − min of a [`finite_min_max`] result; 0 when there were no finite values, f64::MAX when
 /// the difference overflows (finite values of both signs near f64::MAX).
 pub fn span((lo, hi): (f64, f64)) -> f64 {
@@ -238,6 +272,41 @@ pub(crate) fn data_range(data: &[u8], dtype: ElementType, fill: Option<u64>, par
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn min_max_in_lanes_gives_the_folds_bits() {
+        let pool = [
+            0.0,
+            -0.0,
+            1.5,
+            -2.25,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            -f64::MAX,
+            7.0,
+        ];
+        let mut s = 3u64;
+        for len in [0, 1, 7, 8, 9, 16, 31, 100] {
+            for _ in 0..200 {
+                let v: Vec<f64> = (0..len)
+                    .map(|_| {
+                        s = s
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        pool[(s >> 33) as usize % pool.len()]
+                    })
+                    .collect();
+                let (a, b) = (finite_min_max(v.iter().copied()), finite_min_max_of(&v));
+                assert_eq!(
+                    (a.0.to_bits(), a.1.to_bits()),
+                    (b.0.to_bits(), b.1.to_bits()),
+                    "{v:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn psnr_resolves_to_the_equivalent_rms() {

@@ -16,7 +16,7 @@ use super::predict::{self, nglr, Predictor};
 use super::specials::{self, Specials};
 use super::{Base, BlockValues, Integers, Recon, ResidualCoder, Staged};
 use crate::base::{frame, previous, Decoder};
-use crate::bound::{finite_min_max, initial_step, BlockBound, ErrorStats};
+use crate::bound::{finite_min_max, finite_min_max_of, initial_step, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::entropy::ints;
 use crate::error::{Error, Result};
@@ -167,7 +167,7 @@ pub(crate) fn prepare(
     debug_assert_eq!(values.len(), shape.iter().product::<usize>());
     let par = par && values.len() >= PAR_MIN;
     let (lo, hi) = match base {
-        None => finite_min_max(values.iter().copied()),
+        None => finite_min_max_of(values),
         Some(b) => finite_min_max(values.iter().zip(b).map(|(&x, &b)| x - b)),
     };
     let offset = if hi >= lo {

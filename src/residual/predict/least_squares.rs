@@ -5,7 +5,7 @@
 //! falls back to 3D Lorenzo.
 
 use super::lorenzo::{lorenzo_residual, Lorenzo};
-use super::{sample_corners, Boxed, Family, Predictor, LORENZO_3D};
+use super::{Boxed, Family, Predictor, Samples, LORENZO_3D};
 use rayon::prelude::*;
 
 /// Predictor id of the per-block least-squares predictor (ids 1..=7 are Lorenzo masks).
@@ -23,22 +23,23 @@ fn ls_boundary(q: &[i64], shape: [usize; 3], i: usize, j: usize, k: usize) -> i6
     q[idx].wrapping_sub(lorenzo_residual(q, shape, LORENZO_3D, i, j, k))
 }
 
-/// The causal neighbours the least-squares predictor weighs, as corners in [`sample_corners`]:
+/// The causal neighbours the least-squares predictor weighs, as corners in
+/// [`super::sample_corners`]:
 /// west, north, behind, north-west, behind-west, behind-north, behind-north-west (the order of
 /// the weights in [`ls_row`]).
 const LS_CORNERS: [usize; 7] = [4, 2, 1, 6, 5, 3, 7];
 
-/// Fits the weights by least squares on every `stride`-th interior position (encoder only, so
-/// floating point is fine: the decoder gets the rounded integers). None if degenerate.
-fn ls_fit(q: &[i64], shape: [usize; 3], stride: usize) -> Option<[i16; 7]> {
+/// Fits the weights by least squares on the interior samples (encoder only, so floating point
+/// is fine: the decoder gets the rounded integers). None if degenerate.
+fn ls_fit(samples: &Samples, shape: [usize; 3]) -> Option<[i16; 7]> {
     if shape.iter().any(|&d| d < 2) {
         return None;
     }
     let mut m = [[0f64; 8]; 7]; // normal equations, right-hand side in column 7
-    sample_corners(q, shape, stride, |v, interior| {
-        if !interior {
-            return;
-        }
+    for v in samples
+        .iter()
+        .filter_map(|(v, interior)| interior.then_some(v))
+    {
         let x: [f64; 7] = LS_CORNERS.map(|s| v[s] as f64);
         for r in 0..7 {
             for col in r..7 {
@@ -46,7 +47,7 @@ fn ls_fit(q: &[i64], shape: [usize; 3], stride: usize) -> Option<[i16; 7]> {
             }
             m[r][7] += x[r] * v[0] as f64;
         }
-    });
+    }
     // The lower triangle mirrors the upper.
     for (r, col) in (1..7).flat_map(|r| (0..r).map(move |col| (r, col))) {
         m[r][col] = m[col][r];
@@ -253,12 +254,7 @@ fn with_coef(coef: [i16; 7]) -> Boxed {
 }
 
 pub(super) const FAMILY: Family = Family {
-    propose: |q, shape, stride| {
-        ls_fit(q, shape, stride)
-            .map(with_coef)
-            .into_iter()
-            .collect()
-    },
+    propose: |samples, shape| ls_fit(samples, shape).map(with_coef).into_iter().collect(),
     read: |id, r| {
         (id == LEAST_SQUARES).then(|| {
             let mut coef = [0i16; 7];
@@ -286,7 +282,7 @@ mod tests {
                 (3 * i + 5 * j) as i64 - 2 * k as i64 + (s >> 62) as i64
             })
             .collect();
-        let coef = ls_fit(&q, shape, 1).expect("fit");
+        let coef = ls_fit(&Samples::of(&q, shape, 1), shape).expect("fit");
         let r = ls_forward(&q, shape, &coef, false);
         assert_eq!(r, ls_forward(&q, shape, &coef, true));
         let interior: i64 = r

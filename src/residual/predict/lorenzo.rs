@@ -161,7 +161,7 @@ impl Predictor for Lorenzo {
 
 pub(super) const FAMILY: Family = Family {
     // Every mask over the axes longer than 1, in mask order.
-    propose: |_, [a, b, c], _| {
+    propose: |_, [a, b, c]| {
         let usable: u8 = (u8::from(a > 1)) | (u8::from(b > 1) << 1) | (u8::from(c > 1) << 2);
         (1..8u8)
             .filter(|m| m & !usable == 0)

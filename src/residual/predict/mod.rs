@@ -25,6 +25,21 @@ pub(crate) trait Predictor: Send + Sync {
     /// Its residual at one sampled position, from the corners of the position's Lorenzo cube
     /// (see [`sample_corners`]); `interior` where all of them lie in the block.
     fn sample(&self, v: &[i64; 8], interior: bool) -> i64;
+    /// The histogram of its residuals' bit-length classes over `samples` and their raw bits
+    /// (below the leading one): what [`choose`] weighs. One call per predictor, so that
+    /// [`Predictor::sample`] is called directly in the loop.
+    fn sampled_cost(&self, samples: &Samples) -> ([u32; 64], u64) {
+        let mut hist = [0u32; 64];
+        let mut raw = 0u64;
+        for (v, interior) in samples.iter() {
+            let r = self.sample(v, interior);
+            let z = ((r << 1) ^ (r >> 63)) as u64;
+            let cls = 64 - z.leading_zeros() as usize;
+            hist[cls.min(63)] += 1;
+            raw += cls.saturating_sub(1) as u64;
+        }
+        (hist, raw)
+    }
     /// The share of the best earlier proposal's estimated cost it must stay below to be chosen
     /// (below 1 for predictors that cost decoding time).
     fn margin(&self) -> f64 {
@@ -48,9 +63,9 @@ pub(crate) type Boxed = Box<dyn Predictor>;
 
 /// One kind of predictor: what it proposes for a block and how it reads itself back.
 pub(crate) struct Family {
-    /// Predictors worth trying on `q` (a block of `shape`), fitted where they need it on every
-    /// `stride`-th position.
-    propose: fn(q: &[i64], shape: [usize; 3], stride: usize) -> Vec<Boxed>,
+    /// Predictors worth trying on a block of `shape`, fitted where they need it on its
+    /// `samples`.
+    propose: fn(samples: &Samples, shape: [usize; 3]) -> Vec<Boxed>,
     /// The predictor of id `id` with its parameters from `r`; None where `id` is not this
     /// family's.
     read: fn(id: u8, r: &mut PayloadReader) -> Option<Result<Boxed>>,
@@ -99,6 +114,33 @@ pub(super) fn sample_corners(
     }
 }
 
+/// The corners of the Lorenzo cubes of a block's sampled positions ([`sample_corners`]),
+/// gathered once for every proposal's fit and cost.
+pub(crate) struct Samples {
+    corners: Vec<[i64; 8]>,
+    interior: Vec<bool>,
+}
+
+impl Samples {
+    pub(super) fn of(q: &[i64], shape: [usize; 3], stride: usize) -> Samples {
+        let n = q.len().div_ceil(stride);
+        let mut s = Samples {
+            corners: Vec::with_capacity(n),
+            interior: Vec::with_capacity(n),
+        };
+        sample_corners(q, shape, stride, |v, interior| {
+            s.corners.push(*v);
+            s.interior.push(interior);
+        });
+        s
+    }
+
+    /// Each sample's corners and whether they all lie in the block, in block order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&[i64; 8], bool)> {
+        self.corners.iter().zip(self.interior.iter().copied())
+    }
+}
+
 /// The proposal whose residuals cost the fewest estimated bits on a sample of positions: raw
 /// bits below the leading one plus the entropy of the bit-length classes.
 pub(crate) fn choose(q: &[i64], shape: [usize; 3]) -> Boxed {
@@ -106,9 +148,10 @@ pub(crate) fn choose(q: &[i64], shape: [usize; 3]) -> Boxed {
     // About 4096 samples (fewer in small blocks), an odd stride so they do not line up with
     // rows.
     let stride = (n / 8192).max(8) | 1;
+    let samples = Samples::of(q, shape, stride);
     let mut all: Vec<Boxed> = FAMILIES
         .iter()
-        .flat_map(|f| (f.propose)(q, shape, stride))
+        .flat_map(|f| (f.propose)(&samples, shape))
         .collect();
     if all.len() <= 1 || n < 64 {
         return match all.is_empty() {
@@ -116,19 +159,9 @@ pub(crate) fn choose(q: &[i64], shape: [usize; 3]) -> Boxed {
             false => all.swap_remove(0),
         };
     }
-    let mut hist = vec![[0u32; 64]; all.len()];
-    let mut raw = vec![0u64; all.len()];
-    sample_corners(q, shape, stride, |v, interior| {
-        for (slot, p) in all.iter().enumerate() {
-            let r = p.sample(v, interior);
-            let z = ((r << 1) ^ (r >> 63)) as u64;
-            let cls = 64 - z.leading_zeros() as usize;
-            hist[slot][cls.min(63)] += 1;
-            raw[slot] += cls.saturating_sub(1) as u64;
-        }
-    });
-    let cost = |slot: usize| crate::entropy::ints::entropy_bits(&hist[slot]) + raw[slot] as f64;
-    let costs: Vec<f64> = (0..all.len()).map(cost).collect();
+    let costs: Vec<f64> = (all.iter().map(|p| p.sampled_cost(&samples)))
+        .map(|(hist, raw)| crate::entropy::ints::entropy_bits(&hist) + raw as f64)
+        .collect();
     let mut best = 0;
     for (i, p) in all.iter().enumerate().skip(1) {
         if costs[i] < p.margin() * costs[best] {
@@ -198,7 +231,7 @@ mod tests {
         let at: Vec<usize> = (0..210).filter(|i| i % 7 < 2 || i % 11 == 3).collect();
         let mut candidates = FAMILIES
             .iter()
-            .flat_map(|f| (f.propose)(&q0, shape, 1))
+            .flat_map(|f| (f.propose)(&Samples::of(&q0, shape, 1), shape))
             .collect::<Vec<_>>();
         assert!(candidates.iter().any(|p| p.id() == LEAST_SQUARES));
         for p in candidates.drain(..) {

@@ -19,7 +19,7 @@ mod layout;
 
 use super::specials;
 use super::{BlockValues, Integers, ResidualCoder, Staged};
-use crate::bound::{finite_min_max, BlockBound, ErrorStats};
+use crate::bound::{finite_min_max_of, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::entropy::ints;
 use crate::error::{try_vec, Error, Result};
@@ -110,7 +110,7 @@ fn encode(
         dtype,
         ..
     } = *block;
-    let (lo, hi) = finite_min_max(values.iter().copied());
+    let (lo, hi) = finite_min_max_of(values);
     let standard = Layout::standard(shape, LEVELS);
     if hi < lo || standard.levels() == 0 || !(budget.is_finite() && budget > 0.0) {
         return None;
