@@ -110,7 +110,7 @@ pub fn finite_min_max(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
 /// [`finite_min_max`] of a slice, the same bits, in lanes the compiler keeps in vector
 /// registers (the filtering fold above compiles to a scalar loop: about a tenth of LBRC's
 /// stage on small blocks).
-pub fn finite_min_max_of(values: &[f64]) -> (f64, f64) {
+pub(crate) fn finite_min_max_of(values: &[f64]) -> (f64, f64) {
     const LANES: usize = 8;
     let mut lo = [f64::INFINITY; LANES];
     let mut hi = [f64::NEG_INFINITY; LANES];

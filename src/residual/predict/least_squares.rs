@@ -24,9 +24,8 @@ fn ls_boundary(q: &[i64], shape: [usize; 3], i: usize, j: usize, k: usize) -> i6
 }
 
 /// The causal neighbours the least-squares predictor weighs, as corners in
-/// [`super::sample_corners`]:
-/// west, north, behind, north-west, behind-west, behind-north, behind-north-west (the order of
-/// the weights in [`ls_row`]).
+/// [`super::sample_corners`]: west, north, behind, north-west, behind-west, behind-north,
+/// behind-north-west (the order of the weights in [`ls_row`]).
 const LS_CORNERS: [usize; 7] = [4, 2, 1, 6, 5, 3, 7];
 
 /// Fits the weights by least squares on the interior samples (encoder only, so floating point
