@@ -379,7 +379,7 @@ impl Norm {
             n += 1;
             sum += v;
         });
-        let (lo, hi) = crate::bound::finite_min_max(values.iter().copied());
+        let (lo, hi) = crate::bound::finite_min_max_of(values);
         let range = hi - lo;
         Norm {
             mean: if n > 0 { sum / n as f64 } else { 0.0 },

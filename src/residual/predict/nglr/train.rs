@@ -6,7 +6,7 @@
 use super::{Network, CLAMP, FEATURES, FRAC};
 pub use crate::base::train::Sample as Field;
 use crate::block::{default_block, Grid};
-use crate::bound::finite_min_max;
+use crate::bound::{finite_min_max, finite_min_max_of};
 use crate::dtype::ElementType;
 use crate::error::{Error, Result};
 use crate::residual::predict;
@@ -83,7 +83,7 @@ fn samples(fields: &[Field], opts: &Options) -> (Vec<f32>, Vec<f32>) {
                 let bytes: &[u8] = bytemuck::cast_slice(f.values);
                 let raw = grid.gather_bytes(bytes, ElementType::F32, &b);
                 let v = ElementType::F32.to_f64s(&raw);
-                let (blo, bhi) = finite_min_max(v.iter().copied());
+                let (blo, bhi) = finite_min_max_of(&v);
                 let mid = 0.5 * (blo + bhi);
                 let quantize = |x: f64| match x.is_finite() {
                     true => ((x - mid) / step).round() as i64,
