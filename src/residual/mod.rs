@@ -6,6 +6,7 @@
 pub mod gae;
 pub mod lbrc;
 pub(crate) mod predict;
+pub(crate) mod round;
 mod specials;
 pub mod wavelet;
 

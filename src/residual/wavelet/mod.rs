@@ -17,6 +17,7 @@
 mod cdf97;
 mod layout;
 
+use super::round::{float_of, half_away, int_of, EXACT};
 use super::specials;
 use super::{BlockValues, Integers, ResidualCoder, Staged};
 use crate::bound::{finite_min_max_of, BlockBound, ErrorStats};
@@ -304,7 +305,8 @@ impl Search {
         let inv = 1.0 / step;
         let error = |&(v, w): &(f64, f64)| {
             let t = v * inv;
-            let d = (t - round_q(t) as f64) * step;
+            // Beyond the quantizer's limit the error counts as huge: the step cannot be used.
+            let d = (t - half_away(t.clamp(-EXACT, EXACT))) * step;
             w * d * d
         };
         // Four sums side by side: one chain of dependent additions ran at a quarter of the
@@ -342,26 +344,29 @@ impl Search {
 }
 
 /// `t` rounded half away from zero (any integer would do, as the reconstruction is verified;
-/// a wider zero zone measured no better). Truncation by conversion: no libm call.
+/// a wider zero zone measured no better), for |t| <= [`MAX_Q`].
 #[inline(always)]
 fn round_q(t: f64) -> i64 {
-    (t + 0.5f64.copysign(t)) as i64
+    int_of(half_away(t))
 }
 
-/// The integers of the coefficients `c` for `step`, or None where one gets too large.
+/// The integers of the coefficients `c` for `step`, or None where one gets too large (checked
+/// after the loop, which an early exit kept out of vector registers).
 fn quantize(c: &[f64], step: f64) -> Option<Vec<i64>> {
     let inv = 1.0 / step;
     let mut q = scratch::I64.take(c.len());
-    for &v in c {
-        q.push(level(v * inv)?);
+    let mut over = false;
+    q.extend(c.iter().map(|&v| {
+        let t = v * inv;
+        // NaN is refused too.
+        over |= !(t.abs() <= MAX_Q as f64);
+        round_q(t.clamp(-(MAX_Q as f64), MAX_Q as f64))
+    }));
+    if over {
+        scratch::I64.give(q);
+        return None;
     }
     Some(q)
-}
-
-/// The integer of `t` coefficient steps, or None beyond [`MAX_Q`].
-#[inline(always)]
-fn level(t: f64) -> Option<i64> {
-    (t.abs() <= MAX_Q as f64).then(|| round_q(t))
 }
 
 /// The errors of the reconstruction the decoder will make from the integers `q` of `step`,
@@ -381,8 +386,9 @@ fn verify(
     stats
 }
 
-/// The values the decoder makes of the integers `q` of `step`, as the element type holds them,
-/// in a buffer from the pool (page faults in fresh ones were a sixth of decoding a block).
+/// The values the decoder makes of the integers `q` (at most [`MAX_Q`] in magnitude, as the
+/// quantizer and the decoder's check make them) of `step`, as the element type holds them, in a
+/// buffer from the pool (page faults in fresh ones were a sixth of decoding a block).
 fn reconstruct(
     q: &[i64],
     step: f64,
@@ -392,7 +398,7 @@ fn reconstruct(
     dtype: ElementType,
 ) -> Vec<f64> {
     let mut x = scratch::F64.take(q.len());
-    x.extend(q.iter().map(|&v| v as f64 * step));
+    x.extend(q.iter().map(|&v| float_of(v) * step));
     layout::inverse(&mut x, shape, layout);
     x.iter_mut().for_each(|v| *v = dtype.round(*v + offset));
     x
