@@ -15,17 +15,37 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Best of `reps` timings of `f`, in seconds.
-fn best_time<R>(reps: usize, mut f: impl FnMut() -> R) -> (f64, R) {
-    let mut best = f64::INFINITY;
-    let mut out = None;
+/// A codec's compression and decompression of one field at one setting, as closures that the
+/// timing rounds call (their outputs were checked when the row was made).
+struct Timed<'a> {
+    compress: Box<dyn FnMut() -> Result<(), String> + 'a>,
+    decompress: Box<dyn FnMut() -> Result<(), String> + 'a>,
+}
+
+/// Best of `reps` timings of each codec's compression and decompression, in seconds, taken in
+/// rounds that run every codec once: a slow spell of the machine then falls on all of them
+/// alike, where timing one codec's repetitions after another's put it on one (speeds of the
+/// same binary moved by 10-20 % between runs).
+fn time_interleaved(jobs: &mut [Timed], reps: usize) -> Result<Vec<(f64, f64)>, String> {
+    let mut best = vec![(f64::INFINITY, f64::INFINITY); jobs.len()];
     for _ in 0..reps.max(1) {
-        let t = Instant::now();
-        let r = f();
-        best = best.min(t.elapsed().as_secs_f64());
-        out = Some(r);
+        for (job, best) in jobs.iter_mut().zip(&mut best) {
+            let t = Instant::now();
+            (job.compress)()?;
+            best.0 = best.0.min(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            (job.decompress)()?;
+            best.1 = best.1.min(t.elapsed().as_secs_f64());
+        }
     }
-    (best, out.unwrap())
+    Ok(best)
+}
+
+/// A row's speeds from the times of its field's compression and decompression.
+fn set_speeds(row: &mut Row, values: usize, (tc, td): (f64, f64)) {
+    let mb = (values * 4) as f64 / 1e6;
+    row.compress_mbs = mb / tc;
+    row.decompress_mbs = mb / td;
 }
 
 #[cfg(feature = "peers")]
@@ -46,36 +66,39 @@ fn global_nrmse(orig: &[f32], back: &[f32], range: f64) -> f64 {
 }
 
 /// residuum on `threads` threads (compression and decompression), with more parameters and
-/// a label for variants.
-fn measure_residuum(
-    f: &Field,
+/// a label for variants: its row (speeds still to time) and its timing closures.
+fn measure_residuum<'a>(
+    f: &'a Field,
     target: f64,
     threads: usize,
-    reps: usize,
     variant: Option<(&str, &[(&str, String)])>,
-) -> Result<Row, String> {
+) -> Result<(Row, Timed<'a>), String> {
     let mut params = vec![
         ("nrmse", target.to_string()),
         ("threads", threads.to_string()),
     ];
     params.extend(variant.iter().flat_map(|v| v.1.iter().cloned()));
     let codec = Codec::from_pairs(params).map_err(|e| e.to_string())?;
-    let (tc, s) = best_time(reps, || codec.compress(&f.dims, &f.values));
-    let s = s.map_err(|e| e.to_string())?;
+    let s = codec
+        .compress(&f.dims, &f.values)
+        .map_err(|e| e.to_string())?;
     let info = residuum::stream_info(&s).map_err(|e| e.to_string())?;
     // Decoding on the codec's threads, into a new array as the peers' decoders do.
-    let (td, back) = best_time(reps, || {
-        let mut back = vec![0f32; f.values.len()];
-        codec
-            .decode_into(&s, bytemuck::cast_slice_mut(&mut back))
-            .map(|_| back)
-    });
-    let back = back.map_err(|e| e.to_string())?;
+    let decode = {
+        let (codec, s) = (codec.clone(), s.clone());
+        move || {
+            let mut back = vec![0f32; f.values.len()];
+            codec
+                .decode_into(&s, bytemuck::cast_slice_mut(&mut back))
+                .map(|_| back)
+                .map_err(|e| e.to_string())
+        }
+    };
+    let back = decode()?;
     let o: Vec<f64> = f.values.iter().map(|&v| v as f64).collect();
     let b: Vec<f64> = back.iter().map(|&v| v as f64).collect();
     let q = quality(&o, &b, &Grid::new(fold3(&f.dims), info.block));
-    let mb = (f.values.len() * 4) as f64 / 1e6;
-    Ok(Row {
+    let row = Row {
         field: f.name.clone(),
         target,
         codec: match (variant, threads) {
@@ -87,11 +110,21 @@ fn measure_residuum(
         cr: (f.values.len() * 4) as f64 / s.len() as f64,
         nrmse: q.nrmse,
         worst_block: q.worst_block_nrmse,
-        compress_mbs: mb / tc,
-        decompress_mbs: mb / td,
+        compress_mbs: f64::NAN,
+        decompress_mbs: f64::NAN,
         bound: target,
         blocks: info.grid().len(),
-    })
+    };
+    let timed = Timed {
+        compress: Box::new(move || {
+            codec
+                .compress(&f.dims, &f.values)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }),
+        decompress: Box::new(move || decode().map(drop)),
+    };
+    Ok((row, timed))
 }
 
 /// A peer at the largest bound whose global NRMSE is within `target`.
@@ -101,8 +134,7 @@ fn measure_peer(
     f: &Field,
     target: f64,
     range: f64,
-    reps: usize,
-) -> Result<Row, String> {
+) -> Result<(Row, Timed<'_>), String> {
     let eval = |eb: f64| -> Result<(usize, f64), String> {
         let c = peer.compress(&f.values, &f.dims, eb)?;
         let back = peer.decompress(&c, f.values.len(), &f.dims, eb)?;
@@ -138,12 +170,9 @@ fn measure_peer(
             }
         }
     }
-    let (tc, c) = best_time(reps, || peer.compress(&f.values, &f.dims, good));
-    let c = c?;
-    let (td, back) = best_time(reps, || peer.decompress(&c, f.values.len(), &f.dims, good));
-    let back = back?;
-    let mb = (f.values.len() * 4) as f64 / 1e6;
-    Ok(Row {
+    let c = peer.compress(&f.values, &f.dims, good)?;
+    let back = peer.decompress(&c, f.values.len(), &f.dims, good)?;
+    let row = Row {
         field: f.name.clone(),
         target,
         codec: peer.name().into(),
@@ -151,11 +180,16 @@ fn measure_peer(
         cr: (f.values.len() * 4) as f64 / c.len() as f64,
         nrmse: global_nrmse(&f.values, &back, range),
         worst_block: f64::NAN,
-        compress_mbs: mb / tc,
-        decompress_mbs: mb / td,
+        compress_mbs: f64::NAN,
+        decompress_mbs: f64::NAN,
         bound: good,
         blocks: 0,
-    })
+    };
+    let timed = Timed {
+        compress: Box::new(move || peer.compress(&f.values, &f.dims, good).map(drop)),
+        decompress: Box::new(move || peer.decompress(&c, f.values.len(), &f.dims, good).map(drop)),
+    };
+    Ok((row, timed))
 }
 
 /// The data's own storage step: the smallest gap between distinct finite values (0 if none).
@@ -180,7 +214,7 @@ pub struct BenchArgs {
     /// Where bench.csv and rate_distortion.png go.
     #[arg(long, default_value = "bench-out")]
     out: PathBuf,
-    /// Timing repetitions (the best counts).
+    /// Timing rounds, each timing every codec once (the best of each counts).
     #[arg(long, default_value_t = 3)]
     reps: usize,
     /// A base model (`residuum train`): also measure base+LBRC, base+GAE, GAE alone and the
@@ -240,22 +274,30 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             if t * range * 12f64.sqrt() < step {
                 floors.push((f.name.clone(), t, step));
             }
+            let mut here = Vec::new();
             for threads in [1, 2] {
                 bar.set_message(format!("{} {t:e} residuum {threads}T", f.name));
-                rows.push(measure_residuum(f, t, threads, args.reps, None)?);
+                here.push(measure_residuum(f, t, threads, None)?);
                 bar.inc(1);
             }
             for (label, params) in &variants {
                 bar.set_message(format!("{} {t:e} {label}", f.name));
-                rows.push(measure_residuum(f, t, 1, args.reps, Some((label, params)))?);
+                here.push(measure_residuum(f, t, 1, Some((label, params)))?);
                 bar.inc(1);
             }
             #[cfg(feature = "peers")]
             for peer in Peer::ALL {
                 bar.set_message(format!("{} {t:e} {}", f.name, peer.name()));
-                rows.push(measure_peer(peer, f, t, range, args.reps)?);
+                here.push(measure_peer(peer, f, t, range)?);
                 bar.inc(1);
             }
+            bar.set_message(format!("{} {t:e} timing", f.name));
+            let (mut here, mut jobs): (Vec<Row>, Vec<Timed>) = here.into_iter().unzip();
+            let times = time_interleaved(&mut jobs, args.reps)?;
+            for (row, time) in here.iter_mut().zip(times) {
+                set_speeds(row, f.values.len(), time);
+            }
+            rows.append(&mut here);
         }
     }
     bar.finish_and_clear();
