@@ -37,6 +37,8 @@ pub enum Payload {
 /// Blocks smaller than this are coded on one thread: the hand-over to another costs more than
 /// it saves.
 pub(crate) const PAR_MIN: usize = 1 << 16;
+/// Values the check for a constant block sums between looks at its sums.
+const CONSTANT_RUN: usize = 4096;
 
 /// What the first stage made of a block.
 pub(crate) enum Prepared {
@@ -189,11 +191,24 @@ pub(crate) fn prepare(
     };
     if possible || hi < lo {
         let mut cst = ErrorStats::default();
-        match base {
-            None => values.iter().for_each(|&x| cst.add(x, offset)),
-            Some(b) => {
-                (values.iter().zip(b)).for_each(|(&x, &b)| cst.add(x, dtype.round(b + offset)))
+        // The sums only grow: they stop, a chunk at a time, once past what the bound allows
+        // (with a margin over the rounding of the RMS, so the answer is the full sums'). Most
+        // blocks checked are not constant, and a large one's full check cost about as much
+        // as a quantization pass.
+        let past = |s: &ErrorStats| match bound {
+            BlockBound::Rms(r) => s.sum_sq > r * r * values.len() as f64 * (1.0 + 1e-9),
+            BlockBound::Max(m) => s.max_abs > m,
+            BlockBound::Lossless => false,
+        };
+        let mut at = 0;
+        while at < values.len() && !past(&cst) {
+            let run = at..(at + CONSTANT_RUN).min(values.len());
+            match base {
+                None => values[run.clone()].iter().for_each(|&x| cst.add(x, offset)),
+                Some(b) => (values[run.clone()].iter().zip(&b[run.clone()]))
+                    .for_each(|(&x, &b)| cst.add(x, dtype.round(b + offset))),
             }
+            at = run.end;
         }
         if cst.meets(bound) {
             specials.write(values.len(), dtype, &mut head);
