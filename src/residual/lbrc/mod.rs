@@ -519,3 +519,40 @@ pub fn decode(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_blocks_are_judged_on_all_their_values() {
+        // Several of the check's runs long, centred on 1 so that only the values that are not 1
+        // have errors: whether the block is constant is decided in its last run.
+        let n = 3 * CONSTANT_RUN + 5;
+        let rms = 1e-3;
+        let constant = |v: &[f64]| {
+            let coded = encode(
+                v,
+                [1, 1, n],
+                BlockBound::Rms(rms),
+                ElementType::F64,
+                IntCoder::Context,
+                false,
+            );
+            matches!(coded, Some((Payload::Constant(_), _)))
+        };
+        assert!(constant(&vec![1.0; n]));
+        for (scale, want) in [(1.01, false), (0.99, true)] {
+            // Two values at the end, whose errors alone make the RMS.
+            let d = rms * (n as f64 / 2.0).sqrt() * scale;
+            let mut v = vec![1.0; n];
+            (v[n - 2], v[n - 1]) = (1.0 - d, 1.0 + d);
+            assert_eq!(constant(&v), want, "outliers at {scale}");
+            // Every value off by about the bound: the sums pass it only near the end.
+            let v: Vec<f64> = (0..n)
+                .map(|i| 1.0 + rms * scale * if i % 2 == 0 { 1.0 } else { -1.0 })
+                .collect();
+            assert_eq!(constant(&v), want, "spread at {scale}");
+        }
+    }
+}
