@@ -54,11 +54,9 @@ pub(super) fn axis(
                     hi.iter_mut()
                         .zip(row[1..].iter().step_by(2))
                         .for_each(|(d, &v)| *d = v);
-                    lift_split(tmp, low, true);
-                    row.copy_from_slice(tmp);
+                    forward_split(tmp, row, low);
                 } else {
-                    tmp.copy_from_slice(row);
-                    lift_split(tmp, low, false);
+                    inverse_split(row, tmp, low);
                     let (lo, hi) = tmp.split_at(low);
                     row.iter_mut().step_by(2).zip(lo).for_each(|(d, &v)| *d = v);
                     row[1..]
@@ -84,35 +82,48 @@ pub(super) fn axis(
     let group = (ROW / run.max(1)).clamp(1, outer);
     let mut ring = Vec::new();
     for first in (0..outer).step_by(group) {
-        let os = first..(first + group).min(outer);
-        let m = os.len() * run;
+        let m = ((first + group).min(outer) - first) * run;
         tmp.resize(n * m, 0.0);
-        let rows = |t: usize| {
-            os.clone()
-                .enumerate()
-                .map(move |(g, o)| (g * run, t * stride + o * outer_stride))
+        // The group's runs at position t, as (place in the row, place in x) of `seg` values
+        // each: one, where they lie back to back (along axis 0 over whole rows; copies of a
+        // few dozen values each were a sixth of the transform's time on small blocks).
+        let (seg, hop) = match outer_stride == run {
+            true => (m, 0),
+            false => (run, outer_stride),
         };
+        let rows = move |t: usize| {
+            (0..m / seg).map(move |g| (g * seg, t * stride + first * outer_stride + g * hop))
+        };
+        // The scaling rides on the copies in and out of the ring.
         let load = |t: usize, row: &mut [f64]| {
             let from = if fwd { t } else { slot(t) };
             for (at, x_at) in rows(from) {
-                row[at..at + run].copy_from_slice(&x[x_at..x_at + run]);
+                let (to, from) = (&mut row[at..at + seg], &x[x_at..x_at + seg]);
+                match fwd {
+                    true => to.copy_from_slice(from),
+                    false => unscaled_copy(to, from, t),
+                }
             }
         };
         let store = |t: usize, row: &[f64]| {
-            let to = if fwd { slot(t) } else { t };
-            tmp[to * m..(to + 1) * m].copy_from_slice(row);
+            let to = &mut tmp[if fwd { slot(t) } else { t } * m..][..m];
+            match fwd {
+                true => scaled_copy(to, row, t),
+                false => to.copy_from_slice(row),
+            }
         };
         lift_pass(n, m, fwd, &mut ring, load, store);
         for t in 0..n {
             for (at, x_at) in rows(t) {
-                x[x_at..x_at + run].copy_from_slice(&tmp[t * m + at..][..run]);
+                x[x_at..x_at + seg].copy_from_slice(&tmp[t * m + at..][..seg]);
             }
         }
     }
 }
 
-/// The four lifting steps and the scaling (or their inverse) over `n` rows of `m` values, as
-/// one pass: row t comes from `load` and, once final, goes to `store`. Each step on a row
+/// The four lifting steps (or their inverse) over `n` rows of `m` values, as one pass: row t
+/// comes from `load` (for the inverse, unscaled: [`unscaled_copy`]) and, once final, goes to
+/// `store` (for the forward, to be scaled: [`scaled_copy`]). Each step on a row
 /// needs its neighbours after the step before, so the steps run staggered: at stage s, row s is
 /// loaded, the first step updates row s−1, the second row s−2, and so on, and row s−5 is
 /// final. Eight rows in a ring hold what is between. The same operations on the same values as
@@ -135,11 +146,7 @@ fn lift_pass(
     };
     for s in 0..n + 5 {
         if s < n {
-            let row = &mut ring[(s % RING) * m..][..m];
-            load(s, row);
-            if !fwd {
-                unscale(row, s);
-            }
+            load(s, &mut ring[(s % RING) * m..][..m]);
         }
         for (lag, &(parity, c)) in (1..).zip(&steps) {
             let Some(t) = s.checked_sub(lag).filter(|&t| t < n && t % 2 == parity) else {
@@ -153,27 +160,26 @@ fn lift_pass(
             }
         }
         if let Some(u) = s.checked_sub(5) {
-            let row = &mut ring[(u % RING) * m..][..m];
-            if fwd {
-                rescale(row, u);
-            }
-            store(u, row);
+            store(u, &ring[(u % RING) * m..][..m]);
         }
     }
 }
 
-/// The forward transform's scaling of row `t` (low rows by ZETA, high rows by 1/ZETA).
-fn rescale(row: &mut [f64], t: usize) {
+/// `src` into `dst` with the forward transform's scaling of row `t` (low rows by ZETA, high
+/// rows by 1/ZETA).
+#[inline(always)]
+fn scaled_copy(dst: &mut [f64], src: &[f64], t: usize) {
     let c = if t % 2 == 0 { ZETA } else { INV_ZETA };
-    row.iter_mut().for_each(|v| *v *= c);
+    dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * c);
 }
 
-/// The inverse's: low rows divided by ZETA, high rows multiplied by it.
-fn unscale(row: &mut [f64], t: usize) {
-    if t % 2 == 0 {
-        row.iter_mut().for_each(|v| *v /= ZETA);
-    } else {
-        row.iter_mut().for_each(|v| *v *= ZETA);
+/// `src` into `dst` with the inverse's: low rows divided by ZETA, high rows multiplied by it.
+#[inline(always)]
+fn unscaled_copy(dst: &mut [f64], src: &[f64], t: usize) {
+    let pairs = dst.iter_mut().zip(src);
+    match t % 2 == 0 {
+        true => pairs.for_each(|(d, &v)| *d = v / ZETA),
+        false => pairs.for_each(|(d, &v)| *d = v * ZETA),
     }
 }
 
@@ -197,29 +203,51 @@ fn ring_rows(
     (row, side(a), side(b))
 }
 
-/// The four lifting steps and the scaling of one line held split, its `low` even positions
-/// first and its odd ones after (or their inverse): the same operations on the same values as
-/// the format's lifting of the line in place (`doc/format.md` §5.10), so the same bits.
-fn lift_split(x: &mut [f64], low: usize, fwd: bool) {
+/// The four lifting steps and the scaling of one line held split in `x`, its `low` even
+/// positions first and its odd ones after, written scaled to `out`: the same operations on the
+/// same values as the format's lifting of the line in place (`doc/format.md` §5.10), so the
+/// same bits. The scaling is part of the copy (a copy of its own went through a library call
+/// per line, much of the time on short lines).
+fn forward_split(x: &mut [f64], out: &mut [f64], low: usize) {
     let (lo, hi) = x.split_at_mut(low);
     if hi.is_empty() {
+        // A line of one value: nothing to lift.
+        out.copy_from_slice(lo);
         return;
     }
-    if fwd {
-        odd(hi, lo, ALPHA, false);
-        even(lo, hi, BETA, false);
-        odd(hi, lo, GAMMA, false);
-        even(lo, hi, DELTA, false);
-        lo.iter_mut().for_each(|v| *v *= ZETA);
-        hi.iter_mut().for_each(|v| *v *= INV_ZETA);
-    } else {
-        lo.iter_mut().for_each(|v| *v /= ZETA);
-        hi.iter_mut().for_each(|v| *v *= ZETA);
-        even(lo, hi, DELTA, true);
-        odd(hi, lo, GAMMA, true);
-        even(lo, hi, BETA, true);
-        odd(hi, lo, ALPHA, true);
+    odd(hi, lo, ALPHA, false);
+    even(lo, hi, BETA, false);
+    odd(hi, lo, GAMMA, false);
+    even(lo, hi, DELTA, false);
+    let (out_lo, out_hi) = out.split_at_mut(low);
+    out_lo
+        .iter_mut()
+        .zip(&*lo)
+        .for_each(|(d, &v)| *d = v * ZETA);
+    out_hi
+        .iter_mut()
+        .zip(&*hi)
+        .for_each(|(d, &v)| *d = v * INV_ZETA);
+}
+
+/// The inverse of [`forward_split`]: the line `x`, held split, unscaled into `out` and lifted
+/// back there (still split).
+fn inverse_split(x: &[f64], out: &mut [f64], low: usize) {
+    if x.len() == low {
+        out.copy_from_slice(x);
+        return;
     }
+    let (lo, hi) = out.split_at_mut(low);
+    lo.iter_mut()
+        .zip(&x[..low])
+        .for_each(|(d, &v)| *d = v / ZETA);
+    hi.iter_mut()
+        .zip(&x[low..])
+        .for_each(|(d, &v)| *d = v * ZETA);
+    even(lo, hi, DELTA, true);
+    odd(hi, lo, GAMMA, true);
+    even(lo, hi, BETA, true);
+    odd(hi, lo, ALPHA, true);
 }
 
 /// `v` gains (or, undoing, loses) `c` times `a + b`: one lifting update, its sum rounded, then
@@ -331,8 +359,15 @@ mod tests {
                 lift_all(&mut reference, n, m, fwd);
                 let mut pass = vec![0.0; n * m];
                 let mut ring = Vec::new();
-                let load = |t: usize, row: &mut [f64]| row.copy_from_slice(&y[t * m..][..m]);
-                let store = |t: usize, row: &[f64]| pass[t * m..][..m].copy_from_slice(row);
+                // Scaled on the way in or out, as the transform's passes do.
+                let load = |t: usize, row: &mut [f64]| match fwd {
+                    true => row.copy_from_slice(&y[t * m..][..m]),
+                    false => unscaled_copy(row, &y[t * m..][..m], t),
+                };
+                let store = |t: usize, row: &[f64]| match fwd {
+                    true => scaled_copy(&mut pass[t * m..][..m], row, t),
+                    false => pass[t * m..][..m].copy_from_slice(row),
+                };
                 lift_pass(n, m, fwd, &mut ring, load, store);
                 for (t, (a, b)) in pass.iter().zip(&reference).enumerate() {
                     assert_eq!(a.to_bits(), b.to_bits(), "n {n}, forward {fwd}, value {t}");
@@ -349,8 +384,8 @@ mod tests {
         for n in 8usize..=41 {
             let low = n.div_ceil(2);
             let y = values(n, n);
-            let mut split = y.clone();
-            lift_split(&mut split, low, false);
+            let mut split = vec![0.0; n];
+            inverse_split(&y, &mut split, low);
             let mut in_place: Vec<f64> = (0..n)
                 .map(|t| y[if t % 2 == 0 { t / 2 } else { low + t / 2 }])
                 .collect();
