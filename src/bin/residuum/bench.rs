@@ -83,9 +83,10 @@ fn measure_residuum<'a>(
         .compress(&f.dims, &f.values)
         .map_err(|e| e.to_string())?;
     let info = residuum::stream_info(&s).map_err(|e| e.to_string())?;
+    let bytes = s.len();
     // Decoding on the codec's threads, into a new array as the peers' decoders do.
     let decode = {
-        let (codec, s) = (codec.clone(), s.clone());
+        let codec = codec.clone();
         move || {
             let mut back = vec![0f32; f.values.len()];
             codec
@@ -106,8 +107,8 @@ fn measure_residuum<'a>(
             (None, 1) => "residuum".into(),
             (None, _) => format!("residuum {threads} threads"),
         },
-        bytes: s.len(),
-        cr: (f.values.len() * 4) as f64 / s.len() as f64,
+        bytes,
+        cr: (f.values.len() * 4) as f64 / bytes as f64,
         nrmse: q.nrmse,
         worst_block: q.worst_block_nrmse,
         compress_mbs: f64::NAN,

@@ -17,7 +17,7 @@
 mod cdf97;
 mod layout;
 
-use super::round::{float_of, half_away, int_of, EXACT};
+use super::round::{float_of, half_away, int_of};
 use super::specials;
 use super::{BlockValues, Integers, ResidualCoder, Staged};
 use crate::bound::{finite_min_max_of, BlockBound, ErrorStats};
@@ -305,8 +305,8 @@ impl Search {
         let inv = 1.0 / step;
         let error = |&(v, w): &(f64, f64)| {
             let t = v * inv;
-            // Beyond the quantizer's limit the error counts as huge: the step cannot be used.
-            let d = (t - half_away(t.clamp(-EXACT, EXACT))) * step;
+            // Beyond the quantizer's limit the error counts as huge: it refuses such a step.
+            let d = (t - half_away(t.clamp(-(MAX_Q as f64), MAX_Q as f64))) * step;
             w * d * d
         };
         // Four sums side by side: one chain of dependent additions ran at a quarter of the
@@ -358,8 +358,7 @@ fn quantize(c: &[f64], step: f64) -> Option<Vec<i64>> {
     let mut over = false;
     q.extend(c.iter().map(|&v| {
         let t = v * inv;
-        // NaN is refused too.
-        over |= !(t.abs() <= MAX_Q as f64);
+        over |= (t.abs() > MAX_Q as f64) | t.is_nan();
         round_q(t.clamp(-(MAX_Q as f64), MAX_Q as f64))
     }));
     if over {
