@@ -219,15 +219,10 @@ fn forward_split(x: &mut [f64], out: &mut [f64], low: usize) {
     even(lo, hi, BETA, false);
     odd(hi, lo, GAMMA, false);
     even(lo, hi, DELTA, false);
+    // The low band is scaled as an even row, the high band as an odd one.
     let (out_lo, out_hi) = out.split_at_mut(low);
-    out_lo
-        .iter_mut()
-        .zip(&*lo)
-        .for_each(|(d, &v)| *d = v * ZETA);
-    out_hi
-        .iter_mut()
-        .zip(&*hi)
-        .for_each(|(d, &v)| *d = v * INV_ZETA);
+    scaled_copy(out_lo, lo, 0);
+    scaled_copy(out_hi, hi, 1);
 }
 
 /// The inverse of [`forward_split`]: the line `x`, held split, unscaled into `out` and lifted
@@ -238,12 +233,8 @@ fn inverse_split(x: &[f64], out: &mut [f64], low: usize) {
         return;
     }
     let (lo, hi) = out.split_at_mut(low);
-    lo.iter_mut()
-        .zip(&x[..low])
-        .for_each(|(d, &v)| *d = v / ZETA);
-    hi.iter_mut()
-        .zip(&x[low..])
-        .for_each(|(d, &v)| *d = v * ZETA);
+    unscaled_copy(lo, &x[..low], 0);
+    unscaled_copy(hi, &x[low..], 1);
     even(lo, hi, DELTA, true);
     odd(hi, lo, GAMMA, true);
     even(lo, hi, BETA, true);
