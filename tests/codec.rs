@@ -348,7 +348,7 @@ fn golden_streams_still_decode_identically() {
 
     // (name, codec parameters, shape)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [usize]);
-    let cases: [Case; 17] = [
+    let cases: [Case; 18] = [
         ("lossless_v2_f32", &[("mode", "lossless")], &[9, 10, 11]),
         (
             "nrmse_1e-4_context_f32",
@@ -457,7 +457,9 @@ fn golden_streams_still_decode_identically() {
             &[9, 20, 33],
         ),
         // Its first block with special values (their spikes are localized detail: the dyadic
-        // layout), its second without (the standard layout).
+        // layout), its second without (the standard layout). The first of these was written
+        // before the step search weighed the faces' coefficients exactly, which chose another
+        // step: it is only decoded now.
         (
             "nrmse_1e-4_wavelet_v10_f32",
             &[
@@ -467,7 +469,18 @@ fn golden_streams_still_decode_identically() {
             ],
             &[16, 20, 33],
         ),
+        (
+            "nrmse_1e-4_wavelet_v10_faces_f32",
+            &[
+                ("nrmse", "1e-4"),
+                ("residual", "wavelet"),
+                ("block", "8x20x33"),
+            ],
+            &[16, 20, 33],
+        ),
     ];
+    // Streams of version 10 by an earlier encoder.
+    let superseded = ["nrmse_1e-4_wavelet_v10_f32"];
     for (name, params, dims) in cases {
         let n: usize = dims.iter().product();
         let mut v = match ["v8", "v9", "v10"].iter().any(|v| name.contains(v)) {
@@ -503,7 +516,7 @@ fn golden_streams_still_decode_identically() {
             .unwrap();
         }
         let s = std::fs::read(&rsd).unwrap_or_else(|e| panic!("{name}: {e}"));
-        if name.contains("v10") {
+        if name.contains("v10") && !superseded.contains(&name) {
             // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
             for threads in ["1", "2"] {
                 let again = Codec::from_pairs(params.iter().copied().chain([("threads", threads)]))

@@ -1,10 +1,10 @@
 //! The arrangement of a block's wavelet levels ([`Layout`]) as passes of the line transform
-//! ([`cdf97`](super::cdf97)), their inverse, and the error gain of each coefficient.
+//! ([`cdf97`](super::cdf97)) and their inverse.
 
 use super::cdf97::axis;
 
 /// Shortest axis extent a level still transforms.
-const MIN_LEN: usize = 8;
+pub(crate) const MIN_LEN: usize = 8;
 /// Most levels a stream may ask for.
 pub(crate) const MAX_LEVELS: usize = 6;
 
@@ -65,69 +65,6 @@ fn plan(shape: [usize; 3], levels: usize) -> Vec<[usize; 3]> {
 /// The low band of a level's region `ext`: the axes it transforms halved.
 fn halve(ext: [usize; 3]) -> [usize; 3] {
     ext.map(|n| if n >= MIN_LEN { n.div_ceil(2) } else { n })
-}
-
-/// The squared norm of the function a unit coefficient at `pos` synthesizes (its error's gain
-/// in the values' squared error), taken as its band's away from the block's faces: the
-/// product over axes of the 1D scaling function's or wavelet's, after the levels that
-/// transformed the axis.
-pub(crate) fn gain(pos: [usize; 3], shape: [usize; 3], layout: &Layout) -> f64 {
-    static GAINS: std::sync::OnceLock<[[f64; 2]; MAX_LEVELS + 1]> = std::sync::OnceLock::new();
-    let g = GAINS.get_or_init(line_gains);
-    let plan = match layout {
-        Layout::Dyadic(plan) => plan,
-        // Along each axis on its own: the band of the line's own levels.
-        Layout::Standard(levels) => {
-            return (0..3)
-                .map(|a| {
-                    let mut n = shape[a];
-                    for level in &g[1..=levels[a]] {
-                        let low = n.div_ceil(2);
-                        if pos[a] >= low {
-                            return level[1];
-                        }
-                        n = low;
-                    }
-                    g[levels[a]][0]
-                })
-                .product();
-        }
-    };
-    let mut m = [0usize; 3];
-    for ext in plan {
-        let low = halve(*ext);
-        let mut high = [false; 3];
-        for a in 0..3 {
-            if ext[a] >= MIN_LEN {
-                m[a] += 1;
-                high[a] = pos[a] >= low[a];
-            }
-        }
-        if high.iter().any(|&h| h) {
-            return (0..3).map(|a| g[m[a]][usize::from(high[a])]).product();
-        }
-    }
-    (0..3).map(|a| g[m[a]][0]).product()
-}
-
-/// [`gain`] along one axis: after m levels, of the low band (`[m][0]`) and of level m's high
-/// band (`[m][1]`), measured on a line long enough that the faces do not matter.
-fn line_gains() -> [[f64; 2]; MAX_LEVELS + 1] {
-    const N: usize = 4096;
-    let shape = [1, 1, N];
-    let all = plan(shape, MAX_LEVELS);
-    let mut g = [[1.0; 2]; MAX_LEVELS + 1];
-    for m in 1..=all.len() {
-        let p = &all[..m];
-        let low = halve(p[m - 1])[2];
-        for (band, at) in [(0, low / 2), (1, low + (p[m - 1][2] - low) / 2)] {
-            let mut x = vec![0.0; N];
-            x[at] = 1.0;
-            inverse(&mut x, shape, &Layout::Dyadic(p.to_vec()));
-            g[m][band] = x.iter().map(|v| v * v).sum();
-        }
-    }
-    g
 }
 
 /// Forward transform of `x` (a block of `shape`, C order) in `layout`.
@@ -246,55 +183,6 @@ mod tests {
             "{big} of {} coefficients above 0.05",
             y.len()
         );
-    }
-
-    #[test]
-    fn gains_are_the_squared_norms_of_coefficients_away_from_the_faces() {
-        // The step search weighs each coefficient's error by its band's gain: away from the
-        // faces it is the squared norm of what the coefficient synthesizes, in every band of
-        // two levels (the last one's low band included), in either layout (the standard one's
-        // bands mix levels: coarse along one axis, fine along another).
-        let shape = [40, 64, 64];
-        // Positions in the middle of each band along each axis.
-        let dyadic = [
-            [30, 48, 48],
-            [10, 48, 48],
-            [10, 16, 48],
-            [30, 16, 16],
-            [15, 24, 24],
-            [5, 8, 24],
-            [15, 8, 8],
-            [5, 8, 8],
-        ];
-        let standard = [
-            [30, 48, 48],
-            [15, 48, 48],
-            [5, 24, 48],
-            [30, 8, 24],
-            [15, 24, 8],
-            [5, 8, 8],
-            [30, 24, 8],
-            [5, 48, 24],
-        ];
-        for (p, positions) in [
-            (Layout::dyadic(shape, 2), dyadic),
-            (Layout::standard(shape, 2), standard),
-        ] {
-            let mut bands = 0;
-            for pos in positions {
-                let mut y = vec![0.0; 40 * 64 * 64];
-                y[(pos[0] * 64 + pos[1]) * 64 + pos[2]] = 1.0;
-                inverse(&mut y, shape, &p);
-                let norm: f64 = y.iter().map(|a| a * a).sum();
-                let g = gain(pos, shape, &p);
-                assert!(
-                    (g / norm - 1.0).abs() < 0.02,
-                    "{p:?} {pos:?}: gain {g}, norm {norm}"
-                );
-                bands += usize::from((g - 1.0).abs() > 0.02);
-            }
-            assert!(bands >= 4, "{p:?}: gains away from 1 in {bands} bands");
-        }
     }
 
     #[test]
