@@ -123,7 +123,6 @@ fn lane_model(
     k: &mut [u8],
     ctx: &mut [u8],
 ) -> (Model, Signs) {
-    let mut counts = vec![[0u32; SYMBOLS]; CONTEXTS];
     let mut joint = vec![[0u32; SYMBOLS]; JOINT_CONTEXTS];
     for (kv, &v) in k.iter_mut().zip(r) {
         *kv = class(zigzag(v));
@@ -134,7 +133,6 @@ fn lane_model(
         // Each row (or the lane's part of one) starts after a class and sign of 0.
         let (end, row, _) = row_of(start, at, r.len(), shape);
         let mut rows = RowModel {
-            counts: &mut counts,
             joint: &mut joint,
             seq: &mut seq,
             m,
@@ -147,6 +145,14 @@ fn lane_model(
         }
         m = rows.m;
         at = end;
+    }
+    // The classes' counts from the joint symbols' (one count per value, not two: consecutive
+    // values often land on the same count, and each waited on the one before).
+    let mut counts = vec![[0u32; SYMBOLS]; CONTEXTS];
+    for (c, row) in joint.iter().enumerate() {
+        for (j, &x) in row.iter().enumerate() {
+            counts[c % CONTEXTS][joint_class(j as u8).0 as usize] += x;
+        }
     }
     (Model { counts, joint }, Signs::new(seq, m))
 }
@@ -169,10 +175,9 @@ impl Model {
     }
 }
 
-/// What [`lane_model`] gathers, a row at a time: the counts of each class and joint symbol per
+/// What [`lane_model`] gathers, a row at a time: the counts of each joint symbol per joint
 /// context, and the signs below classes >= 2 with their contexts (`m` of them so far in `seq`).
 struct RowModel<'a> {
-    counts: &'a mut [[u32; SYMBOLS]],
     joint: &'a mut [[u32; SYMBOLS]],
     seq: &'a mut [u8],
     m: usize,
@@ -192,22 +197,36 @@ impl RowModel<'_> {
         run: std::ops::Range<usize>,
         row: Row,
     ) {
+        // The run and its neighbours' runs as slices of one length, so that indexing them
+        // needs no checks (a missing neighbour's stands in for it unread).
+        let len = run.len();
+        let back = |o: usize, on: bool| match on {
+            true => run.start - o..run.end - o,
+            false => run.clone(),
+        };
+        let (north, behind) = (back(row.n, N), back(row.b, B));
+        let (kn, rn) = (&k[north.clone()], &r[north]);
+        let (kb, rb) = (&k[behind.clone()], &r[behind]);
+        let (kc, rc, cc) = (&k[run.clone()], &r[run.clone()], &mut ctx[run]);
+        let seq = &mut self.seq[self.m..self.m + len];
+        let mut m = 0;
         let (mut w, mut ws) = (0u8, 0i64);
-        for t in run {
-            let n = if N { k[t - row.n] } else { w };
-            let bk = if B { k[t - row.b] } else { n };
+        for t in 0..len {
+            let n = if N { kn[t] } else { w };
+            let bk = if B { kb[t] } else { n };
             let cx = context(w, n, bk);
             let g = (ws + 1) as usize;
-            ctx[t] = (cx | g << 5) as u8;
-            let s = k[t];
-            self.counts[cx][s as usize] += 1;
-            self.joint[cx + CONTEXTS * g][joint_symbol(s, r[t]) as usize] += 1;
-            let ns = if N { r[t - row.n].signum() } else { 0 };
-            let bs = if B { r[t - row.b].signum() } else { 0 };
-            self.seq[self.m] = (binary::sign_context(ws, ns, bs) as u8) << 1 | (r[t] < 0) as u8;
-            self.m += (s >= 2) as usize;
-            (w, ws) = (s, r[t].signum());
+            cc[t] = (cx | g << 5) as u8;
+            // Joint symbols are at most 127: the mask only tells the compiler so.
+            let (s, v) = (kc[t], rc[t]);
+            self.joint[cx + CONTEXTS * g][joint_symbol(s, v) as usize & (SYMBOLS - 1)] += 1;
+            let ns = if N { rn[t].signum() } else { 0 };
+            let bs = if B { rb[t].signum() } else { 0 };
+            seq[m.min(len - 1)] = (binary::sign_context(ws, ns, bs) as u8) << 1 | (v < 0) as u8;
+            m += (s >= 2) as usize;
+            (w, ws) = (s, v.signum());
         }
+        self.m += m;
     }
 }
 
