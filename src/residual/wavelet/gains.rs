@@ -7,7 +7,7 @@
 //! 38x76x38, whose faces are a large share), and their six cases at 1e-4..1e-6 took 11
 //! verifications; with these, 7.
 
-use super::layout::{inverse, Layout, MIN_LEN};
+use super::layout::{halve, inverse, Layout, MIN_LEN};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -58,11 +58,11 @@ impl Gains {
         // first where it lies in a high band along some axis.
         let mut m = [0usize; 3];
         for ext in plan {
-            let mut high = false;
+            let (low, mut high) = (halve(*ext), false);
             for a in 0..3 {
                 if ext[a] >= MIN_LEN {
                     m[a] += 1;
-                    high |= pos[a] >= ext[a].div_ceil(2);
+                    high |= pos[a] >= low[a];
                 }
             }
             if high {

@@ -63,7 +63,7 @@ fn plan(shape: [usize; 3], levels: usize) -> Vec<[usize; 3]> {
 }
 
 /// The low band of a level's region `ext`: the axes it transforms halved.
-fn halve(ext: [usize; 3]) -> [usize; 3] {
+pub(crate) fn halve(ext: [usize; 3]) -> [usize; 3] {
     ext.map(|n| if n >= MIN_LEN { n.div_ceil(2) } else { n })
 }
 
