@@ -50,11 +50,16 @@ pub(super) const RANS_L: u32 = 1 << 23;
 /// stream leaves x >= 2^11, and a decoder must not read a third byte (doc/format.md §6.4).
 #[inline(always)]
 pub(super) fn refill(x: &mut u32, pos: &mut usize, bytes: &[u8]) {
-    for _ in 0..2 {
-        if *x < RANS_L {
-            *x = (*x << 8) | bytes.get(*pos).copied().unwrap_or(0) as u32;
-            *pos += 1;
-        }
+    let byte = |p: usize| bytes.get(p).copied().unwrap_or(0) as u32;
+    // The first byte without a branch (whether a symbol needs one is hard to foretell): a
+    // shift by 0 or 8, and the byte shifted away where not needed.
+    let s = ((*x < RANS_L) as u32) << 3;
+    *x = (*x << s) | (byte(*pos) >> (8 - s));
+    *pos += (s >> 3) as usize;
+    // The second only after a rare symbol.
+    if *x < RANS_L {
+        *x = (*x << 8) | byte(*pos);
+        *pos += 1;
     }
 }
 

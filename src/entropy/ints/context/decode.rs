@@ -6,7 +6,7 @@ use super::super::tables::{
     PROB_BITS, RANS_L, V1_PROB_BITS,
 };
 use super::super::unzigzag;
-use super::{context, joint_class, lane_split, row_of, tables_of, Row, JOINT, SIGNED};
+use super::{joint_class, lane_split, row_of, tables_of, Row, JOINT, SIGNED};
 use crate::error::{try_vec, Error, Result};
 use crate::format::payload::PayloadReader;
 use crate::pipeline::scratch;
@@ -108,8 +108,8 @@ struct Bytes<'a> {
 }
 
 /// One lane of a payload being decoded: its bytes, where it starts in the block, its part of
-/// the classes and of the output, and its decoders' states. The decoder goes through it a row at a time
-/// (a row's neighbours are all present or all missing).
+/// the classes and of the output, and its decoders' states. The decoder goes through it a row
+/// at a time (a row's neighbours are all present or all missing).
 struct Lane<'a> {
     bytes: Bytes<'a>,
     start: usize,
@@ -128,10 +128,23 @@ struct Coder {
     bit_pos: usize,
 }
 
-/// The tables of a payload's contexts, with probabilities of `P` bits.
+/// The tables of a payload's contexts, with probabilities of `P` bits: the slots, and where
+/// each context's start in them (top bit set: it has no table), by the index [`Coder::step`]
+/// forms, c | g << 6: c the mean neighbouring class before the cap of
+/// [`context`](super::context), g the code of the sign before (0 without JOINT).
 struct Tables<'t, const P: u32> {
     slots: &'t [u32],
-    base: &'t [u32; JOINT_CONTEXTS],
+    base: [u32; 256],
+}
+
+impl<'t, const P: u32> Tables<'t, P> {
+    fn new(slots: &'t [u32], base: &[u32; JOINT_CONTEXTS]) -> Self {
+        let base = std::array::from_fn(|i| match i >> 6 {
+            g @ 0..=2 => base[(i & 63).min(CONTEXTS - 1) + CONTEXTS * g],
+            _ => 1 << 31,
+        });
+        Tables { slots, base }
+    }
 }
 
 impl<'a> Lane<'a> {
@@ -166,32 +179,35 @@ impl<'a> Lane<'a> {
         row_of(self.start, at, self.k.len(), shape)
     }
 
-    /// Decodes lane indices `at..end` (of one row, with neighbours `row`) after the symbol `w`
-    /// (`fresh`: `at` starts the row), and returns the last symbol; `M`: the payload's flags.
-    #[allow(clippy::too_many_arguments)]
-    fn decode<const P: u32, const M: u8>(
-        &mut self,
-        at: usize,
-        end: usize,
-        fresh: bool,
-        mut w: u8,
-        row: Row,
-        t: &Tables<P>,
-        probs: &Probs,
-        bad: &mut u32,
-    ) -> u8 {
-        let mut c = self.coder;
-        let (k, out) = (&mut *self.k, &mut *self.out);
-        for i in at..end {
-            w = c.step::<P, M>(i, w, row, t, self.bytes, k, out, bad);
+    /// The neighbours' part of the contexts of lane indices `run` (of one row, with neighbours
+    /// `row`), all known before the run is decoded: writes `pre` and returns `alpha` such that
+    /// (alpha·w + pre) / 4 is [`context`](super::context) before its cap, w the class before
+    /// in the row.
+    fn neighbours(&self, run: std::ops::Range<usize>, row: Row, pre: &mut [u8]) -> u32 {
+        let back = |o: usize| &self.k[run.start - o..run.end - o];
+        // Classes are at most 63: no sum exceeds 128.
+        match (row.n > 0, row.b > 0) {
+            (true, true) => {
+                let it = pre.iter_mut().zip(back(row.n)).zip(back(row.b));
+                it.for_each(|((p, &n), &b)| *p = n + b + 2);
+                2
+            }
+            (true, false) => {
+                let it = pre.iter_mut().zip(back(row.n));
+                it.for_each(|(p, &n)| *p = 2 * n + 2);
+                2
+            }
+            (false, true) => {
+                pre.iter_mut()
+                    .zip(back(row.b))
+                    .for_each(|(p, &b)| *p = b + 2);
+                3
+            }
+            (false, false) => {
+                pre.fill(2);
+                4
+            }
         }
-        self.coder = c;
-        if M & SIGNED != 0 {
-            let mut run = SignRun::new(self.signs, self.bytes.signs, at..end, fresh, row, k, out);
-            signs(&mut run, None, probs);
-            self.signs = run.dec;
-        }
-        w
     }
 
     /// Whether the lane has read past its bytes: a valid lane never does, so a payload that
@@ -220,35 +236,104 @@ impl<'a> Lane<'a> {
         }
         Ok(())
     }
+
+    /// The part of the lane that lane indices `run` decode into, with its neighbours' part of
+    /// their contexts `pre` (and `alpha`) and the symbol `w` before it.
+    fn run<'r>(
+        &'r mut self,
+        run: std::ops::Range<usize>,
+        pre: &'r [u8],
+        alpha: u32,
+        w: u8,
+    ) -> Run<'r> {
+        Run {
+            pre,
+            alpha,
+            w,
+            k: &mut self.k[run.clone()],
+            out: &mut self.out[run],
+            coder: self.coder,
+            bytes: self.bytes,
+        }
+    }
+}
+
+/// A run of a lane's row being decoded: what [`Coder::step`] reads and writes per value, the
+/// slices of one length (no checks on indexing them).
+struct Run<'r> {
+    pre: &'r [u8],
+    alpha: u32,
+    w: u8,
+    k: &'r mut [u8],
+    out: &'r mut [i64],
+    coder: Coder,
+    bytes: Bytes<'r>,
+}
+
+impl Run<'_> {
+    /// Decodes the run's classes and values (their signs too unless SIGNED), and `other`'s (if
+    /// any) side by side so that the two lanes' serial chains overlap; `FAST`: all have alpha
+    /// 2. Returns the coders and last symbols.
+    fn decode<const P: u32, const M: u8, const FAST: bool>(
+        self,
+        other: Option<Run>,
+        t: &Tables<P>,
+        bad: &mut u32,
+    ) -> ((Coder, u8), Option<(Coder, u8)>) {
+        let len = self.pre.len();
+        let (pa, ka, oa) = (self.pre, &mut self.k[..len], &mut self.out[..len]);
+        let (mut ca, mut wa) = (self.coder, self.w);
+        match other {
+            Some(o) => {
+                let (pb, kb, ob) = (&o.pre[..len], &mut o.k[..len], &mut o.out[..len]);
+                let (mut cb, mut wb) = (o.coder, o.w);
+                for i in 0..len {
+                    wa = ca.step::<P, M, FAST>(
+                        pa[i], self.alpha, wa, t, self.bytes, &mut ka[i], &mut oa[i], bad,
+                    );
+                    wb = cb.step::<P, M, FAST>(
+                        pb[i], o.alpha, wb, t, o.bytes, &mut kb[i], &mut ob[i], bad,
+                    );
+                }
+                ((ca, wa), Some((cb, wb)))
+            }
+            None => {
+                for i in 0..len {
+                    wa = ca.step::<P, M, FAST>(
+                        pa[i], self.alpha, wa, t, self.bytes, &mut ka[i], &mut oa[i], bad,
+                    );
+                }
+                ((ca, wa), None)
+            }
+        }
+    }
 }
 
 impl Coder {
-    /// Decodes the value at lane index `at` of a row with neighbours `row`, after the symbol
-    /// `w` ([`slot_symbol`]; [`FRESH`] at the row's start), and returns its symbol; `M`: the
-    /// payload's flags. With signs in streams of their own, a value of class 2 or more is left
-    /// zigzagged without its sign, for [`SignRun`]. Reads past the end give zeros and are caught
-    /// by [`Lane::finish`]; a context without a table is flagged in `bad`.
+    /// Decodes a value whose neighbours' part of its context is `pre` (see
+    /// [`Lane::neighbours`]; `FAST`: `alpha` is 2), after the symbol `w` ([`slot_symbol`];
+    /// [`FRESH`] at the row's start), into its class `k` and value `out`, and returns its symbol;
+    /// `M`: the payload's flags. With signs in streams of their own, a value of class 2 or more
+    /// is left zigzagged without its sign, for [`SignRun`]. Reads past the end give zeros and are
+    /// caught by [`Lane::finish`]; a context without a table is flagged in `bad`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn step<const P: u32, const M: u8>(
+    fn step<const P: u32, const M: u8, const FAST: bool>(
         &mut self,
-        at: usize,
+        pre: u8,
+        alpha: u32,
         w: u8,
-        row: Row,
         t: &Tables<P>,
         bytes: Bytes,
-        k: &mut [u8],
-        out: &mut [i64],
+        k: &mut u8,
+        out: &mut i64,
         bad: &mut u32,
     ) -> u8 {
-        let wk = w & 0x3f;
-        let n = if row.n > 0 { k[at - row.n] } else { wk };
-        let bk = if row.b > 0 { k[at - row.b] } else { n };
-        let cx = match M & JOINT {
-            0 => context(wk, n, bk),
-            _ => context(wk, n, bk) + CONTEXTS * (w >> 6) as usize,
-        };
-        let b = t.base[cx];
+        let a = if FAST { 2 } else { alpha };
+        // At most 63 (see `neighbours`), the sign's code above it.
+        let c = (a * (w & 0x3f) as u32 + pre as u32) >> 2;
+        let g = if M & JOINT != 0 { (w & 0xc0) as u32 } else { 0 };
+        let b = t.base[(c | g) as usize & 0xff];
         *bad |= b >> 31;
         let slot = self.x & ((1 << P) - 1);
         let e = t.slots[(b & 0x7fff_ffff) as usize + slot as usize];
@@ -257,17 +342,24 @@ impl Coder {
         // From x >= 2^(23 − P) two bytes always suffice (P <= 12).
         refill(&mut self.x, &mut self.pos, bytes.rans);
         let s = sym & 0x3f;
-        k[at] = s;
-        // The raw bits below the leading one, but a sign coded otherwise: in its own stream
-        // (`later`, added by `SignRun`) or in the symbol (negative where its code is 0).
-        let later = (M & SIGNED != 0 && s >= 2) as u32;
-        let held = (M & JOINT != 0 && s >= 2) as u32;
-        let nb = (s as u32).saturating_sub(1) - later - held;
+        *k = s;
+        // The raw bits below the leading one, but a sign coded otherwise.
+        // Written without `saturating_sub`, which the compiler made a branch.
+        let nb = s as u32 - (s != 0) as u32 - (M != 0 && s >= 2) as u32;
         let raw = read_bits(bytes.bits, self.bit_pos, nb);
         self.bit_pos += nb as usize;
-        let neg = held & (sym < 0x40) as u32;
-        let z = ((1u64 << s) >> 1) | raw << (later | held) | neg as u64;
-        out[at] = if later == 1 { z as i64 } else { unzigzag(z) };
+        *out = match M {
+            // In the symbol, negative where its code is 0 (class 1 is −1): the zigzagged value
+            // 2^(s−1) | raw << 1 | negative, unzigzagged.
+            JOINT => (((1u64 << s) >> 2) | raw) as i64 ^ -((sym < 0x40) as i64),
+            // In its own stream, added by `SignRun` to classes 2 and more (left zigzagged;
+            // chosen by a mask, not a branch: classes are hard to foretell); class 1 is −1.
+            SIGNED => {
+                let m = -((s >= 2) as i64);
+                ((((1u64 << s) >> 1) | raw << 1) as i64 & m) | (-(s as i64) & !m)
+            }
+            _ => unzigzag(((1u64 << s) >> 1) | raw),
+        };
         sym
     }
 }
@@ -372,6 +464,7 @@ fn decode_rows<const P: u32, const M: u8>(
     let mut bad = 0;
     let both = b.as_ref().map_or(0, |b| b.k.len());
     let (mut at, mut w, mut wb) = (0, FRESH, FRESH);
+    let (mut pre_a, mut pre_b) = ([0u8; RUN], [0u8; RUN]);
     while at < a.k.len() {
         let (end_a, row_a, fresh_a) = a.row(at, shape);
         let end_a = end_a.min(at + RUN);
@@ -381,17 +474,23 @@ fn decode_rows<const P: u32, const M: u8>(
                 let (end_b, row_b, fresh_b) = b.row(at, shape);
                 wb = if fresh_b { FRESH } else { wb };
                 let end = end_a.min(end_b);
-                let (mut ca, mut cb) = (a.coder, b.coder);
-                let (ba, ka, oa) = (a.bytes, &mut *a.k, &mut *a.out);
-                let (bb, kb, ob) = (b.bytes, &mut *b.k, &mut *b.out);
-                for i in at..end {
-                    w = ca.step::<P, M>(i, w, row_a, t, ba, ka, oa, &mut bad);
-                    wb = cb.step::<P, M>(i, wb, row_b, t, bb, kb, ob, &mut bad);
-                }
-                (a.coder, b.coder) = (ca, cb);
+                let (pa, pb) = (&mut pre_a[..end - at], &mut pre_b[..end - at]);
+                let alpha = [
+                    a.neighbours(at..end, row_a, pa),
+                    b.neighbours(at..end, row_b, pb),
+                ];
+                let ra = a.run(at..end, pa, alpha[0], w);
+                let rb = Some(b.run(at..end, pb, alpha[1], wb));
+                let ((ca, la), done_b) = match alpha == [2, 2] {
+                    true => ra.decode::<P, M, true>(rb, t, &mut bad),
+                    false => ra.decode::<P, M, false>(rb, t, &mut bad),
+                };
+                let (cb, lb) = done_b.unwrap();
+                (a.coder, b.coder, w, wb) = (ca, cb, la, lb);
                 if M & SIGNED != 0 {
-                    let mut ra = SignRun::new(a.signs, ba.signs, at..end, fresh_a, row_a, ka, oa);
-                    let mut rb = SignRun::new(b.signs, bb.signs, at..end, fresh_b, row_b, kb, ob);
+                    let (ba, bb) = (a.bytes.signs, b.bytes.signs);
+                    let mut ra = SignRun::new(a.signs, ba, at..end, fresh_a, row_a, a.k, a.out);
+                    let mut rb = SignRun::new(b.signs, bb, at..end, fresh_b, row_b, b.k, b.out);
                     signs(&mut ra, Some(&mut rb), probs);
                     (a.signs, b.signs) = (ra.dec, rb.dec);
                 }
@@ -399,7 +498,20 @@ fn decode_rows<const P: u32, const M: u8>(
                 at = end;
             }
             None => {
-                w = a.decode::<P, M>(at, end_a, fresh_a, w, row_a, t, probs, &mut bad);
+                let pa = &mut pre_a[..end_a - at];
+                let alpha = a.neighbours(at..end_a, row_a, pa);
+                let ra = a.run(at..end_a, pa, alpha, w);
+                ((a.coder, w), _) = match alpha {
+                    2 => ra.decode::<P, M, true>(None, t, &mut bad),
+                    _ => ra.decode::<P, M, false>(None, t, &mut bad),
+                };
+                if M & SIGNED != 0 {
+                    let bytes = a.bytes.signs;
+                    let mut run =
+                        SignRun::new(a.signs, bytes, at..end_a, fresh_a, row_a, a.k, a.out);
+                    signs(&mut run, None, probs);
+                    a.signs = run.dec;
+                }
                 at = end_a;
             }
         }
@@ -439,10 +551,7 @@ pub(in super::super) fn decode_lanes(
     };
     let mut a = Lane::new(lane(0, bits_a), 0, ka, oa)?;
     let mut b = Lane::new(lane(1, r.rest()), split, kb, ob)?;
-    let t = Tables::<PROB_BITS> {
-        slots: &slots,
-        base: &base,
-    };
+    let t = Tables::<PROB_BITS>::new(&slots, &base);
     let p = probs.unwrap_or(Probs::from_bytes([128; SIGNS]));
     let lanes = (&mut a, Some(&mut b));
     match f {
@@ -481,10 +590,7 @@ pub(in super::super) fn decode_v1(
         bits: r.rest(),
     };
     let mut lane = Lane::new(bytes, 0, &mut k, &mut out)?;
-    let t = Tables::<V1_PROB_BITS> {
-        slots: &slots,
-        base: &base,
-    };
+    let t = Tables::<V1_PROB_BITS>::new(&slots, &base);
     decode_rows::<V1_PROB_BITS, 0>(&mut lane, None, shape, &t, &Probs::from_bytes([128; SIGNS]))?;
     lane.finish(false)?;
     Ok(out)
