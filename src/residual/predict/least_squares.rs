@@ -120,6 +120,41 @@ fn ls_row<const DECODE: bool>(
     }
 }
 
+/// The row that row `j` of plane `i`, on a face of the block (`i` or `j` 0), takes its faces'
+/// rule from: the north or behind row (whichever exists, read from `done`, the values before
+/// the row), or none.
+fn face_up(done: &[i64], shape: [usize; 3], i: usize, j: usize) -> Option<&[i64]> {
+    let [_, b, c] = shape;
+    let row = (i * b + j) * c;
+    match (i, j) {
+        (0, 0) => None,
+        (0, _) => Some(&done[row - c..row]),
+        _ => (j == 0).then(|| &done[row - b * c..row - b * c + c]),
+    }
+}
+
+/// The faces' rule (Lorenzo over the axes present) on a row on a face of the block, in place:
+/// with one neighbouring row `up`, value k is predicted as up[k] + west − up[k−1] (up[0] for
+/// the first), without, as west (0 for the first); so the row less `up` is the running sum of
+/// the residuals. `DECODE` adds the predictions to `cur`, otherwise subtracts them (`orig` the
+/// original row; unused when decoding). The same wrapping integers as [`ls_boundary`] per value.
+fn face_row<const DECODE: bool>(cur: &mut [i64], orig: &[i64], up: Option<&[i64]>) {
+    let len = cur.len();
+    let up = |k: usize| up.map_or(0, |u| u[k]);
+    // The row less `up` at the value before.
+    let mut acc = 0i64;
+    for k in 0..len {
+        if DECODE {
+            acc = acc.wrapping_add(cur[k]);
+            cur[k] = acc.wrapping_add(up(k));
+        } else {
+            let d = orig[k].wrapping_sub(up(k));
+            cur[k] = d.wrapping_sub(acc);
+            acc = d;
+        }
+    }
+}
+
 /// Residuals of the least-squares predictor (every prediction reads the original `q`).
 fn ls_forward(q: &[i64], shape: [usize; 3], coef: &[i16; 7], par: bool) -> Vec<i64> {
     let [_, b, c] = shape;
@@ -141,6 +176,8 @@ fn ls_forward(q: &[i64], shape: [usize; 3], coef: &[i16; 7], par: bool) -> Vec<i
                 );
                 // The row's first value has no west neighbour: Lorenzo.
                 cur[0] = q[row].wrapping_sub(ls_boundary(q, shape, i, j, 0));
+            } else if i == 0 || j == 0 {
+                face_row::<false>(cur, &q[row..row + c], face_up(q, shape, i, j));
             } else {
                 for (k, v) in cur.iter_mut().enumerate() {
                     *v = q[row + k].wrapping_sub(ls_boundary(q, shape, i, j, k));
@@ -174,6 +211,9 @@ fn ls_inverse(q: &mut [i64], shape: [usize; 3], coef: &[i16; 7]) {
                     &done[row - plane..row - plane + c],
                     &done[row - plane - c..row - plane],
                 );
+            } else if i == 0 || j == 0 {
+                let (done, rest) = q.split_at_mut(row);
+                face_row::<true>(&mut rest[..c], &[], face_up(done, shape, i, j));
             } else {
                 for k in 0..c {
                     let idx = row + k;
@@ -295,6 +335,17 @@ mod tests {
         let mut back = r.clone();
         ls_inverse(&mut back, shape, &coef);
         assert_eq!(back, q);
+        // The faces' rows follow the per-value rule.
+        for (idx, &v) in r.iter().enumerate() {
+            let (i, j, k) = (idx / 63, (idx / 9) % 7, idx % 9);
+            if i == 0 || j == 0 || k == 0 {
+                assert_eq!(
+                    v,
+                    q[idx].wrapping_sub(ls_boundary(&q, shape, i, j, k)),
+                    "{idx}"
+                );
+            }
+        }
         // Hostile coefficients wrap instead of panicking, and still invert.
         let wild = [i16::MAX, i16::MIN, 7, -7, 0, 1, -1];
         let mut b = ls_forward(&q, shape, &wild, true);
