@@ -367,7 +367,8 @@ impl Coder {
 /// A run of a lane's row whose signs are being decoded, after its classes: its values
 /// (zigzagged without their signs until then) and classes, its neighbours in the previous row
 /// and plane (zeros where missing), the sign decoder and the sign before, as masks (all ones
-/// in the first if negative, in the second if positive; 0 in both at the row's start).
+/// in the first if negative, in the second if positive; 0 in both at the row's start). Slices
+/// of one length.
 struct SignRun<'r> {
     dec: binary::Decoder,
     bytes: &'r [u8],
@@ -422,26 +423,34 @@ impl<'r> SignRun<'r> {
             return;
         }
         let nb = binary::sign_context(-1, self.north[i].signum(), self.behind[i].signum());
-        let one = self
-            .dec
-            .get(self.bytes, probs.after(self.w.0, self.w.1, nb));
+        let p = probs.after(self.w.0, self.w.1, nb);
+        let one = self.dec.get(self.bytes, p);
         self.cur[i] = unzigzag(self.cur[i] as u64 | (one & 1) as u64);
         self.w = (one, !one);
     }
 }
 
 /// Adds the modelled signs to the runs of one lane or two (side by side, so that their serial
-/// chains overlap).
-fn signs(a: &mut SignRun, b: Option<&mut SignRun>, probs: &Probs) {
+/// chains overlap), and returns their decoders. The runs are taken by value so that their
+/// states stay in registers.
+fn signs(
+    mut a: SignRun,
+    b: Option<SignRun>,
+    probs: &Probs,
+) -> (binary::Decoder, Option<binary::Decoder>) {
     let len = a.cur.len();
     match b {
-        Some(b) => {
+        Some(mut b) => {
             for i in 0..len.min(b.cur.len()) {
                 a.step(i, probs);
                 b.step(i, probs);
             }
+            (a.dec, Some(b.dec))
         }
-        None => (0..len).for_each(|i| a.step(i, probs)),
+        None => {
+            (0..len).for_each(|i| a.step(i, probs));
+            (a.dec, None)
+        }
     }
 }
 
@@ -489,10 +498,10 @@ fn decode_rows<const P: u32, const M: u8>(
                 (a.coder, b.coder, w, wb) = (ca, cb, la, lb);
                 if M & SIGNED != 0 {
                     let (ba, bb) = (a.bytes.signs, b.bytes.signs);
-                    let mut ra = SignRun::new(a.signs, ba, at..end, fresh_a, row_a, a.k, a.out);
-                    let mut rb = SignRun::new(b.signs, bb, at..end, fresh_b, row_b, b.k, b.out);
-                    signs(&mut ra, Some(&mut rb), probs);
-                    (a.signs, b.signs) = (ra.dec, rb.dec);
+                    let ra = SignRun::new(a.signs, ba, at..end, fresh_a, row_a, a.k, a.out);
+                    let rb = SignRun::new(b.signs, bb, at..end, fresh_b, row_b, b.k, b.out);
+                    let (da, db) = signs(ra, Some(rb), probs);
+                    (a.signs, b.signs) = (da, db.unwrap_or(b.signs));
                 }
                 b.overrun()?;
                 at = end;
@@ -507,10 +516,8 @@ fn decode_rows<const P: u32, const M: u8>(
                 };
                 if M & SIGNED != 0 {
                     let bytes = a.bytes.signs;
-                    let mut run =
-                        SignRun::new(a.signs, bytes, at..end_a, fresh_a, row_a, a.k, a.out);
-                    signs(&mut run, None, probs);
-                    a.signs = run.dec;
+                    let run = SignRun::new(a.signs, bytes, at..end_a, fresh_a, row_a, a.k, a.out);
+                    a.signs = signs(run, None, probs).0;
                 }
                 at = end_a;
             }
