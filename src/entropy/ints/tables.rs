@@ -265,9 +265,16 @@ impl EncSymbol {
     /// Encodes the symbol into the state `x`, renormalizing into `out` (which is reversed at
     /// the end).
     #[inline(always)]
-    pub(super) fn put(&self, x: &mut u32, out: &mut Vec<u8>) {
+    pub(super) fn put(&self, x: &mut u32, out: &mut RansBytes) {
+        // The first byte without a branch (whether a symbol needs one is hard to foretell):
+        // written either way, and kept where needed.
+        out.room();
+        let first = (*x >= self.x_max) as u32;
+        out.keep(*x as u8, first);
+        *x >>= first << 3;
+        // A second only for a rare symbol.
         while *x >= self.x_max {
-            out.push(*x as u8);
+            out.keep(*x as u8, 1);
             *x >>= 8;
         }
         let q = (((*x as u64 * self.rcp as u64) >> 32) as u32) >> self.shift;
@@ -277,11 +284,47 @@ impl EncSymbol {
     }
 }
 
+/// A rANS encoder's bytes as it writes them (backwards): `len` of them kept in `buf`, which
+/// has room for a symbol's bytes beyond them so that one can be written before it is known
+/// whether it is kept.
+#[derive(Default)]
+pub(super) struct RansBytes {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+impl RansBytes {
+    pub(super) fn with_capacity(bytes: usize) -> RansBytes {
+        RansBytes {
+            buf: vec![0; bytes.max(16)],
+            len: 0,
+        }
+    }
+
+    /// Room for a symbol's bytes (at most 2, as the probabilities have at most 12 bits).
+    #[inline(always)]
+    fn room(&mut self) {
+        if self.len + 4 > self.buf.len() {
+            self.buf.resize(2 * self.buf.len() + 16, 0);
+        }
+    }
+
+    /// Writes `byte` after those kept, and keeps it if `keep` is 1.
+    #[inline(always)]
+    fn keep(&mut self, byte: u8, keep: u32) {
+        self.buf[self.len] = byte;
+        self.len += keep as usize;
+    }
+}
+
 /// Ends a rANS encoder's bytes (written backwards): its final state, then all reversed, so the
 /// decoder reads the state first, big-endian, and the bytes in the order it needs them.
-pub(super) fn finish_rans(out: &mut Vec<u8>, x: u32) {
-    out.extend_from_slice(&x.to_le_bytes());
-    out.reverse();
+pub(super) fn finish_rans(out: RansBytes, x: u32) -> Vec<u8> {
+    let mut bytes = out.buf;
+    bytes.truncate(out.len);
+    bytes.extend_from_slice(&x.to_le_bytes());
+    bytes.reverse();
+    bytes
 }
 
 /// A normalized frequency table (sums to 2^prob_bits where used).
@@ -393,9 +436,9 @@ mod tests {
                 if x >= e.x_max {
                     continue;
                 }
-                let (mut y, mut out) = (x, Vec::new());
+                let (mut y, mut out) = (x, RansBytes::default());
                 e.put(&mut y, &mut out);
-                assert!(out.is_empty());
+                assert_eq!(out.len, 0);
                 assert_eq!(
                     y,
                     ((x / freq) << bits) + (x % freq) + start,

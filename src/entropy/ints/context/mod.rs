@@ -14,8 +14,8 @@ mod decode;
 
 use super::binary::{self, Probs, SIGNS};
 use super::tables::{
-    coded_bytes, finish_rans, write_tables, EncSymbol, TableLayout, CONTEXTS, JOINT_CONTEXTS,
-    PROB_BITS, RANS_L, SYMBOLS,
+    coded_bytes, finish_rans, write_tables, EncSymbol, RansBytes, TableLayout, CONTEXTS,
+    JOINT_CONTEXTS, PROB_BITS, RANS_L, SYMBOLS,
 };
 use super::{class, zigzag, CONTEXT_SIGNS};
 use crate::format::payload::put_varint;
@@ -370,22 +370,18 @@ pub(super) fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool)
     let rans = || {
         // rANS runs backwards, both lanes in one loop so their serial chains overlap; lane A
         // is at least as long as lane B, and its extra values come last.
-        let mut bytes = [split, n - split].map(|len| Vec::with_capacity(len / 2 + 16));
+        let [mut ba, mut bb] = [split, n - split].map(|len| RansBytes::with_capacity(len / 2));
         let [mut xa, mut xb] = [RANS_L; 2];
         let sym = |idx: usize| &enc[ctx[idx] as usize][syms[idx] as usize];
         let len_b = n - split;
-        let [ba, bb] = &mut bytes;
         for t in (len_b..split).rev() {
-            sym(t).put(&mut xa, ba);
+            sym(t).put(&mut xa, &mut ba);
         }
         for t in (0..len_b).rev() {
-            sym(t).put(&mut xa, ba);
-            sym(split + t).put(&mut xb, bb);
+            sym(t).put(&mut xa, &mut ba);
+            sym(split + t).put(&mut xb, &mut bb);
         }
-        for (b, x) in bytes.iter_mut().zip([xa, xb]) {
-            finish_rans(b, x);
-        }
-        bytes
+        [finish_rans(ba, xa), finish_rans(bb, xb)]
     };
     // The raw bits, forwards: those below the leading one (none below classes 0 and 1) but a
     // sign coded otherwise.
