@@ -116,23 +116,31 @@ pub(crate) fn encode(r: &[i64], shape: [usize; 3], out: &mut Vec<u8>, par: bool)
 }
 
 /// Decodes what [`encode`] (or another coder) wrote for a block of `shape`.
+/// A block that claims more values than its bytes can hold is refused before its buffers are
+/// allocated (the context coder's decoders check once they have read their tables).
 pub(crate) fn decode(payload: &[u8], shape: [usize; 3]) -> Result<Vec<i64>> {
     let n: usize = shape.iter().product();
-    // A block that claims more values than its bytes can hold is refused before its buffers
-    // are allocated.
-    if let Some(cap) = max_values(payload)?.filter(|&cap| n as u64 > cap) {
-        return Err(Error::corrupt(format!(
-            "{n} values claimed, but {} bytes of coded integers hold at most {cap}",
-            payload.len()
-        )));
-    }
     let mut r = PayloadReader::new(payload);
     match r.bytes(1)?[0] {
         CONTEXT_SIGNS => context::decode_lanes(r, shape, n, Layout::Signs),
         CONTEXT => context::decode_lanes(r, shape, n, Layout::Lanes),
         CONTEXT_V1 => context::decode_v1(r, shape, n),
-        PLANES => planes::decode(r, n),
+        PLANES => {
+            refuse_beyond(n, max_values(payload)?, payload.len())?;
+            planes::decode(r, n)
+        }
         other => Err(Error::corrupt(format!("unknown integer coder {other}"))),
+    }
+}
+
+/// An error where `n` values are claimed of `bytes` (the rest of a payload) that hold at most
+/// `cap` (None: no limit).
+fn refuse_beyond(n: usize, cap: Option<u64>, bytes: usize) -> Result<()> {
+    match cap.filter(|&cap| n as u64 > cap) {
+        Some(cap) => Err(Error::corrupt(format!(
+            "{n} values claimed, but {bytes} bytes of coded integers hold at most {cap}"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -279,6 +287,12 @@ mod tests {
         let mut d = n.clone();
         d[2] = 0;
         assert!(decode(&d, shape).is_err());
+        // A block far larger than the bytes can hold is refused before its buffers are
+        // allocated (2^33 values would take 72 GiB).
+        for coded in [&a, &n, &b] {
+            let err = decode(coded, [1 << 11; 3]).unwrap_err().to_string();
+            assert!(err.contains("values claimed"), "{err}");
+        }
     }
 
     #[test]

@@ -161,18 +161,16 @@ pub(super) fn read_tables(
     Ok(tables)
 }
 
-/// Reads the tables and lays out their decoding slots, those of the contexts in use only, one
-/// after the other; returns the slots and each context's first slot (top bit set: absent).
-/// A slot holds what the decoder needs of the symbol (`low` of it, bits 0-7), its frequency
-/// minus one (8-19; a lone symbol at 12 bits has 2^12) and its start (20-31), so one load per
-/// value gives all three.
-pub(super) fn read_slots(
-    r: &mut PayloadReader,
+/// Lays out the decoding slots of `tables` (those of the contexts in use, as [`read_tables`]
+/// gives them), one after the other; returns the slots and each context's first slot (top bit
+/// set: absent). A slot holds what the decoder needs of the symbol (`low` of it, bits 0-7), its
+/// frequency minus one (8-19; a lone symbol at 12 bits has 2^12) and its start (20-31), so one
+/// load per value gives all three.
+pub(super) fn slots(
+    tables: &[(usize, Table)],
     prob_bits: u32,
-    layout: TableLayout,
     low: impl Fn(u8) -> u8,
-) -> Result<(Vec<u32>, [u32; JOINT_CONTEXTS])> {
-    let tables = read_tables(r, prob_bits, layout)?;
+) -> (Vec<u32>, [u32; JOINT_CONTEXTS]) {
     let size = 1usize << prob_bits;
     let mut base = [1u32 << 31; JOINT_CONTEXTS];
     let mut slots = vec![0u32; tables.len().max(1) * size];
@@ -187,7 +185,7 @@ pub(super) fn read_slots(
             }
         }
     }
-    Ok((slots, base))
+    (slots, base)
 }
 
 /// Weight codes: 0 for an absent symbol, else a 1-byte floating-point approximation of the

@@ -2,8 +2,8 @@
 
 use super::super::binary::{self, Probs, SIGNS};
 use super::super::tables::{
-    rans_capacity, read_slots, read_tables, refill, TableLayout, CONTEXTS, JOINT_CONTEXTS,
-    PROB_BITS, RANS_L, V1_PROB_BITS,
+    rans_capacity, read_tables, refill, slots, TableLayout, CONTEXTS, JOINT_CONTEXTS, PROB_BITS,
+    RANS_L, V1_PROB_BITS,
 };
 use super::super::unzigzag;
 use super::{joint_class, lane_split, row_of, tables_of, Row, JOINT, SIGNED};
@@ -534,13 +534,17 @@ pub(in super::super) fn decode_lanes(
     n: usize,
     layout: Layout,
 ) -> Result<Vec<i64>> {
+    let held = r.rest().len();
     let (f, probs) = match layout {
         Layout::Signs => flags(&mut r)?,
         _ => (0, None),
     };
     let signed = probs.is_some();
-    let (slots, base) = read_slots(&mut r, PROB_BITS, tables_of(f), |s| slot_symbol(f, s))?;
+    let tables = read_tables(&mut r, PROB_BITS, tables_of(f))?;
     let rans = [r.chunk()?, r.chunk()?];
+    let lens = rans.map(|l| l.len());
+    super::super::refuse_beyond(n, rans_capacity(&tables, PROB_BITS, &lens), held)?;
+    let (slots, base) = slots(&tables, PROB_BITS, |s| slot_symbol(f, s));
     let signs = match signed {
         true => [r.chunk()?, r.chunk()?],
         false => [&[][..]; 2],
@@ -587,8 +591,12 @@ pub(in super::super) fn decode_v1(
     shape: [usize; 3],
     n: usize,
 ) -> Result<Vec<i64>> {
-    let (slots, base) = read_slots(&mut r, V1_PROB_BITS, TableLayout::CLASSES, |s| s)?;
+    let held = r.rest().len();
+    let tables = read_tables(&mut r, V1_PROB_BITS, TableLayout::CLASSES)?;
     let rans = r.chunk()?;
+    let cap = rans_capacity(&tables, V1_PROB_BITS, &[rans.len()]);
+    super::super::refuse_beyond(n, cap, held)?;
+    let (slots, base) = slots(&tables, V1_PROB_BITS, |s| s);
     let mut k = try_vec::<u8>(n, "decoding")?;
     let mut out = scratch::I64.try_filled(n, "decoding")?;
     let bytes = Bytes {
