@@ -323,12 +323,9 @@ impl Codec {
                 dtype.extend_f64s(&raw, &mut values);
                 let specials = Specials::find(&raw, dtype, fill, &mut values);
                 let block = BlockValues {
-                    values: &values,
-                    specials: &specials,
-                    shape: b.shape,
-                    dtype,
                     nglr: net.as_deref(),
                     recon: step.is_some(),
+                    ..BlockValues::new(&values, &specials, b.shape, dtype)
                 };
                 let previous = reference.map(|r| {
                     let p = previous::previous_values(r, dtype, &grid, &b);

@@ -140,6 +140,30 @@ pub(crate) struct BlockValues<'a> {
     /// Whether the caller wants the reconstruction's element bytes (a chain of steps keeps
     /// them as the next step's base).
     pub recon: bool,
+    /// The least and greatest finite values ([`crate::bound::finite_min_max_of`]), found once
+    /// for the coders that set their offset by them.
+    pub range: (f64, f64),
+}
+
+impl<'a> BlockValues<'a> {
+    /// A block of `values` (with their special values `specials`), coded without NGLR and
+    /// without keeping the reconstruction.
+    pub(crate) fn new(
+        values: &'a [f64],
+        specials: &'a Specials,
+        shape: [usize; 3],
+        dtype: ElementType,
+    ) -> BlockValues<'a> {
+        BlockValues {
+            values,
+            specials,
+            shape,
+            dtype,
+            nglr: None,
+            recon: false,
+            range: crate::bound::finite_min_max_of(values),
+        }
+    }
 }
 
 /// What a coder made of a block: its stagings (several for one reconstruction: LBRC with and

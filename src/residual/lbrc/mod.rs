@@ -16,7 +16,7 @@ use super::predict::{self, nglr, Predictor};
 use super::specials::{self, Specials};
 use super::{Base, BlockValues, Integers, Recon, ResidualCoder, Staged};
 use crate::base::{frame, previous, Decoder};
-use crate::bound::{finite_min_max, finite_min_max_of, initial_step, BlockBound, ErrorStats};
+use crate::bound::{finite_min_max, initial_step, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::entropy::ints;
 use crate::error::{Error, Result};
@@ -58,14 +58,7 @@ pub fn encode(
     par: bool,
 ) -> Option<(Payload, ErrorStats)> {
     let specials = Specials::of(values, dtype);
-    let block = BlockValues {
-        values,
-        specials: &specials,
-        shape,
-        dtype,
-        nglr: None,
-        recon: false,
-    };
+    let block = BlockValues::new(values, &specials, shape, dtype);
     let (prepared, stats, _) = prepare(&block, None, bound, par)?;
     let coded = match prepared {
         Prepared::Constant(p) => Payload::Constant(p),
@@ -165,11 +158,12 @@ pub(crate) fn prepare(
         dtype,
         nglr,
         recon,
+        range,
     } = *block;
     debug_assert_eq!(values.len(), shape.iter().product::<usize>());
     let par = par && values.len() >= PAR_MIN;
     let (lo, hi) = match base {
-        None => finite_min_max_of(values),
+        None => range,
         Some(b) => finite_min_max(values.iter().zip(b).map(|(&x, &b)| x - b)),
     };
     let offset = if hi >= lo {

@@ -21,7 +21,7 @@ mod layout;
 use super::round::{float_of, half_away, int_of};
 use super::specials;
 use super::{BlockValues, Integers, ResidualCoder, Staged};
-use crate::bound::{finite_min_max_of, BlockBound, ErrorStats};
+use crate::bound::{BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::entropy::ints;
 use crate::error::{try_vec, Error, Result};
@@ -115,7 +115,7 @@ fn encode(
         dtype,
         ..
     } = *block;
-    let (lo, hi) = finite_min_max_of(values);
+    let (lo, hi) = block.range;
     let standard = Layout::standard(shape, LEVELS);
     if hi < lo || standard.levels() == 0 || !(budget.is_finite() && budget > 0.0) {
         return None;
@@ -517,14 +517,7 @@ mod tests {
 
     fn round_trip(values: &[f64], shape: [usize; 3], budget: f64) -> (Vec<u8>, Vec<f64>) {
         let specials = Specials::of(values, ElementType::F32);
-        let block = BlockValues {
-            values,
-            specials: &specials,
-            shape,
-            dtype: ElementType::F32,
-            nglr: None,
-            recon: false,
-        };
+        let block = BlockValues::new(values, &specials, shape, ElementType::F32);
         let (ints, stats) = encode(&block, budget, false, None).expect("codes");
         assert!(stats.rms() <= budget, "{} > {budget}", stats.rms());
         let payload = ints.finish(IntCoder::Context);
