@@ -173,10 +173,18 @@ pub(crate) fn choose(q: &[i64], shape: [usize; 3]) -> Boxed {
 
 /// Sets `q` at the positions `at` (ascending) to `p`'s prediction there, so that their
 /// residuals are 0: values the decoder overwrites (special values) then cost nearly nothing,
-/// and their neighbours are predicted from a smooth continuation instead of a jump.
+/// and their neighbours are predicted from a smooth continuation instead of a jump. Inside the
+/// block through [`Predictor::predict_interior`] (the general rule, on a quarter of a masked
+/// ocean's values, was a ninth of its compression).
 pub(crate) fn fill(p: &dyn Predictor, q: &mut [i64], shape: [usize; 3], at: &[usize]) {
-    for &i in at {
-        q[i] = p.predict_at(q, shape, i);
+    let [_, b, c] = shape;
+    let plane = b * c;
+    for &idx in at {
+        let (i, in_plane) = (idx / plane, idx % plane);
+        q[idx] = match i > 0 && in_plane >= c && in_plane % c > 0 {
+            true => p.predict_interior(q, idx, c, plane),
+            false => p.predict_at(q, shape, idx),
+        };
     }
 }
 
