@@ -304,6 +304,8 @@ struct Head {
     predictor: predict::Boxed,
 }
 
+/// Reads a payload's head after its offset; `full`: its special values too (else they are only
+/// skipped, for [`max_values`]).
 fn read_head(
     r: &mut PayloadReader,
     offset: f64,
@@ -311,12 +313,16 @@ fn read_head(
     dtype: ElementType,
     version: u16,
     net: Option<&Arc<nglr::Network>>,
+    full: bool,
 ) -> Result<Head> {
     let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
     if !(step.is_finite() && step > 0.0 && offset.is_finite()) {
         return Err(Error::corrupt("bad quantization step or offset"));
     }
-    let specials = specials::read(r, n, dtype, version)?;
+    let specials = match full {
+        true => specials::read(r, n, dtype, version)?,
+        false => specials::skip(r, n, dtype, version).map(|_| Vec::new())?,
+    };
     let predictor = predict::read(r, net)?;
     Ok(Head {
         step,
@@ -336,7 +342,7 @@ pub(crate) fn max_values(
 ) -> Result<Option<u64>> {
     let mut r = PayloadReader::new(payload);
     let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
-    read_head(&mut r, offset, n, dtype, version, net)?;
+    read_head(&mut r, offset, n, dtype, version, net, false)?;
     ints::max_values(r.rest())
 }
 
@@ -478,7 +484,7 @@ pub fn decode(
         step,
         specials,
         predictor,
-    } = read_head(&mut r, offset, n, dtype, version, net)?;
+    } = read_head(&mut r, offset, n, dtype, version, net, true)?;
     // Decoded (and so checked against what the payload can hold) before `out` is allocated.
     let mut q = ints::decode(r.rest(), shape)?;
     let mut out = crate::error::try_vec::<u8>(n * es, "a decoded block")?;

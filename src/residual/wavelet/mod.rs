@@ -423,11 +423,14 @@ struct Head {
     specials: Vec<(usize, u64)>,
 }
 
+/// Reads a payload's head; `full`: its special values too (else they are only skipped, for
+/// [`max_values`]).
 fn read_head(
     r: &mut PayloadReader,
     shape: [usize; 3],
     dtype: ElementType,
     version: u16,
+    full: bool,
 ) -> Result<Head> {
     let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
     let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
@@ -447,7 +450,11 @@ fn read_head(
             "{count} wavelet levels ({layout:?}) for a block of {shape:?}"
         )));
     }
-    let specials = specials::read(r, shape.iter().product(), dtype, version)?;
+    let n = shape.iter().product();
+    let specials = match full {
+        true => specials::read(r, n, dtype, version)?,
+        false => specials::skip(r, n, dtype, version).map(|_| Vec::new())?,
+    };
     Ok(Head {
         offset,
         step,
@@ -465,7 +472,7 @@ pub(crate) fn max_values(
     version: u16,
 ) -> Result<Option<u64>> {
     let mut r = PayloadReader::new(payload);
-    read_head(&mut r, shape, dtype, version)?;
+    read_head(&mut r, shape, dtype, version, false)?;
     ints::max_values(r.rest())
 }
 
@@ -477,7 +484,7 @@ pub fn decode(
     version: u16,
 ) -> Result<Vec<u8>> {
     let mut r = PayloadReader::new(payload);
-    let head = read_head(&mut r, shape, dtype, version)?;
+    let head = read_head(&mut r, shape, dtype, version, true)?;
     // Decoded (and so checked against what the payload can hold) before anything else of the
     // block's size is allocated.
     let q = ints::decode(r.rest(), shape)?;
