@@ -6,7 +6,7 @@ use super::super::tables::{
     RANS_L, V1_PROB_BITS,
 };
 use super::super::unzigzag;
-use super::{joint_class, lane_split, row_of, tables_of, Row, JOINT, SIGNED};
+use super::{joint_class, lane_split, tables_of, Row, Rows, JOINT, SIGNED};
 use crate::error::{try_vec, Error, Result};
 use crate::format::payload::PayloadReader;
 use crate::pipeline::scratch;
@@ -107,12 +107,12 @@ struct Bytes<'a> {
     bits: &'a [u8],
 }
 
-/// One lane of a payload being decoded: its bytes, where it starts in the block, its part of
-/// the classes and of the output, and its decoders' states. The decoder goes through it a row
-/// at a time (a row's neighbours are all present or all missing).
+/// One lane of a payload being decoded: its bytes, its walk through its rows, its part of the
+/// classes and of the output, and its decoders' states. The decoder goes through it a row at a
+/// time (a row's neighbours are all present or all missing).
 struct Lane<'a> {
     bytes: Bytes<'a>,
-    start: usize,
+    rows: Rows,
     k: &'a mut [u8],
     out: &'a mut [i64],
     coder: Coder,
@@ -148,9 +148,11 @@ impl<'t, const P: u32> Tables<'t, P> {
 }
 
 impl<'a> Lane<'a> {
+    /// The lane that starts at `start` in a block of `shape`.
     fn new(
         bytes: Bytes<'a>,
         start: usize,
+        shape: [usize; 3],
         k: &'a mut [u8],
         out: &'a mut [i64],
     ) -> Result<Lane<'a>> {
@@ -161,7 +163,7 @@ impl<'a> Lane<'a> {
         let x = u32::from_be_bytes(head.try_into().unwrap());
         Ok(Lane {
             bytes,
-            start,
+            rows: Rows::new(start, k.len(), shape),
             k,
             out,
             coder: Coder {
@@ -171,12 +173,6 @@ impl<'a> Lane<'a> {
             },
             signs: binary::Decoder::new(bytes.signs),
         })
-    }
-
-    /// The end (lane index) of the row that holds lane index `at`, its neighbours, and whether
-    /// `at` starts it (the class before it is then taken as 0).
-    fn row(&self, at: usize, shape: [usize; 3]) -> (usize, Row, bool) {
-        row_of(self.start, at, self.k.len(), shape)
     }
 
     /// The neighbours' part of the contexts of lane indices `run` (of one row, with neighbours
@@ -466,7 +462,6 @@ static ZEROS: [i64; RUN] = [0; RUN];
 fn decode_rows<const P: u32, const M: u8>(
     a: &mut Lane,
     mut b: Option<&mut Lane>,
-    shape: [usize; 3],
     t: &Tables<P>,
     probs: &Probs,
 ) -> Result<()> {
@@ -475,12 +470,12 @@ fn decode_rows<const P: u32, const M: u8>(
     let (mut at, mut w, mut wb) = (0, FRESH, FRESH);
     let (mut pre_a, mut pre_b) = ([0u8; RUN], [0u8; RUN]);
     while at < a.k.len() {
-        let (end_a, row_a, fresh_a) = a.row(at, shape);
+        let (end_a, row_a, fresh_a) = a.rows.current();
         let end_a = end_a.min(at + RUN);
         w = if fresh_a { FRESH } else { w };
         match b.as_deref_mut().filter(|_| at < both) {
             Some(b) => {
-                let (end_b, row_b, fresh_b) = b.row(at, shape);
+                let (end_b, row_b, fresh_b) = b.rows.current();
                 wb = if fresh_b { FRESH } else { wb };
                 let end = end_a.min(end_b);
                 let (pa, pb) = (&mut pre_a[..end - at], &mut pre_b[..end - at]);
@@ -504,6 +499,7 @@ fn decode_rows<const P: u32, const M: u8>(
                     (a.signs, b.signs) = (da, db.unwrap_or(b.signs));
                 }
                 b.overrun()?;
+                b.rows.advance(end);
                 at = end;
             }
             None => {
@@ -522,6 +518,7 @@ fn decode_rows<const P: u32, const M: u8>(
                 at = end_a;
             }
         }
+        a.rows.advance(at);
         a.overrun()?;
     }
     check_bad(bad)
@@ -560,15 +557,15 @@ pub(in super::super) fn decode_lanes(
         signs: signs[l],
         bits,
     };
-    let mut a = Lane::new(lane(0, bits_a), 0, ka, oa)?;
-    let mut b = Lane::new(lane(1, r.rest()), split, kb, ob)?;
+    let mut a = Lane::new(lane(0, bits_a), 0, shape, ka, oa)?;
+    let mut b = Lane::new(lane(1, r.rest()), split, shape, kb, ob)?;
     let t = Tables::<PROB_BITS>::new(&slots, &base);
     let p = probs.unwrap_or(Probs::from_bytes([128; SIGNS]));
     let lanes = (&mut a, Some(&mut b));
     match f {
-        SIGNED => decode_rows::<PROB_BITS, SIGNED>(lanes.0, lanes.1, shape, &t, &p)?,
-        JOINT => decode_rows::<PROB_BITS, JOINT>(lanes.0, lanes.1, shape, &t, &p)?,
-        _ => decode_rows::<PROB_BITS, 0>(lanes.0, lanes.1, shape, &t, &p)?,
+        SIGNED => decode_rows::<PROB_BITS, SIGNED>(lanes.0, lanes.1, &t, &p)?,
+        JOINT => decode_rows::<PROB_BITS, JOINT>(lanes.0, lanes.1, &t, &p)?,
+        _ => decode_rows::<PROB_BITS, 0>(lanes.0, lanes.1, &t, &p)?,
     }
     a.finish(signed)?;
     b.finish(signed)?;
@@ -604,9 +601,9 @@ pub(in super::super) fn decode_v1(
         signs: &[],
         bits: r.rest(),
     };
-    let mut lane = Lane::new(bytes, 0, &mut k, &mut out)?;
+    let mut lane = Lane::new(bytes, 0, shape, &mut k, &mut out)?;
     let t = Tables::<V1_PROB_BITS>::new(&slots, &base);
-    decode_rows::<V1_PROB_BITS, 0>(&mut lane, None, shape, &t, &Probs::from_bytes([128; SIGNS]))?;
+    decode_rows::<V1_PROB_BITS, 0>(&mut lane, None, &t, &Probs::from_bytes([128; SIGNS]))?;
     lane.finish(false)?;
     Ok(out)
 }

@@ -59,19 +59,60 @@ struct Row {
     b: usize,
 }
 
-/// For lane index `at` of a lane of `len` values starting at `start` in a block of `shape`: the
-/// end of the row that holds it (within the lane), the row's neighbours, and whether `at` starts
-/// the row or the lane (the class before it is then taken as 0). Neighbours before the lane's
-/// start belong to the other lane and count as missing.
-fn row_of(start: usize, at: usize, len: usize, shape: [usize; 3]) -> (usize, Row, bool) {
-    let [_, b, c] = shape;
-    let c = c.max(1);
-    let (row, l) = ((start + at) / c, (start + at) % c);
-    let (i, j) = (row / b.max(1), row % b.max(1));
-    let end = (at + c - l).min(len);
-    let n = if j > 0 && at >= c { c } else { 0 };
-    let b = if i > 0 && at >= b * c { b * c } else { 0 };
-    (end, Row { n, b }, l == 0 || at == 0)
+/// A walk through a lane's rows: the lane of `len` values starts at `start` in a block of
+/// `shape`; `at` is the lane index reached, `l` its place in its row, `j` its row's in its plane
+/// and `i` its plane (kept as the walk goes: divisions per row were a few percent of decoding
+/// blocks of short rows).
+#[derive(Clone, Copy)]
+struct Rows {
+    b: usize,
+    c: usize,
+    len: usize,
+    at: usize,
+    l: usize,
+    j: usize,
+    i: usize,
+}
+
+impl Rows {
+    fn new(start: usize, len: usize, shape: [usize; 3]) -> Rows {
+        let [_, b, c] = shape;
+        let c = c.max(1);
+        let (row, l) = (start / c, start % c);
+        Rows {
+            b,
+            c,
+            len,
+            at: 0,
+            l,
+            j: row % b.max(1),
+            i: row / b.max(1),
+        }
+    }
+
+    /// The end of the row that holds `at` (within the lane), the row's neighbours, and whether
+    /// `at` starts the row or the lane (the class before it is then taken as 0). Neighbours
+    /// before the lane's start belong to the other lane and count as missing.
+    fn current(&self) -> (usize, Row, bool) {
+        let (at, c, plane) = (self.at, self.c, self.b * self.c);
+        let end = (at + c - self.l).min(self.len);
+        let n = if self.j > 0 && at >= c { c } else { 0 };
+        let b = if self.i > 0 && at >= plane { plane } else { 0 };
+        (end, Row { n, b }, self.l == 0 || at == 0)
+    }
+
+    /// Moves on to lane index `to`, at most the end of the current row.
+    fn advance(&mut self, to: usize) {
+        self.l += to - self.at;
+        self.at = to;
+        if self.l == self.c {
+            self.l = 0;
+            self.j += 1;
+            if self.j >= self.b {
+                (self.j, self.i) = (0, self.i + 1);
+            }
+        }
+    }
 }
 
 /// Where the second lane starts: half the rows, or half the values of a single row.
@@ -128,10 +169,10 @@ fn lane_model(
         *kv = class(zigzag(v));
     }
     let (mut seq, mut m) = (vec![0u8; r.len()], 0);
-    let mut at = 0;
-    while at < r.len() {
+    let mut rows_at = Rows::new(start, r.len(), shape);
+    while rows_at.at < r.len() {
         // Each row (or the lane's part of one) starts after a class and sign of 0.
-        let (end, row, _) = row_of(start, at, r.len(), shape);
+        let (at, (end, row, _)) = (rows_at.at, rows_at.current());
         let mut rows = RowModel {
             joint: &mut joint,
             seq: &mut seq,
@@ -144,7 +185,7 @@ fn lane_model(
             (false, false) => rows.row::<false, false>(r, k, ctx, at..end, row),
         }
         m = rows.m;
-        at = end;
+        rows_at.advance(end);
     }
     // The classes' counts from the joint symbols' (one count per value, not two: consecutive
     // values often land on the same count, and each waited on the one before).
@@ -446,5 +487,34 @@ impl BitWriter {
             self.out.push((self.acc << (8 - self.n)) as u8);
         }
         self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rows_walk_finds_each_rows_end_and_neighbours() {
+        for shape in [[3, 5, 7], [1, 1, 9], [2, 1, 9], [4, 3, 1], [2, 3, 4]] {
+            let n: usize = shape.iter().product();
+            let split = lane_split(shape).min(n);
+            for (start, len) in [(0, split), (split, n - split)] {
+                // Walked in steps of at most 3 values, as the decoder cuts long rows.
+                let mut rows = Rows::new(start, len, shape);
+                while rows.at < len {
+                    let (end, row, fresh) = rows.current();
+                    // The same from the position's coordinates.
+                    let [_, b, c] = shape;
+                    let (at, g) = (rows.at, start + rows.at);
+                    let (i, j, l) = (g / (b * c), g / c % b, g % c);
+                    assert_eq!(end, (at + c - l).min(len), "{shape:?} {g}");
+                    assert_eq!(row.n, if j > 0 && at >= c { c } else { 0 });
+                    assert_eq!(row.b, if i > 0 && at >= b * c { b * c } else { 0 });
+                    assert_eq!(fresh, l == 0 || at == 0);
+                    rows.advance(end.min(at + 3));
+                }
+            }
+        }
     }
 }
