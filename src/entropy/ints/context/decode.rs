@@ -267,41 +267,50 @@ struct Run<'r> {
 }
 
 impl Run<'_> {
-    /// Decodes the run's classes and values (their signs too unless SIGNED), and `other`'s (if
-    /// any) side by side so that the two lanes' serial chains overlap; `FAST`: all have alpha
-    /// 2. Returns the coders and last symbols.
+    /// Decodes the run's classes and values (their signs too unless SIGNED); `FAST`: its alpha
+    /// is 2. Returns its coder and last symbol.
     fn decode<const P: u32, const M: u8, const FAST: bool>(
         self,
-        other: Option<Run>,
         t: &Tables<P>,
         bad: &mut u32,
-    ) -> ((Coder, u8), Option<(Coder, u8)>) {
+    ) -> (Coder, u8) {
+        let len = self.pre.len();
+        let (p, k, out) = (self.pre, &mut self.k[..len], &mut self.out[..len]);
+        let (mut c, mut w) = (self.coder, self.w);
+        for i in 0..len {
+            w = c.step::<P, M, FAST>(
+                p[i],
+                self.alpha,
+                w,
+                t,
+                self.bytes,
+                &mut k[i],
+                &mut out[i],
+                bad,
+            );
+        }
+        (c, w)
+    }
+
+    /// [`Run::decode`] of two lanes' runs of one length side by side, so that their serial
+    /// chains overlap; `FAST`: both have alpha 2.
+    fn decode_pair<const P: u32, const M: u8, const FAST: bool>(
+        self,
+        o: Run,
+        t: &Tables<P>,
+        bad: &mut u32,
+    ) -> [(Coder, u8); 2] {
         let len = self.pre.len();
         let (pa, ka, oa) = (self.pre, &mut self.k[..len], &mut self.out[..len]);
-        let (mut ca, mut wa) = (self.coder, self.w);
-        match other {
-            Some(o) => {
-                let (pb, kb, ob) = (&o.pre[..len], &mut o.k[..len], &mut o.out[..len]);
-                let (mut cb, mut wb) = (o.coder, o.w);
-                for i in 0..len {
-                    wa = ca.step::<P, M, FAST>(
-                        pa[i], self.alpha, wa, t, self.bytes, &mut ka[i], &mut oa[i], bad,
-                    );
-                    wb = cb.step::<P, M, FAST>(
-                        pb[i], o.alpha, wb, t, o.bytes, &mut kb[i], &mut ob[i], bad,
-                    );
-                }
-                ((ca, wa), Some((cb, wb)))
-            }
-            None => {
-                for i in 0..len {
-                    wa = ca.step::<P, M, FAST>(
-                        pa[i], self.alpha, wa, t, self.bytes, &mut ka[i], &mut oa[i], bad,
-                    );
-                }
-                ((ca, wa), None)
-            }
+        let (pb, kb, ob) = (&o.pre[..len], &mut o.k[..len], &mut o.out[..len]);
+        let (mut ca, mut wa, mut cb, mut wb) = (self.coder, self.w, o.coder, o.w);
+        for i in 0..len {
+            wa = ca.step::<P, M, FAST>(
+                pa[i], self.alpha, wa, t, self.bytes, &mut ka[i], &mut oa[i], bad,
+            );
+            wb = cb.step::<P, M, FAST>(pb[i], o.alpha, wb, t, o.bytes, &mut kb[i], &mut ob[i], bad);
         }
+        [(ca, wa), (cb, wb)]
     }
 }
 
@@ -426,28 +435,21 @@ impl<'r> SignRun<'r> {
     }
 }
 
-/// Adds the modelled signs to the runs of one lane or two (side by side, so that their serial
-/// chains overlap), and returns their decoders. The runs are taken by value so that their
-/// states stay in registers.
-fn signs(
-    mut a: SignRun,
-    b: Option<SignRun>,
-    probs: &Probs,
-) -> (binary::Decoder, Option<binary::Decoder>) {
-    let len = a.cur.len();
-    match b {
-        Some(mut b) => {
-            for i in 0..len.min(b.cur.len()) {
-                a.step(i, probs);
-                b.step(i, probs);
-            }
-            (a.dec, Some(b.dec))
-        }
-        None => {
-            (0..len).for_each(|i| a.step(i, probs));
-            (a.dec, None)
-        }
+/// Adds the modelled signs to a lane's run, and returns its decoder. The run is taken by value
+/// so that its state stays in registers.
+fn signs(mut a: SignRun, probs: &Probs) -> binary::Decoder {
+    (0..a.cur.len()).for_each(|i| a.step(i, probs));
+    a.dec
+}
+
+/// [`signs`] of two lanes' runs of one length side by side, so that their serial chains
+/// overlap.
+fn sign_pair(mut a: SignRun, mut b: SignRun, probs: &Probs) -> [binary::Decoder; 2] {
+    for i in 0..a.cur.len() {
+        a.step(i, probs);
+        b.step(i, probs);
     }
+    [a.dec, b.dec]
 }
 
 /// Zeros for the neighbours a run lacks.
@@ -483,20 +485,20 @@ fn decode_rows<const P: u32, const M: u8>(
                     a.neighbours(at..end, row_a, pa),
                     b.neighbours(at..end, row_b, pb),
                 ];
-                let ra = a.run(at..end, pa, alpha[0], w);
-                let rb = Some(b.run(at..end, pb, alpha[1], wb));
-                let ((ca, la), done_b) = match alpha == [2, 2] {
-                    true => ra.decode::<P, M, true>(rb, t, &mut bad),
-                    false => ra.decode::<P, M, false>(rb, t, &mut bad),
+                let (ra, rb) = (
+                    a.run(at..end, pa, alpha[0], w),
+                    b.run(at..end, pb, alpha[1], wb),
+                );
+                let [(ca, la), (cb, lb)] = match alpha == [2, 2] {
+                    true => ra.decode_pair::<P, M, true>(rb, t, &mut bad),
+                    false => ra.decode_pair::<P, M, false>(rb, t, &mut bad),
                 };
-                let (cb, lb) = done_b.unwrap();
                 (a.coder, b.coder, w, wb) = (ca, cb, la, lb);
                 if M & SIGNED != 0 {
                     let (ba, bb) = (a.bytes.signs, b.bytes.signs);
                     let ra = SignRun::new(a.signs, ba, at..end, fresh_a, row_a, a.k, a.out);
                     let rb = SignRun::new(b.signs, bb, at..end, fresh_b, row_b, b.k, b.out);
-                    let (da, db) = signs(ra, Some(rb), probs);
-                    (a.signs, b.signs) = (da, db.unwrap_or(b.signs));
+                    [a.signs, b.signs] = sign_pair(ra, rb, probs);
                 }
                 b.overrun()?;
                 b.rows.advance(end);
@@ -506,14 +508,14 @@ fn decode_rows<const P: u32, const M: u8>(
                 let pa = &mut pre_a[..end_a - at];
                 let alpha = a.neighbours(at..end_a, row_a, pa);
                 let ra = a.run(at..end_a, pa, alpha, w);
-                ((a.coder, w), _) = match alpha {
-                    2 => ra.decode::<P, M, true>(None, t, &mut bad),
-                    _ => ra.decode::<P, M, false>(None, t, &mut bad),
+                (a.coder, w) = match alpha {
+                    2 => ra.decode::<P, M, true>(t, &mut bad),
+                    _ => ra.decode::<P, M, false>(t, &mut bad),
                 };
                 if M & SIGNED != 0 {
                     let bytes = a.bytes.signs;
                     let run = SignRun::new(a.signs, bytes, at..end_a, fresh_a, row_a, a.k, a.out);
-                    a.signs = signs(run, None, probs).0;
+                    a.signs = signs(run, probs);
                 }
                 at = end_a;
             }
