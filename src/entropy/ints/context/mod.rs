@@ -169,10 +169,10 @@ fn lane_model(
         *kv = class(zigzag(v));
     }
     let (mut seq, mut m) = (vec![0u8; r.len()], 0);
-    let mut rows_at = Rows::new(start, r.len(), shape);
-    while rows_at.at < r.len() {
+    let mut walk = Rows::new(start, r.len(), shape);
+    while walk.at < r.len() {
         // Each row (or the lane's part of one) starts after a class and sign of 0.
-        let (at, (end, row, _)) = (rows_at.at, rows_at.current());
+        let (at, (end, row, _)) = (walk.at, walk.current());
         let mut rows = RowModel {
             joint: &mut joint,
             seq: &mut seq,
@@ -185,7 +185,7 @@ fn lane_model(
             (false, false) => rows.row::<false, false>(r, k, ctx, at..end, row),
         }
         m = rows.m;
-        rows_at.advance(end);
+        walk.advance(end);
     }
     // The classes' counts from the joint symbols' (one count per value, not two: consecutive
     // values often land on the same count, and each waited on the one before).
