@@ -133,8 +133,8 @@ pub(crate) fn decode(payload: &[u8], shape: [usize; 3]) -> Result<Vec<i64>> {
     }
 }
 
-/// An error where `n` values are claimed of `bytes` (the rest of a payload) that hold at most
-/// `cap` (None: no limit).
+/// An error where `n` values are claimed of `bytes` (a payload's, or what is left of it after
+/// the tables) that hold at most `cap` (None: no limit).
 fn refuse_beyond(n: usize, cap: Option<u64>, bytes: usize) -> Result<()> {
     match cap.filter(|&cap| n as u64 > cap) {
         Some(cap) => Err(Error::corrupt(format!(
