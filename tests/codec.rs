@@ -171,7 +171,7 @@ fn wavelet_stream() -> Vec<u8> {
         .compress(&[3, 12, 20], &v)
         .unwrap();
     let parsed = residuum::internals::format::parse(&s).unwrap();
-    assert_eq!(parsed.version, 10);
+    assert_eq!(parsed.version, 11);
     assert_eq!(
         parsed.entries[0].kind,
         residuum::internals::format::BlockKind::Wavelet
@@ -348,7 +348,7 @@ fn golden_streams_still_decode_identically() {
 
     // (name, codec parameters, shape)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [usize]);
-    let cases: [Case; 18] = [
+    let cases: [Case; 19] = [
         ("lossless_v2_f32", &[("mode", "lossless")], &[9, 10, 11]),
         (
             "nrmse_1e-4_context_f32",
@@ -459,7 +459,7 @@ fn golden_streams_still_decode_identically() {
         // Its first block with special values (their spikes are localized detail: the dyadic
         // layout), its second without (the standard layout). The first of these was written
         // before the step search weighed the faces' coefficients exactly, which chose another
-        // step: it is only decoded now.
+        // step, the second before version 11: both are only decoded now.
         (
             "nrmse_1e-4_wavelet_v10_f32",
             &[
@@ -478,16 +478,31 @@ fn golden_streams_still_decode_identically() {
             ],
             &[16, 20, 33],
         ),
+        // Version 11, written by the current encoder: the same field, its inverse transform
+        // unscaling by multiplication (so other steps and values).
+        (
+            "nrmse_1e-4_wavelet_v11_f32",
+            &[
+                ("nrmse", "1e-4"),
+                ("residual", "wavelet"),
+                ("block", "8x20x33"),
+            ],
+            &[16, 20, 33],
+        ),
     ];
-    // Streams of version 10 by an earlier encoder.
-    let superseded = ["nrmse_1e-4_wavelet_v10_f32"];
+    // Streams of versions 10 and 11 by an earlier encoder (the wavelet's of version 10: the
+    // encoder writes version 11 for them).
+    let superseded = [
+        "nrmse_1e-4_wavelet_v10_f32",
+        "nrmse_1e-4_wavelet_v10_faces_f32",
+    ];
     for (name, params, dims) in cases {
         let n: usize = dims.iter().product();
-        let mut v = match ["v8", "v9", "v10"].iter().any(|v| name.contains(v)) {
+        let mut v = match ["v8", "v9", "v10", "v11"].iter().any(|v| name.contains(v)) {
             true => smooth_golden_values(dims),
             false => golden_values(n as u32),
         };
-        if name.contains("wavelet_v10") {
+        if name.contains("wavelet_v1") {
             for (i, x) in v.iter_mut().enumerate().skip(n / 2) {
                 *x = smooth_at(dims, i);
             }
@@ -516,7 +531,7 @@ fn golden_streams_still_decode_identically() {
             .unwrap();
         }
         let s = std::fs::read(&rsd).unwrap_or_else(|e| panic!("{name}: {e}"));
-        if name.contains("v10") && !superseded.contains(&name) {
+        if ["v10", "v11"].iter().any(|v| name.contains(v)) && !superseded.contains(&name) {
             // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
             for threads in ["1", "2"] {
                 let again = Codec::from_pairs(params.iter().copied().chain([("threads", threads)]))

@@ -29,13 +29,16 @@ use crate::error::{Error, FormatErrorKind, ParameterError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 10;
+pub const FORMAT_VERSION: u16 = 11;
 /// The first version with wavelet blocks.
 const WAVELET_VERSION: u16 = 5;
-/// The version written for lossy streams: the first whose wavelet blocks may use the standard
-/// layout, which older readers do not know (version 9 brought the signs in the context
-/// coder's symbols, version 8 its signs in streams of their own).
+/// The version written for lossy streams without wavelet blocks: the first whose wavelet
+/// blocks may use the standard layout (version 9 brought the signs in the context coder's
+/// symbols, version 8 its signs in streams of their own).
 const VERSION_LOSSY: u16 = 10;
+/// The version written for streams with wavelet blocks: the first whose wavelet inverse
+/// unscales by multiplication, which older readers would decode to other bits.
+const VERSION_WAVELET: u16 = 11;
 /// The version written for lossless streams (raw and zstd blocks only), which version 2
 /// readers decode.
 const VERSION_LOSSLESS: u16 = 2;
@@ -230,11 +233,12 @@ pub fn write_stream(
     }
     let mut w = Writer { buf: out, pos: 0 };
     w.put(&MAGIC);
-    // Version 2 where it suffices, so that older readers decode what they can.
-    let version = if lossy {
-        VERSION_LOSSY
-    } else {
-        VERSION_LOSSLESS
+    // The oldest version that holds the blocks, so that older readers decode what they can.
+    let wavelet = blocks.iter().any(|(k, _)| *k == BlockKind::Wavelet);
+    let version = match (wavelet, lossy) {
+        (true, _) => VERSION_WAVELET,
+        (false, true) => VERSION_LOSSY,
+        (false, false) => VERSION_LOSSLESS,
     };
     w.put(&version.to_le_bytes());
     w.put(&[

@@ -13,10 +13,19 @@ const BETA: f64 = -0.052_980_118_572_961;
 const GAMMA: f64 = 0.882_911_075_530_934;
 const DELTA: f64 = 0.443_506_852_043_971;
 const ZETA: f64 = 1.149_604_398_860_241;
-/// The forward transform's high-band scale: the encoder's coefficients need not be any
-/// particular bits (the decoder's inverse, which divides, is what the encoder verifies), and
-/// a multiplication costs a fraction of a division.
+/// The forward transform's high-band scale, and from format version 11 the inverse's low-band
+/// one: the encoder's coefficients need not be any particular bits (the decoder's inverse is
+/// what the encoder verifies), and a multiplication costs a fraction of a division.
 const INV_ZETA: f64 = 1.0 / ZETA;
+
+/// How the inverse undoes the low bands' scale: dividing by ζ (format versions 5 to 10) or
+/// multiplying by the f64 nearest 1/ζ (from version 11: the divisions were a fifth of the
+/// inverse's time; the two differ in the last bit for about a quarter of values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unscale {
+    Divide,
+    Multiply,
+}
 
 /// Values in a row of the lifting's ring along the first two axes (the ring's 8 rows, 32 KiB,
 /// stay in the first-level cache).
@@ -25,15 +34,18 @@ const ROW: usize = 512;
 /// One level along axis `ax` of the region `ext` (a corner of the block). Along the last
 /// axis each row is lifted split into its bands; along the others, a group of lines at a time
 /// is lifted as rows of contiguous runs, one row per position, in one pass ([`lift_pass`]).
-/// Written back split into low and high bands (or the reverse).
+/// Written back split into low and high bands (or the reverse). The inverse where `undo` is
+/// given, with that unscaling.
 pub(super) fn axis(
     x: &mut [f64],
     shape: [usize; 3],
     ext: [usize; 3],
     ax: usize,
     tmp: &mut Vec<f64>,
-    fwd: bool,
+    undo: Option<Unscale>,
 ) {
+    let fwd = undo.is_none();
+    let unscale = undo.unwrap_or(Unscale::Multiply);
     let [s0, s1] = [shape[1] * shape[2], shape[2]];
     let n = ext[ax];
     let low = n.div_ceil(2);
@@ -56,7 +68,7 @@ pub(super) fn axis(
                         .for_each(|(d, &v)| *d = v);
                     forward_split(tmp, row, low);
                 } else {
-                    inverse_split(row, tmp, low);
+                    inverse_split(row, tmp, low, unscale);
                     let (lo, hi) = tmp.split_at(low);
                     row.iter_mut().step_by(2).zip(lo).for_each(|(d, &v)| *d = v);
                     row[1..]
@@ -101,7 +113,7 @@ pub(super) fn axis(
                 let (to, from) = (&mut row[at..at + seg], &x[x_at..x_at + seg]);
                 match fwd {
                     true => to.copy_from_slice(from),
-                    false => unscaled_copy(to, from, t),
+                    false => unscaled_copy(to, from, t, unscale),
                 }
             }
         };
@@ -173,13 +185,15 @@ fn scaled_copy(dst: &mut [f64], src: &[f64], t: usize) {
     dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * c);
 }
 
-/// `src` into `dst` with the inverse's: low rows divided by ZETA, high rows multiplied by it.
+/// `src` into `dst` with the inverse's: low rows unscaled by `undo`, high rows multiplied by
+/// ZETA.
 #[inline(always)]
-fn unscaled_copy(dst: &mut [f64], src: &[f64], t: usize) {
+fn unscaled_copy(dst: &mut [f64], src: &[f64], t: usize, undo: Unscale) {
     let pairs = dst.iter_mut().zip(src);
-    match t % 2 == 0 {
-        true => pairs.for_each(|(d, &v)| *d = v / ZETA),
-        false => pairs.for_each(|(d, &v)| *d = v * ZETA),
+    match (t % 2 == 0, undo) {
+        (true, Unscale::Divide) => pairs.for_each(|(d, &v)| *d = v / ZETA),
+        (true, Unscale::Multiply) => pairs.for_each(|(d, &v)| *d = v * INV_ZETA),
+        (false, _) => pairs.for_each(|(d, &v)| *d = v * ZETA),
     }
 }
 
@@ -227,14 +241,14 @@ fn forward_split(x: &mut [f64], out: &mut [f64], low: usize) {
 
 /// The inverse of [`forward_split`]: the line `x`, held split, unscaled into `out` and lifted
 /// back there (still split).
-fn inverse_split(x: &[f64], out: &mut [f64], low: usize) {
+fn inverse_split(x: &[f64], out: &mut [f64], low: usize, undo: Unscale) {
     if x.len() == low {
         out.copy_from_slice(x);
         return;
     }
     let (lo, hi) = out.split_at_mut(low);
-    unscaled_copy(lo, &x[..low], 0);
-    unscaled_copy(hi, &x[low..], 1);
+    unscaled_copy(lo, &x[..low], 0, undo);
+    unscaled_copy(hi, &x[low..], 1, undo);
     even(lo, hi, DELTA, true);
     odd(hi, lo, GAMMA, true);
     even(lo, hi, BETA, true);
@@ -282,22 +296,22 @@ mod tests {
     use super::*;
 
     /// The format's lifting (`doc/format.md` §5.10): the four steps and the scaling over `n`
-    /// rows of `m` (or their inverse), one after another in place. What the transform's passes
-    /// must give, bit for bit.
-    fn lift_all(x: &mut [f64], n: usize, m: usize, fwd: bool) {
-        if fwd {
+    /// rows of `m` (or their inverse, with `undo`'s unscaling), one after another in place.
+    /// What the transform's passes must give, bit for bit.
+    fn lift_all(x: &mut [f64], n: usize, m: usize, undo: Option<Unscale>) {
+        let Some(undo) = undo else {
             lift(x, n, m, 1, ALPHA, false);
             lift(x, n, m, 0, BETA, false);
             lift(x, n, m, 1, GAMMA, false);
             lift(x, n, m, 0, DELTA, false);
-            scale(x, n, m, false);
-        } else {
-            scale(x, n, m, true);
-            lift(x, n, m, 0, DELTA, true);
-            lift(x, n, m, 1, GAMMA, true);
-            lift(x, n, m, 0, BETA, true);
-            lift(x, n, m, 1, ALPHA, true);
-        }
+            scale(x, n, m, None);
+            return;
+        };
+        scale(x, n, m, Some(undo));
+        lift(x, n, m, 0, DELTA, true);
+        lift(x, n, m, 1, GAMMA, true);
+        lift(x, n, m, 0, BETA, true);
+        lift(x, n, m, 1, ALPHA, true);
     }
 
     /// Row `t` of `x` (rows of `m`) and its two neighbours, mirrored at the ends.
@@ -319,16 +333,20 @@ mod tests {
     }
 
     /// The final scaling (low rows by ZETA, high rows by 1/ZETA: nearly orthonormal bands), or
-    /// its inverse.
-    fn scale(x: &mut [f64], n: usize, m: usize, inverse: bool) {
+    /// its inverse (the low rows' by `undo`).
+    fn scale(x: &mut [f64], n: usize, m: usize, undo: Option<Unscale>) {
         for (t, row) in x.chunks_exact_mut(m).take(n).enumerate() {
-            match (t % 2 == 0, inverse) {
-                (true, false) | (false, true) => row.iter_mut().for_each(|v| *v *= ZETA),
-                (false, false) => row.iter_mut().for_each(|v| *v *= INV_ZETA),
-                (true, true) => row.iter_mut().for_each(|v| *v /= ZETA),
+            match (t % 2 == 0, undo) {
+                (true, None) | (false, Some(_)) => row.iter_mut().for_each(|v| *v *= ZETA),
+                (false, None) => row.iter_mut().for_each(|v| *v *= INV_ZETA),
+                (true, Some(Unscale::Divide)) => row.iter_mut().for_each(|v| *v /= ZETA),
+                (true, Some(Unscale::Multiply)) => row.iter_mut().for_each(|v| *v *= INV_ZETA),
             }
         }
     }
+
+    /// The forward transform and the inverse of either format.
+    const DIRECTIONS: [Option<Unscale>; 3] = [None, Some(Unscale::Divide), Some(Unscale::Multiply)];
 
     /// `len` scattered values of a magnitude that varies with `n` (1e-3 to 1e3 times ±5).
     fn values(len: usize, n: usize) -> Vec<f64> {
@@ -345,15 +363,16 @@ mod tests {
         for n in 8usize..=41 {
             let m = 3;
             let y = values(n * m, n);
-            for fwd in [true, false] {
+            for undo in DIRECTIONS {
+                let fwd = undo.is_none();
                 let mut reference = y.clone();
-                lift_all(&mut reference, n, m, fwd);
+                lift_all(&mut reference, n, m, undo);
                 let mut pass = vec![0.0; n * m];
                 let mut ring = Vec::new();
                 // Scaled on the way in or out, as the transform's passes do.
-                let load = |t: usize, row: &mut [f64]| match fwd {
-                    true => row.copy_from_slice(&y[t * m..][..m]),
-                    false => unscaled_copy(row, &y[t * m..][..m], t),
+                let load = |t: usize, row: &mut [f64]| match undo {
+                    None => row.copy_from_slice(&y[t * m..][..m]),
+                    Some(u) => unscaled_copy(row, &y[t * m..][..m], t, u),
                 };
                 let store = |t: usize, row: &[f64]| match fwd {
                     true => scaled_copy(&mut pass[t * m..][..m], row, t),
@@ -361,7 +380,7 @@ mod tests {
                 };
                 lift_pass(n, m, fwd, &mut ring, load, store);
                 for (t, (a, b)) in pass.iter().zip(&reference).enumerate() {
-                    assert_eq!(a.to_bits(), b.to_bits(), "n {n}, forward {fwd}, value {t}");
+                    assert_eq!(a.to_bits(), b.to_bits(), "n {n}, {undo:?}, value {t}");
                 }
             }
         }
@@ -372,18 +391,23 @@ mod tests {
         // The decoder's inverse along the last axis runs on split lines: it must give the bits
         // the format specifies (in-place lifting over the interleaved line), for odd and even
         // lengths and values of every magnitude.
-        for n in 8usize..=41 {
+        for (n, undo) in (8usize..=41).flat_map(|n| [(n, Unscale::Divide), (n, Unscale::Multiply)])
+        {
             let low = n.div_ceil(2);
             let y = values(n, n);
             let mut split = vec![0.0; n];
-            inverse_split(&y, &mut split, low);
+            inverse_split(&y, &mut split, low, undo);
             let mut in_place: Vec<f64> = (0..n)
                 .map(|t| y[if t % 2 == 0 { t / 2 } else { low + t / 2 }])
                 .collect();
-            lift_all(&mut in_place, n, 1, false);
+            lift_all(&mut in_place, n, 1, Some(undo));
             for t in 0..n {
                 let s = split[if t % 2 == 0 { t / 2 } else { low + t / 2 }];
-                assert_eq!(s.to_bits(), in_place[t].to_bits(), "n {n}, position {t}");
+                assert_eq!(
+                    s.to_bits(),
+                    in_place[t].to_bits(),
+                    "n {n}, {undo:?}, position {t}"
+                );
             }
         }
     }

@@ -124,7 +124,12 @@ fn compute(n: usize, m: usize, long: usize) -> Vec<f64> {
     let norm = |i: usize| {
         let mut x = vec![0.0; n];
         x[i] = 1.0;
-        inverse(&mut x, [1, 1, n], &Layout::Standard([0, 0, m]));
+        inverse(
+            &mut x,
+            [1, 1, n],
+            &Layout::Standard([0, 0, m]),
+            super::WRITTEN,
+        );
         x.iter().map(|v| v * v).sum::<f64>()
     };
     let mut g = vec![0.0; n];
@@ -175,7 +180,7 @@ mod tests {
     fn norm(pos: [usize; 3], shape: [usize; 3], layout: &Layout) -> f64 {
         let mut y = vec![0.0; shape.iter().product()];
         y[(pos[0] * shape[1] + pos[1]) * shape[2] + pos[2]] = 1.0;
-        inverse(&mut y, shape, layout);
+        inverse(&mut y, shape, layout, super::super::WRITTEN);
         y.iter().map(|a| a * a).sum()
     }
 

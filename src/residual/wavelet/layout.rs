@@ -1,7 +1,7 @@
 //! The arrangement of a block's wavelet levels ([`Layout`]) as passes of the line transform
 //! ([`cdf97`](super::cdf97)) and their inverse.
 
-use super::cdf97::axis;
+use super::cdf97::{axis, Unscale};
 
 /// Shortest axis extent a level still transforms.
 pub(crate) const MIN_LEN: usize = 8;
@@ -71,15 +71,16 @@ pub(crate) fn halve(ext: [usize; 3]) -> [usize; 3] {
 pub(crate) fn forward(x: &mut [f64], shape: [usize; 3], layout: &Layout) {
     let mut tmp = Vec::new();
     for (ext, ax) in passes(shape, layout) {
-        axis(x, shape, ext, ax, &mut tmp, true);
+        axis(x, shape, ext, ax, &mut tmp, None);
     }
 }
 
-/// Inverse of [`forward`] in the same layout: its passes in reverse order.
-pub(crate) fn inverse(x: &mut [f64], shape: [usize; 3], layout: &Layout) {
+/// Inverse of [`forward`] in the same layout (with `undo`'s unscaling): its passes in reverse
+/// order.
+pub(crate) fn inverse(x: &mut [f64], shape: [usize; 3], layout: &Layout, undo: Unscale) {
     let mut tmp = Vec::new();
     for (ext, ax) in passes(shape, layout).into_iter().rev() {
-        axis(x, shape, ext, ax, &mut tmp, false);
+        axis(x, shape, ext, ax, &mut tmp, Some(undo));
     }
 }
 
@@ -142,7 +143,7 @@ mod tests {
             ] {
                 let mut y = x.clone();
                 forward(&mut y, shape, &layout);
-                inverse(&mut y, shape, &layout);
+                inverse(&mut y, shape, &layout, Unscale::Multiply);
                 let err = x
                     .iter()
                     .zip(&y)
@@ -164,7 +165,7 @@ mod tests {
         let norm = |pos: usize| {
             let mut y = vec![0.0; 16 * 32 * 32];
             y[pos] = 1.0;
-            inverse(&mut y, shape, &p);
+            inverse(&mut y, shape, &p, Unscale::Multiply);
             y.iter().map(|a| a * a).sum::<f64>().sqrt()
         };
         for pos in [at(12, 24, 24), at(4, 24, 24), at(12, 8, 24), at(6, 12, 12)] {

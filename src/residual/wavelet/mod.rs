@@ -28,6 +28,7 @@ use crate::error::{try_vec, Error, Result};
 use crate::format::payload::PayloadReader;
 use crate::format::BlockKind;
 use crate::pipeline::scratch;
+use cdf97::Unscale;
 use gains::Gains;
 use layout::{Layout, MAX_LEVELS};
 
@@ -251,6 +252,20 @@ fn layout_byte(layout: &Layout) -> u8 {
 const STANDARD: u8 = 0x80;
 /// The first format version whose wavelet blocks may use the standard layout.
 const LAYOUT_VERSION: u16 = 10;
+/// The first format version whose inverse transform unscales by multiplication.
+const UNSCALE_VERSION: u16 = 11;
+
+/// The inverse transform's unscaling in streams of `version`.
+const fn unscale(version: u16) -> Unscale {
+    if version >= UNSCALE_VERSION {
+        Unscale::Multiply
+    } else {
+        Unscale::Divide
+    }
+}
+
+/// The unscaling of the streams the encoder writes, which its verification reconstructs.
+const WRITTEN: Unscale = unscale(crate::format::FORMAT_VERSION);
 
 /// The wavelet coefficients of `values` less `offset` (special values at the offset: they are
 /// overwritten on decoding, and a constant costs the transform least among the values it
@@ -391,7 +406,7 @@ fn verify(
     values: &[f64],
     dtype: ElementType,
 ) -> ErrorStats {
-    let rec = reconstruct(q, step, offset, shape, layout, dtype);
+    let rec = reconstruct(q, step, offset, shape, layout, dtype, WRITTEN);
     let stats = ErrorStats::between(values, &rec);
     scratch::F64.give(rec);
     stats
@@ -407,10 +422,11 @@ fn reconstruct(
     shape: [usize; 3],
     layout: &Layout,
     dtype: ElementType,
+    undo: Unscale,
 ) -> Vec<f64> {
     let mut x = scratch::F64.take(q.len());
     x.extend(q.iter().map(|&v| float_of(v) * step));
-    layout::inverse(&mut x, shape, layout);
+    layout::inverse(&mut x, shape, layout, undo);
     x.iter_mut().for_each(|v| *v = dtype.round(*v + offset));
     x
 }
@@ -493,7 +509,8 @@ pub fn decode(
     }
     let n = q.len();
     let mut out = try_vec::<u8>(n * dtype.size(), "a decoded block")?;
-    let rec = reconstruct(&q, head.step, head.offset, shape, &head.layout, dtype);
+    let undo = unscale(version);
+    let rec = reconstruct(&q, head.step, head.offset, shape, &head.layout, dtype, undo);
     scratch::I64.give(q);
     for (i, &v) in rec.iter().enumerate() {
         dtype.put_bits(&mut out, i, dtype.bits_of(v));
@@ -506,117 +523,4 @@ pub fn decode(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::params::IntCoder;
-    use crate::residual::Specials;
-
-    fn smooth(shape: [usize; 3]) -> Vec<f64> {
-        let [a, b, c] = shape;
-        (0..a * b * c)
-            .map(|i| {
-                let (x, y, z) = ((i / (b * c)) as f64, ((i / c) % b) as f64, (i % c) as f64);
-                300.0 + (0.11 * x).sin() * 5.0 + (0.07 * y + 0.05 * z).cos() * 3.0
-            })
-            .map(|v| v as f32 as f64)
-            .collect()
-    }
-
-    fn round_trip(values: &[f64], shape: [usize; 3], budget: f64) -> (Vec<u8>, Vec<f64>) {
-        let specials = Specials::of(values, ElementType::F32);
-        let block = BlockValues::new(values, &specials, shape, ElementType::F32);
-        let (ints, stats) = encode(&block, budget, false, None).expect("codes");
-        assert!(stats.rms() <= budget, "{} > {budget}", stats.rms());
-        let payload = ints.finish(IntCoder::Context);
-        let out = decode(&payload, shape, ElementType::F32, LAYOUT_VERSION).unwrap();
-        let dec: Vec<f64> = out
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
-            .collect();
-        (payload, dec)
-    }
-
-    #[test]
-    fn meets_the_rms_budget_on_its_own_reconstruction_and_keeps_nans() {
-        let shape = [12, 30, 41];
-        let mut v = smooth(shape);
-        for i in (0..v.len()).step_by(17) {
-            v[i] = f64::NAN;
-        }
-        for budget in [1e-1, 1e-3, 1e-5] {
-            let (payload, dec) = round_trip(&v, shape, budget);
-            let (mut n, mut sq) = (0, 0.0);
-            for (x, y) in v.iter().zip(&dec) {
-                if x.is_nan() {
-                    assert!(y.is_nan());
-                } else {
-                    n += 1;
-                    sq += (x - y) * (x - y);
-                }
-            }
-            let rms = (sq / n as f64).sqrt();
-            assert!(rms <= budget, "budget {budget}: rms {rms}");
-            assert!(payload.len() < v.len() * 4);
-        }
-    }
-
-    #[test]
-    fn smooth_blocks_cost_less_than_lbrc_at_a_loose_budget() {
-        let shape = [16, 64, 64];
-        let v = smooth(shape);
-        let (payload, _) = round_trip(&v, shape, 1e-3);
-        let bound = BlockBound::Rms(1e-3);
-        let (lbrc, _) = crate::residual::lbrc::encode(
-            &v,
-            shape,
-            bound,
-            ElementType::F32,
-            IntCoder::Context,
-            false,
-        )
-        .unwrap();
-        let crate::residual::lbrc::Payload::Lbrc(lbrc) = lbrc else {
-            panic!("not a constant block")
-        };
-        assert!(
-            payload.len() * 3 < lbrc.len() * 2,
-            "wavelet {} bytes, LBRC {}",
-            payload.len(),
-            lbrc.len()
-        );
-    }
-
-    #[test]
-    fn damaged_heads_are_refused() {
-        let shape = [8, 16, 16];
-        let v = smooth(shape);
-        let (payload, _) = round_trip(&v, shape, 1e-2);
-        let v10 = LAYOUT_VERSION;
-        // Either layout's byte, and too many levels for the shape in either.
-        for (byte, ok) in [
-            (2, true),
-            (3, false),
-            (9, false),
-            (0x82, true),
-            (0x83, false),
-        ] {
-            let mut head = payload.clone();
-            head[16] = byte;
-            assert_eq!(
-                decode(&head, shape, ElementType::F32, v10).is_ok(),
-                ok,
-                "{byte}"
-            );
-        }
-        // The standard layout's flag is unknown before version 10.
-        let mut standard = payload.clone();
-        standard[16] = 0x82;
-        assert!(decode(&standard, shape, ElementType::F32, 9).is_err());
-        let mut bad = payload.clone();
-        bad[8..16].copy_from_slice(&f64::NAN.to_le_bytes());
-        assert!(decode(&bad, shape, ElementType::F32, v10).is_err());
-        for cut in [0, 8, 17, payload.len() - 1] {
-            assert!(decode(&payload[..cut], shape, ElementType::F32, v10).is_err());
-        }
-    }
-}
+mod tests;
