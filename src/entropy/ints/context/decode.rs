@@ -70,20 +70,15 @@ pub(in super::super) fn max_values(r: &mut PayloadReader, layout: Layout) -> Res
     Ok(rans_capacity(&tables, PROB_BITS, &lanes))
 }
 
-/// Reads `nb` ≤ 56 bits at bit position `pos` (MSB first), zeros past the end (which the
-/// caller detects from the final position).
+/// Reads `nb` ≤ 56 bits at bit position `pos` (MSB first) of a [`padded`] stream, zeros past
+/// its end (which the caller detects from the final position).
 #[inline(always)]
 fn peek_bits(buf: &[u8], pos: usize, nb: u32) -> u64 {
     let byte = pos >> 3;
-    let w = match buf.get(byte..byte + 8) {
-        Some(s) => u64::from_be_bytes(s.try_into().unwrap()),
-        None => {
-            let mut t = [0u8; 8];
-            let tail = buf.get(byte..).unwrap_or(&[]);
-            t[..tail.len()].copy_from_slice(tail);
-            u64::from_be_bytes(t)
-        }
-    };
+    // Within the stream the padding holds the 8 bytes read; past it, all is zeros anyway.
+    let w = buf
+        .get(byte..byte + 8)
+        .map_or(0, |s| u64::from_be_bytes(s.try_into().unwrap()));
     // Shifting by 1 then 63 − nb is a shift by 64 − nb that also gives 0 for nb = 0.
     ((w << (pos & 7)) >> 1) >> (63 - nb)
 }
@@ -99,12 +94,22 @@ fn read_bits(buf: &[u8], pos: usize, nb: u32) -> u64 {
 }
 
 /// The byte streams of a lane: classes (rANS), modelled signs (binary rANS; empty where not
-/// modelled) and raw bits.
+/// modelled) and raw bits, [`padded`] (their own length `bits_len`).
 #[derive(Clone, Copy)]
 struct Bytes<'a> {
     rans: &'a [u8],
     signs: &'a [u8],
     bits: &'a [u8],
+    bits_len: usize,
+}
+
+/// `s` followed by 8 zero bytes, so that reading its bits 8 bytes at a time needs no path of
+/// its own for the stream's last 7 bytes (it kept registers from the decoder's loop).
+fn padded(s: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(s.len() + 8);
+    v.extend_from_slice(s);
+    v.resize(s.len() + 8, 0);
+    v
 }
 
 /// One lane of a payload being decoded: its bytes, its walk through its rows, its part of the
@@ -210,8 +215,7 @@ impl<'a> Lane<'a> {
     /// claims more values than it holds is caught here, early.
     fn overrun(&self) -> Result<()> {
         let (c, b) = (&self.coder, &self.bytes);
-        if c.pos > b.rans.len() || c.bit_pos > b.bits.len() * 8 || !self.signs.within(b.signs.len())
-        {
+        if c.pos > b.rans.len() || c.bit_pos > b.bits_len * 8 || !self.signs.within(b.signs.len()) {
             return Err(Error::truncated("lane ends early"));
         }
         Ok(())
@@ -227,7 +231,7 @@ impl<'a> Lane<'a> {
             return Err(Error::corrupt("sign stream does not end where it should"));
         }
         // Only padding of the last byte may remain.
-        if b.bits.len() * 8 - c.bit_pos >= 8 {
+        if b.bits_len * 8 - c.bit_pos >= 8 {
             return Err(Error::corrupt("trailing raw bits"));
         }
         Ok(())
@@ -554,13 +558,16 @@ pub(in super::super) fn decode_lanes(
     let mut out = scratch::I64.try_filled(n, "decoding")?;
     let (ka, kb) = k.split_at_mut(split);
     let (oa, ob) = out.split_at_mut(split);
-    let lane = |l: usize, bits| Bytes {
+    let bits = [bits_a, r.rest()];
+    let padded_bits = bits.map(padded);
+    let lane = |l: usize| Bytes {
         rans: rans[l],
         signs: signs[l],
-        bits,
+        bits: &padded_bits[l],
+        bits_len: bits[l].len(),
     };
-    let mut a = Lane::new(lane(0, bits_a), 0, shape, ka, oa)?;
-    let mut b = Lane::new(lane(1, r.rest()), split, shape, kb, ob)?;
+    let mut a = Lane::new(lane(0), 0, shape, ka, oa)?;
+    let mut b = Lane::new(lane(1), split, shape, kb, ob)?;
     let t = Tables::<PROB_BITS>::new(&slots, &base);
     let p = probs.unwrap_or(Probs::from_bytes([128; SIGNS]));
     let lanes = (&mut a, Some(&mut b));
@@ -598,10 +605,12 @@ pub(in super::super) fn decode_v1(
     let (slots, base) = slots(&tables, V1_PROB_BITS, |s| s);
     let mut k = try_vec::<u8>(n, "decoding")?;
     let mut out = scratch::I64.try_filled(n, "decoding")?;
+    let bits = padded(r.rest());
     let bytes = Bytes {
         rans,
         signs: &[],
-        bits: r.rest(),
+        bits: &bits,
+        bits_len: r.rest().len(),
     };
     let mut lane = Lane::new(bytes, 0, shape, &mut k, &mut out)?;
     let t = Tables::<V1_PROB_BITS>::new(&slots, &base);
