@@ -45,7 +45,6 @@ pub(super) fn axis(
     undo: Option<Unscale>,
 ) {
     let fwd = undo.is_none();
-    let unscale = undo.unwrap_or(Unscale::Multiply);
     let [s0, s1] = [shape[1] * shape[2], shape[2]];
     let n = ext[ax];
     let low = n.div_ceil(2);
@@ -58,7 +57,7 @@ pub(super) fn axis(
         for i in 0..ext[0] {
             for j in 0..ext[1] {
                 let row = &mut x[i * s0 + j * s1..][..n];
-                if fwd {
+                let Some(undo) = undo else {
                     let (lo, hi) = tmp.split_at_mut(low);
                     lo.iter_mut()
                         .zip(row.iter().step_by(2))
@@ -67,16 +66,16 @@ pub(super) fn axis(
                         .zip(row[1..].iter().step_by(2))
                         .for_each(|(d, &v)| *d = v);
                     forward_split(tmp, row, low);
-                } else {
-                    inverse_split(row, tmp, low, unscale);
-                    let (lo, hi) = tmp.split_at(low);
-                    row.iter_mut().step_by(2).zip(lo).for_each(|(d, &v)| *d = v);
-                    row[1..]
-                        .iter_mut()
-                        .step_by(2)
-                        .zip(hi)
-                        .for_each(|(d, &v)| *d = v);
-                }
+                    continue;
+                };
+                inverse_split(row, tmp, low, undo);
+                let (lo, hi) = tmp.split_at(low);
+                row.iter_mut().step_by(2).zip(lo).for_each(|(d, &v)| *d = v);
+                row[1..]
+                    .iter_mut()
+                    .step_by(2)
+                    .zip(hi)
+                    .for_each(|(d, &v)| *d = v);
             }
         }
         return;
@@ -111,9 +110,9 @@ pub(super) fn axis(
             let from = if fwd { t } else { slot(t) };
             for (at, x_at) in rows(from) {
                 let (to, from) = (&mut row[at..at + seg], &x[x_at..x_at + seg]);
-                match fwd {
-                    true => to.copy_from_slice(from),
-                    false => unscaled_copy(to, from, t, unscale),
+                match undo {
+                    None => to.copy_from_slice(from),
+                    Some(u) => unscaled_copy(to, from, t, u),
                 }
             }
         };
