@@ -32,9 +32,9 @@ pub(crate) enum Unscale {
 const ROW: usize = 512;
 
 /// One level along axis `ax` of the region `ext` (a corner of the block). Along the last
-/// axis each row is lifted split into its bands; along the others, a group of lines at a time
-/// is lifted as rows of contiguous runs, one row per position, in one pass ([`lift_pass`]).
-/// Written back split into low and high bands (or the reverse). The inverse where `undo` is
+/// axis rows are lifted split into their bands, a few side by side ([`along_rows`]); along
+/// the others, a group of lines at a time is lifted as rows of contiguous runs, one row per
+/// position, in one pass ([`lift_pass`]). Written back split into low and high bands (or the reverse). The inverse where `undo` is
 /// given, with that unscaling.
 pub(super) fn axis(
     x: &mut [f64],
@@ -44,42 +44,15 @@ pub(super) fn axis(
     tmp: &mut Vec<f64>,
     undo: Option<Unscale>,
 ) {
+    if ax == 2 {
+        return along_rows(x, shape, ext, undo);
+    }
     let fwd = undo.is_none();
     let [s0, s1] = [shape[1] * shape[2], shape[2]];
     let n = ext[ax];
     let low = n.div_ceil(2);
     // Position t of a line lives at `slot(t)` in the split layout.
     let slot = |t: usize| if t % 2 == 0 { t / 2 } else { low + t / 2 };
-    if ax == 2 {
-        // Each row is split into its even and odd positions (its low and high band's layout),
-        // and lifted there: every step is then a run over contiguous halves.
-        tmp.resize(n, 0.0);
-        for i in 0..ext[0] {
-            for j in 0..ext[1] {
-                let row = &mut x[i * s0 + j * s1..][..n];
-                let Some(undo) = undo else {
-                    let (lo, hi) = tmp.split_at_mut(low);
-                    lo.iter_mut()
-                        .zip(row.iter().step_by(2))
-                        .for_each(|(d, &v)| *d = v);
-                    hi.iter_mut()
-                        .zip(row[1..].iter().step_by(2))
-                        .for_each(|(d, &v)| *d = v);
-                    forward_split(tmp, row, low);
-                    continue;
-                };
-                inverse_split(row, tmp, low, undo);
-                let (lo, hi) = tmp.split_at(low);
-                row.iter_mut().step_by(2).zip(lo).for_each(|(d, &v)| *d = v);
-                row[1..]
-                    .iter_mut()
-                    .step_by(2)
-                    .zip(hi)
-                    .for_each(|(d, &v)| *d = v);
-            }
-        }
-        return;
-    }
     // Along the first two axes, position t of a line is a run of `ext[2]` contiguous values
     // per index `o` of the other axis. Lines are taken a group of `o` at a time: their runs at
     // position t make one row of `tmp`, and the rows go through the lifting in one pass over a
@@ -216,42 +189,113 @@ fn ring_rows(
     (row, side(a), side(b))
 }
 
-/// The four lifting steps and the scaling of one line held split in `x`, its `low` even
-/// positions first and its odd ones after, written scaled to `out`: the same operations on the
-/// same values as the format's lifting of the line in place (`doc/format.md` §5.10), so the
-/// same bits. The scaling is part of the copy (a copy of its own went through a library call
-/// per line, much of the time on short lines).
-fn forward_split(x: &mut [f64], out: &mut [f64], low: usize) {
-    let (lo, hi) = x.split_at_mut(low);
-    if hi.is_empty() {
-        // A line of one value: nothing to lift.
-        out.copy_from_slice(lo);
+/// Rows lifted side by side along the last axis: the same position of `LANES` rows is one
+/// element of a split line, so each lifting update is one vector operation whatever the
+/// rows' length (a row of a few values lifted alone went mostly to setting up its loops: 3-5
+/// times the time per value of a long one).
+const LANES: usize = 2;
+
+/// One level along the last axis of the region `ext`: its rows `LANES` at a time (the last
+/// alone), each split into its even and odd positions (its low and high band's layout, so
+/// that every step is a run over contiguous halves) and lifted there.
+fn along_rows(x: &mut [f64], shape: [usize; 3], ext: [usize; 3], undo: Option<Unscale>) {
+    let [s0, s1] = [shape[1] * shape[2], shape[2]];
+    let rows = ext[0] * ext[1];
+    if ext[2] < 2 {
+        // Rows of one value: nothing to lift (the layouts never ask for them).
         return;
     }
-    odd(hi, lo, ALPHA, false);
-    even(lo, hi, BETA, false);
-    odd(hi, lo, GAMMA, false);
-    even(lo, hi, DELTA, false);
-    // The low band is scaled as an even row, the high band as an odd one.
-    let (out_lo, out_hi) = out.split_at_mut(low);
-    scaled_copy(out_lo, lo, 0);
-    scaled_copy(out_hi, hi, 1);
+    let start = |q: usize| (q / ext[1]) * s0 + (q % ext[1]) * s1;
+    let full = rows - rows % LANES;
+    let mut split = Vec::new();
+    for q in (0..full).step_by(LANES) {
+        let starts = std::array::from_fn(|g| start(q + g));
+        lines::<LANES>(x, starts, ext[2], &mut split, undo);
+    }
+    let mut split = Vec::new();
+    for q in full..rows {
+        lines::<1>(x, [start(q)], ext[2], &mut split, undo);
+    }
 }
 
-/// The inverse of [`forward_split`]: the line `x`, held split, unscaled into `out` and lifted
-/// back there (still split).
-fn inverse_split(x: &[f64], out: &mut [f64], low: usize, undo: Unscale) {
-    if x.len() == low {
-        out.copy_from_slice(x);
+/// One level along the rows of `n >= 2` values at `starts` (increasing, at least `n` apart),
+/// side by side in `split`: the four lifting steps and the scaling, or their inverse where `undo`
+/// is given. The same operations on the same values as the format's lifting of each row in
+/// place (`doc/format.md` §5.10), so the same bits.
+fn lines<const N: usize>(
+    x: &mut [f64],
+    starts: [usize; N],
+    n: usize,
+    split: &mut Vec<[f64; N]>,
+    undo: Option<Unscale>,
+) {
+    let low = n.div_ceil(2);
+    split.resize(n, [0.0; N]);
+    let (lo, hi) = split.split_at_mut(low);
+    let rows = rows_mut(x, starts, n);
+    let Some(undo) = undo else {
+        for (g, row) in rows.iter().enumerate() {
+            let pairs = lo.iter_mut().zip(hi.iter_mut()).zip(row.chunks_exact(2));
+            pairs.for_each(|((l, h), p)| (l[g], h[g]) = (p[0], p[1]));
+            if n % 2 == 1 {
+                lo[low - 1][g] = row[n - 1];
+            }
+        }
+        odd(hi, lo, ALPHA, false);
+        even(lo, hi, BETA, false);
+        odd(hi, lo, GAMMA, false);
+        even(lo, hi, DELTA, false);
+        // The low band is scaled as an even row, the high band as an odd one.
+        for (g, row) in rows.into_iter().enumerate() {
+            let (row_lo, row_hi) = row.split_at_mut(low);
+            row_lo
+                .iter_mut()
+                .zip(&*lo)
+                .for_each(|(d, v)| *d = v[g] * ZETA);
+            row_hi
+                .iter_mut()
+                .zip(&*hi)
+                .for_each(|(d, v)| *d = v[g] * INV_ZETA);
+        }
         return;
+    };
+    for (g, row) in rows.iter().enumerate() {
+        let (row_lo, row_hi) = row.split_at(low);
+        match undo {
+            Unscale::Divide => lo
+                .iter_mut()
+                .zip(row_lo)
+                .for_each(|(d, &v)| d[g] = v / ZETA),
+            Unscale::Multiply => lo
+                .iter_mut()
+                .zip(row_lo)
+                .for_each(|(d, &v)| d[g] = v * INV_ZETA),
+        }
+        hi.iter_mut()
+            .zip(row_hi)
+            .for_each(|(d, &v)| d[g] = v * ZETA);
     }
-    let (lo, hi) = out.split_at_mut(low);
-    unscaled_copy(lo, &x[..low], 0, undo);
-    unscaled_copy(hi, &x[low..], 1, undo);
     even(lo, hi, DELTA, true);
     odd(hi, lo, GAMMA, true);
     even(lo, hi, BETA, true);
     odd(hi, lo, ALPHA, true);
+    for (g, row) in rows.into_iter().enumerate() {
+        let pairs = row.chunks_exact_mut(2).zip(lo.iter().zip(hi.iter()));
+        pairs.for_each(|(p, (l, h))| (p[0], p[1]) = (l[g], h[g]));
+        if n % 2 == 1 {
+            row[n - 1] = lo[low - 1][g];
+        }
+    }
+}
+
+/// The rows of `n` values at `starts` (increasing, at least `n` apart) of `x`.
+fn rows_mut<const N: usize>(x: &mut [f64], starts: [usize; N], n: usize) -> [&mut [f64]; N] {
+    let (mut rest, mut at) = (x, 0);
+    starts.map(|s| {
+        let (row, tail) = std::mem::take(&mut rest)[s - at..].split_at_mut(n);
+        (rest, at) = (tail, s + n);
+        row
+    })
 }
 
 /// `v` gains (or, undoing, loses) `c` times `a + b`: one lifting update, its sum rounded, then
@@ -265,28 +309,36 @@ fn update(v: &mut f64, a: f64, b: f64, c: f64, undo: bool) {
     }
 }
 
+/// [`update`] lane by lane.
+#[inline(always)]
+fn update_lanes<const N: usize>(v: &mut [f64; N], a: &[f64; N], b: &[f64; N], c: f64, undo: bool) {
+    for g in 0..N {
+        update(&mut v[g], a[g], b[g], c, undo);
+    }
+}
+
 /// Odd position 2i+1 (`hi[i]`) updated from its even neighbours 2i and 2i+2, the last one
 /// mirrored where the line ends on an odd position.
-fn odd(hi: &mut [f64], lo: &[f64], c: f64, undo: bool) {
+fn odd<const N: usize>(hi: &mut [[f64; N]], lo: &[[f64; N]], c: f64, undo: bool) {
     let inner = hi.len().min(lo.len() - 1);
-    for ((v, &a), &b) in hi[..inner].iter_mut().zip(&lo[..inner]).zip(&lo[1..]) {
-        update(v, a, b, c, undo);
+    for ((v, a), b) in hi[..inner].iter_mut().zip(&lo[..inner]).zip(&lo[1..]) {
+        update_lanes(v, a, b, c, undo);
     }
     if let Some(v) = hi.get_mut(inner) {
-        update(v, lo[inner], lo[inner], c, undo);
+        update_lanes(v, &lo[inner], &lo[inner], c, undo);
     }
 }
 
 /// Even position 2i (`lo[i]`) updated from its odd neighbours 2i-1 and 2i+1, mirrored at the
 /// line's ends.
-fn even(lo: &mut [f64], hi: &[f64], c: f64, undo: bool) {
-    update(&mut lo[0], hi[0], hi[0], c, undo);
-    for ((v, &a), &b) in lo[1..].iter_mut().zip(hi).zip(&hi[1..]) {
-        update(v, a, b, c, undo);
+fn even<const N: usize>(lo: &mut [[f64; N]], hi: &[[f64; N]], c: f64, undo: bool) {
+    update_lanes(&mut lo[0], &hi[0], &hi[0], c, undo);
+    for ((v, a), b) in lo[1..].iter_mut().zip(hi).zip(&hi[1..]) {
+        update_lanes(v, a, b, c, undo);
     }
     // A line of odd length ends on an even position.
-    if let (Some(v), Some(&a)) = (lo.get_mut(hi.len()), hi.last()) {
-        update(v, a, a, c, undo);
+    if let (Some(v), Some(a)) = (lo.get_mut(hi.len()), hi.last()) {
+        update_lanes(v, a, a, c, undo);
     }
 }
 
@@ -386,28 +438,41 @@ mod tests {
     }
 
     #[test]
-    fn lines_lifted_split_decode_to_the_bits_of_lifting_in_place() {
-        // The decoder's inverse along the last axis runs on split lines: it must give the bits
-        // the format specifies (in-place lifting over the interleaved line), for odd and even
-        // lengths and values of every magnitude.
-        for (n, undo) in (8usize..=41).flat_map(|n| [(n, Unscale::Divide), (n, Unscale::Multiply)])
-        {
+    fn rows_lifted_side_by_side_give_the_bits_of_lifting_in_place() {
+        // Along the last axis rows are lifted split, a few side by side: the encoder's
+        // transform and the decoder's inverse must give the bits the format specifies
+        // (in-place lifting over each interleaved row), for odd and even lengths and values of
+        // every magnitude.
+        fn check<const N: usize>(n: usize) {
             let low = n.div_ceil(2);
-            let y = values(n, n);
-            let mut split = vec![0.0; n];
-            inverse_split(&y, &mut split, low, undo);
-            let mut in_place: Vec<f64> = (0..n)
-                .map(|t| y[if t % 2 == 0 { t / 2 } else { low + t / 2 }])
-                .collect();
-            lift_all(&mut in_place, n, 1, Some(undo));
-            for t in 0..n {
-                let s = split[if t % 2 == 0 { t / 2 } else { low + t / 2 }];
-                assert_eq!(
-                    s.to_bits(),
-                    in_place[t].to_bits(),
-                    "n {n}, {undo:?}, position {t}"
-                );
+            // Rows `n + 3` apart, so that the values between must stay untouched.
+            let starts: [usize; N] = std::array::from_fn(|g| g * (n + 3));
+            let y = values(N * (n + 3), n);
+            for undo in DIRECTIONS {
+                let mut x = y.clone();
+                lines::<N>(&mut x, starts, n, &mut Vec::new(), undo);
+                for (g, &s) in starts.iter().enumerate() {
+                    // The format's rows are interleaved; the transform's output and the
+                    // inverse's input are split.
+                    let slot = |t: usize| if t % 2 == 0 { t / 2 } else { low + t / 2 };
+                    let mut in_place: Vec<f64> = match undo {
+                        None => y[s..s + n].to_vec(),
+                        Some(_) => (0..n).map(|t| y[s + slot(t)]).collect(),
+                    };
+                    lift_all(&mut in_place, n, 1, undo);
+                    for (t, b) in in_place.iter().enumerate() {
+                        let at = s + if undo.is_none() { slot(t) } else { t };
+                        let (a, b) = (x[at].to_bits(), b.to_bits());
+                        assert_eq!(a, b, "n {n}, {undo:?}, row {g}, position {t}");
+                    }
+                    x[s..s + n].copy_from_slice(&y[s..s + n]);
+                }
+                assert_eq!(x, y, "n {n}, {undo:?}: values between rows");
             }
+        }
+        for n in 8usize..=41 {
+            check::<1>(n);
+            check::<LANES>(n);
         }
     }
 }
