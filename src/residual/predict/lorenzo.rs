@@ -2,7 +2,7 @@
 //! predictor along all three, 2D in planes, 1D along one axis), zero outside the block.
 //! Id: the axes mask 1..=7; no parameters.
 
-use super::{Boxed, Family, Predictor};
+use super::{Boxed, Family, Predictor, Samples};
 
 /// Predictor masks: bit d set means "difference along axis d". All three is first-order 3D
 /// Lorenzo; the last two, 2D Lorenzo in each plane; one bit, a 1D predictor along that axis.
@@ -109,14 +109,37 @@ pub(crate) struct Lorenzo {
     signs: [i64; 8],
 }
 
+/// The signs of the Lorenzo cube's corners in the residual of `mask`.
+const fn signs(mask: u8) -> [i64; 8] {
+    let mut signs = [0; 8];
+    let mut sub = 0;
+    while sub < 8 {
+        if sub & !mask == 0 {
+            signs[sub as usize] = if sub.count_ones() % 2 == 0 { 1 } else { -1 };
+        }
+        sub += 1;
+    }
+    signs
+}
+
+/// [`Predictor::sampled_cost`] of the mask `M`, known when compiled: its residuals are then
+/// sums and differences of the corners it uses, not eight products (the choice among a
+/// block's predictors was a tenth of compressing a small block).
+fn sampled_cost_of<const M: u8>(samples: &Samples) -> ([u32; 64], u64) {
+    let signs = const { signs(M) };
+    super::class_histogram(
+        samples
+            .iter()
+            .map(|(v, _)| (0..8).fold(0i64, |r, s| r.wrapping_add(signs[s].wrapping_mul(v[s])))),
+    )
+}
+
 impl Lorenzo {
     pub(crate) fn new(mask: u8) -> Lorenzo {
-        let signs = std::array::from_fn(|sub| match (sub & !mask as usize, sub.count_ones() % 2) {
-            (0, 0) => 1,
-            (0, _) => -1,
-            _ => 0,
-        });
-        Lorenzo { mask, signs }
+        Lorenzo {
+            mask,
+            signs: signs(mask),
+        }
     }
 
     /// The residual from the corners of a Lorenzo cube: inclusion-exclusion over the corners
@@ -136,6 +159,19 @@ impl Predictor for Lorenzo {
 
     fn sample(&self, v: &[i64; 8], _interior: bool) -> i64 {
         self.corner_residual(v)
+    }
+
+    fn sampled_cost(&self, samples: &Samples) -> ([u32; 64], u64) {
+        match self.mask {
+            1 => sampled_cost_of::<1>(samples),
+            2 => sampled_cost_of::<2>(samples),
+            3 => sampled_cost_of::<3>(samples),
+            4 => sampled_cost_of::<4>(samples),
+            5 => sampled_cost_of::<5>(samples),
+            6 => sampled_cost_of::<6>(samples),
+            7 => sampled_cost_of::<7>(samples),
+            _ => super::class_histogram(samples.iter().map(|(v, _)| self.corner_residual(v))),
+        }
     }
 
     fn predict_at(&self, q: &[i64], shape: [usize; 3], idx: usize) -> i64 {
@@ -178,6 +214,24 @@ pub(super) const FAMILY: Family = Family {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sampled_costs_are_those_of_the_corner_residuals() {
+        // Each mask's cost is computed with its signs known when compiled: it must count what
+        // the residuals the predictor codes would give.
+        let shape = [6, 7, 9];
+        let q: Vec<i64> = (0..378)
+            .map(|i| ((i * i * 31 % 97) as i64 - 48) << (i % 5))
+            .collect();
+        let samples = Samples::of(&q, shape, 1);
+        for mask in 1..=LORENZO_3D {
+            let p = Lorenzo::new(mask);
+            let residuals = samples.iter().map(|(v, _)| p.corner_residual(v));
+            let expected = super::super::class_histogram(residuals);
+            assert_eq!(p.sampled_cost(&samples), expected, "mask {mask}");
+            assert!(expected.1 > 0);
+        }
+    }
 
     #[test]
     fn every_predictor_inverts() {

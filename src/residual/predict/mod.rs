@@ -29,16 +29,7 @@ pub(crate) trait Predictor: Send + Sync {
     /// (below the leading one): what [`choose`] weighs. One call per predictor, so that
     /// [`Predictor::sample`] is called directly in the loop.
     fn sampled_cost(&self, samples: &Samples) -> ([u32; 64], u64) {
-        let mut hist = [0u32; 64];
-        let mut raw = 0u64;
-        for (v, interior) in samples.iter() {
-            let r = self.sample(v, interior);
-            let z = ((r << 1) ^ (r >> 63)) as u64;
-            let cls = 64 - z.leading_zeros() as usize;
-            hist[cls.min(63)] += 1;
-            raw += cls.saturating_sub(1) as u64;
-        }
-        (hist, raw)
+        class_histogram(samples.iter().map(|(v, interior)| self.sample(v, interior)))
     }
     /// The share of the best earlier proposal's estimated cost it must stay below to be chosen
     /// (below 1 for predictors that cost decoding time).
@@ -56,6 +47,21 @@ pub(crate) trait Predictor: Send + Sync {
     /// Rebuilds the integers from their residuals, in place. Wrapping arithmetic: hostile input
     /// cannot panic.
     fn inverse(&self, q: &mut [i64], shape: [usize; 3]);
+}
+
+/// The histogram of the bit-length classes of `residuals` and their raw bits (below the
+/// leading one): [`Predictor::sampled_cost`]'s.
+#[inline(always)]
+pub(super) fn class_histogram(residuals: impl Iterator<Item = i64>) -> ([u32; 64], u64) {
+    let mut hist = [0u32; 64];
+    let mut raw = 0u64;
+    for r in residuals {
+        let z = ((r << 1) ^ (r >> 63)) as u64;
+        let cls = 64 - z.leading_zeros() as usize;
+        hist[cls.min(63)] += 1;
+        raw += cls.saturating_sub(1) as u64;
+    }
+    (hist, raw)
 }
 
 /// A boxed predictor.
