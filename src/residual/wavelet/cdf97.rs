@@ -79,7 +79,7 @@ pub(super) fn axis(
             (0..m / seg).map(move |g| (g * seg, t * stride + first * outer_stride + g * hop))
         };
         // The scaling rides on the copies in and out of the ring.
-        let load = |t: usize, row: &mut [f64]| {
+        let load = |x: &[f64], t: usize, row: &mut [f64]| {
             let from = if fwd { t } else { slot(t) };
             for (at, x_at) in rows(from) {
                 let (to, from) = (&mut row[at..at + seg], &x[x_at..x_at + seg]);
@@ -89,17 +89,38 @@ pub(super) fn axis(
                 }
             }
         };
-        let store = |t: usize, row: &[f64]| {
-            let to = &mut tmp[if fwd { slot(t) } else { t } * m..][..m];
+        // Row t, final at stage t + 5, goes to its place in x where the row there was loaded
+        // by then (half of them: the low band's places for the forward, the high band's for
+        // the inverse), else through `tmp`.
+        let place = |t: usize| if fwd { slot(t) } else { t };
+        let read_at = |p: usize| match (fwd, p < low) {
+            (true, _) => p,
+            (false, true) => 2 * p,
+            (false, false) => 2 * (p - low) + 1,
+        };
+        let direct = |t: usize| read_at(place(t)) <= t + 5;
+        let store = |x: &mut [f64], t: usize, row: &[f64]| {
+            let p = place(t);
+            if direct(t) {
+                for (at, x_at) in rows(p) {
+                    let (to, from) = (&mut x[x_at..x_at + seg], &row[at..at + seg]);
+                    match fwd {
+                        true => scaled_copy(to, from, t),
+                        false => to.copy_from_slice(from),
+                    }
+                }
+                return;
+            }
+            let to = &mut tmp[p * m..][..m];
             match fwd {
                 true => scaled_copy(to, row, t),
                 false => to.copy_from_slice(row),
             }
         };
-        lift_pass(n, m, fwd, &mut ring, load, store);
-        for t in 0..n {
-            for (at, x_at) in rows(t) {
-                x[x_at..x_at + seg].copy_from_slice(&tmp[t * m + at..][..seg]);
+        lift_pass(n, m, fwd, &mut ring, x, load, store);
+        for p in (0..n).filter(|&t| !direct(t)).map(place) {
+            for (at, x_at) in rows(p) {
+                x[x_at..x_at + seg].copy_from_slice(&tmp[p * m + at..][..seg]);
             }
         }
     }
@@ -107,7 +128,7 @@ pub(super) fn axis(
 
 /// The four lifting steps (or their inverse) over `n` rows of `m` values, as one pass: row t
 /// comes from `load` (for the inverse, unscaled: [`unscaled_copy`]) and, once final, goes to
-/// `store` (for the forward, to be scaled: [`scaled_copy`]). Each step on a row
+/// `store` (for the forward, to be scaled: [`scaled_copy`]), both given `x`. Each step on a row
 /// needs its neighbours after the step before, so the steps run staggered: at stage s, row s is
 /// loaded, the first step updates row s−1, the second row s−2, and so on, and row s−5 is
 /// final. Eight rows in a ring hold what is between. The same operations on the same values as
@@ -117,8 +138,9 @@ fn lift_pass(
     m: usize,
     fwd: bool,
     ring: &mut Vec<f64>,
-    mut load: impl FnMut(usize, &mut [f64]),
-    mut store: impl FnMut(usize, &[f64]),
+    x: &mut [f64],
+    mut load: impl FnMut(&[f64], usize, &mut [f64]),
+    mut store: impl FnMut(&mut [f64], usize, &[f64]),
 ) {
     const RING: usize = 8;
     ring.resize(RING * m, 0.0);
@@ -130,7 +152,7 @@ fn lift_pass(
     };
     for s in 0..n + 5 {
         if s < n {
-            load(s, &mut ring[(s % RING) * m..][..m]);
+            load(x, s, &mut ring[(s % RING) * m..][..m]);
         }
         for (lag, &(parity, c)) in (1..).zip(&steps) {
             let Some(t) = s.checked_sub(lag).filter(|&t| t < n && t % 2 == parity) else {
@@ -144,7 +166,7 @@ fn lift_pass(
             }
         }
         if let Some(u) = s.checked_sub(5) {
-            store(u, &ring[(u % RING) * m..][..m]);
+            store(x, u, &ring[(u % RING) * m..][..m]);
         }
     }
 }
@@ -421,15 +443,15 @@ mod tests {
                 let mut pass = vec![0.0; n * m];
                 let mut ring = Vec::new();
                 // Scaled on the way in or out, as the transform's passes do.
-                let load = |t: usize, row: &mut [f64]| match undo {
+                let load = |y: &[f64], t: usize, row: &mut [f64]| match undo {
                     None => row.copy_from_slice(&y[t * m..][..m]),
                     Some(u) => unscaled_copy(row, &y[t * m..][..m], t, u),
                 };
-                let store = |t: usize, row: &[f64]| match fwd {
+                let store = |_: &mut [f64], t: usize, row: &[f64]| match fwd {
                     true => scaled_copy(&mut pass[t * m..][..m], row, t),
                     false => pass[t * m..][..m].copy_from_slice(row),
                 };
-                lift_pass(n, m, fwd, &mut ring, load, store);
+                lift_pass(n, m, fwd, &mut ring, &mut y.clone(), load, store);
                 for (t, (a, b)) in pass.iter().zip(&reference).enumerate() {
                     assert_eq!(a.to_bits(), b.to_bits(), "n {n}, {undo:?}, value {t}");
                 }
