@@ -37,7 +37,10 @@ impl Specials {
         values: &mut [f64],
     ) -> Specials {
         let mut s = Specials::default();
-        if fill.is_none() && values.iter().all(|v| v.is_finite()) {
+        // Checked a chunk at a time without a branch per value (the short-circuiting scan
+        // was a fortieth of compressing a block without specials).
+        let finite = |c: &[f64]| c.iter().fold(true, |all, v| all & v.is_finite());
+        if fill.is_none() && values.chunks(64).all(finite) {
             return s;
         }
         for (i, (b, v)) in raw.chunks_exact(dtype.size()).zip(values).enumerate() {
