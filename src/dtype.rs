@@ -127,14 +127,18 @@ mod private {
 
 /// An f32 (as bits) widened to f64 exactly, NaN payloads included: a hardware conversion sets
 /// the quiet bit of a signalling NaN, and the stream promises non-finite values bit for bit.
+/// Both widenings are formed and one selected: no branch per value (a fifth of the
+/// instructions of widening a block).
+#[inline(always)]
 pub(crate) fn f32_to_f64(bits: u32) -> f64 {
-    let v = f32::from_bits(bits);
-    if v.is_nan() {
-        let sign = ((bits >> 31) as u64) << 63;
-        f64::from_bits(sign | 0x7ff0_0000_0000_0000 | ((bits & 0x007f_ffff) as u64) << 29)
+    let sign = ((bits >> 31) as u64) << 63;
+    let nan = sign | 0x7ff0_0000_0000_0000 | ((bits & 0x007f_ffff) as u64) << 29;
+    let v = (f32::from_bits(bits) as f64).to_bits();
+    f64::from_bits(if bits & 0x7fff_ffff > 0x7f80_0000 {
+        nan
     } else {
-        v as f64
-    }
+        v
+    })
 }
 
 /// The inverse of [`f32_to_f64`] for NaN (and `as f32` otherwise): the f32 bits a value stands for.
@@ -173,7 +177,14 @@ mod tests {
             assert!(v.is_nan());
             assert_eq!(f64_to_f32_bits(v), bits, "{bits:#x}");
         }
-        for v in [1.5f32, -0.0, f32::INFINITY, f32::MIN_POSITIVE / 4.0] {
+        for v in [
+            1.5f32,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE / 4.0,
+        ] {
+            assert_eq!(f32_to_f64(v.to_bits()).to_bits(), (v as f64).to_bits());
             assert_eq!(f64_to_f32_bits(f32_to_f64(v.to_bits())), v.to_bits());
         }
     }
