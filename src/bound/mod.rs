@@ -240,10 +240,10 @@ pub fn initial_step(bound: BlockBound) -> f64 {
 /// Values per chunk of [`data_range`].
 pub(crate) const RANGE_CHUNK: usize = 1 << 16;
 
-/// The least and greatest finite values in `bytes`, `B` bytes each (`read` one, as its own
-/// type: f32 compares four to a vector register), in lanes as [`finite_min_max_of`] (the
-/// filtering fold was a fortieth of compressing a small field); (inf, -inf) where none. The
-/// extremes of [`finite_min_max`], but of zeros the sign is any: what [`span`] takes.
+/// The least and greatest finite values in `bytes`, `B` bytes each (`read` one, compared in
+/// its own type: nothing widened per value), in lanes as [`finite_min_max_of`] (the filtering
+/// fold was a fortieth of compressing a Gray-Scott step); (inf, -inf) where none. The extremes
+/// of [`finite_min_max`], but of zeros the sign is any: what [`span`] takes.
 #[inline(always)]
 fn laned_min_max<T: Copy + PartialOrd + Into<f64>, const B: usize>(
     bytes: &[u8],

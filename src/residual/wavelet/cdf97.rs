@@ -34,8 +34,8 @@ const ROW: usize = 512;
 /// One level along axis `ax` of the region `ext` (a corner of the block). Along the last
 /// axis rows are lifted split into their bands, a few side by side ([`along_rows`]); along
 /// the others, a group of lines at a time is lifted as rows of contiguous runs, one row per
-/// position, in one pass ([`lift_pass`]). Written back split into low and high bands (or the reverse). The inverse where `undo` is
-/// given, with that unscaling.
+/// position, in one pass ([`lift_pass`]). Written back split into low and high bands (or the
+/// reverse). The inverse where `undo` is given, with that unscaling.
 pub(super) fn axis(
     x: &mut [f64],
     shape: [usize; 3],
@@ -55,8 +55,8 @@ pub(super) fn axis(
     let slot = |t: usize| if t % 2 == 0 { t / 2 } else { low + t / 2 };
     // Along the first two axes, position t of a line is a run of `ext[2]` contiguous values
     // per index `o` of the other axis. Lines are taken a group of `o` at a time: their runs at
-    // position t make one row of `tmp`, and the rows go through the lifting in one pass over a
-    // ring of rows that stays in cache ([`lift_pass`]).
+    // position t make one row, and the rows go through the lifting in one pass over a ring of
+    // rows that stays in cache ([`lift_pass`]).
     let run = ext[2];
     let (outer, stride, outer_stride) = if ax == 0 {
         (ext[1], s0, s1)
