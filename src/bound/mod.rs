@@ -108,29 +108,16 @@ pub fn finite_min_max(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
 }
 
 /// [`finite_min_max`] of a slice, the same bits, in lanes the compiler keeps in vector
-/// registers (the filtering fold above compiles to a scalar loop: about a tenth of LBRC's
-/// stage on small blocks).
+/// registers ([`laned_min_max`]; the filtering fold above compiles to a scalar loop: about a
+/// tenth of LBRC's stage on small blocks).
 pub(crate) fn finite_min_max_of(values: &[f64]) -> (f64, f64) {
-    const LANES: usize = 8;
-    let mut lo = [f64::INFINITY; LANES];
-    let mut hi = [f64::NEG_INFINITY; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let (l, h) = finite_min_max(chunks.remainder().iter().copied());
-    for c in chunks {
-        for k in 0..LANES {
-            let v = c[k];
-            let f = v.is_finite();
-            lo[k] = if f && v < lo[k] { v } else { lo[k] };
-            hi[k] = if f && v > hi[k] { v } else { hi[k] };
-        }
-    }
-    let fold = |a: [f64; LANES], x: f64, pick: fn(f64, f64) -> bool| {
-        a.into_iter().fold(x, |m, v| if pick(v, m) { v } else { m })
-    };
-    let mut lo = fold(lo, l, |v, m| v < m);
-    let mut hi = fold(hi, h, |v, m| v > m);
-    // Of equal values, the fold keeps the first; only zeros of both signs compare equal with
-    // different bits, so an extreme of zero takes the sign of the first zero.
+    let (mut lo, mut hi) = laned_min_max::<f64, 8>(
+        bytemuck::cast_slice(values),
+        |b| f64::from_ne_bytes(b.try_into().unwrap()),
+        (f64::INFINITY, f64::NEG_INFINITY),
+    );
+    // Only zeros of both signs compare equal with different bits: an extreme of zero takes
+    // the sign of the first zero, as the fold's.
     let first_zero = || values.iter().copied().find(|&v| v == 0.0);
     if lo == 0.0 {
         lo = first_zero().unwrap_or(lo);
@@ -139,6 +126,40 @@ pub(crate) fn finite_min_max_of(values: &[f64]) -> (f64, f64) {
         hi = first_zero().unwrap_or(hi);
     }
     (lo, hi)
+}
+
+/// The least and greatest finite values in `bytes`, `B` bytes each (`read` one, compared in
+/// its own type: nothing widened per value), in lanes that the compiler keeps in vector
+/// registers; (inf, -inf) where none. The extremes of [`finite_min_max`], but of zeros the
+/// sign is any: [`span`] ignores it, and [`finite_min_max_of`] sets it.
+#[inline(always)]
+fn laned_min_max<T: Copy + PartialOrd + Into<f64>, const B: usize>(
+    bytes: &[u8],
+    read: impl Fn(&[u8]) -> T,
+    (inf, neg_inf): (T, T),
+) -> (f64, f64) {
+    const LANES: usize = 8;
+    let (mut lo, mut hi) = ([inf; LANES], [neg_inf; LANES]);
+    // Finite: strictly between the infinities (NaN compares false).
+    let mut add = |k: usize, v: T| {
+        let f = inf > v && v > neg_inf;
+        lo[k] = if f && v < lo[k] { v } else { lo[k] };
+        hi[k] = if f && v > hi[k] { v } else { hi[k] };
+    };
+    let chunks = bytes.chunks_exact(B * LANES);
+    for (k, b) in chunks.remainder().chunks_exact(B).enumerate() {
+        add(k, read(b));
+    }
+    for c in chunks {
+        for k in 0..LANES {
+            add(k, read(&c[k * B..(k + 1) * B]));
+        }
+    }
+    let lo = lo.into_iter().fold(inf, |m, v| if v < m { v } else { m });
+    let hi = hi
+        .into_iter()
+        .fold(neg_inf, |m, v| if v > m { v } else { m });
+    (lo.into(), hi.into())
 }
 
 /// max − min of a [`finite_min_max`] result; 0 when there were no finite values, f64::MAX when
@@ -240,44 +261,12 @@ pub fn initial_step(bound: BlockBound) -> f64 {
 /// Values per chunk of [`data_range`].
 pub(crate) const RANGE_CHUNK: usize = 1 << 16;
 
-/// The least and greatest finite values in `bytes`, `B` bytes each (`read` one, compared in
-/// its own type: nothing widened per value), in lanes as [`finite_min_max_of`] (the filtering
-/// fold was a fortieth of compressing a Gray-Scott step); (inf, -inf) where none. The extremes
-/// of [`finite_min_max`], but of zeros the sign is any: what [`span`] takes.
-#[inline(always)]
-fn laned_min_max<T: Copy + PartialOrd + Into<f64>, const B: usize>(
-    bytes: &[u8],
-    read: impl Fn(&[u8]) -> T,
-    (inf, neg_inf): (T, T),
-) -> (f64, f64) {
-    const LANES: usize = 8;
-    let (mut lo, mut hi) = ([inf; LANES], [neg_inf; LANES]);
-    // Finite: strictly between the infinities (NaN compares false).
-    let mut add = |k: usize, v: T| {
-        let f = inf > v && v > neg_inf;
-        lo[k] = if f && v < lo[k] { v } else { lo[k] };
-        hi[k] = if f && v > hi[k] { v } else { hi[k] };
-    };
-    let chunks = bytes.chunks_exact(B * LANES);
-    for (k, b) in chunks.remainder().chunks_exact(B).enumerate() {
-        add(k, read(b));
-    }
-    for c in chunks {
-        for k in 0..LANES {
-            add(k, read(&c[k * B..(k + 1) * B]));
-        }
-    }
-    let lo = lo.into_iter().fold(inf, |m, v| if v < m { v } else { m });
-    let hi = hi
-        .into_iter()
-        .fold(neg_inf, |m, v| if v > m { v } else { m });
-    (lo.into(), hi.into())
-}
-
 /// Value range of the finite elements other than the fill value (whose bits are `fill`), in
 /// chunks (min/max: any order gives the same).
 pub(crate) fn data_range(data: &[u8], dtype: ElementType, fill: Option<u64>, par: bool) -> f64 {
     let chunk = dtype.size() * RANGE_CHUNK;
+    // In lanes of the element type ([`laned_min_max`]: the filtering fold was a fortieth of
+    // compressing a Gray-Scott step).
     let min_max = |c: &[u8]| match (dtype, fill) {
         (ElementType::F32, None) => laned_min_max::<f32, 4>(
             c,
