@@ -2,6 +2,7 @@
 //! random fields and shapes; output bytes do not depend on the thread count.
 
 mod common;
+use common::NGLR_NET;
 
 use proptest::prelude::*;
 use residuum::internals::Grid;
@@ -120,12 +121,6 @@ fn forced_wavelet(t: &[(&'static str, String)]) -> Option<Vec<(&'static str, Str
         t
     })
 }
-
-/// The committed NGLR network the tests force.
-const NGLR_NET: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/golden/nglr_net.safetensors"
-);
 
 /// `t` with NGLR forced: every block it can serve (3D, no axis shorter than 2) predicted with
 /// the committed network, whatever it saves.

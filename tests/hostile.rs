@@ -3,6 +3,9 @@
 
 use residuum::{Codec, DecodeOptions, Error};
 
+mod common;
+use common::NGLR_NET;
+
 /// Rewrites a one-block stream's header to claim `dims` (one block over the whole 3D view),
 /// keeping its payloads and table entries (the block's, and a network's after it), with a
 /// correct header checksum: a stream only the payload's own capacity can tell from a real one.
@@ -112,11 +115,7 @@ fn streams_claiming_more_than_their_payloads_hold_are_refused_before_allocation(
 
     // An NGLR block (its network in the table) claiming a 2^28-value cube: refused from its
     // head and tables too.
-    let net = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/nglr_net.safetensors"
-    );
-    let nglr = codec(&[("nrmse", "1e-4"), ("residual", "nglr"), ("nglr", net)])
+    let nglr = codec(&[("nrmse", "1e-4"), ("residual", "nglr"), ("nglr", NGLR_NET)])
         .compress(&[16, 16, 16], &ramp(4096))
         .unwrap();
     assert_eq!(

@@ -3,15 +3,11 @@
 //! arrays (`train_nglr=N`).
 
 mod common;
+use common::NGLR_NET;
 
 use residuum::internals::format::parse;
 use residuum::{decode_as, Codec};
 use std::process::Command;
-
-const NET: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/golden/nglr_net.safetensors"
-);
 
 fn field(name: &str) -> (Vec<usize>, Vec<f32>) {
     let (_, dims, v) = common::real_fields()
@@ -94,7 +90,7 @@ fn a_network_never_makes_a_stream_larger() {
             let enc = |net: bool| {
                 let mut p = vec![("nrmse", t)];
                 if net {
-                    p.push(("nglr", NET));
+                    p.push(("nglr", NGLR_NET));
                 }
                 Codec::from_pairs(p).unwrap().compress(&dims, &v).unwrap()
             };
@@ -139,6 +135,6 @@ fn operator_learns_a_network_from_its_first_arrays() {
     };
     let (_, back) = decode_as::<f32>(&s).unwrap();
     assert!(rms_over_range(&v, &back) <= 1e-5);
-    let e = Codec::from_pairs([("train_nglr", "2"), ("nglr", NET)]).unwrap_err();
+    let e = Codec::from_pairs([("train_nglr", "2"), ("nglr", NGLR_NET)]).unwrap_err();
     assert!(e.to_string().contains("either nglr or train_nglr"), "{e}");
 }

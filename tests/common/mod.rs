@@ -1,4 +1,5 @@
-//! Helpers shared by the ADIOS2 tests: where the plugin, ADIOS2's tools and the examples are.
+//! Helpers shared by the tests: where the plugin, ADIOS2's tools and the examples are, the
+//! real fields, the committed NGLR network, bit-exact comparison.
 #![allow(dead_code)]
 
 pub mod field;
@@ -160,4 +161,24 @@ pub fn expected_raw(shape: [usize; 3], steps: usize) -> Vec<u8> {
         out.extend(v.iter().flat_map(|&x| x.to_le_bytes()));
     }
     out
+}
+
+/// The committed NGLR network the tests use.
+pub const NGLR_NET: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/golden/nglr_net.safetensors"
+);
+
+/// A lossless codec.
+pub fn lossless() -> residuum::Codec {
+    residuum::Codec::from_pairs([("mode", "lossless")]).unwrap()
+}
+
+/// `a` and `b` hold the same bits, element by element.
+pub fn assert_bits_eq<T: Copy + Into<f64>>(a: &[T], b: &[T]) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let (x, y): (f64, f64) = ((*x).into(), (*y).into());
+        assert!(x.to_bits() == y.to_bits(), "element {i}: {x} != {y}");
+    }
 }

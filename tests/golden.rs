@@ -1,0 +1,471 @@
+//! Golden streams: committed streams of every block kind (and temporal pairs) still decode to
+//! exactly their committed output, and doc/format.md names each as a conformance vector.
+
+use residuum::{decode, decode_as, Codec, Error};
+use std::path::PathBuf;
+
+mod common;
+use common::{assert_bits_eq, NGLR_NET};
+
+/// Values for the golden streams: integer arithmetic only, identical on every machine; a few
+/// non-finite values.
+fn golden_values(n: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| match i % 97 {
+            13 => f32::NAN,
+            41 => f32::NEG_INFINITY,
+            _ => (i.wrapping_mul(2_654_435_761) >> 20) as f32 / 64.0 - 20.0 + (i / 7) as f32 * 0.5,
+        })
+        .collect()
+}
+
+/// A smooth field for the golden streams (exact integer arithmetic, scaled by a power of two),
+/// with the golden values' non-finite values.
+fn smooth_golden_values(dims: &[usize]) -> Vec<f32> {
+    let noise = golden_values(dims.iter().product::<usize>() as u32);
+    noise
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| if g.is_finite() { smooth_at(dims, i) } else { g })
+        .collect()
+}
+
+/// The smooth field's value at `i` (integer arithmetic, exact in f32).
+fn smooth_at(dims: &[usize], i: usize) -> f32 {
+    let (b, c, i) = (dims[1] as i64, dims[2] as i64, i as i64);
+    let (z, y, x) = (i / (b * c), i / c % b, i % c);
+    (x * x * x - 3 * x * y * y + 40 * y * z * z - 700 * x * z + 5000 * y) as f32 / 4096.0
+}
+
+/// Committed streams of every kind: they must still decode to exactly the committed output
+/// (its xxh3), so a later version proves it reads old files. `RESIDUUM_BLESS=1` writes the
+/// missing ones; a committed one is never rewritten. `nrmse_1e-4_context_f32` holds the
+/// one-lane context coder of the first lossy streams.
+#[test]
+fn golden_streams_still_decode_identically() {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
+    // The format-1 stream predates lossy modes and is never rewritten.
+    let v1 = std::fs::read(dir.join("lossless_f32_17x5x3.rsd")).unwrap();
+    let (dims, back) = decode_as::<f32>(&v1).unwrap();
+    assert_eq!(dims, [17, 5, 3]);
+    let old: Vec<f32> = (0u32..255)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 20) as f32 / 64.0 - 20.0)
+        .collect();
+    assert_bits_eq(&old, &back);
+
+    // (name, codec parameters, shape)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [usize]);
+    let cases: [Case; 19] = [
+        ("lossless_v2_f32", &[("mode", "lossless")], &[9, 10, 11]),
+        (
+            "nrmse_1e-4_context_f32",
+            &[("nrmse", "1e-4"), ("block", "4x8x8")],
+            &[9, 10, 11],
+        ),
+        (
+            "abs_1e-2_planes_f32",
+            &[("abs", "1e-2"), ("coder", "planes"), ("block", "3x5x7")],
+            &[990],
+        ),
+        (
+            "psnr_60_4d_f32",
+            &[("psnr", "60"), ("block", "2x6x6")],
+            &[3, 2, 11, 15],
+        ),
+        (
+            "nrmse_1e-4_lanes_f32",
+            &[("nrmse", "1e-4"), ("block", "5x7x9")],
+            &[9, 10, 11],
+        ),
+        ("rel_1e-3_lanes_1d_f32", &[("rel", "1e-3")], &[1001]),
+        // Version 4: special values as a list, and as a mask with fill values among them.
+        (
+            "nrmse_1e-5_list_f32",
+            &[("nrmse", "1e-5"), ("block", "5x7x9")],
+            &[9, 10, 11],
+        ),
+        // Version 4: special values as a mask, fill values among them.
+        (
+            "abs_1e-2_mask_fill_f32",
+            &[("abs", "1e-2"), ("fill", "1e20"), ("block", "4x8x8")],
+            &[9, 10, 11],
+        ),
+        // Version 5: wavelet blocks (special values among them), LBRC for the edge blocks
+        // too small for the transform.
+        (
+            "nrmse_1e-4_wavelet_f32",
+            &[
+                ("nrmse", "1e-4"),
+                ("residual", "wavelet"),
+                ("block", "8x16x16"),
+            ],
+            &[9, 20, 33],
+        ),
+        // Version 6: NGLR blocks (special values among them) with the committed network in
+        // the table, LBRC for the blocks it cannot serve.
+        (
+            "nrmse_1e-5_nglr_f32",
+            &[
+                ("nrmse", "1e-5"),
+                ("residual", "nglr"),
+                ("nglr", NGLR_NET),
+                ("block", "8x16x16"),
+            ],
+            &[9, 20, 33],
+        ),
+        // Version 8: the integer coder with modelled signs, on a smooth field whose residuals
+        // have correlated signs; NGLR with the committed network over it.
+        (
+            "nrmse_1e-5_smooth_v8_f32",
+            &[("nrmse", "1e-5"), ("block", "8x16x16")],
+            &[9, 20, 33],
+        ),
+        (
+            "nrmse_1e-5_nglr_v8_f32",
+            &[
+                ("nrmse", "1e-5"),
+                ("residual", "nglr"),
+                ("nglr", NGLR_NET),
+                ("block", "8x16x16"),
+            ],
+            &[9, 20, 33],
+        ),
+        // Version 9: the same, with blocks whose signs are in the classes' symbols.
+        (
+            "nrmse_1e-5_smooth_v9_f32",
+            &[("nrmse", "1e-5"), ("block", "8x16x16")],
+            &[9, 20, 33],
+        ),
+        (
+            "nrmse_1e-5_nglr_v9_f32",
+            &[
+                ("nrmse", "1e-5"),
+                ("residual", "nglr"),
+                ("nglr", NGLR_NET),
+                ("block", "8x16x16"),
+            ],
+            &[9, 20, 33],
+        ),
+        // Version 10, written by the current encoder (the same bytes again): the same, and
+        // wavelet blocks of both layouts on the smooth field.
+        (
+            "nrmse_1e-5_smooth_v10_f32",
+            &[("nrmse", "1e-5"), ("block", "8x16x16")],
+            &[9, 20, 33],
+        ),
+        (
+            "nrmse_1e-5_nglr_v10_f32",
+            &[
+                ("nrmse", "1e-5"),
+                ("residual", "nglr"),
+                ("nglr", NGLR_NET),
+                ("block", "8x16x16"),
+            ],
+            &[9, 20, 33],
+        ),
+        // Its first block with special values (their spikes are localized detail: the dyadic
+        // layout), its second without (the standard layout). The first of these was written
+        // before the step search weighed the faces' coefficients exactly, which chose another
+        // step, the second before version 11: both are only decoded now.
+        (
+            "nrmse_1e-4_wavelet_v10_f32",
+            &[
+                ("nrmse", "1e-4"),
+                ("residual", "wavelet"),
+                ("block", "8x20x33"),
+            ],
+            &[16, 20, 33],
+        ),
+        (
+            "nrmse_1e-4_wavelet_v10_faces_f32",
+            &[
+                ("nrmse", "1e-4"),
+                ("residual", "wavelet"),
+                ("block", "8x20x33"),
+            ],
+            &[16, 20, 33],
+        ),
+        // Version 11, written by the current encoder: the same field, its inverse transform
+        // unscaling by multiplication (so other steps and values).
+        (
+            "nrmse_1e-4_wavelet_v11_f32",
+            &[
+                ("nrmse", "1e-4"),
+                ("residual", "wavelet"),
+                ("block", "8x20x33"),
+            ],
+            &[16, 20, 33],
+        ),
+    ];
+    // Streams of versions 10 and 11 by an earlier encoder (the wavelet's of version 10: the
+    // encoder writes version 11 for them).
+    let superseded = [
+        "nrmse_1e-4_wavelet_v10_f32",
+        "nrmse_1e-4_wavelet_v10_faces_f32",
+    ];
+    for (name, params, dims) in cases {
+        let n: usize = dims.iter().product();
+        let mut v = match ["v8", "v9", "v10", "v11"].iter().any(|v| name.contains(v)) {
+            true => smooth_golden_values(dims),
+            false => golden_values(n as u32),
+        };
+        if name.contains("wavelet_v1") {
+            for (i, x) in v.iter_mut().enumerate().skip(n / 2) {
+                *x = smooth_at(dims, i);
+            }
+        }
+        if name.contains("mask") {
+            // Every third row filled, as a land mask would be.
+            (0..n)
+                .filter(|i| (i / 11) % 3 == 0)
+                .for_each(|i| v[i] = 1e20);
+        }
+        let (rsd, hash) = (
+            dir.join(format!("{name}.rsd")),
+            dir.join(format!("{name}.xxh3")),
+        );
+        if std::env::var_os("RESIDUUM_BLESS").is_some() && !rsd.exists() {
+            let s = Codec::from_pairs(params.iter().copied())
+                .unwrap()
+                .compress(dims, &v)
+                .unwrap();
+            let (_, out) = decode(&s).unwrap();
+            std::fs::write(&rsd, &s).unwrap();
+            std::fs::write(
+                &hash,
+                format!("{:016x}\n", xxhash_rust::xxh3::xxh3_64(&out)),
+            )
+            .unwrap();
+        }
+        let s = std::fs::read(&rsd).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if ["v10", "v11"].iter().any(|v| name.contains(v)) && !superseded.contains(&name) {
+            // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
+            for threads in ["1", "2"] {
+                let again = Codec::from_pairs(params.iter().copied().chain([("threads", threads)]))
+                    .unwrap()
+                    .compress(dims, &v)
+                    .unwrap();
+                assert!(
+                    again == s,
+                    "{name}: the encoder's bytes changed ({threads} threads)"
+                );
+            }
+        }
+        let (info, out) = decode(&s).unwrap();
+        assert_eq!(info.dims, dims, "{name}");
+        let want = std::fs::read_to_string(&hash).unwrap();
+        assert_eq!(
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
+            want.trim(),
+            "{name}: decoded output changed"
+        );
+        // And the stored output still honours what it was written for.
+        let back: Vec<f32> = out
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        for (x, y) in v.iter().zip(&back) {
+            if !x.is_finite() || *x == 1e20 {
+                assert_eq!(x.to_bits(), y.to_bits(), "{name}");
+            }
+        }
+        if name.starts_with("lossless") {
+            assert_bits_eq(&v, &back);
+        }
+        if name.starts_with("abs") {
+            assert!(
+                v.iter()
+                    .zip(&back)
+                    .all(|(x, y)| !x.is_finite() || *x == 1e20 || (x - y).abs() <= 1e-2),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// The golden pairs of temporal prediction (version 7): a keyframe, and the next step with
+/// blocks coded over its reconstruction, which decodes only with it. The first pair was written
+/// before bases could be scaled by a gain, the second's second step (over the first keyframe)
+/// before the integer coder modelled signs (version 8), the third before it put them in the
+/// classes' symbols (version 9), the fourth before the wavelet's standard layout (version 10);
+/// the encoder writes the fifth.
+const TEMPORAL_GOLDEN: [[&str; 2]; 5] = [
+    ["temporal_abs_1e-2_step0_f32", "temporal_abs_1e-2_step1_f32"],
+    [
+        "temporal_abs_1e-2_step0_f32",
+        "temporal_gain_abs_1e-2_step1_f32",
+    ],
+    [
+        "temporal_v8_abs_1e-2_step0_f32",
+        "temporal_v8_abs_1e-2_step1_f32",
+    ],
+    [
+        "temporal_v9_abs_1e-2_step0_f32",
+        "temporal_v9_abs_1e-2_step1_f32",
+    ],
+    [
+        "temporal_v10_abs_1e-2_step0_f32",
+        "temporal_v10_abs_1e-2_step1_f32",
+    ],
+];
+
+/// The two steps the temporal golden streams hold (integer arithmetic only): the golden values
+/// in the first half of the array, a gentle ramp in the second (there the previous step's
+/// rounding noise dominates: its smoothed reconstruction predicts better); then the same moved
+/// by multiples of 2^-8.
+fn temporal_golden_steps(n: usize) -> [Vec<f32>; 2] {
+    let mut first = golden_values(n as u32);
+    for (i, x) in first.iter_mut().enumerate().skip(n / 2) {
+        if x.is_finite() {
+            *x = ((i / 110) * 3 + (i / 11 % 10) * 2 + i % 11) as f32 * 0.001_953_125;
+        }
+    }
+    let second = first
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| x + ((i % 9) as f32 - 4.0) * 0.003_906_25)
+        .collect();
+    [first, second]
+}
+
+/// Decodes a committed stream, the second of a temporal pair over the keyframe's
+/// reconstruction.
+fn decode_golden(dir: &std::path::Path, name: &str, s: &[u8]) -> Vec<u8> {
+    let pair = TEMPORAL_GOLDEN.iter().find(|p| p[1] == name);
+    let reference = pair.map(|p| {
+        let first = std::fs::read(dir.join(format!("{}.rsd", p[0]))).unwrap();
+        decode(&first).unwrap().1
+    });
+    residuum::decode_step(s, reference.as_deref(), &Default::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .1
+}
+
+#[test]
+fn golden_temporal_streams_still_decode_identically() {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
+    let dims = [9usize, 10, 11];
+    let params = [("abs", "1e-2"), ("temporal", "4"), ("block", "5x7x9")];
+    let steps = temporal_golden_steps(dims.iter().product());
+    let encode = |threads: &str| {
+        let c = Codec::from_pairs(params.iter().copied().chain([("threads", threads)])).unwrap();
+        let mut chain = residuum::Chain::new(0x7e57);
+        steps
+            .each_ref()
+            .map(|v| chain.compress(&c, &dims, v).unwrap())
+    };
+    let fresh = encode("1");
+    let current = TEMPORAL_GOLDEN[4];
+    for (name, stream) in current.iter().zip(&fresh) {
+        let (rsd, hash) = (
+            dir.join(format!("{name}.rsd")),
+            dir.join(format!("{name}.xxh3")),
+        );
+        if std::env::var_os("RESIDUUM_BLESS").is_some() && !rsd.exists() {
+            std::fs::write(&rsd, stream).unwrap();
+            let out = decode_golden(&dir, name, stream);
+            let h = xxhash_rust::xxh3::xxh3_64(&out);
+            std::fs::write(&hash, format!("{h:016x}\n")).unwrap();
+        }
+    }
+    for (i, name) in TEMPORAL_GOLDEN.iter().flatten().enumerate() {
+        let s = std::fs::read(dir.join(format!("{name}.rsd"))).unwrap();
+        // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
+        if i >= 8 {
+            assert!(
+                s == fresh[i - 8] && s == encode("2")[i - 8],
+                "{name}: the encoder's bytes changed"
+            );
+        }
+        let out = decode_golden(&dir, name, &s);
+        let want = std::fs::read_to_string(dir.join(format!("{name}.xxh3"))).unwrap();
+        assert_eq!(
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
+            want.trim(),
+            "{name}: decoded output changed"
+        );
+        for (x, y) in steps[i % 2].iter().zip(out.chunks_exact(4)) {
+            let y = f32::from_le_bytes(y.try_into().unwrap());
+            assert!(
+                if x.is_finite() {
+                    (x - y).abs() <= 1e-2
+                } else {
+                    x.to_bits() == y.to_bits()
+                },
+                "{name}: {x} vs {y}"
+            );
+        }
+    }
+    // The seconds are predicted: blocks over the previous step, and refused without it; the
+    // encoder's scales bases by gains (base code 6 or more: doc/format.md §5.12).
+    use residuum::internals::format::BlockKind;
+    for (name, gain) in TEMPORAL_GOLDEN
+        .iter()
+        .map(|p| p[1])
+        .zip([false, true, true, true])
+    {
+        let s = std::fs::read(dir.join(format!("{name}.rsd"))).unwrap();
+        let parsed = residuum::internals::format::parse(&s).unwrap();
+        let codes: Vec<u8> = (0..parsed.entries.len())
+            .filter(|&i| parsed.entries[i].kind == BlockKind::Previous)
+            .map(|i| parsed.payload(i).unwrap()[0])
+            .collect();
+        assert!(!codes.is_empty(), "{name}");
+        assert_eq!(codes.iter().any(|&c| c >= 6), gain, "{name}: {codes:?}");
+        assert!(matches!(decode(&s), Err(Error::Reference(_))));
+    }
+}
+
+/// doc/format.md names every committed golden stream as a conformance vector with the hash of
+/// its decoded array: each decodes to exactly that, and no golden stream goes unnamed.
+#[test]
+fn the_format_document_names_and_matches_every_conformance_vector() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("doc/format.md")).unwrap();
+    let section = doc
+        .split("## 10. Conformance vectors")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("doc/format.md has a conformance vector section");
+    // Table rows: | `NAME.rsd` | version | ... | `HASH` or a note |
+    let rows: Vec<(String, Option<String>)> = section
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let file = cells.get(1)?.strip_prefix('`')?.strip_suffix(".rsd`")?;
+            let last = cells.get(cells.len().checked_sub(2)?)?;
+            let hash = last
+                .strip_prefix('`')
+                .and_then(|h| h.strip_suffix('`'))
+                .map(str::to_string);
+            Some((file.to_string(), hash))
+        })
+        .collect();
+    let golden = root.join("tests/golden");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&golden)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".rsd").map(str::to_string)
+        })
+        .collect();
+    on_disk.sort();
+    let mut named: Vec<String> = rows.iter().map(|(f, _)| f.clone()).collect();
+    named.sort();
+    assert_eq!(named, on_disk, "doc/format.md and tests/golden disagree");
+    for (name, hash) in rows {
+        let s = std::fs::read(golden.join(format!("{name}.rsd"))).unwrap();
+        let out = decode_golden(&golden, &name, &s);
+        let got = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out));
+        let file = golden.join(format!("{name}.xxh3"));
+        match hash {
+            Some(h) => {
+                assert_eq!(got, h, "{name}: the document's hash");
+                let stored = std::fs::read_to_string(&file).unwrap();
+                assert_eq!(stored.trim(), h, "{name}: the .xxh3 file");
+            }
+            // Only the format-1 vector has no hash file; the golden test checks its values.
+            None => assert!(!file.exists(), "{name}: the document gives no hash"),
+        }
+    }
+}
