@@ -47,9 +47,14 @@ fuzz_target!(|data: &[u8]| {
         let previous = base.unwrap_or(&zeros);
         let _ = lbrc::decode_over_previous(&data[4..], previous, None, shape, dtype, 7);
     } else if data[3] & 64 != 0 {
-        // Flag 64: a wavelet payload over no base, of version 5 or (flag 32) 10, whose levels
-        // byte may ask for the standard layout.
-        let version = if data[3] & 32 == 0 { 5 } else { 10 };
+        // Flag 64: a wavelet payload over no base, of version 5 or (flag 32) 10, or (flags 32
+        // and 128) 11, whose inverse unscales by multiplying; from 10 the levels byte may ask
+        // for the standard layout.
+        let version = match (data[3] & 32, data[3] & 128) {
+            (0, _) => 5,
+            (_, 0) => 10,
+            _ => 11,
+        };
         let _ = wavelet::decode(&data[4..], shape, dtype, version);
     } else if data[3] & 8 == 0 {
         // Flag 128: the stream carries an NGLR network (version 6).
