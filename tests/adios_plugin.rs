@@ -118,12 +118,11 @@ fn lossy_targets_hold_through_adios2() {
     let _g = lock();
     // NGLR forced through the operator's parameters: every stream carries the network (the
     // header's flag bit 1), and a reader without parameters decodes it.
-    let net = NGLR_NET;
     for (params, check) in [
         (vec![("mode", "nrmse"), ("target", "1e-5")], "nrmse"),
         (vec![("abs", "1e-3"), ("block", "4x9x5")], "abs"),
         (
-            vec![("nrmse", "1e-5"), ("residual", "nglr"), ("nglr", net)],
+            vec![("nrmse", "1e-5"), ("residual", "nglr"), ("nglr", NGLR_NET)],
             "nrmse",
         ),
     ] {
