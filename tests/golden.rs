@@ -5,7 +5,7 @@ use residuum::{decode, decode_as, Codec, Error};
 use std::path::PathBuf;
 
 mod common;
-use common::{assert_bits_eq, NGLR_NET};
+use common::{assert_bits_eq, bless, NGLR_NET};
 
 /// Values for the golden streams: integer arithmetic only, identical on every machine; a few
 /// non-finite values.
@@ -229,13 +229,7 @@ fn golden_streams_still_decode_identically() {
                 .unwrap()
                 .compress(dims, &v)
                 .unwrap();
-            let (_, out) = decode(&s).unwrap();
-            std::fs::write(&rsd, &s).unwrap();
-            std::fs::write(
-                &hash,
-                format!("{:016x}\n", xxhash_rust::xxh3::xxh3_64(&out)),
-            )
-            .unwrap();
+            bless(&rsd, &hash, &s, &decode(&s).unwrap().1);
         }
         let s = std::fs::read(&rsd).unwrap_or_else(|e| panic!("{name}: {e}"));
         if ["v10", "v11"].iter().any(|v| name.contains(v)) && !superseded.contains(&name) {
@@ -362,10 +356,7 @@ fn golden_temporal_streams_still_decode_identically() {
             dir.join(format!("{name}.xxh3")),
         );
         if std::env::var_os("RESIDUUM_BLESS").is_some() && !rsd.exists() {
-            std::fs::write(&rsd, stream).unwrap();
-            let out = decode_golden(&dir, name, stream);
-            let h = xxhash_rust::xxh3::xxh3_64(&out);
-            std::fs::write(&hash, format!("{h:016x}\n")).unwrap();
+            bless(&rsd, &hash, stream, &decode_golden(&dir, name, stream));
         }
     }
     for (i, name) in TEMPORAL_GOLDEN.iter().flatten().enumerate() {

@@ -182,3 +182,11 @@ pub fn assert_bits_eq<T: Copy + Into<f64>>(a: &[T], b: &[T]) {
         assert!(x.to_bits() == y.to_bits(), "element {i}: {x} != {y}");
     }
 }
+
+/// Writes a golden stream to `rsd` and the xxh3 of its decoded bytes `out` to `hash`
+/// (`RESIDUUM_BLESS=1`, for a stream not committed yet).
+pub fn bless(rsd: &Path, hash: &Path, stream: &[u8], out: &[u8]) {
+    std::fs::write(rsd, stream).unwrap();
+    let h = xxhash_rust::xxh3::xxh3_64(out);
+    std::fs::write(hash, format!("{h:016x}\n")).unwrap();
+}
