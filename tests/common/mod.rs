@@ -174,28 +174,13 @@ pub fn lossless() -> residuum::Codec {
     residuum::Codec::from_pairs([("mode", "lossless")]).unwrap()
 }
 
-/// An element's bits as stored (not through f64: widening an f32 quiets a signalling NaN).
-pub trait Bits: Copy + std::fmt::Debug {
-    fn bits(self) -> u64;
-}
-
-impl Bits for f32 {
-    fn bits(self) -> u64 {
-        self.to_bits().into()
-    }
-}
-
-impl Bits for f64 {
-    fn bits(self) -> u64 {
-        self.to_bits()
-    }
-}
-
-/// `a` and `b` hold the same bits, element by element.
-pub fn assert_bits_eq<T: Bits>(a: &[T], b: &[T]) {
+/// `a` and `b` hold the same bits, element by element (compared as stored, not through f64:
+/// widening an f32 quiets a signalling NaN).
+pub fn assert_bits_eq<T: residuum::Float + std::fmt::Debug>(a: &[T], b: &[T]) {
     assert_eq!(a.len(), b.len());
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(x.bits() == y.bits(), "element {i}: {x:?} != {y:?}");
+        let same = bytemuck::bytes_of(x) == bytemuck::bytes_of(y);
+        assert!(same, "element {i}: {x:?} != {y:?}");
     }
 }
 
