@@ -508,12 +508,14 @@ impl Codec {
             );
         for base in bases {
             for coder in coders {
-                let Some((stagings, errors, recon)) = coder.stage(block, base, bound, par, beat)
-                else {
-                    continue;
-                };
-                let compare = compare || stagings.len() > 1;
-                for staged in stagings {
+                let stages = coder.stages(block, base, bound, par, beat);
+                let compare = compare || stages.iter().map(|s| s.0.len()).sum::<usize>() > 1;
+                let stagings = stages.into_iter().flat_map(|(stagings, errors, recon)| {
+                    stagings
+                        .into_iter()
+                        .map(move |s| (s, errors, recon.clone()))
+                });
+                for (staged, errors, recon) in stagings {
                     let estimate = if compare { staged.estimate() } else { 0.0 };
                     // The coders after see what they would see without NGLR (their choices,
                     // and so the stream without the network, stay as they were).
@@ -530,7 +532,7 @@ impl Codec {
                         errors,
                         tables,
                         estimate,
-                        recon: recon.clone(),
+                        recon,
                     });
                 }
             }

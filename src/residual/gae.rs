@@ -8,7 +8,7 @@
 //! Payload: specials | K u8 | basis K×64 f32 | step f64 | zstd(mask bits, lengths, coefficients)
 
 use super::specials;
-use super::{Base, BlockValues, ResidualCoder, Staged};
+use super::{Base, BlockValues, OneStage, Staged};
 use crate::base::{frame, Decoder};
 use crate::bound::{BlockBound, ErrorStats};
 use crate::dtype::ElementType;
@@ -223,7 +223,7 @@ pub(crate) fn encode(
 /// ([`frame`]) comes first: 0 or 1, then the base part where 1, then the GAE payload.
 pub(crate) struct Gae;
 
-impl ResidualCoder for Gae {
+impl OneStage for Gae {
     fn stage(
         &self,
         block: &BlockValues,

@@ -3,6 +3,7 @@
 //! by a [`predict`] predictor and finished by an integer coder in the pipeline's second stage);
 //! GAE ([`gae`]) the baseline it replaces.
 
+mod auto;
 pub mod gae;
 pub mod lbrc;
 pub(crate) mod predict;
@@ -174,8 +175,8 @@ pub(crate) type Stage = (Vec<Staged>, ErrorStats, Option<Recon>);
 /// A block's reconstruction as element bytes.
 pub(crate) type Recon = Arc<Vec<u8>>;
 
-/// A way of coding a block's values within an error bound.
-pub(crate) trait ResidualCoder: Sync {
+/// A way of coding a block's values within an error bound, in one stage.
+pub(crate) trait OneStage: Sync {
     /// Codes `block` as `base`'s prediction (None: zero) plus a residual within `bound`, with
     /// the errors of the verified reconstruction. None where it cannot: lossless coding takes
     /// the block. `par` lets it use the current rayon pool (the output is the same either
@@ -192,21 +193,50 @@ pub(crate) trait ResidualCoder: Sync {
     ) -> Option<Stage>;
 }
 
-/// A coder staged only where none before it staged the block.
-struct Fallback(&'static dyn ResidualCoder);
-
-impl ResidualCoder for Fallback {
-    fn stage(
+/// What the pipeline tries on a block: one coder ([`OneStage`]) or several, each staging the
+/// block ([`auto`]).
+pub(crate) trait ResidualCoder: Sync {
+    /// Every stage made of `block`, in the order made (see [`OneStage::stage`]).
+    fn stages(
         &self,
         block: &BlockValues,
         base: Option<Base>,
         bound: BlockBound,
         par: bool,
         beat: Option<f64>,
-    ) -> Option<Stage> {
+    ) -> Vec<Stage>;
+}
+
+impl<T: OneStage> ResidualCoder for T {
+    fn stages(
+        &self,
+        block: &BlockValues,
+        base: Option<Base>,
+        bound: BlockBound,
+        par: bool,
+        beat: Option<f64>,
+    ) -> Vec<Stage> {
+        self.stage(block, base, bound, par, beat)
+            .into_iter()
+            .collect()
+    }
+}
+
+/// A coder staged only where none before it staged the block.
+struct Fallback(&'static dyn ResidualCoder);
+
+impl ResidualCoder for Fallback {
+    fn stages(
+        &self,
+        block: &BlockValues,
+        base: Option<Base>,
+        bound: BlockBound,
+        par: bool,
+        beat: Option<f64>,
+    ) -> Vec<Stage> {
         match beat {
-            None => self.0.stage(block, base, bound, par, None),
-            Some(_) => None,
+            None => self.0.stages(block, base, bound, par, None),
+            Some(_) => Vec::new(),
         }
     }
 }
@@ -215,7 +245,7 @@ impl Residual {
     /// The coders this setting tries on each block (the smallest payload wins).
     pub(crate) fn coders(self) -> &'static [&'static dyn ResidualCoder] {
         match self {
-            Residual::Auto => &[&lbrc::Lbrc, &wavelet::Wavelet],
+            Residual::Auto => &[&auto::Auto],
             // NGLR is LBRC with one more predictor.
             Residual::Lbrc | Residual::Nglr => &[&lbrc::Lbrc],
             // LBRC takes the blocks the wavelet cannot (too small, or no step meets the bound).

@@ -14,7 +14,7 @@ mod quantize;
 
 use super::predict::{self, nglr, Predictor};
 use super::specials::{self, Specials};
-use super::{Base, BlockValues, Integers, Recon, ResidualCoder, Staged};
+use super::{Base, BlockValues, Integers, OneStage, Recon, Staged};
 use crate::base::{frame, previous, Decoder};
 use crate::bound::{finite_min_max, initial_step, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
@@ -71,7 +71,7 @@ pub fn encode(
 /// base model, `BaseLbrc`; over the previous step, `Previous`.
 pub(crate) struct Lbrc;
 
-impl ResidualCoder for Lbrc {
+impl OneStage for Lbrc {
     fn stage(
         &self,
         block: &BlockValues,

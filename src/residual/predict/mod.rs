@@ -91,7 +91,8 @@ pub(super) fn interior_corners(q: &[i64], idx: usize, row: usize, plane: usize) 
 /// `v[sub]` is the value offset by one along the axes in `sub` (bit 0 planes, bit 1 rows,
 /// bit 2 columns), 0 outside the block as in Lorenzo prediction; `interior` when none is.
 pub(super) fn sample_corners(
-    q: &[i64],
+    n: usize,
+    q: impl Fn(usize) -> i64,
     shape: [usize; 3],
     stride: usize,
     mut f: impl FnMut(&[i64; 8], bool),
@@ -103,7 +104,7 @@ pub(super) fn sample_corners(
     // The coordinates advance by the stride's own, with carries (no division per sample).
     let (si, sj, sk) = (stride / (b * c), (stride / c) % b, stride % c);
     let (mut i, mut j, mut k) = (0, 0, 0);
-    for idx in (0..q.len()).step_by(stride) {
+    for idx in (0..n).step_by(stride) {
         if idx > 0 {
             k += sk;
             j += sj + usize::from(k >= c);
@@ -114,10 +115,27 @@ pub(super) fn sample_corners(
         debug_assert_eq!((i, j, k), (idx / (b * c), (idx / c) % b, idx % c));
         let have = usize::from(i > 0) | usize::from(j > 0) << 1 | usize::from(k > 0) << 2;
         for (sub, o) in offs.iter().enumerate() {
-            v[sub] = if sub & !have == 0 { q[idx - o] } else { 0 };
+            v[sub] = if sub & !have == 0 { q(idx - o) } else { 0 };
         }
         f(&v, have == 0b111);
     }
+}
+
+/// The corners of the Lorenzo cube at position `at` of a block of `shape` whose integers are
+/// `q(at)`, as [`sample_corners`] gives them, and whether all lie in the block.
+pub(crate) fn corners_at(
+    q: impl Fn(usize) -> i64,
+    shape: [usize; 3],
+    at: usize,
+) -> ([i64; 8], bool) {
+    let [_, b, c] = shape;
+    let (i, j, k) = (at / (b * c), (at / c) % b, at % c);
+    let have = usize::from(i > 0) | usize::from(j > 0) << 1 | usize::from(k > 0) << 2;
+    let v = std::array::from_fn(|sub| match sub & !have {
+        0 => q(at - (sub & 1) * b * c - (sub >> 1 & 1) * c - (sub >> 2 & 1)),
+        _ => 0,
+    });
+    (v, have == 0b111)
 }
 
 /// The corners of the Lorenzo cubes of a block's sampled positions ([`sample_corners`]),
@@ -129,12 +147,21 @@ pub(crate) struct Samples {
 
 impl Samples {
     pub(super) fn of(q: &[i64], shape: [usize; 3], stride: usize) -> Samples {
-        let n = q.len().div_ceil(stride);
+        Samples::by(q.len(), |at| q[at], shape, stride)
+    }
+
+    /// [`Samples::of`] the `n` integers `q(at)` of a block, each computed where it is needed.
+    pub(crate) fn by(
+        n: usize,
+        q: impl Fn(usize) -> i64,
+        shape: [usize; 3],
+        stride: usize,
+    ) -> Samples {
         let mut s = Samples {
-            corners: Vec::with_capacity(n),
-            interior: Vec::with_capacity(n),
+            corners: Vec::with_capacity(n.div_ceil(stride)),
+            interior: Vec::with_capacity(n.div_ceil(stride)),
         };
-        sample_corners(q, shape, stride, |v, interior| {
+        sample_corners(n, q, shape, stride, |v, interior| {
             s.corners.push(*v);
             s.interior.push(interior);
         });
@@ -154,10 +181,14 @@ pub(crate) fn choose(q: &[i64], shape: [usize; 3]) -> Boxed {
     // About 4096 samples (fewer in small blocks), an odd stride so they do not line up with
     // rows.
     let stride = (n / 8192).max(8) | 1;
-    let samples = Samples::of(q, shape, stride);
+    pick(&Samples::of(q, shape, stride), shape, n)
+}
+
+/// [`choose`]'s proposal on `samples` of a block of `n` values.
+pub(crate) fn pick(samples: &Samples, shape: [usize; 3], n: usize) -> Boxed {
     let mut all: Vec<Boxed> = FAMILIES
         .iter()
-        .flat_map(|f| (f.propose)(&samples, shape))
+        .flat_map(|f| (f.propose)(samples, shape))
         .collect();
     if all.len() <= 1 || n < 64 {
         return match all.is_empty() {
@@ -165,7 +196,7 @@ pub(crate) fn choose(q: &[i64], shape: [usize; 3]) -> Boxed {
             false => all.swap_remove(0),
         };
     }
-    let costs: Vec<f64> = (all.iter().map(|p| p.sampled_cost(&samples)))
+    let costs: Vec<f64> = (all.iter().map(|p| p.sampled_cost(samples)))
         .map(|(hist, raw)| crate::entropy::ints::entropy_bits(&hist) + raw as f64)
         .collect();
     let mut best = 0;

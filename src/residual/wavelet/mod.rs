@@ -20,7 +20,7 @@ mod layout;
 
 use super::round::{float_of, half_away, int_of};
 use super::specials;
-use super::{BlockValues, Integers, ResidualCoder, Staged};
+use super::{BlockValues, Integers, OneStage, Staged};
 use crate::bound::{BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::entropy::ints;
@@ -43,7 +43,7 @@ const MIN_VALUES: usize = 512;
 /// Shortest block it is offered on next to LBRC: on ../shared/data it never won on a smaller
 /// one (2^15 and 47 000 values), and the look at a block's coefficients costs a larger share
 /// of a small block's coding.
-const MIN_OFFERED: usize = 1 << 16;
+pub(super) const MIN_OFFERED: usize = 1 << 16;
 /// Except where the best coding so far spends less than this per value: there LBRC pays
 /// mostly the rounding noise that the transform does not (the thin last slab, 1x181x360, of
 /// a smooth synthetic geopotential-like field: 3.1 KB less of the field's 11.2 KB at 1e-4); no
@@ -72,7 +72,7 @@ const MOST_BITS: f64 = 6.0;
 /// The wavelet coder as a pipeline residual stage (over no base only).
 pub(crate) struct Wavelet;
 
-impl ResidualCoder for Wavelet {
+impl OneStage for Wavelet {
     fn stage(
         &self,
         block: &BlockValues,
@@ -92,22 +92,78 @@ impl ResidualCoder for Wavelet {
         if base.is_some() || n < MIN_VALUES || small {
             return None;
         }
-        let (ints, stats) = encode(block, budget, par, beat)?;
-        Some((
-            vec![Staged::Ints(BlockKind::Wavelet, Vec::new(), ints)],
-            stats,
-            None,
-        ))
+        if !may_beat(beat) {
+            return None;
+        }
+        finish(block, budget, par, beat, look(block, budget)?)
     }
 }
 
-/// The block's quantized coefficients for the largest step whose actual reconstruction has an
-/// RMS error within `budget`, with that reconstruction's errors; None where none is found.
+/// Whether the transform may beat the best coding so far (`beat` bits per value): below
+/// `LEAST_BITS` that leaves too little to save, above `MOST_BITS` the transform has too little
+/// to gain.
+pub(super) fn may_beat(beat: Option<f64>) -> bool {
+    beat.is_none_or(|beat| (LEAST_BITS..MOST_BITS).contains(&beat))
+}
+
+/// The wavelet's stage from the [`look`] at a block: the block's quantized coefficients for
+/// the largest step whose actual reconstruction has an RMS error within `budget`, with that
+/// reconstruction's errors. None where the look says it will not beat `beat`, or where no step
+/// is found.
+pub(super) fn finish(
+    block: &BlockValues,
+    budget: f64,
+    par: bool,
+    beat: Option<f64>,
+    look: Look,
+) -> Option<super::Stage> {
+    let (ints, stats) = encode(block, budget, par, beat, look)?;
+    Some((
+        vec![Staged::Ints(BlockKind::Wavelet, Vec::new(), ints)],
+        stats,
+        None,
+    ))
+}
+
+/// A look at a block's coefficients: the standard layout's at the first step, with their
+/// estimated bits per value. None where the block has no finite value, no level fits its
+/// shape, or its coefficients overflow.
+pub(super) struct Look(Candidate);
+
+impl Look {
+    pub(super) fn estimate(&self) -> f64 {
+        self.0.estimate
+    }
+
+    /// Its buffer back for the next block, where the coder goes no further.
+    pub(super) fn drop_coefficients(self) {
+        scratch::F64.give(self.0.c);
+    }
+}
+
+/// The [`Look`] at `block` for an RMS error of `budget`.
+pub(super) fn look(block: &BlockValues, budget: f64) -> Option<Look> {
+    let (lo, hi) = block.range;
+    let standard = Layout::standard(block.shape, LEVELS);
+    if hi < lo || standard.levels() == 0 || !(budget.is_finite() && budget > 0.0) {
+        return None;
+    }
+    let offset = block.dtype.round(0.5 * (lo + hi));
+    // The standard layout is looked at first: where a field is smooth at different scales
+    // along different axes the dyadic one can cost many times its bits (15-25x in a sketch
+    // over a smooth field with a steep vertical profile), while where the dyadic one wins
+    // (localized detail) the standard one costs at most about a third more, so it still says
+    // whether the transform may pay.
+    Candidate::new(block, offset, budget, standard).map(Look)
+}
+
+/// [`finish`]'s integers and errors.
 fn encode(
     block: &BlockValues,
     budget: f64,
     par: bool,
     beat: Option<f64>,
+    Look(first): Look,
 ) -> Option<(Integers, ErrorStats)> {
     let BlockValues {
         values,
@@ -116,28 +172,13 @@ fn encode(
         dtype,
         ..
     } = *block;
-    let (lo, hi) = block.range;
-    let standard = Layout::standard(shape, LEVELS);
-    if hi < lo || standard.levels() == 0 || !(budget.is_finite() && budget > 0.0) {
-        return None;
-    }
-    let offset = dtype.round(0.5 * (lo + hi));
+    let offset = first.offset;
     // The block's coefficients at the first step, estimated as every candidate's integers are,
     // say whether verifying and coding them (more than LBRC's whole stage costs) may pay.
     // Parts of a block, transformed alone, misjudged blocks whose detail is localized (a
     // Gray-Scott step by 1.4-4x in bits: the parts lay over its active region or off it, not
-    // in the block's proportion). Below `LEAST_BITS` per value the best coding so far leaves
-    // too little to save, above `MOST_BITS` the transform has too little to gain.
-    if beat.is_some_and(|beat| !(LEAST_BITS..MOST_BITS).contains(&beat)) {
-        return None;
-    }
-    // The standard layout is looked at first: where a field is smooth at different scales
-    // along different axes the dyadic one can cost many times its bits (15-25x in a sketch
-    // over a smooth field with a steep vertical profile), while where the dyadic one wins
-    // (localized detail) the standard one costs at most about a third more, so it still says
-    // whether the transform may pay. Then the dyadic layout, and the one estimated smaller is
+    // in the block's proportion). Then the dyadic layout, and the one estimated smaller is
     // coded.
-    let first = Candidate::new(block, offset, budget, standard)?;
     if beat.is_some_and(|beat| first.estimate >= TRY_MARGIN * beat) {
         scratch::F64.give(first.c);
         return None;
@@ -208,6 +249,7 @@ fn encode(
 /// A layout's coefficients of a block, the step search over them, the first step and the
 /// estimated bits per value of their integers at that step.
 struct Candidate {
+    offset: f64,
     layout: Layout,
     c: Vec<f64>,
     search: Search,
@@ -230,6 +272,7 @@ impl Candidate {
             round_q((c[at] * inv).clamp(-(MAX_Q as f64), MAX_Q as f64))
         });
         Some(Candidate {
+            offset,
             layout,
             c,
             search,

@@ -19,7 +19,14 @@ fn smooth(shape: [usize; 3]) -> Vec<f64> {
 fn round_trip(values: &[f64], shape: [usize; 3], budget: f64) -> (Vec<u8>, Vec<f64>) {
     let specials = Specials::of(values, ElementType::F32);
     let block = BlockValues::new(values, &specials, shape, ElementType::F32);
-    let (ints, stats) = encode(&block, budget, false, None).expect("codes");
+    let (ints, stats) = encode(
+        &block,
+        budget,
+        false,
+        None,
+        look(&block, budget).expect("a look"),
+    )
+    .expect("codes");
     assert!(stats.rms() <= budget, "{} > {budget}", stats.rms());
     let payload = ints.finish(IntCoder::Context);
     let out = decode(
@@ -72,7 +79,14 @@ fn the_decoder_of_the_written_version_gives_the_verified_reconstruction() {
         .collect();
     let specials = Specials::of(&v, ElementType::F64);
     let block = BlockValues::new(&v, &specials, shape, ElementType::F64);
-    let (ints, stats) = encode(&block, 1e-7, false, None).expect("codes");
+    let (ints, stats) = encode(
+        &block,
+        1e-7,
+        false,
+        None,
+        look(&block, 1e-7).expect("a look"),
+    )
+    .expect("codes");
     let payload = ints.finish(IntCoder::Context);
     let decoded = |version| -> Vec<f64> {
         let out = decode(&payload, shape, ElementType::F64, version).unwrap();
