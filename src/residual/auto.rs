@@ -4,7 +4,7 @@
 //! loose targets), LBRC's stage is skipped: its estimate would have pruned it before entropy
 //! coding, and it was a fifth to a quarter of such a block's compression.
 
-use super::lbrc::Lbrc;
+use super::lbrc::{self, Lbrc};
 use super::predict::{self, Samples};
 use super::wavelet::{self, Wavelet, MIN_OFFERED};
 use super::{Base, BlockValues, OneStage, ResidualCoder, Stage};
@@ -84,27 +84,44 @@ fn lowest(beat: Option<f64>, stage: Option<&Stage>) -> Option<f64> {
 const GLANCE_SAMPLE: usize = 1 << 9;
 
 /// A glance at LBRC's cost on a block without quantizing it: the estimated bits per value
-/// ([`ints::estimate_bits`], as LBRC's own estimate) of its values quantized at `bound`'s
-/// first step under the predictor LBRC would choose, on a sample of positions (each quantized
-/// where needed). Special values count as the offset.
+/// ([`ints::estimate_bits`], as LBRC's own estimate) of its values quantized under the
+/// predictor LBRC would choose, on a sample of positions (each quantized where needed), with
+/// the step LBRC would likely settle on: `bound`'s first, on the lattice through the block's
+/// plateau, grown as LBRC grows it where the sample's error leaves room (a block mostly at rest
+/// spends its whole budget on the rest: 2-3x below the first step's bits on Gray-Scott).
+/// Special values count as the offset.
 fn glance(block: &BlockValues, bound: BlockBound) -> f64 {
     let (values, shape) = (block.values, block.shape);
     let (lo, hi) = block.range;
-    let step = initial_step(bound);
-    if !(hi >= lo && step > 0.0) {
+    let (BlockBound::Rms(budget), first) = (bound, initial_step(bound)) else {
+        return 0.0;
+    };
+    if !(hi >= lo && first > 0.0) {
         return 0.0;
     }
-    let (offset, inv) = (0.5 * (lo + hi), 1.0 / step);
-    let q = |at: usize| match values[at] {
-        // Rounded half away from zero as LBRC rounds (without a library call).
-        x if x.is_finite() => {
-            let t = ((x - offset) * inv).clamp(-1e15, 1e15);
-            (t + 0.5f64.copysign(t)) as i64
-        }
-        _ => 0,
-    };
     let n = values.len();
     let stride = (n / GLANCE_SAMPLE).max(1) | 1;
+    let offset = lbrc::plateau(values, None, first).unwrap_or(0.5 * (lo + hi));
+    // Rounded half away from zero as LBRC rounds (without a library call).
+    let at_step = |x: f64, inv: f64| {
+        let t = ((x - offset) * inv).clamp(-1e15, 1e15);
+        (t + 0.5f64.copysign(t)) as i64
+    };
+    let (mut sum_sq, mut finite) = (0.0, 0usize);
+    for &x in values.iter().step_by(stride).filter(|x| x.is_finite()) {
+        let e = x - (offset + at_step(x, 1.0 / first) as f64 * first);
+        (sum_sq, finite) = (sum_sq + e * e, finite + 1);
+    }
+    let used = (sum_sq / finite.max(1) as f64).sqrt() / budget;
+    let step = match used <= lbrc::GROW_BELOW {
+        true => lbrc::grown(first, used),
+        false => first,
+    };
+    let inv = 1.0 / step;
+    let q = |at: usize| match values[at] {
+        x if x.is_finite() => at_step(x, inv),
+        _ => 0,
+    };
     let p = predict::pick(&Samples::by(n, q, shape, stride), shape, n);
     let r = |at| {
         let (v, interior) = predict::corners_at(q, shape, at);

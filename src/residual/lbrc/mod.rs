@@ -11,6 +11,7 @@
 
 mod lattice;
 mod quantize;
+pub(super) use quantize::{grown, plateau, GROW_BELOW};
 
 use super::predict::{self, nglr, Predictor};
 use super::specials::{self, Specials};

@@ -37,7 +37,7 @@ const PLATEAU_SAMPLE: usize = 1024;
 /// of them costs up to half a step of error, and which share of the bound they take swings
 /// with the step. The level: the median of the densest window of a quarter of `step` in a
 /// sample of the residuals, where that window holds at least an eighth of the sample.
-pub(super) fn plateau(values: &[f64], base: Option<&[f64]>, step: f64) -> Option<f64> {
+pub(in crate::residual) fn plateau(values: &[f64], base: Option<&[f64]>, step: f64) -> Option<f64> {
     // Odd: a stride that is a multiple of the rows would sample one column.
     let every = (values.len() / PLATEAU_SAMPLE) | 1;
     let mut r: Vec<f64> = match base {
@@ -228,6 +228,16 @@ fn used(stats: &ErrorStats, bound: BlockBound) -> f64 {
     }
 }
 
+/// The share of the bound that a first step's errors must leave unused for [`choose_step`] to
+/// try a larger one.
+pub(in crate::residual) const GROW_BELOW: f64 = 0.9;
+
+/// The larger step tried after `step` used `used` of the bound (errors scale about linearly
+/// with the step; at most 8x).
+pub(in crate::residual) fn grown(step: f64, used: f64) -> f64 {
+    (step * (0.97 / used.max(1e-3)).min(8.0)).min(f64::MAX)
+}
+
 /// Picks a large step whose actual reconstruction meets `bound`: the uniform quantizer's
 /// estimate (over a base at RMS targets, the step searched on a sample instead), shrunk until
 /// it holds, or grown by the headroom its measured error leaves (errors scale about linearly
@@ -285,14 +295,14 @@ pub(super) fn choose_step(
     };
     // Within 10 % of the bound, or searched already, or nothing left to try (a point-wise
     // bound's step after a failure): done, without a second buffer.
-    if searched.is_some() || headroom > 0.9 || (tries > 0 && rms.is_none()) {
+    if searched.is_some() || headroom > GROW_BELOW || (tries > 0 && rms.is_none()) {
         return Some((step, q, stats));
     }
     let mut q2 = scratch::I64.take(values.len());
     if tries == 0 {
         // Coarse or clustered data: the error stays well below the bound, so a larger step
         // may hold.
-        let grown = (step * (0.97 / headroom.max(1e-3)).min(8.0)).min(f64::MAX);
+        let grown = grown(step, headroom);
         match quantize(values, base, offset, grown, dtype, &mut q2, par) {
             Some(s) if s.meets(bound) => {
                 scratch::I64.give(q);
