@@ -103,7 +103,9 @@ fn default_writer_follows_the_cores_the_rank_owns() {
         let file = dir.path().join(format!("auto-{bind}.bp"));
         let mut c = mpirun(1);
         c.args(["--bind-to", bind]);
-        let out = run(&mut gray_scott_in(c, "residuum", &file, &[]));
+        // 64^3: a field's compression takes long enough that `close` reliably comes before
+        // the last step's second field, even on a loaded machine.
+        let out = run(&mut gray_scott_in(c, "residuum", &file, &["--L", "64"]));
         let (report, log) = (
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
@@ -118,6 +120,22 @@ fn default_writer_follows_the_cores_the_rank_owns() {
         assert!(report.contains("default writer"), "{report}");
         let sync = log.contains("writing synchronously");
         assert_eq!(sync, cores < 2, "bound to {bind}, {cores} core(s):\n{log}");
+        // Threads per logged field (U and V of each step): the async writer leaves the
+        // simulation its core while it computes and takes it back once the simulation waits in
+        // `close` (which comes right after the last step, before its second field).
+        let threads: Vec<usize> = log
+            .lines()
+            .filter(|l| l.starts_with("residuum: ") && l.contains(" step "))
+            .map(|l| {
+                let last = l.rsplit(", ").next();
+                let n = last.and_then(|t| t.strip_suffix(" thread(s)"));
+                n.and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("{l}"))
+            })
+            .collect();
+        let computing = if sync { cores } else { cores - 1 };
+        assert_eq!(threads.first(), Some(&computing), "{log}");
+        assert_eq!(threads.last(), Some(&cores), "{log}");
         check_global_range(&log, 1, 3);
     }
 }

@@ -26,6 +26,10 @@ pub struct FieldStats {
     pub bytes_in: usize,
     /// None where no residuum operation applied (e.g. an IO without operators).
     pub compression: Option<Compression>,
+    /// Threads the writer gave the residuum operators (those whose `threads` is 0) for this
+    /// field: one fewer than the rank's cores while the simulation computes asynchronously,
+    /// all of them once it waits in `close`.
+    pub threads: usize,
 }
 
 /// A written step, on this rank.
@@ -43,11 +47,13 @@ pub(super) fn field_stats(
     specs: &[FieldSpec],
     fields: &[FieldData],
     reports: &[Report],
+    threads: &[usize],
 ) -> Vec<FieldStats> {
     specs
         .iter()
         .zip(fields)
-        .map(|(s, f)| {
+        .zip(threads)
+        .map(|((s, f), &threads)| {
             let mine: Vec<&Report> = reports.iter().filter(|r| r.variable == s.name).collect();
             let compression = (!mine.is_empty()).then(|| {
                 let mut errors = crate::bound::ErrorStats::default();
@@ -75,6 +81,7 @@ pub(super) fn field_stats(
                 name: s.name.clone(),
                 bytes_in: f.len() * if s.double { 8 } else { 4 },
                 compression,
+                threads,
             }
         })
         .collect()
@@ -101,14 +108,15 @@ pub(super) fn log_step(comm: &SimpleCommunicator, s: &StepStats, target: &str) {
             kind,
             -kind,
             s.seconds,
+            f.threads as f64,
         ];
-        let mut max = [0.0f64; 6];
+        let mut max = [0.0f64; 7];
         comm.all_reduce_into(&send[..], &mut max[..], SystemOperation::max());
         if comm.rank() == 0 {
             let same = max[1] == -max[2] && max[3] == -max[4];
             let kind = RangeUsed::from_code(max[3] as i32).map_or("mixed", |k| k.name());
             eprintln!(
-                "residuum: {target} step {}: {} {:.0} -> {:.0} bytes ({:.1}x), NRMSE {:.3e}, {} range {}, {:.3} s",
+                "residuum: {target} step {}: {} {:.0} -> {:.0} bytes ({:.1}x), NRMSE {:.3e}, {} range {}, {:.3} s, {} thread(s)",
                 s.step,
                 f.name,
                 sums[0],
@@ -122,6 +130,7 @@ pub(super) fn log_step(comm: &SimpleCommunicator, s: &StepStats, target: &str) {
                     format!("differs across ranks (up to {:.6e})", max[1])
                 },
                 max[5],
+                max[6],
             );
         }
     }
