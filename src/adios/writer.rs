@@ -13,6 +13,9 @@
 //!   [`StepWriter::close`], on every rank at the same call; the writer then writes no further
 //!   step but still closes the engine, so every completed step stays readable. Nothing queued
 //!   before `close` is dropped.
+//! - Buffers: [`StepWriter::buffers`] hands out a written step's buffers for the next one, so a
+//!   simulation that fills them neither allocates nor faults in fresh pages each step (at Gray-Scott
+//!   96^3 that was 3 of the 4 ms the main thread spent per output step).
 //! - Room: before each step of a file engine, the ranks agree that it fits (see `space`), so
 //!   that ADIOS2 never meets a full disk inside its collectives.
 //!
@@ -65,6 +68,33 @@ pub enum FieldData {
 }
 
 impl FieldData {
+    /// An empty buffer with room for `n` values of the spec's type.
+    fn with_capacity(spec: &FieldSpec, n: usize) -> Self {
+        if spec.double {
+            FieldData::F64(Vec::with_capacity(n))
+        } else {
+            FieldData::F32(Vec::with_capacity(n))
+        }
+    }
+
+    fn is_double(&self) -> bool {
+        matches!(self, FieldData::F64(_))
+    }
+
+    /// Empties it, keeping room for `n` values.
+    fn clear_for(&mut self, n: usize) {
+        match self {
+            FieldData::F32(v) => {
+                v.clear();
+                v.reserve(n)
+            }
+            FieldData::F64(v) => {
+                v.clear();
+                v.reserve(n)
+            }
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
         match self {
             FieldData::F32(v) => v.len(),
@@ -118,6 +148,11 @@ type Outcome = std::result::Result<StepStats, (usize, AdiosError)>;
 struct Jobs {
     steps: Receiver<Step>,
     closing: Arc<AtomicBool>,
+    /// Written steps' buffers, back to the application once it asks for them (see `recycling`).
+    spare: Sender<Vec<FieldData>>,
+    /// Set by the first [`StepWriter::buffers`]: until then nothing is kept for reuse, so a
+    /// writer whose application never asks holds no more memory than the queue's steps.
+    recycling: Arc<AtomicBool>,
 }
 
 /// The application's handle on the writer thread. Close it before MPI is finalized.
@@ -125,6 +160,8 @@ pub struct StepWriter {
     specs: Vec<FieldSpec>,
     jobs: Option<Sender<Step>>,
     closing: Arc<AtomicBool>,
+    spare: Receiver<Vec<FieldData>>,
+    recycling: Arc<AtomicBool>,
     outcomes: Receiver<Outcome>,
     thread: Option<JoinHandle<Result<()>>>,
     next_step: usize,
@@ -226,9 +263,14 @@ impl StepWriter {
         let thread_specs = specs.clone();
         let queue = opts.queue;
         let closing = Arc::new(AtomicBool::new(false));
+        // As many steps as can be under way at once: the queue's and the one being written.
+        let (spare_tx, spare) = bounded::<Vec<FieldData>>(opts.queue + 1);
+        let recycling = Arc::new(AtomicBool::new(false));
         let job_rx = Jobs {
             steps: job_rx,
             closing: closing.clone(),
+            spare: spare_tx,
+            recycling: recycling.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("residuum-writer".into())
@@ -254,6 +296,8 @@ impl StepWriter {
             specs,
             jobs: Some(jobs),
             closing,
+            spare,
+            recycling,
             outcomes,
             thread: Some(thread),
             next_step: 0,
@@ -356,6 +400,29 @@ impl StepWriter {
             self.check_through(step)?;
         }
         Ok(step)
+    }
+
+    /// Empty buffers for the next step's fields, in the order `write_step` takes them, each with
+    /// room for its box: the buffers of a step already written where one is back (their memory
+    /// is mapped already), new ones otherwise. Filling these instead of fresh vectors spares the
+    /// simulation an allocation and its page faults per field and step.
+    pub fn buffers(&mut self) -> Vec<FieldData> {
+        self.recycling.store(true, Ordering::Relaxed);
+        let back = self.spare.try_recv().ok();
+        let mut back = back.into_iter().flatten();
+        self.specs
+            .iter()
+            .map(|s| {
+                let n = s.count.iter().product();
+                match back.next() {
+                    Some(mut b) if b.is_double() == s.double => {
+                        b.clear_for(n);
+                        b
+                    }
+                    _ => FieldData::with_capacity(s, n),
+                }
+            })
+            .collect()
     }
 
     /// Statistics of the steps written since the last call.
@@ -534,6 +601,10 @@ fn write_steps(
         });
         if let (Ok(s), true) = (&outcome, opts.log) {
             log_step(comm, s, &opts.target);
+        }
+        // Back before the outcome, so that a synchronous writer's next step gets them.
+        if jobs.recycling.load(Ordering::Relaxed) {
+            let _ = jobs.spare.try_send(fields); // dropped where enough wait already
         }
         failed = outcome.is_err();
         let _ = outcomes.send(outcome.map_err(|e| (step, e)));
