@@ -80,7 +80,7 @@ impl Chain {
             reference,
         };
         let (stats, info, recon) =
-            codec.compress_step(dtype, dims, data, out, range, Some(&input))?;
+            codec.compress_step(dtype, dims, data, out, range, Some(&input), None)?;
         let info = info.ok_or_else(|| Error::Internal("a step stream without its entry".into()))?;
         // What the reader will decode, bit for bit: the next step's base. The encoder has it
         // where every block came from LBRC or is stored raw; else the stream is decoded.

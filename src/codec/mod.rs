@@ -22,7 +22,7 @@ use crate::params::{Config, Range};
 use crate::pipeline::learn::Learner;
 use crate::pipeline::{default_threads, scratch, shared_pool, two_stage, MAX_THREADS};
 use crate::residual::predict::nglr;
-use crate::residual::{lbrc, Base, BlockValues, NglrUse, Recon, Specials, Staged};
+use crate::residual::{lbrc, Base, BlockValues, LookHints, NglrUse, Recon, Specials, Staged};
 use choice::{pick, picked, MODEL, NGLR, PREVIOUS};
 
 mod choice;
@@ -268,13 +268,17 @@ impl Codec {
         out: &mut [u8],
         range: Option<f64>,
     ) -> Result<CompressStats> {
-        Ok(self.compress_step(dtype, dims, data, out, range, None)?.0)
+        Ok(self
+            .compress_step(dtype, dims, data, out, range, None, None)?
+            .0)
     }
 
     /// [`Codec::compress_with`] as one step of a chain (`step`): blocks are also offered the
     /// previous step's reconstruction as their base, and the stream carries the step entry.
     /// With a step, also the reconstruction's element bytes where every block's is at hand
-    /// (None: decode the stream for it).
+    /// (None: decode the stream for it). `hints`: what the previous steps of the same array
+    /// taught the encoder (in situ).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn compress_step(
         &self,
         dtype: ElementType,
@@ -283,6 +287,7 @@ impl Codec {
         out: &mut [u8],
         range: Option<f64>,
         step: Option<&StepInput>,
+        hints: Option<&LookHints>,
     ) -> Result<(CompressStats, Option<StepInfo>, Option<Vec<u8>>)> {
         let start = Instant::now();
         check_shape(dims, dtype, data.len())?;
@@ -325,6 +330,7 @@ impl Codec {
                 let block = BlockValues {
                     nglr: net.as_deref(),
                     recon: step.is_some(),
+                    look: hints.and_then(|h| h.block(i, grid.len())),
                     ..BlockValues::new(&values, &specials, b.shape, dtype)
                 };
                 let previous = reference.map(|r| {

@@ -1,13 +1,16 @@
-//! The operator side of the hand-over: ranges handed over per variable, and reports waiting to
-//! be taken. Lives in the plugin's copy of residuum.
+//! The operator side of the hand-over: ranges handed over per variable, reports waiting to be
+//! taken, and what each variable's earlier steps taught the encoder. Lives in the plugin's copy
+//! of residuum.
 
+use super::steps::ChainKey;
 use super::{RangeUsed, Report};
 use crate::codec::{Codec, CompressStats};
 use crate::dtype::ElementType;
 use crate::error::Result;
 use crate::params::Range;
+use crate::residual::LookHints;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Reports kept for an application that never takes them (oldest dropped first).
 const MAX_REPORTS: usize = 4096;
@@ -21,6 +24,9 @@ struct Registry {
     reports: VecDeque<Report>,
     /// The range kind last logged per (engine, variable): the log says when it changes.
     logged: HashMap<(String, String), RangeUsed>,
+    /// What the wavelet's looks at each variable's block said (temporal prediction, which
+    /// offers the previous step as a base instead, goes without).
+    hints: HashMap<ChainKey, Arc<LookHints>>,
 }
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
@@ -120,7 +126,15 @@ pub(crate) fn compress(
             codec, engine, variable, start, dtype, dims, data, out, range,
         )?
     } else {
-        codec.compress_with(dtype, dims, data, out, range)?
+        let key = (
+            engine.into(),
+            variable.into(),
+            start.to_vec(),
+            dims.to_vec(),
+        );
+        let hints = with(|r| r.hints.entry(key).or_default().clone());
+        let step = codec.compress_step(dtype, dims, data, out, range, None, Some(&hints))?;
+        step.0
     };
     let key = (engine.to_string(), variable.to_string());
     let changed = with(|r| {

@@ -15,7 +15,7 @@ use xxhash_rust::xxh3::xxh3_64;
 const DEFAULT_CACHE: usize = 1 << 30;
 
 /// (engine, variable, start, count).
-type ChainKey = (String, String, Vec<usize>, Vec<usize>);
+pub(super) type ChainKey = (String, String, Vec<usize>, Vec<usize>);
 
 struct Steps {
     chains: HashMap<ChainKey, Chain>,

@@ -17,6 +17,7 @@ use crate::dtype::ElementType;
 use crate::entropy::ints;
 use crate::format::BlockKind;
 use crate::params::{IntCoder, Residual};
+pub(crate) use auto::{LookHint, LookHints};
 use predict::nglr::Network;
 pub(crate) use specials::Specials;
 use std::sync::Arc;
@@ -141,6 +142,9 @@ pub(crate) struct BlockValues<'a> {
     /// Whether the caller wants the reconstruction's element bytes (a chain of steps keeps
     /// them as the next step's base).
     pub recon: bool,
+    /// What the wavelet's look at the same block said at the previous step of a series (in
+    /// situ), and where this step's goes.
+    pub look: Option<&'a LookHint>,
     /// The least and greatest finite values ([`crate::bound::finite_min_max_of`]), found once
     /// for the coders that set their offset by them.
     pub range: (f64, f64),
@@ -162,6 +166,7 @@ impl<'a> BlockValues<'a> {
             dtype,
             nglr: None,
             recon: false,
+            look: None,
             range: crate::bound::finite_min_max_of(values),
         }
     }

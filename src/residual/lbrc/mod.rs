@@ -160,6 +160,7 @@ pub(crate) fn prepare(
         nglr,
         recon,
         range,
+        ..
     } = *block;
     debug_assert_eq!(values.len(), shape.iter().product::<usize>());
     let par = par && values.len() >= PAR_MIN;
