@@ -320,7 +320,9 @@ int residuum_writer_open(int comm_f,
 
 #if defined(RESIDUUM_WRITER)
 // Hands over one step: `data[i]` points to field i's box (C order, its `dtype`), copied before
-// this returns. Blocks while the queue is full. Fails with the error of an earlier step, if
+// this returns, into the buffers of a step already written where one is back (the writer
+// keeps up to queue + 1 steps of them, so that no step allocates). Blocks while the queue is
+// full. Fails with the error of an earlier step, if
 // one failed (the writer then writes nothing more; close it).
 //
 // # Safety
