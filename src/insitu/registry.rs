@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 
 /// Reports kept for an application that never takes them (oldest dropped first).
 const MAX_REPORTS: usize = 4096;
+/// Variables' boxes whose encoder hints are kept: all are forgotten when one more comes.
+const MAX_HINTS: usize = 4096;
 
 #[derive(Default)]
 struct Registry {
@@ -132,7 +134,13 @@ pub(crate) fn compress(
             start.to_vec(),
             dims.to_vec(),
         );
-        let hints = with(|r| r.hints.entry(key).or_default().clone());
+        let hints = with(|r| {
+            // Boxes that move (adaptive meshes) would make new keys step after step.
+            if r.hints.len() >= MAX_HINTS && !r.hints.contains_key(&key) {
+                r.hints.clear();
+            }
+            r.hints.entry(key).or_default().clone()
+        });
         let step = codec.compress_step(dtype, dims, data, out, range, None, Some(&hints))?;
         step.0
     };
@@ -164,4 +172,23 @@ pub(crate) fn compress(
         );
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoder_hints_stay_bounded_where_boxes_move() {
+        let codec = Codec::from_pairs([("nrmse", "1e-3")]).unwrap();
+        let data: Vec<u8> = [1.5f32, 2.5].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let mut out = vec![0u8; codec.max_compressed_len(ElementType::F32, &[2])];
+        for i in 0..MAX_HINTS + 10 {
+            // A box that moves at every step, as on an adaptive mesh.
+            let (engine, f32) = ("moving-boxes", ElementType::F32);
+            compress(&codec, engine, "x", &[i], f32, &[2], &data, &mut out).unwrap();
+            assert!(with(|r| r.hints.len()) <= MAX_HINTS, "after {i} boxes");
+        }
+        take_reports(Some("moving-boxes"));
+    }
 }
