@@ -9,15 +9,17 @@
 
 mod config;
 mod error;
+mod field;
 mod mode;
 mod space;
 mod stats;
 mod writer;
 
 pub use error::{AdiosError, Result};
+pub use field::{FieldData, FieldSpec};
 pub use mode::WriteMode;
 pub use stats::{Compression, FieldStats, StepStats};
-pub use writer::{FieldData, FieldSpec, StepWriter, WriterOptions};
+pub use writer::{StepWriter, WriterOptions};
 
 use adios2_sys as sys;
 use error::{check, non_null};

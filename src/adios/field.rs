@@ -1,0 +1,81 @@
+//! The fields a step writer puts: what each is (its global shape and this rank's box), and one
+//! step's values of it, handed over to the writer (and lent back by `StepWriter::buffers`).
+
+use crate::bound::finite_min_max;
+
+/// A field the writer puts every step: a global array of which this rank writes one box.
+#[derive(Debug, Clone)]
+pub struct FieldSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub start: Vec<usize>,
+    pub count: Vec<usize>,
+    pub double: bool,
+    /// The value that marks missing data, as the field's operation has it (`fill=`): left out
+    /// of the ranges handed to `range=rank|global`.
+    pub fill: Option<f64>,
+}
+
+impl FieldSpec {
+    /// Bytes of this rank's block of the field.
+    pub(super) fn local_bytes(&self) -> usize {
+        let size = if self.double { 8 } else { 4 };
+        self.count.iter().fold(size, |a, &c| a.saturating_mul(c))
+    }
+}
+
+/// One step's data of a field, handed over (the writer owns it until written).
+#[derive(Debug, Clone)]
+pub enum FieldData {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl FieldData {
+    /// An empty buffer with room for `n` values of the spec's type.
+    pub(super) fn with_capacity(spec: &FieldSpec, n: usize) -> Self {
+        if spec.double {
+            FieldData::F64(Vec::with_capacity(n))
+        } else {
+            FieldData::F32(Vec::with_capacity(n))
+        }
+    }
+
+    pub(super) fn is_double(&self) -> bool {
+        matches!(self, FieldData::F64(_))
+    }
+
+    /// Empties it, keeping room for `n` values.
+    pub(super) fn clear_for(&mut self, n: usize) {
+        match self {
+            FieldData::F32(v) => {
+                v.clear();
+                v.reserve(n)
+            }
+            FieldData::F64(v) => {
+                v.clear();
+                v.reserve(n)
+            }
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        match self {
+            FieldData::F32(v) => v.len(),
+            FieldData::F64(v) => v.len(),
+        }
+    }
+
+    /// The finite values' extremes, values equal to `fill` left out.
+    pub(super) fn min_max(&self, fill: Option<f64>) -> (f64, f64) {
+        match (self, fill) {
+            (FieldData::F32(v), None) => finite_min_max(v.iter().map(|&x| x as f64)),
+            (FieldData::F64(v), None) => finite_min_max(v.iter().copied()),
+            (FieldData::F32(v), Some(f)) => {
+                let f = f as f32;
+                finite_min_max(v.iter().filter(|&&x| x != f).map(|&x| x as f64))
+            }
+            (FieldData::F64(v), Some(f)) => finite_min_max(v.iter().copied().filter(|&x| x != f)),
+        }
+    }
+}
