@@ -322,8 +322,8 @@ int residuum_writer_open(int comm_f,
 // Hands over one step: `data[i]` points to field i's box (C order, its `dtype`), copied before
 // this returns, into the buffers of a step already written where one is back (the writer
 // keeps up to queue + 1 steps of them, so that no step allocates). Blocks while the queue is
-// full. Fails with the error of an earlier step, if
-// one failed (the writer then writes nothing more; close it).
+// full. Fails with the error of an earlier step, if one failed (the writer then writes nothing
+// more; close it).
 //
 // # Safety
 // `w` is an open writer; `data` points to one pointer per field, each to its box's values.
