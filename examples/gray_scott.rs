@@ -10,6 +10,7 @@
 //!        [--output residuum|raw|none|compare] [--writer auto|sync|async] [--queue 2]
 //!        [--L 64] [--steps 200] [--plotgap 20] [--out gs.bp] [--io SimulationStream]
 //!        [--repeat 1] [--plot times.png] [--no-verify] [--temporal K] [--temporal-bench DIR]
+//!        [--contention-bench SECONDS]
 //!
 //! `--writer auto` (the default) writes asynchronously where each rank owns a core to spare,
 //! else synchronously; `--queue` is how many steps may wait (0: synchronous); `--io` picks
@@ -26,7 +27,8 @@
 //! adds a residuum configuration with temporal prediction (`temporal=K` on every residuum
 //! operation of the configuration: each step coded over the previous one's reconstruction, a
 //! keyframe every K output steps) and reports its bytes per step next to those without.
-//! `--temporal-bench DIR` runs, for NRMSE 1e-4, 1e-5 and 1e-6 and output every 5, 10 and 20
+//! `--contention-bench SECONDS` (one rank) measures how much compressing U and V on the other
+//! core slows the simulation's steps (`common/contention.rs`). `--temporal-bench DIR` runs, for NRMSE 1e-4, 1e-5 and 1e-6 and output every 5, 10 and 20
 //! steps, the simulation with the synchronous writer with and without `temporal=K` (K from
 //! `--temporal`, default 10), `--repeat` times interleaved, and reports file sizes and the
 //! median compression time per output step (table, DIR/temporal_bench.csv and .png; see
@@ -34,6 +36,8 @@
 
 #[path = "common/compare.rs"]
 mod compare;
+#[path = "common/contention.rs"]
+mod contention;
 #[path = "common/decomp.rs"]
 mod decomp;
 #[path = "common/temporal_bench.rs"]
@@ -49,6 +53,7 @@ use residuum::adios::{
 };
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Settings, with the embedded defaults; a JSON file may set any of them.
@@ -148,6 +153,8 @@ struct Options {
     keyframes: usize,
     /// `--temporal-bench DIR`.
     bench: Option<PathBuf>,
+    /// `--contention-bench SECONDS`.
+    contention: Option<f64>,
 }
 
 /// Writes `config` with `temporal=K` added to every residuum operation (where given) and their
@@ -200,7 +207,7 @@ fn parse_args() -> Result<(Settings, Options), String> {
     });
     let (mut output, mut queue, mut io) = ("residuum".to_string(), 2usize, None);
     let (mut writer, mut repeat, mut plot) = (WriteMode::Auto, 1usize, None);
-    let (mut temporal, mut bench) = (0usize, None);
+    let (mut temporal, mut bench, mut contention) = (0usize, None, None);
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let val = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -217,6 +224,9 @@ fn parse_args() -> Result<(Settings, Options), String> {
             "--plot" => plot = Some(PathBuf::from(val)),
             "--temporal" => temporal = num(&val)?,
             "--temporal-bench" => bench = Some(PathBuf::from(val)),
+            "--contention-bench" => {
+                contention = Some(val.parse::<f64>().map_err(|e| format!("{flag}: {e}"))?)
+            }
             "--writer" => {
                 writer = match val.as_str() {
                     "auto" => WriteMode::Auto,
@@ -275,6 +285,7 @@ fn parse_args() -> Result<(Settings, Options), String> {
             temporal,
             keyframes,
             bench,
+            contention,
         },
     ))
 }
@@ -452,6 +463,8 @@ struct RunReport {
     total: f64,
     steps: Vec<StepReport>,
     file_bytes: u64,
+    /// Time in the writer's `close` (the steps still queued are written meanwhile).
+    close_s: f64,
 }
 
 /// Runs the simulation with `output`.
@@ -543,10 +556,12 @@ fn simulate(
             ..Default::default()
         });
     }
+    let t = Instant::now();
     let stats = match writer.take() {
         Some(w) => w.close()?,
         None => Vec::new(),
     };
+    let close_s = t.elapsed().as_secs_f64();
     world.barrier();
     let total = t_all.elapsed().as_secs_f64();
     // Over all ranks: the operator's bytes and the slowest writer thread, per step.
@@ -583,6 +598,7 @@ fn simulate(
         total,
         steps,
         file_bytes,
+        close_s,
     })
 }
 
@@ -661,6 +677,7 @@ fn temporal_bench(
                 temporal: Some(with.clone()),
                 keyframes: k,
                 bench: None,
+                contention: None,
             };
             let side = |output| -> Result<temporal_bench::Side, String> {
                 let r = simulate(world, &s, output, &o).map_err(|e| e.to_string())?;
@@ -710,7 +727,57 @@ fn temporal_bench(
     Ok(())
 }
 
+/// `--contention-bench SECONDS`: after `steps` steps, how much compressing U and V on the other
+/// core (as the operator's default settings at `nrmse=1e-5`, one thread) slows the simulation,
+/// and how much copying memory there does, each measured for SECONDS (see
+/// `common/contention.rs`). One rank, which should own two cores.
+fn contention_bench(world: &SimpleCommunicator, s: &Settings, seconds: f64) -> Result<(), String> {
+    if world.size() != 1 {
+        return Err("--contention-bench runs on one rank".into());
+    }
+    let mut dom = Domain::new(s, 0, 1);
+    for _ in 0..s.steps {
+        dom.exchange(world);
+        dom.step(s);
+    }
+    let (mut u, mut v) = (Vec::new(), Vec::new());
+    dom.interior(&dom.u, &mut u);
+    dom.interior(&dom.v, &mut v);
+    let codec = residuum::Codec::from_pairs([("nrmse", "1e-5"), ("threads", "1")])
+        .map_err(|e| e.to_string())?;
+    let dims = [s.l; 3];
+    let failed = AtomicBool::new(false);
+    let compress = || {
+        for f in [&u, &v] {
+            if codec.compress(&dims, f).is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    println!(
+        "Gray-Scott L={} after {} steps, {} owned core(s): a step's time while the other thread works against while it sleeps (medians)",
+        s.l,
+        s.steps,
+        residuum::owned_cores()
+    );
+    let mut step = || {
+        dom.exchange(world);
+        dom.step(s);
+    };
+    let c = contention::measure(&mut step, &compress, seconds);
+    contention::print("compressing U and V (nrmse=1e-5, one thread)", &c);
+    let c = contention::measure(&mut step, &contention::copy_buffers(), seconds);
+    contention::print("copying 64 MiB buffers (memory traffic alone)", &c);
+    if failed.load(Ordering::Relaxed) {
+        return Err("compressing a field failed".into());
+    }
+    Ok(())
+}
+
 fn run(world: &SimpleCommunicator, s: &Settings, opts: &Options) -> Result<(), String> {
+    if let Some(seconds) = opts.contention {
+        return contention_bench(world, s, seconds);
+    }
     if let Some(dir) = &opts.bench {
         return temporal_bench(world, s, opts, dir);
     }
@@ -774,6 +841,13 @@ fn run(world: &SimpleCommunicator, s: &Settings, opts: &Options) -> Result<(), S
             compare::Runs {
                 label: o.label(),
                 totals: r.iter().map(|x| x.total).collect(),
+                parts: r
+                    .iter()
+                    .map(|x| {
+                        let sum = |f: fn(&StepReport) -> f64| x.steps.iter().map(f).sum::<f64>();
+                        [sum(|s| s.compute_s), sum(|s| s.output_s), x.close_s]
+                    })
+                    .collect(),
                 steps: m
                     .steps
                     .iter()

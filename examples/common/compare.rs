@@ -10,6 +10,9 @@ pub struct Runs<'a> {
     pub label: &'a str,
     /// Wall time of each run, in the order run.
     pub totals: Vec<f64>,
+    /// Each run's seconds computing, handing steps over to output and waiting in the writer's
+    /// `close` (the rest of its wall time: barriers, and steps between outputs not timed).
+    pub parts: Vec<[f64; 3]>,
     /// (step, seconds computing since the previous output step, seconds the simulation spent
     /// on output) of the median run.
     pub steps: Vec<(usize, f64, f64)>,
@@ -34,12 +37,32 @@ pub fn median_run(totals: &[f64]) -> usize {
     order[(order.len().saturating_sub(1)) / 2]
 }
 
+/// The median over rounds of each run's wall time over the no-output run of the same round
+/// (`none`), in percent, with the lowest and highest. Rounds run back to back, so a slow spell
+/// of the machine falls on both runs of a pair: their ratio is steadier than the ratio of the
+/// two medians, which come from different rounds.
+pub fn paired(totals: &[f64], none: &[f64]) -> (f64, f64, f64) {
+    let pct: Vec<f64> = totals
+        .iter()
+        .zip(none)
+        .map(|(t, n)| 100.0 * (t / n - 1.0))
+        .collect();
+    let (lo, hi) = pct
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &p| {
+            (a.min(p), b.max(p))
+        });
+    (median(&pct), lo, hi)
+}
+
 /// Prints the medians with their spread (min to max), the overhead of each configuration over
-/// the first (no output), and the file size.
+/// the first (no output), as the ratio of medians and as the median ratio of each round's
+/// pair ([`paired`]), and the file size.
 pub fn summarize(runs: &[Runs]) {
-    let Some(none) = runs.first().map(|r| median(&r.totals)) else {
+    let Some(first) = runs.first() else {
         return;
     };
+    let none = median(&first.totals);
     let n = runs.iter().map(|r| r.totals.len()).max().unwrap_or(0);
     println!("comparison (wall time of the whole run, median of {n} interleaved runs, min..max):");
     for r in runs {
@@ -48,12 +71,30 @@ pub fn summarize(runs: &[Runs]) {
             .iter()
             .fold((f64::INFINITY, 0f64), |(a, b), &t| (a.min(t), b.max(t)));
         let m = median(&r.totals);
+        let (p, plo, phi) = paired(&r.totals, &first.totals);
         println!(
-            "  {:<30} {:8.3} s  ({lo:.3}..{hi:.3})  overhead vs no output {:+7.2}%  file {:>12} bytes",
+            "  {:<30} {:8.3} s  ({lo:.3}..{hi:.3})  overhead vs no output {:+7.2}%  paired {p:+7.2}% ({plo:+.1}..{phi:+.1})  file {:>12} bytes",
             r.label,
             m,
             100.0 * (m - none) / none,
             r.file_bytes
+        );
+    }
+    // Where a writer's cost goes, each part as its median over the runs, against no output's
+    // median: computing more slowly beside the writer, handing steps over (the copy, and waits
+    // for a full queue), and waiting in close for the last steps.
+    println!("where the time goes (medians over runs, % of no output's median):");
+    let part = |r: &Runs, i: usize| median(&r.parts.iter().map(|p| p[i]).collect::<Vec<_>>());
+    let computing = part(first, 0);
+    for r in runs.iter().skip(1) {
+        let pct = |x: f64| 100.0 * x / none;
+        println!(
+            "  {:<30} computing {:+6.2}% ({:.3} s, no output {computing:.3} s)  handing over {:5.2}%  close {:5.2}%",
+            r.label,
+            pct(part(r, 0) - computing),
+            part(r, 0),
+            pct(part(r, 1)),
+            pct(part(r, 2))
         );
     }
 }
