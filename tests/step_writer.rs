@@ -1,6 +1,7 @@
 //! The step writer's buffers (`StepWriter::buffers`): a written step's memory comes back for the
 //! next step, and steps written from reused buffers read back exactly as they were filled, with
-//! the synchronous and the asynchronous writer. One MPI process (a singleton, no mpirun).
+//! the synchronous and the asynchronous writer; an idle async writer makes the other sets it can
+//! have under way with their memory in place. One MPI process (a singleton, no mpirun).
 
 use residuum::adios::{
     Adios, FieldData, FieldSpec, OpenMode, StepStatus, StepWriter, WriteMode, WriterOptions,
@@ -108,4 +109,81 @@ fn written_steps_lend_their_buffers_to_the_next_and_read_back_as_filled() {
     let file = dir.path().join("async.bp");
     write(&world, &file, WriteMode::Async);
     read_back(&file);
+
+    idle_async_writer_makes_the_sets_it_can_have_under_way(&world, &dir.path().join("idle.bp"));
+}
+
+/// Whether every page of `v`'s allocation is in memory (`mincore`).
+fn resident(v: &[f32], capacity: usize) -> bool {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let start = v.as_ptr() as usize / page * page;
+    let end = v.as_ptr() as usize + capacity * 4;
+    let pages = (end - start).div_ceil(page);
+    let mut map = vec![0u8; pages];
+    // SAFETY: [start, end) lies within pages of the vector's live allocation; `map` has a byte
+    // per page.
+    let rc = unsafe { libc::mincore(start as *mut libc::c_void, end - start, map.as_mut_ptr()) };
+    assert_eq!(rc, 0, "mincore failed");
+    map.iter().all(|&m| m & 1 == 1)
+}
+
+/// Once step 0 is written and no step waits, the async writer holds queue + 1 sets for the next
+/// steps (step 0's and new ones), every page of them touched: a simulation whose writer lags
+/// takes them instead of faulting in fresh memory. Each field is 64 MiB, so a fresh buffer is
+/// mapped anew and none of its pages is in memory before it is written.
+fn idle_async_writer_makes_the_sets_it_can_have_under_way(
+    world: &mpi::topology::SimpleCommunicator,
+    file: &Path,
+) {
+    const BIG: usize = 16 << 20;
+    let spec = |name: &str| FieldSpec {
+        name: name.into(),
+        shape: vec![BIG],
+        start: vec![0],
+        count: vec![BIG],
+        double: false,
+        fill: None,
+    };
+    let opts = WriterOptions {
+        config: None,
+        io: "idle".into(),
+        target: file.to_str().unwrap().into(),
+        queue: 2,
+        mode: WriteMode::Async,
+        log: false,
+        threads: None,
+    };
+    let mut w = StepWriter::open(world, vec![spec("A"), spec("B")], opts).unwrap();
+    let mut fields = w.buffers();
+    for b in fields.iter_mut() {
+        let FieldData::F32(b) = b else { panic!() };
+        b.resize(BIG, 1.0);
+    }
+    w.write_step(fields).unwrap();
+    // Step 0's outcome comes after its buffers and the new sets are back.
+    let mut done = 0;
+    while done == 0 {
+        done += w.take_stats().len();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let sets: Vec<Vec<FieldData>> = (0..3).map(|_| w.buffers()).collect();
+    for (i, set) in sets.iter().enumerate() {
+        for b in set {
+            let FieldData::F32(b) = b else { panic!() };
+            assert!(b.is_empty() && b.capacity() >= BIG);
+            assert!(resident(b, BIG), "set {i}: pages not in memory");
+        }
+    }
+    // A fourth set is new: nothing of it is in memory yet (the check above can fail).
+    let fresh = w.buffers();
+    let FieldData::F32(b) = &fresh[0] else {
+        panic!()
+    };
+    assert!(
+        !resident(b, BIG),
+        "a fresh buffer's pages are not in memory"
+    );
+    drop((sets, fresh));
+    w.close().unwrap();
 }

@@ -41,6 +41,15 @@ impl FieldData {
         }
     }
 
+    /// [`FieldData::with_capacity`] with its memory written once, so that filling it faults
+    /// in no pages.
+    pub(super) fn touched(spec: &FieldSpec, n: usize) -> Self {
+        match spec.double {
+            true => FieldData::F64(touch(n)),
+            false => FieldData::F32(touch(n)),
+        }
+    }
+
     pub(super) fn is_double(&self) -> bool {
         matches!(self, FieldData::F64(_))
     }
@@ -78,4 +87,12 @@ impl FieldData {
             (FieldData::F64(v), Some(f)) => finite_min_max(v.iter().copied().filter(|&x| x != f)),
         }
     }
+}
+
+/// An empty vector with room for `n` values, every page of it written.
+fn touch<T: Copy + Default>(n: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    v.resize(n, T::default());
+    v.clear();
+    v
 }
