@@ -28,11 +28,11 @@
 //! operation of the configuration: each step coded over the previous one's reconstruction, a
 //! keyframe every K output steps) and reports its bytes per step next to those without.
 //! `--contention-bench SECONDS` (one rank) measures how much compressing U and V on the other
-//! core slows the simulation's steps (`common/contention.rs`). `--temporal-bench DIR` runs, for NRMSE 1e-4, 1e-5 and 1e-6 and output every 5, 10 and 20
-//! steps, the simulation with the synchronous writer with and without `temporal=K` (K from
-//! `--temporal`, default 10), `--repeat` times interleaved, and reports file sizes and the
-//! median compression time per output step (table, DIR/temporal_bench.csv and .png; see
-//! `common/temporal_bench.rs`).
+//! core slows the simulation's steps (`common/contention.rs`). `--temporal-bench DIR` runs,
+//! for NRMSE 1e-4, 1e-5 and 1e-6 and output every 5, 10 and 20 steps, the simulation with the
+//! synchronous writer with and without `temporal=K` (K from `--temporal`, default 10),
+//! `--repeat` times interleaved, and reports file sizes and the median compression time per
+//! output step (table, DIR/temporal_bench.csv and .png; see `common/temporal_bench.rs`).
 
 #[path = "common/compare.rs"]
 mod compare;
@@ -734,6 +734,11 @@ fn temporal_bench(
 fn contention_bench(world: &SimpleCommunicator, s: &Settings, seconds: f64) -> Result<(), String> {
     if world.size() != 1 {
         return Err("--contention-bench runs on one rank".into());
+    }
+    if seconds.is_nan() || seconds <= 0.0 {
+        return Err(format!(
+            "--contention-bench {seconds}: seconds must be positive"
+        ));
     }
     let mut dom = Domain::new(s, 0, 1);
     for _ in 0..s.steps {

@@ -16,18 +16,18 @@ fn values(f: usize, step: usize) -> impl Iterator<Item = f32> {
     (0..N).map(move |i| (i + 7919 * step + 104_729 * f) as f32 * 0.5)
 }
 
-/// Writes STEPS steps of two fields from the writer's buffers; returns each step's buffer
-/// addresses.
-fn write(
+/// A writer of two float fields A and B of `n` values each, with a queue of 2 steps.
+fn open(
     world: &mpi::topology::SimpleCommunicator,
     file: &Path,
+    n: usize,
     mode: WriteMode,
-) -> Vec<[usize; 2]> {
+) -> StepWriter {
     let spec = |name: &str| FieldSpec {
         name: name.into(),
-        shape: vec![N],
+        shape: vec![n],
         start: vec![0],
-        count: vec![N],
+        count: vec![n],
         double: false,
         fill: None,
     };
@@ -40,7 +40,17 @@ fn write(
         log: false,
         threads: None,
     };
-    let mut w = StepWriter::open(world, vec![spec("A"), spec("B")], opts).unwrap();
+    StepWriter::open(world, vec![spec("A"), spec("B")], opts).unwrap()
+}
+
+/// Writes STEPS steps of two fields from the writer's buffers; returns each step's buffer
+/// addresses.
+fn write(
+    world: &mpi::topology::SimpleCommunicator,
+    file: &Path,
+    mode: WriteMode,
+) -> Vec<[usize; 2]> {
+    let mut w = open(world, file, N, mode);
     let (mut addresses, mut decoys) = (Vec::new(), Vec::new());
     for step in 0..STEPS {
         // Allocations of the same size, kept: were the written step's buffers freed, not
@@ -137,24 +147,7 @@ fn idle_async_writer_makes_the_sets_it_can_have_under_way(
     file: &Path,
 ) {
     const BIG: usize = 16 << 20;
-    let spec = |name: &str| FieldSpec {
-        name: name.into(),
-        shape: vec![BIG],
-        start: vec![0],
-        count: vec![BIG],
-        double: false,
-        fill: None,
-    };
-    let opts = WriterOptions {
-        config: None,
-        io: "idle".into(),
-        target: file.to_str().unwrap().into(),
-        queue: 2,
-        mode: WriteMode::Async,
-        log: false,
-        threads: None,
-    };
-    let mut w = StepWriter::open(world, vec![spec("A"), spec("B")], opts).unwrap();
+    let mut w = open(world, file, BIG, WriteMode::Async);
     let mut fields = w.buffers();
     for b in fields.iter_mut() {
         let FieldData::F32(b) = b else { panic!() };

@@ -1,6 +1,7 @@
 //! Comparing output configurations of a simulation over repeated, interleaved runs: medians
-//! of the wall time with their spread, the overhead over running without output, and a PNG of
-//! per-step compute and output time per configuration (from each one's median run).
+//! of the wall time with their spread, the overhead over running without output (also per
+//! round), where each configuration's time goes, and a PNG of per-step compute and output time
+//! per configuration (from each one's median run).
 
 use plotters::prelude::*;
 use std::path::Path;
@@ -11,7 +12,7 @@ pub struct Runs<'a> {
     /// Wall time of each run, in the order run.
     pub totals: Vec<f64>,
     /// Each run's seconds computing, handing steps over to output and waiting in the writer's
-    /// `close` (the rest of its wall time: barriers, and steps between outputs not timed).
+    /// `close` (the rest of its wall time: barriers, and steps after the last output step).
     pub parts: Vec<[f64; 3]>,
     /// (step, seconds computing since the previous output step, seconds the simulation spent
     /// on output) of the median run.
@@ -39,8 +40,7 @@ pub fn median_run(totals: &[f64]) -> usize {
 
 /// The median over rounds of each run's wall time over the no-output run of the same round
 /// (`none`), in percent, with the lowest and highest. Rounds run back to back, so a slow spell
-/// of the machine falls on both runs of a pair: their ratio is steadier than the ratio of the
-/// two medians, which come from different rounds.
+/// of the machine longer than a round falls on both runs of a pair.
 pub fn paired(totals: &[f64], none: &[f64]) -> (f64, f64, f64) {
     let pct: Vec<f64> = totals
         .iter()

@@ -68,8 +68,8 @@ pub fn measure(step: &mut dyn FnMut(), work: &(dyn Fn() + Sync), seconds: f64) -
     }
 }
 
-/// Copies a 64 MiB buffer into another: memory traffic alone, to show what slowing the method
-/// can detect.
+/// Copies a 64 MiB buffer into a new one (its pages faulted in as well): memory traffic without
+/// computing, to show what slowing the method can detect.
 pub fn copy_buffers() -> impl Fn() + Sync {
     let from = vec![1u8; 64 << 20];
     move || {

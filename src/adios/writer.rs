@@ -72,7 +72,8 @@ type Outcome = std::result::Result<StepStats, (usize, AdiosError)>;
 struct Jobs {
     steps: Receiver<Step>,
     closing: Arc<AtomicBool>,
-    /// Written steps' buffers, back to the application once it asks for them (see `recycling`).
+    /// Written steps' buffers, back to the application once it asks for them (see `recycling`),
+    /// and the sets an idle async writer makes beside them.
     spare: Sender<Vec<FieldData>>,
     /// Set by the first [`StepWriter::buffers`]: until then nothing is kept for reuse, so a
     /// writer whose application never asks holds no more memory than the queue's steps.
