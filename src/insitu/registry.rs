@@ -2,7 +2,7 @@
 //! taken, and what each variable's earlier steps taught the encoder. Lives in the plugin's copy
 //! of residuum.
 
-use super::steps::ChainKey;
+use super::steps::{chain_key, ChainKey};
 use super::{RangeUsed, Report};
 use crate::codec::{Codec, CompressStats};
 use crate::dtype::ElementType;
@@ -128,12 +128,7 @@ pub(crate) fn compress(
             codec, engine, variable, start, dtype, dims, data, out, range,
         )?
     } else {
-        let key = (
-            engine.into(),
-            variable.into(),
-            start.to_vec(),
-            dims.to_vec(),
-        );
+        let key = chain_key(engine, variable, start, dims);
         let hints = with(|r| {
             // Boxes that move (adaptive meshes) would make new keys step after step.
             if r.hints.len() >= MAX_HINTS && !r.hints.contains_key(&key) {

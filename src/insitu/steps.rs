@@ -17,6 +17,16 @@ const DEFAULT_CACHE: usize = 1 << 30;
 /// (engine, variable, start, count).
 pub(super) type ChainKey = (String, String, Vec<usize>, Vec<usize>);
 
+/// The key of a variable's box written through `engine`.
+pub(super) fn chain_key(engine: &str, variable: &str, start: &[usize], dims: &[usize]) -> ChainKey {
+    (
+        engine.into(),
+        variable.into(),
+        start.to_vec(),
+        dims.to_vec(),
+    )
+}
+
 struct Steps {
     chains: HashMap<ChainKey, Chain>,
     references: References,
@@ -73,12 +83,7 @@ pub(crate) fn compress(
     out: &mut [u8],
     range: Option<f64>,
 ) -> Result<CompressStats> {
-    let key = (
-        engine.into(),
-        variable.into(),
-        start.to_vec(),
-        dims.to_vec(),
-    );
+    let key = chain_key(engine, variable, start, dims);
     // Out of the table while it compresses, so that other blocks need not wait. A block
     // written to a new engine (a file per output, say) ends its chain in the one before:
     // the writer keeps one reconstruction per block, however many files it writes.
