@@ -17,6 +17,11 @@ pub struct FieldSpec {
 }
 
 impl FieldSpec {
+    /// Values in this rank's block of the field.
+    pub(crate) fn local_len(&self) -> usize {
+        self.count.iter().product()
+    }
+
     /// Bytes of this rank's block of the field.
     pub(super) fn local_bytes(&self) -> usize {
         let size = if self.double { 8 } else { 4 };

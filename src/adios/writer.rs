@@ -293,7 +293,7 @@ impl StepWriter {
             )));
         }
         for (f, s) in fields.iter().zip(&self.specs) {
-            let want: usize = s.count.iter().product();
+            let want = s.local_len();
             let right_type = matches!(f, FieldData::F64(_)) == s.double;
             if f.len() != want || !right_type {
                 return Err(AdiosError::Argument(format!(
@@ -341,7 +341,7 @@ impl StepWriter {
         self.specs
             .iter()
             .map(|s| {
-                let n = s.count.iter().product();
+                let n = s.local_len();
                 match back.next() {
                     Some(mut b) if b.is_double() == s.double => {
                         b.clear_for(n);
@@ -545,7 +545,7 @@ fn write_steps(
             {
                 let set = specs
                     .iter()
-                    .map(|s| FieldData::touched(s, s.count.iter().product()))
+                    .map(|s| FieldData::touched(s, s.local_len()))
                     .collect();
                 let _ = jobs.spare.try_send(set);
                 touched += 1;

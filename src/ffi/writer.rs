@@ -176,7 +176,7 @@ pub unsafe extern "C" fn residuum_writer_write_step(
         // Copied into a written step's buffers: no allocation or page faults per step.
         let mut fields = w.writer.buffers();
         for ((s, &p), f) in specs.iter().zip(ptrs).zip(&mut fields) {
-            let n: usize = s.count.iter().product();
+            let n = s.local_len();
             // SAFETY: the box's n values of the field's type, per the contract.
             match f {
                 FieldData::F64(b) => {
