@@ -4,7 +4,9 @@
 //! through the residuum operator (settings: a JSON file, ADIOS2 XML for engine and operator).
 //! Each rank owns a box of a Cartesian decomposition and exchanges one halo layer with its six
 //! (periodic) neighbours every step. Output goes through residuum's step writer: the simulation
-//! hands a step over and computes on while the writer thread compresses and writes it.
+//! lends a step (`StepWriter::lend_step`) and computes on while the writer thread copies,
+//! compresses and writes it. U and V are kept in two arrays each, swapped every step, so the
+//! ones lent stay unchanged through the next step; the loan is settled before the step after.
 //!
 //! mpirun -n 4 target/release/examples/gray_scott [--settings examples/gray_scott.json]
 //!        [--output residuum|raw|none|compare] [--writer auto|sync|async] [--queue 2]
@@ -49,11 +51,13 @@ use mpi::point_to_point as p2p;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use residuum::adios::{
-    Adios, FieldData, FieldSpec, OpenMode, StepStatus, StepWriter, WriteMode, WriterOptions,
+    Adios, FieldMut, FieldSpec, Loan, OpenMode, StepStatus, StepWriter, WriteMode, WriterOptions,
 };
 use serde::Deserialize;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Settings, with the embedded defaults; a JSON file may set any of them.
@@ -290,21 +294,25 @@ fn parse_args() -> Result<(Settings, Options), String> {
     ))
 }
 
-/// One rank's part of the simulation: U and V on its box plus one ghost layer.
+/// One rank's part of the simulation: U and V on its box plus one ghost layer. Each field is
+/// two arrays, the state and the next one, swapped every step; shared (`Arc`) because the state
+/// after an output step is lent to the writer thread for the step after it.
 struct Domain {
     n: [usize; 3],
     g: [usize; 3],
     start: [usize; 3],
     /// Neighbour ranks (low, high) along each axis, periodic.
     nb: [(i32, i32); 3],
-    u: Vec<f64>,
-    v: Vec<f64>,
-    u2: Vec<f64>,
-    v2: Vec<f64>,
+    u: Arc<Vec<f64>>,
+    v: Arc<Vec<f64>>,
+    u2: Arc<Vec<f64>>,
+    v2: Arc<Vec<f64>>,
 }
 
 impl Domain {
-    fn new(s: &Settings, rank: usize, size: usize) -> Domain {
+    /// The initial state, its ghost layers filled.
+    fn new(s: &Settings, world: &SimpleCommunicator) -> Domain {
+        let (rank, size) = (world.rank() as usize, world.size() as usize);
         let shape = [s.l; 3];
         let (start, n) = my_box(shape, rank, size);
         let grid = rank_grid(size);
@@ -322,34 +330,43 @@ impl Domain {
         });
         let g = n.map(|x| x + 2);
         let len = g.iter().product();
-        let mut d = Domain {
-            n,
-            g,
-            start,
-            nb,
-            u: vec![1.0; len],
-            v: vec![0.0; len],
-            u2: vec![0.0; len],
-            v2: vec![0.0; len],
-        };
+        let (mut u, mut v) = (vec![1.0; len], vec![0.0; len]);
         // A cube of V in the middle of the global domain, and a deterministic perturbation.
         let (lo, hi) = (s.l / 2 - s.l / 8, s.l / 2 + s.l / 8);
         for i in 0..n[0] {
             for j in 0..n[1] {
                 for k in 0..n[2] {
                     let gc = [start[0] + i, start[1] + j, start[2] + k];
-                    let at = d.at(i + 1, j + 1, k + 1);
+                    let at = ((i + 1) * g[1] + j + 1) * g[2] + k + 1;
                     if gc.iter().all(|&c| (lo..hi).contains(&c)) {
-                        d.u[at] = 0.25;
-                        d.v[at] = 0.33;
+                        u[at] = 0.25;
+                        v[at] = 0.33;
                     }
                     let h =
                         ((gc[0] * 73_856_093) ^ (gc[1] * 19_349_663) ^ (gc[2] * 83_492_791)) % 1000;
-                    d.u[at] += s.noise * (h as f64 / 1000.0 - 0.5);
+                    u[at] += s.noise * (h as f64 / 1000.0 - 0.5);
                 }
             }
         }
+        let mut d = Domain {
+            n,
+            g,
+            start,
+            nb,
+            u: Arc::new(u),
+            v: Arc::new(v),
+            u2: Arc::new(vec![0.0; len]),
+            v2: Arc::new(vec![0.0; len]),
+        };
+        d.exchange(world);
         d
+    }
+
+    /// One step, then the new state's ghost layers (so that a lent state is not written to
+    /// during the next step, not even its ghosts).
+    fn advance(&mut self, world: &SimpleCommunicator, s: &Settings) {
+        self.step(s);
+        self.exchange(world);
     }
 
     fn at(&self, i: usize, j: usize, k: usize) -> usize {
@@ -399,9 +416,11 @@ impl Domain {
                     &world.process_at_rank(src),
                 );
                 let half = recv_idx.len();
+                // The new state: no loan holds it yet.
+                let (u, v) = (Arc::make_mut(&mut self.u), Arc::make_mut(&mut self.v));
                 for (t, &i) in recv_idx.iter().enumerate() {
-                    self.u[i] = buf[t];
-                    self.v[i] = buf[half + t];
+                    u[i] = buf[t];
+                    v[i] = buf[half + t];
                 }
             }
         }
@@ -409,20 +428,25 @@ impl Domain {
 
     /// One explicit Euler step of the Gray-Scott equations (7-point Laplacian).
     fn step(&mut self, s: &Settings) {
-        let (sj, si) = (self.g[2], self.g[1] * self.g[2]);
-        for i in 1..=self.n[0] {
-            for j in 1..=self.n[1] {
-                for k in 1..=self.n[2] {
-                    let c = self.at(i, j, k);
+        let (g, n) = (self.g, self.n);
+        let (sj, si) = (g[2], g[1] * g[2]);
+        let (uf, vf) = (&self.u[..], &self.v[..]);
+        // The arrays of the state two steps back: its loan, if any, is settled by now (were it
+        // not, make_mut would copy them rather than change what the writer reads).
+        let (u2, v2) = (Arc::make_mut(&mut self.u2), Arc::make_mut(&mut self.v2));
+        for i in 1..=n[0] {
+            for j in 1..=n[1] {
+                for k in 1..=n[2] {
+                    let c = (i * g[1] + j) * g[2] + k;
                     let lap = |f: &[f64]| {
                         (f[c - 1] + f[c + 1] + f[c - sj] + f[c + sj] + f[c - si] + f[c + si]
                             - 6.0 * f[c])
                             / 6.0
                     };
-                    let (u, v) = (self.u[c], self.v[c]);
+                    let (u, v) = (uf[c], vf[c]);
                     let uvv = u * v * v;
-                    self.u2[c] = u + s.dt * (s.du * lap(&self.u) - uvv + s.f * (1.0 - u));
-                    self.v2[c] = v + s.dt * (s.dv * lap(&self.v) + uvv - (s.f + s.k) * v);
+                    u2[c] = u + s.dt * (s.du * lap(uf) - uvv + s.f * (1.0 - u));
+                    v2[c] = v + s.dt * (s.dv * lap(vf) + uvv - (s.f + s.k) * v);
                 }
             }
         }
@@ -430,13 +454,35 @@ impl Domain {
         std::mem::swap(&mut self.v, &mut self.v2);
     }
 
-    /// The interior of a field, as f32 in C order, appended to `out`.
-    fn interior(&self, f: &[f64], out: &mut Vec<f32>) {
-        for i in 1..=self.n[0] {
-            for j in 1..=self.n[1] {
-                let row = self.at(i, j, 1);
-                out.extend(f[row..row + self.n[2]].iter().map(|&x| x as f32));
+    /// The interior of a field, as f32 in C order.
+    fn interior(&self, f: &[f64]) -> Vec<f32> {
+        let mut out = vec![0.0; self.n.iter().product()];
+        copy_interior(self.n, self.g, f, &mut out);
+        out
+    }
+
+    /// Lends the state to `w` as the next step's U and V: the writer thread copies their
+    /// interiors (unless the loan is settled first).
+    fn lend(&self, w: &mut StepWriter) -> residuum::adios::Result<Loan> {
+        let (u, v, n, g) = (self.u.clone(), self.v.clone(), self.n, self.g);
+        w.lend_step(move |fields| {
+            for (b, f) in fields.iter_mut().zip([&u, &v]) {
+                if let FieldMut::F32(b) = b {
+                    copy_interior(n, g, f, b);
+                }
             }
+        })
+    }
+}
+
+/// The interior of a field with one ghost layer around its box `n` (`g` with the ghosts), as
+/// f32 in C order, into `out`.
+fn copy_interior(n: [usize; 3], g: [usize; 3], f: &[f64], out: &mut [f32]) {
+    for (r, row_out) in out.chunks_exact_mut(n[2]).enumerate() {
+        let (i, j) = (r / n[1] + 1, r % n[1] + 1);
+        let row = (i * g[1] + j) * g[2] + 1;
+        for (o, &x) in row_out.iter_mut().zip(&f[row..row + n[2]]) {
+            *o = x as f32;
         }
     }
 }
@@ -465,6 +511,8 @@ struct RunReport {
     file_bytes: u64,
     /// Time in the writer's `close` (the steps still queued are written meanwhile).
     close_s: f64,
+    /// Lent steps this rank copied itself: the writer had not got to them when they came due.
+    copied_here: usize,
 }
 
 /// Runs the simulation with `output`.
@@ -475,7 +523,7 @@ fn simulate(
     opts: &Options,
 ) -> Result<RunReport, Box<dyn std::error::Error>> {
     let rank = world.rank() as usize;
-    let mut dom = Domain::new(s, rank, world.size() as usize);
+    let mut dom = Domain::new(s, world);
     let shape = [s.l; 3];
     let target = s.output.to_string_lossy().into_owned();
     let spec = |name: &str| FieldSpec {
@@ -516,15 +564,25 @@ fn simulate(
     };
     // Only a file can be read back (a stream is gone to its reader).
     let verify = opts.verify && output.residuum() && opts.io.is_none();
-    let mut steps = Vec::new();
+    let mut steps: Vec<StepReport> = Vec::new();
     let mut written: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+    // Steps lent and not yet settled: (index in `steps`, loan).
+    let mut loans: VecDeque<(usize, Loan)> = VecDeque::new();
+    let mut copied_here = 0;
     let mut compute_s = 0.0;
     world.barrier();
     let t_all = Instant::now();
     for step in 1..=s.steps {
+        // This step writes into the arrays of the state two steps back: settle their loan.
+        // Its time counts as the output step's, as does the copy where it runs here.
+        while let Some((i, _)) = loans.front().filter(|(i, _)| steps[*i].step + 2 <= step) {
+            let i = *i;
+            let t = Instant::now();
+            copied_here += usize::from(loans.pop_front().expect("front").1.settle());
+            steps[i].output_s += t.elapsed().as_secs_f64();
+        }
         let t = Instant::now();
-        dom.exchange(world);
-        dom.step(s);
+        dom.advance(world, s);
         compute_s += t.elapsed().as_secs_f64();
         if step % s.plotgap != 0 {
             continue;
@@ -532,21 +590,12 @@ fn simulate(
         let mut output_s = 0.0;
         if let Some(w) = writer.as_mut() {
             let t = Instant::now();
-            // The writer's buffers of a step already written: no allocation, no page faults.
-            let mut fields = w.buffers();
-            for (b, f) in fields.iter_mut().zip([&dom.u, &dom.v]) {
-                if let FieldData::F32(b) = b {
-                    dom.interior(f, b);
-                }
-            }
+            loans.push_back((steps.len(), dom.lend(w)?));
             output_s = t.elapsed().as_secs_f64();
-            if let (true, [FieldData::F32(u), FieldData::F32(v)]) = (verify, &fields[..]) {
+            if verify {
                 // Copies for the read-back check, not part of the output's cost.
-                written.push((u.clone(), v.clone()));
+                written.push((dom.interior(&dom.u), dom.interior(&dom.v)));
             }
-            let t = Instant::now();
-            w.write_step(fields)?;
-            output_s += t.elapsed().as_secs_f64();
         }
         steps.push(StepReport {
             step,
@@ -562,6 +611,11 @@ fn simulate(
         None => Vec::new(),
     };
     let close_s = t.elapsed().as_secs_f64();
+    // The writer filled them all by now: settling runs nothing.
+    copied_here += loans
+        .into_iter()
+        .map(|(_, l)| usize::from(l.settle()))
+        .sum::<usize>();
     world.barrier();
     let total = t_all.elapsed().as_secs_f64();
     // Over all ranks: the operator's bytes and the slowest writer thread, per step.
@@ -599,6 +653,7 @@ fn simulate(
         steps,
         file_bytes,
         close_s,
+        copied_here,
     })
 }
 
@@ -740,14 +795,11 @@ fn contention_bench(world: &SimpleCommunicator, s: &Settings, seconds: f64) -> R
             "--contention-bench {seconds}: seconds must be positive"
         ));
     }
-    let mut dom = Domain::new(s, 0, 1);
+    let mut dom = Domain::new(s, world);
     for _ in 0..s.steps {
-        dom.exchange(world);
-        dom.step(s);
+        dom.advance(world, s);
     }
-    let (mut u, mut v) = (Vec::new(), Vec::new());
-    dom.interior(&dom.u, &mut u);
-    dom.interior(&dom.v, &mut v);
+    let (u, v) = (dom.interior(&dom.u), dom.interior(&dom.v));
     let codec = residuum::Codec::from_pairs([("nrmse", "1e-5"), ("threads", "1")])
         .map_err(|e| e.to_string())?;
     let dims = [s.l; 3];
@@ -765,10 +817,7 @@ fn contention_bench(world: &SimpleCommunicator, s: &Settings, seconds: f64) -> R
         s.steps,
         residuum::owned_cores()
     );
-    let mut step = || {
-        dom.exchange(world);
-        dom.step(s);
-    };
+    let mut step = || dom.advance(world, s);
     let c = contention::measure(&mut step, &compress, seconds);
     contention::print("compressing U and V (nrmse=1e-5, one thread)", &c);
     let c = contention::measure(&mut step, &contention::copy_buffers(), seconds);
@@ -948,6 +997,14 @@ fn print_report(output: Output, s: &Settings, r: &RunReport, io: Option<&str>) {
             r.stored_bytes,
             r.nrmse[0],
             r.nrmse[1]
+        );
+    }
+    if r.copied_here > 0 {
+        println!(
+            "  rank 0 copied {} of {} lent steps itself: the writer had not got to them when \
+             the simulation needed their arrays again",
+            r.copied_here,
+            r.steps.len()
         );
     }
     let raw: u64 = r.steps.iter().map(|r| r.raw_bytes).sum();

@@ -1,12 +1,16 @@
 //! The step writer's buffers (`StepWriter::buffers`): a written step's memory comes back for the
 //! next step, and steps written from reused buffers read back exactly as they were filled, with
 //! the synchronous and the asynchronous writer; an idle async writer makes the other sets it can
-//! have under way with their memory in place. One MPI process (a singleton, no mpirun).
+//! have under way with their memory in place; lent steps (`StepWriter::lend_step`) are copied
+//! by the writer thread unless the application settles them first, and read back as they were
+//! before the application changed its arrays. One MPI process (a singleton, no mpirun).
 
 use residuum::adios::{
-    Adios, FieldData, FieldSpec, OpenMode, StepStatus, StepWriter, WriteMode, WriterOptions,
+    Adios, FieldData, FieldMut, FieldSpec, OpenMode, StepStatus, StepWriter, WriteMode,
+    WriterOptions,
 };
 use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex};
 
 const N: usize = 4096;
 const STEPS: usize = 6;
@@ -121,6 +125,148 @@ fn written_steps_lend_their_buffers_to_the_next_and_read_back_as_filled() {
     read_back(&file);
 
     idle_async_writer_makes_the_sets_it_can_have_under_way(&world, &dir.path().join("idle.bp"));
+
+    lent_steps_are_copied_once_by_whoever_comes_first(&world, &dir.path().join("lent.bp"));
+    lent_steps_of_a_synchronous_writer_are_written_on_return(&world, &dir.path().join("ls.bp"));
+    a_lent_fill_that_panics_fails_its_step(&world, &dir.path().join("panic.bp"));
+}
+
+/// Each step's arrays, shared as a simulation lending them would share them.
+fn arrays(step: usize) -> [Arc<Vec<f32>>; 2] {
+    [0, 1].map(|f| Arc::new(values(f, step).collect()))
+}
+
+/// Which thread ran each step's fill.
+type Ran = Arc<Mutex<Vec<(usize, String)>>>;
+
+/// A fill copying `a` into the step's two fields, noting the thread it runs on; it waits for
+/// `gate` first where there is one.
+fn fill_from(
+    a: &[Arc<Vec<f32>>; 2],
+    step: usize,
+    ran: &Ran,
+    gate: Option<mpsc::Receiver<()>>,
+) -> impl FnOnce(&mut [FieldMut<'_>]) + Send + 'static {
+    let (a, ran) = (a.clone(), ran.clone());
+    move |fields| {
+        if let Some(g) = gate {
+            g.recv().unwrap();
+        }
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        ran.lock().unwrap().push((step, name));
+        for (b, a) in fields.iter_mut().zip(&a) {
+            let FieldMut::F32(b) = b else {
+                panic!("a float field's buffer must hold floats")
+            };
+            b.copy_from_slice(a);
+        }
+    }
+}
+
+fn ran_on(ran: &Ran, step: usize) -> String {
+    let ran = ran.lock().unwrap();
+    let mut on = ran
+        .iter()
+        .filter(|(s, _)| *s == step)
+        .map(|(_, n)| n.clone());
+    let first = on
+        .next()
+        .unwrap_or_else(|| panic!("step {step}: fill never ran"));
+    assert!(on.next().is_none(), "step {step}: fill ran twice");
+    first
+}
+
+/// Whether `name` is one of the writer's threads (its filler, or the writer thread itself).
+fn writers(name: &str) -> bool {
+    name == "residuum-filler" || name == "residuum-writer"
+}
+
+/// Async: step 0's fill waits (on a writer's thread) until step 1 is settled, so step 1's fill
+/// can only run on the application's thread; its arrays are then the application's alone and
+/// are overwritten, yet the file holds the values from before. Steps 2-5 (step 3 copied as
+/// usual) are filled by the writer's threads: after `close`, settling them runs nothing.
+fn lent_steps_are_copied_once_by_whoever_comes_first(
+    world: &mpi::topology::SimpleCommunicator,
+    file: &Path,
+) {
+    let mut w = open(world, file, N, WriteMode::Async);
+    let ran: Ran = Arc::default();
+    let here = std::thread::current().name().unwrap_or("").to_string();
+    let (open_gate, gate) = mpsc::channel();
+    let mut kept = Vec::new();
+    let a0 = arrays(0);
+    let loan0 = w.lend_step(fill_from(&a0, 0, &ran, Some(gate))).unwrap();
+    let mut a1 = arrays(1);
+    let loan1 = w.lend_step(fill_from(&a1, 1, &ran, None)).unwrap();
+    assert_eq!((loan0.step(), loan1.step()), (0, 1));
+    assert!(loan1.settle(), "step 1: the writer is held in step 0");
+    assert_eq!(ran_on(&ran, 1), here);
+    for a in a1.iter_mut() {
+        let a = Arc::get_mut(a).expect("a settled loan holds no clone of the arrays");
+        a.fill(-1.0);
+    }
+    open_gate.send(()).unwrap();
+    let mut loans = vec![loan0];
+    for step in 2..STEPS {
+        let a = arrays(step);
+        if step == 3 {
+            let fields = a.iter().map(|a| FieldData::F32(a.to_vec())).collect();
+            w.write_step(fields).unwrap();
+        } else {
+            loans.push(w.lend_step(fill_from(&a, step, &ran, None)).unwrap());
+        }
+        kept.push(a);
+    }
+    w.close().unwrap();
+    for a in kept.iter().flatten().chain(&a0) {
+        assert_eq!(
+            Arc::strong_count(a),
+            1,
+            "the writer dropped its fill with the arrays"
+        );
+    }
+    for loan in loans {
+        let step = loan.step();
+        assert!(!loan.settle(), "step {step}: filled twice");
+        let on = ran_on(&ran, step);
+        assert!(writers(&on), "step {step} filled on {on}");
+    }
+    read_back(file);
+}
+
+/// Sync: `lend_step` returns once the step is written, so its loan is settled already.
+fn lent_steps_of_a_synchronous_writer_are_written_on_return(
+    world: &mpi::topology::SimpleCommunicator,
+    file: &Path,
+) {
+    let mut w = open(world, file, N, WriteMode::Sync);
+    let ran: Ran = Arc::default();
+    for step in 0..STEPS {
+        let a = arrays(step);
+        let loan = w.lend_step(fill_from(&a, step, &ran, None)).unwrap();
+        assert_eq!(Arc::strong_count(&a[0]), 1, "step {step}");
+        assert!(!loan.settle(), "step {step}");
+        assert_eq!(ran_on(&ran, step), "residuum-writer", "step {step}");
+    }
+    w.close().unwrap();
+    read_back(file);
+}
+
+/// A fill that panics on the writer's side fails its step (nothing of it is written) and the
+/// panic goes on where the application settles the loan.
+fn a_lent_fill_that_panics_fails_its_step(world: &mpi::topology::SimpleCommunicator, file: &Path) {
+    let mut w = open(world, file, N, WriteMode::Async);
+    let loan = w
+        .lend_step(|_: &mut [FieldMut<'_>]| panic!("the application's bug"))
+        .unwrap();
+    let e = w.close().expect_err("a step whose fill panicked");
+    assert!(e.to_string().contains("panicked"), "{e}");
+    let settled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loan.settle()));
+    let payload = settled.expect_err("the fill's panic goes on in the application");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"the application's bug")
+    );
 }
 
 /// Whether every page of `v`'s allocation is in memory (`mincore`).

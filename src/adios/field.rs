@@ -1,6 +1,7 @@
 //! The fields a step writer puts: what each is (its global shape and this rank's box), and one
 //! step's values of it, handed over to the writer (and lent back by `StepWriter::buffers`).
 
+use super::FieldMut;
 use crate::bound::finite_min_max;
 
 /// A field the writer puts every step: a global array of which this rank writes one box.
@@ -46,8 +47,8 @@ impl FieldData {
         }
     }
 
-    /// [`FieldData::with_capacity`] with its memory written once, so that filling it faults
-    /// in no pages.
+    /// `n` zeros of the spec's type, written once so that filling the buffer again faults in
+    /// no pages.
     pub(super) fn touched(spec: &FieldSpec, n: usize) -> Self {
         match spec.double {
             true => FieldData::F64(touch(n)),
@@ -73,6 +74,30 @@ impl FieldData {
         }
     }
 
+    /// Holds `n` values: those it has if it has `n`, zeros otherwise (values a fill writes
+    /// over).
+    pub(super) fn set_len_zeroed(&mut self, n: usize) {
+        match self {
+            FieldData::F32(v) if v.len() != n => {
+                v.clear();
+                v.resize(n, 0.0)
+            }
+            FieldData::F64(v) if v.len() != n => {
+                v.clear();
+                v.resize(n, 0.0)
+            }
+            _ => {}
+        }
+    }
+
+    /// Its values, to be written.
+    pub(super) fn view(&mut self) -> FieldMut<'_> {
+        match self {
+            FieldData::F32(v) => FieldMut::F32(v),
+            FieldData::F64(v) => FieldMut::F64(v),
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
         match self {
             FieldData::F32(v) => v.len(),
@@ -94,10 +119,9 @@ impl FieldData {
     }
 }
 
-/// An empty vector with room for `n` values, every page of it written.
+/// `n` zeros, every page written (`vec![0.0; n]` would map zeroed pages, not write them).
 fn touch<T: Copy + Default>(n: usize) -> Vec<T> {
     let mut v = Vec::with_capacity(n);
     v.resize(n, T::default());
-    v.clear();
     v
 }

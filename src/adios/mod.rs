@@ -10,13 +10,16 @@
 mod config;
 mod error;
 mod field;
+mod loan;
 mod mode;
 mod space;
 mod stats;
+mod write_thread;
 mod writer;
 
 pub use error::{AdiosError, Result};
 pub use field::{FieldData, FieldSpec};
+pub use loan::{FieldMut, Loan};
 pub use mode::WriteMode;
 pub use stats::{Compression, FieldStats, StepStats};
 pub use writer::{StepWriter, WriterOptions};

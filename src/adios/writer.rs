@@ -16,6 +16,8 @@
 //! - Buffers: [`StepWriter::buffers`] hands out a written step's buffers for the next one, so a
 //!   simulation that fills them neither allocates nor faults in fresh pages each step (Gray-Scott
 //!   96^3: 1-2 ms per output step on the simulation's core, against 4-6 ms into new vectors).
+//! - Lending: [`StepWriter::lend_step`] moves even that copy to the writer's core, for
+//!   simulations whose arrays stay unchanged for a step after output (see `loan`).
 //! - Room: before each step of a file engine, the ranks agree that it fits (see `space`), so
 //!   that ADIOS2 never meets a full disk inside its collectives.
 //!
@@ -23,14 +25,11 @@
 //! application may make its own, so asynchronous writing needs `MPI_THREAD_MULTIPLE` and
 //! synchronous writing `MPI_THREAD_SERIALIZED`; `open` checks.
 
-use super::stats::{field_stats, log_step, StepStats};
-use super::{
-    space, Adios, AdiosError, Element, FieldData, FieldSpec, OpenMode, Result, Variable, WriteMode,
-};
-use crate::error::IoErrorKind;
-use crate::insitu::{self, RangeUsed, Report};
+use super::loan::{start_filler, FieldMut, Handed, Lent, Loan};
+use super::stats::StepStats;
+use super::write_thread::{writer_thread, Jobs, Outcome, Step};
+use super::{AdiosError, FieldData, FieldSpec, Result, WriteMode};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-use mpi::collective::SystemOperation;
 use mpi::environment::Threading;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
@@ -63,23 +62,6 @@ pub struct WriterOptions {
     pub threads: Option<usize>,
 }
 
-type Step = (usize, Instant, Vec<FieldData>);
-type Outcome = std::result::Result<StepStats, (usize, AdiosError)>;
-
-/// The steps handed over, and whether the application waits in `close` for them: its core is
-/// free then, so an async writer compresses what is still queued on every core the rank owns
-/// (at 200 steps of Gray-Scott 96^3, the last step's compression alone was 4-5 % of the run).
-struct Jobs {
-    steps: Receiver<Step>,
-    closing: Arc<AtomicBool>,
-    /// Written steps' buffers, back to the application once it asks for them (see `recycling`),
-    /// and the sets an idle async writer makes beside them.
-    spare: Sender<Vec<FieldData>>,
-    /// Set by the first [`StepWriter::buffers`]: until then nothing is kept for reuse, so a
-    /// writer whose application never asks holds no more memory than the queue's steps.
-    recycling: Arc<AtomicBool>,
-}
-
 /// The application's handle on the writer thread. Close it before MPI is finalized.
 pub struct StepWriter {
     specs: Vec<FieldSpec>,
@@ -96,6 +78,8 @@ pub struct StepWriter {
     failed: Option<(usize, AdiosError)>,
     /// Steps that may wait for the writer thread (0: synchronous).
     queue: usize,
+    /// An async writer's filler thread, started by the first `lend_step`.
+    filler: Option<(Sender<Lent>, JoinHandle<()>)>,
 }
 
 /// The communicator, moved to the writer thread.
@@ -230,6 +214,7 @@ impl StepWriter {
             stats: Vec::new(),
             failed: None,
             queue,
+            filler: None,
         })
     }
 
@@ -282,9 +267,7 @@ impl StepWriter {
     /// Fails with the error of an earlier step, if one failed: step N's error comes from the
     /// call for step N + queue + 1 (the first that waits for step N's outcome), on every rank.
     pub fn write_step(&mut self, fields: Vec<FieldData>) -> Result<usize> {
-        if let Some(last) = self.next_step.checked_sub(self.queue + 1) {
-            self.check_through(last)?;
-        }
+        self.check_earlier()?;
         if fields.len() != self.specs.len() {
             return Err(AdiosError::Argument(format!(
                 "{} fields handed over, {} defined",
@@ -309,6 +292,53 @@ impl StepWriter {
                 )));
             }
         }
+        self.hand_over(Handed::Copied(fields))
+    }
+
+    /// [`StepWriter::write_step`] without copying the step on this thread: `fill` writes every
+    /// value of each field's buffer (in the order of the specs, each exactly its box), reading
+    /// arrays it shares with the application, such as clones of an `Arc`. The writer thread
+    /// runs it as soon as it takes the step. Settle the returned [`Loan`] before changing those
+    /// arrays: it runs `fill` on this thread only where the writer has not yet, and drops it.
+    ///
+    /// An async writer runs `fill` at once on a thread of its own (started by the first call),
+    /// beside the compression of earlier steps. A simulation that swaps two arrays per step
+    /// leaves the one just computed unchanged for the next step, so it settles before the step
+    /// after that, and the copy is done on the writer's core. A synchronous writer fills and
+    /// writes the step before this returns.
+    pub fn lend_step<F>(&mut self, fill: F) -> Result<Loan>
+    where
+        F: FnOnce(&mut [FieldMut<'_>]) + Send + 'static,
+    {
+        self.check_earlier()?;
+        let lens = self.specs.iter().map(FieldSpec::local_len).collect();
+        let (lent, loan) = Lent::new(self.next_step, Box::new(fill), self.spare_set(), lens);
+        if self.queue > 0 && self.filler.is_none() {
+            let started = start_filler().map_err(|e| {
+                AdiosError::Argument(format!("cannot start the writer's filler thread: {e}"))
+            })?;
+            self.filler = Some(started);
+        }
+        if let Some((filler, _)) = &self.filler {
+            // Gone only with the thread, which ends with the writer: the writer fills then.
+            let _ = filler.send(lent.share());
+        }
+        if let Err(e) = self.hand_over(Handed::Lent(lent)) {
+            loan.discard();
+            return Err(e);
+        }
+        Ok(loan)
+    }
+
+    /// The error of the step the next one waits for, if it failed (see `write_step`).
+    fn check_earlier(&mut self) -> Result<()> {
+        match self.next_step.checked_sub(self.queue + 1) {
+            Some(last) => self.check_through(last),
+            None => Ok(()),
+        }
+    }
+
+    fn hand_over(&mut self, fields: Handed) -> Result<usize> {
         let step = self.next_step;
         let jobs = self.jobs.as_ref().expect("open until closed");
         if jobs.send((step, Instant::now(), fields)).is_err() {
@@ -335,20 +365,24 @@ impl StepWriter {
     /// so memory for queue + 2 steps of the fields in all), so that no step allocates when the
     /// writer lags behind.
     pub fn buffers(&mut self) -> Vec<FieldData> {
+        let mut set = self.spare_set();
+        for (b, s) in set.iter_mut().zip(&self.specs) {
+            b.clear_for(s.local_len());
+        }
+        set
+    }
+
+    /// A set of buffers for the next step, one per field of its type: one that is back where
+    /// there is, new ones otherwise. Asking starts the recycling (see `Jobs`).
+    fn spare_set(&mut self) -> Vec<FieldData> {
         self.recycling.store(true, Ordering::Relaxed);
         let back = self.spare.try_recv().ok();
         let mut back = back.into_iter().flatten();
         self.specs
             .iter()
-            .map(|s| {
-                let n = s.local_len();
-                match back.next() {
-                    Some(mut b) if b.is_double() == s.double => {
-                        b.clear_for(n);
-                        b
-                    }
-                    _ => FieldData::with_capacity(s, n),
-                }
+            .map(|s| match back.next() {
+                Some(b) if b.is_double() == s.double => b,
+                _ => FieldData::with_capacity(s, s.local_len()),
             })
             .collect()
     }
@@ -384,6 +418,10 @@ impl StepWriter {
     fn shut_down(&mut self) -> Result<()> {
         self.closing.store(true, Ordering::Release);
         self.jobs = None; // the thread writes what is queued, then closes
+        if let Some((filler, thread)) = self.filler.take() {
+            drop(filler); // it fills what was sent, then ends
+            let _ = thread.join(); // a fill that panicked is the application's to report
+        }
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
             Some(Err(_)) => Err(AdiosError::Argument("the writer thread panicked".into())),
@@ -400,200 +438,4 @@ impl Drop for StepWriter {
             }
         }
     }
-}
-
-enum Var<'a> {
-    F32(Variable<'a, f32>),
-    F64(Variable<'a, f64>),
-}
-
-fn define<'a, T: Element>(io: &super::Io<'a>, s: &FieldSpec) -> Result<Variable<'a, T>> {
-    io.define_variable::<T>(&s.name, &s.shape, &s.start, &s.count)
-}
-
-fn writer_thread(
-    comm: &SimpleCommunicator,
-    specs: &[FieldSpec],
-    opts: &WriterOptions,
-    jobs: Jobs,
-    outcomes: Sender<Outcome>,
-    ready: Sender<Result<()>>,
-) -> Result<()> {
-    let setup = || -> Result<_> {
-        let adios = Adios::with_config(opts.config.as_deref(), comm)?;
-        Ok(adios)
-    };
-    let adios = match setup() {
-        Ok(a) => a,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return Ok(());
-        }
-    };
-    let closed = write_steps(&adios, comm, specs, opts, jobs, outcomes, ready);
-    if closed.is_err() {
-        // ADIOS2 would retry the close in the engine's destructor, which throws from a
-        // destructor and aborts the process: leave the engine to the process's exit instead.
-        std::mem::forget(adios);
-    }
-    closed
-}
-
-/// Opens the engine and writes the steps that come; returns how closing it went.
-fn write_steps(
-    adios: &Adios,
-    comm: &SimpleCommunicator,
-    specs: &[FieldSpec],
-    opts: &WriterOptions,
-    jobs: Jobs,
-    outcomes: Sender<Outcome>,
-    ready: Sender<Result<()>>,
-) -> Result<()> {
-    let opened = (|| -> Result<_> {
-        let io = adios.declare_io(&opts.io)?;
-        let vars = specs
-            .iter()
-            .map(|s| {
-                Ok(if s.double {
-                    Var::F64(define(&io, s)?)
-                } else {
-                    Var::F32(define(&io, s)?)
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let engine = io.open(&opts.target, OpenMode::Write)?;
-        Ok((io, vars, engine))
-    })();
-    let (_io, vars, mut engine) = match opened {
-        Ok(o) => o,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return Ok(());
-        }
-    };
-    let owned = crate::pipeline::default_threads();
-    let threads = opts.threads.unwrap_or(match opts.queue {
-        0 => owned,
-        _ => owned.saturating_sub(1).max(1),
-    });
-    let (mut in_use, widen) = (threads, opts.threads.is_none());
-    // Without the plugin (no residuum operation) there is nothing to tell. A file opened
-    // under the name of an earlier one starts its chains of steps anew (temporal=K).
-    let _ = insitu::set_threads(threads);
-    let _ = insitu::restart_chains(Some(&opts.target));
-    // File engines can run out of room; staging engines (SST) write no file.
-    let on_disk = engine
-        .engine_type()
-        .map(|t| t.starts_with("BP") || t.contains("File"))
-        .unwrap_or(true);
-    let step_need = space::step_need(specs.iter().map(FieldSpec::local_bytes));
-    let _ = ready.send(Ok(()));
-    let (mut failed, mut touched) = (false, 0);
-    for (step, handed_over, fields) in &jobs.steps {
-        if failed {
-            continue; // drain: a failed writer writes nothing more, but must not block senders
-        }
-        let queued_seconds = handed_over.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let mut threads_used = Vec::with_capacity(vars.len());
-        let written = (|| -> Result<Vec<Report>> {
-            let max_need = hand_over_ranges(comm, specs, &opts.target, &fields, step_need)?;
-            if on_disk {
-                space::agree_on_room(comm, opts.target.as_ref(), max_need)
-                    .map_err(AdiosError::NoRoom)?;
-            }
-            engine.begin_step(-1.0)?;
-            for (v, f) in vars.iter().zip(&fields) {
-                // Before each field, as each `put` compresses: `close` comes right after the
-                // last step is handed over, usually before its first field.
-                if widen && in_use < owned && jobs.closing.load(Ordering::Acquire) {
-                    in_use = owned;
-                    let _ = insitu::set_threads(in_use);
-                }
-                threads_used.push(in_use);
-                match (v, f) {
-                    (Var::F32(v), FieldData::F32(d)) => engine.put(v, d)?,
-                    (Var::F64(v), FieldData::F64(d)) => engine.put(v, d)?,
-                    _ => unreachable!("types checked in write_step"),
-                }
-            }
-            engine.end_step()?;
-            // No report without the plugin (an IO without residuum operations).
-            Ok(insitu::take_reports(Some(&opts.target)).unwrap_or_default())
-        })();
-        let outcome = written.map(|reports| StepStats {
-            step,
-            seconds: t.elapsed().as_secs_f64(),
-            queued_seconds,
-            fields: field_stats(specs, &fields, &reports, &threads_used),
-        });
-        if let (Ok(s), true) = (&outcome, opts.log) {
-            log_step(comm, s, &opts.target);
-        }
-        // Back before the outcome, so that a synchronous writer's next step gets them.
-        if jobs.recycling.load(Ordering::Relaxed) {
-            // Dropped where enough wait already.
-            let _ = jobs.spare.try_send(fields);
-            // While no step waits, this core also makes the other sets an async writer can
-            // have under way, its pages touched: where the writer lags, the simulation takes
-            // one of them instead of faulting in a new set (4-5 ms at 96^3, 1 ms for a set
-            // that was written before).
-            while touched < opts.queue + 1
-                && opts.queue > 0
-                && jobs.steps.is_empty()
-                && !jobs.spare.is_full()
-            {
-                let set = specs
-                    .iter()
-                    .map(|s| FieldData::touched(s, s.local_len()))
-                    .collect();
-                let _ = jobs.spare.try_send(set);
-                touched += 1;
-            }
-        }
-        failed = outcome.is_err();
-        let _ = outcomes.send(outcome.map_err(|e| (step, e)));
-    }
-    if in_use != threads {
-        let _ = insitu::set_threads(threads); // as this writer left it for the process's others
-    }
-    // Close even after a failure: the steps completed before it stay readable.
-    engine.close()
-}
-
-/// Hands every residuum operator of this engine the rank's and the global value range of its
-/// field for the coming step (ignored by operators with other `range` settings). Returns the
-/// largest `need` (bytes this rank's step may write) over the ranks, from the same all-reduce.
-fn hand_over_ranges(
-    comm: &SimpleCommunicator,
-    specs: &[FieldSpec],
-    target: &str,
-    fields: &[FieldData],
-    need: u64,
-) -> Result<u64> {
-    let local: Vec<(f64, f64)> = (fields.iter().zip(specs))
-        .map(|(f, s)| f.min_max(s.fill))
-        .collect();
-    // One all-reduce for all fields: minima and negated maxima, reduced with MIN (the need as
-    // a negated f64: exact below 2^53 bytes, and only compared against free space).
-    let send: Vec<f64> = local
-        .iter()
-        .flat_map(|&(lo, hi)| [lo, -hi])
-        .chain([-(need as f64)])
-        .collect();
-    let mut global = vec![0.0f64; send.len()];
-    comm.all_reduce_into(&send[..], &mut global[..], SystemOperation::min());
-    let span = |lo: f64, hi: f64| crate::bound::span((lo, hi));
-    for (i, s) in specs.iter().enumerate() {
-        let rank = span(local[i].0, local[i].1);
-        let all = span(global[2 * i], -global[2 * i + 1]);
-        for (kind, r) in [(RangeUsed::Rank, rank), (RangeUsed::Global, all)] {
-            match insitu::set_range(target, &s.name, kind, r) {
-                Ok(()) => {}
-                Err(crate::Error::Io(e)) if e.kind() == IoErrorKind::NoPlugin => {}
-                Err(e) => return Err(AdiosError::Argument(e.to_string())),
-            }
-        }
-    }
-    Ok(-global[send.len() - 1] as u64)
 }
