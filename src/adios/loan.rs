@@ -66,17 +66,64 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 /// The writer's side of a lent step.
 pub(super) struct Lent(Arc<Mutex<State>>);
 
+/// A lent step for the filler, and the CPU the application lent it from (-1: unknown).
+pub(super) type ToFill = (Lent, i32);
+
 /// Starts the thread that fills lent steps as they come, until the sender is dropped.
-pub(super) fn start_filler() -> std::io::Result<(Sender<Lent>, JoinHandle<()>)> {
-    let (tx, rx) = unbounded::<Lent>();
+pub(super) fn start_filler() -> std::io::Result<(Sender<ToFill>, JoinHandle<()>)> {
+    let (tx, rx) = unbounded::<ToFill>();
     let thread = std::thread::Builder::new()
         .name("residuum-filler".into())
         .spawn(move || {
-            for lent in rx {
+            let owned = affinity();
+            let mut avoided = -1;
+            for (lent, cpu) in rx {
+                if let (Some(owned), true) = (&owned, cpu != avoided) {
+                    avoid_cpu(owned, cpu);
+                    avoided = cpu;
+                }
                 lock(&lent.0).fill();
             }
         })?;
     Ok((tx, thread))
+}
+
+/// The CPU this thread runs on, -1 where unknown.
+pub(super) fn current_cpu() -> i32 {
+    // SAFETY: no arguments; returns -1 on failure.
+    unsafe { libc::sched_getcpu() }
+}
+
+/// This thread's CPU affinity (as inherited: the rank's), None where unknown.
+fn affinity() -> Option<libc::cpu_set_t> {
+    // SAFETY: cpu_set_t is plain data, valid zeroed; sched_getaffinity writes at most
+    // size_of::<cpu_set_t>() bytes of it; pid 0 is this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        (libc::sched_getaffinity(0, size, &mut set) == 0).then_some(set)
+    }
+}
+
+/// Runs this thread on the `owned` CPUs but `cpu`, where that leaves any. The kernel wakes the
+/// filler next to the application's thread that woke it, and it then copied on the
+/// simulation's core: in 1 of 5 Gray-Scott runs, 18 of 20 steps were filled on the CPU the
+/// application lent them from.
+fn avoid_cpu(owned: &libc::cpu_set_t, cpu: i32) {
+    let mut set = *owned;
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    if let Ok(cpu) = usize::try_from(cpu) {
+        if cpu < 8 * size {
+            // SAFETY: cpu is within the set.
+            unsafe { libc::CPU_CLR(cpu, &mut set) };
+        }
+    }
+    // SAFETY: as in `affinity`; sched_setaffinity reads `size` bytes of `set`.
+    unsafe {
+        if libc::CPU_COUNT(&set) > 0 {
+            libc::sched_setaffinity(0, size, &set);
+        }
+    }
 }
 
 impl Lent {

@@ -25,7 +25,7 @@
 //! application may make its own, so asynchronous writing needs `MPI_THREAD_MULTIPLE` and
 //! synchronous writing `MPI_THREAD_SERIALIZED`; `open` checks.
 
-use super::loan::{start_filler, FieldMut, Handed, Lent, Loan};
+use super::loan::{current_cpu, start_filler, FieldMut, Handed, Lent, Loan, ToFill};
 use super::stats::StepStats;
 use super::write_thread::{writer_thread, Jobs, Outcome, Step};
 use super::{AdiosError, FieldData, FieldSpec, Result, WriteMode};
@@ -79,7 +79,7 @@ pub struct StepWriter {
     /// Steps that may wait for the writer thread (0: synchronous).
     queue: usize,
     /// An async writer's filler thread, started by the first `lend_step`.
-    filler: Option<(Sender<Lent>, JoinHandle<()>)>,
+    filler: Option<(Sender<ToFill>, JoinHandle<()>)>,
 }
 
 /// The communicator, moved to the writer thread.
@@ -321,7 +321,7 @@ impl StepWriter {
         }
         if let Some((filler, _)) = &self.filler {
             // Gone only with the thread, which ends with the writer: the writer fills then.
-            let _ = filler.send(lent.share());
+            let _ = filler.send((lent.share(), current_cpu()));
         }
         if let Err(e) = self.hand_over(Handed::Lent(lent)) {
             loan.discard();
