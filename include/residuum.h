@@ -331,6 +331,30 @@ int residuum_writer_write_step(struct residuum_writer *w, const void *const *dat
 #endif
 
 #if defined(RESIDUUM_WRITER)
+// Hands over one step like `residuum_writer_write_step`, without copying it on this thread:
+// `data[i]` points to field i's box, and each array must stay valid and unchanged (as an
+// `MPI_Isend` buffer) until `residuum_writer_settle` for this step or a later one, or
+// `residuum_writer_close`, returns. An async writer copies them at once on a thread of its
+// own, beside its compression; a synchronous one before this returns. `*step` receives the
+// step's index. A simulation that alternates between two sets of arrays lends the set just
+// computed and settles it before it computes into that set again.
+//
+// # Safety
+// `w` is an open writer; `data` points to one pointer per field, each to its box's values,
+// kept as above; `step` is writable.
+int residuum_writer_lend_step(struct residuum_writer *w, const void *const *data, size_t *step);
+#endif
+
+#if defined(RESIDUUM_WRITER)
+// Settles every lent step up to and including `step`: copies here those the writer has not
+// copied yet. After it returns, the application may change those steps' arrays.
+//
+// # Safety
+// `w` is an open writer.
+int residuum_writer_settle(struct residuum_writer *w, size_t step);
+#endif
+
+#if defined(RESIDUUM_WRITER)
 // Calls `cb(ctx, stats)` for each field of each step written since the last call.
 //
 // # Safety

@@ -1,7 +1,7 @@
 //! The C API's step writer, from a C program on 2 MPI ranks (examples/c/insitu_writer.c, built
-//! by scripts/build.sh against the installed CMake package): every step's statistics come back
-//! through the API, both ranks resolved the bound against the same global range, and the file
-//! holds the fields within the target.
+//! by scripts/build.sh against the installed CMake package), handing steps over by copy and by
+//! lending them: every step's statistics come back through the API, both ranks resolved the
+//! bound against the same global range, and the file holds the fields within the target.
 
 mod common;
 
@@ -11,13 +11,27 @@ use std::process::Command;
 
 #[test]
 fn c_program_writes_through_the_step_writer() {
+    check(&[], "auto");
+}
+
+/// Async (forced: each rank owns one core here), so that the writer's filler thread copies.
+#[test]
+fn c_program_lends_steps_to_the_step_writer() {
+    check(&["lend"], "async");
+}
+
+/// Runs the program for 3 steps with `extra` arguments and the writer mode `mode`
+/// (RESIDUUM_WRITER), and checks what it reports and wrote.
+fn check(extra: &[&str], mode: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.bp");
     let out = run(mpirun(2)
         .arg(root().join("target/c-writer/insitu_writer"))
         .arg(root().join("examples/gray_scott.xml"))
         .arg(&file)
-        .arg("3"));
+        .arg("3")
+        .args(extra)
+        .env("RESIDUUM_WRITER", mode));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

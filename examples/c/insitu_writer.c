@@ -1,18 +1,24 @@
 /* A C simulation writing through residuum's asynchronous step writer (residuum::writer).
  *
- *   mpirun -n 2 insitu_writer CONFIG.xml OUTPUT.bp [STEPS]
+ *   mpirun -n 2 insitu_writer CONFIG.xml OUTPUT.bp [STEPS [lend]]
  *
  * Each rank owns a slab of a 3D grid and writes two float fields, U and V (a travelling wave
  * and a Gaussian pulse), every step through the IO "SimulationOutput" of CONFIG.xml (e.g.
  * examples/gray_scott.xml: residuum at NRMSE 1e-5 of the global range). After each step it
  * prints the statistics the writer reports for the steps written so far: one line per rank,
- * step and field. Exit status 0 only if every call succeeded. */
+ * step and field. Exit status 0 only if every call succeeded.
+ *
+ * The fields alternate between two sets of arrays. With `lend`, each step is lent
+ * (residuum_writer_lend_step: the writer copies it on its own thread) and settled before the
+ * step after next computes into the same arrays; otherwise it is copied as it is handed over
+ * (residuum_writer_write_step). */
 #include <mpi.h>
 #include <residuum.h>
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { L = 32 };
 
@@ -45,6 +51,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const int steps = argc > 3 ? atoi(argv[3]) : 4;
+    const int lend = argc > 4 && strcmp(argv[4], "lend") == 0;
 
     /* Slabs along the first axis. */
     const size_t n0 = L / size + (rank < L % size ? 1 : 0);
@@ -60,9 +67,15 @@ int main(int argc, char **argv)
         fail("residuum_writer_open", rank);
 
     const size_t n = n0 * L * L;
-    float *u = malloc(n * sizeof *u), *v = malloc(n * sizeof *v);
+    float *us[2] = {malloc(n * sizeof(float)), malloc(n * sizeof(float))};
+    float *vs[2] = {malloc(n * sizeof(float)), malloc(n * sizeof(float))};
     for (int t = 0; t < steps; ++t)
     {
+        float *u = us[t % 2], *v = vs[t % 2];
+        /* These arrays were lent two steps ago: they must not change before that loan is
+         * settled. */
+        if (lend && t >= 2 && residuum_writer_settle(w, (size_t)(t - 2)) != RESIDUUM_OK)
+            fail("residuum_writer_settle", rank);
         for (size_t i = 0; i < n0; ++i)
             for (size_t j = 0; j < L; ++j)
                 for (size_t k = 0; k < L; ++k)
@@ -75,16 +88,24 @@ int main(int argc, char **argv)
                     v[at] = (float)exp(-20.0 * r2);
                 }
         const void *data[2] = {u, v};
-        if (residuum_writer_write_step(w, data) != RESIDUUM_OK)
+        size_t step;
+        if (lend && residuum_writer_lend_step(w, data, &step) != RESIDUUM_OK)
+            fail("residuum_writer_lend_step", rank);
+        if (lend && step != (size_t)t)
+            fail("residuum_writer_lend_step returned another step index", rank);
+        if (!lend && residuum_writer_write_step(w, data) != RESIDUUM_OK)
             fail("residuum_writer_write_step", rank);
         if (residuum_writer_take_stats(w, print_stats, &rank) != RESIDUUM_OK)
             fail("residuum_writer_take_stats", rank);
     }
-    /* Close writes what is still queued and reports those steps too. */
+    /* Close writes what is still queued (settling what is lent) and reports those steps too. */
     if (residuum_writer_close(w, print_stats, &rank) != RESIDUUM_OK)
         fail("residuum_writer_close", rank);
-    free(u);
-    free(v);
+    for (int i = 0; i < 2; ++i)
+    {
+        free(us[i]);
+        free(vs[i]);
+    }
     MPI_Finalize();
     return 0;
 }

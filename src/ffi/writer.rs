@@ -4,8 +4,11 @@
 //! CMake target `residuum::writer`, which defines `RESIDUUM_WRITER`).
 
 use super::{guard, null_arg, slice, RESIDUUM_DOUBLE, RESIDUUM_FLOAT};
-use crate::adios::{FieldData, FieldSpec, StepStats, StepWriter, WriteMode, WriterOptions};
+use crate::adios::{
+    FieldData, FieldMut, FieldSpec, Loan, StepStats, StepWriter, WriteMode, WriterOptions,
+};
 use crate::error::{Error, IoError, IoErrorKind, ParameterError};
+use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
 /// An open step writer.
@@ -13,7 +16,16 @@ pub struct residuum_writer {
     writer: StepWriter,
     /// Field names as C strings, for the statistics callback.
     names: Vec<CString>,
+    /// Lent steps not yet settled, oldest first.
+    loans: VecDeque<Loan>,
 }
+
+/// The application's arrays of a lent step, one per field.
+struct Lender(Vec<*const c_void>);
+// SAFETY: the arrays are only read, and `residuum_writer_lend_step`'s contract keeps them valid
+// and unchanged until the step's loan is settled, which happens before
+// `residuum_writer_settle` or `residuum_writer_close` returns; no fill runs after that.
+unsafe impl Send for Lender {}
 
 /// A field written every step: a global array of `ndims` dimensions of which this rank writes
 /// the box `start` + `count`; `dtype` is `RESIDUUM_FLOAT` or `RESIDUUM_DOUBLE`.
@@ -150,7 +162,12 @@ pub unsafe extern "C" fn residuum_writer_open(
                 .map_err(adios_err("opening the step writer"))?
         };
         // SAFETY: `out` is non-null and writable per the contract.
-        unsafe { *out = Box::into_raw(Box::new(residuum_writer { writer, names })) };
+        let w = residuum_writer {
+            writer,
+            names,
+            loans: VecDeque::new(),
+        };
+        unsafe { *out = Box::into_raw(Box::new(w)) };
         Ok(())
     })
 }
@@ -190,6 +207,93 @@ pub unsafe extern "C" fn residuum_writer_write_step(
         w.writer
             .write_step(fields)
             .map_err(adios_err("writing a step"))?;
+        Ok(())
+    })
+}
+
+/// Hands over one step like `residuum_writer_write_step`, without copying it on this thread:
+/// `data[i]` points to field i's box, and each array must stay valid and unchanged (as an
+/// `MPI_Isend` buffer) until `residuum_writer_settle` for this step or a later one, or
+/// `residuum_writer_close`, returns. An async writer copies them at once on a thread of its
+/// own, beside its compression; a synchronous one before this returns. `*step` receives the
+/// step's index. A simulation that alternates between two sets of arrays lends the set just
+/// computed and settles it before it computes into that set again.
+///
+/// # Safety
+/// `w` is an open writer; `data` points to one pointer per field, each to its box's values,
+/// kept as above; `step` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn residuum_writer_lend_step(
+    w: *mut residuum_writer,
+    data: *const *const c_void,
+    step: *mut usize,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per this function's contract.
+        let w = unsafe { w.as_mut() }.ok_or_else(|| null_arg("writer"))?;
+        if step.is_null() {
+            return Err(null_arg("step"));
+        }
+        let specs = w.writer.specs().to_vec();
+        // SAFETY: per this function's contract.
+        let ptrs = unsafe { slice(data, specs.len(), "data")? };
+        if specs
+            .iter()
+            .zip(ptrs)
+            .any(|(s, p)| s.local_len() > 0 && p.is_null())
+        {
+            return Err(null_arg("field data"));
+        }
+        let arrays = Lender(ptrs.to_vec());
+        let loan = w
+            .writer
+            .lend_step(move |fields| {
+                let arrays = arrays;
+                for (f, &p) in fields.iter_mut().zip(&arrays.0) {
+                    // SAFETY: the box's values of the field's type (the buffers have the box's
+                    // length), valid and unchanged until this loan is settled per the contract.
+                    match f {
+                        FieldMut::F32(b) => b.copy_from_slice(unsafe { read(p.cast(), b.len()) }),
+                        FieldMut::F64(b) => b.copy_from_slice(unsafe { read(p.cast(), b.len()) }),
+                    }
+                }
+            })
+            .map_err(adios_err("lending a step"))?;
+        // SAFETY: checked non-null above; writable per the contract.
+        unsafe { *step = loan.step() };
+        w.loans.push_back(loan);
+        Ok(())
+    })
+}
+
+/// The `n` values at `p` (a dangling pointer for none).
+///
+/// SAFETY (callers): `p` is valid for `n` reads where `n` > 0.
+unsafe fn read<'a, T>(p: *const T, n: usize) -> &'a [T] {
+    match n {
+        0 => &[],
+        // SAFETY: per the caller's contract.
+        _ => unsafe { std::slice::from_raw_parts(p, n) },
+    }
+}
+
+/// Settles every lent step up to and including `step`: copies here those the writer has not
+/// copied yet. After it returns, the application may change those steps' arrays.
+///
+/// # Safety
+/// `w` is an open writer.
+#[no_mangle]
+pub unsafe extern "C" fn residuum_writer_settle(w: *mut residuum_writer, step: usize) -> c_int {
+    guard(|| {
+        // SAFETY: per this function's contract.
+        let w = unsafe { w.as_mut() }.ok_or_else(|| null_arg("writer"))?;
+        while let Some(loan) = w.loans.pop_front() {
+            if loan.step() > step {
+                w.loans.push_front(loan);
+                break;
+            }
+            loan.settle();
+        }
         Ok(())
     })
 }
@@ -266,10 +370,11 @@ pub unsafe extern "C" fn residuum_writer_close(
         }
         // SAFETY: allocated by Box::into_raw in residuum_writer_open, freed once.
         let w = unsafe { Box::from_raw(w) };
-        let steps = w
-            .writer
-            .close()
-            .map_err(adios_err("closing the step writer"))?;
+        let closed = w.writer.close();
+        // Filled by the writer by now, or dropped unrun after a failure: before this returns,
+        // in any case, as the lending contract promises.
+        drop(w.loans);
+        let steps = closed.map_err(adios_err("closing the step writer"))?;
         if let Some(cb) = cb {
             // SAFETY: per this function's contract.
             unsafe { hand_out(&steps, &w.names, cb, ctx) };
