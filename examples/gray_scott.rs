@@ -337,7 +337,7 @@ impl Domain {
             for j in 0..n[1] {
                 for k in 0..n[2] {
                     let gc = [start[0] + i, start[1] + j, start[2] + k];
-                    let at = ((i + 1) * g[1] + j + 1) * g[2] + k + 1;
+                    let at = index(g, i + 1, j + 1, k + 1);
                     if gc.iter().all(|&c| (lo..hi).contains(&c)) {
                         u[at] = 0.25;
                         v[at] = 0.33;
@@ -369,10 +369,6 @@ impl Domain {
         self.exchange(world);
     }
 
-    fn at(&self, i: usize, j: usize, k: usize) -> usize {
-        (i * self.g[1] + j) * self.g[2] + k
-    }
-
     /// Positions of the layer `layer` (in ghost coordinates) across axis `d`.
     fn layer(&self, d: usize, layer: usize) -> Vec<usize> {
         let (a, b) = match d {
@@ -387,7 +383,7 @@ impl Domain {
                 c[d] = layer;
                 c[a] = x;
                 c[b] = y;
-                idx.push(self.at(c[0], c[1], c[2]));
+                idx.push(index(self.g, c[0], c[1], c[2]));
             }
         }
         idx
@@ -437,7 +433,7 @@ impl Domain {
         for i in 1..=n[0] {
             for j in 1..=n[1] {
                 for k in 1..=n[2] {
-                    let c = (i * g[1] + j) * g[2] + k;
+                    let c = index(g, i, j, k);
                     let lap = |f: &[f64]| {
                         (f[c - 1] + f[c + 1] + f[c - sj] + f[c + sj] + f[c - si] + f[c + si]
                             - 6.0 * f[c])
@@ -475,12 +471,17 @@ impl Domain {
     }
 }
 
+/// Where (i, j, k) lies in an array of shape `g` (a box with its ghost layers), C order.
+fn index(g: [usize; 3], i: usize, j: usize, k: usize) -> usize {
+    (i * g[1] + j) * g[2] + k
+}
+
 /// The interior of a field with one ghost layer around its box `n` (`g` with the ghosts), as
 /// f32 in C order, into `out`.
 fn copy_interior(n: [usize; 3], g: [usize; 3], f: &[f64], out: &mut [f32]) {
     for (r, row_out) in out.chunks_exact_mut(n[2]).enumerate() {
         let (i, j) = (r / n[1] + 1, r % n[1] + 1);
-        let row = (i * g[1] + j) * g[2] + 1;
+        let row = index(g, i, j, 1);
         for (o, &x) in row_out.iter_mut().zip(&f[row..row + n[2]]) {
             *o = x as f32;
         }

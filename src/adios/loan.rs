@@ -63,6 +63,11 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Drops a step's fill unrun: its step will not be written, and settling it costs nothing.
+fn drop_fill(state: &Mutex<State>) {
+    lock(state).fill = None;
+}
+
 /// The writer's side of a lent step.
 pub(super) struct Lent(Arc<Mutex<State>>);
 
@@ -157,10 +162,10 @@ impl Lent {
         (!s.panicked).then(|| std::mem::take(&mut s.fields))
     }
 
-    /// A step that will not be written: its fill is dropped unrun, so that settling costs
-    /// nothing and the application's arrays are free at once.
+    /// A step that will not be written (the writer failed): the application's arrays are
+    /// free at once.
     pub(super) fn discard(self) {
-        lock(&self.0).fill = None;
+        drop_fill(&self.0);
     }
 }
 
@@ -216,9 +221,9 @@ impl Loan {
         ran
     }
 
-    /// A loan whose step was not handed over: its fill is dropped unrun.
+    /// A loan whose step was not handed over.
     pub(super) fn discard(self) {
-        lock(&self.state).fill = None;
+        drop_fill(&self.state);
     }
 }
 

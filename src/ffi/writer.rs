@@ -234,7 +234,7 @@ pub unsafe extern "C" fn residuum_writer_lend_step(
         if step.is_null() {
             return Err(null_arg("step"));
         }
-        let specs = w.writer.specs().to_vec();
+        let specs = w.writer.specs();
         // SAFETY: per this function's contract.
         let ptrs = unsafe { slice(data, specs.len(), "data")? };
         if specs
