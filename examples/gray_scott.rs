@@ -471,6 +471,13 @@ impl Domain {
     }
 }
 
+/// Seconds this thread has been ready to run and waited for a CPU, where Linux reports it.
+fn runqueue_wait() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = stat.split_whitespace().nth(1)?.parse().ok()?;
+    Some(ns * 1e-9)
+}
+
 /// Where (i, j, k) lies in an array of shape `g` (a box with its ghost layers), C order.
 fn index(g: [usize; 3], i: usize, j: usize, k: usize) -> usize {
     (i * g[1] + j) * g[2] + k
@@ -514,6 +521,10 @@ struct RunReport {
     close_s: f64,
     /// Lent steps this rank copied itself: the writer had not got to them when they came due.
     copied_here: usize,
+    /// Time this rank's simulation thread was ready to run but waited for a CPU (Linux
+    /// schedstat; None elsewhere): another thread, ours or not, on its CPU. Time the host takes
+    /// from the virtual CPU does not count here.
+    waited_s: Option<f64>,
 }
 
 /// Runs the simulation with `output`.
@@ -573,6 +584,7 @@ fn simulate(
     let mut compute_s = 0.0;
     world.barrier();
     let t_all = Instant::now();
+    let waited_before = runqueue_wait();
     for step in 1..=s.steps {
         // This step writes into the arrays of the state two steps back: settle their loan.
         // Its time counts as the output step's, as does the copy where it runs here.
@@ -619,6 +631,7 @@ fn simulate(
         .sum::<usize>();
     world.barrier();
     let total = t_all.elapsed().as_secs_f64();
+    let waited_s = runqueue_wait().zip(waited_before).map(|(b, a)| b - a);
     // Over all ranks: the operator's bytes and the slowest writer thread, per step.
     for (r, st) in steps.iter_mut().zip(&stats) {
         let stored: f64 = st
@@ -655,6 +668,7 @@ fn simulate(
         file_bytes,
         close_s,
         copied_here,
+        waited_s,
     })
 }
 
@@ -868,8 +882,12 @@ fn run(world: &SimpleCommunicator, s: &Settings, opts: &Options) -> Result<(), S
         for (output, reports) in runs.iter_mut() {
             let report = simulate(world, s, *output, opts).map_err(|e| e.to_string())?;
             if rank == 0 && opts.repeat > 1 {
+                let waited = report
+                    .waited_s
+                    .map(|w| format!("  (rank 0's simulation thread waited {w:.3} s for a CPU)"))
+                    .unwrap_or_default();
                 println!(
-                    "run {round}/{}: {:<30} {:8.3} s",
+                    "run {round}/{}: {:<30} {:8.3} s{waited}",
                     opts.repeat,
                     output.label(),
                     report.total
