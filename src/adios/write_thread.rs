@@ -51,11 +51,7 @@ pub(super) fn writer_thread(
     outcomes: Sender<Outcome>,
     ready: Sender<Result<()>>,
 ) -> Result<()> {
-    let setup = || -> Result<_> {
-        let adios = Adios::with_config(opts.config.as_deref(), comm)?;
-        Ok(adios)
-    };
-    let adios = match setup() {
+    let adios = match Adios::with_config(opts.config.as_deref(), comm) {
         Ok(a) => a,
         Err(e) => {
             let _ = ready.send(Err(e));

@@ -102,14 +102,22 @@ pub(crate) unsafe fn slice<'a, T>(
     len: usize,
     what: &'static str,
 ) -> Result<&'a [T], Error> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if ptr.is_null() {
+    if len > 0 && ptr.is_null() {
         return Err(null_arg(what));
     }
-    // SAFETY: non-null and, per the caller's contract, valid for `len` reads.
-    Ok(std::slice::from_raw_parts(ptr, len))
+    // SAFETY: per the caller's contract.
+    Ok(unsafe { read(ptr, len) })
+}
+
+/// The `len` items at `ptr` (which may dangle or be null for none).
+///
+/// SAFETY (callers): `ptr` is valid for reads of `len` items where `len` > 0.
+pub(crate) unsafe fn read<'a, T>(ptr: *const T, len: usize) -> &'a [T] {
+    match len {
+        0 => &[],
+        // SAFETY: per the caller's contract.
+        _ => unsafe { std::slice::from_raw_parts(ptr, len) },
+    }
 }
 
 /// SAFETY (callers): as [`slice`], for writes.

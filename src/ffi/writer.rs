@@ -3,7 +3,7 @@
 //! through ADIOS2. Only in the shared library built with ADIOS2 and MPI (`libresiduum.so`,
 //! CMake target `residuum::writer`, which defines `RESIDUUM_WRITER`).
 
-use super::{guard, null_arg, slice, RESIDUUM_DOUBLE, RESIDUUM_FLOAT};
+use super::{guard, null_arg, read, slice, RESIDUUM_DOUBLE, RESIDUUM_FLOAT};
 use crate::adios::{
     FieldData, FieldMut, FieldSpec, Loan, StepStats, StepWriter, WriteMode, WriterOptions,
 };
@@ -264,17 +264,6 @@ pub unsafe extern "C" fn residuum_writer_lend_step(
         w.loans.push_back(loan);
         Ok(())
     })
-}
-
-/// The `n` values at `p` (a dangling pointer for none).
-///
-/// SAFETY (callers): `p` is valid for `n` reads where `n` > 0.
-unsafe fn read<'a, T>(p: *const T, n: usize) -> &'a [T] {
-    match n {
-        0 => &[],
-        // SAFETY: per the caller's contract.
-        _ => unsafe { std::slice::from_raw_parts(p, n) },
-    }
 }
 
 /// Settles every lent step up to and including `step`: copies here those the writer has not
