@@ -4,7 +4,8 @@
 //! loose targets), LBRC's stage is skipped: its estimate would have pruned it before entropy
 //! coding, and it was a fifth to a quarter of such a block's compression. In situ, where the
 //! look at a block lost by far, the same block's next steps skip it for a few steps
-//! ([`LookHint`]).
+//! ([`LookHint`]); there blocks below [`MIN_OFFERED`] values are looked at too
+//! ([`MIN_IN_SERIES`]).
 
 use super::lbrc::{self, Lbrc};
 use super::predict::{self, Samples};
@@ -34,32 +35,35 @@ impl ResidualCoder for Auto {
         par: bool,
         beat: Option<f64>,
     ) -> Vec<Stage> {
-        // Small blocks: LBRC's stage costs less than a look.
+        // Small blocks: LBRC's stage costs less than a look, except in a series.
+        let n = block.values.len();
+        let small = n < MIN_OFFERED;
+        let offered = !small || (n >= MIN_IN_SERIES && block.look.is_some());
         let first = match bound {
-            BlockBound::Rms(budget) if base.is_none() && block.values.len() >= MIN_OFFERED => {
-                if block.look.is_some_and(LookHint::skip) {
-                    return Lbrc
-                        .stage(block, base, bound, par, beat)
-                        .into_iter()
-                        .collect();
+            BlockBound::Rms(budget) if base.is_none() && offered => {
+                if block.look.is_some_and(|hint| hint.skip(small)) {
+                    return match small {
+                        // As where no look is taken.
+                        true => one_after_the_other(block, base, bound, par, beat),
+                        false => Lbrc
+                            .stage(block, base, bound, par, beat)
+                            .into_iter()
+                            .collect(),
+                    };
                 }
                 let g = glance(block, bound);
                 let look = wavelet::may_beat(Some(g))
                     .then(|| wavelet::look(block, budget))
                     .flatten();
                 if let Some(hint) = block.look {
-                    hint.record(look.as_ref().map(|l| l.estimate() / g));
+                    hint.record(look.as_ref().map(|l| l.estimate() / g), small);
                 }
                 look.map(|look| (look, g, budget))
             }
             _ => None,
         };
         let Some((look, g, budget)) = first else {
-            // As the two coders one after the other.
-            let lbrc = Lbrc.stage(block, base, bound, par, beat);
-            let beat = lowest(beat, lbrc.as_ref());
-            let wavelet = Wavelet.stage(block, base, bound, par, beat);
-            return lbrc.into_iter().chain(wavelet).collect();
+            return one_after_the_other(block, base, bound, par, beat);
         };
         if look.estimate() < LEAD * g {
             // Where no step meets the bound after all, LBRC takes the block.
@@ -84,6 +88,21 @@ impl ResidualCoder for Auto {
     }
 }
 
+/// LBRC's stage, then the wavelet's where it may beat it (on small blocks only where LBRC's
+/// costs little: [`Wavelet`]'s own rule).
+fn one_after_the_other(
+    block: &BlockValues,
+    base: Option<Base>,
+    bound: BlockBound,
+    par: bool,
+    beat: Option<f64>,
+) -> Vec<Stage> {
+    let lbrc = Lbrc.stage(block, base, bound, par, beat);
+    let beat = lowest(beat, lbrc.as_ref());
+    let wavelet = Wavelet.stage(block, base, bound, par, beat);
+    lbrc.into_iter().chain(wavelet).collect()
+}
+
 /// Where the look's estimate was at least this many times LBRC's glance, the same block's next
 /// steps skip it ([`LookHint`]). Where the wavelet won on ../shared/data and Gray-Scott's steps,
 /// the ratio was at most 0.91; where it lost it was 1.0-1.2 on the fields of ../shared/data
@@ -93,16 +112,38 @@ const SKIP_FROM: f64 = 2.0;
 /// loses the wavelet for at most this many steps.
 const MAX_SKIPS: u8 = 3;
 
+/// In a series, blocks from this size up are offered the wavelet, not only those of
+/// [`MIN_OFFERED`] values or more. A small block is what a rank of a finely decomposed
+/// simulation hands over (32^3 values per rank, say), and smooth fields cut that small still
+/// gain: in blocks of 32^3, Gray-Scott's U (at steps 50 and 100) took 1.3-2.4x fewer bytes
+/// at 1e-5 and 1e-6 with the wavelet offered, loxpost 1.1-1.75x at 1e-4 to 1e-6, and the
+/// Gray-Scott example on 8 ranks of 32^3 (`--L 64`) 8.0 % fewer in all. But a small block's
+/// look adds up to two thirds to its compression (nyx's 32^3 fields at 1e-4: +67 %
+/// instructions): compressed once, small blocks are not looked at. In a series, a look that
+/// lost is skipped for a span of steps that grows with each loss in a row ([`LookHint`]), so
+/// over 20 steps such blocks cost 11-16 % more instructions (the fields of ../shared/data
+/// other than loxpost in 32^3 blocks, at 1e-4 to 1e-6), and where it won it is taken again.
+const MIN_IN_SERIES: usize = 1 << 12;
+/// The longest span of steps a block below [`MIN_OFFERED`] values skips the look.
+const SMALL_MAX_SKIPS: u8 = 7;
+
 /// The wavelet's look at one block in a series of steps (the same block of the same variable,
 /// in situ): its estimate over LBRC's glance the last time it was taken, and the steps since
 /// that skipped it. Fields change little between output steps, so a look that lost by far
 /// need not be repeated at each: where it lost by [`SKIP_FROM`] or more, the next
-/// [`MAX_SKIPS`] steps code the block with LBRC alone. Only the encoder's effort changes: the
-/// stream is as valid as any other choice between the coders.
+/// [`MAX_SKIPS`] steps code the block with LBRC alone. A block below [`MIN_OFFERED`] values,
+/// where the look costs more and gains less often, skips it wherever it lost at all: for 1
+/// step, then 2, 4 and [`SMALL_MAX_SKIPS`] while it goes on losing (the Gray-Scott example
+/// with 32^3 per rank lost most of the gain where a first loss skipped 7 steps: its early
+/// steps lose, the later ones win), coded as where no look is taken. Only the encoder's
+/// effort changes: the stream is as valid as any other choice between the coders.
 pub(crate) struct LookHint {
     /// The ratio's f32 bits (NaN: no look taken).
     ratio: AtomicU32,
     skipped: AtomicU8,
+    /// How many steps a block below [`MIN_OFFERED`] values skips after its last look lost: 1
+    /// after one loss, doubled at each further one in a row, at most [`SMALL_MAX_SKIPS`].
+    span: AtomicU8,
 }
 
 impl LookHint {
@@ -110,26 +151,40 @@ impl LookHint {
         LookHint {
             ratio: AtomicU32::new(f32::NAN.to_bits()),
             skipped: AtomicU8::new(0),
+            span: AtomicU8::new(0),
         }
     }
 
-    /// Whether this step skips the look (and counts it).
-    fn skip(&self) -> bool {
-        let lost_by_far = f32::from_bits(self.ratio.load(Relaxed)) as f64 >= SKIP_FROM;
-        let skip = lost_by_far && self.skipped.load(Relaxed) < MAX_SKIPS;
+    /// Whether this step skips the look (and counts it); `small`: a block below
+    /// [`MIN_OFFERED`] values.
+    fn skip(&self, small: bool) -> bool {
+        let (from, most) = match small {
+            true => (1.0, self.span.load(Relaxed)),
+            false => (SKIP_FROM, MAX_SKIPS),
+        };
+        let lost = f32::from_bits(self.ratio.load(Relaxed)) as f64 >= from;
+        let skip = lost && self.skipped.load(Relaxed) < most;
         if skip {
             self.skipped.fetch_add(1, Relaxed);
         }
         skip
     }
 
-    /// The ratio of the look taken this step (None: no look).
-    fn record(&self, ratio: Option<f64>) {
+    /// The ratio of the look taken this step (None: no look) at a block below [`MIN_OFFERED`]
+    /// values or not.
+    fn record(&self, ratio: Option<f64>, small: bool) {
         let r = ratio
             .filter(|r| r.is_finite())
             .map_or(f32::NAN, |r| r as f32);
         self.ratio.store(r.to_bits(), Relaxed);
         self.skipped.store(0, Relaxed);
+        if small {
+            let span = match r as f64 >= 1.0 {
+                true => (self.span.load(Relaxed) * 2).clamp(1, SMALL_MAX_SKIPS),
+                false => 0,
+            };
+            self.span.store(span, Relaxed);
+        }
     }
 }
 
@@ -218,24 +273,27 @@ mod tests {
     use crate::residual::Specials;
 
     const SHAPE: [usize; 3] = [40, 48, 48];
+    /// A block below [`MIN_OFFERED`] values (and above [`MIN_IN_SERIES`]).
+    const SMALL: [usize; 3] = [16, 24, 24];
 
     /// The kinds and payloads of what `coder` stages of `values` (f32, of [`SHAPE`]) for an RMS
     /// error of `tau` times their range.
     fn staged(coder: &dyn ResidualCoder, values: &[f64], tau: f64) -> Vec<(BlockKind, Vec<u8>)> {
-        staged_in_series(coder, values, tau, None)
+        staged_in_series(coder, values, SHAPE, tau, None)
     }
 
-    /// [`staged`] as one step of a series, with the block's hint.
+    /// [`staged`] of a block of `shape`, as one step of a series where `look` is its hint.
     fn staged_in_series(
         coder: &dyn ResidualCoder,
         values: &[f64],
+        shape: [usize; 3],
         tau: f64,
         look: Option<&LookHint>,
     ) -> Vec<(BlockKind, Vec<u8>)> {
         let specials = Specials::of(values, ElementType::F32);
         let block = BlockValues {
             look,
-            ..BlockValues::new(values, &specials, SHAPE, ElementType::F32)
+            ..BlockValues::new(values, &specials, shape, ElementType::F32)
         };
         let budget = tau * (block.range.1 - block.range.0);
         let stages = coder.stages(&block, None, BlockBound::Rms(budget), false, None);
@@ -243,9 +301,13 @@ mod tests {
         stagings.map(|s| s.finish(IntCoder::Context)).collect()
     }
 
-    fn field(mut f: impl FnMut(f64, f64, f64) -> f64) -> Vec<f64> {
-        let [_, b, c] = SHAPE;
-        (0..SHAPE.iter().product())
+    fn field(f: impl FnMut(f64, f64, f64) -> f64) -> Vec<f64> {
+        field_of(SHAPE, f)
+    }
+
+    fn field_of(shape: [usize; 3], mut f: impl FnMut(f64, f64, f64) -> f64) -> Vec<f64> {
+        let [_, b, c] = shape;
+        (0..shape.iter().product())
             .map(|i| f((i / (b * c)) as f64, ((i / c) % b) as f64, (i % c) as f64))
             .map(|v| v as f32 as f64)
             .collect()
@@ -287,7 +349,7 @@ mod tests {
         for (name, values, skips) in [("terraces", &terraces, true), ("smooth", &smooth, false)] {
             let (hint, plain) = (LookHint::new(), staged(&Auto, values, 1e-5));
             for step in 0..3 * cycle {
-                let out = staged_in_series(&Auto, values, 1e-5, Some(&hint));
+                let out = staged_in_series(&Auto, values, SHAPE, 1e-5, Some(&hint));
                 // The same stream whether the look was taken or skipped.
                 assert_eq!(out, plain, "{name}, step {step}");
                 let ratio = f32::from_bits(hint.ratio.load(Relaxed)) as f64;
@@ -301,6 +363,80 @@ mod tests {
         let hints = LookHints::default();
         assert!(hints.block(3, 4).is_some());
         assert!(hints.block(3, 5).is_none());
+    }
+
+    #[test]
+    fn a_small_block_is_offered_the_wavelet_in_a_series() {
+        let smooth = field_of(SMALL, |x, y, z| {
+            (0.11 * x).sin() * 5.0 + (0.07 * y + 0.05 * z).cos() * 3.0
+        });
+        let kinds = |s: &[(BlockKind, Vec<u8>)]| s.iter().map(|s| s.0).collect::<Vec<_>>();
+        let bytes = |s: &[(BlockKind, Vec<u8>)]| s.iter().map(|s| s.1.len()).min();
+        for tau in [1e-4, 1e-5] {
+            // Compressed once: LBRC alone, as it costs more than a bit per value here.
+            let once = staged_in_series(&Auto, &smooth, SMALL, tau, None);
+            assert_eq!(kinds(&once), [BlockKind::Lbrc], "at {tau}");
+            // In a series: the look wins, at every step, and the transform's coding with it.
+            let hint = LookHint::new();
+            for step in 0..SMALL_MAX_SKIPS as usize + 2 {
+                let out = staged_in_series(&Auto, &smooth, SMALL, tau, Some(&hint));
+                assert!(
+                    kinds(&out).contains(&BlockKind::Wavelet),
+                    "at {tau}, step {step}"
+                );
+                assert!(bytes(&out) < bytes(&once), "at {tau}, step {step}");
+                assert_eq!(hint.skipped.load(Relaxed), 0, "at {tau}, step {step}");
+            }
+        }
+        // Below MIN_IN_SERIES values: never looked at.
+        let tiny = [8, 16, 16];
+        let smooth = field_of(tiny, |x, y, z| {
+            (0.11 * x).sin() * 5.0 + (0.07 * y + z).cos()
+        });
+        let hint = LookHint::new();
+        staged_in_series(&Auto, &smooth, tiny, 1e-4, Some(&hint));
+        assert!(f32::from_bits(hint.ratio.load(Relaxed)).is_nan());
+    }
+
+    #[test]
+    fn a_small_blocks_look_that_lost_is_skipped_for_ever_more_steps_with_the_same_stream() {
+        // Rough: the look loses, though not by far (which would skip it on a large block too).
+        let rough = field_of(SMALL, |x, y, z| {
+            (0.9 * x).sin() * (1.3 * y).cos() + (0.7 * z).sin()
+        });
+        let (hint, plain) = (
+            LookHint::new(),
+            staged_in_series(&Auto, &rough, SMALL, 1e-5, None),
+        );
+        let mut looked = Vec::new();
+        for step in 0..40 {
+            let out = staged_in_series(&Auto, &rough, SMALL, 1e-5, Some(&hint));
+            // The same stream whether the look was taken or skipped.
+            assert_eq!(out, plain, "step {step}");
+            let ratio = f32::from_bits(hint.ratio.load(Relaxed)) as f64;
+            assert!((1.0..SKIP_FROM).contains(&ratio), "step {step}: {ratio}");
+            if hint.skipped.load(Relaxed) == 0 {
+                looked.push(step);
+            }
+        }
+        // Skipping 1, 2, 4, then SMALL_MAX_SKIPS (7) steps after each look.
+        assert_eq!(looked, [0, 2, 5, 10, 18, 26, 34]);
+        // A look that wins starts the count anew.
+        let smooth = field_of(SMALL, |x, y, z| {
+            (0.11 * x).sin() * 5.0 + (0.07 * y + 0.05 * z).cos() * 3.0
+        });
+        let hint = LookHint::new();
+        let spans = [
+            (&rough, 1),
+            (&smooth, 1),
+            (&smooth, 0),
+            (&rough, 1),
+            (&rough, 1),
+        ];
+        for (step, (values, span)) in spans.into_iter().enumerate() {
+            staged_in_series(&Auto, values, SMALL, 1e-5, Some(&hint));
+            assert_eq!(hint.span.load(Relaxed), span, "step {step}");
+        }
     }
 
     #[test]
