@@ -170,8 +170,8 @@ impl LookHint {
         skip
     }
 
-    /// The ratio of the look taken this step (None: no look) at a block below [`MIN_OFFERED`]
-    /// values or not.
+    /// Records the ratio of this step's look (None: none taken, which counts as no loss);
+    /// `small` as for [`LookHint::skip`].
     fn record(&self, ratio: Option<f64>, small: bool) {
         let r = ratio
             .filter(|r| r.is_finite())
@@ -273,7 +273,7 @@ mod tests {
     use crate::residual::Specials;
 
     const SHAPE: [usize; 3] = [40, 48, 48];
-    /// A block below [`MIN_OFFERED`] values (and above [`MIN_IN_SERIES`]).
+    /// A block below [`MIN_OFFERED`] values and of at least [`MIN_IN_SERIES`].
     const SMALL: [usize; 3] = [16, 24, 24];
 
     /// The kinds and payloads of what `coder` stages of `values` (f32, of [`SHAPE`]) for an RMS
