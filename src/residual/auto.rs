@@ -39,18 +39,17 @@ impl ResidualCoder for Auto {
         let n = block.values.len();
         let small = n < MIN_OFFERED;
         let offered = !small || (n >= MIN_IN_SERIES && block.look.is_some());
+        let looks = matches!(bound, BlockBound::Rms(_)) && base.is_none() && offered;
+        let skip = looks && block.look.is_some_and(|hint| hint.skip(small));
+        if skip && !small {
+            return Lbrc
+                .stage(block, base, bound, par, beat)
+                .into_iter()
+                .collect();
+        }
+        // A small block that skips its look is coded as where none is taken.
         let first = match bound {
-            BlockBound::Rms(budget) if base.is_none() && offered => {
-                if block.look.is_some_and(|hint| hint.skip(small)) {
-                    return match small {
-                        // As where no look is taken.
-                        true => one_after_the_other(block, base, bound, par, beat),
-                        false => Lbrc
-                            .stage(block, base, bound, par, beat)
-                            .into_iter()
-                            .collect(),
-                    };
-                }
+            BlockBound::Rms(budget) if looks && !skip => {
                 let g = glance(block, bound);
                 let look = wavelet::may_beat(Some(g))
                     .then(|| wavelet::look(block, budget))
@@ -63,7 +62,11 @@ impl ResidualCoder for Auto {
             _ => None,
         };
         let Some((look, g, budget)) = first else {
-            return one_after_the_other(block, base, bound, par, beat);
+            // As the two coders one after the other.
+            let lbrc = Lbrc.stage(block, base, bound, par, beat);
+            let beat = lowest(beat, lbrc.as_ref());
+            let wavelet = Wavelet.stage(block, base, bound, par, beat);
+            return lbrc.into_iter().chain(wavelet).collect();
         };
         if look.estimate() < LEAD * g {
             // Where no step meets the bound after all, LBRC takes the block.
@@ -86,21 +89,6 @@ impl ResidualCoder for Auto {
         };
         lbrc.into_iter().chain(wavelet).collect()
     }
-}
-
-/// LBRC's stage, then the wavelet's where it may beat it (on small blocks only where LBRC's
-/// costs little: [`Wavelet`]'s own rule).
-fn one_after_the_other(
-    block: &BlockValues,
-    base: Option<Base>,
-    bound: BlockBound,
-    par: bool,
-    beat: Option<f64>,
-) -> Vec<Stage> {
-    let lbrc = Lbrc.stage(block, base, bound, par, beat);
-    let beat = lowest(beat, lbrc.as_ref());
-    let wavelet = Wavelet.stage(block, base, bound, par, beat);
-    lbrc.into_iter().chain(wavelet).collect()
 }
 
 /// Where the look's estimate was at least this many times LBRC's glance, the same block's next
