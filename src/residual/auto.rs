@@ -146,12 +146,13 @@ impl LookHint {
     /// Whether this step skips the look (and counts it); `small`: a block below
     /// [`MIN_OFFERED`] values.
     fn skip(&self, small: bool) -> bool {
-        let (from, most) = match small {
-            true => (1.0, self.span.load(Relaxed)),
-            false => (SKIP_FROM, MAX_SKIPS),
+        let most = match small {
+            // Nonzero only after a look that lost.
+            true => self.span.load(Relaxed),
+            false if f32::from_bits(self.ratio.load(Relaxed)) as f64 >= SKIP_FROM => MAX_SKIPS,
+            false => 0,
         };
-        let lost = f32::from_bits(self.ratio.load(Relaxed)) as f64 >= from;
-        let skip = lost && self.skipped.load(Relaxed) < most;
+        let skip = self.skipped.load(Relaxed) < most;
         if skip {
             self.skipped.fetch_add(1, Relaxed);
         }
@@ -167,6 +168,7 @@ impl LookHint {
         self.ratio.store(r.to_bits(), Relaxed);
         self.skipped.store(0, Relaxed);
         if small {
+            // Lost: estimated at or above the glance.
             let span = match r as f64 >= 1.0 {
                 true => (self.span.load(Relaxed) * 2).clamp(1, SMALL_MAX_SKIPS),
                 false => 0,
