@@ -23,6 +23,12 @@ pub struct Quality {
 pub fn quality(orig: &[f64], back: &[f64], grid: &Grid) -> Quality {
     assert_eq!(orig.len(), back.len());
     let range = finite_range(orig.iter().copied());
+    // Errors are measured in units of the power of two at or below the range (exact, the same
+    // figures): squared errors of fields beyond about 1e154 would overflow to infinity.
+    let unit = match f64::from_bits(range.to_bits() & 0x7ff0_0000_0000_0000) {
+        u if u.is_normal() => u,
+        _ => 1.0,
+    };
     let [_, b, c] = grid.dims;
     let mut total = ErrorStats::default();
     let mut worst: f64 = 0.0;
@@ -33,7 +39,7 @@ pub fn quality(orig: &[f64], back: &[f64], grid: &Grid) -> Quality {
             for dj in 0..blk.shape[1] {
                 let row = ((blk.start[0] + di) * b + blk.start[1] + dj) * c + blk.start[2];
                 for k in row..row + blk.shape[2] {
-                    s.add(orig[k], back[k]);
+                    s.add(orig[k] / unit, back[k] / unit);
                 }
             }
         }
@@ -45,7 +51,8 @@ pub fn quality(orig: &[f64], back: &[f64], grid: &Grid) -> Quality {
         .zip(back)
         .filter(|(x, y)| !x.is_finite() && x.to_bits() != y.to_bits())
         .count();
-    let rms = total.rms();
+    let rms = total.rms() * unit;
+    let worst = worst * unit;
     let norm = |v: f64| if range > 0.0 { v / range } else { v };
     Quality {
         range,
@@ -56,7 +63,7 @@ pub fn quality(orig: &[f64], back: &[f64], grid: &Grid) -> Quality {
         } else {
             f64::INFINITY
         },
-        max_abs: total.max_abs,
+        max_abs: total.max_abs * unit,
         specials_changed,
     }
 }
@@ -76,5 +83,19 @@ mod tests {
         assert!((q.worst_block_nrmse - (0.5f64).sqrt() / 4.0).abs() < 1e-15);
         assert_eq!(q.max_abs, 1.0);
         assert!((q.psnr - 20.0 * 8f64.log10()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn measures_fields_whose_squared_errors_would_overflow() {
+        let g = Grid::new([1, 1, 4], [1, 1, 4]);
+        let orig = [0.0, 1e300, 2e300, 4e300];
+        let e = [1e296, -1e296, 1e296, -1e296];
+        let back: Vec<f64> = orig.iter().zip(e).map(|(x, e)| x + e).collect();
+        let q = quality(&orig, &back, &g);
+        assert_eq!(q.range, 4e300);
+        assert!((q.nrmse / 2.5e-5 - 1.0).abs() < 1e-9, "{}", q.nrmse);
+        assert!((q.worst_block_nrmse / 2.5e-5 - 1.0).abs() < 1e-9);
+        assert!((q.max_abs / 1e296 - 1.0).abs() < 1e-9);
+        assert!((q.psnr - 20.0 * 4e4f64.log10()).abs() < 1e-9, "{}", q.psnr);
     }
 }
