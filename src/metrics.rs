@@ -1,7 +1,7 @@
 //! Quality of a reconstruction, as `residuum eval` and `residuum bench` report it.
 
 use crate::block::Grid;
-use crate::bound::{finite_range, ErrorStats};
+use crate::bound::{finite_range, unit_of, ErrorStats};
 
 /// Errors of a reconstruction against the original, over the finite original values.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,23 +23,28 @@ pub struct Quality {
 pub fn quality(orig: &[f64], back: &[f64], grid: &Grid) -> Quality {
     assert_eq!(orig.len(), back.len());
     let range = finite_range(orig.iter().copied());
-    // Errors are measured in units of the power of two at or below the range (exact, the same
-    // figures): squared errors of fields beyond about 1e154 would overflow to infinity.
-    let unit = match f64::from_bits(range.to_bits() & 0x7ff0_0000_0000_0000) {
-        u if u.is_normal() => u,
-        _ => 1.0,
-    };
+    // Errors are measured in units of the largest (`unit_of`; exact, the same figures): squared
+    // errors of fields beyond about 1e154 would overflow, those of fields below 1e-162 vanish.
+    let largest = (orig.iter().zip(back))
+        .filter(|(x, _)| x.is_finite())
+        .map(|(x, y)| (x - y).abs())
+        // A NaN error (a finite value decoded as NaN) is an infinite one, as in `ErrorStats`.
+        .fold(
+            0.0,
+            |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) },
+        );
+    let unit = if largest > 0.0 { unit_of(largest) } else { 1.0 };
     let [_, b, c] = grid.dims;
-    let mut total = ErrorStats::default();
+    let mut total = ErrorStats::new(unit);
     let mut worst: f64 = 0.0;
     for i in 0..grid.len() {
         let blk = grid.block(i);
-        let mut s = ErrorStats::default();
+        let mut s = ErrorStats::new(unit);
         for di in 0..blk.shape[0] {
             for dj in 0..blk.shape[1] {
                 let row = ((blk.start[0] + di) * b + blk.start[1] + dj) * c + blk.start[2];
                 for k in row..row + blk.shape[2] {
-                    s.add(orig[k] / unit, back[k] / unit);
+                    s.add(orig[k], back[k]);
                 }
             }
         }
@@ -51,8 +56,7 @@ pub fn quality(orig: &[f64], back: &[f64], grid: &Grid) -> Quality {
         .zip(back)
         .filter(|(x, y)| !x.is_finite() && x.to_bits() != y.to_bits())
         .count();
-    let rms = total.rms() * unit;
-    let worst = worst * unit;
+    let rms = total.rms();
     let norm = |v: f64| if range > 0.0 { v / range } else { v };
     Quality {
         range,
@@ -63,7 +67,7 @@ pub fn quality(orig: &[f64], back: &[f64], grid: &Grid) -> Quality {
         } else {
             f64::INFINITY
         },
-        max_abs: total.max_abs * unit,
+        max_abs: total.max_abs,
         specials_changed,
     }
 }
@@ -85,17 +89,20 @@ mod tests {
         assert!((q.psnr - 20.0 * 8f64.log10()).abs() < 1e-12);
     }
 
+    /// Squared errors of 1e296 overflow, those of 1e-166 vanish; the unit keeps both.
     #[test]
-    fn measures_fields_whose_squared_errors_would_overflow() {
+    fn measures_fields_whose_squared_errors_would_overflow_or_vanish() {
         let g = Grid::new([1, 1, 4], [1, 1, 4]);
-        let orig = [0.0, 1e300, 2e300, 4e300];
-        let e = [1e296, -1e296, 1e296, -1e296];
-        let back: Vec<f64> = orig.iter().zip(e).map(|(x, e)| x + e).collect();
-        let q = quality(&orig, &back, &g);
-        assert_eq!(q.range, 4e300);
-        assert!((q.nrmse / 2.5e-5 - 1.0).abs() < 1e-9, "{}", q.nrmse);
-        assert!((q.worst_block_nrmse / 2.5e-5 - 1.0).abs() < 1e-9);
-        assert!((q.max_abs / 1e296 - 1.0).abs() < 1e-9);
-        assert!((q.psnr - 20.0 * 4e4f64.log10()).abs() < 1e-9, "{}", q.psnr);
+        for scale in [1e300, 1e-162] {
+            let orig = [0.0, 1.0, 2.0, 4.0].map(|v| v * scale);
+            let e = [1e-4, -1e-4, 1e-4, -1e-4].map(|v| v * scale);
+            let back: Vec<f64> = orig.iter().zip(e).map(|(x, e)| x + e).collect();
+            let q = quality(&orig, &back, &g);
+            assert_eq!(q.range, 4.0 * scale);
+            assert!((q.nrmse / 2.5e-5 - 1.0).abs() < 1e-9, "{}", q.nrmse);
+            assert!((q.worst_block_nrmse / 2.5e-5 - 1.0).abs() < 1e-9);
+            assert!((q.max_abs / (1e-4 * scale) - 1.0).abs() < 1e-9);
+            assert!((q.psnr - 20.0 * 4e4f64.log10()).abs() < 1e-9, "{}", q.psnr);
+        }
     }
 }

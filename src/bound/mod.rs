@@ -177,20 +177,66 @@ pub fn finite_range(values: impl IntoIterator<Item = f64>) -> f64 {
     span(finite_min_max(values))
 }
 
+/// The power of two at or below `x` (a bound, a step or a range), clamped to the normal
+/// numbers; 2^-1022 for zero, 2^1023 for infinity. Errors are measured in such units: dividing
+/// by a power of two is exact, so every figure is the same, but squares of errors near the
+/// unit neither underflow (fields of 1e-160: a bound silently met by squares of 0) nor
+/// overflow (fields beyond 1e154).
+pub fn unit_of(x: f64) -> f64 {
+    if x.is_nan() || x <= f64::MIN_POSITIVE {
+        f64::MIN_POSITIVE
+    } else if x > f64::MAX {
+        f64::from_bits(0x7fe0_0000_0000_0000)
+    } else {
+        f64::from_bits(x.to_bits() & 0x7ff0_0000_0000_0000)
+    }
+}
+
+impl BlockBound {
+    /// The unit ([`unit_of`]) in which errors against this bound are measured.
+    pub fn unit(self) -> f64 {
+        match self {
+            BlockBound::Lossless => 1.0,
+            BlockBound::Rms(b) | BlockBound::Max(b) => unit_of(b),
+        }
+    }
+}
+
 /// Error statistics of a reconstruction over the finite values.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ErrorStats {
     pub count: usize,
+    /// The sum of the squared errors, each error measured in `unit`s.
     pub sum_sq: f64,
     pub max_abs: f64,
+    /// A power of two ([`unit_of`]).
+    pub unit: f64,
+}
+
+impl Default for ErrorStats {
+    fn default() -> Self {
+        ErrorStats::new(1.0)
+    }
 }
 
 impl ErrorStats {
+    /// No errors yet, measured in `unit` (a power of two, [`unit_of`]).
+    pub fn new(unit: f64) -> ErrorStats {
+        debug_assert_eq!(unit, unit_of(unit));
+        ErrorStats {
+            count: 0,
+            sum_sq: 0.0,
+            max_abs: 0.0,
+            unit,
+        }
+    }
+
+    /// The RMS error (0 when nothing was counted).
     pub fn rms(&self) -> f64 {
         if self.count == 0 {
             0.0
         } else {
-            (self.sum_sq / self.count as f64).sqrt()
+            (self.sum_sq / self.count as f64).sqrt() * self.unit
         }
     }
 
@@ -200,16 +246,18 @@ impl ErrorStats {
             // would silently drop a NaN).
             let d = (x - y).abs();
             let d = if d.is_nan() { f64::INFINITY } else { d };
+            let du = d * (1.0 / self.unit);
             self.count += 1;
-            self.sum_sq += d * d;
+            self.sum_sq += du * du;
             self.max_abs = self.max_abs.max(d);
         }
     }
 
-    /// The errors of `rec` against `values`, as [`ErrorStats::add`] of each pair, summed in
-    /// four lanes (one chain of dependent additions ran at a quarter of the speed).
-    pub fn between(values: &[f64], rec: &[f64]) -> ErrorStats {
+    /// The errors of `rec` against `values` in `unit`s, as [`ErrorStats::add`] of each pair,
+    /// summed in four lanes (one chain of dependent additions ran at a quarter of the speed).
+    pub fn between(values: &[f64], rec: &[f64], unit: f64) -> ErrorStats {
         const LANES: usize = 4;
+        let inv = 1.0 / unit;
         let (mut count, mut sq, mut max) = (0, [0.0; LANES], [0.0f64; LANES]);
         let (xs, ys) = (values.chunks_exact(LANES), rec.chunks_exact(LANES));
         let (x_rest, y_rest) = (xs.remainder(), ys.remainder());
@@ -219,7 +267,7 @@ impl ErrorStats {
                 let d = if d.is_nan() { f64::INFINITY } else { d };
                 let d = if x[l].is_finite() { d } else { 0.0 };
                 count += usize::from(x[l].is_finite());
-                sq[l] += d * d;
+                sq[l] += (d * inv) * (d * inv);
                 max[l] = max[l].max(d);
             }
         }
@@ -227,15 +275,36 @@ impl ErrorStats {
             count,
             sum_sq: (sq[0] + sq[1]) + (sq[2] + sq[3]),
             max_abs: max.into_iter().fold(0.0, f64::max),
+            unit,
         };
         x_rest.iter().zip(y_rest).for_each(|(&x, &y)| s.add(x, y));
         s
     }
 
+    /// The sum of the squared errors in units of `unit` (a power of two; in units of 1 it
+    /// overflows or vanishes where the errors are beyond about 1e154 or below 1e-162).
+    pub fn sum_sq_in(&self, unit: f64) -> f64 {
+        in_unit(self.sum_sq, self.unit, unit)
+    }
+
+    /// Adds `o`'s errors. Where the units differ, both sums move (exactly) to the unit of the
+    /// largest error, so neither the larger errors' squares overflow nor the smaller ones'
+    /// vanish against an empty sum's unit.
     pub fn merge(&mut self, o: &ErrorStats) {
+        let max_abs = self.max_abs.max(o.max_abs);
+        if o.unit != self.unit {
+            let unit = if max_abs > 0.0 {
+                unit_of(max_abs)
+            } else {
+                self.unit.max(o.unit)
+            };
+            self.sum_sq = in_unit(self.sum_sq, self.unit, unit) + in_unit(o.sum_sq, o.unit, unit);
+            self.unit = unit;
+        } else {
+            self.sum_sq += o.sum_sq;
+        }
         self.count += o.count;
-        self.sum_sq += o.sum_sq;
-        self.max_abs = self.max_abs.max(o.max_abs);
+        self.max_abs = max_abs;
     }
 
     /// Whether these errors satisfy `bound`. NaN errors (a finite value reconstructed as
@@ -246,6 +315,18 @@ impl ErrorStats {
             BlockBound::Rms(r) => self.rms() <= r,
             BlockBound::Max(m) => self.max_abs <= m,
         }
+    }
+}
+
+/// `sum` (squares of errors in units of `from`) in units of `to`: times (from/to)^2, exact for
+/// powers of two. A zero or infinite sum stays as it is (its ratio may overflow or vanish); a
+/// finite positive one has errors within `to`'s reach, so the ratio is finite.
+fn in_unit(sum: f64, from: f64, to: f64) -> f64 {
+    if sum == 0.0 || sum.is_infinite() {
+        sum
+    } else {
+        let r = from / to;
+        sum * r * r
     }
 }
 
@@ -409,7 +490,7 @@ mod tests {
         y[5] = x[5] + 0.25;
         let mut one = ErrorStats::default();
         x.iter().zip(&y).for_each(|(&a, &b)| one.add(a, b));
-        let all = ErrorStats::between(&x, &y);
+        let all = ErrorStats::between(&x, &y, 1.0);
         assert_eq!((all.count, all.max_abs), (one.count, one.max_abs));
         assert!((one.max_abs - 0.25).abs() < 1e-12);
         assert!((all.sum_sq - one.sum_sq).abs() <= 1e-15 * one.sum_sq);
@@ -418,12 +499,82 @@ mod tests {
         let (mut x2, mut y2) = (x.clone(), y.clone());
         x2[2] = f64::NAN;
         y2[2] = 7.0;
-        assert_eq!(ErrorStats::between(&x2, &y2).count, x.len() - 1);
+        assert_eq!(ErrorStats::between(&x2, &y2, 1.0).count, x.len() - 1);
         for at in [1, 22] {
             let mut y3 = y.clone();
             y3[at] = f64::NAN;
-            assert!(!ErrorStats::between(&x, &y3).meets(BlockBound::Rms(1e9)));
+            assert!(!ErrorStats::between(&x, &y3, 1.0).meets(BlockBound::Rms(1e9)));
         }
+    }
+
+    #[test]
+    fn units_are_powers_of_two_within_the_normal_numbers() {
+        assert_eq!(unit_of(3.0), 2.0);
+        assert_eq!(unit_of(0.5), 0.5);
+        assert_eq!(unit_of(1e-5), 2f64.powi(-17));
+        for tiny in [0.0, -1.0, 5e-324, f64::NAN] {
+            assert_eq!(unit_of(tiny), f64::MIN_POSITIVE);
+        }
+        assert_eq!(unit_of(f64::INFINITY), 2f64.powi(1023));
+        assert_eq!(unit_of(f64::MAX), 2f64.powi(1023));
+        assert_eq!(BlockBound::Rms(3e-170).unit(), unit_of(3e-170));
+        assert_eq!(BlockBound::Lossless.unit(), 1.0);
+    }
+
+    /// The same errors at any magnitude give the same figures, scaled, and the same answers:
+    /// squares of errors of 1e-170 underflowed to 0 and met any RMS bound.
+    #[test]
+    fn stats_in_units_hold_at_any_magnitude() {
+        let x: Vec<f64> = (0..37).map(|i| (i as f64 * 0.37).sin()).collect();
+        let y: Vec<f64> = x.iter().map(|v| v + 1e-3 * v.cos()).collect();
+        let plain = ErrorStats::between(&x, &y, 1.0);
+        let rms = plain.rms();
+        let mut plain_one = ErrorStats::default();
+        x.iter().zip(&y).for_each(|(&a, &b)| plain_one.add(a, b));
+        let rms_one = plain_one.rms();
+        for k in [-900, -600, -1, 0, 7, 600, 1000] {
+            let s = 2f64.powi(k);
+            let (xs, ys): (Vec<f64>, Vec<f64>) =
+                x.iter().zip(&y).map(|(a, b)| (a * s, b * s)).unzip();
+            let b = BlockBound::Rms(rms * s);
+            let st = ErrorStats::between(&xs, &ys, b.unit());
+            let mut one = ErrorStats::new(b.unit());
+            xs.iter().zip(&ys).for_each(|(&a, &c)| one.add(a, c));
+            // Each against its own order of summation.
+            for (st, rms) in [(st, rms), (one, rms_one)] {
+                assert_eq!(st.rms(), rms * s, "2^{k}");
+                assert_eq!(st.max_abs, plain.max_abs * s, "2^{k}");
+                let meets = |f: f64| st.meets(BlockBound::Rms(rms * s * f));
+                assert!(meets(1.0) && !meets(0.99), "2^{k}");
+            }
+        }
+    }
+
+    #[test]
+    fn merging_across_units_keeps_small_and_large_errors() {
+        let tiny = 2f64.powi(-600);
+        let mut small = ErrorStats::new(tiny);
+        (0..4).for_each(|_| small.add(3.0 * tiny, 0.0));
+        // Into an empty sum of another unit: nothing vanishes.
+        let mut all = ErrorStats::default();
+        all.merge(&small);
+        assert_eq!((all.count, all.rms()), (4, 3.0 * tiny));
+        // With large errors of another unit: their squares do not overflow.
+        let mut large = ErrorStats::new(2f64.powi(600));
+        (0..12).for_each(|_| large.add(2f64.powi(601), 0.0));
+        all.merge(&large);
+        assert_eq!(all.count, 16);
+        assert_eq!(all.rms(), 2f64.powi(601) * (0.75f64).sqrt());
+        assert_eq!(all.max_abs, 2f64.powi(601));
+        // An infinite error stays one, whatever the other side's unit.
+        let mut bad = ErrorStats::new(tiny);
+        bad.add(1.0, f64::NAN);
+        all.merge(&bad);
+        assert_eq!(all.rms(), f64::INFINITY);
+        assert!(!all.meets(BlockBound::Rms(f64::MAX)));
+        let mut again = ErrorStats::new(tiny);
+        again.merge(&all);
+        assert_eq!(again.rms(), f64::INFINITY);
     }
 
     #[test]

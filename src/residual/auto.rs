@@ -11,7 +11,7 @@ use super::lbrc::{self, Lbrc};
 use super::predict::{self, Samples};
 use super::wavelet::{self, Wavelet, MIN_OFFERED};
 use super::{Base, BlockValues, OneStage, ResidualCoder, Stage};
-use crate::bound::{initial_step, BlockBound};
+use crate::bound::{initial_step, unit_of, BlockBound};
 use crate::entropy::ints;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -230,12 +230,14 @@ fn glance(block: &BlockValues, bound: BlockBound) -> f64 {
         let t = ((x - offset) * inv).clamp(-1e15, 1e15);
         (t + 0.5f64.copysign(t)) as i64
     };
+    // Errors in units of the budget (`unit_of`: the same figure, no square underflows).
+    let inv_unit = 1.0 / unit_of(budget);
     let (mut sum_sq, mut finite) = (0.0, 0usize);
     for &x in values.iter().step_by(stride).filter(|x| x.is_finite()) {
-        let e = x - (offset + at_step(x, 1.0 / first) as f64 * first);
+        let e = (x - (offset + at_step(x, 1.0 / first) as f64 * first)) * inv_unit;
         (sum_sq, finite) = (sum_sq + e * e, finite + 1);
     }
-    let used = (sum_sq / finite.max(1) as f64).sqrt() / budget;
+    let used = (sum_sq / finite.max(1) as f64).sqrt() / (budget * inv_unit);
     let step = match used <= lbrc::GROW_BELOW {
         true => lbrc::grown(first, used),
         false => first,

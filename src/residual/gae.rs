@@ -119,11 +119,11 @@ pub(crate) fn encode(
     let all: Vec<(usize, usize, usize)> = patches(shape).collect();
     // Whether the base alone meets the bound in each patch; where it does, its errors are
     // the block's there.
-    let mut stats = ErrorStats::default();
+    let mut stats = ErrorStats::new(bound.unit());
     let mut failing = Vec::new();
     let mut mask = vec![false; all.len()];
     for (pi, &p) in all.iter().enumerate() {
-        let mut st = ErrorStats::default();
+        let mut st = ErrorStats::new(bound.unit());
         for i in cells(shape, p).into_iter().flatten() {
             st.add(values[i], dtype.round(b_at(i)));
         }
@@ -166,7 +166,7 @@ pub(crate) fn encode(
         let mut acc = [0.0f64; N];
         let mut k = 0;
         let ok = loop {
-            let mut st = ErrorStats::default();
+            let mut st = ErrorStats::new(bound.unit());
             for (n, c) in cl.iter().enumerate() {
                 if let Some(i) = *c {
                     st.add(values[i], dtype.round(b_at(i) + acc[n]));

@@ -186,13 +186,16 @@ pub(crate) fn prepare(
         BlockBound::Lossless => false,
     };
     if possible || hi < lo {
-        let mut cst = ErrorStats::default();
+        let mut cst = ErrorStats::new(bound.unit());
         // The sums only grow: they stop, a chunk at a time, once past what the bound allows
         // (with a margin over the rounding of the RMS, so the answer is the full sums'). Most
         // blocks checked are not constant, and a large one's full check cost about as much
         // as a quantization pass.
         let past = |s: &ErrorStats| match bound {
-            BlockBound::Rms(r) => s.sum_sq > r * r * values.len() as f64 * (1.0 + 1e-9),
+            BlockBound::Rms(r) => {
+                let r = r / s.unit;
+                s.sum_sq > r * r * values.len() as f64 * (1.0 + 1e-9)
+            }
             BlockBound::Max(m) => s.max_abs > m,
             BlockBound::Lossless => false,
         };

@@ -1,7 +1,7 @@
 //! LBRC's quantizer: the largest step whose actual reconstruction meets the block's bound,
 //! and the block's integers for it.
 
-use crate::bound::{initial_step, BlockBound, ErrorStats};
+use crate::bound::{initial_step, unit_of, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::pipeline::scratch;
 use crate::residual::round::{half_away, int_of};
@@ -93,7 +93,7 @@ pub(super) fn quantize(
     };
     stats
         .into_iter()
-        .try_fold(ErrorStats::default(), |mut all, s| {
+        .try_fold(ErrorStats::new(unit_of(step)), |mut all, s| {
             all.merge(&s?);
             Some(all)
         })
@@ -114,8 +114,8 @@ fn quantize_chunk(
     }
 }
 
-/// One value of [`quantize_plain`]: its integer, its reconstruction's squared error and error
-/// (0 where `x` is not finite), and whether it is finite and whether its integer is too large.
+/// One value of [`quantize_plain`]: its integer, its reconstruction's error (0 where `x` is
+/// not finite), and whether it is finite and whether its integer is too large.
 /// The integer rounds half away from zero (any integer would do, as the reconstruction is
 /// verified; this one keeps the bytes).
 #[inline(always)]
@@ -125,7 +125,7 @@ fn quantize_one(
     step: f64,
     inv: f64,
     round: impl Fn(f64) -> f64,
-) -> (i64, f64, f64, bool, bool) {
+) -> (i64, f64, bool, bool) {
     let t = (x - offset) * inv;
     let r = half_away(t);
     let finite = x.is_finite();
@@ -133,7 +133,7 @@ fn quantize_one(
     let d = (x - round(offset + r * step)).abs();
     let d = if finite { d } else { 0.0 };
     // `&`, not `&&`: a branch here kept the lanes out of vector registers (1.6-2.5x the time).
-    (int_of(r), d * d, d, finite, finite & (t.abs() > MAX_Q))
+    (int_of(r), d, finite, finite & (t.abs() > MAX_Q))
 }
 
 /// The plain quantizer's loop (no base), in lanes that the compiler keeps in vector
@@ -150,13 +150,16 @@ fn quantize_plain(
 ) -> Option<ErrorStats> {
     const LANES: usize = 4;
     let inv = 1.0 / step;
+    // Errors are measured in units of the step (`unit_of`): about 1, whatever the magnitude.
+    let unit = unit_of(step);
+    let inv_unit = 1.0 / unit;
     let (mut count, mut over) = ([0usize; LANES], [false; LANES]);
     let (mut sq, mut max) = ([0.0f64; LANES], [0.0f64; LANES]);
     // Value `x` into lane `l`, its integer into `qv`.
     let mut lane = |l: usize, x: f64, qv: &mut i64| {
-        let (qi, d2, d, finite, big) = quantize_one(x, offset, step, inv, round);
+        let (qi, d, finite, big) = quantize_one(x, offset, step, inv, round);
         *qv = qi;
-        sq[l] += d2;
+        sq[l] += (d * inv_unit) * (d * inv_unit);
         max[l] = if d > max[l] { d } else { max[l] };
         count[l] += usize::from(finite);
         over[l] |= big;
@@ -189,6 +192,7 @@ fn quantize_plain(
         count,
         sum_sq: (sq[0] + sq[1]) + (sq[2] + sq[3]),
         max_abs: max.into_iter().fold(0.0, f64::max),
+        unit,
     })
 }
 
@@ -204,7 +208,7 @@ fn quantize_chunk_on(
 ) -> Option<ErrorStats> {
     let inv = 1.0 / step;
     let mut prev = 0i64;
-    let mut stats = ErrorStats::default();
+    let mut stats = ErrorStats::new(unit_of(step));
     for ((&x, &b), qv) in values.iter().zip(base).zip(q.iter_mut()) {
         if x.is_finite() {
             let t = (x - b - offset) * inv;

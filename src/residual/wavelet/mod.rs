@@ -21,7 +21,7 @@ mod layout;
 use super::round::{float_of, half_away, int_of};
 use super::specials;
 use super::{BlockValues, Integers, OneStage, Staged};
-use crate::bound::{BlockBound, ErrorStats};
+use crate::bound::{unit_of, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::entropy::ints;
 use crate::error::{try_vec, Error, Result};
@@ -343,7 +343,9 @@ fn coefficients(
 struct Search {
     sample: Vec<(f64, f64)>,
     budget: f64,
-    /// The sample's squared error at the full budget.
+    /// 1 / [`unit_of`] the budget: the errors' unit (their squares stay representable).
+    inv_unit: f64,
+    /// The sample's squared error at the full budget, in units.
     full: f64,
 }
 
@@ -354,6 +356,7 @@ impl Search {
         // of a block 64 wide is two columns, one of the lowest band and one of the finest).
         let stride = c.len().div_ceil(SAMPLE) | 1;
         let gains = Gains::new(shape, layout);
+        let inv_unit = 1.0 / unit_of(budget);
         let sample: Vec<(f64, f64)> = (0..c.len())
             .step_by(stride)
             .map(|i| {
@@ -366,9 +369,10 @@ impl Search {
             })
             .collect();
         Search {
-            full: budget * budget * sample.len() as f64,
+            full: (budget * inv_unit) * (budget * inv_unit) * sample.len() as f64,
             sample,
             budget,
+            inv_unit,
         }
     }
 
@@ -378,7 +382,7 @@ impl Search {
         let error = |&(v, w): &(f64, f64)| {
             let t = v * inv;
             // Beyond the quantizer's limit the error counts as huge: it refuses such a step.
-            let d = (t - half_away(t.clamp(-(MAX_Q as f64), MAX_Q as f64))) * step;
+            let d = (t - half_away(t.clamp(-(MAX_Q as f64), MAX_Q as f64))) * step * self.inv_unit;
             w * d * d
         };
         // Four sums side by side: one chain of dependent additions ran at a quarter of the
@@ -403,8 +407,11 @@ impl Search {
         if !(hi.is_finite() && lo > 0.0) || self.used(lo) > aim {
             return None;
         }
+        // The geometric mean in units (exact: the same steps, but no product under- or
+        // overflows at budgets of 1e-160 or 1e160).
+        let unit = 1.0 / self.inv_unit;
         for _ in 0..12 {
-            let mid = (lo * hi).sqrt();
+            let mid = ((lo * self.inv_unit) * (hi * self.inv_unit)).sqrt() * unit;
             if self.used(mid) <= aim {
                 lo = mid;
             } else {
@@ -453,7 +460,7 @@ fn verify(
 ) -> ErrorStats {
     let mut rec = synthesize(q, step, shape, layout, WRITTEN);
     rec.iter_mut().for_each(|v| *v = dtype.round(*v + offset));
-    let stats = ErrorStats::between(values, &rec);
+    let stats = ErrorStats::between(values, &rec, unit_of(step));
     scratch::F64.give(rec);
     stats
 }

@@ -98,10 +98,10 @@ fn the_decoder_of_the_written_version_gives_the_verified_reconstruction() {
         decoded(UNSCALE_VERSION - 1),
         decoded(crate::format::FORMAT_VERSION),
     );
-    assert_eq!(ErrorStats::between(&v, &new), stats);
+    assert_eq!(ErrorStats::between(&v, &new, stats.unit), stats);
     let differ = old.iter().zip(&new).filter(|(a, b)| a != b).count();
     assert!(differ > 0, "no value differs");
-    assert_ne!(ErrorStats::between(&v, &old), stats);
+    assert_ne!(ErrorStats::between(&v, &old, stats.unit), stats);
 }
 
 #[test]
