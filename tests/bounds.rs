@@ -566,6 +566,8 @@ proptest! {
         smooth in any::<bool>(),
         mode in 0usize..6,
         exp in 2i32..7,
+        wide in any::<bool>(),
+        mag in -900i32..900,
     ) {
         let n: usize = dims.iter().product();
         let mut x = seed | 1;
@@ -576,23 +578,37 @@ proptest! {
         }).collect();
         let t = 10f64.powi(-exp);
         let r = range(&v.iter().map(|&x| x as f64).collect::<Vec<_>>());
-        let params: Vec<(&str, String)> = match mode {
-            0 => vec![("nrmse", t.to_string())],
-            1 => vec![("abs", (t * r.max(1e-3)).to_string())],
-            2 => vec![("rel", t.to_string())],
-            3 => vec![("psnr", (20.0 * exp as f64).to_string())],
-            4 => vec![("nrmse", t.to_string()), ("residual", "wavelet".into())],
-            _ => forced_nglr(&[("abs", (t * r.max(1e-3)).to_string())]),
+        // `wide`: as f64 scaled by 2^mag, where squared errors underflow or overflow f64;
+        // compressed with the bound scaled, checked unscaled (exact) against the unscaled one.
+        let scale = if wide { 2f64.powi(mag) } else { 1.0 };
+        let params = |s: f64| -> Vec<(&str, String)> {
+            let eps = (t * r.max(1e-3) * s).to_string();
+            match mode {
+                0 => vec![("nrmse", t.to_string())],
+                1 => vec![("abs", eps)],
+                2 => vec![("rel", t.to_string())],
+                3 => vec![("psnr", (20.0 * exp as f64).to_string())],
+                4 => vec![("nrmse", t.to_string()), ("residual", "wavelet".into())],
+                _ => forced_nglr(&[("abs", eps)]),
+            }
         };
+        let given = params(scale);
         // Tiny blocks too, which the `block` parameter refuses (they only cost): set directly.
-        let mut config = residuum::Config::from_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
+        let mut config = residuum::Config::from_pairs(given.iter().map(|(k, v)| (*k, v.as_str())))
             .unwrap();
         config.block = Some([block[0], block[1], block[2]]);
         let codec = Codec::new(config).unwrap();
-        let s = codec.compress(&dims, &v).unwrap();
-        let (_, back) = decode_as::<f32>(&s).unwrap();
         let o: Vec<f64> = v.iter().map(|&x| x as f64).collect();
-        let b: Vec<f64> = back.iter().map(|&x| x as f64).collect();
-        check(&params, &o, &b, &s);
+        let (s, b) = if wide {
+            let scaled: Vec<f64> = o.iter().map(|x| x * scale).collect();
+            let s = codec.compress(&dims, &scaled).unwrap();
+            let (_, back) = decode_as::<f64>(&s).unwrap();
+            (s, back.iter().map(|x| x / scale).collect())
+        } else {
+            let s = codec.compress(&dims, &v).unwrap();
+            let (_, back) = decode_as::<f32>(&s).unwrap();
+            (s, back.iter().map(|&x| x as f64).collect::<Vec<f64>>())
+        };
+        check(&params(1.0), &o, &b, &s);
     }
 }
