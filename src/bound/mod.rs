@@ -209,7 +209,7 @@ pub struct ErrorStats {
     /// The sum of the squared errors, each error measured in `unit`s.
     pub sum_sq: f64,
     pub max_abs: f64,
-    /// A power of two ([`unit_of`]).
+    /// A power of two (`bound::unit_of`).
     pub unit: f64,
 }
 
@@ -220,7 +220,7 @@ impl Default for ErrorStats {
 }
 
 impl ErrorStats {
-    /// No errors yet, measured in `unit` (a power of two, [`unit_of`]).
+    /// No errors yet, measured in `unit` (a power of two, `bound::unit_of`).
     pub fn new(unit: f64) -> ErrorStats {
         debug_assert_eq!(unit, unit_of(unit));
         ErrorStats {
