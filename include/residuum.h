@@ -91,6 +91,9 @@ typedef struct residuum_report {
   // With `temporal=K`: the hash of the reconstruction (xxh3-64 of its element bytes) that
   // readers decode and the next step is predicted from; 0 otherwise.
   uint64_t recon_hash;
+  // The RMS error over the values counted, also where `sum_sq` cannot hold it (f64 data
+  // whose squared errors overflow, beyond about 1e154, or vanish, below about 1e-162).
+  double rms;
 } residuum_report;
 
 // Receives one report.

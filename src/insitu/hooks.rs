@@ -5,7 +5,7 @@
 #![allow(non_camel_case_types)]
 
 use super::{registry, steps, RangeUsed, Report};
-use crate::bound::ErrorStats;
+use crate::bound::{unit_of, ErrorStats};
 use crate::codec::CompressStats;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
@@ -27,6 +27,9 @@ pub struct residuum_report {
     /// With `temporal=K`: the hash of the reconstruction (xxh3-64 of its element bytes) that
     /// readers decode and the next step is predicted from; 0 otherwise.
     pub recon_hash: u64,
+    /// The RMS error over the values counted, also where `sum_sq` cannot hold it (f64 data
+    /// whose squared errors overflow, beyond about 1e154, or vanish, below about 1e-162).
+    pub rms: f64,
 }
 
 impl residuum_report {
@@ -47,17 +50,25 @@ impl residuum_report {
             stats: CompressStats {
                 bytes_in: self.bytes_in as usize,
                 bytes_out: self.bytes_out as usize,
-                errors: ErrorStats {
-                    count: self.values as usize,
-                    sum_sq: self.sum_sq,
-                    max_abs: self.max_abs,
-                    unit: 1.0,
-                },
+                errors: errors_of(self.values as usize, self.rms, self.max_abs),
                 range: self.range,
                 seconds: self.seconds,
                 recon_hash: self.recon_hash,
             },
         }
+    }
+}
+
+/// Errors of `count` values with RMS `rms`, as sums in the RMS's unit (those of the report's
+/// `sum_sq` could have overflowed or vanished).
+fn errors_of(count: usize, rms: f64, max_abs: f64) -> ErrorStats {
+    let unit = if rms > 0.0 { unit_of(rms) } else { 1.0 };
+    let r = rms / unit;
+    ErrorStats {
+        count,
+        sum_sq: r * r * count as f64,
+        max_abs,
+        unit,
     }
 }
 
@@ -82,7 +93,7 @@ pub struct residuum_plugin_hooks {
     pub restart_chains: unsafe extern "C" fn(*const c_char),
 }
 
-pub(crate) const HOOKS_VERSION: u32 = 2;
+pub(crate) const HOOKS_VERSION: u32 = 3;
 pub(crate) const HOOKS_SYMBOL: &str = "residuum_plugin_hooks_v1";
 
 unsafe extern "C" fn hook_set_range(
@@ -124,6 +135,7 @@ pub(crate) unsafe fn hand_out(reports: &[Report], cb: residuum_report_fn, ctx: *
             max_abs: s.errors.max_abs,
             seconds: s.seconds,
             recon_hash: s.recon_hash,
+            rms: s.errors.rms(),
         };
         // SAFETY: per the caller's contract; `c` and its strings outlive the call.
         unsafe { cb(ctx, &c) };
@@ -170,3 +182,53 @@ pub(crate) static HOOKS: residuum_plugin_hooks = residuum_plugin_hooks {
     take_missing: hook_take_missing,
     restart_chains: hook_restart_chains,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Through the C struct and back, as the application's copy reads the plugin's reports:
+    /// errors of 2^600 (squares overflow) and 2^-600 (squares vanish) keep their RMS.
+    #[test]
+    fn reports_keep_errors_whose_squares_overflow_or_vanish() {
+        unsafe extern "C" fn push(ctx: *mut c_void, r: *const residuum_report) {
+            // SAFETY: `ctx` is the test's Vec; `r` is valid during the callback.
+            unsafe { (*(ctx as *mut Vec<Report>)).push((*r).to_report()) };
+        }
+        for scale in [2f64.powi(-600), 1.0, 2f64.powi(600)] {
+            let mut errors = ErrorStats::new(unit_of(scale));
+            for i in 0..10 {
+                let x = i as f64 * scale;
+                errors.add(x, x + 0.25 * (1 + i % 3) as f64 * scale);
+            }
+            let stats = CompressStats {
+                bytes_in: 80,
+                bytes_out: 8,
+                errors,
+                range: 9.0 * scale,
+                seconds: 0.0,
+                recon_hash: 0,
+            };
+            let report = Report {
+                engine: "e".into(),
+                variable: "v".into(),
+                range_used: RangeUsed::Global,
+                stats,
+            };
+            let mut back: Vec<Report> = Vec::new();
+            // SAFETY: `push` takes the Vec passed as `ctx`.
+            unsafe {
+                hand_out(
+                    std::slice::from_ref(&report),
+                    push,
+                    &mut back as *mut _ as *mut c_void,
+                )
+            };
+            let e = back[0].stats.errors;
+            assert_eq!((e.count, e.max_abs), (10, errors.max_abs));
+            let rms = errors.rms();
+            assert!(rms.is_finite() && rms > 0.0);
+            assert!((e.rms() / rms - 1.0).abs() < 1e-15, "{} != {rms}", e.rms());
+        }
+    }
+}
