@@ -330,6 +330,57 @@ fn hostile_steps_round_trip() {
     }
 }
 
+/// A chain of f64 steps scaled by a power of two codes the same steps (the scaling is exact),
+/// within the bound, where squared errors vanish (2^-560) or overflow (2^600): the steps over
+/// the previous reconstruction check their errors as spatial blocks do.
+#[test]
+fn f64_chains_at_any_magnitude_code_the_same_steps() {
+    let steps: Vec<Vec<f64>> = (0..12)
+        .map(|t| field(SHAPE, t).iter().map(|&v| v as f64).collect())
+        .collect();
+    for (key, value) in [("nrmse", "1e-5"), ("psnr", "90")] {
+        let c = codec(&[(key, value), ("temporal", "6")]);
+        let bound = match key {
+            "nrmse" => 1e-5,
+            _ => 10f64.powf(-90.0 / 20.0),
+        };
+        let mut sizes: Vec<Vec<usize>> = Vec::new();
+        for k in [0, -560, 600] {
+            let scale = 2f64.powi(k);
+            let mut chain = Chain::new(5);
+            let mut prev: Option<Vec<u8>> = None;
+            let mut size = Vec::new();
+            for (t, x) in steps.iter().enumerate() {
+                let scaled: Vec<f64> = x.iter().map(|v| v * scale).collect();
+                let s = chain.compress(&c, &SHAPE, &scaled).unwrap();
+                let (_, bytes) =
+                    decode_step(&s, prev.as_deref(), &DecodeOptions::default()).unwrap();
+                // Unscaled (exactly), so that the squares fit; NaN where the field is masked.
+                let (mut lo, mut hi, mut sq, mut n) = (f64::MAX, f64::MIN, 0.0, 0.0);
+                for (o, b) in x.iter().zip(bytes.chunks_exact(8)) {
+                    let d = f64::from_le_bytes(b.try_into().unwrap()) / scale;
+                    if o.is_nan() {
+                        assert!(
+                            d.is_nan(),
+                            "{key} at 2^{k}, step {t}: a NaN did not come back"
+                        );
+                        continue;
+                    }
+                    (lo, hi) = (lo.min(*o), hi.max(*o));
+                    (sq, n) = (sq + (o - d) * (o - d), n + 1.0);
+                }
+                let e = (sq / n).sqrt() / (hi - lo);
+                assert!(e <= bound, "{key} at 2^{k}, step {t}: NRMSE {e}");
+                size.push(s.len());
+                prev = Some(bytes);
+            }
+            sizes.push(size);
+        }
+        assert_eq!(sizes[1], sizes[0], "{key} at 2^-560");
+        assert_eq!(sizes[2], sizes[0], "{key} at 2^600");
+    }
+}
+
 #[test]
 fn reader_references_stay_within_their_budget() {
     let info = |chain, step| StepInfo {
