@@ -58,15 +58,20 @@ fn codec(pairs: &[(&str, &str)]) -> Codec {
 
 /// RMS error of the finite values over the finite range, and whether NaNs came back as NaNs.
 fn nrmse(orig: &[f32], dec: &[f32]) -> f64 {
+    nrmse_of(orig.iter().zip(dec).map(|(&o, &d)| (o as f64, d as f64)))
+}
+
+/// [`nrmse`] of (original, decoded) pairs.
+fn nrmse_of(pairs: impl Iterator<Item = (f64, f64)>) -> f64 {
     let (mut lo, mut hi, mut sq, mut n) = (f64::MAX, f64::MIN, 0.0, 0usize);
-    for (&o, &d) in orig.iter().zip(dec) {
+    for (o, d) in pairs {
         if o.is_nan() {
             assert!(d.is_nan(), "a NaN did not come back");
             continue;
         }
-        lo = lo.min(o as f64);
-        hi = hi.max(o as f64);
-        sq += (o as f64 - d as f64).powi(2);
+        lo = lo.min(o);
+        hi = hi.max(o);
+        sq += (o - d).powi(2);
         n += 1;
     }
     (sq / n as f64).sqrt() / (hi - lo)
@@ -355,21 +360,11 @@ fn f64_chains_at_any_magnitude_code_the_same_steps() {
                 let s = chain.compress(&c, &SHAPE, &scaled).unwrap();
                 let (_, bytes) =
                     decode_step(&s, prev.as_deref(), &DecodeOptions::default()).unwrap();
-                // Unscaled (exactly), so that the squares fit; NaN where the field is masked.
-                let (mut lo, mut hi, mut sq, mut n) = (f64::MAX, f64::MIN, 0.0, 0.0);
-                for (o, b) in x.iter().zip(bytes.chunks_exact(8)) {
-                    let d = f64::from_le_bytes(b.try_into().unwrap()) / scale;
-                    if o.is_nan() {
-                        assert!(
-                            d.is_nan(),
-                            "{key} at 2^{k}, step {t}: a NaN did not come back"
-                        );
-                        continue;
-                    }
-                    (lo, hi) = (lo.min(*o), hi.max(*o));
-                    (sq, n) = (sq + (o - d) * (o - d), n + 1.0);
-                }
-                let e = (sq / n).sqrt() / (hi - lo);
+                // Unscaled (exactly), so that the squares fit.
+                let back = bytes
+                    .chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().unwrap()));
+                let e = nrmse_of(x.iter().copied().zip(back.map(|d| d / scale)));
                 assert!(e <= bound, "{key} at 2^{k}, step {t}: NRMSE {e}");
                 size.push(s.len());
                 prev = Some(bytes);
