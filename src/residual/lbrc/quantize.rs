@@ -383,13 +383,51 @@ fn sampled_step(
                 };
                 l.0 + (h.0 - l.0) * t.clamp(0.1, 0.9)
             }
-            // Errors grow at most about linearly with the step.
-            (Some(l), None) if l.0 >= top => break,
+            // Errors grow at most about linearly with the step. Within 1 % of the limit (at
+            // or past it included) there is nothing left between the two: done (`clamp`
+            // panics on bounds out of order).
+            (Some(l), None) if 1.01 * l.0 > top => break,
             (Some(l), None) => (l.0 / l.1.max(0.125)).clamp(1.01 * l.0, top),
-            (None, Some(h)) if h.0 <= bottom => break,
+            (None, Some(h)) if h.0 / 1.01 < bottom => break,
             (None, Some(h)) => (h.0 / h.1.min(8.0)).clamp(bottom, h.0 / 1.01),
             (None, None) => break,
         };
     }
     lo.map(|l| l.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 8·[`REFINE_STRIDE`] values, 0 but for `v` at the first (the sample is every
+    /// [`REFINE_STRIDE`]-th value from the first), and the RMS bound at which their errors at
+    /// step 1 use `share` of the sample's aim.
+    fn one_value(v: f64, share: f64) -> (Vec<f64>, f64) {
+        let mut values = vec![0.0; 8 * REFINE_STRIDE];
+        values[0] = v;
+        let err = (v - v.round()).abs() / 8f64.sqrt();
+        (values, err / (0.97 * share))
+    }
+
+    /// A search that grows the step to within 1 % below its limit (8x the first) ends there;
+    /// it once asked `clamp` for a range whose bottom was above its top, and panicked (seen
+    /// compressing temporal steps, whose first step is far above their residuals).
+    #[test]
+    fn a_growing_search_ends_just_below_its_limit() {
+        let (values, rms) = one_value(0.25, 0.126);
+        let s = sampled_step(&values, None, 0.0, rms, 1.0, None, ElementType::F64)
+            .expect("a step that meets the aim");
+        assert!(s > 7.9 && s <= 8.0, "{s}");
+    }
+
+    /// The same at the other end: a search that shrinks the step to within 1 % above its limit
+    /// (an eighth of the first), failing there, ends without a step.
+    #[test]
+    fn a_shrinking_search_ends_just_above_its_limit() {
+        // At the second step tried (1/7.95) the value lies half a step from the lattice.
+        let (values, rms) = one_value(4.5 / 7.95, 7.95);
+        let s = sampled_step(&values, None, 0.0, rms, 1.0, None, ElementType::F64);
+        assert_eq!(s, None);
+    }
 }
