@@ -163,10 +163,20 @@ pub(crate) fn compress(
             "residuum: variable '{variable}' in '{engine}': {:?} resolved against the {} range {}{note}",
             codec.config().target,
             kind.name(),
-            stats.range
+            readable(stats.range)
         );
     }
     Ok(stats)
+}
+
+/// `x` as people read it: plain where that is short, else in exponent form (a range near
+/// f64::MAX would print 309 digits, a denormal one 330).
+fn readable(x: f64) -> String {
+    if x == 0.0 || (1e-3..1e7).contains(&x.abs()) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
 }
 
 #[cfg(test)]
@@ -185,5 +195,16 @@ mod tests {
             assert!(with(|r| r.hints.len()) <= MAX_HINTS, "after {i} boxes");
         }
         take_reports(Some("moving-boxes"));
+    }
+
+    #[test]
+    fn logged_ranges_stay_short() {
+        assert_eq!(readable(0.83), "0.83");
+        assert_eq!(readable(0.0), "0");
+        assert_eq!(readable(f64::MAX), "1.7976931348623157e308");
+        assert_eq!(
+            readable(f32::from_bits(189) as f64),
+            "2.6484540975739043e-43"
+        );
     }
 }
