@@ -17,8 +17,9 @@ pub enum Error {
     /// A stream that is not a valid residuum stream, or one newer than this library.
     #[error(transparent)]
     Format(#[from] FormatError),
-    /// A base model file is missing or unusable, or a stream's model does not match.
-    #[error("base model: {0}")]
+    /// A base model or NGLR network is missing or unusable, its training failed, or a stream's
+    /// does not match (the message says which of the two).
+    #[error("{0}")]
     Model(String),
     /// ADIOS2, MPI or the plugin failed.
     #[error(transparent)]

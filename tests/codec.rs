@@ -241,6 +241,13 @@ fn nglr_without_its_network_is_an_error() {
     std::fs::write(&garbage, b"not a network").unwrap();
     let wrong = err(&[("nrmse", "1e-5"), ("nglr", garbage.to_str().unwrap())]);
     assert!(matches!(wrong, Error::Model(_)), "{wrong}");
+    // The messages name the network, not the base model (their shared kind once prefixed
+    // every one with "base model:").
+    for e in [&missing, &wrong] {
+        let text = e.to_string();
+        assert!(text.contains("NGLR network"), "{text}");
+        assert!(!text.contains("base model"), "{text}");
+    }
 
     // The stream without its network entry (table and flag rewritten, checksums recomputed):
     // its NGLR block cannot be decoded.

@@ -176,10 +176,10 @@ impl Model {
     /// Reads a model file written by `residuum train` (safetensors, f32 tensors named as in
     /// [`TENSORS`], the latent step in the metadata).
     pub fn load(path: &Path) -> Result<Model> {
-        let bytes =
-            std::fs::read(path).map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
-        Model::from_safetensors(&bytes)
-            .map_err(|e| Error::Model(format!("{}: {e}", path.display())))
+        let bad =
+            |e: &dyn std::fmt::Display| Error::Model(format!("base model {}: {e}", path.display()));
+        let bytes = std::fs::read(path).map_err(|e| bad(&e))?;
+        Model::from_safetensors(&bytes).map_err(|e| bad(&e))
     }
 
     pub fn from_safetensors(bytes: &[u8]) -> std::result::Result<Model, String> {

@@ -250,7 +250,7 @@ fn batch(fields: &[Sample], n: usize, rng: &mut Rng, dev: &Device) -> candle_cor
 }
 
 fn candle(e: candle_core::Error) -> Error {
-    Error::Model(format!("training: {e}"))
+    Error::Model(format!("base model training: {e}"))
 }
 
 /// Trains a model on random crops of `fields` within the budget; returns the model file's
@@ -262,7 +262,7 @@ pub fn fit(
     mut on_step: impl FnMut(&Point),
 ) -> Result<(Vec<u8>, Vec<Point>)> {
     if fields.is_empty() || fields.iter().any(|f| f.values.is_empty()) {
-        return Err(Error::Model("training: no data".into()));
+        return Err(Error::Model("base model training: no data".into()));
     }
     let e = candle;
     let dev = Device::Cpu;
@@ -369,9 +369,9 @@ fn serialize(varmap: &VarMap, latent_step: f32) -> Result<Vec<u8>> {
                 .map(|v| (n.clone(), v))
         })
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Model(e.to_string()))?;
+        .map_err(|e| Error::Model(format!("base model: {e}")))?;
     let meta = HashMap::from([(LATENT_STEP_KEY.to_string(), latent_step.to_string())]);
-    safetensors::serialize(views, Some(meta)).map_err(|e| Error::Model(e.to_string()))
+    safetensors::serialize(views, Some(meta)).map_err(|e| Error::Model(format!("base model: {e}")))
 }
 
 /// In-situ training (`train=N`): a model fitted to the collected arrays within `seconds`.

@@ -27,7 +27,8 @@ pub const RESIDUUM_ERR_INTERNAL: c_int = 5;
 /// ADIOS2 or MPI failed (writing a step, opening or closing an engine), or the in-situ calls
 /// found no residuum ADIOS2 plugin loaded in the process.
 pub const RESIDUUM_ERR_IO: c_int = 7;
-/// A base model file is missing or unusable, or a stream's model does not match its hash.
+/// A base model or NGLR network is missing or unusable, its training failed, or a stream's
+/// does not match its hash.
 pub const RESIDUUM_ERR_MODEL: c_int = 8;
 /// Beyond a limit: a stream claims more than the decode limit or than memory can hold.
 pub const RESIDUUM_ERR_LIMIT: c_int = 9;

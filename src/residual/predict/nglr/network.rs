@@ -233,10 +233,13 @@ pub fn load(path: &std::path::Path) -> Result<Network> {
     let bytes = std::fs::read(path)
         .map_err(|e| Error::Model(format!("cannot read NGLR network {}: {e}", path.display())))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::Model(format!("{}: {e}", path.display())))?;
-    let t = st
-        .tensor("nglr")
-        .map_err(|e| Error::Model(format!("{}: no `nglr` tensor ({e})", path.display())))?;
+        .map_err(|e| Error::Model(format!("NGLR network {}: {e}", path.display())))?;
+    let t = st.tensor("nglr").map_err(|e| {
+        Error::Model(format!(
+            "NGLR network {}: no `nglr` tensor ({e})",
+            path.display()
+        ))
+    })?;
     Network::from_bytes(t.data())
 }
 
@@ -247,9 +250,9 @@ pub fn save(net: &Network, path: &std::path::Path) -> Result<()> {
         vec![net.bytes().len()],
         net.bytes(),
     )
-    .map_err(|e| Error::Model(e.to_string()))?;
-    let bytes =
-        safetensors::serialize([("nglr", view)], None).map_err(|e| Error::Model(e.to_string()))?;
+    .map_err(|e| Error::Model(format!("NGLR network: {e}")))?;
+    let bytes = safetensors::serialize([("nglr", view)], None)
+        .map_err(|e| Error::Model(format!("NGLR network: {e}")))?;
     std::fs::write(path, bytes)
         .map_err(|e| Error::Model(format!("cannot write NGLR network {}: {e}", path.display())))
 }
