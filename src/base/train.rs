@@ -264,6 +264,16 @@ pub fn fit(
     if fields.is_empty() || fields.iter().any(|f| f.values.is_empty()) {
         return Err(Error::Model("base model training: no data".into()));
     }
+    // Crops fill non-finite values with their mean: without any finite value the model would
+    // learn zeros, and report a loss as if it had learned something.
+    if !fields
+        .iter()
+        .any(|f| f.values.iter().any(|x| x.is_finite()))
+    {
+        return Err(Error::Model(
+            "base model training: no finite values to learn from".into(),
+        ));
+    }
     let e = candle;
     let dev = Device::Cpu;
     let varmap = VarMap::new();
@@ -399,4 +409,20 @@ pub(crate) fn learn(
         curve.last().map_or(f64::NAN, |p| p.loss)
     );
     Ok((m, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_without_finite_values_are_declined() {
+        let nan = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+        let fields = [Sample {
+            values: &nan,
+            shape: [1, 2, 2],
+        }];
+        let e = fit(&fields, &TrainOptions::default(), |_| {}).unwrap_err();
+        assert!(e.to_string().contains("no finite values"), "{e}");
+    }
 }
