@@ -74,7 +74,7 @@ fn rounded_lattice(values: &[f64], sample: &[f64], lo: f64, step: f64) -> Option
     // The lattice's integers would span at least far / gap (its step is about the gap at
     // most): beyond 2^52 the quantizer refuses them anyway (its limit is 2^50). A span that
     // overflows (values of both signs near the f64 limits) would never end the refinement.
-    if !(far / gap <= 2f64.powi(52)) {
+    if far / gap > 2f64.powi(52) {
         return None;
     }
     let refine = |mut s: f64| -> Option<f64> {
