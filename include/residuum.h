@@ -34,7 +34,8 @@
 // found no residuum ADIOS2 plugin loaded in the process.
 #define RESIDUUM_ERR_IO 7
 
-// A base model file is missing or unusable, or a stream's model does not match its hash.
+// A base model or NGLR network is missing or unusable, its training failed, or a stream's
+// does not match its hash.
 #define RESIDUUM_ERR_MODEL 8
 
 // Beyond a limit: a stream claims more than the decode limit or than memory can hold.
