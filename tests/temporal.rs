@@ -451,3 +451,99 @@ fn chains_over_wavelet_and_gae_blocks() {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// Random chains of drifting steps with hostile values sprinkled in (NaN, ±Inf, -0,
+    /// denormals, values near f32::MAX) and now and then a jump: every step decodes over its
+    /// reference within the bound (pointwise for abs and rel; for nrmse and psnr the RMS over
+    /// the array, which the per-block bound implies), special values bit for bit.
+    #[test]
+    fn random_hostile_chains_keep_their_bounds(
+        dims in proptest::collection::vec(1usize..10, 1..4),
+        seed in proptest::prelude::any::<u64>(),
+        mode in 0usize..4,
+        exp in 2i32..7,
+        every in 2u64..5,
+        rate in 0usize..4,
+    ) {
+        let n: usize = dims.iter().product();
+        let mut x = seed | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let t = 10f64.powi(-exp);
+        let (key, value) = match mode {
+            0 => ("nrmse", t.to_string()),
+            1 => ("abs", (t * 100.0).to_string()),
+            2 => ("rel", t.to_string()),
+            _ => ("psnr", (20 * exp).to_string()),
+        };
+        let every = every.to_string();
+        let c = codec(&[(key, &value), ("temporal", &every)]);
+        let mut chain = Chain::new(seed);
+        let mut prev: Option<Vec<u8>> = None;
+        let mut v: Vec<f64> = (0..n).map(|i| (i as f64 * 0.3).sin() * 50.0).collect();
+        let share = [0.0, 0.01, 0.1, 0.5][rate];
+        for step in 0..5 {
+            let jump = if next() < 0.2 { 1e3 } else { 1.0 };
+            let x: Vec<f32> = v
+                .iter_mut()
+                .map(|y| {
+                    *y = *y * jump + next() - 0.5;
+                    let h = next();
+                    let special = [
+                        f32::NAN,
+                        f32::INFINITY,
+                        f32::NEG_INFINITY,
+                        -0.0,
+                        f32::from_bits(7),
+                        f32::MAX * 0.9,
+                    ][(h * 6.0) as usize % 6];
+                    if next() < share { special } else { *y as f32 }
+                })
+                .collect();
+            let s = chain.compress(&c, &dims, &x).unwrap();
+            let info = step_info(&s).unwrap().unwrap();
+            let reference = prev.as_deref().filter(|_| info.reference.is_some());
+            let (_, bytes) = decode_step(&s, reference, &DecodeOptions::default()).unwrap();
+            let back = floats(&bytes);
+            let finite: Vec<(f64, f64)> = x
+                .iter()
+                .zip(&back)
+                .filter(|(o, _)| o.is_finite())
+                .map(|(&o, &d)| (o as f64, d as f64))
+                .collect();
+            for (o, d) in x.iter().zip(&back) {
+                if !o.is_finite() {
+                    proptest::prop_assert_eq!(o.to_bits(), d.to_bits(), "step {}", step);
+                }
+            }
+            let (lo, hi) = finite
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(l, h), &(o, _)| (l.min(o), h.max(o)));
+            let range = (hi - lo).max(0.0);
+            let tol = 1.0 + 1e-9;
+            match key {
+                "abs" | "rel" => {
+                    let eps = if key == "abs" { t * 100.0 } else { t * range };
+                    for &(o, d) in &finite {
+                        proptest::prop_assert!((o - d).abs() <= eps * tol, "step {}: {} vs {}", step, o, d);
+                    }
+                }
+                _ if !finite.is_empty() => {
+                    // psnr 20·exp is an RMS of 10^-exp of the range, as nrmse t.
+                    let bound = t * range;
+                    let rms = (finite.iter().map(|(o, d)| (o - d).powi(2)).sum::<f64>() / finite.len() as f64).sqrt();
+                    proptest::prop_assert!(rms <= bound * tol, "step {}: RMS {} > {}", step, rms, bound);
+                }
+                _ => {}
+            }
+            prev = Some(bytes);
+        }
+    }
+}
