@@ -2,6 +2,7 @@
 //! real fields, the committed NGLR network, bit-exact comparison.
 #![allow(dead_code)]
 
+pub mod check;
 pub mod field;
 
 use std::path::{Path, PathBuf};
