@@ -138,10 +138,23 @@ pub(crate) fn encode(
         Some(i) if values[i].is_finite() => values[i] - b_at(i),
         _ => 0.0,
     };
-    // The basis: covariance of the failing patches, rounded to f32 as it is stored.
+    // The basis: covariance of the failing patches, rounded to f32 as it is stored. Residuals
+    // in units of a power of two near the largest (exact): the covariance neither overflows
+    // nor underflows, and the eigen-solver's fixed thresholds act alike at any magnitude
+    // (residuals beyond about 1e154 overflowed it: 12 sweeps per block for no basis; below
+    // about 1e-162 it vanished: no rotation at all).
+    let unit = crate::bound::unit_of(
+        failing
+            .iter()
+            .flat_map(|&pi| cells(shape, all[pi]))
+            .fold(0.0, |m, c| residual(c).abs().max(m)),
+    );
     let mut cov = vec![0.0f64; N * N];
     for &pi in &failing {
-        let r: Vec<f64> = cells(shape, all[pi]).iter().map(|&c| residual(c)).collect();
+        let r: Vec<f64> = cells(shape, all[pi])
+            .iter()
+            .map(|&c| residual(c) / unit)
+            .collect();
         for m in 0..N {
             for n in 0..N {
                 cov[m * N + n] += r[m] * r[n];
@@ -339,4 +352,47 @@ pub fn decode(
         dtype.put_bits(&mut out, i, bits);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::residual::specials::Specials;
+
+    /// Power-of-two scaling is exact, so a block scaled by 2^k codes to the same payload, its
+    /// step aside, wherever its values stay normal. Before the covariance was measured in a
+    /// unit near the residuals, at 2^-900 it underflowed to 0 (an identity basis) and at 2^900
+    /// it overflowed (no basis at all).
+    #[test]
+    fn the_basis_and_coefficients_do_not_depend_on_the_magnitude() {
+        let shape = [2, 16, 16];
+        let base: Vec<f64> = (0..512)
+            .map(|i| ((i % 16) as f64 * 0.7).sin() * 40.0 + ((i / 16) as f64 * 0.3).cos() * 9.0)
+            .collect();
+        let coded = |k: i32| {
+            let s = 2f64.powi(k);
+            let v: Vec<f64> = base.iter().map(|x| x * s).collect();
+            let specials = Specials::of(&v, ElementType::F64);
+            let block = BlockValues::new(&v, &specials, shape, ElementType::F64);
+            let (mut p, _) = encode(&block, None, BlockBound::Rms(0.05 * s)).expect("codes");
+            // The step (f64) follows the specials, K and the K used columns of the basis.
+            let k_at = specials_len(&specials, v.len());
+            let step_at = k_at + 1 + p[k_at] as usize * N * 4;
+            let step = f64::from_le_bytes(p[step_at..step_at + 8].try_into().unwrap());
+            assert_eq!(step, 0.05 * s);
+            p[step_at..step_at + 8].fill(0);
+            p
+        };
+        let unscaled = coded(0);
+        assert!(unscaled[specials_len(&Specials::of(&base, ElementType::F64), 512)] > 0);
+        for k in [-900, -300, 300, 900] {
+            assert!(coded(k) == unscaled, "scaled by 2^{k}");
+        }
+    }
+
+    fn specials_len(specials: &Specials, n: usize) -> usize {
+        let mut out = Vec::new();
+        specials.write(n, ElementType::F64, &mut out);
+        out.len()
+    }
 }
