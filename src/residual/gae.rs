@@ -366,12 +366,12 @@ mod tests {
     #[test]
     fn the_basis_and_coefficients_do_not_depend_on_the_magnitude() {
         let shape = [2, 16, 16];
-        let base: Vec<f64> = (0..512)
+        let field: Vec<f64> = (0..512)
             .map(|i| ((i % 16) as f64 * 0.7).sin() * 40.0 + ((i / 16) as f64 * 0.3).cos() * 9.0)
             .collect();
         let coded = |k: i32| {
             let s = 2f64.powi(k);
-            let v: Vec<f64> = base.iter().map(|x| x * s).collect();
+            let v: Vec<f64> = field.iter().map(|x| x * s).collect();
             let specials = Specials::of(&v, ElementType::F64);
             let block = BlockValues::new(&v, &specials, shape, ElementType::F64);
             let (mut p, _) = encode(&block, None, BlockBound::Rms(0.05 * s)).expect("codes");
@@ -384,7 +384,7 @@ mod tests {
             p
         };
         let unscaled = coded(0);
-        assert!(unscaled[specials_len(&Specials::of(&base, ElementType::F64), 512)] > 0);
+        assert!(unscaled[specials_len(&Specials::of(&field, ElementType::F64), 512)] > 0);
         for k in [-900, -300, 300, 900] {
             assert!(coded(k) == unscaled, "scaled by 2^{k}");
         }
