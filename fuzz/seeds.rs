@@ -1,6 +1,7 @@
 //! Writes seed streams for the fuzz targets: real one-block streams of every block kind, and the
 //! same streams with valid headers (correct checksums) that claim huge arrays.
-//! `cargo run --release --bin seeds -- corpus/decode corpus/blocks`
+//! `cargo run --release --bin seeds -- corpus/decode corpus/blocks [corpus/roundtrip]`; the
+//! roundtrip seeds cover each of its settings with hostile values (`scripts/test.sh` replays all).
 
 use residuum::Codec;
 use std::path::Path;
@@ -25,6 +26,9 @@ fn claim(stream: &[u8], n: u64) -> Vec<u8> {
 fn main() {
     let dirs: Vec<String> = std::env::args().skip(1).collect();
     let (decode_dir, blocks_dir) = (Path::new(&dirs[0]), Path::new(&dirs[1]));
+    if let Some(dir) = dirs.get(2) {
+        roundtrip(Path::new(dir));
+    }
     std::fs::create_dir_all(decode_dir).unwrap();
     std::fs::create_dir_all(blocks_dir).unwrap();
     let wave: Vec<f32> = (0..4096).map(|i| (i as f32 * 0.37).sin() * 10.0).collect();
@@ -33,8 +37,13 @@ fn main() {
     let masked: Vec<f32> = (0..4096)
         .map(|i| if (i / 64) % 3 == 0 { f32::NAN } else { wave[i] })
         .collect();
-    let kinds: [(&str, &[(&str, &str)], &[f32]); 8] = [
-        ("wavelet", &[("nrmse", "1e-4"), ("residual", "wavelet")], &wave),
+    type Kind<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [f32]);
+    let kinds: [Kind; 8] = [
+        (
+            "wavelet",
+            &[("nrmse", "1e-4"), ("residual", "wavelet")],
+            &wave,
+        ),
         ("lbrc", &[("nrmse", "1e-4"), ("residual", "lbrc")], &wave),
         ("ls", &[("abs", "1e-3")], &wave),
         ("planes", &[("abs", "1e-3"), ("coder", "planes")], &wave),
@@ -50,8 +59,11 @@ fn main() {
             .unwrap();
         std::fs::write(decode_dir.join(name), &s).unwrap();
         for bits in [20u32, 28, 36, 44, 62] {
-            std::fs::write(decode_dir.join(format!("{name}-2e{bits}")), claim(&s, 1 << bits))
-                .unwrap();
+            std::fs::write(
+                decode_dir.join(format!("{name}-2e{bits}")),
+                claim(&s, 1 << bits),
+            )
+            .unwrap();
         }
         // The blocks target: 4 bytes of shape and flags (large shapes, f32), then the payload.
         let table = 20 + 8 + 24 + 8;
@@ -69,15 +81,28 @@ fn main() {
                 flags | constant | gae | wavelet | 32,
             ];
             seed.extend_from_slice(payload);
-            std::fs::write(blocks_dir.join(format!("{name}-{flags}-{}", shape[0])), seed).unwrap();
+            std::fs::write(
+                blocks_dir.join(format!("{name}-{flags}-{}", shape[0])),
+                seed,
+            )
+            .unwrap();
         }
     }
     // NGLR (version 6, the network's entry after the block's): a 3D block with the committed
     // network, NaNs among its values.
     let cube: Vec<f32> = (0..4096)
-        .map(|i| if i % 301 == 7 { f32::NAN } else { wave[i] + (i / 256) as f32 * 0.1 })
+        .map(|i| {
+            if i % 301 == 7 {
+                f32::NAN
+            } else {
+                wave[i] + (i / 256) as f32 * 0.1
+            }
+        })
         .collect();
-    let net = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/golden/nglr_net.safetensors");
+    let net = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/golden/nglr_net.safetensors"
+    );
     let s = Codec::from_pairs([("nrmse", "1e-5"), ("residual", "nglr"), ("nglr", net)])
         .unwrap()
         .compress(&[16, 16, 16], &cube)
@@ -104,5 +129,49 @@ fn main() {
             seed.extend_from_slice(parsed.payload(0).unwrap());
             std::fs::write(blocks_dir.join("previous-16-16"), seed).unwrap();
         }
+    }
+}
+
+/// Seeds of the roundtrip target: its 10 setting bytes (dimensions, bound, error mode or stage,
+/// raw or smooth values, block shape, f32 or scaled f64) over every mode, then hostile values.
+fn roundtrip(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let hostile = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        f32::from_bits(1),
+        f32::MIN_POSITIVE,
+        f32::MAX,
+        -f32::MAX,
+        1.0,
+        -999.0,
+        3.25e-20,
+        7.5e30,
+    ];
+    // A fixed linear congruential sequence: the same seeds on every run.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) as u8
+    };
+    // Bytes 0..7 each choose one setting; 7 (mode, and with 8 any block shape) takes all 16.
+    for i in 0..96u32 {
+        let mut seed: Vec<u8> = (0..10).map(|_| next()).collect();
+        seed[7] = (i % 16) as u8;
+        // Half raw values, half a smooth field (odd byte 6); a third as scaled f64 (odd byte 8).
+        seed[6] = (seed[6] & !1) | (i / 16 % 2) as u8;
+        seed[8] = (seed[8] & !1) | (i % 3 == 0) as u8;
+        for _ in 0..1 + next() % 24 {
+            let v = match next() % 3 {
+                0 => hostile[next() as usize % hostile.len()],
+                _ => (next() as f32 - 128.0) * 0.37,
+            };
+            seed.extend_from_slice(&v.to_le_bytes());
+        }
+        std::fs::write(dir.join(format!("seed-{i:02}")), seed).unwrap();
     }
 }

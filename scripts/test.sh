@@ -13,3 +13,16 @@ cargo clippy --workspace --all-targets --features peers --quiet -- -D warnings
 # The MPI tests run the examples as programs; --all-targets alone builds them as test harnesses.
 cargo build --workspace --examples
 cargo test --workspace --all-targets --features peers
+# The fuzz targets (their own crate): formatted, lint-clean, and each replays its seeds (every
+# block kind, stream version and compression setting) once, so an API change cannot leave them
+# broken unnoticed. A stable build has no coverage, so this does not fuzz (`cargo fuzz run`,
+# README); -runs=0 only runs the inputs given, and any panic or timeout fails.
+(cd fuzz && cargo fmt -- --check && cargo clippy --locked --release --bins --quiet -- -D warnings &&
+    cargo build --locked --release --bins --quiet)
+seeds=$(mktemp -d)
+trap 'rm -rf "$seeds"' EXIT
+fuzz/target/release/seeds "$seeds/decode" "$seeds/blocks" "$seeds/roundtrip"
+cp tests/golden/*.rsd "$seeds/decode/"
+for target in decode blocks roundtrip; do
+    fuzz/target/release/$target -runs=0 -timeout=120 -artifact_prefix="$seeds/" "$seeds/$target"
+done

@@ -13,7 +13,11 @@ fn network() -> &'static Arc<nglr::Network> {
     static NET: OnceLock<Arc<nglr::Network>> = OnceLock::new();
     NET.get_or_init(|| {
         let h = 4;
-        let w = |n: usize, m: i64| (0..n).map(|i| ((i as i64 * 7919) % (2 * m + 1) - m) as i16).collect();
+        let w = |n: usize, m: i64| {
+            (0..n)
+                .map(|i| ((i as i64 * 7919) % (2 * m + 1) - m) as i16)
+                .collect()
+        };
         let w1 = w(nglr::FEATURES * h, 30000);
         let b1 = (0..h as i32).map(|i| i * 1000 - 1500).collect();
         Arc::new(nglr::Network::new(h, w1, b1, 3, w(h, 20000), -7, 5).unwrap())
@@ -27,11 +31,19 @@ fuzz_target!(|data: &[u8]| {
     // Small shapes, or (flag 16) large ones up to 2^24 values: a payload must not make the
     // decoder allocate for more values than it can hold.
     let shape = if data[3] & 16 == 0 {
-        [1 + (data[0] % 8) as usize, 1 + (data[1] % 16) as usize, 1 + (data[2] % 32) as usize]
+        [
+            1 + (data[0] % 8) as usize,
+            1 + (data[1] % 16) as usize,
+            1 + (data[2] % 32) as usize,
+        ]
     } else {
         [1 << (data[0] % 9), 1 << (data[1] % 9), 1 << (data[2] % 9)]
     };
-    let dtype = if data[3] & 1 == 0 { ElementType::F32 } else { ElementType::F64 };
+    let dtype = if data[3] & 1 == 0 {
+        ElementType::F32
+    } else {
+        ElementType::F64
+    };
     let n: usize = shape.iter().product();
     let base: Vec<f64> = if data[3] & 4 != 0 {
         (0..n).map(|i| (i % 13) as f64 * 0.25 - 1.0).collect()
@@ -62,7 +74,15 @@ fuzz_target!(|data: &[u8]| {
             0 => (None, version),
             _ => (Some(network()), 6),
         };
-        let _ = lbrc::decode(&data[4..], base, net, shape, dtype, data[3] & 2 != 0, version);
+        let _ = lbrc::decode(
+            &data[4..],
+            base,
+            net,
+            shape,
+            dtype,
+            data[3] & 2 != 0,
+            version,
+        );
     } else {
         let _ = gae::decode(&data[4..], base, shape, dtype, version);
     }
