@@ -203,10 +203,6 @@ fn fixed_model(path: &Path) {
 #[test]
 fn golden_stream_over_a_model_still_decodes_identically() {
     let golden = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
-    let (rsd, hash) = (
-        golden.join("base_lbrc_nrmse_1e-5_f32.rsd"),
-        golden.join("base_lbrc_nrmse_1e-5_f32.xxh3"),
-    );
     let dims = [20usize, 24, 36];
     let v: Vec<f32> = (0..dims.iter().product::<usize>() as u32)
         .map(|i| {
@@ -215,27 +211,47 @@ fn golden_stream_over_a_model_still_decodes_identically() {
                 + (i % 7) as f32 / 64.0
         })
         .collect();
-    if std::env::var_os("RESIDUUM_BLESS").is_some() && !rsd.exists() {
-        let dir = tempfile::tempdir().unwrap();
-        let m = dir.path().join("fixed.safetensors");
-        fixed_model(&m);
-        let s = codec(&m, &[("nrmse", "1e-5"), ("block", "10x24x36")])
-            .compress(&dims, &v)
-            .unwrap();
-        common::bless(&rsd, &hash, &s, &decode(&s).unwrap().1);
+    // BaseLbrc blocks, and Gae blocks over the model (base flag 1).
+    for (name, t, residual) in [
+        ("base_lbrc_nrmse_1e-5_f32", 1e-5, "lbrc"),
+        ("base_gae_nrmse_1e-2_f32", 1e-2, "gae"),
+    ] {
+        let (rsd, hash) = (
+            golden.join(format!("{name}.rsd")),
+            golden.join(format!("{name}.xxh3")),
+        );
+        if std::env::var_os("RESIDUUM_BLESS").is_some() && !rsd.exists() {
+            let dir = tempfile::tempdir().unwrap();
+            let m = dir.path().join("fixed.safetensors");
+            fixed_model(&m);
+            let nrmse = t.to_string();
+            let extra = [("nrmse", nrmse.as_str()), ("residual", residual)];
+            let s = codec(&m, &[&extra[..], &[("block", "10x24x36")]].concat())
+                .compress(&dims, &v)
+                .unwrap();
+            common::bless(&rsd, &hash, &s, &decode(&s).unwrap().1);
+        }
+        let s = std::fs::read(&rsd).unwrap();
+        assert!(uses_model(&s), "{name} must exercise the model");
+        if residual == "gae" {
+            let parsed = format::parse(&s).unwrap();
+            assert!(
+                (0..parsed.entries.len()).all(|i| parsed.entries[i].kind == BlockKind::Gae
+                    && parsed.payload(i).unwrap()[0] == 1),
+                "{name}: Gae blocks over the model"
+            );
+        }
+        let (_, out) = decode(&s).unwrap();
+        assert_eq!(
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
+            std::fs::read_to_string(&hash).unwrap().trim(),
+            "{name}: decoded output changed"
+        );
+        let (_, back) = decode_as::<f32>(&s).unwrap();
+        let range = 2.0 * 2.0 + 2.0 + 0.1; // generous bound on the values' range
+        let rms = rms(&v, &back);
+        assert!(rms <= t * range, "{name}: rms {rms}");
     }
-    let s = std::fs::read(&rsd).unwrap();
-    assert!(uses_model(&s), "the golden stream must exercise the model");
-    let (_, out) = decode(&s).unwrap();
-    assert_eq!(
-        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
-        std::fs::read_to_string(&hash).unwrap().trim(),
-        "decoded output changed"
-    );
-    let (_, back) = decode_as::<f32>(&s).unwrap();
-    let range = 2.0 * 2.0 + 2.0 + 0.1; // generous bound on the values' range
-    let rms = rms(&v, &back);
-    assert!(rms <= 1e-5 * range, "rms {rms}");
 }
 
 #[test]
