@@ -283,9 +283,9 @@ fn golden_streams_still_decode_identically() {
 }
 
 /// Vectors of what the others lack: Gae and Constant blocks, Lbrc blocks coded with `PLANES`,
-/// an f64 stream and an empty array (`doc/format.md` §10). The current encoder wrote them (as
-/// version 10, the empty one as version 2) and must still write them byte for byte, on 1 and 2
-/// threads, until a change of format moves them among the vectors that are only decoded.
+/// f64 streams and an empty array (`doc/format.md` §10). The current encoder wrote them (as
+/// versions 10 and 11, the empty one as version 2) and must still write them byte for byte,
+/// on 1 and 2 threads, until a change of format moves them among those only decoded.
 #[test]
 fn golden_streams_of_the_other_kinds_still_decode_identically() {
     use residuum::internals::format::{parse, BlockKind};
@@ -320,7 +320,7 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
         &'a [f64],
         &'a [BlockKind],
     );
-    let cases: [Case; 5] = [
+    let cases: [Case; 8] = [
         (
             "nrmse_1e-2_gae_v10_f32",
             &[("nrmse", "1e-2"), ("residual", "gae"), ("block", "8x16x16")],
@@ -348,6 +348,32 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             &dims,
             &wide,
             &[BlockKind::Lbrc],
+        ),
+        // The other kinds as f64 (the Wavelet's unscaling and Constant's offset in f64).
+        (
+            "nrmse_1e-2_gae_v10_f64",
+            &[("nrmse", "1e-2"), ("residual", "gae"), ("block", "8x16x16")],
+            &dims,
+            &wide,
+            &[BlockKind::Gae],
+        ),
+        (
+            "nrmse_1e-4_wavelet_v11_f64",
+            &[
+                ("nrmse", "1e-4"),
+                ("residual", "wavelet"),
+                ("block", "8x16x16"),
+            ],
+            &dims,
+            &wide,
+            &[BlockKind::Wavelet],
+        ),
+        (
+            "nrmse_1e-5_constant_v10_f64",
+            &[("nrmse", "1e-5"), ("block", "8x16x16")],
+            &dims,
+            &flat,
+            &[BlockKind::Constant],
         ),
         (
             "nrmse_1e-4_empty_v2_f32",
