@@ -211,10 +211,13 @@ fn golden_stream_over_a_model_still_decodes_identically() {
                 + (i % 7) as f32 / 64.0
         })
         .collect();
-    // BaseLbrc blocks, and Gae blocks over the model (base flag 1).
-    for (name, t, residual) in [
-        ("base_lbrc_nrmse_1e-5_f32", 1e-5, "lbrc"),
-        ("base_gae_nrmse_1e-2_f32", 1e-2, "gae"),
+    // BaseLbrc blocks; at 1e-1 on small blocks some with a constant residual (residual kind 0:
+    // the prediction and an offset meet the bound), the others with an Lbrc one (kind 1); Gae
+    // blocks over the model (base flag 1).
+    for (name, t, residual, block) in [
+        ("base_lbrc_nrmse_1e-5_f32", 1e-5, "lbrc", "10x24x36"),
+        ("base_lbrc_nrmse_1e-1_f32", 1e-1, "lbrc", "4x8x8"),
+        ("base_gae_nrmse_1e-2_f32", 1e-2, "gae", "10x24x36"),
     ] {
         let (rsd, hash) = (
             golden.join(format!("{name}.rsd")),
@@ -226,19 +229,28 @@ fn golden_stream_over_a_model_still_decodes_identically() {
             fixed_model(&m);
             let nrmse = t.to_string();
             let extra = [("nrmse", nrmse.as_str()), ("residual", residual)];
-            let s = codec(&m, &[&extra[..], &[("block", "10x24x36")]].concat())
+            let s = codec(&m, &[&extra[..], &[("block", block)]].concat())
                 .compress(&dims, &v)
                 .unwrap();
             common::bless(&rsd, &hash, &s, &decode(&s).unwrap().1);
         }
         let s = std::fs::read(&rsd).unwrap();
         assert!(uses_model(&s), "{name} must exercise the model");
+        let parsed = format::parse(&s).unwrap();
+        let n = parsed.entries.len();
         if residual == "gae" {
-            let parsed = format::parse(&s).unwrap();
             assert!(
-                (0..parsed.entries.len()).all(|i| parsed.entries[i].kind == BlockKind::Gae
+                (0..n).all(|i| parsed.entries[i].kind == BlockKind::Gae
                     && parsed.payload(i).unwrap()[0] == 1),
                 "{name}: Gae blocks over the model"
+            );
+        } else if t == 1e-1 {
+            let kinds: Vec<u8> = (0..n)
+                .map(|i| residual_kind(parsed.payload(i).unwrap()))
+                .collect();
+            assert!(
+                kinds.contains(&0) && kinds.contains(&1),
+                "{name}: {kinds:?}"
             );
         }
         let (_, out) = decode(&s).unwrap();
@@ -252,6 +264,21 @@ fn golden_stream_over_a_model_still_decodes_identically() {
         let rms = rms(&v, &back);
         assert!(rms <= t * range, "{name}: rms {rms}");
     }
+}
+
+/// The residual kind of a BaseLbrc payload: after the base part's mean, scale and latents
+/// (their length a LEB128 varint; `doc/format.md` §5.7, §5.8).
+fn residual_kind(payload: &[u8]) -> u8 {
+    let (mut len, mut at) = (0usize, 16);
+    for shift in (0..).step_by(7) {
+        let b = payload[at];
+        at += 1;
+        len |= ((b & 127) as usize) << shift;
+        if b < 128 {
+            break;
+        }
+    }
+    payload[at + len]
 }
 
 #[test]
