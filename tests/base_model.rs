@@ -198,8 +198,8 @@ fn fixed_model(path: &Path) {
     safetensors::serialize_to_file(views, Some(meta), path).unwrap();
 }
 
-/// A committed stream coded over a fixed model must keep decoding to the committed output:
-/// the model's decoder inference may never change. `RESIDUUM_BLESS=1` writes it if missing.
+/// Committed streams coded over a fixed model must keep decoding to the committed output: the
+/// model's decoder inference may never change. `RESIDUUM_BLESS=1` writes missing ones.
 #[test]
 fn golden_stream_over_a_model_still_decodes_identically() {
     let golden = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
