@@ -283,7 +283,7 @@ fn golden_streams_still_decode_identically() {
 }
 
 /// Vectors of what the others lack: Gae and Constant blocks, Lbrc blocks coded with `PLANES`,
-/// f64 streams and an empty array (`doc/format.md` §10). The current encoder wrote them (as
+/// f64 streams (NGLR among them) and an empty array (`doc/format.md` §10). The current encoder wrote them (as
 /// versions 10 and 11, the empty one as version 2) and must still write them byte for byte,
 /// on 1 and 2 threads, until a change of format moves them among those only decoded.
 #[test]
@@ -320,7 +320,7 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
         &'a [f64],
         &'a [BlockKind],
     );
-    let cases: [Case; 8] = [
+    let cases: [Case; 9] = [
         (
             "nrmse_1e-2_gae_v10_f32",
             &[("nrmse", "1e-2"), ("residual", "gae"), ("block", "8x16x16")],
@@ -369,6 +369,18 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             &[BlockKind::Wavelet],
         ),
         (
+            "nrmse_1e-5_nglr_v10_f64",
+            &[
+                ("nrmse", "1e-5"),
+                ("residual", "nglr"),
+                ("nglr", NGLR_NET),
+                ("block", "8x16x16"),
+            ],
+            &dims,
+            &wide,
+            &[BlockKind::Lbrc],
+        ),
+        (
             "nrmse_1e-5_constant_v10_f64",
             &[("nrmse", "1e-5"), ("block", "8x16x16")],
             &dims,
@@ -410,6 +422,12 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             );
         }
         let parsed = parse(&s).unwrap();
+        // The network travels only where blocks use it.
+        assert_eq!(
+            parsed.nglr().unwrap().is_some(),
+            name.contains("nglr"),
+            "{name}: the NGLR network"
+        );
         for kind in kinds {
             assert!(
                 parsed.entries.iter().any(|e| e.kind == *kind),
