@@ -462,8 +462,8 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
 /// before bases could be scaled by a gain, the second's second step (over the first keyframe)
 /// before the integer coder modelled signs (version 8), the third before it put them in the
 /// classes' symbols (version 9), the fourth before the wavelet's standard layout (version 10);
-/// the encoder writes the fifth.
-const TEMPORAL_GOLDEN: [[&str; 2]; 5] = [
+/// the encoder writes the fifth, and the sixth: the same steps over 3 in f64 (`wide_steps`).
+const TEMPORAL_GOLDEN: [[&str; 2]; 6] = [
     ["temporal_abs_1e-2_step0_f32", "temporal_abs_1e-2_step1_f32"],
     [
         "temporal_abs_1e-2_step0_f32",
@@ -480,6 +480,10 @@ const TEMPORAL_GOLDEN: [[&str; 2]; 5] = [
     [
         "temporal_v10_abs_1e-2_step0_f32",
         "temporal_v10_abs_1e-2_step1_f32",
+    ],
+    [
+        "temporal_v10_abs_1e-2_step0_f64",
+        "temporal_v10_abs_1e-2_step1_f64",
     ],
 ];
 
@@ -502,6 +506,18 @@ fn temporal_golden_steps(n: usize) -> [Vec<f32>; 2] {
     [first, second]
 }
 
+/// The temporal steps in f64 over 3 (values no f32 holds), the non-finite ones as they are.
+fn wide_steps(steps: &[Vec<f32>; 2]) -> [Vec<f64>; 2] {
+    steps.each_ref().map(|v| {
+        v.iter()
+            .map(|&x| match x.is_finite() {
+                true => x as f64 / 3.0,
+                false => x as f64,
+            })
+            .collect()
+    })
+}
+
 /// Decodes a committed stream, the second of a temporal pair over the keyframe's
 /// reconstruction.
 fn decode_golden(dir: &std::path::Path, name: &str, s: &[u8]) -> Vec<u8> {
@@ -521,16 +537,22 @@ fn golden_temporal_streams_still_decode_identically() {
     let dims = [9usize, 10, 11];
     let params = [("abs", "1e-2"), ("temporal", "4"), ("block", "5x7x9")];
     let steps = temporal_golden_steps(dims.iter().product());
+    let wide = wide_steps(&steps);
+    // The current encoder's pairs, f32 and f64, in TEMPORAL_GOLDEN's order.
     let encode = |threads: &str| {
         let c = Codec::from_pairs(params.iter().copied().chain([("threads", threads)])).unwrap();
         let mut chain = residuum::Chain::new(0x7e57);
-        steps
-            .each_ref()
+        let mut out: Vec<Vec<u8>> = steps
+            .iter()
             .map(|v| chain.compress(&c, &dims, v).unwrap())
+            .collect();
+        let mut chain = residuum::Chain::new(0x7e57);
+        out.extend(wide.iter().map(|v| chain.compress(&c, &dims, v).unwrap()));
+        out
     };
     let fresh = encode("1");
-    let current = TEMPORAL_GOLDEN[4];
-    for (name, stream) in current.iter().zip(&fresh) {
+    let current = TEMPORAL_GOLDEN[4..].iter().flatten();
+    for (name, stream) in current.zip(&fresh) {
         let (rsd, hash) = (
             dir.join(format!("{name}.rsd")),
             dir.join(format!("{name}.xxh3")),
@@ -555,8 +577,21 @@ fn golden_temporal_streams_still_decode_identically() {
             want.trim(),
             "{name}: decoded output changed"
         );
-        for (x, y) in steps[i % 2].iter().zip(out.chunks_exact(4)) {
-            let y = f32::from_le_bytes(y.try_into().unwrap());
+        let back: Vec<f64> = match name.ends_with("f64") {
+            true => out
+                .chunks_exact(8)
+                .map(|y| f64::from_le_bytes(y.try_into().unwrap()))
+                .collect(),
+            false => out
+                .chunks_exact(4)
+                .map(|y| f32::from_le_bytes(y.try_into().unwrap()) as f64)
+                .collect(),
+        };
+        let want: Vec<f64> = match name.ends_with("f64") {
+            true => wide[i % 2].clone(),
+            false => steps[i % 2].iter().map(|&x| x as f64).collect(),
+        };
+        for (x, y) in want.iter().zip(&back) {
             assert!(
                 if x.is_finite() {
                     (x - y).abs() <= 1e-2
@@ -568,12 +603,13 @@ fn golden_temporal_streams_still_decode_identically() {
         }
     }
     // The seconds are predicted: blocks over the previous step, and refused without it; the
-    // encoder's scales bases by gains (base code 6 or more: doc/format.md §5.12).
+    // encoder's scales bases by gains (base code 6 or more: doc/format.md §5.12), where they
+    // pay (not on the f64 pair's).
     use residuum::internals::format::BlockKind;
     for (name, gain) in TEMPORAL_GOLDEN
         .iter()
         .map(|p| p[1])
-        .zip([false, true, true, true])
+        .zip([false, true, true, true, true, false])
     {
         let s = std::fs::read(dir.join(format!("{name}.rsd"))).unwrap();
         let parsed = residuum::internals::format::parse(&s).unwrap();
