@@ -75,8 +75,12 @@ fn hostile(n: usize) -> Vec<f32> {
         .collect()
 }
 
-fn rms(a: &[f32], b: &[f32]) -> f64 {
-    let sq: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
+fn rms<T: Copy + Into<f64>>(a: &[T], b: &[T]) -> f64 {
+    let sq: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (x.into() - y.into()).powi(2))
+        .sum();
     (sq / a.len() as f64).sqrt()
 }
 
@@ -211,14 +215,18 @@ fn golden_stream_over_a_model_still_decodes_identically() {
                 + (i % 7) as f32 / 64.0
         })
         .collect();
+    // The values as f64, over 3: what no f32 holds.
+    let wide: Vec<f64> = v.iter().map(|&x| x as f64 / 3.0).collect();
     // BaseLbrc blocks; at 1e-1 on small blocks some with a constant residual (residual kind 0:
     // the prediction and an offset meet the bound), the others with an Lbrc one (kind 1); Gae
-    // blocks over the model (base flag 1).
+    // blocks over the model (base flag 1); BaseLbrc in f64.
     for (name, t, residual, block) in [
         ("base_lbrc_nrmse_1e-5_f32", 1e-5, "lbrc", "10x24x36"),
         ("base_lbrc_nrmse_1e-1_f32", 1e-1, "lbrc", "4x8x8"),
         ("base_gae_nrmse_1e-2_f32", 1e-2, "gae", "10x24x36"),
+        ("base_lbrc_nrmse_1e-5_f64", 1e-5, "lbrc", "10x24x36"),
     ] {
+        let f64s = name.ends_with("f64");
         let (rsd, hash) = (
             golden.join(format!("{name}.rsd")),
             golden.join(format!("{name}.xxh3")),
@@ -229,9 +237,12 @@ fn golden_stream_over_a_model_still_decodes_identically() {
             fixed_model(&m);
             let nrmse = t.to_string();
             let extra = [("nrmse", nrmse.as_str()), ("residual", residual)];
-            let s = codec(&m, &[&extra[..], &[("block", block)]].concat())
-                .compress(&dims, &v)
-                .unwrap();
+            let c = codec(&m, &[&extra[..], &[("block", block)]].concat());
+            let s = match f64s {
+                true => c.compress(&dims, &wide),
+                false => c.compress(&dims, &v),
+            }
+            .unwrap();
             common::bless(&rsd, &hash, &s, &decode(&s).unwrap().1);
         }
         let s = std::fs::read(&rsd).unwrap();
@@ -259,9 +270,11 @@ fn golden_stream_over_a_model_still_decodes_identically() {
             std::fs::read_to_string(&hash).unwrap().trim(),
             "{name}: decoded output changed"
         );
-        let (_, back) = decode_as::<f32>(&s).unwrap();
-        let range = 2.0 * 2.0 + 2.0 + 0.1; // generous bound on the values' range
-        let rms = rms(&v, &back);
+        // A generous bound on the values' range.
+        let (range, rms) = match f64s {
+            true => (6.1 / 3.0, rms(&wide, &decode_as::<f64>(&s).unwrap().1)),
+            false => (6.1, rms(&v, &decode_as::<f32>(&s).unwrap().1)),
+        };
         assert!(rms <= t * range, "{name}: rms {rms}");
     }
 }
