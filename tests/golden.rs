@@ -349,7 +349,7 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             &wide,
             &[BlockKind::Lbrc],
         ),
-        // The other kinds as f64 (the Wavelet's unscaling and Constant's offset in f64).
+        // The other kinds as f64: Gae, the Wavelet's unscaling, NGLR, Constant's offset.
         (
             "nrmse_1e-2_gae_v10_f64",
             &[("nrmse", "1e-2"), ("residual", "gae"), ("block", "8x16x16")],
