@@ -5,7 +5,7 @@ use residuum::{decode, decode_as, Codec, Error};
 use std::path::PathBuf;
 
 mod common;
-use common::{assert_bits_eq, bless, NGLR_NET};
+use common::{assert_bits_eq, assert_golden_output, golden, NGLR_NET};
 
 /// Values for the golden streams: integer arithmetic only, identical on every machine; a few
 /// non-finite values.
@@ -225,18 +225,14 @@ fn golden_streams_still_decode_identically() {
                 .filter(|i| (i / 11) % 3 == 0)
                 .for_each(|i| v[i] = 1e20);
         }
-        let (rsd, hash) = (
-            dir.join(format!("{name}.rsd")),
-            dir.join(format!("{name}.xxh3")),
-        );
-        if std::env::var_os("RESIDUUM_BLESS").is_some() && !rsd.exists() {
+        let s = golden(&dir, name, || {
             let s = Codec::from_pairs(params.iter().copied())
                 .unwrap()
                 .compress(dims, &v)
                 .unwrap();
-            bless(&rsd, &hash, &s, &decode(&s).unwrap().1);
-        }
-        let s = std::fs::read(&rsd).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let out = decode(&s).unwrap().1;
+            (s, out)
+        });
         if ["v10", "v11"].iter().any(|v| name.contains(v)) && !superseded.contains(&name) {
             // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
             for threads in ["1", "2"] {
@@ -252,12 +248,7 @@ fn golden_streams_still_decode_identically() {
         }
         let (info, out) = decode(&s).unwrap();
         assert_eq!(info.dims, dims, "{name}");
-        let want = std::fs::read_to_string(&hash).unwrap();
-        assert_eq!(
-            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
-            want.trim(),
-            "{name}: decoded output changed"
-        );
+        assert_golden_output(&dir, name, &out);
         // And the stored output still honours what it was written for.
         let back: Vec<f32> = out
             .chunks_exact(4)
@@ -406,15 +397,11 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             }
             .unwrap()
         };
-        let (rsd, hash) = (
-            dir.join(format!("{name}.rsd")),
-            dir.join(format!("{name}.xxh3")),
-        );
-        if std::env::var_os("RESIDUUM_BLESS").is_some() && !rsd.exists() {
+        let s = golden(&dir, name, || {
             let s = compress("1");
-            bless(&rsd, &hash, &s, &decode(&s).unwrap().1);
-        }
-        let s = std::fs::read(&rsd).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let out = decode(&s).unwrap().1;
+            (s, out)
+        });
         for threads in ["1", "2"] {
             assert!(
                 compress(threads) == s,
@@ -436,12 +423,7 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
         }
         let (info, out) = decode(&s).unwrap();
         assert_eq!(info.dims, dims, "{name}");
-        let want = std::fs::read_to_string(&hash).unwrap();
-        assert_eq!(
-            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
-            want.trim(),
-            "{name}: decoded output changed"
-        );
+        assert_golden_output(&dir, name, &out);
         // And the stored output still honours what it was written for.
         let back: Vec<f64> = match f64s {
             true => decode_as::<f64>(&s).unwrap().1,
@@ -553,13 +535,10 @@ fn golden_temporal_streams_still_decode_identically() {
     let fresh = encode("1");
     let current = TEMPORAL_GOLDEN[4..].iter().flatten();
     for (name, stream) in current.zip(&fresh) {
-        let (rsd, hash) = (
-            dir.join(format!("{name}.rsd")),
-            dir.join(format!("{name}.xxh3")),
-        );
-        if std::env::var_os("RESIDUUM_BLESS").is_some() && !rsd.exists() {
-            bless(&rsd, &hash, stream, &decode_golden(&dir, name, stream));
-        }
+        // In order: a second step's decoded bytes need the first's stream.
+        golden(&dir, name, || {
+            (stream.clone(), decode_golden(&dir, name, stream))
+        });
     }
     for (i, name) in TEMPORAL_GOLDEN.iter().flatten().enumerate() {
         let s = std::fs::read(dir.join(format!("{name}.rsd"))).unwrap();
@@ -571,12 +550,7 @@ fn golden_temporal_streams_still_decode_identically() {
             );
         }
         let out = decode_golden(&dir, name, &s);
-        let want = std::fs::read_to_string(dir.join(format!("{name}.xxh3"))).unwrap();
-        assert_eq!(
-            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&out)),
-            want.trim(),
-            "{name}: decoded output changed"
-        );
+        assert_golden_output(&dir, name, &out);
         let back: Vec<f64> = match name.ends_with("f64") {
             true => out
                 .chunks_exact(8)

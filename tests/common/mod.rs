@@ -185,10 +185,27 @@ pub fn assert_bits_eq<T: residuum::Float + std::fmt::Debug>(a: &[T], b: &[T]) {
     }
 }
 
-/// Writes a golden stream to `rsd` and the xxh3 of its decoded bytes `out` to `hash`
-/// (`RESIDUUM_BLESS=1`, for a stream not committed yet).
-pub fn bless(rsd: &Path, hash: &Path, stream: &[u8], out: &[u8]) {
-    std::fs::write(rsd, stream).unwrap();
-    let h = xxhash_rust::xxh3::xxh3_64(out);
-    std::fs::write(hash, format!("{h:016x}\n")).unwrap();
+/// The golden stream `NAME.rsd` in `dir`. With `RESIDUUM_BLESS=1` a missing one is first
+/// written from `make` (the stream and its decoded bytes), with the xxh3 of those bytes in
+/// `NAME.xxh3`; a committed one is never rewritten.
+pub fn golden(dir: &Path, name: &str, make: impl FnOnce() -> (Vec<u8>, Vec<u8>)) -> Vec<u8> {
+    let rsd = dir.join(format!("{name}.rsd"));
+    if std::env::var_os("RESIDUUM_BLESS").is_some() && !rsd.exists() {
+        let (stream, out) = make();
+        std::fs::write(&rsd, stream).unwrap();
+        let h = xxhash_rust::xxh3::xxh3_64(&out);
+        std::fs::write(dir.join(format!("{name}.xxh3")), format!("{h:016x}\n")).unwrap();
+    }
+    std::fs::read(&rsd).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Asserts that `out`, the decoded bytes of the golden stream `name`, still hash to the
+/// committed `NAME.xxh3`.
+pub fn assert_golden_output(dir: &Path, name: &str, out: &[u8]) {
+    let want = std::fs::read_to_string(dir.join(format!("{name}.xxh3"))).unwrap();
+    assert_eq!(
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(out)),
+        want.trim(),
+        "{name}: decoded output changed"
+    );
 }
