@@ -7,6 +7,7 @@ use common::NGLR_NET;
 
 use residuum::internals::format::parse;
 use residuum::{decode_as, Codec};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn field(name: &str) -> (Vec<usize>, Vec<f32>) {
@@ -106,6 +107,92 @@ fn a_network_never_makes_a_stream_larger() {
             }
         }
     }
+}
+
+/// With `fill=`, the operator learns from the fill values as missing data, as it compresses
+/// them: a masked ocean whose land is 1e20 gets a network that pays, as with NaN (before, the
+/// network learnt from a range spanning 1e20, where every residual is 0, and lost).
+#[test]
+fn the_operator_learns_from_fill_values_as_missing_data() {
+    let (dims, v) = field("ostia");
+    let filled: Vec<f32> = v
+        .iter()
+        .map(|&x| if x.is_nan() { 1e20 } else { x })
+        .collect();
+    let c = Codec::from_pairs([
+        ("nrmse", "1e-5"),
+        ("fill", "1e20"),
+        ("train_nglr", "1"),
+        ("train_seconds", "3"),
+        ("residual", "nglr"),
+    ])
+    .unwrap();
+    let first = c.compress(&dims, &filled).unwrap();
+    assert!(!carries_network(&first));
+    let start = std::time::Instant::now();
+    let s = loop {
+        let s = c.compress(&dims, &filled).unwrap();
+        if carries_network(&s) {
+            break s;
+        }
+        assert!(start.elapsed().as_secs() < 300, "no network after 300 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(
+        (s.len() as f64) < 0.99 * first.len() as f64,
+        "{} with the network, {} without",
+        s.len(),
+        first.len()
+    );
+    let (_, back) = decode_as::<f32>(&s).unwrap();
+    assert!(filled
+        .iter()
+        .zip(&back)
+        .all(|(a, b)| *a != 1e20 || b.to_bits() == a.to_bits()));
+    let kept: Vec<usize> = (0..v.len()).filter(|&i| v[i].is_finite()).collect();
+    let pick = |x: &[f32]| kept.iter().map(|&i| x[i]).collect::<Vec<_>>();
+    assert!(rms_over_range(&pick(&filled), &pick(&back)) <= 1e-5);
+}
+
+/// `residuum train --fill`: a field whose missing values are -999 trains the same network as
+/// the field with NaN there.
+#[test]
+fn the_cli_learns_from_fill_values_as_missing_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, v) = field("ostia");
+    let name = "ostia_sst_masked_54x18x432.f32";
+    let filled: Vec<u8> = v
+        .iter()
+        .flat_map(|&x| if x.is_nan() { -999f32 } else { x }.to_le_bytes())
+        .collect();
+    std::fs::create_dir(dir.path().join("filled")).unwrap();
+    std::fs::write(dir.path().join("filled").join(name), filled).unwrap();
+    let train = |data: PathBuf, fill: &[&str], out: &str| {
+        let out = dir.path().join(out);
+        common::stdout_of(
+            Command::new(env!("CARGO_BIN_EXE_residuum"))
+                .args(["train", "--nglr", "--seconds", "600", "--steps", "200"])
+                .args(fill)
+                .arg("--data")
+                .arg(data)
+                .arg("--out")
+                .arg(&out),
+        );
+        std::fs::read(out).unwrap()
+    };
+    let nan = train(common::data_dir().join(name), &[], "nan.safetensors");
+    let fill = train(
+        dir.path().join("filled").join(name),
+        &["--fill", "-999"],
+        "fill.safetensors",
+    );
+    let ignored = train(
+        dir.path().join("filled").join(name),
+        &[],
+        "ignored.safetensors",
+    );
+    assert!(nan == fill, "another network from the same data");
+    assert!(nan != ignored, "--fill changes nothing");
 }
 
 /// `train_nglr=N`: the first N arrays are compressed without a network and learnt from; once

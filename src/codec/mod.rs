@@ -312,10 +312,10 @@ impl Codec {
         let net = self.nglr();
         if bound != BlockBound::Lossless {
             if let Some(t) = &self.trainer {
-                t.observe(data, dtype, dims);
+                t.observe(data, dtype, dims, fill);
             }
             if let Some(t) = &self.nglr_trainer {
-                t.observe(data, dtype, dims);
+                t.observe(data, dtype, dims, fill);
             }
         }
         let first = |i: usize, par: bool| -> Result<Block> {

@@ -20,6 +20,10 @@ pub struct TrainArgs {
     /// Shape of raw files whose name does not carry it, e.g. 100x64x128 (f32).
     #[arg(long)]
     dims: Option<String>,
+    /// Values equal to this mark missing data, as the operator's `fill=` (e.g. 1e20, -999):
+    /// learnt from and measured as NaN, left out like it.
+    #[arg(long, allow_negative_numbers = true)]
+    fill: Option<f32>,
     #[arg(long, short)]
     pub out: PathBuf,
     /// Time budget in seconds.
@@ -57,12 +61,19 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> Result<(), String> {
-    let fields = match &args.dims {
+    let mut fields = match &args.dims {
         None => load_fields(&args.data)?,
         Some(d) => load_raw(&args.data, d)?,
     };
     if fields.is_empty() {
         return Err("no fields to train on".into());
+    }
+    if let Some(fill) = args.fill {
+        for x in fields.iter_mut().flat_map(|f| f.values.iter_mut()) {
+            if x.to_bits() == fill.to_bits() {
+                *x = f32::NAN;
+            }
+        }
     }
     if args.nglr {
         return crate::train_nglr::run(args, &fields);
