@@ -114,6 +114,17 @@ fn main() {
     let mut seed = vec![4, 4, 4, 16 | 32 | 128];
     seed.extend_from_slice(parsed.payload(0).unwrap());
     std::fs::write(blocks_dir.join("nglr-16-16"), seed).unwrap();
+    // A 2D array (one plane of 16 x 64): predictor 10 (version 12).
+    let s = Codec::from_pairs([("nrmse", "1e-5"), ("residual", "nglr"), ("nglr", net)])
+        .unwrap()
+        .compress(&[16, 64], &cube[..1024])
+        .unwrap();
+    std::fs::write(decode_dir.join("nglr-planar"), &s).unwrap();
+    let parsed = residuum::internals::format::parse(&s).unwrap();
+    assert_eq!(parsed.version, 12);
+    let mut seed = vec![0, 4, 6, 16 | 32 | 128];
+    seed.extend_from_slice(parsed.payload(0).unwrap());
+    std::fs::write(blocks_dir.join("nglr-planar"), seed).unwrap();
     // Temporal prediction (version 7, the step entry last): a keyframe and the step after it,
     // whose blocks are coded over the keyframe's reconstruction (smoothed or not).
     let c = Codec::from_pairs([("nrmse", "1e-5"), ("temporal", "8")]).unwrap();

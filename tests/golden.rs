@@ -60,7 +60,7 @@ fn golden_streams_still_decode_identically() {
 
     // (name, codec parameters, shape)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [usize]);
-    let cases: [Case; 19] = [
+    let cases: [Case; 20] = [
         ("lossless_v2_f32", &[("mode", "lossless")], &[9, 10, 11]),
         (
             "nrmse_1e-4_context_f32",
@@ -168,6 +168,18 @@ fn golden_streams_still_decode_identically() {
             ],
             &[9, 20, 33],
         ),
+        // Version 12, written by the current encoder: the same, its blocks of one plane (the
+        // last plane) predicted by NGLR too (predictor 10).
+        (
+            "nrmse_1e-5_nglr_v12_f32",
+            &[
+                ("nrmse", "1e-5"),
+                ("residual", "nglr"),
+                ("nglr", NGLR_NET),
+                ("block", "8x16x16"),
+            ],
+            &[9, 20, 33],
+        ),
         // Its first block with special values (their spikes are localized detail: the dyadic
         // layout), its second without (the standard layout). The first of these was written
         // before the step search weighed the faces' coefficients exactly, which chose another
@@ -203,14 +215,18 @@ fn golden_streams_still_decode_identically() {
         ),
     ];
     // Streams of versions 10 and 11 by an earlier encoder (the wavelet's of version 10: the
-    // encoder writes version 11 for them).
+    // encoder writes version 11 for them; NGLR's of version 10: it writes version 12).
     let superseded = [
         "nrmse_1e-4_wavelet_v10_f32",
         "nrmse_1e-4_wavelet_v10_faces_f32",
+        "nrmse_1e-5_nglr_v10_f32",
     ];
     for (name, params, dims) in cases {
         let n: usize = dims.iter().product();
-        let mut v = match ["v8", "v9", "v10", "v11"].iter().any(|v| name.contains(v)) {
+        let mut v = match ["v8", "v9", "v10", "v11", "v12"]
+            .iter()
+            .any(|v| name.contains(v))
+        {
             true => smooth_golden_values(dims),
             false => golden_values(n as u32),
         };
@@ -233,7 +249,7 @@ fn golden_streams_still_decode_identically() {
             let out = decode(&s).unwrap().1;
             (s, out)
         });
-        if ["v10", "v11"].iter().any(|v| name.contains(v)) && !superseded.contains(&name) {
+        if ["v10", "v11", "v12"].iter().any(|v| name.contains(v)) && !superseded.contains(&name) {
             // The encoder is deterministic: the same bytes again, on 1 and 2 threads.
             for threads in ["1", "2"] {
                 let again = Codec::from_pairs(params.iter().copied().chain([("threads", threads)]))
@@ -246,6 +262,7 @@ fn golden_streams_still_decode_identically() {
                 );
             }
         }
+        assert_version(&s, name);
         let (info, out) = decode(&s).unwrap();
         assert_eq!(info.dims, dims, "{name}");
         assert_golden_output(&dir, name, &out);
@@ -273,10 +290,24 @@ fn golden_streams_still_decode_identically() {
     }
 }
 
+/// The version a vector's name gives (`_vN_`, where it does), as its header says.
+fn assert_version(s: &[u8], name: &str) {
+    let named = name
+        .split('_')
+        .find_map(|p| p.strip_prefix('v')?.parse::<u16>().ok());
+    let parsed = residuum::internals::format::parse(s).unwrap();
+    assert!(
+        named.is_none_or(|v| v == parsed.version),
+        "{name}: version {}",
+        parsed.version
+    );
+}
+
 /// Vectors of what the others lack: Gae and Constant blocks, Lbrc blocks coded with `PLANES`,
 /// f64 streams (NGLR among them) and an empty array (`doc/format.md` §10). The current encoder wrote them (as
-/// versions 10 and 11, the empty one as version 2) and must still write them byte for byte,
-/// on 1 and 2 threads, until a change of format moves them among those only decoded.
+/// versions 10 to 12, the empty one as version 2) and must still write them byte for byte,
+/// on 1 and 2 threads, until a change of format moves them among those only decoded (as the
+/// NGLR stream of version 10).
 #[test]
 fn golden_streams_of_the_other_kinds_still_decode_identically() {
     use residuum::internals::format::{parse, BlockKind};
@@ -311,7 +342,7 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
         &'a [f64],
         &'a [BlockKind],
     );
-    let cases: [Case; 9] = [
+    let cases: [Case; 10] = [
         (
             "nrmse_1e-2_gae_v10_f32",
             &[("nrmse", "1e-2"), ("residual", "gae"), ("block", "8x16x16")],
@@ -372,6 +403,18 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             &[BlockKind::Lbrc],
         ),
         (
+            "nrmse_1e-5_nglr_v12_f64",
+            &[
+                ("nrmse", "1e-5"),
+                ("residual", "nglr"),
+                ("nglr", NGLR_NET),
+                ("block", "8x16x16"),
+            ],
+            &dims,
+            &wide,
+            &[BlockKind::Lbrc],
+        ),
+        (
             "nrmse_1e-5_constant_v10_f64",
             &[("nrmse", "1e-5"), ("block", "8x16x16")],
             &dims,
@@ -402,12 +445,15 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             let out = decode(&s).unwrap().1;
             (s, out)
         });
-        for threads in ["1", "2"] {
+        // Written by an earlier encoder (version 10; it writes version 12 now): only decoded.
+        let superseded = name == "nrmse_1e-5_nglr_v10_f64";
+        for threads in ["1", "2"].iter().filter(|_| !superseded) {
             assert!(
                 compress(threads) == s,
                 "{name}: the encoder's bytes changed ({threads} threads)"
             );
         }
+        assert_version(&s, name);
         let parsed = parse(&s).unwrap();
         // The network travels only where blocks use it.
         assert_eq!(

@@ -109,6 +109,63 @@ fn a_network_never_makes_a_stream_larger() {
     }
 }
 
+/// A 2D array (every block of one plane, where predictor 9 has no Lorenzo cube) is predicted
+/// with the network as predictor 10 (version 12): the operator learns one from it, and it
+/// pays. (Before predictor 10, NGLR never served 2D arrays: no samples to learn from.)
+#[test]
+fn two_dimensional_arrays_are_predicted_with_the_network() {
+    let (dims, v) = field("loxpost_energy");
+    let dims = [dims[0] * dims[1], dims[2]];
+    let c = Codec::from_pairs([
+        ("nrmse", "1e-5"),
+        ("train_nglr", "1"),
+        ("train_seconds", "3"),
+    ])
+    .unwrap();
+    let first = c.compress(&dims, &v).unwrap();
+    assert!(!carries_network(&first));
+    let start = std::time::Instant::now();
+    let s = loop {
+        let s = c.compress(&dims, &v).unwrap();
+        if carries_network(&s) {
+            break s;
+        }
+        assert!(start.elapsed().as_secs() < 120, "no network after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(parse(&s).unwrap().version, 12);
+    assert!(
+        (s.len() as f64) < 0.9 * first.len() as f64,
+        "{} with the network, {} without",
+        s.len(),
+        first.len()
+    );
+    let (_, back) = decode_as::<f32>(&s).unwrap();
+    assert!(rms_over_range(&v, &back) <= 1e-5);
+}
+
+/// Predictor 10 is refused in a stream that claims an older version (header checksum
+/// recomputed): a reader of version 11 would not know it, so no valid version 11 stream holds it.
+#[test]
+fn predictor_10_needs_version_12() {
+    let golden = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/nrmse_1e-5_nglr_v12_f32.rsd"
+    );
+    let s = std::fs::read(golden).unwrap();
+    assert!(decode_as::<f32>(&s).is_ok());
+    // The header: fixed fields, dims, 3 block extents, the entry count, the entries, xxh3.
+    let at = 20 + 8 * s[8] as usize + 24;
+    let nblocks = u64::from_le_bytes(s[at..at + 8].try_into().unwrap()) as usize;
+    let header = at + 8 + 17 * nblocks + 8;
+    let mut old = s.clone();
+    old[4..6].copy_from_slice(&11u16.to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&old[..header - 8]);
+    old[header - 8..header].copy_from_slice(&sum.to_le_bytes());
+    let e = decode_as::<f32>(&old).unwrap_err();
+    assert!(e.to_string().contains("predictor 10"), "{e}");
+}
+
 /// With `fill=`, the operator learns from the fill values as missing data, as it compresses
 /// them: a masked ocean whose land is 1e20 gets a network that pays, as with NaN (before, the
 /// network learnt from a range spanning 1e20, where every residual is 0, and lost).

@@ -69,10 +69,12 @@ fuzz_target!(|data: &[u8]| {
         };
         let _ = wavelet::decode(&data[4..], shape, dtype, version);
     } else if data[3] & 8 == 0 {
-        // Flag 128: the stream carries an NGLR network (version 6).
-        let (net, version) = match data[3] & 128 {
-            0 => (None, version),
-            _ => (Some(network()), 6),
+        // Flag 128: the stream carries an NGLR network (version 6, or with flag 32 version 12,
+        // where predictor 10 biases a block's first plane too).
+        let (net, version) = match (data[3] & 128, data[3] & 32) {
+            (0, _) => (None, version),
+            (_, 0) => (Some(network()), 6),
+            _ => (Some(network()), 12),
         };
         let _ = lbrc::decode(
             &data[4..],

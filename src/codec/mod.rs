@@ -405,10 +405,16 @@ impl Codec {
             }
         });
         let step_bytes = step.map(|s| s.bytes());
+        // The encoder predicts blocks of one plane with predictor 10 (version 12).
+        let nglr_planar = carried & NGLR != 0
+            && (coded.iter().enumerate()).any(|(i, c)| {
+                grid.block(i).shape[0] == 1 && picked(c, carried, forced) & NGLR != 0
+            });
         let tables = Tables {
             model: model_bytes.filter(|_| carried & MODEL != 0),
             nglr: net_bytes.filter(|_| carried & NGLR != 0),
             step: step_bytes.as_ref().map(|b| b.as_slice()),
+            nglr_planar,
         };
         let info = StreamInfo {
             dtype,

@@ -29,7 +29,7 @@ use crate::error::{Error, FormatErrorKind, ParameterError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 11;
+pub const FORMAT_VERSION: u16 = 12;
 /// The first version with wavelet blocks.
 const WAVELET_VERSION: u16 = 5;
 /// The version written for lossy streams without wavelet blocks: the first whose wavelet
@@ -39,6 +39,9 @@ const VERSION_LOSSY: u16 = 10;
 /// The version written for streams with wavelet blocks: the first whose wavelet inverse
 /// unscales by multiplication, which older readers would decode to other bits.
 const VERSION_WAVELET: u16 = 11;
+/// The version written for streams with an NGLR block of predictor 10 (its first plane
+/// biased too, for blocks of one plane): older readers know no such predictor.
+pub(crate) const VERSION_NGLR_PLANAR: u16 = 12;
 /// The version written for lossless streams (raw and zstd blocks only), which version 2
 /// readers decode.
 const VERSION_LOSSLESS: u16 = 2;
@@ -202,6 +205,8 @@ pub struct Tables<'a> {
     pub nglr: Option<&'a [u8]>,
     /// The step entry of temporal prediction.
     pub step: Option<&'a [u8]>,
+    /// Whether a block predicts with the network as predictor 10 (version 12).
+    pub nglr_planar: bool,
 }
 
 /// Writes header, table and payloads into `out`, the `tables` after the blocks; returns the
@@ -212,7 +217,12 @@ pub fn write_stream(
     tables: Tables,
     out: &mut [u8],
 ) -> Result<usize> {
-    let Tables { model, nglr, step } = tables;
+    let Tables {
+        model,
+        nglr,
+        step,
+        nglr_planar,
+    } = tables;
     let blocks: Vec<(BlockKind, &[u8])> = blocks
         .iter()
         .copied()
@@ -236,6 +246,7 @@ pub fn write_stream(
     // The oldest version that holds the blocks, so that older readers decode what they can.
     let wavelet = blocks.iter().any(|(k, _)| *k == BlockKind::Wavelet);
     let version = match (wavelet, lossy) {
+        _ if nglr_planar => VERSION_NGLR_PLANAR,
         (true, _) => VERSION_WAVELET,
         (false, true) => VERSION_LOSSY,
         (false, false) => VERSION_LOSSLESS,

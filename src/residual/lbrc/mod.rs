@@ -270,7 +270,7 @@ pub(crate) fn prepare(
     };
     let classic = predict::choose(&q, shape);
     predict::fill(classic.as_ref(), &mut q, shape, specials.positions());
-    let net = nglr.filter(|_| shape.iter().all(|&d| d >= 2));
+    let net = nglr.filter(|_| shape[1] >= 2 && shape[2] >= 2);
     let kept = net.map(|_| q.clone());
     let plain = Integers {
         head: with_predictor(head.clone(), classic.as_ref()),
@@ -283,7 +283,7 @@ pub(crate) fn prepare(
     // NGLR over the block's own predictor, where its sampled cost is lower (or forced).
     if let (Some(u), Some(mut q)) = (net, kept) {
         let scale = nglr::scale_of(&plain.values, shape);
-        let p = nglr::Nglr::new(u.net.clone(), classic, scale);
+        let p = nglr::Nglr::new(u.net.clone(), classic, scale, shape[0] == 1);
         if u.force || nglr::promising(&p, &q, &plain.values, shape, specials.positions()) {
             predict::fill(&p, &mut q, shape, specials.positions());
             out.push(Integers {
@@ -329,6 +329,11 @@ fn read_head(
         false => specials::skip(r, n, dtype, version).map(|_| Vec::new())?,
     };
     let predictor = predict::read(r, net)?;
+    if predictor.id() == nglr::NGLR_PLANAR && version < crate::format::VERSION_NGLR_PLANAR {
+        return Err(Error::corrupt(format!(
+            "NGLR predictor 10 in a version {version} stream"
+        )));
+    }
     Ok(Head {
         step,
         specials,

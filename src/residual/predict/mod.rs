@@ -229,8 +229,8 @@ pub(crate) fn fill(p: &dyn Predictor, q: &mut [i64], shape: [usize; 3], at: &[us
 /// NGLR is refused, as inside NGLR itself).
 pub(crate) fn read(r: &mut PayloadReader, net: Option<&Arc<Network>>) -> Result<Boxed> {
     let id = r.bytes(1)?[0];
-    if id == nglr::NGLR {
-        return nglr::read(r, net);
+    if id == nglr::NGLR || id == nglr::NGLR_PLANAR {
+        return nglr::read(r, id, net);
     }
     FAMILIES
         .iter()

@@ -26,6 +26,9 @@ use std::sync::Arc;
 
 /// Predictor id of NGLR.
 pub(crate) const NGLR: u8 = 9;
+/// Predictor id of NGLR that biases the first plane too (version 12): a block of one plane
+/// (a 2D array) has no Lorenzo cube, so predictor 9 would add nothing there.
+pub(crate) const NGLR_PLANAR: u8 = 10;
 /// Offsets (planes, rows, columns back) of the neighbours whose values, relative to the
 /// prediction, are features 0..11; the last is north-east (a column ahead).
 const VALUE_AT: [(usize, isize, isize); 11] = [
@@ -53,6 +56,13 @@ const RESIDUAL_AT: [(usize, isize, isize); 9] = [
     (2, 0, 0),
     (0, 1, -1),
 ];
+
+/// Whether NGLR biases position (i, j, k): where the Lorenzo cube lies in the block (all of
+/// i, j, k ≥ 1), or, `planar` (predictor 10, for blocks of one plane: 2D arrays), its square.
+#[inline(always)]
+fn biased(planar: bool, (i, j, k): (usize, usize, usize)) -> bool {
+    (i > 0 || planar) && j > 0 && k > 0
+}
 
 /// A block's scale `d` and what features need of it.
 #[derive(Clone, Copy)]
@@ -132,12 +142,13 @@ fn features(
     f
 }
 
-/// The block scale: the mean magnitude of the interior residuals of its predictor, rounded up, at least
-/// 1 (encoder only; the decoder reads it).
+/// The block scale: the mean magnitude of its predictor's residuals at the positions NGLR
+/// biases (planar where the block has one plane), rounded up, at least 1 (encoder only; the
+/// decoder reads it).
 pub(crate) fn scale_of(rl: &[i64], shape: [usize; 3]) -> u32 {
     let [a, b, c] = shape;
     let (mut sum, mut n) = (0u128, 0u128);
-    for i in 1..a {
+    for i in usize::from(a > 1)..a {
         for j in 1..b {
             let row = &rl[(i * b + j) * c..][..c];
             sum += row[1..]
@@ -156,14 +167,20 @@ pub(crate) struct Nglr {
     inner: Boxed,
     net: Arc<Network>,
     scale: Scale,
+    /// Predictor 10: the first plane biased too.
+    planar: bool,
 }
 
 impl Nglr {
-    /// NGLR over `inner` for block `q` of `shape`, its scale measured.
-    /// NGLR over `inner` for a block of scale `d`.
-    pub(crate) fn new(net: Arc<Network>, inner: Boxed, d: u32) -> Nglr {
+    /// NGLR over `inner` for a block of scale `d`; `planar`: predictor 10.
+    pub(crate) fn new(net: Arc<Network>, inner: Boxed, d: u32, planar: bool) -> Nglr {
         let scale = Scale::new(d);
-        Nglr { inner, net, scale }
+        Nglr {
+            inner,
+            net,
+            scale,
+            planar,
+        }
     }
 
     /// The bias at interior position (i, j, k) where the inner predictor predicts `pred`
@@ -184,7 +201,11 @@ impl Nglr {
 
 impl Predictor for Nglr {
     fn id(&self) -> u8 {
-        NGLR
+        if self.planar {
+            NGLR_PLANAR
+        } else {
+            NGLR
+        }
     }
 
     /// The inner predictor (id and parameters), then the scale (u32).
@@ -203,7 +224,7 @@ impl Predictor for Nglr {
         let [_, b, c] = shape;
         let (i, j, k) = (idx / (b * c), (idx / c) % b, idx % c);
         let pred = self.inner.predict_at(q, shape, idx);
-        if i == 0 || j == 0 || k == 0 {
+        if !biased(self.planar, (i, j, k)) {
             return pred;
         }
         // The neighbours' inner residuals, computed where read (filling is rare).
@@ -225,7 +246,7 @@ impl Predictor for Nglr {
         let mut out = ri.clone();
         let row = |(r, o): (usize, &mut [i64])| {
             let (i, j) = (r / b, r % b);
-            if i == 0 || j == 0 {
+            if !biased(self.planar, (i, j, 1)) {
                 return;
             }
             // The row's features, feature-major, then its biases at once.
@@ -262,8 +283,12 @@ impl Predictor for Nglr {
                 for k in 0..c {
                     let p = (i * b + j) * c + k;
                     let r = q[p];
-                    let (pred, bias) = if i > 0 && j > 0 && k > 0 {
-                        let pred = self.inner.predict_interior(q, p, c, b * c);
+                    let (pred, bias) = if biased(self.planar, (i, j, k)) {
+                        let pred = if i > 0 {
+                            self.inner.predict_interior(q, p, c, b * c)
+                        } else {
+                            self.inner.predict_at(q, shape, p)
+                        };
                         (pred, self.bias_at(q, |x| ri[x], shape, (i, j, k), pred))
                     } else {
                         (self.inner.predict_at(q, shape, p), 0)
@@ -287,10 +312,10 @@ pub(crate) fn samples(
 ) -> (u32, Vec<([i16; FEATURES], i64)>) {
     let ri = inner.forward(q.to_vec(), shape, false);
     let scale = Scale::new(scale_of(&ri, shape));
-    let [_, b, c] = shape;
+    let [a, b, c] = shape;
     let at = positions.filter_map(|p| {
         let (i, j, k) = (p / (b * c), (p / c) % b, p % c);
-        (i > 0 && j > 0 && k > 0).then(|| {
+        biased(a == 1, (i, j, k)).then(|| {
             let pred = q[p] - ri[p];
             let f = features(q, |x| ri[x], shape, (i, j, k), pred, scale);
             (f, ri[p])
@@ -299,9 +324,9 @@ pub(crate) fn samples(
     (scale.d, at.collect())
 }
 
-/// Reads NGLR's parameters: the inner predictor and the block scale; the network is the
-/// stream's.
-pub(crate) fn read(r: &mut PayloadReader, net: Option<&Arc<Network>>) -> Result<Boxed> {
+/// Reads NGLR's parameters (predictor `id`, 9 or 10): the inner predictor and the block scale;
+/// the network is the stream's.
+pub(crate) fn read(r: &mut PayloadReader, id: u8, net: Option<&Arc<Network>>) -> Result<Boxed> {
     let net = net
         .ok_or_else(|| Error::corrupt("an NGLR block in a stream that carries no NGLR network"))?;
     let inner = super::read(r, None)?;
@@ -309,7 +334,12 @@ pub(crate) fn read(r: &mut PayloadReader, net: Option<&Arc<Network>>) -> Result<
     if d == 0 || d > 1 << 31 {
         return Err(Error::corrupt(format!("NGLR block scale {d}")));
     }
-    Ok(Box::new(Nglr::new(net.clone(), inner, d)))
+    Ok(Box::new(Nglr::new(
+        net.clone(),
+        inner,
+        d,
+        id == NGLR_PLANAR,
+    )))
 }
 
 /// Whether NGLR's residuals look cheaper than its inner predictor's alone (`ri`: its residuals
@@ -337,7 +367,7 @@ pub(crate) fn promising(
     for idx in (0..q.len()).step_by(stride) {
         while skip.next_if(|&&s| s < idx).is_some() {}
         let (i, j, k) = (idx / (b * c), (idx / c) % b, idx % c);
-        if i == 0 || j == 0 || k == 0 || skip.peek() == Some(&&idx) {
+        if !biased(p.planar, (i, j, k)) || skip.peek() == Some(&&idx) {
             continue;
         }
         let pred = q[idx].wrapping_sub(ri[idx]);
@@ -421,18 +451,29 @@ mod tests {
                 .map(|i| (i % 9) as i64 * 300 + (xorshift(&mut s) % 200) as i64 - (t as i64) * 1000)
                 .collect();
             let at: Vec<usize> = (0..n).filter(|i| i % 5 == 3).collect();
-            for hidden in [8, 16, 5] {
+            // Predictor 10 on every shape too: its rule holds for blocks of more planes.
+            for (hidden, planar) in [(8, false), (16, false), (5, false), (8, true), (5, true)] {
                 let inner = crate::residual::predict::choose(&q0, shape);
-                let p = Nglr::new(network(hidden, 7 + t as u64), inner, 1 + t as u32 * 37);
+                let net = network(hidden, 7 + t as u64);
+                let p = Nglr::new(net, inner, 1 + t as u32 * 37, planar);
                 let mut q = q0.clone();
                 crate::residual::predict::fill(&p, &mut q, shape, &at);
                 let r = p.forward(q.clone(), shape, t % 2 == 0);
                 assert!(at.iter().all(|&i| r[i] == 0), "{shape:?} {hidden}");
                 let mut back = r.clone();
                 p.inverse(&mut back, shape);
-                assert_eq!(back, q, "{shape:?} {hidden}");
-                // The interior rule agrees with the general one.
+                assert_eq!(back, q, "{shape:?} {hidden} {planar}");
+                // Predictor 10 biases the first plane, 9 leaves it to the inner predictor.
                 let [_, b, c] = shape;
+                let first: Vec<usize> = (0..b * c).filter(|&x| x / c > 0 && x % c > 0).collect();
+                let own =
+                    crate::residual::predict::choose(&q0, shape).forward(q.clone(), shape, false);
+                let same = first.iter().all(|&x| r[x] == own[x]);
+                assert!(
+                    same != planar || first.is_empty(),
+                    "{shape:?} {hidden} {planar}"
+                );
+                // The interior rule agrees with the general one.
                 for idx in (0..n).filter(|&i| i / (b * c) > 0 && (i / c) % b > 0 && i % c > 0) {
                     assert_eq!(
                         p.predict_interior(&q, idx, c, b * c),

@@ -77,7 +77,7 @@ fn samples(fields: &[Field], opts: &Options) -> (Vec<f32>, Vec<f32>) {
             let per_block = (per_field / grid.len()).max(1);
             for bi in 0..grid.len() {
                 let b = grid.block(bi);
-                if b.shape.iter().any(|&d| d < 2) {
+                if b.shape[1] < 2 || b.shape[2] < 2 {
                     continue;
                 }
                 let bytes: &[u8] = bytemuck::cast_slice(f.values);
