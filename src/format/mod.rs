@@ -14,8 +14,8 @@
 //! stream decodes on its own. Streams without them are still written as version 2.
 //! Version 6 adds the NGLR network's entry (flag bit 1), version 7 the step entry of temporal
 //! prediction (flag bit 2, [`step`]) and blocks coded over the previous step's reconstruction,
-//! version 8 the integer coder with modelled signs; every lossy stream is now written as
-//! version 8.
+//! version 8 the integer coder with modelled signs, 12 NGLR's predictor 10; `doc/format.md`
+//! §3.4 lists every version and which the writer picks.
 //! A reader needs nothing but these bytes; every field is checked before it is used, so corrupted
 //! or truncated input gives an error, not a panic.
 
