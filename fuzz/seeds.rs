@@ -169,10 +169,11 @@ fn roundtrip(dir: &Path) {
             .wrapping_add(1442695040888963407);
         (x >> 33) as u8
     };
-    // Bytes 0..7 each choose one setting; 7 (mode, and with 8 any block shape) takes all 16.
+    // Bytes 0..7 each choose one setting; 7 (mode, with 8 any block shape, with 16 NGLR) takes
+    // all 32.
     for i in 0..96u32 {
         let mut seed: Vec<u8> = (0..10).map(|_| next()).collect();
-        seed[7] = (i % 16) as u8;
+        seed[7] = (i % 32) as u8;
         // Half raw values, half a smooth field (odd byte 6); a third as scaled f64 (odd byte 8).
         seed[6] = (seed[6] & !1) | (i / 16 % 2) as u8;
         seed[8] = (seed[8] & !1) | (i % 3 == 0) as u8;

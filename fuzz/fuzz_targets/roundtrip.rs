@@ -3,7 +3,8 @@
 //! bit for bit, the rest on the stream's own block grid) with the same bits on 1 and 2 threads.
 //! The first 10 bytes choose the settings, the rest are values: raw f32 bits (NaN, ±Inf,
 //! denormals, f32::MAX), or a smooth field with those bytes as sparse hostile values; compressed
-//! as f32, or as f64 scaled by a power of two from 2^-869 to 2^869.
+//! as f32, or as f64 scaled by a power of two from 2^-869 to 2^869; NGLR with a fixed network
+//! forced or not.
 //! Run it as `cargo fuzz run -s none roundtrip`: under AddressSanitizer, zstd at level 19 (GAE's
 //! blocks) reports a stack use after scope at a global address, reading a local table of
 //! function pointers within its bounds; without ASan the same inputs pass.
@@ -14,6 +15,12 @@ mod check;
 
 use libfuzzer_sys::fuzz_target;
 use residuum::{decode_as, Codec};
+
+/// The committed NGLR network of the golden streams.
+const NET: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/golden/nglr_net.safetensors"
+);
 
 /// Values with no bits of their own in the input: a smooth field.
 fn smooth(i: usize, k: f32) -> f32 {
@@ -72,9 +79,12 @@ fuzz_target!(|data: &[u8]| {
     } else {
         1.0
     };
+    // With 16, NGLR on every block it can serve (predictor 10 on blocks of one plane), where
+    // the mode leaves the residual coder to choose.
+    let nglr = head[7] & 16 != 0 && !matches!(head[7] % 8, 4 | 5);
     let params = |s: f64| -> Vec<(&str, String)> {
         let eps = (t * r.max(1e-3) * s).to_string();
-        match head[7] % 8 {
+        let mut p = match head[7] % 8 {
             0 => vec![("nrmse", t.to_string())],
             1 => vec![("abs", eps)],
             2 => vec![("rel", t.to_string())],
@@ -83,7 +93,11 @@ fuzz_target!(|data: &[u8]| {
             5 => vec![("nrmse", t.to_string()), ("residual", "gae".into())],
             6 => vec![("abs", eps), ("coder", "planes".into())],
             _ => vec![("nrmse", t.to_string()), ("fill", (-999.0 * s).to_string())],
+        };
+        if nglr {
+            p.extend([("residual", "nglr".into()), ("nglr", NET.into())]);
         }
+        p
     };
     let given = params(scale);
     let Ok(mut config) = residuum::Config::from_pairs(given.iter().map(|(k, v)| (*k, v.as_str())))
