@@ -8,7 +8,8 @@
 //! its scale.
 //!
 //! Where a position lacks the Lorenzo cube (first plane, row or column) the bias is 0: the inner
-//! predictor alone. `doc/format.md` §7.4 specifies every operation.
+//! predictor alone. Predictor 10, for blocks of one plane (2D arrays), biases the first plane
+//! too. `doc/format.md` §7.4 specifies every operation.
 
 mod network;
 #[cfg(feature = "train")]
