@@ -1,3 +1,6 @@
+//! (One file over 600 lines on purpose: every vector's recipe in one place, beside the check
+//! that doc/format.md names each; they share the value generators and the temporal pairs.)
+//!
 //! Golden streams: committed streams of every block kind (and temporal pairs) still decode to
 //! exactly their committed output, and doc/format.md names each as a conformance vector.
 
