@@ -10,6 +10,14 @@ use std::path::PathBuf;
 mod common;
 use common::{assert_bits_eq, assert_golden_output, golden, NGLR_NET};
 
+/// The settings of the NGLR vectors: the committed network on every block it can serve.
+const NGLR_FORCED: &[(&str, &str)] = &[
+    ("nrmse", "1e-5"),
+    ("residual", "nglr"),
+    ("nglr", NGLR_NET),
+    ("block", "8x16x16"),
+];
+
 /// Values for the golden streams: integer arithmetic only, identical on every machine; a few
 /// non-finite values.
 fn golden_values(n: u32) -> Vec<f32> {
@@ -111,16 +119,7 @@ fn golden_streams_still_decode_identically() {
         ),
         // Version 6: NGLR blocks (special values among them) with the committed network in
         // the table, LBRC for the blocks it cannot serve.
-        (
-            "nrmse_1e-5_nglr_f32",
-            &[
-                ("nrmse", "1e-5"),
-                ("residual", "nglr"),
-                ("nglr", NGLR_NET),
-                ("block", "8x16x16"),
-            ],
-            &[9, 20, 33],
-        ),
+        ("nrmse_1e-5_nglr_f32", NGLR_FORCED, &[9, 20, 33]),
         // Version 8: the integer coder with modelled signs, on a smooth field whose residuals
         // have correlated signs; NGLR with the committed network over it.
         (
@@ -128,32 +127,14 @@ fn golden_streams_still_decode_identically() {
             &[("nrmse", "1e-5"), ("block", "8x16x16")],
             &[9, 20, 33],
         ),
-        (
-            "nrmse_1e-5_nglr_v8_f32",
-            &[
-                ("nrmse", "1e-5"),
-                ("residual", "nglr"),
-                ("nglr", NGLR_NET),
-                ("block", "8x16x16"),
-            ],
-            &[9, 20, 33],
-        ),
+        ("nrmse_1e-5_nglr_v8_f32", NGLR_FORCED, &[9, 20, 33]),
         // Version 9: the same, with blocks whose signs are in the classes' symbols.
         (
             "nrmse_1e-5_smooth_v9_f32",
             &[("nrmse", "1e-5"), ("block", "8x16x16")],
             &[9, 20, 33],
         ),
-        (
-            "nrmse_1e-5_nglr_v9_f32",
-            &[
-                ("nrmse", "1e-5"),
-                ("residual", "nglr"),
-                ("nglr", NGLR_NET),
-                ("block", "8x16x16"),
-            ],
-            &[9, 20, 33],
-        ),
+        ("nrmse_1e-5_nglr_v9_f32", NGLR_FORCED, &[9, 20, 33]),
         // Version 10, written by the current encoder (the same bytes again): the same, and
         // wavelet blocks of both layouts on the smooth field.
         (
@@ -161,28 +142,10 @@ fn golden_streams_still_decode_identically() {
             &[("nrmse", "1e-5"), ("block", "8x16x16")],
             &[9, 20, 33],
         ),
-        (
-            "nrmse_1e-5_nglr_v10_f32",
-            &[
-                ("nrmse", "1e-5"),
-                ("residual", "nglr"),
-                ("nglr", NGLR_NET),
-                ("block", "8x16x16"),
-            ],
-            &[9, 20, 33],
-        ),
+        ("nrmse_1e-5_nglr_v10_f32", NGLR_FORCED, &[9, 20, 33]),
         // Version 12, written by the current encoder: the same, its blocks of one plane (the
         // last plane) predicted by NGLR too (predictor 10).
-        (
-            "nrmse_1e-5_nglr_v12_f32",
-            &[
-                ("nrmse", "1e-5"),
-                ("residual", "nglr"),
-                ("nglr", NGLR_NET),
-                ("block", "8x16x16"),
-            ],
-            &[9, 20, 33],
-        ),
+        ("nrmse_1e-5_nglr_v12_f32", NGLR_FORCED, &[9, 20, 33]),
         // Its first block with special values (their spikes are localized detail: the dyadic
         // layout), its second without (the standard layout). The first of these was written
         // before the step search weighed the faces' coefficients exactly, which chose another
@@ -395,24 +358,14 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
         ),
         (
             "nrmse_1e-5_nglr_v10_f64",
-            &[
-                ("nrmse", "1e-5"),
-                ("residual", "nglr"),
-                ("nglr", NGLR_NET),
-                ("block", "8x16x16"),
-            ],
+            NGLR_FORCED,
             &dims,
             &wide,
             &[BlockKind::Lbrc],
         ),
         (
             "nrmse_1e-5_nglr_v12_f64",
-            &[
-                ("nrmse", "1e-5"),
-                ("residual", "nglr"),
-                ("nglr", NGLR_NET),
-                ("block", "8x16x16"),
-            ],
+            NGLR_FORCED,
             &dims,
             &wide,
             &[BlockKind::Lbrc],

@@ -22,6 +22,23 @@ fn carries_network(s: &[u8]) -> bool {
     parse(s).unwrap().nglr().unwrap().is_some()
 }
 
+/// The first stream of `v` that `c` writes with a network, once its background training is
+/// done (within `limit` seconds).
+fn once_learnt(c: &Codec, dims: &[usize], v: &[f32], limit: u64) -> Vec<u8> {
+    let start = std::time::Instant::now();
+    loop {
+        let s = c.compress(dims, v).unwrap();
+        if carries_network(&s) {
+            return s;
+        }
+        assert!(
+            start.elapsed().as_secs() < limit,
+            "no network after {limit} s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 fn rms_over_range(v: &[f32], back: &[f32]) -> f64 {
     let (lo, hi) = v
         .iter()
@@ -124,15 +141,7 @@ fn two_dimensional_arrays_are_predicted_with_the_network() {
     .unwrap();
     let first = c.compress(&dims, &v).unwrap();
     assert!(!carries_network(&first));
-    let start = std::time::Instant::now();
-    let s = loop {
-        let s = c.compress(&dims, &v).unwrap();
-        if carries_network(&s) {
-            break s;
-        }
-        assert!(start.elapsed().as_secs() < 120, "no network after 120 s");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+    let s = once_learnt(&c, &dims, &v, 120);
     assert_eq!(parse(&s).unwrap().version, 12);
     assert!(
         (s.len() as f64) < 0.9 * first.len() as f64,
@@ -186,15 +195,7 @@ fn the_operator_learns_from_fill_values_as_missing_data() {
     .unwrap();
     let first = c.compress(&dims, &filled).unwrap();
     assert!(!carries_network(&first));
-    let start = std::time::Instant::now();
-    let s = loop {
-        let s = c.compress(&dims, &filled).unwrap();
-        if carries_network(&s) {
-            break s;
-        }
-        assert!(start.elapsed().as_secs() < 300, "no network after 300 s");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+    let s = once_learnt(&c, &dims, &filled, 300);
     assert!(
         (s.len() as f64) < 0.99 * first.len() as f64,
         "{} with the network, {} without",
@@ -268,15 +269,7 @@ fn operator_learns_a_network_from_its_first_arrays() {
     for _ in 0..2 {
         assert!(!carries_network(&c.compress(&dims, &v).unwrap()));
     }
-    let start = std::time::Instant::now();
-    let s = loop {
-        let s = c.compress(&dims, &v).unwrap();
-        if carries_network(&s) {
-            break s;
-        }
-        assert!(start.elapsed().as_secs() < 300, "no network after 300 s");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+    let s = once_learnt(&c, &dims, &v, 300);
     let (_, back) = decode_as::<f32>(&s).unwrap();
     assert!(rms_over_range(&v, &back) <= 1e-5);
     let e = Codec::from_pairs([("train_nglr", "2"), ("nglr", NGLR_NET)]).unwrap_err();
