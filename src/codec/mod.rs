@@ -408,7 +408,7 @@ impl Codec {
         // The encoder predicts blocks of one plane with predictor 10 (version 12).
         let nglr_planar = carried & NGLR != 0
             && (coded.iter().enumerate()).any(|(i, c)| {
-                grid.block(i).shape[0] == 1 && picked(c, carried, forced) & NGLR != 0
+                nglr::planar(grid.block(i).shape) && picked(c, carried, forced) & NGLR != 0
             });
         let tables = Tables {
             model: model_bytes.filter(|_| carried & MODEL != 0),

@@ -283,7 +283,7 @@ pub(crate) fn prepare(
     // NGLR over the block's own predictor, where its sampled cost is lower (or forced).
     if let (Some(u), Some(mut q)) = (net, kept) {
         let scale = nglr::scale_of(&plain.values, shape);
-        let p = nglr::Nglr::new(u.net.clone(), classic, scale, shape[0] == 1);
+        let p = nglr::Nglr::new(u.net.clone(), classic, scale, nglr::planar(shape));
         if u.force || nglr::promising(&p, &q, &plain.values, shape, specials.positions()) {
             predict::fill(&p, &mut q, shape, specials.positions());
             out.push(Integers {

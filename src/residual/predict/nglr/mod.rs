@@ -65,6 +65,11 @@ fn biased(planar: bool, (i, j, k): (usize, usize, usize)) -> bool {
     (i > 0 || planar) && j > 0 && k > 0
 }
 
+/// Whether the encoder predicts a block of `shape` with predictor 10: where it has one plane.
+pub(crate) fn planar(shape: [usize; 3]) -> bool {
+    shape[0] == 1
+}
+
 /// A block's scale `d` and what features need of it.
 #[derive(Clone, Copy)]
 struct Scale {
@@ -149,7 +154,7 @@ fn features(
 pub(crate) fn scale_of(rl: &[i64], shape: [usize; 3]) -> u32 {
     let [a, b, c] = shape;
     let (mut sum, mut n) = (0u128, 0u128);
-    for i in usize::from(a > 1)..a {
+    for i in usize::from(!planar(shape))..a {
         for j in 1..b {
             let row = &rl[(i * b + j) * c..][..c];
             sum += row[1..]
@@ -313,10 +318,10 @@ pub(crate) fn samples(
 ) -> (u32, Vec<([i16; FEATURES], i64)>) {
     let ri = inner.forward(q.to_vec(), shape, false);
     let scale = Scale::new(scale_of(&ri, shape));
-    let [a, b, c] = shape;
+    let [_, b, c] = shape;
     let at = positions.filter_map(|p| {
         let (i, j, k) = (p / (b * c), (p / c) % b, p % c);
-        biased(a == 1, (i, j, k)).then(|| {
+        biased(planar(shape), (i, j, k)).then(|| {
             let pred = q[p] - ri[p];
             let f = features(q, |x| ri[x], shape, (i, j, k), pred, scale);
             (f, ri[p])
