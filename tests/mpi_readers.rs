@@ -181,3 +181,38 @@ fn plugin_exports_only_the_operator_entry_points_and_the_insitu_hooks() {
         "the plugin must not link ADIOS2"
     );
 }
+
+/// The plugin is never unmapped: ADIOS2 dlcloses it at exit while its worker threads may still
+/// be starting (bpls crashed so). Its dynamic section says NODELETE (as the C library's, whose
+/// threads may outlive a dlclose too), and readers of the four-rank file, many at once, all
+/// exit cleanly.
+#[test]
+fn the_plugin_stays_loaded_so_readers_exit_cleanly() {
+    let installed = plugin_dir().join("../../libresiduum.so");
+    for lib in [plugin_dir().join("libresiduum_plugin.so"), installed] {
+        let out = run(Command::new("readelf").arg("-d").arg(&lib));
+        let dynamic = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            dynamic
+                .lines()
+                .any(|l| l.contains("FLAGS_1") && l.contains("NODELETE")),
+            "{}: {dynamic}",
+            lib.display()
+        );
+    }
+    let file = four_rank_file();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..100 {
+                    let out = run(Command::new(adios2_prefix().join("bin/bpls"))
+                        .arg("-d")
+                        .arg(file)
+                        .arg("T")
+                        .env("ADIOS2_PLUGIN_PATH", plugin_dir()));
+                    assert!(out.status.success(), "bpls: {:?}", out.status);
+                }
+            });
+        }
+    });
+}
