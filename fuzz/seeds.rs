@@ -103,28 +103,26 @@ fn main() {
         env!("CARGO_MANIFEST_DIR"),
         "/../tests/golden/nglr_net.safetensors"
     );
-    let s = Codec::from_pairs([("nrmse", "1e-5"), ("residual", "nglr"), ("nglr", net)])
-        .unwrap()
-        .compress(&[16, 16, 16], &cube)
-        .unwrap();
-    std::fs::write(decode_dir.join("nglr"), &s).unwrap();
-    let parsed = residuum::internals::format::parse(&s).unwrap();
-    // Shape 16³ (flag 16), flag 128: decoded with the target's own network (other weights,
-    // the same paths).
-    let mut seed = vec![4, 4, 4, 16 | 32 | 128];
-    seed.extend_from_slice(parsed.payload(0).unwrap());
-    std::fs::write(blocks_dir.join("nglr-16-16"), seed).unwrap();
-    // A 2D array (one plane of 16 x 64): predictor 10 (version 12).
-    let s = Codec::from_pairs([("nrmse", "1e-5"), ("residual", "nglr"), ("nglr", net)])
-        .unwrap()
-        .compress(&[16, 64], &cube[..1024])
-        .unwrap();
-    std::fs::write(decode_dir.join("nglr-planar"), &s).unwrap();
-    let parsed = residuum::internals::format::parse(&s).unwrap();
-    assert_eq!(parsed.version, 12);
-    let mut seed = vec![0, 4, 6, 16 | 32 | 128];
-    seed.extend_from_slice(parsed.payload(0).unwrap());
-    std::fs::write(blocks_dir.join("nglr-planar"), seed).unwrap();
+    let codec =
+        Codec::from_pairs([("nrmse", "1e-5"), ("residual", "nglr"), ("nglr", net)]).unwrap();
+    // A 16³ cube (version 10), and a 2D array of one plane, 16 x 64 (predictor 10, version 12);
+    // each block seed of flags 16 (shapes 2^b: 16³ and 1 x 16 x 64), 32 and 128 (decoded with
+    // the target's own network: other weights, the same paths).
+    // Decode and blocks seed names, dims, values, version, block-seed shape bytes.
+    type NglrCase<'a> = (&'a str, &'a str, &'a [usize], usize, u16, [u8; 3]);
+    let nglr_cases: [NglrCase; 2] = [
+        ("nglr", "nglr-16-16", &[16, 16, 16], 4096, 10, [4, 4, 4]),
+        ("nglr-planar", "nglr-planar", &[16, 64], 1024, 12, [0, 4, 6]),
+    ];
+    for (name, blocks_name, dims, n, version, shape) in nglr_cases {
+        let s = codec.compress(dims, &cube[..n]).unwrap();
+        std::fs::write(decode_dir.join(name), &s).unwrap();
+        let parsed = residuum::internals::format::parse(&s).unwrap();
+        assert_eq!(parsed.version, version);
+        let mut seed = [shape.as_slice(), &[16 | 32 | 128]].concat();
+        seed.extend_from_slice(parsed.payload(0).unwrap());
+        std::fs::write(blocks_dir.join(blocks_name), seed).unwrap();
+    }
     // Temporal prediction (version 7, the step entry last): a keyframe and the step after it,
     // whose blocks are coded over the keyframe's reconstruction (smoothed or not).
     let c = Codec::from_pairs([("nrmse", "1e-5"), ("temporal", "8")]).unwrap();
