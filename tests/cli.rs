@@ -53,6 +53,52 @@ fn compress_info_decompress_round_trip_on_real_data() {
     assert!(std::fs::read(&back).unwrap() == std::fs::read(data).unwrap());
 }
 
+/// A raw file named with its shape (as `bench` and `train` read them) needs no --dims or --type;
+/// what is given still wins, and a name without a shape still asks for them.
+#[test]
+fn the_shape_and_type_come_from_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<u8> = (0..2 * 3 * 5)
+        .flat_map(|i| (i as f64 * 0.37).sin().to_le_bytes())
+        .collect();
+    let named = dir.path().join("wave_2x3x5.f64");
+    std::fs::write(&named, &values).unwrap();
+    let compress = |input: &std::path::Path, extra: &[&str], out: &str| {
+        let o = dir.path().join(out);
+        let r = residuum()
+            .args(["compress", "--nrmse", "1e-4", "-i"])
+            .arg(input)
+            .args(extra)
+            .arg("-o")
+            .arg(&o)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&r.stderr).into_owned();
+        (r.status.success().then(|| std::fs::read(o).unwrap()), err)
+    };
+    let (from_name, e) = compress(&named, &[], "a.rsd");
+    let from_name = from_name.unwrap_or_else(|| panic!("{e}"));
+    let given = ["--dims", "2x3x5", "--type", "f64"];
+    assert_eq!(compress(&named, &given, "b.rsd").0, Some(from_name.clone()));
+    let info = residuum()
+        .arg("info")
+        .arg("-i")
+        .arg(dir.path().join("a.rsd"))
+        .output();
+    let info = String::from_utf8_lossy(&info.unwrap().stdout).into_owned();
+    assert!(info.contains("type double, dims 2x3x5"), "{info}");
+    // What is given wins over the name: the same bytes as 30 values of one row.
+    let (row, e) = compress(&named, &["--dims", "30"], "c.rsd");
+    assert_ne!(row.unwrap_or_else(|| panic!("{e}")), from_name);
+    let plain = dir.path().join("wave.f64");
+    std::fs::write(&plain, &values).unwrap();
+    let (none, e) = compress(&plain, &[], "d.rsd");
+    assert!(
+        none.is_none() && e.contains("raw input needs --dims"),
+        "{e}"
+    );
+}
+
 #[test]
 fn bad_input_gives_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -36,12 +36,8 @@ pub fn load_fields(paths: &[PathBuf]) -> Result<Vec<Field>, String> {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .to_string();
-            let a = if f.extension().is_some_and(|x| x == "npy") {
-                input::load(f, None, None)?
-            } else {
-                let dims = stem.rsplit('_').next().unwrap_or_default();
-                input::load(f, Some(dims), Some(residuum::ElementType::F32))?
-            };
+            // The shape from the name (`input::named_shape`) or the .npy header.
+            let a = input::load(f, None, None)?;
             if a.dtype != residuum::ElementType::F32 {
                 return Err(format!(
                     "{}: the benchmark takes float32 fields",

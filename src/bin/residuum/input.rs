@@ -81,7 +81,21 @@ pub fn read_stream(path: &Path) -> Result<Vec<u8>, String> {
         .ok_or_else(|| at(format!("a stream of more than {max} bytes")))
 }
 
-/// Loads `path`: `.npy` carries its own shape and type; raw files need `dims` and `dtype`.
+/// The shape and type a raw file's name carries, as `bench` and `train` read fields and as
+/// ../shared/data names them: `name_100x64x128.f32` (or `.f64`).
+pub fn named_shape(path: &Path) -> Option<(String, ElementType)> {
+    let dtype = match path.extension()?.to_str()? {
+        "f32" => ElementType::F32,
+        "f64" => ElementType::F64,
+        _ => return None,
+    };
+    let stem = path.file_stem()?.to_str()?;
+    let dims = stem.rsplit('_').next()?;
+    parse_dims(dims).is_ok().then(|| (dims.to_string(), dtype))
+}
+
+/// Loads `path`: `.npy` carries its own shape and type; raw files need `dims` and `dtype`,
+/// given or carried by the name ([`named_shape`]; what is given wins).
 pub fn load(path: &Path, dims: Option<&str>, dtype: Option<ElementType>) -> Result<Array, String> {
     if path
         .extension()
@@ -89,8 +103,14 @@ pub fn load(path: &Path, dims: Option<&str>, dtype: Option<ElementType>) -> Resu
     {
         return load_npy(path).map_err(|e| format!("{}: {e}", path.display()));
     }
-    let dims = parse_dims(dims.ok_or("raw input needs --dims (or use a .npy file)")?)?;
-    let dtype = dtype.ok_or("raw input needs --type f32|f64 (or use a .npy file)")?;
+    let named = named_shape(path);
+    let dims = dims.or(named.as_ref().map(|(d, _)| d.as_str()));
+    let dims = parse_dims(dims.ok_or(
+        "raw input needs --dims (or use a .npy file, or a name ending in its shape: x_100x64x128.f32)",
+    )?)?;
+    let dtype = dtype.or(named.map(|(_, t)| t)).ok_or(
+        "raw input needs --type f32|f64 (or use a .npy file, or a name ending in its shape: x_100x64x128.f32)",
+    )?;
     let need = array_bytes(&dims, dtype)?;
     let bytes = read_at_most(path, need)?;
     if bytes.len() != need {

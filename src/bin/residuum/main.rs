@@ -42,12 +42,13 @@ enum Type {
     F64,
 }
 
-/// The input array: raw little-endian (needs --dims, --type) or .npy.
+/// The input array: raw little-endian (needs --dims and --type unless its name ends in its
+/// shape, as `x_100x64x128.f32`) or .npy.
 #[derive(Args)]
 struct InputArgs {
     #[arg(short, long)]
     input: PathBuf,
-    /// Shape, slowest dimension first, e.g. 744x33x49.
+    /// Shape, slowest dimension first, e.g. 744x33x49 (default: from a name such as x_744x33x49.f32, whose extension gives the type).
     #[arg(long)]
     dims: Option<String>,
     #[arg(long, value_enum)]
