@@ -1,42 +1,55 @@
 //! `residuum bench` on a real field: a table with every codec, a CSV whose rows hold the
 //! measured points, and a PNG.
 
-#[test]
-fn bench_compares_codecs_and_writes_csv_and_png() {
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/nyx_temperature_32x32x32.f32"
-    );
-    let out = tempfile::tempdir().unwrap();
+use std::path::Path;
+
+const DATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/data/nyx_temperature_32x32x32.f32"
+);
+
+/// Runs `residuum bench` on `data` with `extra` options, writing into `out`; returns its table.
+fn bench(data: &Path, extra: &[&str], out: &Path) -> String {
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_residuum"))
-        .args([
-            "bench",
-            data,
-            "--targets",
-            "1e-4,1e-5",
-            "--reps",
-            "1",
-            "--out",
-        ])
-        .arg(out.path())
+        .arg("bench")
+        .arg(data)
+        .args(["--targets", "1e-4,1e-5", "--reps", "1"])
+        .args(extra)
+        .arg("--out")
+        .arg(out)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&run.stdout);
+    let text = String::from_utf8_lossy(&run.stdout).into_owned();
     assert!(
         run.status.success(),
         "{text}\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    text
+}
+
+/// The CSV's rows, split into columns.
+fn rows(out: &Path) -> Vec<Vec<String>> {
+    let csv = std::fs::read_to_string(out.join("bench.csv")).unwrap();
+    let width = csv.lines().next().unwrap().split(',').count();
+    let rows: Vec<Vec<String>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    assert!(rows.iter().all(|r| r.len() == width), "{csv}");
+    rows
+}
+
+#[test]
+fn bench_compares_codecs_and_writes_csv_and_png() {
+    let out = tempfile::tempdir().unwrap();
+    let text = bench(Path::new(DATA), &[], out.path());
     assert!(
         text.contains("nyx_temperature_32x32x32") && text.contains("CR vs best peer"),
         "{text}"
     );
-    let csv = std::fs::read_to_string(out.path().join("bench.csv")).unwrap();
-    let rows: Vec<Vec<&str>> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
+    let rows = rows(out.path());
     let codecs = [
         "residuum",
         "residuum 2 threads",
@@ -46,9 +59,9 @@ fn bench_compares_codecs_and_writes_csv_and_png() {
         "SPERR pwe",
         "SPERR psnr",
     ];
-    assert_eq!(rows.len(), 2 * codecs.len(), "{csv}");
+    assert_eq!(rows.len(), 2 * codecs.len(), "{rows:?}");
     for r in &rows {
-        assert!(codecs.contains(&r[2]), "{r:?}");
+        assert!(codecs.contains(&r[2].as_str()), "{r:?}");
         let (target, cr, nrmse): (f64, f64, f64) = (
             r[1].parse().unwrap(),
             r[4].parse().unwrap(),
@@ -60,4 +73,49 @@ fn bench_compares_codecs_and_writes_csv_and_png() {
     }
     let png = std::fs::read(out.path().join("rate_distortion.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
+}
+
+/// With `--fill`, every codec gets the fill values as missing data: the same streams as where
+/// the file holds NaN. Without it, 1e20 is data to every codec.
+#[test]
+fn fill_values_are_missing_data_to_every_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<f32> = std::fs::read(DATA)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    // A masked corner (land), as an ocean model writes it: with NaN, and with a fill value.
+    let masked = |fill: f32| -> Vec<u8> {
+        let land = |i: usize| (i / 1024) < 8 && (i % 32) < 12;
+        let v = values.iter().enumerate();
+        v.flat_map(|(i, &x)| if land(i) { fill } else { x }.to_le_bytes())
+            .collect()
+    };
+    let (nan, filled) = (dir.path().join("nan"), dir.path().join("filled"));
+    for d in [&nan, &filled] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let name = "sst_32x32x32.f32";
+    std::fs::write(nan.join(name), masked(f32::NAN)).unwrap();
+    std::fs::write(filled.join(name), masked(1e20)).unwrap();
+    let out = |n: &str| dir.path().join(n);
+    bench(&nan.join(name), &[], &out("nan-out"));
+    bench(&filled.join(name), &["--fill", "1e20"], &out("fill-out"));
+    bench(&filled.join(name), &[], &out("data-out"));
+    let (nan, fill, data) = (
+        rows(&out("nan-out")),
+        rows(&out("fill-out")),
+        rows(&out("data-out")),
+    );
+    assert_eq!(nan.len(), 14, "{nan:?}");
+    for ((n, f), d) in nan.iter().zip(&fill).zip(&data) {
+        // Field, target, codec, bytes, CR, NRMSE and the worst block's: the same.
+        assert_eq!(n[..7], f[..7], "{n:?} {f:?}");
+        // As data, 1e20 sets the range (1e13 times the field's), so every codec codes the
+        // field's values far more coarsely.
+        assert_eq!(n[..3], d[..3]);
+        let cr = |r: &[String]| r[4].parse::<f64>().unwrap();
+        assert!(cr(d) > 5.0 * cr(n), "{n:?} {d:?}");
+    }
 }

@@ -3,7 +3,7 @@
 //! gets its best chance: the largest error bound (for SPERR's PSNR mode, the lowest PSNR) whose
 //! global NRMSE stays within the target. Prints a table; writes a CSV and a PNG.
 
-use crate::fields::{load_fields, Field};
+use crate::fields::{load_fields, mark_missing, Field};
 #[cfg(feature = "peers")]
 use crate::peers::Peer;
 use crate::results::{write_csv, Row};
@@ -222,6 +222,10 @@ pub struct BenchArgs {
     /// codec's own per-block choice.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// Values equal to this mark missing data, as the operator's `fill=` (e.g. 1e20, -999):
+    /// every codec gets them as NaN (exact, outside the range and the error), not as data.
+    #[arg(long, allow_negative_numbers = true)]
+    fill: Option<f32>,
 }
 
 /// The variants measured with a base model: label and parameters (model bytes are in the
@@ -250,10 +254,11 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     if !cfg!(feature = "peers") {
         eprintln!("residuum: built without the `peers` feature: measuring residuum alone");
     }
-    let fields = load_fields(&args.inputs)?;
+    let mut fields = load_fields(&args.inputs)?;
     if fields.is_empty() {
         return Err("no .f32 or .npy fields found".into());
     }
+    mark_missing(&mut fields, args.fill);
     #[cfg(feature = "peers")]
     let peers = Peer::ALL.len();
     #[cfg(not(feature = "peers"))]

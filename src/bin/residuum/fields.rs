@@ -72,3 +72,14 @@ pub fn load_raw(paths: &[PathBuf], dims: &str) -> Result<Vec<Field>, String> {
         })
         .collect()
 }
+
+/// Values equal to `fill` become NaN: missing data, as the operator's `fill=` treats them (NaN is
+/// what every codec of `bench` and both trainers already leave out).
+pub fn mark_missing(fields: &mut [Field], fill: Option<f32>) {
+    let Some(fill) = fill else { return };
+    for x in fields.iter_mut().flat_map(|f| f.values.iter_mut()) {
+        if x.to_bits() == fill.to_bits() {
+            *x = f32::NAN;
+        }
+    }
+}

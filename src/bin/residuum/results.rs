@@ -24,7 +24,7 @@ pub struct Row {
 
 pub fn write_csv(rows: &[Row], path: &Path) -> Result<(), String> {
     let mut s = String::from(
-        "field,target,codec,bytes,cr,nrmse,worst_block_nrmse,compress_mb_s,decompress_mb_s,bound\n",
+        "field,target,codec,bytes,cr,nrmse,worst_block_nrmse,compress_mb_s,decompress_mb_s,bound,blocks\n",
     );
     for r in rows {
         let _ = writeln!(

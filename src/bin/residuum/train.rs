@@ -4,7 +4,7 @@
 //! instead (`residuum::internals::nglr::train`), then what it saves on each field through the
 //! codec.
 
-use crate::fields::{load_fields, load_raw, Field};
+use crate::fields::{load_fields, load_raw, mark_missing, Field};
 use indicatif::{ProgressBar, ProgressStyle};
 use residuum::internals::base;
 use residuum::internals::base::train::{fit, Sample, TrainOptions};
@@ -68,13 +68,7 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     if fields.is_empty() {
         return Err("no fields to train on".into());
     }
-    if let Some(fill) = args.fill {
-        for x in fields.iter_mut().flat_map(|f| f.values.iter_mut()) {
-            if x.to_bits() == fill.to_bits() {
-                *x = f32::NAN;
-            }
-        }
-    }
+    mark_missing(&mut fields, args.fill);
     if args.nglr {
         return crate::train_nglr::run(args, &fields);
     }
