@@ -105,12 +105,16 @@ pub fn load(path: &Path, dims: Option<&str>, dtype: Option<ElementType>) -> Resu
     }
     let named = named_shape(path);
     let dims = dims.or(named.as_ref().map(|(d, _)| d.as_str()));
-    let dims = parse_dims(dims.ok_or(
-        "raw input needs --dims (or use a .npy file, or a name ending in its shape: x_100x64x128.f32)",
-    )?)?;
-    let dtype = dtype.or(named.map(|(_, t)| t)).ok_or(
-        "raw input needs --type f32|f64 (or use a .npy file, or a name ending in its shape: x_100x64x128.f32)",
-    )?;
+    let needs = |what: &str| {
+        format!(
+            "raw input needs {what} (or use a .npy file, or a name ending in its \
+             shape: x_100x64x128.f32)"
+        )
+    };
+    let dims = parse_dims(dims.ok_or_else(|| needs("--dims"))?)?;
+    let dtype = dtype
+        .or(named.map(|(_, t)| t))
+        .ok_or_else(|| needs("--type f32|f64"))?;
     let need = array_bytes(&dims, dtype)?;
     let bytes = read_at_most(path, need)?;
     if bytes.len() != need {

@@ -48,7 +48,8 @@ enum Type {
 struct InputArgs {
     #[arg(short, long)]
     input: PathBuf,
-    /// Shape, slowest dimension first, e.g. 744x33x49 (default: from a name such as x_744x33x49.f32, whose extension gives the type).
+    /// Shape, slowest dimension first, e.g. 744x33x49 (default: from a name such as
+    /// x_744x33x49.f32, whose extension gives the type).
     #[arg(long)]
     dims: Option<String>,
     #[arg(long, value_enum)]
