@@ -75,8 +75,8 @@ fn bench_compares_codecs_and_writes_csv_and_png() {
     assert_eq!(&png[1..4], b"PNG");
 }
 
-/// With `--fill`, every codec gets the fill values as missing data: the same streams as where
-/// the file holds NaN. Without it, 1e20 is data to every codec.
+/// With `--fill`, every codec gets the fill values as missing data: the same sizes and errors
+/// as where the file holds NaN. Without it, 1e20 is data to every codec.
 #[test]
 fn fill_values_are_missing_data_to_every_codec() {
     let dir = tempfile::tempdir().unwrap();
