@@ -88,14 +88,19 @@ fn a_network_trained_by_the_cli_pays_for_itself() {
     };
     let (plain, with) = (size(None), size(Some(out.to_str().unwrap())));
     assert!(carries_network(&with) && !carries_network(&plain));
-    assert!(
-        (with.len() as f64) < 0.98 * plain.len() as f64,
-        "{} bytes with NGLR, {} without",
-        with.len(),
-        plain.len()
-    );
+    assert_pays(&with, &plain, 0.98);
     let (_, back) = decode_as::<f32>(&with).unwrap();
     assert!(rms_over_range(&v, &back) <= 1e-5);
+}
+
+/// The stream `with` the network is smaller than `factor` times the one `without` it.
+fn assert_pays(with: &[u8], without: &[u8], factor: f64) {
+    assert!(
+        (with.len() as f64) < factor * without.len() as f64,
+        "{} bytes with the network, {} without",
+        with.len(),
+        without.len()
+    );
 }
 
 /// Offered a network, the codec never writes a larger stream than without it (it carries
@@ -143,12 +148,7 @@ fn two_dimensional_arrays_are_predicted_with_the_network() {
     assert!(!carries_network(&first));
     let s = once_learnt(&c, &dims, &v, 120);
     assert_eq!(parse(&s).unwrap().version, 12);
-    assert!(
-        (s.len() as f64) < 0.9 * first.len() as f64,
-        "{} with the network, {} without",
-        s.len(),
-        first.len()
-    );
+    assert_pays(&s, &first, 0.9);
     let (_, back) = decode_as::<f32>(&s).unwrap();
     assert!(rms_over_range(&v, &back) <= 1e-5);
 }
@@ -196,12 +196,7 @@ fn the_operator_learns_from_fill_values_as_missing_data() {
     let first = c.compress(&dims, &filled).unwrap();
     assert!(!carries_network(&first));
     let s = once_learnt(&c, &dims, &filled, 300);
-    assert!(
-        (s.len() as f64) < 0.99 * first.len() as f64,
-        "{} with the network, {} without",
-        s.len(),
-        first.len()
-    );
+    assert_pays(&s, &first, 0.99);
     let (_, back) = decode_as::<f32>(&s).unwrap();
     assert!(filled
         .iter()
