@@ -89,9 +89,12 @@ fn the_shape_and_type_come_from_the_name() {
     assert!(info.contains("type double, dims 2x3x5"), "{info}");
     // What is given wins over the name: the same bytes as 30 values of one row.
     let (row, e) = compress(&named, &["--dims", "30"], "c.rsd");
-    assert_ne!(row.unwrap_or_else(|| panic!("{e}")), from_name);
+    let row = row.unwrap_or_else(|| panic!("{e}"));
+    assert_ne!(row, from_name);
     let plain = dir.path().join("wave.f64");
     std::fs::write(&plain, &values).unwrap();
+    let one_row = ["--dims", "30", "--type", "f64"];
+    assert_eq!(compress(&plain, &one_row, "e.rsd").0, Some(row));
     let (none, e) = compress(&plain, &[], "d.rsd");
     assert!(
         none.is_none() && e.contains("raw input needs --dims"),
