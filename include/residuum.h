@@ -112,7 +112,8 @@ typedef struct residuum_plugin_hooks {
   void (*set_reference_cache)(size_t);
   // Steps back to the keyframe a failed read named (the furthest since the last call), or −1.
   int64_t (*take_missing)(void);
-  // Restarts the writer's chains of the engine named by the argument (all if null).
+  // Restarts the writer's chains of the engine named by the argument (all if null), and
+  // forgets its encoder hints.
   void (*restart_chains)(const char*);
 } residuum_plugin_hooks;
 

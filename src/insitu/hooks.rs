@@ -89,7 +89,8 @@ pub struct residuum_plugin_hooks {
     pub set_reference_cache: extern "C" fn(usize),
     /// Steps back to the keyframe a failed read named (the furthest since the last call), or −1.
     pub take_missing: extern "C" fn() -> i64,
-    /// Restarts the writer's chains of the engine named by the argument (all if null).
+    /// Restarts the writer's chains of the engine named by the argument (all if null), and
+    /// forgets its encoder hints.
     pub restart_chains: unsafe extern "C" fn(*const c_char),
 }
 
@@ -171,6 +172,7 @@ unsafe extern "C" fn hook_restart_chains(engine: *const c_char) {
     // SAFETY: null or a C string, per the hook's contract.
     let engine = (!engine.is_null()).then(|| unsafe { CStr::from_ptr(engine) }.to_string_lossy());
     steps::restart(engine.as_deref());
+    registry::forget_hints(engine.as_deref());
 }
 
 pub(crate) static HOOKS: residuum_plugin_hooks = residuum_plugin_hooks {

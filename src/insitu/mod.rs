@@ -193,7 +193,8 @@ pub fn take_missing_reference() -> Result<Option<u64>> {
 }
 
 /// Restarts the writers' chains of steps of the engine named `engine` (of all for None): the next
-/// step of every block is a keyframe. For a writer opening a new file under an old name.
+/// step of every block is a keyframe, and the encoder's hints from earlier steps are forgotten.
+/// For a writer opening a new file under an old name.
 pub fn restart_chains(engine: Option<&str>) -> Result<()> {
     let h = hooks()?;
     let engine = engine.map(|e| cstring("engine", e)).transpose()?;

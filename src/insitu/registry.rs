@@ -49,6 +49,13 @@ pub(crate) fn set_threads(n: usize) {
     with(|r| r.threads = n);
 }
 
+/// Forgets the encoder hints of `engine`'s variables (of all for None): a file opened under
+/// the name of an earlier one starts without them, as its chains of steps start anew, so its
+/// bytes do not depend on what was written before it.
+pub(crate) fn forget_hints(engine: Option<&str>) {
+    with(|r| r.hints.retain(|k, _| engine.is_some_and(|e| k.0 != e)));
+}
+
 /// Takes the reports of `engine` (all for None), leaving the others'.
 pub(crate) fn take_reports(engine: Option<&str>) -> Vec<Report> {
     with(|r| {
@@ -183,8 +190,12 @@ fn readable(x: f64) -> String {
 mod tests {
     use super::*;
 
+    /// Held by the tests of encoder hints: one clears all of them now and then.
+    static HINTS: Mutex<()> = Mutex::new(());
+
     #[test]
     fn encoder_hints_stay_bounded_where_boxes_move() {
+        let _one = HINTS.lock().unwrap_or_else(|e| e.into_inner());
         let codec = Codec::from_pairs([("nrmse", "1e-3")]).unwrap();
         let data: Vec<u8> = [1.5f32, 2.5].iter().flat_map(|x| x.to_le_bytes()).collect();
         let mut out = vec![0u8; codec.max_compressed_len(ElementType::F32, &[2])];
@@ -195,6 +206,44 @@ mod tests {
             assert!(with(|r| r.hints.len()) <= MAX_HINTS, "after {i} boxes");
         }
         take_reports(Some("moving-boxes"));
+    }
+
+    #[test]
+    fn a_file_opened_again_under_its_name_starts_without_the_hints_of_the_one_before() {
+        let _one = HINTS.lock().unwrap_or_else(|e| e.into_inner());
+        // Terraces: the wavelet's look at them loses by far, so the same block's next step
+        // skips it; at a smooth field it wins, and only a look finds that.
+        let at = |f: &dyn Fn(f64, f64, f64) -> f64| -> Vec<u8> {
+            let (b, c) = (48, 48);
+            (0..40 * b * c)
+                .map(|i| f((i / (b * c)) as f64, ((i / c) % b) as f64, (i % c) as f64) as f32)
+                .flat_map(|v| v.to_le_bytes())
+                .collect()
+        };
+        let terraces = at(&|x, y, z| ((0.13 * x + 0.21 * y + 0.17 * z) as i64 % 5) as f64);
+        let smooth = at(&|x, y, z| (0.11 * x).sin() * 5.0 + (0.07 * y + 0.05 * z).cos() * 3.0);
+        let codec = Codec::from_pairs([("nrmse", "1e-5"), ("block", "40x48x48")]).unwrap();
+        let dims = [40, 48, 48];
+        let mut out = vec![0u8; codec.max_compressed_len(ElementType::F32, &dims)];
+        let mut write = |engine: &str, data: &[u8]| {
+            let f32 = ElementType::F32;
+            let n = compress(&codec, engine, "x", &[0; 3], f32, &dims, data, &mut out)
+                .unwrap()
+                .bytes_out;
+            out[..n].to_vec()
+        };
+        let fresh = write("hints-fresh.bp", &smooth);
+        for engine in ["hints-again.bp", "hints-other.bp"] {
+            write(engine, &terraces);
+        }
+        // The writer opens hints-again.bp anew (restarting its chains forgets its hints).
+        forget_hints(Some("hints-again.bp"));
+        assert_eq!(write("hints-again.bp", &smooth), fresh);
+        // Where the file goes on, its next step skips the look: another stream.
+        assert_ne!(write("hints-other.bp", &smooth), fresh);
+        take_reports(Some("hints-fresh.bp"));
+        take_reports(Some("hints-again.bp"));
+        take_reports(Some("hints-other.bp"));
     }
 
     #[test]
