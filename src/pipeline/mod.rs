@@ -17,6 +17,20 @@ use crossbeam_channel::bounded;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// Compiles a hot loop's function also for AVX-512 and AVX2, and calls the version the CPU
+/// runs (detected once): the build targets plain x86-64 so that one binary runs on any node,
+/// which leaves loops two f64 lanes wide. Only loops of plain arithmetic, comparisons and
+/// conversions go through it: each IEEE operation rounds alike at any width (and Rust never
+/// fuses a multiply with an add), so every version gives the same bits.
+macro_rules! wide {
+    ($(#[$attr:meta])* $vis:vis fn $($rest:tt)*) => {
+        $(#[$attr])*
+        #[multiversion::multiversion(targets("x86_64+avx512f+avx512dq+avx512vl", "x86_64+avx2"))]
+        $vis fn $($rest)*
+    };
+}
+pub(crate) use wide;
+
 /// Environment variable that sets the thread count where the parameters leave it at 0.
 pub const THREADS_ENV: &str = "RESIDUUM_THREADS";
 
