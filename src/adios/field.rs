@@ -2,7 +2,7 @@
 //! step's values of it, handed over to the writer (and lent back by `StepWriter::buffers`).
 
 use super::FieldMut;
-use crate::bound::finite_min_max;
+use crate::bound::{finite_min_max, finite_min_max_of, finite_min_max_of_f32};
 
 /// A field the writer puts every step: a global array of which this rank writes one box.
 #[derive(Debug, Clone)]
@@ -108,8 +108,9 @@ impl FieldData {
     /// The finite values' extremes, values equal to `fill` left out.
     pub(super) fn min_max(&self, fill: Option<f64>) -> (f64, f64) {
         match (self, fill) {
-            (FieldData::F32(v), None) => finite_min_max(v.iter().map(|&x| x as f64)),
-            (FieldData::F64(v), None) => finite_min_max(v.iter().copied()),
+            // In lanes: the writer's pass over each field before its step is written.
+            (FieldData::F32(v), None) => finite_min_max_of_f32(v),
+            (FieldData::F64(v), None) => finite_min_max_of(v),
             (FieldData::F32(v), Some(f)) => {
                 let f = f as f32;
                 finite_min_max(v.iter().filter(|&&x| x != f).map(|&x| x as f64))

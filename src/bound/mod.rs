@@ -111,19 +111,32 @@ pub fn finite_min_max(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
 /// registers ([`laned_min_max`]; the filtering fold above compiles to a scalar loop: about a
 /// tenth of LBRC's stage on small blocks).
 pub(crate) fn finite_min_max_of(values: &[f64]) -> (f64, f64) {
-    let (mut lo, mut hi) = laned_min_max::<f64, 8>(
+    let laned = laned_min_max::<f64, 8>(
         bytemuck::cast_slice(values),
         |b| f64::from_ne_bytes(b.try_into().unwrap()),
         (f64::INFINITY, f64::NEG_INFINITY),
     );
-    // Only zeros of both signs compare equal with different bits: an extreme of zero takes
-    // the sign of the first zero, as the fold's.
-    let first_zero = || values.iter().copied().find(|&v| v == 0.0);
-    if lo == 0.0 {
-        lo = first_zero().unwrap_or(lo);
-    }
-    if hi == 0.0 {
-        hi = first_zero().unwrap_or(hi);
+    zero_signs(laned, values.iter().copied())
+}
+
+/// [`finite_min_max`] of f32 values widened, the same bits, in lanes (the step writer's range
+/// of each field it writes).
+pub(crate) fn finite_min_max_of_f32(values: &[f32]) -> (f64, f64) {
+    let laned = laned_min_max::<f32, 4>(
+        bytemuck::cast_slice(values),
+        |b| f32::from_ne_bytes(b.try_into().unwrap()),
+        (f32::INFINITY, f32::NEG_INFINITY),
+    );
+    zero_signs(laned, values.iter().map(|&x| x as f64))
+}
+
+/// Only zeros of both signs compare equal with different bits: an extreme of zero takes the
+/// sign of the first zero, as the fold's.
+fn zero_signs((mut lo, mut hi): (f64, f64), mut values: impl Iterator<Item = f64>) -> (f64, f64) {
+    if lo == 0.0 || hi == 0.0 {
+        let zero = values.find(|&v| v == 0.0).unwrap_or(0.0);
+        lo = if lo == 0.0 { zero } else { lo };
+        hi = if hi == 0.0 { zero } else { hi };
     }
     (lo, hi)
 }
@@ -422,6 +435,7 @@ mod tests {
             f64::MIN_POSITIVE,
             -f64::MAX,
             7.0,
+            1e-40,
         ];
         let mut s = 3u64;
         for len in [0, 1, 7, 8, 9, 16, 31, 100] {
@@ -439,6 +453,16 @@ mod tests {
                     (a.0.to_bits(), a.1.to_bits()),
                     (b.0.to_bits(), b.1.to_bits()),
                     "{v:?}"
+                );
+                let w: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+                let (a, b) = (
+                    finite_min_max(w.iter().map(|&x| x as f64)),
+                    finite_min_max_of_f32(&w),
+                );
+                assert_eq!(
+                    (a.0.to_bits(), a.1.to_bits()),
+                    (b.0.to_bits(), b.1.to_bits()),
+                    "{w:?}"
                 );
             }
         }
