@@ -2,8 +2,9 @@
 # The step writer's cost, by rank placement: Gray-Scott with the comparison of the main job
 # (no output, uncompressed, residuum synchronous and async; medians of REPEAT interleaved runs)
 # for 1 rank with 2 cores, 1 rank with 1 core and 2 ranks with 1 core each, at L = 96 and 128,
-# output every 10 and 20 steps. Prints a Markdown table of wall time over no output and which
-# writer the default picks there. Needs 2 cores; takes about 20 minutes with the defaults.
+# output every 10 and 20 steps. Prints a Markdown table of wall time over no output (for async
+# with its 95 % bootstrap interval) and which writer the default picks there. Needs 2 cores;
+# takes about 20 minutes with the defaults.
 # STEPS (200), REPEAT (5), SIZES ("96 128"), GAPS ("10 20") and PLACES (placements as named in
 # the table, separated by ";") change the grid.
 set -euo pipefail
@@ -35,9 +36,11 @@ for place in "${chosen[@]}"; do
       paired() { grep -E "^  $1 .*overhead vs" "$log" | sed -E 's/.* paired *([-+0-9.]+%) \(([^)]*)\).*/\1 (\2)/'; }
       # Where the async writer's cost goes (medians over runs, % of no output's median).
       parts() { grep -E "^  $1 +computing" "$log" | sed -E 's/.*computing *([-+0-9.]+%).*handing over *([0-9.]+%) *close *([0-9.]+%).*/\1 \/ \2 \/ \3/'; }
+      # The async overhead's 95 % bootstrap interval (examples/common/compare.rs).
+      interval() { grep -E "^  $1 .*overhead vs" "$log" | sed -E 's/.*overhead vs no output *[-+0-9.]+% \[([^]]*)\].*/\1/'; }
       spread() { grep -E "^  $1 .*overhead vs" "$log" | sed -E 's/.*\(([0-9.]+\.\.[0-9.]+)\).*/\1/'; }
       default=$(grep -q "default writer here is the async" "$log" && echo async || echo sync)
-      echo "| $place | $l | $gap | $none ($(spread 'no output')) | $(pick 'uncompressed BP5') | $(pick 'residuum BP5, synchronous') ($(spread 'residuum BP5, synchronous')) | $(pick 'residuum BP5, async writer') ($(spread 'residuum BP5, async writer')) | $(paired 'residuum BP5, async writer') | $(parts 'residuum BP5, async writer') | $default |"
+      echo "| $place | $l | $gap | $none ($(spread 'no output')) | $(pick 'uncompressed BP5') | $(pick 'residuum BP5, synchronous') ($(spread 'residuum BP5, synchronous')) | $(pick 'residuum BP5, async writer') [$(interval 'residuum BP5, async writer')] ($(spread 'residuum BP5, async writer')) | $(paired 'residuum BP5, async writer') | $(parts 'residuum BP5, async writer') | $default |"
     done
   done
 done
