@@ -25,10 +25,11 @@
 //! logs each step's statistics and range on stderr. `--output compare` runs without output,
 //! uncompressed, residuum synchronously and residuum with the async writer, and compares;
 //! `--repeat N` runs every configuration N times, interleaved, and reports medians with their
-//! spread; `--plot` draws per-step compute and output time per configuration. `--temporal K`
-//! adds a residuum configuration with temporal prediction (`temporal=K` on every residuum
-//! operation of the configuration: each step coded over the previous one's reconstruction, a
-//! keyframe every K output steps) and reports its bytes per step next to those without.
+//! spread and each overhead's 95 % bootstrap interval; `--plot` draws per-step compute and
+//! output time per configuration. `--temporal K` adds a residuum configuration with temporal
+//! prediction (`temporal=K` on every residuum operation of the configuration: each step coded
+//! over the previous one's reconstruction, a keyframe every K output steps) and reports its
+//! bytes per step next to those without.
 //! `--contention-bench SECONDS` (one rank) measures how much compressing U and V on the other
 //! core slows the simulation's steps (`common/contention.rs`). `--temporal-bench DIR` runs,
 //! for NRMSE 1e-4, 1e-5 and 1e-6 and output every 5, 10 and 20 steps, the simulation with the
