@@ -121,6 +121,7 @@ pub(crate) fn finite_min_max_of(values: &[f64]) -> (f64, f64) {
 
 /// [`finite_min_max`] of f32 values widened, the same bits, in lanes (the step writer's range
 /// of each field it writes).
+#[cfg(any(feature = "adios", test))]
 pub(crate) fn finite_min_max_of_f32(values: &[f32]) -> (f64, f64) {
     let laned = laned_min_max::<f32, 4>(
         bytemuck::cast_slice(values),
