@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 source scripts/prepare.sh
 export RESIDUUM_PLUGIN_DIR="$ADIOS2_PLUGIN_PATH"
 cargo fmt --all -- --check
-# The API docs: no broken or private links (doc/format.md and the README point into them).
+# The API docs: no broken or private links (doc/format.md and the README point into them), also
+# for a library-only user who builds them without ADIOS2.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --no-default-features --quiet
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
 # `peers` builds SZ3 and ZFP, so the benchmark is compiled and exercised too.
 cargo clippy --workspace --all-targets --features peers --quiet -- -D warnings

@@ -6,9 +6,9 @@
 //! prediction ([`Chain`]) (`base/`), codes the residual (`residual/`: LBRC's
 //! predictors and quantizer, GAE) and its integers (`entropy/`), in a two-stage pipeline
 //! (`pipeline/`), and writes a self-describing, checksummed stream (`format/`, specified in
-//! `doc/format.md`); [`decode()`] reads it back. [`insitu`] and [`adios`] connect this to
-//! ADIOS2; `ffi/` is the C ABI (`include/residuum.h`) that the ADIOS2 plugin in `adios-plugin/`
-//! calls.
+//! `doc/format.md`); [`decode()`] reads it back. [`insitu`] and `adios` (with the `adios`
+//! feature, on by default) connect this to ADIOS2; `ffi/` is the C ABI (`include/residuum.h`)
+//! that the ADIOS2 plugin in `adios-plugin/` calls.
 
 #[cfg(target_endian = "big")]
 compile_error!("residuum streams are little-endian and only little-endian hosts are supported");
