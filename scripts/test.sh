@@ -12,9 +12,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --no-default-features --qui
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
 # `peers` builds SZ3 and ZFP, so the benchmark is compiled and exercised too.
 cargo clippy --workspace --all-targets --features peers --quiet -- -D warnings
-# The library without ADIOS2, MPI or candle, as the fuzz crate and library-only users build it:
-# code used only by a feature must not warn there.
-cargo clippy --lib --no-default-features --quiet -- -D warnings
+# The library without ADIOS2, MPI or candle, as the fuzz crate and library-only users build it,
+# and with ADIOS2 but no command line: code used only by a feature must not warn there, and a
+# target that needs a feature must say so in Cargo.toml.
+cargo clippy --all-targets --no-default-features --quiet -- -D warnings
+cargo clippy --all-targets --no-default-features --features adios --quiet -- -D warnings
 # The MPI tests run the examples as programs; --all-targets alone builds them as test harnesses.
 cargo build --workspace --examples
 cargo test --workspace --all-targets --features peers
