@@ -48,52 +48,66 @@ fn bad_parameters_are_rejected_with_their_name() {
     assert_eq!(st, RESIDUUM_ERR_PARAMETER);
 }
 
-#[test]
-fn round_trip_through_unaligned_buffers() {
-    let c = codec(&[("mode", "lossless"), ("PluginName", "residuum")]).unwrap();
-    let dims = [3usize, 4, 5];
-    let vals: Vec<f64> = (0..60).map(|i| i as f64 * 0.25 - 3.0).collect();
-    let mut input = vec![0u8; 1 + 60 * 8];
-    for (i, v) in vals.iter().enumerate() {
-        input[1 + 8 * i..9 + 8 * i].copy_from_slice(&v.to_le_bytes());
-    }
+/// Compresses `input` (a `dims` array of `dtype`) and decompresses it again through the C ABI,
+/// every buffer one byte off alignment as C may hand it. Returns the stream and the bytes back.
+fn c_round_trip(
+    c: *mut residuum_codec,
+    dtype: i32,
+    dims: &[usize],
+    input: &[u8],
+) -> (Vec<u8>, Vec<u8>) {
+    let mut inp = vec![0u8; input.len() + 1];
+    inp[1..].copy_from_slice(input);
     // SAFETY: valid codec and dims; buffers sized as declared.
     unsafe {
-        let cap = residuum_max_compressed_size(c, RESIDUUM_DOUBLE, 3, dims.as_ptr());
-        assert!(cap >= 60 * 8);
+        let cap = residuum_max_compressed_size(c, dtype, dims.len(), dims.as_ptr());
+        assert!(cap >= input.len());
         let mut out = vec![0u8; cap + 1];
         let mut n = 0;
         let st = residuum_compress(
             c,
-            RESIDUUM_DOUBLE,
-            3,
+            dtype,
+            dims.len(),
             dims.as_ptr(),
-            input.as_ptr().add(1),
+            inp.as_ptr().add(1),
             out.as_mut_ptr().add(1),
             cap,
             &mut n,
         );
         assert_eq!(st, RESIDUUM_OK, "{}", last_error());
-        let (mut bytes, mut dtype, mut nd) = (0, 0, 0);
+        let (mut bytes, mut dt, mut nd) = (0, 0, 0);
         assert_eq!(
-            residuum_stream_info(out.as_ptr().add(1), n, &mut bytes, &mut dtype, &mut nd),
+            residuum_stream_info(out.as_ptr().add(1), n, &mut bytes, &mut dt, &mut nd),
             RESIDUUM_OK
         );
-        assert_eq!((bytes, dtype, nd), (480, RESIDUUM_DOUBLE, 3));
-        let mut back = vec![0u8; 481];
+        assert_eq!((bytes, dt, nd), (input.len(), dtype, dims.len()));
+        let mut back = vec![0u8; input.len() + 1];
         let mut m = 0;
-        assert_eq!(
-            residuum_decompress(
-                out.as_ptr().add(1),
-                n,
-                back.as_mut_ptr().add(1),
-                480,
-                &mut m
-            ),
-            RESIDUUM_OK
+        let st = residuum_decompress(
+            out.as_ptr().add(1),
+            n,
+            back.as_mut_ptr().add(1),
+            input.len(),
+            &mut m,
         );
-        assert_eq!(m, 480);
-        assert_eq!(&back[1..], &input[1..]);
+        assert_eq!(st, RESIDUUM_OK, "{}", last_error());
+        assert_eq!(m, input.len());
+        (out[1..=n].to_vec(), back[1..].to_vec())
+    }
+}
+
+#[test]
+fn round_trip_through_unaligned_buffers() {
+    let c = codec(&[("mode", "lossless"), ("PluginName", "residuum")]).unwrap();
+    let vals: Vec<f64> = (0..60).map(|i| i as f64 * 0.25 - 3.0).collect();
+    let input: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let (stream, back) = c_round_trip(c, RESIDUUM_DOUBLE, &[3, 4, 5], &input);
+    assert_eq!(back, input);
+    let mut out = vec![0u8; stream.len() + 1];
+    out[1..].copy_from_slice(&stream);
+    let (n, mut back, mut m) = (stream.len(), vec![0u8; 481], 0);
+    // SAFETY: valid buffers of the sizes passed.
+    unsafe {
         // Too small an output: refused, nothing written past it.
         let st = residuum_decompress(out.as_ptr().add(1), n, back.as_mut_ptr(), 479, &mut m);
         assert_eq!(st, RESIDUUM_ERR_PARAMETER, "{}", last_error());
@@ -103,6 +117,44 @@ fn round_trip_through_unaligned_buffers() {
         assert_eq!(st, RESIDUUM_ERR_FORMAT);
         assert!(last_error().contains("checksum"), "{}", last_error());
         residuum_codec_free(c);
+    }
+}
+
+/// The lossy targets through the C ABI, for both element types: each within its bound on the
+/// reconstruction, the NaN and the infinity bit for bit.
+#[test]
+fn lossy_round_trips_keep_their_bound() {
+    let dims = [5usize, 6, 7];
+    let mut vals: Vec<f64> = (0..210)
+        .map(|i| (i as f64 * 0.3).sin() * 40.0 + i as f64 * 0.01)
+        .collect();
+    (vals[17], vals[100]) = (f64::NAN, f64::NEG_INFINITY);
+    for (key, val) in [
+        ("abs", "1e-3"),
+        ("rel", "1e-5"),
+        ("nrmse", "1e-6"),
+        ("psnr", "80"),
+    ] {
+        let c = codec(&[(key, val)]).unwrap();
+        let params = [(key, val.to_string())];
+        let input: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let (stream, back) = c_round_trip(c, RESIDUUM_DOUBLE, &dims, &input);
+        let back: Vec<f64> = back
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        common::check::check(&params, &vals, &back, &stream);
+        let single: Vec<f32> = vals.iter().map(|&v| v as f32).collect();
+        let input: Vec<u8> = single.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let (stream, back) = c_round_trip(c, RESIDUUM_FLOAT, &dims, &input);
+        let back: Vec<f64> = back
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect();
+        let single: Vec<f64> = single.iter().map(|&v| v as f64).collect();
+        common::check::check(&params, &single, &back, &stream);
+        // SAFETY: a codec from residuum_codec_new, freed once.
+        unsafe { residuum_codec_free(c) };
     }
 }
 
