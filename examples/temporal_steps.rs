@@ -92,7 +92,7 @@ fn parse_args() -> Result<Args, String> {
 /// The value written at global (i, j, k) in step `t`: a pattern drifting slowly, NaN at a few
 /// places that move now and then.
 fn value(t: usize, i: usize, j: usize, k: usize) -> f32 {
-    if (i * 7 + j * 3 + k + t / 10) % 53 == 0 {
+    if (i * 7 + j * 3 + k + t / 10).is_multiple_of(53) {
         return f32::NAN;
     }
     let t = t as f64 * 0.05;

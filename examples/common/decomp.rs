@@ -8,7 +8,7 @@ pub fn rank_grid(n: usize) -> [usize; 3] {
     let mut f = 2;
     let mut factors = Vec::new();
     while m > 1 {
-        while m % f == 0 {
+        while m.is_multiple_of(f) {
             factors.push(f);
             m /= f;
         }

@@ -71,7 +71,9 @@ impl Chain {
         let reference = self
             .reference
             .as_ref()
-            .filter(|(d, r, _)| self.step % every != 0 && d == dims && r.len() == data.len())
+            .filter(|(d, r, _)| {
+                !self.step.is_multiple_of(every) && d == dims && r.len() == data.len()
+            })
             .map(|(_, r, h)| (r.as_slice(), *h));
         let input = StepInput {
             chain: self.id,
@@ -376,7 +378,7 @@ fn count(counts: &mut [u32; 258], extra: &mut f64, xs: &[f64; 8], base: &[f64; 8
         // at every sampled position), clamped so that eight cannot overflow (a hostile block's
         // may be huge, or NaN where its smoothing overflowed: counted as 0).
         let q = (t + 0.5f64.copysign(t)).clamp(-1e15, 1e15) as i64;
-        if sub.count_ones() % 2 == 0 {
+        if sub.count_ones().is_multiple_of(2) {
             r + q
         } else {
             r - q

@@ -275,7 +275,7 @@ fn read_mask(
         u64::from_le_bytes(b)
     });
     let set: u64 = words.map(|w| w.count_ones() as u64).sum();
-    if set != count as u64 || (n % 8 != 0 && bitmap[n / 8] >> (n % 8) != 0) {
+    if set != count as u64 || (!n.is_multiple_of(8) && bitmap[n / 8] >> (n % 8) != 0) {
         return Err(Error::corrupt(
             "special-value mask disagrees with its count",
         ));

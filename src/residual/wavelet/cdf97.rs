@@ -52,7 +52,7 @@ pub(super) fn axis(
     let n = ext[ax];
     let low = n.div_ceil(2);
     // Position t of a line lives at `slot(t)` in the split layout.
-    let slot = |t: usize| if t % 2 == 0 { t / 2 } else { low + t / 2 };
+    let slot = |t: usize| t / 2 + (t & 1) * low;
     // Along the first two axes, position t of a line is a run of `ext[2]` contiguous values
     // per index `o` of the other axis. Lines are taken a group of `o` at a time: their runs at
     // position t make one row, and the rows go through the lifting in one pass over a ring of
@@ -175,7 +175,7 @@ fn lift_pass(
 /// rows by 1/ZETA).
 #[inline(always)]
 fn scaled_copy(dst: &mut [f64], src: &[f64], t: usize) {
-    let c = if t % 2 == 0 { ZETA } else { INV_ZETA };
+    let c = if t.is_multiple_of(2) { ZETA } else { INV_ZETA };
     dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v * c);
 }
 
@@ -184,7 +184,7 @@ fn scaled_copy(dst: &mut [f64], src: &[f64], t: usize) {
 #[inline(always)]
 fn unscaled_copy(dst: &mut [f64], src: &[f64], t: usize, undo: Unscale) {
     let pairs = dst.iter_mut().zip(src);
-    match (t % 2 == 0, undo) {
+    match (t.is_multiple_of(2), undo) {
         (true, Unscale::Divide) => pairs.for_each(|(d, &v)| *d = v / ZETA),
         (true, Unscale::Multiply) => pairs.for_each(|(d, &v)| *d = v * INV_ZETA),
         (false, _) => pairs.for_each(|(d, &v)| *d = v * ZETA),
@@ -476,7 +476,7 @@ mod tests {
                 for (g, &s) in starts.iter().enumerate() {
                     // The format's rows are interleaved; the transform's output and the
                     // inverse's input are split.
-                    let slot = |t: usize| if t % 2 == 0 { t / 2 } else { low + t / 2 };
+                    let slot = |t: usize| t / 2 + (t & 1) * low;
                     let mut in_place: Vec<f64> = match undo {
                         None => y[s..s + n].to_vec(),
                         Some(_) => (0..n).map(|t| y[s + slot(t)]).collect(),
