@@ -105,15 +105,16 @@ fn round_trip_through_unaligned_buffers() {
     assert_eq!(back, input);
     let mut out = vec![0u8; stream.len() + 1];
     out[1..].copy_from_slice(&stream);
-    let (n, mut back, mut m) = (stream.len(), vec![0u8; 481], 0);
+    let (n, len, mut m) = (stream.len(), input.len(), 0);
+    let mut back = vec![0u8; len];
     // SAFETY: valid buffers of the sizes passed.
     unsafe {
         // Too small an output: refused, nothing written past it.
-        let st = residuum_decompress(out.as_ptr().add(1), n, back.as_mut_ptr(), 479, &mut m);
+        let st = residuum_decompress(out.as_ptr().add(1), n, back.as_mut_ptr(), len - 1, &mut m);
         assert_eq!(st, RESIDUUM_ERR_PARAMETER, "{}", last_error());
         // Corrupted: a clear error.
         out[n] ^= 0x10;
-        let st = residuum_decompress(out.as_ptr().add(1), n, back.as_mut_ptr(), 480, &mut m);
+        let st = residuum_decompress(out.as_ptr().add(1), n, back.as_mut_ptr(), len, &mut m);
         assert_eq!(st, RESIDUUM_ERR_FORMAT);
         assert!(last_error().contains("checksum"), "{}", last_error());
         residuum_codec_free(c);
@@ -129,6 +130,10 @@ fn lossy_round_trips_keep_their_bound() {
         .map(|i| (i as f64 * 0.3).sin() * 40.0 + i as f64 * 0.01)
         .collect();
     (vals[17], vals[100]) = (f64::NAN, f64::NEG_INFINITY);
+    let double: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let single: Vec<f32> = vals.iter().map(|&v| v as f32).collect();
+    let single_bytes: Vec<u8> = single.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let single: Vec<f64> = single.iter().map(|&v| v as f64).collect();
     for (key, val) in [
         ("abs", "1e-3"),
         ("rel", "1e-5"),
@@ -137,21 +142,17 @@ fn lossy_round_trips_keep_their_bound() {
     ] {
         let c = codec(&[(key, val)]).unwrap();
         let params = [(key, val.to_string())];
-        let input: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let (stream, back) = c_round_trip(c, RESIDUUM_DOUBLE, &dims, &input);
+        let (stream, back) = c_round_trip(c, RESIDUUM_DOUBLE, &dims, &double);
         let back: Vec<f64> = back
             .chunks_exact(8)
             .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
             .collect();
         common::check::check(&params, &vals, &back, &stream);
-        let single: Vec<f32> = vals.iter().map(|&v| v as f32).collect();
-        let input: Vec<u8> = single.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let (stream, back) = c_round_trip(c, RESIDUUM_FLOAT, &dims, &input);
+        let (stream, back) = c_round_trip(c, RESIDUUM_FLOAT, &dims, &single_bytes);
         let back: Vec<f64> = back
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
             .collect();
-        let single: Vec<f64> = single.iter().map(|&v| v as f64).collect();
         common::check::check(&params, &single, &back, &stream);
         // SAFETY: a codec from residuum_codec_new, freed once.
         unsafe { residuum_codec_free(c) };
