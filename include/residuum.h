@@ -6,18 +6,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Slices of a block per group: the channels of the 2D convolutions.
-#define DEPTH 8
-
-// Channels of the hidden layers.
-#define HIDDEN 16
-
-// Latent channels, at a quarter of the resolution in each direction.
-#define LATENT 4
-
-// Edge of the square training crops.
-#define CROP 32
-
 // Success.
 #define RESIDUUM_OK 0
 
@@ -51,21 +39,16 @@
 // Element type code of double (`ElementType::F64`).
 #define RESIDUUM_DOUBLE 2
 
+// Range kinds of `residuum_set_range` and `residuum_report.range_kind`.
+#define RESIDUUM_RANGE_NONE 0
 
+#define RESIDUUM_RANGE_BLOCK 1
 
+#define RESIDUUM_RANGE_RANK 2
 
+#define RESIDUUM_RANGE_GLOBAL 3
 
-
-
-
-
-
-
-// Bytes of a step entry.
-#define STEP_LEN ((((8 + 8) + 8) + 1) + 8)
-
-// Which value range a compression resolved its bound against.
-typedef struct RangeUsed RangeUsed;
+#define RESIDUUM_RANGE_FIXED 4
 
 // An opaque, configured compressor.
 typedef struct residuum_codec residuum_codec;

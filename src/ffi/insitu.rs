@@ -11,11 +11,20 @@ use crate::insitu::{self, registry, RangeUsed};
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 /// Range kinds of `residuum_set_range` and `residuum_report.range_kind`.
-pub const RESIDUUM_RANGE_NONE: c_int = RangeUsed::None as c_int;
-pub const RESIDUUM_RANGE_BLOCK: c_int = RangeUsed::Block as c_int;
-pub const RESIDUUM_RANGE_RANK: c_int = RangeUsed::Rank as c_int;
-pub const RESIDUUM_RANGE_GLOBAL: c_int = RangeUsed::Global as c_int;
-pub const RESIDUUM_RANGE_FIXED: c_int = RangeUsed::Fixed as c_int;
+pub const RESIDUUM_RANGE_NONE: c_int = 0;
+pub const RESIDUUM_RANGE_BLOCK: c_int = 1;
+pub const RESIDUUM_RANGE_RANK: c_int = 2;
+pub const RESIDUUM_RANGE_GLOBAL: c_int = 3;
+pub const RESIDUUM_RANGE_FIXED: c_int = 4;
+// Literals, as cbindgen writes no constant it cannot evaluate into the header (it left these
+// out while they read `RangeUsed::Rank as c_int`); they must stay `RangeUsed`'s codes.
+const _: () = assert!(
+    RESIDUUM_RANGE_NONE == RangeUsed::None as c_int
+        && RESIDUUM_RANGE_BLOCK == RangeUsed::Block as c_int
+        && RESIDUUM_RANGE_RANK == RangeUsed::Rank as c_int
+        && RESIDUUM_RANGE_GLOBAL == RangeUsed::Global as c_int
+        && RESIDUUM_RANGE_FIXED == RangeUsed::Fixed as c_int
+);
 
 /// The hook table of this copy of the library. The ADIOS2 plugin exports it as
 /// `residuum_plugin_hooks_v1` for the application's copy to find; applications call
