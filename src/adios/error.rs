@@ -37,6 +37,10 @@ pub enum AdiosError {
     /// A step refused on every rank before it started: some rank might lack room for it.
     #[error("{0}")]
     NoRoom(String),
+    /// Another rank failed a collective call of the step writer, which therefore fails on
+    /// every rank (none is left waiting in communication the others have left).
+    #[error("rank {rank} failed {what}; its own error says why")]
+    OtherRank { rank: i32, what: &'static str },
     /// A plugin named in the XML configuration cannot be found.
     #[error(
         "ADIOS2 plugin library '{library}' not found (searched: {searched}); set ADIOS2_PLUGIN_PATH \

@@ -1,7 +1,7 @@
 //! The fields a step writer puts: what each is (its global shape and this rank's box), and one
 //! step's values of it, handed over to the writer (and lent back by `StepWriter::buffers`).
 
-use super::FieldMut;
+use super::{AdiosError, FieldMut};
 use crate::bound::{finite_min_max, finite_min_max_of, finite_min_max_of_f32};
 
 /// A field the writer puts every step: a global array of which this rank writes one box.
@@ -18,9 +18,41 @@ pub struct FieldSpec {
 }
 
 impl FieldSpec {
-    /// Values in this rank's block of the field.
+    /// Values in this rank's block of the field (within `isize::MAX` bytes once `check`ed).
     pub(crate) fn local_len(&self) -> usize {
         self.count.iter().product()
+    }
+
+    /// Whether the field is one ADIOS2 can define: a name, dimensions that agree, this rank's
+    /// box inside the shape, and a block that fits in memory.
+    pub(super) fn check(&self) -> Result<(), AdiosError> {
+        let bad = |why: String| {
+            Err(AdiosError::Argument(format!(
+                "field '{}': {why}",
+                self.name
+            )))
+        };
+        if self.name.is_empty() || self.name.contains('\0') {
+            return bad("a field needs a name without NUL bytes".into());
+        }
+        if self.start.len() != self.shape.len() || self.count.len() != self.shape.len() {
+            return bad("shape, start and count need the same number of dimensions".into());
+        }
+        let outside = (0..self.shape.len()).find(|&d| {
+            self.start[d]
+                .checked_add(self.count[d])
+                .is_none_or(|e| e > self.shape[d])
+        });
+        if let Some(d) = outside {
+            return bad(format!(
+                "start {} + count {} exceeds the shape {} in dimension {d}",
+                self.start[d], self.count[d], self.shape[d]
+            ));
+        }
+        if self.local_bytes() > isize::MAX as usize {
+            return bad(format!("a block of {:?} values is too large", self.count));
+        }
+        Ok(())
     }
 
     /// Bytes of this rank's block of the field.

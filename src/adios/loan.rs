@@ -173,6 +173,8 @@ impl Lent {
 pub(super) enum Handed {
     Copied(Vec<FieldData>),
     Lent(Lent),
+    /// Fields `write_step` refused on this rank: the step fails on every rank.
+    Refused(AdiosError),
 }
 
 impl Handed {
@@ -180,6 +182,7 @@ impl Handed {
     pub(super) fn into_fields(self, step: usize) -> Result<Vec<FieldData>, AdiosError> {
         match self {
             Handed::Copied(f) => Ok(f),
+            Handed::Refused(e) => Err(e),
             Handed::Lent(l) => l.into_fields().ok_or_else(|| {
                 AdiosError::Argument(format!("the fill lent for step {step} panicked"))
             }),

@@ -7,6 +7,7 @@
 //!
 //! Puts and gets are synchronous, so no buffer has to outlive a call.
 
+mod agree;
 mod config;
 mod error;
 mod field;
@@ -79,6 +80,15 @@ impl Adios {
             .map(config::check_config)
             .transpose()?
             .unwrap_or_default();
+        Self::with_checked_config(config, checked, comm)
+    }
+
+    /// [`Adios::with_config`] with the configuration checked already (`checked` from it).
+    fn with_checked_config<C: AsRaw<Raw = mpi::ffi::MPI_Comm>>(
+        config: Option<&Path>,
+        checked: config::Checked,
+        comm: &C,
+    ) -> Result<Adios> {
         let raw = match config {
             Some(path) => {
                 let p = cstr(&path.to_string_lossy())?;
@@ -195,7 +205,8 @@ impl<'a> Io<'a> {
                 ty: T::NAME,
             });
         }
-        if let Some(d) = (0..shape.len()).find(|&d| start[d] + count[d] > shape[d]) {
+        let outside = |d: usize| start[d].checked_add(count[d]).is_none_or(|e| e > shape[d]);
+        if let Some(d) = (0..shape.len()).find(|&d| outside(d)) {
             return Err(AdiosError::Argument(format!(
                 "variable '{name}': start+count exceeds the shape in dimension {d}"
             )));

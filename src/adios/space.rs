@@ -36,16 +36,14 @@ pub(crate) fn agree_on_room(
 ) -> Result<(), String> {
     let ranks = comm.size() as u64;
     let mine = room(target, ranks, max_need);
-    let flag = if mine.is_ok() {
-        comm.size()
-    } else {
-        comm.rank()
-    };
+    let flag = super::agree::failure_flag(comm, mine.is_ok());
     let mut first = 0;
     comm.all_reduce_into(&flag, &mut first, SystemOperation::min());
     match mine {
         Err(e) => Err(e),
-        Ok(()) if first < comm.size() => Err(format!("rank {first} lacks room for the step")),
+        Ok(()) if first < comm.size() as i64 => {
+            Err(format!("rank {first} lacks room for the step"))
+        }
         Ok(()) => Ok(()),
     }
 }

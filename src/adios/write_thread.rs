@@ -1,10 +1,12 @@
 //! The writer thread: it owns the ADIOS2 engine and writes the steps the application hands
 //! over (see `writer` for what the application sees), one BeginStep/Put/EndStep each.
 
+use super::config::Checked;
 use super::loan::Handed;
 use super::stats::{field_stats, log_step, StepStats};
 use super::writer::WriterOptions;
-use super::{space, Adios, AdiosError, Element, FieldData, FieldSpec, OpenMode, Result, Variable};
+use super::{agree, space, Adios, AdiosError, Element, FieldData, FieldSpec, OpenMode};
+use super::{Result, Variable};
 use crate::error::IoErrorKind;
 use crate::insitu::{self, RangeUsed, Report};
 use crossbeam_channel::{Receiver, Sender};
@@ -43,15 +45,17 @@ fn define<'a, T: Element>(io: &super::Io<'a>, s: &FieldSpec) -> Result<Variable<
     io.define_variable::<T>(&s.name, &s.shape, &s.start, &s.count)
 }
 
+/// `checked`: the configuration as `agree::to_open` checked it.
 pub(super) fn writer_thread(
     comm: &SimpleCommunicator,
     specs: &[FieldSpec],
     opts: &WriterOptions,
+    checked: Checked,
     jobs: Jobs,
     outcomes: Sender<Outcome>,
     ready: Sender<Result<()>>,
 ) -> Result<()> {
-    let adios = match Adios::with_config(opts.config.as_deref(), comm) {
+    let adios = match Adios::with_checked_config(opts.config.as_deref(), checked, comm) {
         Ok(a) => a,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -125,9 +129,13 @@ fn write_steps(
             }
             continue;
         }
-        let fields = match handed.into_fields(step) {
-            Ok(f) => f,
-            Err(e) => {
+        // Whatever this rank's part of the step, it takes part in the step's all-reduce, where
+        // every rank learns whether any failed (see `agree`).
+        let fields = handed.into_fields(step);
+        let agreed = hand_over_ranges(comm, specs, &opts.target, fields.as_deref().ok(), step_need);
+        let (fields, max_need) = match (fields, agreed) {
+            (Ok(f), Ok(need)) => (f, need),
+            (Err(e), _) | (Ok(_), Err(e)) => {
                 failed = true;
                 let _ = outcomes.send(Err((step, e)));
                 continue;
@@ -137,7 +145,6 @@ fn write_steps(
         let t = Instant::now();
         let mut threads_used = Vec::with_capacity(vars.len());
         let written = (|| -> Result<Vec<Report>> {
-            let max_need = hand_over_ranges(comm, specs, &opts.target, &fields, step_need)?;
             if on_disk {
                 space::agree_on_room(comm, opts.target.as_ref(), max_need)
                     .map_err(AdiosError::NoRoom)?;
@@ -201,28 +208,42 @@ fn write_steps(
     engine.close()
 }
 
-/// Hands every residuum operator of this engine the rank's and the global value range of its
-/// field for the coming step (ignored by operators with other `range` settings). Returns the
-/// largest `need` (bytes this rank's step may write) over the ranks, from the same all-reduce.
+/// Collective: hands every residuum operator of this engine the rank's and the global value
+/// range of its field for the coming step (ignored by operators with other `range` settings).
+/// Returns the largest `need` (bytes this rank's step may write) over the ranks, from the same
+/// all-reduce, which also tells every rank whether any lacks its `fields` (None): then the step
+/// fails on all of them.
 fn hand_over_ranges(
     comm: &SimpleCommunicator,
     specs: &[FieldSpec],
     target: &str,
-    fields: &[FieldData],
+    fields: Option<&[FieldData]>,
     need: u64,
 ) -> Result<u64> {
-    let local: Vec<(f64, f64)> = (fields.iter().zip(specs))
-        .map(|(f, s)| f.min_max(s.fill))
-        .collect();
+    let local: Vec<(f64, f64)> = match fields {
+        Some(fields) => (fields.iter().zip(specs))
+            .map(|(f, s)| f.min_max(s.fill))
+            .collect(),
+        None => vec![(f64::INFINITY, f64::NEG_INFINITY); specs.len()],
+    };
     // One all-reduce for all fields: minima and negated maxima, reduced with MIN (the need as
-    // a negated f64: exact below 2^53 bytes, and only compared against free space).
+    // a negated f64: exact below 2^53 bytes, and only compared against free space), and the
+    // first rank that lacks its fields (exact as an f64).
     let send: Vec<f64> = local
         .iter()
         .flat_map(|&(lo, hi)| [lo, -hi])
         .chain([-(need as f64)])
+        .chain([agree::failure_flag(comm, fields.is_some()) as f64])
         .collect();
     let mut global = vec![0.0f64; send.len()];
     comm.all_reduce_into(&send[..], &mut global[..], SystemOperation::min());
+    let first_failed = global[send.len() - 1];
+    if first_failed < comm.size() as f64 {
+        return Err(AdiosError::OtherRank {
+            rank: first_failed as i32,
+            what: "its part of the step",
+        });
+    }
     let span = |lo: f64, hi: f64| crate::bound::span((lo, hi));
     for (i, s) in specs.iter().enumerate() {
         let rank = span(local[i].0, local[i].1);
@@ -235,5 +256,5 @@ fn hand_over_ranges(
             }
         }
     }
-    Ok(-global[send.len() - 1] as u64)
+    Ok(-global[send.len() - 2] as u64)
 }

@@ -10,9 +10,11 @@
 //! - Statistics: each written step's sizes, achieved NRMSE, range and time come back through
 //!   [`StepWriter::take_stats`] and, with `log`, on rank 0's standard error.
 //! - Errors of step N surface at the `write_step` of step N + queue + 1 or at
-//!   [`StepWriter::close`], on every rank at the same call; the writer then writes no further
-//!   step but still closes the engine, so every completed step stays readable. Nothing queued
-//!   before `close` is dropped.
+//!   [`StepWriter::close`], on every rank at the same call, also where only one rank's part
+//!   failed (see `agree`; a field handed over with the wrong length fails its step so too);
+//!   the writer then writes no further step but still closes the engine, so every completed
+//!   step stays readable. Nothing queued before `close` is dropped. What `agree` cannot cover
+//!   is a failure inside ADIOS2's own collectives on one rank (a put its operator refuses).
 //! - Buffers: [`StepWriter::buffers`] hands out a written step's buffers for the next one, so a
 //!   simulation that fills them neither allocates nor faults in fresh pages each step (Gray-Scott
 //!   96^3: 1-2 ms per output step on the simulation's core, against 4-6 ms into new vectors).
@@ -28,9 +30,8 @@
 use super::loan::{current_cpu, start_filler, FieldMut, Handed, Lent, Loan, ToFill};
 use super::stats::StepStats;
 use super::write_thread::{writer_thread, Jobs, Outcome, Step};
-use super::{AdiosError, FieldData, FieldSpec, Result, WriteMode};
+use super::{agree, AdiosError, FieldData, FieldSpec, Result, WriteMode};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-use mpi::environment::Threading;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use std::path::PathBuf;
@@ -48,12 +49,13 @@ pub struct WriterOptions {
     pub io: String,
     /// File (BP5) or stream (SST) name.
     pub target: String,
-    /// Steps that may wait for the writer thread when writing asynchronously; 0 writes
-    /// synchronously whatever the mode.
+    /// Steps that may wait for the writer thread when writing asynchronously (at most
+    /// 1024); 0 writes synchronously whatever the mode. The ranks use the least of theirs.
     pub queue: usize,
-    /// Synchronous, asynchronous, or (default) decided from the cores the rank owns.
+    /// Synchronous, asynchronous, or (default) decided from the cores the rank owns; where
+    /// the ranks decide differently, all write synchronously.
     pub mode: WriteMode,
-    /// Rank 0 prints each step's statistics to standard error.
+    /// Rank 0 prints each step's statistics to standard error (where any rank sets this).
     pub log: bool,
     /// Threads for the residuum operators (whose `threads` parameter is 0). None: all cores the
     /// rank owns when writing synchronously, one fewer (at least one) asynchronously, as the
@@ -90,52 +92,19 @@ unsafe impl Send for CommForThread {}
 
 impl StepWriter {
     /// Collective over `comm`: starts the writer thread, which sets up ADIOS2 on a duplicate of
-    /// `comm`, defines the fields and opens the engine. Errors of that setup are returned here.
+    /// `comm`, defines the fields and opens the engine. Errors of that setup are returned here,
+    /// on every rank where any rank's own checks fail (see `agree`).
     pub fn open<C: Communicator>(
         comm: &C,
         specs: Vec<FieldSpec>,
         opts: WriterOptions,
     ) -> Result<Self> {
-        let opts = Self::resolve(opts, comm.rank());
-        Self::check_threading(&opts)?;
         Self::start(comm.duplicate(), specs, opts)
-    }
-
-    /// `opts` with its mode applied to its queue (0: synchronous), said once on rank 0 where
-    /// the default mode turns to synchronous writing.
-    fn resolve(mut opts: WriterOptions, rank: i32) -> WriterOptions {
-        let cores = crate::owned_cores();
-        let queue = opts.mode.queue(opts.queue, cores);
-        if opts.log && rank == 0 && queue == 0 && opts.queue > 0 && opts.mode == WriteMode::Auto {
-            eprintln!(
-                "residuum writer: each rank owns {cores} core: writing synchronously (an async \
-                 writer would only take turns with the simulation; give ranks 2 cores, e.g. \
-                 mpirun --map-by slot:PE=2, for it to compress alongside)"
-            );
-        }
-        opts.queue = queue;
-        opts
     }
 
     /// Whether steps are written asynchronously (the mode as resolved when opening).
     pub fn is_async(&self) -> bool {
         self.queue > 0
-    }
-
-    fn check_threading(opts: &WriterOptions) -> Result<()> {
-        let needed = if opts.queue == 0 {
-            Threading::Serialized
-        } else {
-            Threading::Multiple
-        };
-        let provided = mpi::environment::threading_support();
-        if provided < needed {
-            return Err(AdiosError::Argument(format!(
-                "the step writer needs MPI thread level {needed:?} (it has {provided:?}); \
-                 initialize MPI with MPI_Init_thread (mpi::initialize_with_threading)"
-            )));
-        }
-        Ok(())
     }
 
     /// [`StepWriter::open`] for the C API: on a duplicate of the raw communicator `comm`.
@@ -147,13 +116,6 @@ impl StepWriter {
         specs: Vec<FieldSpec>,
         opts: WriterOptions,
     ) -> Result<Self> {
-        let mut rank = 0;
-        // SAFETY: `comm` is live per the contract; MPI_Comm_rank writes `rank` on success.
-        if unsafe { mpi::ffi::MPI_Comm_rank(comm, &mut rank) } != 0 {
-            return Err(AdiosError::Argument("MPI_Comm_rank failed".into()));
-        }
-        let opts = Self::resolve(opts, rank);
-        Self::check_threading(&opts)?;
         let mut dup = std::mem::MaybeUninit::<mpi::ffi::MPI_Comm>::uninit();
         // SAFETY: `comm` is live per the contract; MPI_Comm_dup writes `dup` on success.
         if unsafe { mpi::ffi::MPI_Comm_dup(comm, dup.as_mut_ptr()) } != 0 {
@@ -164,7 +126,25 @@ impl StepWriter {
         Self::start(dup, specs, opts)
     }
 
-    fn start(comm: SimpleCommunicator, specs: Vec<FieldSpec>, opts: WriterOptions) -> Result<Self> {
+    fn start(
+        comm: SimpleCommunicator,
+        specs: Vec<FieldSpec>,
+        mut opts: WriterOptions,
+    ) -> Result<Self> {
+        let agree::Opening {
+            checked,
+            queue,
+            log,
+            cores,
+        } = agree::to_open(&comm, &specs, &opts)?;
+        if log && comm.rank() == 0 && queue == 0 && opts.queue > 0 && opts.mode == WriteMode::Auto {
+            eprintln!(
+                "residuum writer: a rank owns {cores} core: writing synchronously (an async \
+                 writer would only take turns with the simulation; give ranks 2 cores, e.g. \
+                 mpirun --map-by slot:PE=2, for it to compress alongside)"
+            );
+        }
+        (opts.queue, opts.log) = (queue, log);
         let comm = CommForThread(comm);
         let (jobs, job_rx) = bounded::<Step>(opts.queue);
         let (out_tx, outcomes) = unbounded::<Outcome>();
@@ -185,7 +165,15 @@ impl StepWriter {
             .name("residuum-writer".into())
             .spawn(move || {
                 let comm = comm;
-                writer_thread(&comm.0, &thread_specs, &opts, job_rx, out_tx, ready_tx)
+                writer_thread(
+                    &comm.0,
+                    &thread_specs,
+                    &opts,
+                    checked,
+                    job_rx,
+                    out_tx,
+                    ready_tx,
+                )
             })
             .map_err(|e| AdiosError::Argument(format!("cannot start the writer thread: {e}")))?;
         match ready_rx.recv() {
@@ -266,8 +254,20 @@ impl StepWriter {
     /// Blocks while the queue is full; a synchronous writer returns once the step is written.
     /// Fails with the error of an earlier step, if one failed: step N's error comes from the
     /// call for step N + queue + 1 (the first that waits for step N's outcome), on every rank.
+    /// Fields that do not match the specs fail the step on every rank: this call returns the
+    /// error, the other ranks' calls as for any failed step.
     pub fn write_step(&mut self, fields: Vec<FieldData>) -> Result<usize> {
         self.check_earlier()?;
+        if let Err(e) = self.check_fields(&fields) {
+            // Still a step for the writer thread: the other ranks' threads wait for this
+            // rank's part of it, and it fails there on every rank.
+            let _ = self.hand_over(Handed::Refused(e.clone()));
+            return Err(e);
+        }
+        self.hand_over(Handed::Copied(fields))
+    }
+
+    fn check_fields(&self, fields: &[FieldData]) -> Result<()> {
         if fields.len() != self.specs.len() {
             return Err(AdiosError::Argument(format!(
                 "{} fields handed over, {} defined",
@@ -292,7 +292,7 @@ impl StepWriter {
                 )));
             }
         }
-        self.hand_over(Handed::Copied(fields))
+        Ok(())
     }
 
     /// [`StepWriter::write_step`] without copying the step on this thread: `fill` writes every

@@ -80,13 +80,14 @@ unsafe fn string(s: *const c_char, what: &'static str) -> Result<String, Error> 
 
 /// Collective: opens a step writer on (a duplicate of) the communicator `comm_f` (from
 /// `MPI_Comm_c2f`; Fortran passes its communicator as is). `config` is an ADIOS2 XML file (may
-/// be null), `io` the IO to use, `target` the file or stream name. At most `queue` steps wait
-/// for the writer thread (0: every write is synchronous). With `queue` > 0, steps are written
-/// asynchronously where the rank owns a core to spare, and synchronously where it owns one
-/// (rank 0 says so with `log`); the environment variable RESIDUUM_WRITER=async or sync forces
-/// either. MPI must provide MPI_THREAD_MULTIPLE for asynchronous writing,
-/// MPI_THREAD_SERIALIZED otherwise. With `log` nonzero, rank 0 prints each step's statistics
-/// to stderr.
+/// be null), `io` the IO to use, `target` the file or stream name. At most `queue` steps
+/// (up to 1024) wait for the writer thread (0: every write is synchronous). With `queue` > 0,
+/// steps are written asynchronously where every rank owns a core to spare, and synchronously
+/// where one owns one (rank 0 says so with `log`); the environment variable
+/// RESIDUUM_WRITER=async or sync forces either. MPI must provide MPI_THREAD_MULTIPLE for
+/// asynchronous writing, MPI_THREAD_SERIALIZED otherwise. With `log` nonzero on any rank, rank
+/// 0 prints each step's statistics to stderr. Where one rank's checks fail, every rank's call
+/// fails.
 ///
 /// # Safety
 /// Strings are NUL-terminated (`config` may be null); `fields` points to `nfields` fields whose
