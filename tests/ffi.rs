@@ -210,6 +210,10 @@ fn unsupported_type_and_null_pointers_are_errors() {
         assert_eq!(last_error(), "codec is a null pointer");
         let st = residuum_decompress(ptr::null(), 10, out.as_mut_ptr(), 256, &mut n);
         assert_eq!(st, RESIDUUM_ERR_PARAMETER);
+        // A capacity no buffer has ("large enough"): refused before a slice is made of it.
+        let st = residuum_decompress(data.as_ptr(), 16, out.as_mut_ptr(), usize::MAX, &mut n);
+        assert_eq!(st, RESIDUUM_ERR_PARAMETER);
+        assert!(last_error().contains("isize::MAX"), "{}", last_error());
         assert_eq!(residuum_max_compressed_size(c, 9, 1, dims.as_ptr()), 0);
         // A shape whose size overflows is invalid too: 0, as the header documents, not SIZE_MAX.
         let huge = [usize::MAX / 2, 3];
@@ -218,6 +222,13 @@ fn unsupported_type_and_null_pointers_are_errors() {
             0
         );
         assert!(last_error().contains("overflows"), "{}", last_error());
+        // So is one of more dimensions than a stream holds.
+        let many = [1usize; 33];
+        assert_eq!(
+            residuum_max_compressed_size(c, RESIDUUM_FLOAT, 33, many.as_ptr()),
+            0
+        );
+        assert!(last_error().contains("at most 32"), "{}", last_error());
         residuum_codec_free(c);
         residuum_codec_free(ptr::null_mut());
     }

@@ -106,8 +106,22 @@ pub(crate) unsafe fn slice<'a, T>(
     if len > 0 && ptr.is_null() {
         return Err(null_arg(what));
     }
+    fits::<T>(len, what)?;
     // SAFETY: per the caller's contract.
     Ok(unsafe { read(ptr, len) })
+}
+
+/// Refuses a length no buffer can have (over `isize::MAX` bytes), such as SIZE_MAX passed for
+/// "large enough": `from_raw_parts` would be undefined behaviour there, whatever the pointer.
+fn fits<T>(len: usize, what: &'static str) -> Result<(), Error> {
+    match len.checked_mul(std::mem::size_of::<T>()) {
+        Some(bytes) if bytes <= isize::MAX as usize => Ok(()),
+        _ => Err(Error::Parameter(ParameterError::BadValue {
+            key: what.into(),
+            value: format!("{len} items"),
+            reason: "more than any buffer holds (isize::MAX bytes)".into(),
+        })),
+    }
 }
 
 /// The `len` items at `ptr` (which may dangle or be null for none).
@@ -133,6 +147,7 @@ unsafe fn slice_mut<'a>(
     if ptr.is_null() {
         return Err(null_arg(what));
     }
+    fits::<u8>(len, what)?;
     // SAFETY: non-null and, per the caller's contract, valid for `len` writes.
     Ok(std::slice::from_raw_parts_mut(ptr, len))
 }
@@ -218,9 +233,11 @@ pub unsafe extern "C" fn residuum_max_compressed_size(
         let codec = unsafe { codec.as_ref() }.ok_or_else(|| null_arg("codec"))?;
         let dims = unsafe { slice(dims, ndims, "dims")? };
         let dtype = dtype_of(dtype)?;
-        // The length saturates for shapes too large to address: those are invalid (0).
-        crate::format::checked_len(dims, dtype)
-            .map(|_| codec.codec.max_compressed_len(dtype, dims))
+        // Shapes a stream cannot hold (too many dimensions, too large to address) are invalid
+        // (0), as compressing them fails.
+        let len = crate::format::checked_len(dims, dtype).unwrap_or(0);
+        crate::format::check_shape(dims, dtype, len)?;
+        Some(codec.codec.max_compressed_len(dtype, dims))
             .filter(|&n| n <= isize::MAX as usize)
             .map(|n| size = n)
             .ok_or_else(|| {
