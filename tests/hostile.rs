@@ -2,6 +2,7 @@
 //! than their payloads hold, ranges that overflow f64, signalling NaNs, absurd thread counts.
 
 use residuum::{Codec, DecodeOptions, Error};
+use std::path::Path;
 
 mod common;
 use common::NGLR_NET;
@@ -259,6 +260,32 @@ fn thread_counts_are_capped() {
     for t in ["100000", "99999999999"] {
         let e = Codec::from_pairs([("threads", t)]).unwrap_err().to_string();
         assert!(e.contains("1024"), "{e}");
+    }
+}
+
+/// `model=` and `nglr=` read only regular files of a weights file's size: a device, a directory
+/// or a data file named by mistake is an error (reading /dev/zero ran until memory ran out).
+#[test]
+fn weights_parameters_refuse_what_is_no_weights_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.safetensors");
+    // Sparse: 64 MiB and one byte, without writing them.
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len((64 << 20) + 1).unwrap();
+    for key in ["model", "nglr"] {
+        for (path, why) in [
+            (Path::new("/dev/zero"), "not a regular file"),
+            (dir.path(), "not a regular file"),
+            (big.as_path(), "larger than a weights file"),
+        ] {
+            let e = Codec::from_pairs([(key, path.to_str().unwrap())]).unwrap_err();
+            assert!(
+                matches!(e, Error::Model(_)),
+                "{key}={}: {e}",
+                path.display()
+            );
+            assert!(e.to_string().contains(why), "{key}={}: {e}", path.display());
+        }
     }
 }
 

@@ -172,13 +172,38 @@ impl Decoder {
     }
 }
 
+/// Largest weights file read (a base model or an NGLR network): ours are tens of KB.
+const MAX_WEIGHTS_FILE: u64 = 64 << 20;
+
+/// The bytes of a weights file (`model=`, `nglr=`): a regular file of at most 64 MiB, so that a
+/// parameter naming a device, a pipe or a data file by mistake fails instead of reading
+/// without end or waiting for a writer.
+pub(crate) fn read_weights(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    // Before opening: opening a pipe waits for a writer.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_WEIGHTS_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_WEIGHTS_FILE {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("larger than a weights file can be ({MAX_WEIGHTS_FILE} bytes)"),
+        ));
+    }
+    Ok(bytes)
+}
+
 impl Model {
     /// Reads a model file written by `residuum train` (safetensors, f32 tensors named as in
     /// [`TENSORS`], the latent step in the metadata).
     pub fn load(path: &Path) -> Result<Model> {
         let bad =
             |e: &dyn std::fmt::Display| Error::Model(format!("base model {}: {e}", path.display()));
-        let bytes = std::fs::read(path).map_err(|e| bad(&e))?;
+        let bytes = read_weights(path).map_err(|e| bad(&e))?;
         Model::from_safetensors(&bytes).map_err(|e| bad(&e))
     }
 

@@ -230,7 +230,7 @@ impl Network {
 /// Loads a network file (`residuum train --nglr`): safetensors with one u8 tensor `nglr`, the
 /// canonical bytes.
 pub fn load(path: &std::path::Path) -> Result<Network> {
-    let bytes = std::fs::read(path)
+    let bytes = crate::base::read_weights(path)
         .map_err(|e| Error::Model(format!("cannot read NGLR network {}: {e}", path.display())))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::Model(format!("NGLR network {}: {e}", path.display())))?;
