@@ -132,14 +132,25 @@ where
         .collect()
 }
 
+type Pools = HashMap<usize, Arc<rayon::ThreadPool>>;
+static POOLS: Mutex<Option<Pools>> = Mutex::new(None);
+
+/// Thread counts whose pools are kept while nothing uses them. A program uses one or two (the
+/// step writer's); one that went through many (codecs of `threads=1..N`) would otherwise keep
+/// all their threads to its end.
+const KEPT_POOLS: usize = 8;
+
 /// One pool per thread count for the whole process: every variable's operator shares it
 /// instead of each bringing its own threads.
 pub(crate) fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
-    static POOLS: Mutex<Option<HashMap<usize, Arc<rayon::ThreadPool>>>> = Mutex::new(None);
     let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
     let pools = pools.get_or_insert_with(HashMap::new);
     if let Some(p) = pools.get(&threads) {
         return Ok(p.clone());
+    }
+    if pools.len() >= KEPT_POOLS {
+        // Pools held only here: their threads end once dropped.
+        pools.retain(|_, p| Arc::strong_count(p) > 1);
     }
     let pool = Arc::new(
         rayon::ThreadPoolBuilder::new()
@@ -156,6 +167,19 @@ pub(crate) fn shared_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
 mod tests {
     use super::*;
     use crate::error::Error;
+
+    #[test]
+    fn pools_nobody_holds_go_once_many_thread_counts_were_used() {
+        let held = shared_pool(3).unwrap();
+        for threads in 1..=2 * KEPT_POOLS {
+            drop(shared_pool(threads).unwrap());
+        }
+        let pools = POOLS.lock().unwrap();
+        let pools = pools.as_ref().unwrap();
+        // Other tests of this process may hold pools of their own too, up to a few.
+        assert!(pools.len() <= KEPT_POOLS + 2, "{} pools kept", pools.len());
+        assert!(Arc::ptr_eq(&pools[&3], &held), "a held pool stays shared");
+    }
 
     #[test]
     fn results_in_index_order_for_any_pool_and_batch() {
