@@ -84,19 +84,32 @@ pub(crate) fn compress(
     range: Option<f64>,
 ) -> Result<CompressStats> {
     let key = chain_key(engine, variable, start, dims);
-    // Out of the table while it compresses, so that other blocks need not wait. A block
-    // written to a new engine (a file per output, say) ends its chain in the one before:
-    // the writer keeps one reconstruction per block, however many files it writes.
+    // Out of the table while it compresses, so that other blocks need not wait. A new box
+    // ends the chains it replaces, so that the writer keeps one reconstruction per block
+    // however its blocks change: the same box's in an earlier engine (a file per output, say),
+    // and, in this engine, those of the variable's boxes it overlaps (a decomposition that
+    // changed; a local array, whose boxes all start at 0, of a new length each step).
     let mut chain = with(|s| {
         s.chains.remove(&key).unwrap_or_else(|| {
-            s.chains
-                .retain(|k, _| (&k.1, &k.2, &k.3) != (&key.1, &key.2, &key.3));
+            s.chains.retain(|k, _| {
+                k.1 != key.1
+                    || (k.0 != key.0 && (&k.2, &k.3) != (&key.2, &key.3))
+                    || (k.0 == key.0 && !overlap((&k.2, &k.3), (start, dims)))
+            });
             Chain::new(chain_id(variable, start, dims))
         })
     });
     let stats = chain.compress_into(codec, dtype, dims, data, out, range);
     with(|s| s.chains.insert(key, chain));
     stats
+}
+
+/// Whether two boxes (start, count) share a position; boxes of different dimensions do (a
+/// variable defined anew).
+fn overlap((s1, c1): (&[usize], &[usize]), (s2, c2): (&[usize], &[usize])) -> bool {
+    s1.len() != s2.len()
+        || (0..s1.len())
+            .all(|d| s1[d] < s2[d].saturating_add(c2[d]) && s2[d] < s1[d].saturating_add(c1[d]))
 }
 
 /// Forgets the chains of `engine` (all for None): the next step of each block is a keyframe.
@@ -134,5 +147,67 @@ pub(crate) fn decode(engine: &str, stream: &[u8], out: &mut [u8]) -> Result<usiz
             Err(Error::Reference(e))
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chains of `variable` in `engine`, by start and count.
+    fn boxes(engine: &str, variable: &str) -> Vec<(Vec<usize>, Vec<usize>)> {
+        let mut b: Vec<_> = with(|s| {
+            (s.chains.keys())
+                .filter(|k| (k.0.as_str(), k.1.as_str()) == (engine, variable))
+                .map(|k| (k.2.clone(), k.3.clone()))
+                .collect()
+        });
+        b.sort();
+        b
+    }
+
+    #[test]
+    fn a_new_box_ends_the_chains_it_overlaps_and_no_other() {
+        let codec = Codec::from_pairs([("nrmse", "1e-3"), ("temporal", "8")]).unwrap();
+        let engine = "steps::tests engine";
+        let data: Vec<u8> = (0..256u32).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let mut out = vec![0u8; codec.max_compressed_len(ElementType::F32, &[256])];
+        let mut put = |variable: &str, start: usize, count: usize| {
+            compress(
+                &codec,
+                engine,
+                variable,
+                &[start],
+                ElementType::F32,
+                &[count],
+                &data[..4 * count],
+                &mut out,
+                None,
+            )
+            .unwrap();
+        };
+        // Particles: a local array (start 0) of another length each step keeps one chain,
+        // where it kept one per length before, each holding its step's values.
+        for n in 100..140 {
+            put("particles", 0, n);
+        }
+        assert_eq!(boxes(engine, "particles"), [(vec![0], vec![139])]);
+        // Four fixed boxes side by side, step after step: each keeps its chain.
+        for _ in 0..3 {
+            for b in 0..4 {
+                put("field", 64 * b, 64);
+            }
+        }
+        let side_by_side: Vec<_> = (0..4).map(|b| (vec![64 * b], vec![64])).collect();
+        assert_eq!(boxes(engine, "field"), side_by_side);
+        // A box moved over the first two ends their chains only.
+        put("field", 32, 64);
+        let moved = [(32, 64), (128, 64), (192, 64)].map(|(s, c)| (vec![s], vec![c]));
+        assert_eq!(boxes(engine, "field"), moved);
+        assert_eq!(
+            boxes(engine, "particles").len(),
+            1,
+            "another variable's stay"
+        );
     }
 }
