@@ -24,6 +24,27 @@ use crate::dtype::ElementType;
 use crate::error::{Error, ParameterError, Result};
 pub use crate::pipeline::MAX_THREADS;
 
+/// The environment variable `name` parsed by `parse`; None where unset. A value `parse`
+/// refuses is ignored and said once per variable on standard error: where these are read (a
+/// codec's thread count, the plugin's reader cache) there is no caller to return it to.
+pub(crate) fn env_setting<T>(
+    name: &'static str,
+    what: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Option<T> {
+    let v = std::env::var(name).ok()?;
+    let parsed = parse(v.trim());
+    if parsed.is_none() {
+        static SAID: std::sync::Mutex<Vec<&str>> = std::sync::Mutex::new(Vec::new());
+        let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+        if !said.contains(&name) {
+            said.push(name);
+            eprintln!("residuum: ignoring {name}={v:?}: not {what}");
+        }
+    }
+    parsed
+}
+
 /// How the integers of LBRC blocks are entropy-coded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntCoder {

@@ -46,11 +46,23 @@ fn with<R>(f: impl FnOnce(&mut Steps) -> R) -> R {
     }))
 }
 
-/// `RESIDUUM_REFERENCE_CACHE`: bytes, with an optional K, M or G suffix (binary).
+/// `RESIDUUM_REFERENCE_CACHE` (see `size`).
 fn cache_from_env() -> Option<usize> {
-    let v = std::env::var("RESIDUUM_REFERENCE_CACHE").ok()?;
-    let v = v.trim();
-    let (num, shift) = match v.chars().last()?.to_ascii_uppercase() {
+    crate::params::env_setting(
+        "RESIDUUM_REFERENCE_CACHE",
+        "a size (bytes, or with K, M or G)",
+        size,
+    )
+}
+
+/// Bytes, with an optional K, M or G suffix (binary), also written KB or KiB and so on.
+fn size(v: &str) -> Option<usize> {
+    let upper = v.to_ascii_uppercase();
+    let v = upper
+        .strip_suffix("IB")
+        .or(upper.strip_suffix('B'))
+        .unwrap_or(&upper);
+    let (num, shift) = match v.chars().last()? {
         'K' => (&v[..v.len() - 1], 10),
         'M' => (&v[..v.len() - 1], 20),
         'G' => (&v[..v.len() - 1], 30),
@@ -164,6 +176,22 @@ mod tests {
         });
         b.sort();
         b
+    }
+
+    #[test]
+    fn cache_sizes_take_the_usual_suffixes_and_refuse_the_rest() {
+        for (v, want) in [
+            ("4096", 4096),
+            ("256M", 256 << 20),
+            ("512MB", 512 << 20),
+            ("2GiB", 2 << 30),
+            ("64 kb", 64 << 10),
+        ] {
+            assert_eq!(size(v), Some(want), "{v}");
+        }
+        for v in ["1.5G", "lots", "", "G", "99999999999999999999G"] {
+            assert_eq!(size(v), None, "{v}");
+        }
     }
 
     #[test]

@@ -41,9 +41,7 @@ pub const MAX_THREADS: usize = 1024;
 /// Threads a codec uses when its parameters say 0: `RESIDUUM_THREADS` if set, else the cores
 /// this process owns.
 pub fn default_threads() -> usize {
-    std::env::var(THREADS_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
+    crate::params::env_setting(THREADS_ENV, "a thread count", |v| v.parse::<usize>().ok())
         .filter(|&n| n > 0)
         .unwrap_or_else(owned_cores)
         .min(MAX_THREADS)
