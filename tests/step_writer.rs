@@ -129,6 +129,41 @@ fn written_steps_lend_their_buffers_to_the_next_and_read_back_as_filled() {
     lent_steps_are_copied_once_by_whoever_comes_first(&world, &dir.path().join("lent.bp"));
     lent_steps_of_a_synchronous_writer_are_written_on_return(&world, &dir.path().join("ls.bp"));
     a_lent_fill_that_panics_fails_its_step(&world, &dir.path().join("panic.bp"));
+    absurd_queues_and_boxes_are_refused_when_opening(&world, &dir.path().join("absurd.bp"));
+}
+
+/// A queue whose slots cannot be allocated, and a box whose end overflows, are errors of
+/// `open` (the queue's slots were allocated at once: an abort for 2^40 steps).
+fn absurd_queues_and_boxes_are_refused_when_opening(
+    world: &mpi::topology::SimpleCommunicator,
+    file: &Path,
+) {
+    let spec = |start: usize| FieldSpec {
+        name: "A".into(),
+        shape: vec![N],
+        start: vec![start],
+        count: vec![2],
+        double: false,
+        fill: None,
+    };
+    let opts = |queue: usize| WriterOptions {
+        config: None,
+        io: "out".into(),
+        target: file.to_str().unwrap().into(),
+        queue,
+        mode: WriteMode::Async,
+        log: false,
+        threads: None,
+    };
+    let refused =
+        |spec: FieldSpec, queue: usize| match StepWriter::open(world, vec![spec], opts(queue)) {
+            Ok(_) => panic!("opened with a queue of {queue}"),
+            Err(e) => e.to_string(),
+        };
+    let e = refused(spec(0), 1 << 40);
+    assert!(e.contains("at most 1024"), "{e}");
+    let e = refused(spec(usize::MAX), 2);
+    assert!(e.contains("exceeds the shape"), "{e}");
 }
 
 /// Each step's arrays, shared as a simulation lending them would share them.
