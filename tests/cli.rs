@@ -263,7 +263,7 @@ fn hostile_command_lines_give_errors_not_crashes() {
     // The input is never the output.
     let same = ["compress", "-i", &field, "--nrmse", "1e-4", "-o", &field];
     let e = fails(&[&same[..], &raw_f32("4096")].concat());
-    assert!(e.contains("the output is the input"), "{e}");
+    assert!(e.contains("the output is an input"), "{e}");
     assert_eq!(std::fs::read(&field).unwrap().len(), 4 * 4096);
     // The help says which range.
     let help = residuum().args(["compress", "--help"]).output().unwrap();
@@ -327,4 +327,154 @@ fn outputs_are_written_whole_or_not_at_all() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names.len(), 2, "temporary files left: {names:?}");
+}
+
+/// An output path that is no regular file is written through, not replaced: a pipe gets the
+/// decoded bytes and stays a pipe (renaming a temporary file over it, as for files, replaced
+/// it, and as root replaced /dev/null or /dev/stdout the same way). A reader that closes its
+/// end early ends the tool quietly, not with a panic.
+#[test]
+fn pipes_and_devices_are_written_through_and_a_closed_pipe_ends_quietly() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let field = dir.path().join("f_4096.f32");
+    let data: Vec<u8> = (0..4096u32)
+        .flat_map(|i| ((i as f32).cos()).to_le_bytes())
+        .collect();
+    std::fs::write(&field, &data).unwrap();
+    let rsd = dir.path().join("f.rsd");
+    let o = residuum()
+        .args(["compress", "--lossless", "-i"])
+        .arg(&field)
+        .arg("-o")
+        .arg(&rsd)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let fifo = dir.path().join("pipe");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = fifo.clone();
+    // Opening a pipe waits for its writer: on a thread, so that a tool that never opens it
+    // fails the test instead of hanging it.
+    std::thread::spawn(move || {
+        let _ = tx.send(std::fs::read(reader).unwrap());
+    });
+    let o = residuum()
+        .args(["decompress", "-i"])
+        .arg(&rsd)
+        .arg("-o")
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let kind = std::fs::metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the pipe was replaced by {kind:?}");
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("nothing came through the pipe");
+    assert!(got == data, "{} bytes came through", got.len());
+
+    // stdout closed before the tool writes to it.
+    let mut child = residuum()
+        .args(["info", "-i"])
+        .arg(&rsd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// `train` checks what it can before spending its budget: settings the trainer refuses and an
+/// output that is one of the fields; with `--dims`, raw files form collections by their name's
+/// first word, not by their path (which put the outputs outside `--out`).
+#[test]
+fn train_checks_its_settings_and_outputs_first_and_names_collections_by_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<u8> = (0..32 * 32 * 32u32)
+        .flat_map(|i| ((i as f32 * 0.01).sin() * (i % 32) as f32).to_le_bytes())
+        .collect();
+    let field = dir.path().join("wave_32x32x32.f32");
+    std::fs::write(&field, &values).unwrap();
+    let train = |args: &[&str]| {
+        residuum()
+            .args(["train", "--seconds", "60"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let f = field.to_str().unwrap();
+    for (args, why) in [
+        (
+            vec!["--nglr", "--hidden", "65", "--data", f, "--out", "n.st"],
+            "65 hidden units (1..=64)",
+        ),
+        (
+            vec!["--batch", "100000000000", "--data", f, "--out", "m.st"],
+            "a batch of 100000000000 crops",
+        ),
+        (vec!["--data", f, "--out", f], "the output is an input"),
+    ] {
+        let o = train(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(why), "{args:?}: {err}");
+    }
+    assert_eq!(
+        std::fs::read(&field).unwrap(),
+        values,
+        "the field was overwritten"
+    );
+
+    let raw: Vec<_> = ["sea_a.raw", "sea_b.raw"]
+        .iter()
+        .map(|n| {
+            let p = dir.path().join("raw").join(n);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, &values).unwrap();
+            p
+        })
+        .collect();
+    let out = dir.path().join("nets");
+    let o = residuum()
+        .args(["train", "--nglr", "--each-collection", "--steps", "20"])
+        .args(["--seconds", "60", "--dims", "32x32x32", "--data"])
+        .args(&raw)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.join("sea.safetensors").is_file(),
+        "{:?}",
+        std::fs::read_dir(&out).unwrap().collect::<Vec<_>>()
+    );
+}
+
+/// A .npy file carries its shape and type: --dims or --type given with one is an error, where
+/// they were ignored.
+#[test]
+fn npy_input_refuses_a_shape_or_type_it_would_ignore() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.npy");
+    std::fs::write(&p, npy("(4,)", "False", &[0u8; 16])).unwrap();
+    let o = residuum()
+        .args(["compress", "--lossless", "--dims", "2x2", "-i"])
+        .arg(&p)
+        .arg("-o")
+        .arg(dir.path().join("a.rsd"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("carries its shape"),
+        "{err}"
+    );
 }

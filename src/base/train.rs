@@ -253,6 +253,9 @@ fn candle(e: candle_core::Error) -> Error {
     Error::Model(format!("base model training: {e}"))
 }
 
+/// Crops a training batch holds at most.
+const MAX_BATCH: usize = 4096;
+
 /// Trains a model on random crops of `fields` within the budget; returns the model file's
 /// bytes (safetensors, loadable with [`super::Model::from_safetensors`]) and the loss curve.
 /// `on_step` sees every point as it is made.
@@ -263,6 +266,21 @@ pub fn fit(
 ) -> Result<(Vec<u8>, Vec<Point>)> {
     if fields.is_empty() || fields.iter().any(|f| f.values.is_empty()) {
         return Err(Error::Model("base model training: no data".into()));
+    }
+    // Settings checked before the budget is spent: a batch is allocated at once (32 KiB a
+    // crop), and a latent step the model file cannot carry would be found only at loading.
+    let bad = |what: String| Err(Error::Model(format!("base model training: {what}")));
+    if !(1..=MAX_BATCH).contains(&opts.batch) {
+        return bad(format!("a batch of {} crops (1..={MAX_BATCH})", opts.batch));
+    }
+    if !(opts.latent_step > 0.0 && opts.latent_step.is_finite()) {
+        return bad(format!(
+            "latent step {} (a positive number)",
+            opts.latent_step
+        ));
+    }
+    if !(opts.lr > 0.0 && opts.lr.is_finite()) {
+        return bad(format!("learning rate {} (a positive number)", opts.lr));
     }
     // Crops fill non-finite values with their mean: without any finite value the model would
     // learn zeros, and report a loss as if it had learned something.

@@ -11,8 +11,8 @@ pub struct Field {
     pub values: Vec<f32>,
 }
 
-/// Loads the `.f32` files of `dir` (shape from the name, e.g. `x_100x64x128.f32`) and `.npy` files.
-pub fn load_fields(paths: &[PathBuf]) -> Result<Vec<Field>, String> {
+/// The files `paths` name: each file, and the `.f32` and `.npy` files of each directory.
+pub fn field_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -28,7 +28,12 @@ pub fn load_fields(paths: &[PathBuf]) -> Result<Vec<Field>, String> {
             files.push(p.clone());
         }
     }
-    files
+    Ok(files)
+}
+
+/// Loads the `.f32` files of `dir` (shape from the name, e.g. `x_100x64x128.f32`) and `.npy` files.
+pub fn load_fields(paths: &[PathBuf]) -> Result<Vec<Field>, String> {
+    field_files(paths)?
         .iter()
         .map(|f| {
             let stem = f
@@ -64,8 +69,13 @@ pub fn load_raw(paths: &[PathBuf], dims: &str) -> Result<Vec<Field>, String> {
         .iter()
         .map(|p| {
             let a = input::load(p, Some(dims), Some(residuum::ElementType::F32))?;
+            // The file's stem, as for named files: `--each-collection` takes its first word.
             Ok(Field {
-                name: p.display().to_string(),
+                name: p
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string(),
                 dims: a.dims.clone(),
                 values: a.values().iter().map(|&v| v as f32).collect(),
             })

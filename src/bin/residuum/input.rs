@@ -101,6 +101,13 @@ pub fn load(path: &Path, dims: Option<&str>, dtype: Option<ElementType>) -> Resu
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
     {
+        // Given, they would be ignored: the header's shape and type are the array's.
+        if dims.is_some() || dtype.is_some() {
+            return Err(format!(
+                "{}: a .npy file carries its shape and type; leave out --dims and --type",
+                path.display()
+            ));
+        }
         return load_npy(path).map_err(|e| format!("{}: {e}", path.display()));
     }
     let named = named_shape(path);
@@ -233,14 +240,22 @@ fn parse_npy_header(header: &[u8]) -> Result<(Vec<usize>, ElementType), String> 
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, renamed into place
 /// once complete: a failed write (a full disk) leaves no partial output, and an existing file
-/// stays as it was. `input` may not be `path` itself.
-pub fn write_output(path: &Path, bytes: &[u8], input: &Path) -> Result<(), String> {
+/// stays as it was. An existing path that is no regular file (a device such as /dev/null, a
+/// pipe, /dev/stdout) is written directly: renaming over it would replace it with a file.
+/// `path` may not be one of `inputs`.
+pub fn write_output(path: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<(), String> {
     let at = |e: std::io::Error| format!("{}: {e}", path.display());
-    if same_file(path, input) {
-        return Err(format!(
-            "{}: the output is the input file; choose another output",
-            path.display()
-        ));
+    not_an_input(path, inputs)?;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Err(format!("{}: is a directory", path.display())),
+        Ok(m) if !m.is_file() => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(at)?;
+            return f.write_all(bytes).map_err(at);
+        }
+        _ => {}
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -255,7 +270,11 @@ pub fn write_output(path: &Path, bytes: &[u8], input: &Path) -> Result<(), Strin
         std::process::id()
     ));
     let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        // A new file: never one that is there (a symbolic link planted under the name).
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -264,6 +283,18 @@ pub fn write_output(path: &Path, bytes: &[u8], input: &Path) -> Result<(), Strin
         let _ = std::fs::remove_file(&tmp);
         at(e)
     })
+}
+
+/// An error where `path` names one of `inputs` (checked before the work that makes an output,
+/// as well as when writing it).
+pub fn not_an_input(path: &Path, inputs: &[&Path]) -> Result<(), String> {
+    match inputs.iter().find(|i| same_file(path, i)) {
+        Some(_) => Err(format!(
+            "{}: the output is an input file; choose another output",
+            path.display()
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Whether `a` and `b` name the same existing file (same device and inode).

@@ -182,7 +182,7 @@ fn run(cli: Cli) -> Result<(), String> {
 fn compress_cmd(input: &InputArgs, codec: &CodecArgs, output: &Path) -> Result<(), String> {
     let a = input::load(&input.input, input.dims.as_deref(), dtype(input.r#type))?;
     let s = compress(&codec.codec()?, &a)?;
-    input::write_output(output, &s, &input.input)?;
+    input::write_output(output, &s, &[&input.input])?;
     println!(
         "{} -> {}: {} -> {} bytes, ratio {:.3}",
         input.input.display(),
@@ -197,7 +197,7 @@ fn compress_cmd(input: &InputArgs, codec: &CodecArgs, output: &Path) -> Result<(
 fn decompress_cmd(input: &Path, output: &Path) -> Result<(), String> {
     let s = input::read_stream(input)?;
     let (_, bytes) = residuum::decode(&s).map_err(|e| format!("{}: {e}", input.display()))?;
-    input::write_output(output, &bytes, input)?;
+    input::write_output(output, &bytes, &[input])?;
     Ok(())
 }
 
@@ -282,6 +282,10 @@ fn info_cmd(input: &Path) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // As other Unix tools: a closed pipe (`residuum bench ... | head`) ends the process quietly,
+    // where Rust's default makes `println!` panic on the write error.
+    // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

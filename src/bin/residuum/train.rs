@@ -4,12 +4,12 @@
 //! instead (`residuum::internals::nglr::train`), then what it saves on each field through the
 //! codec.
 
-use crate::fields::{load_fields, load_raw, mark_missing, Field};
+use crate::fields::{field_files, load_fields, load_raw, mark_missing, Field};
 use indicatif::{ProgressBar, ProgressStyle};
 use residuum::internals::base;
 use residuum::internals::base::train::{fit, Sample, TrainOptions};
 use residuum::Model;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -61,6 +61,18 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> Result<(), String> {
+    // Before the budget is spent: no output may be a field trained on.
+    let inputs = field_files(&args.data)?;
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let stem = args.out.with_extension("");
+    for out in [
+        args.out.clone(),
+        stem.with_extension("loss.csv"),
+        stem.with_extension("loss.png"),
+        stem.with_extension("eval.csv"),
+    ] {
+        crate::input::not_an_input(&out, &inputs)?;
+    }
     let mut fields = match &args.dims {
         None => load_fields(&args.data)?,
         Some(d) => load_raw(&args.data, d)?,
@@ -98,8 +110,14 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
     let seconds = curve.last().map_or(0.0, |p| p.seconds);
-    std::fs::write(&args.out, &bytes).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    let stem = args.out.with_extension("");
+    // Loaded before it is written: a model that cannot be used leaves an earlier one in place.
+    let model = Model::from_safetensors(&bytes).map_err(|e| {
+        format!(
+            "the trained model cannot be loaded ({e}); {} left as it was",
+            args.out.display()
+        )
+    })?;
+    crate::input::write_output(&args.out, &bytes, &inputs)?;
     let csv = stem.with_extension("loss.csv");
     let png = stem.with_extension("loss.png");
     let mut text = String::from("step,seconds,loss,mse\n");
@@ -109,7 +127,6 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     std::fs::write(&csv, text).map_err(|e| format!("{}: {e}", csv.display()))?;
     let points: Vec<(usize, f64, f64)> = curve.iter().map(|p| (p.step, p.loss, p.mse)).collect();
     crate::plot::loss_curve(&points, &png)?;
-    let model = Model::load(&args.out).map_err(|e| e.to_string())?;
     println!(
         "trained {} steps in {seconds:.1} s; final loss {:.3e}; wrote {}, {}, {}",
         curve.len(),

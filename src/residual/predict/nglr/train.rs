@@ -3,6 +3,7 @@
 //! and 1e-6 (non-finite values filled as the codec fills them); a float network fitted with a
 //! loss close to the bits a residual costs; then its weights in integers for [`Network`].
 
+use super::network::MAX_HIDDEN;
 use super::{Network, CLAMP, FEATURES, FRAC};
 pub use crate::base::train::Sample as Field;
 use crate::block::{default_block, Grid};
@@ -143,6 +144,20 @@ pub fn fit(
     opts: &Options,
     mut progress: impl FnMut(Point),
 ) -> Result<(Network, Vec<Point>)> {
+    // Checked before sampling and the budget: a network of more units could not be carried,
+    // and its weights are allocated at once.
+    if !(1..=MAX_HIDDEN).contains(&opts.hidden) {
+        return Err(Error::Model(format!(
+            "NGLR training: {} hidden units (1..={MAX_HIDDEN})",
+            opts.hidden
+        )));
+    }
+    if opts.batch == 0 || !(opts.lr > 0.0 && opts.lr.is_finite()) {
+        return Err(Error::Model(format!(
+            "NGLR training: batch {} and learning rate {} (both positive)",
+            opts.batch, opts.lr
+        )));
+    }
     let start = Instant::now();
     let (xs, ys) = samples(fields, opts);
     let n = ys.len();
