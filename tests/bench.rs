@@ -119,3 +119,63 @@ fn fill_values_are_missing_data_to_every_codec() {
         assert!(cr(d) > 5.0 * cr(n), "{n:?} {d:?}");
     }
 }
+
+/// A constant field (range 0: every bound meets any NRMSE) is measured like any other, where a
+/// bound of 0 made SPERR refuse and the whole run fail; every codec holds it exactly here.
+#[test]
+fn constant_fields_are_measured_like_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for (name, v) in [("zero", 0f32), ("level", 2.5)] {
+        let bytes: Vec<u8> = (0..16 * 16 * 16).flat_map(|_| v.to_le_bytes()).collect();
+        std::fs::write(data.join(format!("{name}_16x16x16.f32")), bytes).unwrap();
+    }
+    let out = dir.path().join("out");
+    bench(&data, &[], &out);
+    let rows = rows(&out);
+    assert_eq!(rows.len(), 2 * 2 * 7, "{rows:?}");
+    for r in &rows {
+        let (cr, nrmse): (f64, f64) = (r[4].parse().unwrap(), r[5].parse().unwrap());
+        assert!(cr > 1.0 && nrmse == 0.0, "{r:?}");
+    }
+}
+
+/// What would make a run fail after its measurements fails before them: two fields of one name
+/// (the table tells fields by name, and mixed them up), an output that cannot be a directory.
+#[test]
+fn bench_refuses_what_it_cannot_report_before_measuring() {
+    let dir = tempfile::tempdir().unwrap();
+    let field = std::fs::read(DATA).unwrap();
+    for d in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+        std::fs::write(
+            dir.path().join(d).join("nyx_temperature_32x32x32.f32"),
+            &field,
+        )
+        .unwrap();
+    }
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"").unwrap();
+    for (inputs, out, why) in [
+        (
+            vec!["a", "b"],
+            dir.path().join("out"),
+            "two fields are named",
+        ),
+        (vec!["a"], file.clone(), "File exists"),
+    ] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_residuum"))
+            .arg("bench")
+            .args(inputs.iter().map(|d| dir.path().join(d)))
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(why),
+            "{inputs:?}: {err}"
+        );
+    }
+}

@@ -141,14 +141,25 @@ fn measure_peer(
         let back = peer.decompress(&c, f.values.len(), &f.dims, eb)?;
         Ok((c.len(), global_nrmse(&f.values, &back, range)))
     };
-    // Bracket, then bisect geometrically.
-    let mut eb = target * range * 3f64.sqrt();
+    // Bracket, then bisect geometrically. Where the range is 0 (a constant field, or none of
+    // it finite) every bound meets the target: the peers get one at the values' own precision
+    // (a bound of 0 is an error for some of them), and no search.
+    let scale = f
+        .values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0f64, |m, &v| m.max(v.abs() as f64));
+    let mut eb = if range > 0.0 {
+        target * range * 3f64.sqrt()
+    } else {
+        (scale * f64::from(f32::EPSILON)).max(1e-30)
+    };
     let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);
     for _ in 0..60 {
         let (_, n) = eval(eb)?;
         if n <= target {
             good = Some(eb);
-            if bad.is_some() {
+            if bad.is_some() || range == 0.0 {
                 break;
             }
             eb *= 2.0;
@@ -258,6 +269,17 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     if fields.is_empty() {
         return Err("no .f32 or .npy fields found".into());
     }
+    // Rows, table and plot know a field by its name.
+    for (i, f) in fields.iter().enumerate() {
+        if fields[..i].iter().any(|g| g.name == f.name) {
+            return Err(format!(
+                "two fields are named {}: rename one (the table tells fields by name)",
+                f.name
+            ));
+        }
+    }
+    // Before hours of measuring, not after.
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     mark_missing(&mut fields, args.fill);
     #[cfg(feature = "peers")]
     let peers = Peer::ALL.len();
@@ -307,7 +329,6 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         }
     }
     bar.finish_and_clear();
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let csv = args.out.join("bench.csv");
     write_csv(&rows, &csv)?;
     let png = args.out.join("rate_distortion.png");

@@ -185,10 +185,10 @@ mod sperr_peer {
             out.extend_from_slice(&z);
         }
         let (lo, hi) = finite_min_max(filled.iter().map(|&x| x as f64));
-        let mode = if psnr {
-            let range = (hi - lo).max(f64::MIN_POSITIVE);
+        // A constant field has no PSNR: it takes the point-wise mode (exact there either way).
+        let mode = if psnr && hi > lo {
             sperr::CompressionMode::PeakSignalToNoiseRatio {
-                psnr: 20.0 * (range / eb).log10(),
+                psnr: 20.0 * ((hi - lo) / eb).log10(),
             }
         } else {
             sperr::CompressionMode::PointwiseError { pwe: eb }
