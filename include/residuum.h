@@ -246,6 +246,17 @@ int residuum_take_reports(const char *engine,
 // Fails with `RESIDUUM_ERR_IO` until ADIOS2 has loaded the plugin.
 int residuum_set_reference_cache(size_t bytes);
 
+// Restarts the chains of steps (`temporal=K`) that the operators keep for the engine named
+// `engine` (for every engine if null): the next step of each block is a keyframe. Call it
+// before opening a file again under the name of one written before in this process (a
+// checkpoint rewritten in place); otherwise the new file's first steps are predicted from
+// the old file's last, which its readers do not have. The step writer does so itself. Fails
+// with `RESIDUUM_ERR_IO` until ADIOS2 has loaded the plugin.
+//
+// # Safety
+// `engine` is null or a NUL-terminated string.
+int residuum_restart_chains(const char *engine);
+
 // The operator's compression: as `residuum_compress`, resolving range-relative targets
 // against the range handed over for (`engine`, `variable`) where the parameters ask for
 // `range=rank|global`, coding over the block's previous step with `temporal=K` (the block is

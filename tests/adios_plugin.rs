@@ -328,3 +328,51 @@ fn corrupted_blocks_fail_the_read_never_silently() {
         assert!(r0.unwrap() == values(0), "{what}: step 0 damaged too");
     }
 }
+
+/// A file written again under its name, through ADIOS2 directly with `temporal=K` (a checkpoint
+/// rewritten in place), reads back once the application restarts its chains before opening it
+/// (`residuum_restart_chains`, as the step writer does itself); without that call its first
+/// step is predicted from the overwritten file's and cannot be read.
+#[test]
+fn a_file_written_again_under_its_name_reads_back_once_its_chains_restart() {
+    let _g = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let xml = write_xml(dir.path(), &["T"], &[("nrmse", "1e-5"), ("temporal", "8")]);
+    let file = dir.path().join("checkpoint.bp");
+    let adios = Adios::serial(Some(&xml)).unwrap();
+    let io = adios.declare_io("writer").unwrap();
+    let t = io
+        .define_variable::<f64>("T", &SHAPE, &[0; 3], &SHAPE)
+        .unwrap();
+    let write = |step: usize| {
+        let mut w = io.open(file.to_str().unwrap(), OpenMode::Write).unwrap();
+        w.begin_step(-1.0).unwrap();
+        w.put(&t, &values(step)).unwrap();
+        w.end_step().unwrap();
+        w.close().unwrap();
+    };
+    write(0);
+    write(1);
+    let (read, said) = capture_stderr(|| read_t(&file));
+    read.expect_err("a step predicted from an overwritten file");
+    assert!(said.contains("is predicted from step 0"), "{said}");
+    let name = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated string.
+    let restarted = unsafe { residuum::ffi::insitu::residuum_restart_chains(name.as_ptr()) };
+    assert_eq!(restarted, residuum::ffi::RESIDUUM_OK);
+    write(2);
+    let steps = read_t(&file).unwrap();
+    let (want, got) = (values(2), &steps[0]);
+    let range = common::check::range(&want);
+    let rms = (want
+        .iter()
+        .zip(got)
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f64>()
+        / want.len() as f64)
+        .sqrt();
+    assert!(
+        steps.len() == 1 && rms <= 1e-5 * range,
+        "{rms} over {range}"
+    );
+}

@@ -1,7 +1,7 @@
 //! C ABI of the in-situ hand-over (see [`crate::insitu`]): the application's side
-//! (`residuum_set_range`, `residuum_take_reports`, `residuum_set_reference_cache`), the
-//! operator's compression and decompression calls, and the function the plugin exports its hook
-//! table through (`crate::insitu::hooks`).
+//! (`residuum_set_range`, `residuum_take_reports`, `residuum_set_reference_cache`,
+//! `residuum_restart_chains`), the operator's compression and decompression calls, and the
+//! function the plugin exports its hook table through (`crate::insitu::hooks`).
 
 use super::{compress_call, decompress_call, guard, null_arg, residuum_codec, slice};
 use crate::error::{Error, ParameterError};
@@ -111,6 +111,25 @@ pub unsafe extern "C" fn residuum_take_reports(
 #[no_mangle]
 pub extern "C" fn residuum_set_reference_cache(bytes: usize) -> c_int {
     guard(|| insitu::set_reference_cache(bytes))
+}
+
+/// Restarts the chains of steps (`temporal=K`) that the operators keep for the engine named
+/// `engine` (for every engine if null): the next step of each block is a keyframe. Call it
+/// before opening a file again under the name of one written before in this process (a
+/// checkpoint rewritten in place); otherwise the new file's first steps are predicted from
+/// the old file's last, which its readers do not have. The step writer does so itself. Fails
+/// with `RESIDUUM_ERR_IO` until ADIOS2 has loaded the plugin.
+///
+/// # Safety
+/// `engine` is null or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn residuum_restart_chains(engine: *const c_char) -> c_int {
+    guard(|| {
+        // SAFETY: null or a C string, per the contract.
+        let engine =
+            (!engine.is_null()).then(|| unsafe { CStr::from_ptr(engine) }.to_string_lossy());
+        insitu::restart_chains(engine.as_deref())
+    })
 }
 
 /// The operator's compression: as `residuum_compress`, resolving range-relative targets
