@@ -50,8 +50,8 @@ impl<T: Send + Sync + 'static> Learner<T> {
     }
 
     /// Keeps the array `data` of `dims` (values whose bits are `fill` as NaN: missing, as the
-    /// codec treats them) while fewer than N are kept; the N-th starts training, and so does
-    /// reaching [`MAX_KEPT`] values.
+    /// codec treats them) while fewer than N are kept, unless it is constant; the N-th starts
+    /// training, and so does reaching [`MAX_KEPT`] values.
     pub(crate) fn observe(
         self: &Arc<Self>,
         data: &[u8],
@@ -68,7 +68,14 @@ impl<T: Send + Sync + 'static> Learner<T> {
             return; // empty: nothing to learn from
         };
         let n: usize = shape.iter().product();
-        arrays.push((as_f32(&data[..n * dtype.size()], dtype, fill), shape));
+        let values = as_f32(&data[..n * dtype.size()], dtype, fill);
+        // An array without variation (a constant initial state, all fill values) teaches
+        // nothing, and a run of them would leave the learner nothing else: not counted.
+        let (lo, hi) = crate::bound::finite_min_max(values.iter().map(|&x| f64::from(x)));
+        if hi <= lo {
+            return;
+        }
+        arrays.push((values, shape));
         let full = kept + n >= self.room;
         if arrays.len() < self.want && !full {
             return;
@@ -151,14 +158,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn training_starts_when_the_room_is_full_with_what_fits() {
+    fn training_starts_when_the_room_is_full_with_what_fits_and_varies() {
         let fit: Fit<Vec<[usize; 3]>> =
             |a, _| Ok((a.iter().map(|(_, s)| *s).collect(), String::new()));
         let mut l = Learner::new("test", 10, 1.0, fit);
         l.room = 100;
         let l = Arc::new(l);
-        let raw = vec![0u8; 4 * 40];
+        let raw: Vec<u8> = (0..40).flat_map(|i| (i as f32).to_le_bytes()).collect();
         l.observe(&[], ElementType::F32, &[0, 4], None); // empty: not counted
+                                                         // Constant (a uniform initial state; all fill, as NaN): not counted either.
+        let nan: Vec<u8> = (0..40).flat_map(|_| f32::NAN.to_le_bytes()).collect();
+        for constant in [vec![0u8; 4 * 40], nan] {
+            for _ in 0..20 {
+                l.observe(&constant, ElementType::F32, &[2, 4, 5], None);
+            }
+        }
+        let kept = l.collected.lock().unwrap().as_ref().map(Vec::len);
+        assert_eq!(
+            kept,
+            Some(0),
+            "constant arrays were kept (None: training started)"
+        );
         for _ in 0..4 {
             l.observe(&raw, ElementType::F32, &[2, 4, 5], None);
         }
