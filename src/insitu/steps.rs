@@ -7,7 +7,7 @@ use crate::base::previous::{Chain, References};
 use crate::codec::{Codec, CompressStats};
 use crate::dtype::ElementType;
 use crate::error::{Error, Result};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -29,6 +29,9 @@ pub(super) fn chain_key(engine: &str, variable: &str, start: &[usize], dims: &[u
 
 struct Steps {
     chains: HashMap<ChainKey, Chain>,
+    /// Chains of a box since written in another engine, not used since: they go when the box
+    /// is written in yet another engine (see `end_replaced`).
+    superseded: HashSet<ChainKey>,
     references: References,
     /// The most steps back to a keyframe that a decode lacking its reference named since the
     /// last [`take_missing`].
@@ -41,6 +44,7 @@ fn with<R>(f: impl FnOnce(&mut Steps) -> R) -> R {
     let mut g = STEPS.lock().unwrap_or_else(|e| e.into_inner());
     f(g.get_or_insert_with(|| Steps {
         chains: HashMap::new(),
+        superseded: HashSet::new(),
         references: References::new(cache_from_env().unwrap_or(DEFAULT_CACHE)),
         missing: None,
     }))
@@ -96,24 +100,45 @@ pub(crate) fn compress(
     range: Option<f64>,
 ) -> Result<CompressStats> {
     let key = chain_key(engine, variable, start, dims);
-    // Out of the table while it compresses, so that other blocks need not wait. A new box
-    // ends the chains it replaces, so that the writer keeps one reconstruction per block
-    // however its blocks change: the same box's in an earlier engine (a file per output, say),
-    // and, in this engine, those of the variable's boxes it overlaps (a decomposition that
-    // changed; a local array, whose boxes all start at 0, of a new length each step).
-    let mut chain = with(|s| {
-        s.chains.remove(&key).unwrap_or_else(|| {
-            s.chains.retain(|k, _| {
-                k.1 != key.1
-                    || (k.0 != key.0 && (&k.2, &k.3) != (&key.2, &key.3))
-                    || (k.0 == key.0 && !overlap((&k.2, &k.3), (start, dims)))
-            });
+    // Out of the table while it compresses, so that other blocks need not wait.
+    let mut chain = with(|s| match s.chains.remove(&key) {
+        Some(chain) => {
+            s.superseded.remove(&key);
+            chain
+        }
+        None => {
+            s.end_replaced(&key);
             Chain::new(chain_id(variable, start, dims))
-        })
+        }
     });
     let stats = chain.compress_into(codec, dtype, dims, data, out, range);
     with(|s| s.chains.insert(key, chain));
     stats
+}
+
+impl Steps {
+    /// Ends the chains a new box `key` replaces, so that the writer keeps one reconstruction
+    /// per block however its blocks and files change. In its engine: those of the variable's
+    /// boxes it overlaps (a decomposition that changed; a local array, whose boxes all start at
+    /// 0, of a new length each step). In other engines, the same box's: a file per output
+    /// leaves the one before for good, but engines written side by side (a file and a stream)
+    /// each go on; so such a chain is only marked, and goes once the box is written in yet
+    /// another engine without it having been used since (at most two per box of a writer that
+    /// moves on from file to file).
+    fn end_replaced(&mut self, key: &ChainKey) {
+        let same_box =
+            |k: &ChainKey| k.0 != key.0 && (&k.1, &k.2, &k.3) == (&key.1, &key.2, &key.3);
+        let superseded = &mut self.superseded;
+        self.chains.retain(|k, _| {
+            let stale = same_box(k) && superseded.contains(k);
+            let overlapped =
+                k.0 == key.0 && k.1 == key.1 && overlap((&k.2, &k.3), (&key.2, &key.3));
+            !(stale || overlapped)
+        });
+        let chains = &self.chains;
+        superseded.retain(|k| chains.contains_key(k));
+        superseded.extend(chains.keys().filter(|k| same_box(k)).cloned());
+    }
 }
 
 /// Whether two boxes (start, count) share a position; boxes of different dimensions do (a
@@ -127,7 +152,11 @@ fn overlap((s1, c1): (&[usize], &[usize]), (s2, c2): (&[usize], &[usize])) -> bo
 /// Forgets the chains of `engine` (all for None): the next step of each block is a keyframe.
 /// For a writer that opens a new file under the name of one it closed.
 pub(crate) fn restart(engine: Option<&str>) {
-    with(|s| s.chains.retain(|k, _| engine.is_some_and(|e| k.0 != e)));
+    with(|s| {
+        s.chains.retain(|k, _| engine.is_some_and(|e| k.0 != e));
+        let chains = &s.chains;
+        s.superseded.retain(|k| chains.contains_key(k));
+    });
 }
 
 pub(crate) fn set_cache(bytes: usize) {
@@ -237,5 +266,47 @@ mod tests {
             1,
             "another variable's stay"
         );
+    }
+
+    #[test]
+    fn engines_written_side_by_side_keep_their_chains_and_a_file_per_output_at_most_two() {
+        let codec = Codec::from_pairs([("nrmse", "1e-3"), ("temporal", "8")]).unwrap();
+        let data: Vec<u8> = (0..64u32).flat_map(|i| (i as f32).to_le_bytes()).collect();
+        let mut out = vec![0u8; codec.max_compressed_len(ElementType::F32, &[64])];
+        // The step its stream says it is, within its chain.
+        let mut put = |engine: &str| {
+            let n = compress(
+                &codec,
+                engine,
+                "side",
+                &[0],
+                ElementType::F32,
+                &[64],
+                &data,
+                &mut out,
+                None,
+            )
+            .unwrap()
+            .bytes_out;
+            crate::decode::step_info(&out[..n]).unwrap().unwrap().step
+        };
+        let chains = |prefix: &str| {
+            with(|s| {
+                (s.chains.keys())
+                    .filter(|k| k.0.starts_with(prefix) && k.1 == "side")
+                    .count()
+            })
+        };
+        // A file and a stream, step after step: both chains go on.
+        for step in 0..4 {
+            assert_eq!(put("steps::tests side.bp"), step);
+            assert_eq!(put("steps::tests side-sst"), step);
+        }
+        assert_eq!(chains("steps::tests side"), 2);
+        // A file per output: those left behind go.
+        for file in 0..6 {
+            assert_eq!(put(&format!("steps::tests out{file}.bp")), 0);
+        }
+        assert!(chains("steps::tests ") <= 2, "{}", chains("steps::tests "));
     }
 }
