@@ -423,12 +423,40 @@ impl Config {
                 "needs a network: nglr=PATH (residuum train --nglr) or train_nglr=N",
             ));
         }
-        if cfg.temporal > 0 && cfg.target == Target::Lossless {
-            return Err(bad(
-                "temporal",
-                &cfg.temporal.to_string(),
-                "temporal prediction serves the lossy modes",
-            ));
+        if cfg.target == Target::Lossless {
+            // Settings of the lossy coders only: given with mode=lossless (the default), they
+            // would be ignored without a word.
+            let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+            let lossy_only = [
+                (
+                    "temporal",
+                    (cfg.temporal > 0).then(|| cfg.temporal.to_string()),
+                ),
+                ("train", (cfg.train > 0).then(|| cfg.train.to_string())),
+                (
+                    "train_nglr",
+                    (cfg.train_nglr > 0).then(|| cfg.train_nglr.to_string()),
+                ),
+                ("model", path(&cfg.model)),
+                ("nglr", path(&cfg.nglr)),
+                (
+                    "residual",
+                    (cfg.residual != Residual::Auto)
+                        .then(|| format!("{:?}", cfg.residual).to_lowercase()),
+                ),
+                (
+                    "range",
+                    (cfg.range != Range::Block).then(|| format!("{:?}", cfg.range).to_lowercase()),
+                ),
+            ];
+            if let Some((key, Some(value))) = lossy_only.into_iter().find(|(_, v)| v.is_some()) {
+                return Err(bad(
+                    key,
+                    &value,
+                    "serves the lossy modes (mode=lossless, the default, keeps every value); \
+                     give a target such as nrmse=1e-5",
+                ));
+            }
         }
         // A transform spreads each coefficient's error over many values: it serves RMS
         // targets, not point-wise ones.
@@ -448,6 +476,25 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_of_the_lossy_coders_are_refused_with_lossless() {
+        for (key, value) in [
+            ("train", "4"),
+            ("train_nglr", "4"),
+            ("model", "m.safetensors"),
+            ("nglr", "n.safetensors"),
+            ("residual", "lbrc"),
+            ("range", "global"),
+            ("temporal", "5"),
+        ] {
+            let e = Config::from_pairs([(key, value)]).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("lossy modes"), "{key}: {e}");
+            let lossy = Config::from_pairs([("nrmse", "1e-5"), (key, value)]);
+            assert!(lossy.is_ok(), "{key}: {lossy:?}");
+        }
+        assert!(Config::from_pairs([("residual", "auto"), ("range", "block")]).is_ok());
+    }
 
     #[test]
     fn parses_targets_in_both_spellings() {
@@ -485,7 +532,8 @@ mod tests {
             ("rank", Range::Rank),
             ("block", Range::Block),
         ] {
-            assert_eq!(Config::from_pairs([("range", v)]).unwrap().range, r);
+            let c = Config::from_pairs([("nrmse", "1e-5"), ("range", v)]).unwrap();
+            assert_eq!(c.range, r);
         }
     }
 

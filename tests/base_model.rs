@@ -289,14 +289,15 @@ fn residual_kind(payload: &[u8]) -> u8 {
 fn missing_unreadable_or_mismatched_models_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("none.safetensors");
-    let e = Codec::from_pairs([("model", missing.to_str().unwrap())]).unwrap_err();
+    let e =
+        Codec::from_pairs([("nrmse", "1e-4"), ("model", missing.to_str().unwrap())]).unwrap_err();
     assert!(
         matches!(e, Error::Model(_)) && e.to_string().contains("none.safetensors"),
         "{e}"
     );
     let junk = dir.path().join("junk.safetensors");
     std::fs::write(&junk, b"not a model at all").unwrap();
-    let e = Codec::from_pairs([("model", junk.to_str().unwrap())]).unwrap_err();
+    let e = Codec::from_pairs([("nrmse", "1e-4"), ("model", junk.to_str().unwrap())]).unwrap_err();
     assert!(matches!(e, Error::Model(_)), "{e}");
 
     let m = dir.path().join("fixed.safetensors");

@@ -278,7 +278,8 @@ fn weights_parameters_refuse_what_is_no_weights_file() {
             (dir.path(), "not a regular file"),
             (big.as_path(), "larger than a weights file"),
         ] {
-            let e = Codec::from_pairs([(key, path.to_str().unwrap())]).unwrap_err();
+            let e =
+                Codec::from_pairs([("nrmse", "1e-4"), (key, path.to_str().unwrap())]).unwrap_err();
             assert!(
                 matches!(e, Error::Model(_)),
                 "{key}={}: {e}",
