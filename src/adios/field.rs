@@ -23,34 +23,21 @@ impl FieldSpec {
         self.count.iter().product()
     }
 
-    /// Whether the field is one ADIOS2 can define: a name, dimensions that agree, this rank's
-    /// box inside the shape, and a block that fits in memory.
+    /// Whether the field is one ADIOS2 can define: a name, this rank's box inside the shape
+    /// (`check_box`, as `Io::define_variable` checks it), and a block that fits in memory.
     pub(super) fn check(&self) -> Result<(), AdiosError> {
-        let bad = |why: String| {
-            Err(AdiosError::Argument(format!(
-                "field '{}': {why}",
-                self.name
-            )))
-        };
         if self.name.is_empty() || self.name.contains('\0') {
-            return bad("a field needs a name without NUL bytes".into());
+            return Err(AdiosError::Argument(format!(
+                "field '{}': a field needs a name without NUL bytes",
+                self.name
+            )));
         }
-        if self.start.len() != self.shape.len() || self.count.len() != self.shape.len() {
-            return bad("shape, start and count need the same number of dimensions".into());
-        }
-        let outside = (0..self.shape.len()).find(|&d| {
-            self.start[d]
-                .checked_add(self.count[d])
-                .is_none_or(|e| e > self.shape[d])
-        });
-        if let Some(d) = outside {
-            return bad(format!(
-                "start {} + count {} exceeds the shape {} in dimension {d}",
-                self.start[d], self.count[d], self.shape[d]
-            ));
-        }
+        super::check_box(&self.name, &self.shape, &self.start, &self.count)?;
         if self.local_bytes() > isize::MAX as usize {
-            return bad(format!("a block of {:?} values is too large", self.count));
+            return Err(AdiosError::Argument(format!(
+                "field '{}': a block of {:?} values is too large",
+                self.name, self.count
+            )));
         }
         Ok(())
     }

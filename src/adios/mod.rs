@@ -60,6 +60,24 @@ element!(u16, adios2_type_uint16_t, "uint16_t");
 element!(u32, adios2_type_uint32_t, "uint32_t");
 element!(u64, adios2_type_uint64_t, "uint64_t");
 
+/// Whether this process's box `start`+`count` of the global array `name` of `shape` is one
+/// ADIOS2 can take: as many dimensions in each, and inside the shape (an end that overflows
+/// is outside).
+fn check_box(name: &str, shape: &[usize], start: &[usize], count: &[usize]) -> Result<()> {
+    let bad = |why: String| Err(AdiosError::Argument(format!("variable '{name}': {why}")));
+    if start.len() != shape.len() || count.len() != shape.len() {
+        return bad("shape, start and count need the same number of dimensions".into());
+    }
+    let outside = |d: usize| start[d].checked_add(count[d]).is_none_or(|e| e > shape[d]);
+    match (0..shape.len()).find(|&d| outside(d)) {
+        Some(d) => bad(format!(
+            "start {} + count {} exceeds the shape {} in dimension {d}",
+            start[d], count[d], shape[d]
+        )),
+        None => Ok(()),
+    }
+}
+
 fn cstr(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| AdiosError::Argument(format!("'{s}' contains a NUL byte")))
 }
@@ -191,11 +209,7 @@ impl<'a> Io<'a> {
         start: &[usize],
         count: &[usize],
     ) -> Result<Variable<'a, T>> {
-        if start.len() != shape.len() || count.len() != shape.len() {
-            return Err(AdiosError::Argument(format!(
-                "variable '{name}': shape, start and count need the same number of dimensions"
-            )));
-        }
+        check_box(name, shape, start, count)?;
         if T::TYPE != sys::adios2_type_float
             && T::TYPE != sys::adios2_type_double
             && self.residuum_vars.is_some_and(|v| v.contains(name))
@@ -204,12 +218,6 @@ impl<'a> Io<'a> {
                 variable: name.to_string(),
                 ty: T::NAME,
             });
-        }
-        let outside = |d: usize| start[d].checked_add(count[d]).is_none_or(|e| e > shape[d]);
-        if let Some(d) = (0..shape.len()).find(|&d| outside(d)) {
-            return Err(AdiosError::Argument(format!(
-                "variable '{name}': start+count exceeds the shape in dimension {d}"
-            )));
         }
         let n = cstr(name)?;
         // SAFETY: live IO handle; the arrays have shape.len() elements and are copied by ADIOS2.
