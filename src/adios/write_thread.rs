@@ -132,6 +132,8 @@ fn write_steps(
         // Whatever this rank's part of the step, it takes part in the step's all-reduce, where
         // every rank learns whether any failed (see `agree`).
         let fields = handed.into_fields(step);
+        let queued_seconds = handed_over.elapsed().as_secs_f64();
+        let t = Instant::now();
         let agreed = hand_over_ranges(comm, specs, &opts.target, fields.as_deref().ok(), step_need);
         let (fields, max_need) = match (fields, agreed) {
             (Ok(f), Ok(need)) => (f, need),
@@ -141,8 +143,6 @@ fn write_steps(
                 continue;
             }
         };
-        let queued_seconds = handed_over.elapsed().as_secs_f64();
-        let t = Instant::now();
         let mut threads_used = Vec::with_capacity(vars.len());
         let written = (|| -> Result<Vec<Report>> {
             if on_disk {
