@@ -37,6 +37,24 @@ fn claim(stream: &[u8], dims: &[u64]) -> Vec<u8> {
     h
 }
 
+/// A one-block stream with its block's payload replaced by `payload` (table entry and header
+/// checksum rewritten to match).
+fn with_payload(stream: &[u8], payload: &[u8]) -> Vec<u8> {
+    let ndims = stream[8] as usize;
+    let table = 20 + 8 * ndims + 24 + 8;
+    assert_eq!(
+        u64::from_le_bytes(stream[table - 8..table].try_into().unwrap()),
+        1
+    );
+    let mut h = stream[..table + 1].to_vec();
+    h.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    h.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(payload).to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&h);
+    h.extend_from_slice(&sum.to_le_bytes());
+    h.extend_from_slice(payload);
+    h
+}
+
 fn codec(pairs: &[(&str, &str)]) -> Codec {
     Codec::from_pairs(pairs.iter().copied()).unwrap()
 }
@@ -333,4 +351,70 @@ fn a_lying_stream_costs_little_memory() {
         "peak RSS {} KiB",
         usage.ru_maxrss
     );
+}
+
+/// A GAE block's body length is a claim too: checked against its zstd frame before anything is
+/// reserved. Before, a 2^28-value claim whose body length said 21 GB aborted the decoder (a
+/// reservation of that size up front), and its patch list alone took 800 MB.
+#[test]
+fn a_gae_body_length_is_checked_before_it_is_reserved() {
+    let honest = codec(&[("nrmse", "1e-4"), ("residual", "gae")])
+        .compress(&[4096], &ramp(4096))
+        .unwrap();
+    assert_eq!(
+        residuum::decode_as::<f32>(&with_payload(&honest, &payload_of(&honest)))
+            .unwrap()
+            .1
+            .len(),
+        4096
+    );
+    // [no base][no special values][basis width][basis][step][body length][body frame]
+    let p = payload_of(&honest);
+    assert_eq!(&p[..2], &[0, 0]);
+    let at = 3 + 4 * 64 * p[2] as usize + 8;
+    let mut old = 0u64;
+    let mut end = at;
+    for (i, &b) in p[at..].iter().enumerate() {
+        old |= ((b & 0x7f) as u64) << (7 * i);
+        if b < 0x80 {
+            end = at + i + 1;
+            break;
+        }
+    }
+    let claimed: u64 = 1 << 28;
+    // The most the old check let through (641 bytes a patch of 8 values): 21 GB.
+    let lengths = [641 * (claimed / 8), old + 1];
+    for len in lengths {
+        let mut q = p[..at].to_vec();
+        let mut v = len;
+        while v >= 0x80 {
+            q.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        q.push(v as u8);
+        q.extend_from_slice(&p[end..]);
+        let dir = tempfile::tempdir().unwrap();
+        let (lie, out) = (dir.path().join("lie.rsd"), dir.path().join("out"));
+        std::fs::write(&lie, claim(&with_payload(&honest, &q), &[claimed])).unwrap();
+        // Under an 8 GiB address-space limit, so that a reservation of the claim aborts.
+        let run = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "ulimit -v 8388608; exec \"$0\" decompress -i \"$1\" -o \"$2\"",
+            ])
+            .arg(env!("CARGO_BIN_EXE_residuum"))
+            .arg(&lie)
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{len}: {err}");
+        assert!(err.contains("GAE body of the wrong size"), "{len}: {err}");
+    }
+}
+
+/// A one-block stream's block payload.
+fn payload_of(stream: &[u8]) -> Vec<u8> {
+    let ndims = stream[8] as usize;
+    stream[20 + 8 * ndims + 24 + 8 + 17 + 8..].to_vec()
 }

@@ -2,7 +2,7 @@
 
 pub(crate) mod ints;
 
-use crate::error::{Error, Result};
+use crate::error::{try_vec, Error, Result};
 use crate::format::BlockKind;
 
 /// A coded payload: either the input as it is, or a zstd frame that is smaller.
@@ -56,4 +56,23 @@ pub(crate) fn decode_bytes(kind: BlockKind, payload: &[u8], out: &mut [u8]) -> R
         }
     }
     Ok(())
+}
+
+/// A zstd frame that must decode to exactly `len` bytes. Its declared size is checked (and
+/// bounded by what a frame of its length can hold) before `len` bytes are allocated, so a
+/// lying length costs nothing.
+pub(crate) fn zstd_frame(frame: &[u8], len: usize, what: &str) -> Result<Vec<u8>> {
+    let declared = zstd::zstd_safe::get_frame_content_size(frame)
+        .map_err(|_| Error::corrupt(format!("{what} is not a zstd frame")))?;
+    // zstd's densest block, RLE, stands for at most 128 KiB in 4 bytes.
+    if declared != Some(len as u64) || len as u64 > (frame.len() as u64) << 15 {
+        return Err(Error::corrupt(format!("{what} of the wrong size")));
+    }
+    let mut out = try_vec::<u8>(len, what)?;
+    let got = zstd::bulk::decompress_to_buffer(frame, &mut out[..])
+        .map_err(|e| Error::corrupt(format!("{what}: {e}")))?;
+    if got != len {
+        return Err(Error::corrupt(format!("{what} of the wrong size")));
+    }
+    Ok(out)
 }

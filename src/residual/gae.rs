@@ -27,6 +27,17 @@ fn patches(shape: [usize; 3]) -> impl Iterator<Item = (usize, usize, usize)> {
     })
 }
 
+/// How many patches a block of `shape` has.
+fn patch_count([a, b, c]: [usize; 3]) -> usize {
+    a * b.div_ceil(P) * c.div_ceil(P)
+}
+
+/// Patch `pi` of [`patches`], found by index.
+fn patch([_, b, c]: [usize; 3], pi: usize) -> (usize, usize, usize) {
+    let (pb, pc) = (b.div_ceil(P), c.div_ceil(P));
+    (pi / (pb * pc), (pi / pc % pb) * P, (pi % pc) * P)
+}
+
 /// Block indices of a patch's 64 cells (None outside the block).
 fn cells(shape: [usize; 3], (i, j0, k0): (usize, usize, usize)) -> [Option<usize>; N] {
     let [_, b, c] = shape;
@@ -307,19 +318,13 @@ pub fn decode(
         return Err(Error::corrupt("bad GAE basis or step"));
     }
     let body_len = r.varint()? as usize;
-    let all: Vec<(usize, usize, usize)> = patches(shape).collect();
-    // The mask alone needs all.len()/8 bytes: a larger claim is corruption, not an allocation.
-    if body_len > all.len() / 8 + 1 + all.len() * (1 + 10 * N) {
-        return Err(Error::corrupt("GAE body length out of range"));
-    }
-    let body = zstd::bulk::decompress(r.rest(), body_len)
-        .map_err(|e| Error::corrupt(format!("GAE body: {e}")))?;
-    if body.len() != body_len {
-        return Err(Error::corrupt("GAE body length mismatch"));
-    }
+    let count = patch_count(shape);
+    // The body's length is checked against its frame before anything of it is allocated; the
+    // patches are found by index, so a block that claims many costs no memory of its own.
+    let body = crate::entropy::zstd_frame(r.rest(), body_len, "GAE body")?;
     let mut br = PayloadReader::new(&body);
-    let bits = br.bytes(all.len().div_ceil(8))?.to_vec();
-    let masked: Vec<usize> = (0..all.len())
+    let bits = br.bytes(count.div_ceil(8))?.to_vec();
+    let masked: Vec<usize> = (0..count)
         .filter(|&pi| bits[pi / 8] >> (pi % 8) & 1 == 1)
         .collect();
     let lengths = br.bytes(masked.len())?.to_vec();
@@ -338,7 +343,7 @@ pub fn decode(
                 acc[n] += basis[j * N + n] * cq;
             }
         }
-        for (n, c) in cells(shape, all[pi]).iter().enumerate() {
+        for (n, c) in cells(shape, patch(shape, pi)).iter().enumerate() {
             if let Some(i) = *c {
                 let bits = dtype.bits_of(dtype.round(b_at(i) + acc[n]));
                 dtype.put_bits(&mut out, i, bits);
@@ -358,6 +363,18 @@ pub fn decode(
 mod tests {
     use super::*;
     use crate::residual::specials::Specials;
+
+    /// The decoder finds patches by index; the encoder walks them in order.
+    #[test]
+    fn patches_by_index_are_the_patches_in_order() {
+        for shape in [[1, 1, 1], [3, 8, 8], [2, 9, 17], [1, 40, 3], [5, 1, 100]] {
+            let walked: Vec<_> = patches(shape).collect();
+            assert_eq!(walked.len(), patch_count(shape), "{shape:?}");
+            for (pi, &p) in walked.iter().enumerate() {
+                assert_eq!(patch(shape, pi), p, "{shape:?} {pi}");
+            }
+        }
+    }
 
     /// Power-of-two scaling is exact, so a block scaled by 2^k codes to the same payload, its
     /// step aside, wherever its values stay normal. Before the covariance was measured in a

@@ -9,7 +9,7 @@
 //! Streams of versions 1 to 3 hold the list alone, without the layout byte.
 
 use crate::dtype::ElementType;
-use crate::error::{try_vec, Error, Result};
+use crate::error::{Error, Result};
 use crate::format::payload::{put_varint, PayloadReader};
 
 /// The first stream version whose specials have a layout byte.
@@ -234,24 +234,10 @@ fn read_list(
     Ok(out)
 }
 
-/// A zstd frame that must decode to exactly `len` bytes. Its declared size is checked (and
-/// bounded by what a frame of its length can hold) before `len` bytes are allocated.
+/// A length-prefixed zstd frame that must decode to exactly `len` bytes.
 fn read_frame(r: &mut PayloadReader, len: usize, what: &str) -> Result<Vec<u8>> {
     let size = r.varint()? as usize;
-    let frame = r.bytes(size)?;
-    let declared = zstd::zstd_safe::get_frame_content_size(frame)
-        .map_err(|_| Error::corrupt(format!("{what} is not a zstd frame")))?;
-    // zstd's densest block, RLE, stands for at most 128 KiB in 4 bytes.
-    if declared != Some(len as u64) || len as u64 > (frame.len() as u64) << 15 {
-        return Err(Error::corrupt(format!("{what} of the wrong size")));
-    }
-    let mut out = try_vec::<u8>(len, what)?;
-    let got = zstd::bulk::decompress_to_buffer(frame, &mut out[..])
-        .map_err(|e| Error::corrupt(format!("{what}: {e}")))?;
-    if got != len {
-        return Err(Error::corrupt(format!("{what} of the wrong size")));
-    }
-    Ok(out)
+    crate::entropy::zstd_frame(r.bytes(size)?, len, what)
 }
 
 fn read_mask(
