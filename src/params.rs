@@ -211,6 +211,131 @@ impl Config {
             ElementType::F64 => f.to_bits(),
         })
     }
+
+    /// Checks settings as `from_pairs` does, for a `Config` built in code: values out of range
+    /// and combinations that cannot work are errors, not silently lossless or ignored output.
+    pub fn check(&self) -> Result<()> {
+        let finite_positive = |v: f64| v.is_finite() && v > 0.0;
+        let target = match self.target {
+            Target::Lossless => None,
+            Target::Nrmse(v) => Some(("nrmse", v)),
+            Target::Abs(v) => Some(("abs", v)),
+            Target::Rel(v) => Some(("rel", v)),
+            Target::Psnr(v) => Some(("psnr", v)),
+        };
+        if let Some((key, v)) = target.filter(|&(_, v)| !finite_positive(v)) {
+            return Err(bad(key, &v.to_string(), "expected a positive number"));
+        }
+        if let Range::Fixed(v) = self.range {
+            if !finite_positive(v) {
+                return Err(bad("range", &v.to_string(), "expected a positive number"));
+            }
+        }
+        if let Some(b) = self.block {
+            let values = b.iter().try_fold(1usize, |a, &e| a.checked_mul(e));
+            if values.is_none_or(|v| v < MIN_BLOCK_VALUES) {
+                return Err(bad(
+                    "block",
+                    &format!("{}x{}x{}", b[0], b[1], b[2]),
+                    &format!("a block needs at least {MIN_BLOCK_VALUES} values"),
+                ));
+            }
+        }
+        if self.threads > MAX_THREADS {
+            return Err(bad(
+                "threads",
+                &self.threads.to_string(),
+                &format!("expected a count 0..={MAX_THREADS} (0: the cores owned)"),
+            ));
+        }
+        if !(1..=19).contains(&self.level) {
+            return Err(bad(
+                "level",
+                &self.level.to_string(),
+                "expected an integer 1..=19",
+            ));
+        }
+        if let Some(f) = self.fill.filter(|f| !f.is_finite()) {
+            return Err(bad("fill", &f.to_string(), "expected a finite number"));
+        }
+        if !finite_positive(self.train_seconds) {
+            return Err(bad(
+                "train_seconds",
+                &self.train_seconds.to_string(),
+                "expected a positive number",
+            ));
+        }
+        if self.train > 0 && self.model.is_some() {
+            return Err(bad(
+                "train",
+                &self.train.to_string(),
+                "give either model or train",
+            ));
+        }
+        if self.train_nglr > 0 && self.nglr.is_some() {
+            return Err(bad(
+                "train_nglr",
+                &self.train_nglr.to_string(),
+                "give either nglr or train_nglr",
+            ));
+        }
+        if self.residual == Residual::Nglr && self.nglr.is_none() && self.train_nglr == 0 {
+            return Err(bad(
+                "residual",
+                "nglr",
+                "needs a network: nglr=PATH (residuum train --nglr) or train_nglr=N",
+            ));
+        }
+        if self.target == Target::Lossless {
+            // Settings of the lossy coders only: given with mode=lossless (the default), they
+            // would be ignored without a word.
+            let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+            let lossy_only = [
+                (
+                    "temporal",
+                    (self.temporal > 0).then(|| self.temporal.to_string()),
+                ),
+                ("train", (self.train > 0).then(|| self.train.to_string())),
+                (
+                    "train_nglr",
+                    (self.train_nglr > 0).then(|| self.train_nglr.to_string()),
+                ),
+                ("model", path(&self.model)),
+                ("nglr", path(&self.nglr)),
+                (
+                    "residual",
+                    (self.residual != Residual::Auto)
+                        .then(|| format!("{:?}", self.residual).to_lowercase()),
+                ),
+                (
+                    "range",
+                    (self.range != Range::Block)
+                        .then(|| format!("{:?}", self.range).to_lowercase()),
+                ),
+            ];
+            if let Some((key, Some(value))) = lossy_only.into_iter().find(|(_, v)| v.is_some()) {
+                return Err(bad(
+                    key,
+                    &value,
+                    "serves the lossy modes (mode=lossless, the default, keeps every value); \
+                     give a target such as nrmse=1e-5",
+                ));
+            }
+        }
+        // A transform spreads each coefficient's error over many values: it serves RMS
+        // targets, not point-wise ones.
+        if self.residual == Residual::Wavelet
+            && !matches!(self.target, Target::Nrmse(_) | Target::Psnr(_))
+        {
+            return Err(bad(
+                "residual",
+                "wavelet",
+                "the wavelet coder serves mode=nrmse or psnr (auto picks it where it pays)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Parses `key=value` pairs. Keys are case-insensitive, as ADIOS2 lower-cases them anyway.
     pub fn from_pairs<I, K, V>(pairs: I) -> Result<Config>
     where
@@ -374,20 +499,6 @@ impl Config {
                 }
             }
         }
-        if cfg.train > 0 && cfg.model.is_some() {
-            return Err(bad(
-                "train",
-                &cfg.train.to_string(),
-                "give either model or train",
-            ));
-        }
-        if cfg.train_nglr > 0 && cfg.nglr.is_some() {
-            return Err(bad(
-                "train_nglr",
-                &cfg.train_nglr.to_string(),
-                "give either nglr or train_nglr",
-            ));
-        }
         let mode = mode.map(|(_, m)| m).unwrap_or_else(|| {
             if target.is_some() {
                 String::new()
@@ -419,59 +530,7 @@ impl Config {
             ("rel", Some((_, v))) => Target::Rel(v),
             (_, Some((_, v))) => Target::Psnr(v),
         };
-        if cfg.residual == Residual::Nglr && cfg.nglr.is_none() && cfg.train_nglr == 0 {
-            return Err(bad(
-                "residual",
-                "nglr",
-                "needs a network: nglr=PATH (residuum train --nglr) or train_nglr=N",
-            ));
-        }
-        if cfg.target == Target::Lossless {
-            // Settings of the lossy coders only: given with mode=lossless (the default), they
-            // would be ignored without a word.
-            let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
-            let lossy_only = [
-                (
-                    "temporal",
-                    (cfg.temporal > 0).then(|| cfg.temporal.to_string()),
-                ),
-                ("train", (cfg.train > 0).then(|| cfg.train.to_string())),
-                (
-                    "train_nglr",
-                    (cfg.train_nglr > 0).then(|| cfg.train_nglr.to_string()),
-                ),
-                ("model", path(&cfg.model)),
-                ("nglr", path(&cfg.nglr)),
-                (
-                    "residual",
-                    (cfg.residual != Residual::Auto)
-                        .then(|| format!("{:?}", cfg.residual).to_lowercase()),
-                ),
-                (
-                    "range",
-                    (cfg.range != Range::Block).then(|| format!("{:?}", cfg.range).to_lowercase()),
-                ),
-            ];
-            if let Some((key, Some(value))) = lossy_only.into_iter().find(|(_, v)| v.is_some()) {
-                return Err(bad(
-                    key,
-                    &value,
-                    "serves the lossy modes (mode=lossless, the default, keeps every value); \
-                     give a target such as nrmse=1e-5",
-                ));
-            }
-        }
-        // A transform spreads each coefficient's error over many values: it serves RMS
-        // targets, not point-wise ones.
-        if cfg.residual == Residual::Wavelet
-            && !matches!(cfg.target, Target::Nrmse(_) | Target::Psnr(_))
-        {
-            return Err(bad(
-                "residual",
-                "wavelet",
-                "the wavelet coder serves mode=nrmse or psnr (auto picks it where it pays)",
-            ));
-        }
+        cfg.check()?;
         Ok(cfg)
     }
 }
@@ -497,6 +556,70 @@ mod tests {
             assert!(lossy.is_ok(), "{key}: {lossy:?}");
         }
         assert!(Config::from_pairs([("residual", "auto"), ("range", "block")]).is_ok());
+    }
+
+    /// A `Config` built in code is checked as parsed settings are: before, `Codec::new` took a
+    /// negative or NaN bound (and stored every block exactly), a NaN range or level 99.
+    #[test]
+    fn configs_built_in_code_are_checked_too() {
+        let ok = Config {
+            target: Target::Abs(0.5),
+            ..Default::default()
+        };
+        assert!(crate::Codec::new(ok.clone()).is_ok());
+        let bad = [
+            Config {
+                target: Target::Abs(-1.0),
+                ..ok.clone()
+            },
+            Config {
+                target: Target::Nrmse(f64::NAN),
+                ..ok.clone()
+            },
+            Config {
+                target: Target::Psnr(f64::INFINITY),
+                ..ok.clone()
+            },
+            Config {
+                range: Range::Fixed(f64::NAN),
+                ..ok.clone()
+            },
+            Config {
+                level: 99,
+                ..ok.clone()
+            },
+            Config {
+                block: Some([1, 1, 0]),
+                ..ok.clone()
+            },
+            Config {
+                fill: Some(f64::INFINITY),
+                ..ok.clone()
+            },
+            Config {
+                threads: MAX_THREADS + 1,
+                ..ok.clone()
+            },
+            Config {
+                train_seconds: 0.0,
+                ..ok.clone()
+            },
+            Config {
+                residual: Residual::Wavelet,
+                ..ok.clone()
+            },
+            Config {
+                temporal: 3,
+                ..Default::default()
+            },
+        ];
+        for cfg in bad {
+            let e = crate::Codec::new(cfg.clone()).err();
+            assert!(
+                matches!(e, Some(Error::Parameter(ParameterError::BadValue { .. }))),
+                "{cfg:?}: {e:?}"
+            );
+        }
     }
 
     #[test]

@@ -111,6 +111,7 @@ impl CompressStats {
 
 impl Codec {
     pub fn new(config: Config) -> Result<Self> {
+        config.check()?;
         let threads = match config.threads {
             0 => default_threads(),
             n => n,
@@ -218,7 +219,10 @@ impl Codec {
     /// The exact worst-case stream length for an array of `dims`: every block stored raw.
     /// Saturates for shapes too large to address (which compression then refuses).
     pub fn max_compressed_len(&self, dtype: ElementType, dims: &[usize]) -> usize {
-        let raw = checked_len(dims, dtype).unwrap_or(usize::MAX);
+        // A shape too large to address (which would overflow the grid's count too).
+        let Some(raw) = checked_len(dims, dtype) else {
+            return usize::MAX;
+        };
         // `base=model` may carry the model whatever it saves (`auto` only where it saves more).
         let model = if self.config.force_model && (self.model.is_some() || self.trainer.is_some()) {
             format::entry_len(8 + base::DECODER_LEN)
