@@ -418,3 +418,57 @@ fn payload_of(stream: &[u8]) -> Vec<u8> {
     let ndims = stream[8] as usize;
     stream[20 + 8 * ndims + 24 + 8 + 17 + 8..].to_vec()
 }
+
+/// Shapes too large to address are refused, and their worst-case stream length saturates:
+/// the grid of `[2^33, 2^33, 1, 1]` overflowed (a panic with overflow checks).
+#[test]
+fn shapes_too_large_to_address() {
+    let c = codec(&[("nrmse", "1e-3")]);
+    let e = c
+        .compress::<f32>(&[1 << 33, 1 << 33, 0, 1], &[])
+        .unwrap_err();
+    assert!(e.to_string().contains("overflows"), "{e}");
+    assert_eq!(
+        c.max_compressed_len(residuum::ElementType::F32, &[1 << 33, 1 << 33, 1, 1]),
+        usize::MAX
+    );
+}
+
+/// A version this library does not know is said as such; where the header's checksum does not
+/// hold either, the stream may just be damaged, and the error says so (a bit flip in the
+/// version read as "newer than this library", telling the user to upgrade).
+#[test]
+fn unknown_versions_and_damaged_ones_are_told_apart() {
+    let s = codec(&[("nrmse", "1e-3")])
+        .compress(&[64], &ramp(64))
+        .unwrap();
+    let with_version = |v: u16, resum: bool| {
+        let mut t = s.clone();
+        t[4..6].copy_from_slice(&v.to_le_bytes());
+        if resum {
+            let ndims = t[8] as usize;
+            let table = 20 + 8 * ndims + 24 + 8;
+            let n = u64::from_le_bytes(t[table - 8..table].try_into().unwrap()) as usize;
+            let end = table + 17 * n;
+            let sum = xxhash_rust::xxh3::xxh3_64(&t[..end]);
+            t[end..end + 8].copy_from_slice(&sum.to_le_bytes());
+        }
+        residuum::decode(&t).unwrap_err().to_string()
+    };
+    let flipped = u16::from_le_bytes([s[4], s[5] ^ 1]);
+    let damaged = with_version(flipped, false);
+    assert!(
+        damaged.contains("newer") && damaged.contains("damaged"),
+        "{damaged}"
+    );
+    let newer = with_version(flipped, true);
+    assert!(
+        newer.contains("newer") && !newer.contains("damaged"),
+        "{newer}"
+    );
+    let zero = with_version(0, true);
+    assert!(
+        zero.contains("damaged") && !zero.contains("newer"),
+        "{zero}"
+    );
+}

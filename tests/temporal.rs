@@ -409,6 +409,12 @@ fn reader_references_stay_within_their_budget() {
     // Nothing larger than the budget is kept.
     r.set_capacity(50);
     assert_eq!(r.used(), 0);
+    // A stream may say any step: after u64::MAX no step follows (this overflowed before).
+    r.set_capacity(1000);
+    r.put("a", &info(7, u64::MAX), vec![0; 8]);
+    assert!(r.get("a", &info(7, 0)).is_none());
+    r.put("a", &info(7, 3), vec![0; 8]);
+    assert!(r.get("a", &info(7, 4)).is_some());
 }
 
 #[test]

@@ -167,8 +167,18 @@ impl Decoder {
             .map(|&q| q as f32 * self.latent_step)
             .collect();
         let mut hid = conv_t(&self.dec1, &z, h4, w4);
-        hid.iter_mut().for_each(|v| *v = v.max(0.0));
+        hid.iter_mut().for_each(|v| *v = relu(*v));
         conv_t(&self.dec2, &hid, 2 * h4, 2 * w4)
+    }
+}
+
+/// max(v, 0), spelt out: `f32::max` leaves the sign of a zero result unspecified, and the
+/// decoder's prediction must be the same bits everywhere.
+fn relu(v: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        0.0
     }
 }
 
@@ -253,7 +263,7 @@ impl Model {
     /// The quantized latents of one normalised group `[DEPTH, h, w]` (h and w multiples of 4).
     pub fn encode_group(&self, x: &[f32], h: usize, w: usize) -> Vec<i64> {
         let mut hid = conv(&self.enc1, x, h, w);
-        hid.iter_mut().for_each(|v| *v = v.max(0.0));
+        hid.iter_mut().for_each(|v| *v = relu(*v));
         let z = conv(&self.enc2, &hid, h / 2, w / 2);
         let inv = 1.0 / self.decoder.latent_step;
         z.iter()

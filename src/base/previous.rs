@@ -431,6 +431,12 @@ pub(crate) fn choose(
     )
 }
 
+/// Whether `step` directly follows `kept` (a stream's step number may be anything, u64::MAX
+/// included).
+fn follows(kept: u64, step: u64) -> bool {
+    kept.checked_add(1) == Some(step)
+}
+
 /// A decoded step kept as a reference.
 #[derive(Debug)]
 struct Kept {
@@ -474,7 +480,7 @@ impl References {
         self.clock += 1;
         let now = self.clock;
         let kept = self.chains.get_mut(&(source.to_string(), info.chain))?;
-        let k = kept.iter_mut().find(|k| k.step + 1 == info.step)?;
+        let k = kept.iter_mut().find(|k| follows(k.step, info.step))?;
         k.used = now;
         Some(k.bytes.clone())
     }
@@ -489,7 +495,7 @@ impl References {
             .or_default();
         let mut freed = 0;
         kept.retain(|k| {
-            let keep = k.step + 1 == info.step;
+            let keep = follows(k.step, info.step);
             freed += if keep { 0 } else { k.bytes.len() };
             keep
         });

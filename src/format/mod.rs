@@ -171,6 +171,23 @@ pub fn header_len(ndims: usize, nblocks: usize) -> usize {
         .saturating_add(ENTRY_LEN.saturating_mul(nblocks))
 }
 
+/// Whether `stream`'s header checksum holds with the header laid out as this version's.
+fn sum_holds_as_latest(stream: &[u8]) -> bool {
+    let u64_at = |at: usize| {
+        let b = stream.get(at..at.checked_add(8)?)?;
+        Some(u64::from_le_bytes(b.try_into().unwrap()))
+    };
+    let Some(&ndims) = stream.get(8) else {
+        return false;
+    };
+    let count_at = FIXED_LEN + 8 * ndims as usize + 24;
+    let end = u64_at(count_at)
+        .and_then(|n| usize::try_from(n).ok()?.checked_mul(ENTRY_LEN))
+        .and_then(|t| t.checked_add(count_at + 8));
+    end.and_then(|e| Some(u64_at(e)? == xxh3_64(&stream[..e])))
+        .unwrap_or(false)
+}
+
 /// Number of blocks of the grid of `block` over the 3D view of `dims`.
 pub fn grid_len(dims: &[usize], block: [usize; 3]) -> usize {
     block_count(&fold3(dims), &block)
@@ -382,10 +399,20 @@ pub fn parse(stream: &[u8]) -> Result<Parsed<'_>> {
     }
     let version = r.u16("version")?;
     if version > FORMAT_VERSION || version == 0 {
-        return Err(Error::format(
-            FormatErrorKind::UnsupportedVersion,
-            format!("{version} is newer than this library ({FORMAT_VERSION}) understands"),
-        ));
+        // A damaged version field reads as another version: where the header's checksum, in
+        // this library's layout, does not hold either, the stream may just be damaged.
+        let detail = if version == 0 {
+            "0, which no stream has: the stream is damaged".to_string()
+        } else if sum_holds_as_latest(stream) {
+            format!("{version} is newer than this library ({FORMAT_VERSION}) understands")
+        } else {
+            format!(
+                "{version} is newer than this library ({FORMAT_VERSION}) understands, or the \
+                 stream is damaged (its header checksum does not hold as of version \
+                 {FORMAT_VERSION})"
+            )
+        };
+        return Err(Error::format(FormatErrorKind::UnsupportedVersion, detail));
     }
     let fixed = r.take(6, "header")?;
     let (dtype_code, target_code, ndims) = (fixed[0], fixed[1], fixed[2] as usize);
