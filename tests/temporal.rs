@@ -442,11 +442,20 @@ fn bad_settings_are_refused() {
 fn chains_over_wavelet_and_gae_blocks() {
     for residual in ["wavelet", "gae"] {
         let c = codec(&[("nrmse", "1e-4"), ("residual", residual), ("temporal", "5")]);
+        let spatial = codec(&[("nrmse", "1e-4"), ("residual", residual)]);
         let mut chain = Chain::new(2);
         let mut prev: Option<Vec<u8>> = None;
         for t in 0..6 {
             let x = field(SHAPE, t);
             let s = chain.compress(&c, &SHAPE, &x).unwrap();
+            // Never much above coding the step alone: GAE takes no previous-step base, and its
+            // blocks were stored exactly where that base looked best (2.2x the bytes).
+            let alone = spatial.compress(&SHAPE, &x).unwrap().len();
+            assert!(
+                s.len() <= alone * 11 / 10,
+                "{residual} step {t}: {} bytes, {alone} alone",
+                s.len()
+            );
             let (_, bytes) = decode_step(&s, prev.as_deref(), &DecodeOptions::default())
                 .unwrap_or_else(|e| panic!("{residual} step {t}: {e}"));
             assert!(

@@ -528,7 +528,7 @@ impl Codec {
                     .into_iter()
                     .flat_map(|p| p.0.iter().map(|(s, v)| Some(Base::Previous(*s, v)))),
             );
-        for base in bases {
+        let mut stage = |base: Option<Base>, out: &mut Vec<Candidate>| {
             for coder in coders {
                 let stages = coder.stages(block, base, bound, par, beat);
                 let compare = compare || stages.iter().map(|s| s.0.len()).sum::<usize>() > 1;
@@ -558,6 +558,15 @@ impl Codec {
                     });
                 }
             }
+        };
+        for base in bases {
+            stage(base, &mut out);
+        }
+        // Where nothing could code over the previous step (GAE takes no such base; a hostile
+        // step can make one that LBRC refuses), the block is still coded without a base
+        // rather than stored exactly.
+        if out.is_empty() && !spatial {
+            stage(None, &mut out);
         }
         out
     }
