@@ -107,6 +107,17 @@ pub fn finite_min_max(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
         })
 }
 
+/// The middle of finite `lo` ≤ `hi`: `(lo + hi) / 2`, or halves added where that sum overflows
+/// (f64 values of one sign near f64::MAX), so that an offset is never infinite.
+pub(crate) fn midpoint(lo: f64, hi: f64) -> f64 {
+    let m = 0.5 * (lo + hi);
+    if m.is_finite() {
+        m
+    } else {
+        0.5 * lo + 0.5 * hi
+    }
+}
+
 /// [`finite_min_max`] of a slice, the same bits, in lanes the compiler keeps in vector
 /// registers ([`laned_min_max`]; the filtering fold above compiles to a scalar loop: about a
 /// tenth of LBRC's stage on small blocks).

@@ -209,7 +209,7 @@ fn glance(block: &BlockValues, bound: BlockBound) -> f64 {
     }
     let n = values.len();
     let stride = (n / GLANCE_SAMPLE).max(1) | 1;
-    let offset = lbrc::plateau(values, None, first).unwrap_or(0.5 * (lo + hi));
+    let offset = lbrc::plateau(values, None, first).unwrap_or(crate::bound::midpoint(lo, hi));
     // Rounded half away from zero as LBRC rounds (without a library call).
     let at_step = |x: f64, inv: f64| {
         let t = ((x - offset) * inv).clamp(-1e15, 1e15);

@@ -169,7 +169,7 @@ pub(crate) fn prepare(
         Some(b) => finite_min_max(values.iter().zip(b).map(|(&x, &b)| x - b)),
     };
     let offset = if hi >= lo {
-        dtype.round(0.5 * (lo + hi))
+        dtype.round(crate::bound::midpoint(lo, hi))
     } else {
         0.0
     };

@@ -150,7 +150,7 @@ pub(super) fn look(block: &BlockValues, budget: f64) -> Option<Look> {
     if hi < lo || standard.levels() == 0 || !(budget.is_finite() && budget > 0.0) {
         return None;
     }
-    let offset = block.dtype.round(0.5 * (lo + hi));
+    let offset = block.dtype.round(crate::bound::midpoint(lo, hi));
     // The standard layout is looked at first: where a field is smooth at different scales
     // along different axes the dyadic one can cost many times its bits (15-25x in a sketch
     // over a smooth field with a steep vertical profile), while where the dyadic one wins
