@@ -231,15 +231,13 @@ impl Config {
                 return Err(bad("range", &v.to_string(), "expected a positive number"));
             }
         }
-        if let Some(b) = self.block {
-            let values = b.iter().try_fold(1usize, |a, &e| a.checked_mul(e));
-            if values.is_none_or(|v| v < MIN_BLOCK_VALUES) {
-                return Err(bad(
-                    "block",
-                    &format!("{}x{}x{}", b[0], b[1], b[2]),
-                    &format!("a block needs at least {MIN_BLOCK_VALUES} values"),
-                ));
-            }
+        // Blocks smaller than the parameter takes (MIN_BLOCK_VALUES) only cost: allowed here.
+        if let Some(b) = self.block.filter(|b| b.contains(&0)) {
+            return Err(bad(
+                "block",
+                &format!("{}x{}x{}", b[0], b[1], b[2]),
+                "expected 3 positive extents",
+            ));
         }
         if self.threads > MAX_THREADS {
             return Err(bad(
