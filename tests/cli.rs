@@ -420,6 +420,11 @@ fn train_checks_its_settings_and_outputs_first_and_names_collections_by_file() {
             vec!["--batch", "100000000000", "--data", f, "--out", "m.st"],
             "a batch of 100000000000 crops",
         ),
+        // About 5 MB a crop while training: 4096 took some 20 GB.
+        (
+            vec!["--batch", "4096", "--data", f, "--out", "m.st"],
+            "a batch of 4096 crops (1..=256)",
+        ),
         (vec!["--data", f, "--out", f], "the output is an input"),
     ] {
         let o = train(&args);
