@@ -33,6 +33,8 @@ pub(crate) mod metrics;
 mod params;
 pub(crate) mod pipeline;
 pub(crate) mod residual;
+#[cfg(test)]
+mod test_alloc;
 
 pub use base::previous::{Chain, References};
 pub use base::Model;

@@ -20,6 +20,7 @@ pub mod train;
 
 use crate::entropy::ints;
 use crate::error::{Error, Result};
+use std::ops::Range;
 use std::path::Path;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -159,16 +160,59 @@ impl Decoder {
         })
     }
 
-    /// The normalised prediction of one group from its latents `[LATENT, h/4, w/4]` (integers),
-    /// `[DEPTH, h, w]`, in a fixed order of f32 operations.
-    pub fn decode_group(&self, latents: &[i64], h4: usize, w4: usize) -> Vec<f32> {
+    /// The normalised prediction of one group from its latents `[LATENT, h/4, w/4]`
+    /// (integers): the first `channels` of its `[DEPTH, h, w]`, each value handed to
+    /// `put(channel, row, column, value)`, in a fixed order of f32 operations. By tiles of the
+    /// plane: the whole group's hidden layer and output took some 50 times the block's bytes
+    /// where padding dominates (a block of one row), and every value is the same sum either way.
+    pub fn decode_group(
+        &self,
+        latents: &[i64],
+        (h4, w4): (usize, usize),
+        channels: usize,
+        mut put: impl FnMut(usize, usize, usize, f32),
+    ) {
         let z: Vec<f32> = latents
             .iter()
             .map(|&q| q as f32 * self.latent_step)
             .collect();
-        let mut hid = conv_t(&self.dec1, &z, h4, w4);
-        hid.iter_mut().for_each(|v| *v = relu(*v));
-        conv_t(&self.dec2, &hid, 2 * h4, 2 * w4)
+        let (h2, w2) = (2 * h4, 2 * w4);
+        let (h, w) = (2 * h2, 2 * w2);
+        // The input rows (or columns) that outputs `out` of a transposed convolution gather:
+        // output y takes input (y + 1 − ky)/2 for taps ky = 0..3.
+        let inputs = |out: &Range<usize>, n: usize| {
+            (out.start / 2).saturating_sub(1)..(out.end / 2 + 1).min(n)
+        };
+        for y0 in (0..h).step_by(TILE) {
+            for x0 in (0..w).step_by(TILE) {
+                let out = Window::new(y0..(y0 + TILE).min(h), x0..(x0 + TILE).min(w));
+                let hid = Window::new(inputs(&out.rows, h2), inputs(&out.cols, w2));
+                let all_z = Window::new(0..h4, 0..w4);
+                let mut hv = conv_t(&self.dec1, &z, &all_z, &hid, self.dec1.cout);
+                hv.iter_mut().for_each(|v| *v = relu(*v));
+                let ov = conv_t(&self.dec2, &hv, &hid, &out, channels);
+                let (rows, cols) = (out.rows.len(), out.cols.len());
+                for (at, &v) in ov.iter().enumerate() {
+                    let (o, r, c) = (at / (rows * cols), at / cols % rows, at % cols);
+                    put(o, out.rows.start + r, out.cols.start + c, v);
+                }
+            }
+        }
+    }
+}
+
+/// Output tiles of the base model's decoder: rows and columns of its `[DEPTH, h, w]`.
+const TILE: usize = 64;
+
+/// A window of a layer's plane: rows × columns (of every channel).
+struct Window {
+    rows: Range<usize>,
+    cols: Range<usize>,
+}
+
+impl Window {
+    fn new(rows: Range<usize>, cols: Range<usize>) -> Window {
+        Window { rows, cols }
     }
 }
 
@@ -309,39 +353,41 @@ fn conv(l: &Layer, x: &[f32], h: usize, w: usize) -> Vec<f32> {
     out
 }
 
-/// The transposed convolution of [`conv`]: `[cin, h, w]` → `[cout, 2h, 2w]`, gathering each
-/// output from its (at most 2×2 per channel) inputs in a fixed order.
-fn conv_t(l: &Layer, x: &[f32], h: usize, w: usize) -> Vec<f32> {
-    let (ho, wo) = (2 * h, 2 * w);
-    let mut out = vec![0f32; l.cout * ho * wo];
-    for o in 0..l.cout {
-        for y in 0..ho {
-            for xo in 0..wo {
+/// The transposed convolution of [`conv`], `[cin, h, w]` → `[cout, 2h, 2w]`, over windows:
+/// outputs `out` of the first `channels`, from the input window `inp` (`x` holds it, and it
+/// holds every input they gather). Each output gathers its (at most 2×2 per channel) inputs
+/// in a fixed order, the same whatever the windows.
+fn conv_t(l: &Layer, x: &[f32], inp: &Window, out: &Window, channels: usize) -> Vec<f32> {
+    let (ih, iw) = (inp.rows.len(), inp.cols.len());
+    let mut v = Vec::with_capacity(channels * out.rows.len() * out.cols.len());
+    for o in 0..channels {
+        for y in out.rows.clone() {
+            for xo in out.cols.clone() {
                 let mut acc = l.bias[o];
                 for i in 0..l.cin {
                     // Output y receives input yi through tap ky where 2·yi + ky − 1 = y.
                     for ky in 0..K {
                         let t = y as isize + 1 - ky as isize;
-                        if t < 0 || t % 2 != 0 || t / 2 >= h as isize {
+                        if t < 0 || t % 2 != 0 || !inp.rows.contains(&((t / 2) as usize)) {
                             continue;
                         }
-                        let yi = (t / 2) as usize;
+                        let yi = (t / 2) as usize - inp.rows.start;
                         for kx in 0..K {
                             let s = xo as isize + 1 - kx as isize;
-                            if s < 0 || s % 2 != 0 || s / 2 >= w as isize {
+                            if s < 0 || s % 2 != 0 || !inp.cols.contains(&((s / 2) as usize)) {
                                 continue;
                             }
-                            let xi = (s / 2) as usize;
+                            let xi = (s / 2) as usize - inp.cols.start;
                             acc += l.weight[((i * l.cout + o) * K + ky) * K + kx]
-                                * x[(i * h + yi) * w + xi];
+                                * x[(i * ih + yi) * iw + xi];
                         }
                     }
                 }
-                out[(o * ho + y) * wo + xo] = acc;
+                v.push(acc);
             }
         }
     }
-    out
+    v
 }
 
 /// How a block of shape `[a, b, c]` is laid out for the model: groups of [`DEPTH`] slices,
@@ -383,19 +429,6 @@ impl Layout {
             }
         }
         out
-    }
-
-    /// Writes the unpadded part of group `g`'s prediction into `out` (block order).
-    pub fn scatter(&self, pred: &[f32], g: usize, out: &mut [f32]) {
-        let [a, b, c] = self.shape;
-        for d in 0..DEPTH.min(a - g * DEPTH) {
-            let i = g * DEPTH + d;
-            for j in 0..b {
-                for k in 0..c {
-                    out[(i * b + j) * c + k] = pred[(d * self.h + j) * self.w + k];
-                }
-            }
-        }
     }
 }
 
@@ -468,14 +501,20 @@ fn latent_shape(lay: &Layout) -> [usize; 3] {
 /// The prediction of a block from its latents: bit-identical wherever it runs.
 fn reconstruct(dec: &Decoder, latents: &[i64], lay: &Layout, norm: Norm) -> Vec<f64> {
     let per = lay.latents_per_group();
-    let mut y = vec![0f32; lay.shape.iter().product()];
+    let [a, b, c] = lay.shape;
+    let mut y = vec![0f64; a * b * c];
     for g in 0..lay.groups {
-        let pred = dec.decode_group(&latents[g * per..(g + 1) * per], lay.h / 4, lay.w / 4);
-        lay.scatter(&pred, g, &mut y);
+        let first = g * DEPTH;
+        let channels = DEPTH.min(a - first);
+        let put = |d: usize, j: usize, k: usize, v: f32| {
+            if j < b && k < c {
+                y[((first + d) * b + j) * c + k] = norm.mean + norm.scale * v as f64;
+            }
+        };
+        let latents = &latents[g * per..(g + 1) * per];
+        dec.decode_group(latents, (lay.h / 4, lay.w / 4), channels, put);
     }
-    y.iter()
-        .map(|&v| norm.mean + norm.scale * v as f64)
-        .collect()
+    y
 }
 
 /// The decoder's side of [`predict`]: the prediction from the stored latents.
@@ -498,4 +537,72 @@ pub fn predict_from(
         return Err(Error::corrupt("base model prediction is not finite"));
     }
     Ok(pred)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A decoder of fixed pseudo-random weights.
+    fn decoder() -> Decoder {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut bytes = 0.05f32.to_le_bytes().to_vec();
+        while bytes.len() < DECODER_LEN {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let w = ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.5;
+            bytes.extend_from_slice(&w.to_le_bytes());
+        }
+        Decoder::from_bytes(&bytes).unwrap()
+    }
+
+    /// Tiles give the bits of the whole planes at once (the decoder before tiles), on planes
+    /// of several tiles with partial ones at their edges.
+    #[test]
+    fn tiles_give_the_whole_planes_bits() {
+        let dec = decoder();
+        for (h4, w4) in [(1, 70), (33, 5), (20, 40)] {
+            let latents: Vec<i64> = (0..LATENT * h4 * w4)
+                .map(|i| (i as i64 * 7919) % 41 - 20)
+                .collect();
+            let z: Vec<f32> = latents
+                .iter()
+                .map(|&q| q as f32 * dec.latent_step)
+                .collect();
+            let (h2, w2, h, w) = (2 * h4, 2 * w4, 4 * h4, 4 * w4);
+            let (zw, hw) = (Window::new(0..h4, 0..w4), Window::new(0..h2, 0..w2));
+            let mut hid = conv_t(&dec.dec1, &z, &zw, &hw, HIDDEN);
+            hid.iter_mut().for_each(|v| *v = relu(*v));
+            let whole = conv_t(&dec.dec2, &hid, &hw, &Window::new(0..h, 0..w), DEPTH);
+            let mut tiled = vec![f32::NAN; DEPTH * h * w];
+            dec.decode_group(&latents, (h4, w4), DEPTH, |o, y, x, v| {
+                tiled[(o * h + y) * w + x] = v
+            });
+            assert!(
+                whole
+                    .iter()
+                    .zip(&tiled)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{h4}x{w4}"
+            );
+        }
+    }
+
+    /// A block of one row is padded to 8 slices of 4 rows: its hidden layer and padded output
+    /// whole took some 200 bytes a value; by tiles, the prediction and the latents' values.
+    #[test]
+    fn decoding_a_thin_block_takes_memory_in_proportion_to_it() {
+        let dec = decoder();
+        let n = 1 << 16;
+        let lay = Layout::new([1, 1, n]);
+        let latents = vec![0i64; lay.groups * lay.latents_per_group()];
+        let norm = Norm {
+            mean: 1.0,
+            scale: 2.0,
+        };
+        let (pred, peak) = crate::test_alloc::peak_of(|| reconstruct(&dec, &latents, &lay, norm));
+        assert_eq!(pred.len(), n);
+        assert!(peak < 16 * n, "{peak} bytes for {n} values");
+    }
 }
