@@ -23,7 +23,8 @@ use std::sync::Arc;
 pub struct DecodeOptions {
     /// The largest decoded array, in bytes, that [`decode_with`] and [`decode_as_with`] allocate
     /// (default 64 GiB). Streams are also refused where their payloads cannot hold what their
-    /// header claims, and where the memory cannot be had, whatever this limit.
+    /// header claims, and where the memory cannot be had, whatever this limit. Beyond the
+    /// array, decoding holds a few blocks per thread at a time.
     pub max_decoded_bytes: usize,
 }
 
@@ -139,7 +140,7 @@ fn decode_parsed(
     let decoder = parsed.model()?.map(Decoder::from_bytes).transpose()?;
     let decoder = decoder.as_ref();
     let Checked { payloads, net, .. } = checked;
-    let blocks = map_blocks(grid.len(), !par, |i| {
+    let decode_one = |i: usize| {
         let b = grid.block(i);
         let kind = parsed.entries[i].kind;
         let previous = match (kind, reference) {
@@ -166,9 +167,16 @@ fn decode_parsed(
                 e => e,
             }
         })
-    })?;
-    for (i, raw) in blocks.iter().enumerate() {
-        grid.scatter_bytes(raw, &mut out[..len], dtype, &grid.block(i));
+    };
+    // Placed a few rounds of the pool at a time: every block held until all were decoded
+    // doubled the memory a stream of many blocks takes.
+    let round = 8 * rayon::current_num_threads().max(1);
+    for first in (0..grid.len()).step_by(round) {
+        let count = round.min(grid.len() - first);
+        let blocks = map_blocks(count, !par, |k| decode_one(first + k))?;
+        for (k, raw) in blocks.iter().enumerate() {
+            grid.scatter_bytes(raw, &mut out[..len], dtype, &grid.block(first + k));
+        }
     }
     Ok(len)
 }
@@ -387,4 +395,32 @@ fn capacity(
         BlockKind::Wavelet => wavelet::max_values(payload, shape, dtype, version)?,
         BlockKind::Model | BlockKind::Network | BlockKind::Step => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Blocks are placed as they finish, a few rounds of the pool at a time: all of them held
+    /// until the last was decoded took as much again as the array.
+    #[test]
+    fn decoding_holds_a_few_blocks_at_a_time() {
+        let v: Vec<f32> = (0..1 << 18).map(|i| (i as f32 * 0.37).sin()).collect();
+        let codec = crate::Codec::from_pairs([("nrmse", "1e-6"), ("block", "4x32x32")]).unwrap();
+        let stream = codec.compress(&[64, 64, 64], &v).unwrap();
+        let mut out = vec![0u8; v.len() * 4];
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let (n, peak) = one.install(|| {
+            crate::test_alloc::peak_of(|| decode_blocks(&stream, &mut out, false, None))
+        });
+        assert_eq!(n.unwrap(), out.len());
+        assert!(peak < out.len() / 2, "{peak} bytes held for {}", out.len());
+        assert_eq!(
+            out,
+            bytemuck::cast_slice::<f32, u8>(&crate::decode_as::<f32>(&stream).unwrap().1)
+        );
+    }
 }
