@@ -108,12 +108,13 @@ public:
         // BP5 sized bufferOut with GetEstimatedSize, which is this same bound.
         const size_t capacity =
             residuum_max_compressed_size(m_Codec, dtype, blockCount.size(), blockCount.data());
-        // Local arrays have no start; the block is then known by its count alone.
-        adios2::Dims start = blockStart;
-        start.resize(blockCount.size(), 0);
+        // Local and joined arrays' blocks have no start (NULL: coded without temporal
+        // prediction, as their counts alone do not tell them apart).
+        const size_t *start =
+            blockStart.size() == blockCount.size() ? blockStart.data() : nullptr;
         size_t written = 0;
         if (residuum_compress_insitu(m_Codec, m_Engine.c_str(), m_Variable.c_str(), dtype,
-                                     blockCount.size(), start.data(), blockCount.data(),
+                                     blockCount.size(), start, blockCount.data(),
                                      reinterpret_cast<const uint8_t *>(dataIn),
                                      reinterpret_cast<uint8_t *>(bufferOut), capacity,
                                      &written) != RESIDUUM_OK)

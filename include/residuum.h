@@ -261,10 +261,13 @@ int residuum_restart_chains(const char *engine);
 // against the range handed over for (`engine`, `variable`) where the parameters ask for
 // `range=rank|global`, coding over the block's previous step with `temporal=K` (the block is
 // known by `variable`, `start` and `dims`), and recording a report of the compression.
+// `start` is NULL for a block with no place in a global array (a local or joined array's):
+// such blocks are coded without temporal prediction, since their counts alone do not tell
+// them apart.
 //
 // # Safety
-// As `residuum_compress`; `engine` and `variable` are NUL-terminated strings; `start` points
-// to `ndims` values.
+// As `residuum_compress`; `engine` and `variable` are NUL-terminated strings; `start` is NULL
+// or points to `ndims` values.
 int residuum_compress_insitu(const struct residuum_codec *codec,
                              const char *engine,
                              const char *variable,

@@ -226,3 +226,54 @@ fn a_killed_writer_leaves_every_completed_step_decodable() {
     let text = stdout_of(steps_cmd(1, "random", &out).args(["--step", "23"]));
     assert!(text.contains("get_step 23: within the bound"), "{text}");
 }
+
+/// A local array's blocks have no place in a global array: known by their counts alone, the
+/// two blocks a step made one chain, each predicted from the block written before it, and a
+/// reader of block 0 alone failed at step 1 (its reference, block 1 of step 0, never read).
+/// They are coded without temporal prediction, and the log says so.
+#[test]
+fn local_array_blocks_read_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = write_xml(dir.path(), &["L"], &[("abs", "1e-3"), ("temporal", "4")]);
+    let script = r#"
+import sys, numpy as np
+from adios2 import bindings as b
+adios = b.ADIOS(sys.argv[1])
+n = 4096
+def block(step, k):
+    x = np.arange(n, dtype=np.float64)
+    return (np.sin(x * 0.01 + k) * 10 + step * 0.01).astype(np.float32)
+io = adios.DeclareIO("writer")
+v = io.DefineVariable("L", block(0, 0), [], [], [n], True)
+e = io.Open(sys.argv[2], b.Mode.Write)
+for step in range(4):
+    e.BeginStep()
+    for k in range(2):
+        e.Put(v, block(step, k), b.Mode.Sync)
+    e.EndStep()
+e.Close()
+rio = adios.DeclareIO("reader")
+r = rio.Open(sys.argv[2], b.Mode.Read)
+step = 0
+while r.BeginStep() == b.StepStatus.OK:
+    rv = rio.InquireVariable("L")
+    rv.SetBlockSelection(0)
+    out = np.zeros(n, dtype=np.float32)
+    r.Get(rv, out, b.Mode.Sync)
+    assert np.abs(out - block(step, 0)).max() <= 1e-3 * (1 + 1e-6), step
+    r.EndStep()
+    step += 1
+r.Close()
+assert step == 4, step
+print("read block 0 of 4 steps")
+"#;
+    let out = run(Command::new(python())
+        .args(["-c", script])
+        .arg(&xml)
+        .arg(dir.path().join("local.bp"))
+        .env("ADIOS2_PLUGIN_PATH", plugin_dir()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("read block 0 of 4 steps"));
+    assert!(err.contains("coded without temporal prediction"), "{err}");
+}

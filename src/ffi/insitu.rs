@@ -136,10 +136,13 @@ pub unsafe extern "C" fn residuum_restart_chains(engine: *const c_char) -> c_int
 /// against the range handed over for (`engine`, `variable`) where the parameters ask for
 /// `range=rank|global`, coding over the block's previous step with `temporal=K` (the block is
 /// known by `variable`, `start` and `dims`), and recording a report of the compression.
+/// `start` is NULL for a block with no place in a global array (a local or joined array's):
+/// such blocks are coded without temporal prediction, since their counts alone do not tell
+/// them apart.
 ///
 /// # Safety
-/// As `residuum_compress`; `engine` and `variable` are NUL-terminated strings; `start` points
-/// to `ndims` values.
+/// As `residuum_compress`; `engine` and `variable` are NUL-terminated strings; `start` is NULL
+/// or points to `ndims` values.
 #[no_mangle]
 pub unsafe extern "C" fn residuum_compress_insitu(
     codec: *const residuum_codec,
@@ -160,10 +163,11 @@ pub unsafe extern "C" fn residuum_compress_insitu(
     // SAFETY: non-null, NUL-terminated per the contract.
     let (e, v) = unsafe { (CStr::from_ptr(engine), CStr::from_ptr(variable)) };
     let (e, v) = (e.to_string_lossy(), v.to_string_lossy());
-    // SAFETY: `ndims` values per the contract.
-    let start = match unsafe { slice(start, ndims, "start") } {
-        Ok(s) => s,
-        Err(err) => return guard(|| Err(err)),
+    // SAFETY: NULL or `ndims` values per the contract.
+    let start = match (!start.is_null()).then(|| unsafe { slice(start, ndims, "start") }) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(err)) => return guard(|| Err(err)),
     };
     // SAFETY: the rest of the contract is residuum_compress's.
     unsafe {

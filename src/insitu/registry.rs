@@ -9,7 +9,7 @@ use crate::dtype::ElementType;
 use crate::error::Result;
 use crate::params::Range;
 use crate::residual::LookHints;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// Reports kept for an application that never takes them (oldest dropped first).
@@ -26,6 +26,9 @@ struct Registry {
     reports: VecDeque<Report>,
     /// The range kind last logged per (engine, variable): the log says when it changes.
     logged: HashMap<(String, String), RangeUsed>,
+    /// (engine, variable) whose blocks came without a start under temporal prediction (said
+    /// once each).
+    unplaced: HashSet<(String, String)>,
     /// What the wavelet's looks at each variable's block said (temporal prediction, which
     /// offers the previous step as a base instead, goes without).
     hints: HashMap<ChainKey, Arc<LookHints>>,
@@ -102,14 +105,17 @@ fn rank() -> Option<u64> {
 }
 
 /// Compresses for the operator of `variable` in `engine` (its block at `start`), with the range
-/// its parameters ask for (and over the block's previous step, with `temporal=K`), records the
-/// report, and logs (on rank 0) which range it used whenever that changes.
+/// its parameters ask for (and over the block's previous step, with `temporal=K`, where the
+/// block has a start), records the report, and logs (on rank 0) which range it used whenever
+/// that changes. A block without a start (a local or joined array's) is known by its count
+/// alone, which the blocks of every rank, and several of one, share: under temporal prediction
+/// one block would be predicted from another's step, so such blocks are coded alone.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn compress(
     codec: &Codec,
     engine: &str,
     variable: &str,
-    start: &[usize],
+    start: Option<&[usize]>,
     dtype: ElementType,
     dims: &[usize],
     data: &[u8],
@@ -130,12 +136,26 @@ pub(crate) fn compress(
         })
     };
     let (kind, range) = choose(codec, engine, variable, block_range);
-    let stats = if codec.config().temporal > 0 {
+    let temporal = codec.config().temporal > 0;
+    let stats = if let Some(start) = start.filter(|_| temporal) {
         super::steps::compress(
             codec, engine, variable, start, dtype, dims, data, out, range,
         )?
     } else {
-        let key = chain_key(engine, variable, start, dims);
+        let first = temporal
+            && with(|r| {
+                r.unplaced
+                    .insert((engine.to_string(), variable.to_string()))
+            });
+        if first && rank().unwrap_or(0) == 0 {
+            eprintln!(
+                "residuum: variable '{variable}' in '{engine}': its blocks have no place in a \
+                 global array (a local or joined array), so they are coded without temporal \
+                 prediction"
+            );
+        }
+        let zeros = vec![0; dims.len()];
+        let key = chain_key(engine, variable, start.unwrap_or(&zeros), dims);
         let hints = with(|r| {
             // Boxes that move (adaptive meshes) would make new keys step after step.
             if r.hints.len() >= MAX_HINTS && !r.hints.contains_key(&key) {
@@ -202,7 +222,7 @@ mod tests {
         for i in 0..MAX_HINTS + 10 {
             // A box that moves at every step, as on an adaptive mesh.
             let (engine, f32) = ("moving-boxes", ElementType::F32);
-            compress(&codec, engine, "x", &[i], f32, &[2], &data, &mut out).unwrap();
+            compress(&codec, engine, "x", Some(&[i]), f32, &[2], &data, &mut out).unwrap();
             assert!(with(|r| r.hints.len()) <= MAX_HINTS, "after {i} boxes");
         }
         take_reports(Some("moving-boxes"));
@@ -227,9 +247,18 @@ mod tests {
         let mut out = vec![0u8; codec.max_compressed_len(ElementType::F32, &dims)];
         let mut write = |engine: &str, data: &[u8]| {
             let f32 = ElementType::F32;
-            let n = compress(&codec, engine, "x", &[0; 3], f32, &dims, data, &mut out)
-                .unwrap()
-                .bytes_out;
+            let n = compress(
+                &codec,
+                engine,
+                "x",
+                Some(&[0; 3]),
+                f32,
+                &dims,
+                data,
+                &mut out,
+            )
+            .unwrap()
+            .bytes_out;
             out[..n].to_vec()
         };
         let fresh = write("hints-fresh.bp", &smooth);
