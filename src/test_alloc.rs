@@ -12,26 +12,33 @@ thread_local! {
 }
 
 fn count(delta: isize) {
-    // `try_with`: a thread's counters may be gone while it exits.
+    // `try_with`: a thread's counters may be gone while it exits. Saturating: an allocator must
+    // not panic.
     let _ = LIVE.try_with(|live| {
-        live.set(live.get() + delta);
+        live.set(live.get().saturating_add(delta));
         let _ = PEAK.try_with(|peak| peak.set(peak.get().max(live.get())));
     });
 }
 
 // SAFETY: every call is the system allocator's, with the same arguments; counting allocates
-// nothing.
+// nothing and cannot panic.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as isize);
         // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            count(layout.size() as isize);
+        }
+        p
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as isize);
         // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc_zeroed(layout) }
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            count(layout.size() as isize);
+        }
+        p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -41,9 +48,12 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size as isize - layout.size() as isize);
         // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            count(new_size as isize - layout.size() as isize);
+        }
+        p
     }
 }
 
@@ -55,5 +65,5 @@ pub(crate) fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let start = LIVE.with(Cell::get);
     PEAK.with(|p| p.set(start));
     let out = f();
-    (out, (PEAK.with(Cell::get) - start).max(0) as usize)
+    (out, PEAK.with(Cell::get).saturating_sub(start).max(0) as usize)
 }
