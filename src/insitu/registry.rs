@@ -106,9 +106,10 @@ fn rank() -> Option<u64> {
 
 /// Compresses for the operator of `variable` in `engine` (its block at `start`), with the range
 /// its parameters ask for (and over the block's previous step, with `temporal=K`, where the
-/// block has a start), records the report, and logs (on rank 0) which range it used whenever
-/// that changes. A block without a start (a local or joined array's) is known by its count
-/// alone, which the blocks of every rank, and several of one, share: under temporal prediction
+/// block has a start and its variable a name), records the report, and logs (on rank 0) which
+/// range it used whenever that changes. A block without a start (a local or joined array's) is
+/// known by its count alone, which the blocks of every rank, and several of one, share, and
+/// without the name every variable of a box would share one chain: under temporal prediction
 /// one block would be predicted from another's step, so such blocks are coded alone.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn compress(
@@ -137,7 +138,10 @@ pub(crate) fn compress(
     };
     let (kind, range) = choose(codec, engine, variable, block_range);
     let temporal = codec.config().temporal > 0;
-    let stats = if let Some(start) = start.filter(|_| temporal) {
+    // Chains are kept per variable and block: without the variable's name (BP4 and BP3 give
+    // operators none) or the block's start, blocks are coded alone.
+    let placed = start.filter(|_| temporal && !variable.is_empty());
+    let stats = if let Some(start) = placed {
         super::steps::compress(
             codec, engine, variable, start, dtype, dims, data, out, range,
         )?
@@ -148,11 +152,18 @@ pub(crate) fn compress(
                     .insert((engine.to_string(), variable.to_string()))
             });
         if first && rank().unwrap_or(0) == 0 {
-            eprintln!(
-                "residuum: variable '{variable}' in '{engine}': its blocks have no place in a \
-                 global array (a local or joined array), so they are coded without temporal \
-                 prediction"
-            );
+            if variable.is_empty() {
+                eprintln!(
+                    "residuum: this engine gives operators no variable names (BP4 and BP3 do \
+                     not; BP5 and SST do), so its blocks are coded without temporal prediction"
+                );
+            } else {
+                eprintln!(
+                    "residuum: variable '{variable}' in '{engine}': its blocks have no place in \
+                     a global array (a local or joined array), so they are coded without \
+                     temporal prediction"
+                );
+            }
         }
         let zeros = vec![0; dims.len()];
         let key = chain_key(engine, variable, start.unwrap_or(&zeros), dims);
