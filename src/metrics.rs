@@ -8,11 +8,12 @@ use crate::bound::{finite_range, unit_of, ErrorStats};
 pub struct Quality {
     /// Value range R of the original.
     pub range: f64,
-    /// Global RMSE / R.
+    /// Global RMSE / R (the RMSE itself where R is 0: a constant field has no relative error,
+    /// and any error there must show).
     pub nrmse: f64,
-    /// Largest per-block RMSE / R over `grid`'s blocks.
+    /// Largest per-block RMSE / R over `grid`'s blocks (likewise).
     pub worst_block_nrmse: f64,
-    /// 20·log10(R / RMSE), infinite when exact.
+    /// 20·log10(R / RMSE), infinite when exact (−∞ with errors where R is 0).
     pub psnr: f64,
     pub max_abs: f64,
     /// Non-finite originals not reproduced bit for bit.

@@ -65,5 +65,8 @@ pub(crate) fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let start = LIVE.with(Cell::get);
     PEAK.with(|p| p.set(start));
     let out = f();
-    (out, PEAK.with(Cell::get).saturating_sub(start).max(0) as usize)
+    (
+        out,
+        PEAK.with(Cell::get).saturating_sub(start).max(0) as usize,
+    )
 }

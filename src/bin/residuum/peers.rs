@@ -51,9 +51,14 @@ impl Peer {
                     sz3::Config::new(sz3::ErrorBound::Absolute(eb)).compression_algorithm(algo);
                 sz3::compress_with_config(&d, &cfg).map_err(|e| format!("SZ3: {e:?}"))
             }
-            Peer::Zfp => zfp::compress(data, &dims, eb),
-            Peer::SperrPwe => sperr_peer::compress(data, &dims, eb, false),
-            Peer::SperrPsnr => sperr_peer::compress(data, &dims, eb, true),
+            Peer::Zfp | Peer::SperrPwe | Peer::SperrPsnr => {
+                let (filled, mut out) = masked::fill(data)?;
+                out.extend(match self {
+                    Peer::Zfp => zfp::compress(&filled, &dims, eb)?,
+                    _ => sperr_peer::compress(&filled, &dims, eb, self == Peer::SperrPsnr)?,
+                });
+                Ok(out)
+            }
         }
     }
 
@@ -71,8 +76,17 @@ impl Peer {
                 let (_, d) = sz3::decompress::<f32, _>(bytes).map_err(|e| format!("SZ3: {e:?}"))?;
                 Ok(d.into_data())
             }
-            Peer::Zfp => zfp::decompress(bytes, data_len, &dims, eb),
-            Peer::SperrPwe | Peer::SperrPsnr => sperr_peer::decompress(bytes, data_len, &dims),
+            Peer::Zfp | Peer::SperrPwe | Peer::SperrPsnr => {
+                let (body, specials) = masked::read(bytes, data_len)?;
+                let mut out = match self {
+                    Peer::Zfp => zfp::decompress(body, data_len, &dims, eb)?,
+                    _ => sperr_peer::decompress(body, data_len, &dims)?,
+                };
+                for (i, bits) in specials {
+                    out[i] = f32::from_bits(bits);
+                }
+                Ok(out)
+            }
         }
     }
 }
@@ -159,32 +173,64 @@ mod zfp {
     }
 }
 
-/// SPERR over the 3D view, the whole field one chunk (so a PSNR target is the field's). SPERR
-/// refuses NaN and ±Inf: they are replaced by the mean of the finite values and restored from
-/// a mask carried in front of SPERR's bytes (u32 length, zstd bitmap), counted in its size.
+/// NaN and ±Inf for the peers that cannot code them (ZFP turns them into garbage that spoils
+/// its block and decodes finite values; SPERR refuses them): replaced by the mean of the finite
+/// values, and restored bit for bit from what travels in front of the peer's bytes (u32 length,
+/// then zstd of the mask bitmap and the values' bits), counted in its size as residuum and SZ3
+/// pay for theirs.
+mod masked {
+    pub fn fill(data: &[f32]) -> Result<(Vec<f32>, Vec<u8>), String> {
+        let finite = data.iter().filter(|x| x.is_finite());
+        let count = finite.clone().count();
+        let mean = finite.map(|&x| x as f64).sum::<f64>() / count.max(1) as f64;
+        let filled = data
+            .iter()
+            .map(|&x| if x.is_finite() { x } else { mean as f32 })
+            .collect();
+        let mut out = vec![0u8; 4];
+        if count < data.len() {
+            let mut raw = vec![0u8; data.len().div_ceil(8)];
+            for (i, x) in data.iter().enumerate() {
+                raw[i / 8] |= u8::from(!x.is_finite()) << (i % 8);
+            }
+            for x in data.iter().filter(|x| !x.is_finite()) {
+                raw.extend_from_slice(&x.to_bits().to_le_bytes());
+            }
+            let z = zstd::bulk::compress(&raw, 19).map_err(|e| e.to_string())?;
+            out[..4].copy_from_slice(&(z.len() as u32).to_le_bytes());
+            out.extend_from_slice(&z);
+        }
+        Ok((filled, out))
+    }
+
+    /// The peer's bytes, and the positions and bits of the values to restore.
+    pub fn read(bytes: &[u8], len: usize) -> Result<(&[u8], Vec<(usize, u32)>), String> {
+        let head = bytes.get(..4).ok_or("short stream")?;
+        let mask_len = u32::from_le_bytes(head.try_into().unwrap()) as usize;
+        let (mask, body) = bytes[4..].split_at(mask_len.min(bytes.len() - 4));
+        if mask_len == 0 {
+            return Ok((body, Vec::new()));
+        }
+        let raw =
+            zstd::bulk::decompress(mask, len.div_ceil(8) + 4 * len).map_err(|e| e.to_string())?;
+        let (bitmap, bits) = raw.split_at(len.div_ceil(8).min(raw.len()));
+        let at = (0..len).filter(|i| bitmap[i / 8] >> (i % 8) & 1 == 1);
+        let values = bits
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+        Ok((body, at.zip(values).collect()))
+    }
+}
+
+/// SPERR over the 3D view, the whole field one chunk (so a PSNR target is the field's), of
+/// finite values ([`masked`]).
 mod sperr_peer {
     use ndarray::{ArrayView3, ArrayViewMut3};
     use residuum::internals::{finite_min_max, fold3};
 
     pub fn compress(data: &[f32], dims: &[usize], eb: f64, psnr: bool) -> Result<Vec<u8>, String> {
         let shape = fold3(dims);
-        let finite = data.iter().filter(|x| x.is_finite());
-        let mean = finite.clone().map(|&x| x as f64).sum::<f64>() / finite.count().max(1) as f64;
-        let filled: Vec<f32> = data
-            .iter()
-            .map(|&x| if x.is_finite() { x } else { mean as f32 })
-            .collect();
-        let mut out = vec![0u8; 4];
-        if filled.len() != data.iter().filter(|x| x.is_finite()).count() {
-            let mut bitmap = vec![0u8; data.len().div_ceil(8)];
-            for (i, x) in data.iter().enumerate() {
-                bitmap[i / 8] |= u8::from(!x.is_finite()) << (i % 8);
-            }
-            let z = zstd::bulk::compress(&bitmap, 19).map_err(|e| e.to_string())?;
-            out[..4].copy_from_slice(&(z.len() as u32).to_le_bytes());
-            out.extend_from_slice(&z);
-        }
-        let (lo, hi) = finite_min_max(filled.iter().map(|&x| x as f64));
+        let (lo, hi) = finite_min_max(data.iter().map(|&x| x as f64));
         // A constant field has no PSNR: it takes the point-wise mode (exact there either way).
         let mode = if psnr && hi > lo {
             sperr::CompressionMode::PeakSignalToNoiseRatio {
@@ -193,32 +239,53 @@ mod sperr_peer {
         } else {
             sperr::CompressionMode::PointwiseError { pwe: eb }
         };
-        let view = ArrayView3::from_shape((shape[0], shape[1], shape[2]), &filled)
+        let view = ArrayView3::from_shape((shape[0], shape[1], shape[2]), data)
             .map_err(|e| format!("SPERR: {e}"))?;
-        let s = sperr::compress_3d(view, mode, (shape[0], shape[1], shape[2]))
-            .map_err(|e| format!("SPERR: {e:?}"))?;
-        out.extend_from_slice(&s);
-        Ok(out)
+        sperr::compress_3d(view, mode, (shape[0], shape[1], shape[2]))
+            .map_err(|e| format!("SPERR: {e:?}"))
     }
 
     pub fn decompress(bytes: &[u8], len: usize, dims: &[usize]) -> Result<Vec<f32>, String> {
         let shape = fold3(dims);
-        let head = bytes.get(..4).ok_or("SPERR: short stream")?;
-        let mask_len = u32::from_le_bytes(head.try_into().unwrap()) as usize;
-        let (mask, body) = bytes[4..].split_at(mask_len.min(bytes.len() - 4));
         let mut out = vec![0f32; len];
         let view = ArrayViewMut3::from_shape((shape[0], shape[1], shape[2]), &mut out)
             .map_err(|e| format!("SPERR: {e}"))?;
-        sperr::decompress_into_3d(body, view).map_err(|e| format!("SPERR: {e:?}"))?;
-        if mask_len > 0 {
-            let bitmap =
-                zstd::bulk::decompress(mask, len.div_ceil(8)).map_err(|e| e.to_string())?;
-            for (i, x) in out.iter_mut().enumerate() {
-                if bitmap[i / 8] >> (i % 8) & 1 == 1 {
-                    *x = f32::NAN;
+        sperr::decompress_into_3d(bytes, view).map_err(|e| format!("SPERR: {e:?}"))?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Peer;
+
+    /// Missing data comes back bit for bit from every peer: ZFP decoded NaN as numbers, and
+    /// SPERR's mask gave NaN for ±Inf and for NaNs with other bits.
+    #[test]
+    fn every_peer_restores_non_finite_values_exactly() {
+        let dims = [8, 12, 16];
+        let mut v: Vec<f32> = (0..8 * 12 * 16).map(|i| (i as f32 * 0.05).sin()).collect();
+        let specials = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::from_bits(0x7fc0_1234),
+        ];
+        for (k, s) in specials.iter().cycle().take(40).enumerate() {
+            let n = v.len();
+            v[k * 37 % n] = *s;
+        }
+        for peer in Peer::ALL {
+            let c = peer.compress(&v, &dims, 1e-3).unwrap();
+            let back = peer.decompress(&c, v.len(), &dims, 1e-3).unwrap();
+            for (x, y) in v.iter().zip(&back) {
+                if !x.is_finite() {
+                    assert_eq!(x.to_bits(), y.to_bits(), "{}", peer.name());
+                } else if peer != Peer::SperrPsnr {
+                    // (SPERR's PSNR mode bounds no single value.)
+                    assert!((x - y).abs() <= 1.01e-3, "{}: {x} vs {y}", peer.name());
                 }
             }
         }
-        Ok(out)
     }
 }
