@@ -203,8 +203,11 @@ mod masked {
         Ok((filled, out))
     }
 
-    /// The peer's bytes, and the positions and bits of the values to restore.
-    pub fn read(bytes: &[u8], len: usize) -> Result<(&[u8], Vec<(usize, u32)>), String> {
+    /// Positions and bits of the values to restore.
+    pub type Restore = Vec<(usize, u32)>;
+
+    /// The peer's bytes, and the values to restore.
+    pub fn read(bytes: &[u8], len: usize) -> Result<(&[u8], Restore), String> {
         let head = bytes.get(..4).ok_or("short stream")?;
         let mask_len = u32::from_le_bytes(head.try_into().unwrap()) as usize;
         let (mask, body) = bytes[4..].split_at(mask_len.min(bytes.len() - 4));
