@@ -126,9 +126,11 @@ public:
 
     size_t InverseOperate(const char *bufferIn, const size_t sizeIn, char *dataOut) override
     {
-        // ADIOS2 allocated element size x block count for dataOut; the stream's own header
-        // (checksummed) says how much that is. A step predicted from the previous one decodes
-        // over the one this process decoded before (kept by residuum).
+        // ADIOS2 allocated element size x block count (from its metadata) for dataOut, but
+        // does not say so: the stream's own header, checksummed, stands for it. A damaged or
+        // crafted file whose metadata and stream disagree is beyond what this interface lets
+        // a plugin check. A step predicted from the previous one decodes over the one this
+        // process decoded before (kept by residuum).
         const auto *in = reinterpret_cast<const uint8_t *>(bufferIn);
         size_t bytes = 0;
         size_t written = 0;
