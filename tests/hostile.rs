@@ -413,6 +413,61 @@ fn a_gae_body_length_is_checked_before_it_is_reserved() {
     }
 }
 
+/// A GAE body may mark every patch coded in a mask that zstd stores in a few bytes: the coded
+/// patches were listed (8 bytes each: 1 GiB for a 2^27-patch claim over a 5 KB frame) before
+/// the lengths the body lacks were missed (an abort). Under a 1.5 GiB address-space limit (the
+/// array is 512 MiB).
+#[test]
+fn a_gae_mask_of_every_patch_costs_no_list() {
+    let honest = codec(&[("nrmse", "1e-4"), ("residual", "gae")])
+        .compress(&[4096], &ramp(4096))
+        .unwrap();
+    let claimed = 1usize << 27;
+    // Every mask bit set, then 4 KB of noise: a frame long enough to stand for the body.
+    let mut body = vec![0xFFu8; claimed / 8];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    body.extend((0..4096).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u8
+    }));
+    // No base, no special values, an empty basis, step 1, the body's length and frame.
+    let mut p = vec![0u8, 0, 0];
+    p.extend_from_slice(&1.0f64.to_le_bytes());
+    let mut v = body.len() as u64;
+    while v >= 0x80 {
+        p.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    p.push(v as u8);
+    p.extend(zstd::bulk::compress(&body, 19).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let (lie, out) = (dir.path().join("lie.rsd"), dir.path().join("out"));
+    std::fs::write(
+        &lie,
+        claim(&with_payload(&honest, &p), &[claimed as u64, 1, 1]),
+    )
+    .unwrap();
+    let run = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -v 1572864; exec \"$0\" decompress -i \"$1\" -o \"$2\"",
+        ])
+        .arg(env!("CARGO_BIN_EXE_residuum"))
+        .arg(&lie)
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains("134217728 float values claimed"), "{err}");
+    assert!(
+        err.contains("out of data") || err.contains("truncated") || err.contains("end"),
+        "{err}"
+    );
+}
+
 /// A one-block stream's block payload.
 fn payload_of(stream: &[u8]) -> Vec<u8> {
     let ndims = stream[8] as usize;

@@ -324,13 +324,13 @@ pub fn decode(
     let body = crate::entropy::zstd_frame(r.rest(), body_len, "GAE body")?;
     let mut br = PayloadReader::new(&body);
     let bits = br.bytes(count.div_ceil(8))?.to_vec();
-    let masked: Vec<usize> = (0..count)
-        .filter(|&pi| bits[pi / 8] >> (pi % 8) & 1 == 1)
-        .collect();
-    let lengths = br.bytes(masked.len())?.to_vec();
+    // The coded patches are walked, not listed: a list (8 bytes a patch) could outgrow the
+    // body it is read from many times over.
+    let masked = || (0..count).filter(|&pi| bits[pi / 8] >> (pi % 8) & 1 == 1);
+    let lengths = br.bytes(masked().count())?.to_vec();
     let mut out = crate::error::try_vec::<u8>(n_vals * dtype.size(), "a decoded block")?;
     (0..n_vals).for_each(|i| dtype.put_bits(&mut out, i, dtype.bits_of(dtype.round(b_at(i)))));
-    for (&pi, &k) in masked.iter().zip(&lengths) {
+    for (pi, &k) in masked().zip(&lengths) {
         let k = k as usize;
         if k > used {
             return Err(Error::corrupt("GAE prefix longer than the basis"));
