@@ -26,8 +26,8 @@ struct Registry {
     reports: VecDeque<Report>,
     /// The range kind last logged per (engine, variable): the log says when it changes.
     logged: HashMap<(String, String), RangeUsed>,
-    /// (engine, variable) whose blocks came without a start under temporal prediction (said
-    /// once each).
+    /// (engine, variable) whose blocks went without temporal prediction for want of a start
+    /// or a name (said once each).
     unplaced: HashSet<(String, String)>,
     /// What the wavelet's looks at each variable's block said (temporal prediction, which
     /// offers the previous step as a base instead, goes without).
