@@ -177,6 +177,12 @@ fn positive(key: &str, value: &str) -> Result<f64> {
         .ok_or_else(|| bad(key, value, "expected a positive number"))
 }
 
+fn threads_reason() -> String {
+    format!("expected a count 0..={MAX_THREADS} (0: the cores owned)")
+}
+
+const LEVEL_REASON: &str = "expected an integer 1..=19";
+
 /// Parses `AxBxC` (1 to 3 extents, the last ones of the 3D view).
 fn block_shape(key: &str, value: &str) -> Result<[usize; 3]> {
     let ext: Vec<usize> = value
@@ -240,18 +246,10 @@ impl Config {
             ));
         }
         if self.threads > MAX_THREADS {
-            return Err(bad(
-                "threads",
-                &self.threads.to_string(),
-                &format!("expected a count 0..={MAX_THREADS} (0: the cores owned)"),
-            ));
+            return Err(bad("threads", &self.threads.to_string(), &threads_reason()));
         }
         if !(1..=19).contains(&self.level) {
-            return Err(bad(
-                "level",
-                &self.level.to_string(),
-                "expected an integer 1..=19",
-            ));
+            return Err(bad("level", &self.level.to_string(), LEVEL_REASON));
         }
         if let Some(f) = self.fill.filter(|f| !f.is_finite()) {
             return Err(bad("fill", &f.to_string(), "expected a finite number"));
@@ -411,26 +409,13 @@ impl Config {
                     }
                 }
                 "block" => cfg.block = Some(block_shape(&key, value)?),
+                // Parsed here, their ranges checked with the rest (`check`).
                 "threads" => {
                     cfg.threads = value
                         .parse()
-                        .ok()
-                        .filter(|&n| n <= MAX_THREADS)
-                        .ok_or_else(|| {
-                            bad(
-                                &key,
-                                value,
-                                &format!("expected a count 0..={MAX_THREADS} (0: the cores owned)"),
-                            )
-                        })?
+                        .map_err(|_| bad(&key, value, &threads_reason()))?
                 }
-                "level" => {
-                    cfg.level = value
-                        .parse()
-                        .ok()
-                        .filter(|l| (1..=19).contains(l))
-                        .ok_or_else(|| bad(&key, value, "expected an integer 1..=19"))?
-                }
+                "level" => cfg.level = value.parse().map_err(|_| bad(&key, value, LEVEL_REASON))?,
                 "coder" => {
                     cfg.coder = match value.to_ascii_lowercase().as_str() {
                         "context" => IntCoder::Context,
