@@ -1,7 +1,7 @@
 //! A step writer's failure on one rank fails the same call on every rank, where the other ranks
 //! would otherwise wait for good in a collective the failed one has left: opening with a box
-//! outside the shape, a lent fill that panics, fields of the wrong length, and `log` set on rank
-//! 0 only. Each case runs on 2 ranks (this test binary again, under mpirun, running `rank_side`)
+//! outside the shape, a lent fill that panics, fields of the wrong length, `log` set on rank 0
+//! only, and through the C API a field type or a step's data refused on one rank. Each case runs on 2 ranks (this test binary again, under mpirun, running `rank_side`)
 //! within a time limit that such a wait exceeds; the steps written before a failure read back.
 
 mod common;
@@ -113,22 +113,35 @@ fn a_failure_on_one_rank_fails_the_same_call_on_every_rank() {
     assert!(out.contains(&format!("step {}: A", STEPS - 1)), "{out}");
     assert_eq!(steps_in(&dir.path().join("log.bp")), STEPS);
 
+    // The C API checks its arguments before opening; rank 1's refusal is still collective.
+    let out = on_two_ranks("c-open", dir.path());
+    assert!(said(&out, 1, "open").contains("code 7"), "{out}");
+    assert!(
+        said(&out, 0, "open").contains("rank 1 failed to open"),
+        "{out}"
+    );
+
     // Rank 1 fails step 1; both ranks see it at the call that waits for step 1's outcome (a
     // synchronous writer's own, an async writer's queue + 1 later), and step 0 stays readable.
-    for (case, why) in [("panic", "panicked"), ("length", "values handed over")] {
+    for (case, why) in [
+        ("panic", "panicked"),
+        ("length", "values handed over"),
+        ("c-null", "field data is a null pointer"),
+        ("c-lend", "field data is a null pointer"),
+    ] {
         for (mode, at) in [("sync", 1), ("async", 4)] {
             let case = format!("{case}-{mode}");
             let out = on_two_ranks(&case, dir.path());
             let zero = said(&out, 0, "failed");
+            // The C API's message says which call failed first.
+            assert!(zero.starts_with(&format!("call {at}: ")), "{out}");
             assert!(
-                zero.starts_with(&format!(
-                    "call {at}: writing step 1: rank 1 failed its part"
-                )),
+                zero.contains("writing step 1: rank 1 failed its part"),
                 "{out}"
             );
             let one = said(&out, 1, "failed");
-            // The length is refused at once on its rank, before the step is handed over.
-            let at = if case.starts_with("length") { 1 } else { at };
+            // Refused at once on its rank, before the step is handed over.
+            let at = if case.starts_with("panic") { at } else { 1 };
             assert!(one.starts_with(&format!("call {at}: ")), "{out}");
             assert!(one.contains(why), "{out}");
             for rank in [0, 1] {
@@ -158,6 +171,10 @@ fn rank_side() {
     } else {
         WriteMode::Sync
     };
+    if case.starts_with("c-") {
+        let target = Path::new(&dir).join(format!("{case}.bp"));
+        return through_c(&case, &world, mode, &target);
+    }
     // A global array of both ranks' N values; in "open", rank 1's box lies outside it.
     let count = if case == "open" && rank == 1 {
         N + 1
@@ -225,5 +242,103 @@ fn rank_side() {
     match w.close() {
         Ok(_) => println!("rank {rank}: close: ok"),
         Err(e) => println!("rank {rank}: close: {e}"),
+    }
+}
+
+/// `rank_side` through the C API: in "c-open" rank 1 names a field type that does not exist;
+/// in "c-null" and "c-lend" it hands over (by copy, or lending) step 1 with no data.
+fn through_c(
+    case: &str,
+    world: &mpi::topology::SimpleCommunicator,
+    mode: WriteMode,
+    target: &Path,
+) {
+    use mpi::raw::AsRaw;
+    use residuum::ffi::writer::*;
+    use residuum::ffi::*;
+    use std::ffi::{c_void, CStr, CString};
+    let rank = world.rank() as usize;
+    let last = || {
+        // SAFETY: the library's own NUL-terminated message, read before the next call.
+        unsafe { CStr::from_ptr(residuum_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    // Read when opening, before any other thread runs.
+    std::env::set_var(
+        "RESIDUUM_WRITER",
+        if mode == WriteMode::Async {
+            "async"
+        } else {
+            "sync"
+        },
+    );
+    let (shape, start, count) = ([2 * N], [rank * N], [N]);
+    let name = CString::new("A").unwrap();
+    let field = residuum_field {
+        name: name.as_ptr(),
+        dtype: if case == "c-open" && rank == 1 {
+            7
+        } else {
+            RESIDUUM_FLOAT
+        },
+        ndims: 1,
+        shape: shape.as_ptr(),
+        start: start.as_ptr(),
+        count: count.as_ptr(),
+    };
+    let (io, target) = (
+        CString::new("out").unwrap(),
+        CString::new(target.to_str().unwrap()).unwrap(),
+    );
+    let mut w = std::ptr::null_mut();
+    // SAFETY: live strings and field arrays; `w` is writable.
+    let opened = unsafe {
+        residuum_writer_open(
+            mpi::ffi::MPI_Comm_c2f(world.as_raw()),
+            std::ptr::null(),
+            io.as_ptr(),
+            target.as_ptr(),
+            2,
+            0,
+            &field,
+            1,
+            &mut w,
+        )
+    };
+    if opened != RESIDUUM_OK {
+        println!("rank {rank}: open: {}", last());
+        return;
+    }
+    let mut lent = 0;
+    for step in 0..STEPS {
+        let v = values(step);
+        let mut data: *const c_void = v.as_ptr().cast();
+        if step == 1 && rank == 1 {
+            data = std::ptr::null();
+        }
+        // SAFETY: an open writer; `data` points to one array of the box's values (lent ones
+        // stay unchanged until settled below, before `v` is dropped).
+        let called = unsafe {
+            if case.starts_with("c-lend") {
+                let called = residuum_writer_lend_step(w, &data, &mut lent);
+                if called == RESIDUUM_OK {
+                    residuum_writer_settle(w, lent)
+                } else {
+                    called
+                }
+            } else {
+                residuum_writer_write_step(w, &data)
+            }
+        };
+        if called != RESIDUUM_OK {
+            println!("rank {rank}: failed: call {step}: {}", last());
+            break;
+        }
+    }
+    // SAFETY: opened above, not used afterwards.
+    match unsafe { residuum_writer_close(w, None, std::ptr::null_mut()) } {
+        RESIDUUM_OK => println!("rank {rank}: close: ok"),
+        _ => println!("rank {rank}: close: {}", last()),
     }
 }

@@ -50,17 +50,16 @@ pub(super) fn to_open(
     ];
     let level = |t: Threading| LEVELS.iter().position(|&l| l == t).unwrap_or(0) as i64;
     let provided = mpi::environment::threading_support();
-    // One MIN-reduce: the first rank that failed (the rank count where none did), the queue,
-    // the cores, the thread level, and logging negated (any rank's).
-    let send = [
-        failure_flag(comm, mine.is_ok()),
-        queue as i64,
-        cores as i64,
-        level(provided),
-        -(opts.log as i64),
-    ];
-    let mut all = [0i64; 5];
-    comm.all_reduce_into(&send[..], &mut all[..], SystemOperation::min());
+    let all = reduce(
+        comm,
+        [
+            failure_flag(comm, mine.is_ok()),
+            queue as i64,
+            cores as i64,
+            level(provided),
+            -(opts.log as i64),
+        ],
+    );
     let (checked, _) = mine?;
     if all[0] < comm.size() as i64 {
         return Err(AdiosError::OtherRank {
@@ -87,6 +86,25 @@ pub(super) fn to_open(
         log: all[4] < 0,
         cores: all[2] as usize,
     })
+}
+
+/// Collective over `comm`, for a rank whose arguments were refused before it had fields and
+/// options to check (the C API's): its part in `to_open`, so that the other ranks fail there
+/// naming it instead of waiting for it.
+pub(super) fn refuse_open(comm: &SimpleCommunicator) {
+    // Values that leave the other ranks' minimums as they are.
+    reduce(
+        comm,
+        [failure_flag(comm, false), i64::MAX, i64::MAX, i64::MAX, 0],
+    );
+}
+
+/// The opening's one MIN-reduce: the first rank that failed (the rank count where none did),
+/// the queue, the cores, the thread level, and logging negated (any rank's).
+fn reduce(comm: &SimpleCommunicator, send: [i64; 5]) -> [i64; 5] {
+    let mut all = [0i64; 5];
+    comm.all_reduce_into(&send[..], &mut all[..], SystemOperation::min());
+    all
 }
 
 /// What this rank can check before ADIOS2 sees anything: the configuration (and the plugins it

@@ -116,14 +116,21 @@ impl StepWriter {
         specs: Vec<FieldSpec>,
         opts: WriterOptions,
     ) -> Result<Self> {
-        let mut dup = std::mem::MaybeUninit::<mpi::ffi::MPI_Comm>::uninit();
-        // SAFETY: `comm` is live per the contract; MPI_Comm_dup writes `dup` on success.
-        if unsafe { mpi::ffi::MPI_Comm_dup(comm, dup.as_mut_ptr()) } != 0 {
-            return Err(AdiosError::Argument("MPI_Comm_dup failed".into()));
+        // SAFETY: per this function's contract.
+        Self::start(unsafe { duplicate_raw(comm) }?, specs, opts)
+    }
+
+    /// Collective as [`StepWriter::open_raw`], on a rank whose own arguments were refused before
+    /// it had fields to open with (the C API's): every rank's opening fails, the others naming
+    /// this one, where they would otherwise wait for it.
+    ///
+    /// # Safety
+    /// `comm` is a live intra-communicator handle.
+    pub(crate) unsafe fn refuse_open_raw(comm: mpi::ffi::MPI_Comm) {
+        // SAFETY: per this function's contract.
+        if let Ok(dup) = unsafe { duplicate_raw(comm) } {
+            agree::refuse_open(&dup);
         }
-        // SAFETY: a fresh intra-communicator owned by nobody else from here on.
-        let dup = unsafe { <SimpleCommunicator as mpi::raw::FromRaw>::from_raw(dup.assume_init()) };
-        Self::start(dup, specs, opts)
     }
 
     fn start(
@@ -259,12 +266,19 @@ impl StepWriter {
     pub fn write_step(&mut self, fields: Vec<FieldData>) -> Result<usize> {
         self.check_earlier()?;
         if let Err(e) = self.check_fields(&fields) {
-            // Still a step for the writer thread: the other ranks' threads wait for this
-            // rank's part of it, and it fails there on every rank.
-            let _ = self.hand_over(Handed::Refused(e.clone()));
+            self.refuse_step(e.clone());
             return Err(e);
         }
         self.hand_over(Handed::Copied(fields))
+    }
+
+    /// Fails the next step on every rank with `e`, an error of this rank's part of it found
+    /// before it was handed over (fields that do not match, or the C API's arguments): still a
+    /// step for the writer thread, as the other ranks' threads wait for this rank's part of it.
+    pub(crate) fn refuse_step(&mut self, e: AdiosError) {
+        if self.check_earlier().is_ok() {
+            let _ = self.hand_over(Handed::Refused(e));
+        }
     }
 
     fn check_fields(&self, fields: &[FieldData]) -> Result<()> {
@@ -428,6 +442,19 @@ impl StepWriter {
             None => Ok(()),
         }
     }
+}
+
+/// A duplicate of the raw communicator `comm`, owned by the writer.
+///
+/// SAFETY (callers): `comm` is a live intra-communicator handle.
+unsafe fn duplicate_raw(comm: mpi::ffi::MPI_Comm) -> Result<SimpleCommunicator> {
+    let mut dup = std::mem::MaybeUninit::<mpi::ffi::MPI_Comm>::uninit();
+    // SAFETY: `comm` is live per the contract; MPI_Comm_dup writes `dup` on success.
+    if unsafe { mpi::ffi::MPI_Comm_dup(comm, dup.as_mut_ptr()) } != 0 {
+        return Err(AdiosError::Argument("MPI_Comm_dup failed".into()));
+    }
+    // SAFETY: a fresh intra-communicator owned by nobody else from here on.
+    Ok(unsafe { <SimpleCommunicator as mpi::raw::FromRaw>::from_raw(dup.assume_init()) })
 }
 
 impl Drop for StepWriter {

@@ -5,7 +5,8 @@
 
 use super::{guard, null_arg, read, slice, RESIDUUM_DOUBLE, RESIDUUM_FLOAT};
 use crate::adios::{
-    FieldData, FieldMut, FieldSpec, Loan, StepStats, StepWriter, WriteMode, WriterOptions,
+    AdiosError, FieldData, FieldMut, FieldSpec, Loan, StepStats, StepWriter, WriteMode,
+    WriterOptions,
 };
 use crate::error::{Error, IoError, IoErrorKind, ParameterError};
 use std::collections::VecDeque;
@@ -78,6 +79,66 @@ unsafe fn string(s: *const c_char, what: &'static str) -> Result<String, Error> 
     Ok(unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned())
 }
 
+/// The fields and options of `residuum_writer_open`, as this rank's arguments give them.
+///
+/// SAFETY (callers): as `residuum_writer_open`'s.
+unsafe fn prepare(
+    config: *const c_char,
+    io: *const c_char,
+    target: *const c_char,
+    queue: usize,
+    log: c_int,
+    fields: *const residuum_field,
+    nfields: usize,
+) -> Result<(Vec<FieldSpec>, WriterOptions), Error> {
+    // SAFETY: per the caller's contract.
+    let fields = unsafe { slice(fields, nfields, "fields")? };
+    let mut specs = Vec::with_capacity(nfields);
+    for f in fields {
+        // SAFETY: each field's name is a NUL-terminated string per the contract.
+        let name = unsafe { string(f.name, "field name")? };
+        let double = match f.dtype {
+            RESIDUUM_FLOAT => false,
+            RESIDUUM_DOUBLE => true,
+            t => {
+                return Err(Error::Parameter(ParameterError::UnsupportedType(format!(
+                    "code {t} for field '{name}'"
+                ))))
+            }
+        };
+        // SAFETY: shape, start and count each point to `ndims` values per the contract.
+        let dims = |p, what| unsafe { slice(p, f.ndims, what) }.map(<[usize]>::to_vec);
+        specs.push(FieldSpec {
+            name,
+            double,
+            fill: None,
+            shape: dims(f.shape, "shape")?,
+            start: dims(f.start, "start")?,
+            count: dims(f.count, "count")?,
+        });
+    }
+    // SAFETY: `config` (if not null), `io` and `target` are NUL-terminated strings per the
+    // contract.
+    let opts = WriterOptions {
+        config: (!config.is_null())
+            .then(|| unsafe { string(config, "config") }.map(Into::into))
+            .transpose()?,
+        io: unsafe { string(io, "io")? },
+        target: unsafe { string(target, "target")? },
+        queue,
+        mode: WriteMode::from_env().map_err(|value| {
+            Error::Parameter(ParameterError::BadValue {
+                key: "RESIDUUM_WRITER".into(),
+                value,
+                reason: "expected auto, sync or async".into(),
+            })
+        })?,
+        log: log != 0,
+        threads: None,
+    };
+    Ok((specs, opts))
+}
+
 /// Collective: opens a step writer on (a duplicate of) the communicator `comm_f` (from
 /// `MPI_Comm_c2f`; Fortran passes its communicator as is). `config` is an ADIOS2 XML file (may
 /// be null), `io` the IO to use, `target` the file or stream name. At most `queue` steps
@@ -105,62 +166,28 @@ pub unsafe extern "C" fn residuum_writer_open(
     out: *mut *mut residuum_writer,
 ) -> c_int {
     guard(|| {
-        if out.is_null() {
-            return Err(null_arg("out"));
-        }
-        // SAFETY: per this function's contract.
-        let fields = unsafe { slice(fields, nfields, "fields")? };
-        let mut specs = Vec::with_capacity(nfields);
-        for f in fields {
-            // SAFETY: each field's name is a NUL-terminated string per the contract.
-            let name = unsafe { string(f.name, "field name")? };
-            let double = match f.dtype {
-                RESIDUUM_FLOAT => false,
-                RESIDUUM_DOUBLE => true,
-                t => {
-                    return Err(Error::Parameter(ParameterError::UnsupportedType(format!(
-                        "code {t} for field '{name}'"
-                    ))))
-                }
-            };
-            // SAFETY: shape, start and count each point to `ndims` values per the contract.
-            let dims = |p, what| unsafe { slice(p, f.ndims, what) }.map(<[usize]>::to_vec);
-            specs.push(FieldSpec {
-                name,
-                double,
-                fill: None,
-                shape: dims(f.shape, "shape")?,
-                start: dims(f.start, "start")?,
-                count: dims(f.count, "count")?,
-            });
-        }
-        // SAFETY: `config` (if not null), `io` and `target` are NUL-terminated strings per the
-        // contract.
-        let opts = WriterOptions {
-            config: (!config.is_null())
-                .then(|| unsafe { string(config, "config") }.map(Into::into))
-                .transpose()?,
-            io: unsafe { string(io, "io")? },
-            target: unsafe { string(target, "target")? },
-            queue,
-            mode: WriteMode::from_env().map_err(|value| {
-                Error::Parameter(ParameterError::BadValue {
-                    key: "RESIDUUM_WRITER".into(),
-                    value,
-                    reason: "expected auto, sync or async".into(),
-                })
-            })?,
-            log: log != 0,
-            threads: None,
+        let prepared = match out.is_null() {
+            true => Err(null_arg("out")),
+            // SAFETY: per this function's contract.
+            false => unsafe { prepare(config, io, target, queue, log, fields, nfields) },
+        };
+        // SAFETY: MPI_Comm_f2c turns any valid Fortran handle into a live C handle.
+        let comm = unsafe { mpi::ffi::MPI_Comm_f2c(comm_f) };
+        let (specs, opts) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                // SAFETY: as above. Still collective: the other ranks wait for this one.
+                unsafe { StepWriter::refuse_open_raw(comm) };
+                return Err(e);
+            }
         };
         let names = specs
             .iter()
             .map(|s| CString::new(s.name.as_str()).unwrap_or_default())
             .collect();
-        // SAFETY: MPI_Comm_f2c turns any valid Fortran handle into a live C handle.
+        // SAFETY: a live handle, as above.
         let writer = unsafe {
-            StepWriter::open_raw(mpi::ffi::MPI_Comm_f2c(comm_f), specs, opts)
-                .map_err(adios_err("opening the step writer"))?
+            StepWriter::open_raw(comm, specs, opts).map_err(adios_err("opening the step writer"))?
         };
         // SAFETY: `out` is non-null and writable per the contract.
         let w = residuum_writer {
@@ -189,27 +216,43 @@ pub unsafe extern "C" fn residuum_writer_write_step(
     guard(|| {
         // SAFETY: per this function's contract.
         let w = unsafe { w.as_mut() }.ok_or_else(|| null_arg("writer"))?;
-        let specs = w.writer.specs().to_vec();
-        let ptrs = unsafe { slice(data, specs.len(), "data")? };
-        // Copied into a written step's buffers: no allocation or page faults per step.
-        let mut fields = w.writer.buffers();
-        for ((s, &p), f) in specs.iter().zip(ptrs).zip(&mut fields) {
-            let n = s.local_len();
-            // SAFETY: the box's n values of the field's type, per the contract.
-            match f {
-                FieldData::F64(b) => {
-                    b.extend_from_slice(unsafe { slice(p.cast(), n, "field data")? })
-                }
-                FieldData::F32(b) => {
-                    b.extend_from_slice(unsafe { slice(p.cast(), n, "field data")? })
-                }
-            }
-        }
+        // SAFETY: per this function's contract.
+        let fields = unsafe { copy_step(&mut w.writer, data) };
+        let fields = refused(&mut w.writer, fields)?;
         w.writer
             .write_step(fields)
             .map_err(adios_err("writing a step"))?;
         Ok(())
     })
+}
+
+/// A step's fields copied from `data` into a written step's buffers (no allocation or page
+/// faults per step).
+///
+/// SAFETY (callers): as `residuum_writer_write_step`'s.
+unsafe fn copy_step(
+    writer: &mut StepWriter,
+    data: *const *const c_void,
+) -> Result<Vec<FieldData>, Error> {
+    let specs = writer.specs().to_vec();
+    // SAFETY: per the caller's contract.
+    let ptrs = unsafe { slice(data, specs.len(), "data")? };
+    let mut fields = writer.buffers();
+    for ((s, &p), f) in specs.iter().zip(ptrs).zip(&mut fields) {
+        let n = s.local_len();
+        // SAFETY: the box's n values of the field's type, per the contract.
+        match f {
+            FieldData::F64(b) => b.extend_from_slice(unsafe { slice(p.cast(), n, "field data")? }),
+            FieldData::F32(b) => b.extend_from_slice(unsafe { slice(p.cast(), n, "field data")? }),
+        }
+    }
+    Ok(fields)
+}
+
+/// `checked`, where it failed having refused the step on every rank: the other ranks' writers
+/// wait for this rank's part of each step (see `StepWriter::refuse_step`).
+fn refused<T>(writer: &mut StepWriter, checked: Result<T, Error>) -> Result<T, Error> {
+    checked.inspect_err(|e| writer.refuse_step(AdiosError::Argument(e.to_string())))
 }
 
 /// Hands over one step like `residuum_writer_write_step`, without copying it on this thread:
@@ -232,20 +275,20 @@ pub unsafe extern "C" fn residuum_writer_lend_step(
     guard(|| {
         // SAFETY: per this function's contract.
         let w = unsafe { w.as_mut() }.ok_or_else(|| null_arg("writer"))?;
-        if step.is_null() {
-            return Err(null_arg("step"));
-        }
         let specs = w.writer.specs();
         // SAFETY: per this function's contract.
-        let ptrs = unsafe { slice(data, specs.len(), "data")? };
-        if specs
-            .iter()
-            .zip(ptrs)
-            .any(|(s, p)| s.local_len() > 0 && p.is_null())
-        {
-            return Err(null_arg("field data"));
-        }
-        let arrays = Lender(ptrs.to_vec());
+        let ptrs = unsafe { slice(data, specs.len(), "data") }.and_then(|ptrs| {
+            match specs
+                .iter()
+                .zip(ptrs)
+                .any(|(s, p)| s.local_len() > 0 && p.is_null())
+            {
+                true => Err(null_arg("field data")),
+                false if step.is_null() => Err(null_arg("step")),
+                false => Ok(ptrs),
+            }
+        });
+        let arrays = Lender(refused(&mut w.writer, ptrs)?.to_vec());
         let loan = w
             .writer
             .lend_step(move |fields| {
