@@ -60,6 +60,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static COUNTING: Counting = Counting;
 
+/// The bytes this thread allocated and has not freed (less what it freed of other threads').
+pub(crate) fn live() -> usize {
+    LIVE.with(Cell::get).max(0) as usize
+}
+
 /// The most bytes this thread held at once beyond what it held before, while running `f`.
 pub(crate) fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let start = LIVE.with(Cell::get);

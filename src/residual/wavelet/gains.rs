@@ -76,8 +76,21 @@ impl Gains {
 /// Line tables by (length, levels).
 type Lines = HashMap<(usize, usize), Arc<[f64]>>;
 
-/// The gains of a line of `n` coefficients after `m` levels, computed once per process.
+/// Tables kept at most (16 KB each at most, as only lines up to `LONG` are kept): a writer
+/// whose blocks change shape from step to step would otherwise keep every one it met.
+const KEPT: usize = 256;
+
+/// The gains of a line of `n` coefficients after `m` levels: lines up to `LONG` computed once
+/// per process (while at most `KEPT` are), longer ones (stretched from a short one's, or
+/// untransformed) each time.
 fn line(n: usize, m: usize) -> Arc<[f64]> {
+    if n > LONG {
+        return match borrows(n, m, LONG) {
+            true => stretch(n, m, &line(short(n, m), m)),
+            false => compute(n, m, LONG),
+        }
+        .into();
+    }
     static LINES: Mutex<Option<Lines>> = Mutex::new(None);
     let key = (n, m);
     if let Some(t) = LINES
@@ -90,11 +103,11 @@ fn line(n: usize, m: usize) -> Arc<[f64]> {
     }
     let t: Arc<[f64]> = compute(n, m, LONG).into();
     let mut lines = LINES.lock().unwrap_or_else(|e| e.into_inner());
-    lines
-        .get_or_insert_with(HashMap::new)
-        .entry(key)
-        .or_insert(t)
-        .clone()
+    let lines = lines.get_or_insert_with(HashMap::new);
+    if lines.len() >= KEPT {
+        lines.clear();
+    }
+    lines.entry(key).or_insert(t).clone()
 }
 
 /// The bands of a line of `n` after `m` levels, as ranges: the low band, then the high bands
@@ -116,10 +129,15 @@ fn short(n: usize, m: usize) -> usize {
     n % period + period * (2 * FACE + 2)
 }
 
+/// Whether a line of `n` after `m` levels takes its tables from a shorter one's (above `long`).
+fn borrows(n: usize, m: usize, long: usize) -> bool {
+    m > 0 && n > long && n > short(n, m)
+}
+
 /// The gains of a line of `n` after `m` levels; above `long`, from a shorter line's.
 fn compute(n: usize, m: usize, long: usize) -> Vec<f64> {
-    if m > 0 && n > long && n > short(n, m) {
-        return stretch(n, m, long);
+    if borrows(n, m, long) {
+        return stretch(n, m, &compute(short(n, m), m, long));
     }
     let norm = |i: usize| {
         let mut x = vec![0.0; n];
@@ -150,11 +168,10 @@ fn compute(n: usize, m: usize, long: usize) -> Vec<f64> {
     g
 }
 
-/// [`compute`] for a long line: each band's ends and interior as a shorter line's with the
-/// same length modulo 2^m has them (its bands end alike at every level).
-fn stretch(n: usize, m: usize, long: usize) -> Vec<f64> {
+/// [`compute`] for a long line from `t`, the table of the line of `short(n, m)`: each band's
+/// ends and interior as that line has them (its bands end alike at every level).
+fn stretch(n: usize, m: usize, t: &[f64]) -> Vec<f64> {
     let short = short(n, m);
-    let t = compute(short, m, long);
     let mut g = vec![0.0; n];
     for (band, from) in bands(n, m).into_iter().zip(bands(short, m)) {
         let (s, e, fs, fe) = (band.start, band.end, from.start, from.end);
@@ -211,6 +228,21 @@ mod tests {
     }
 
     #[test]
+    fn tables_of_many_line_lengths_are_not_all_kept() {
+        // A writer whose blocks change length every step (an adaptive variable): long lines'
+        // tables (8 bytes a coefficient, at each level count) kept for every length met grew
+        // by ~15 MB a length here (121 MB over these 8 on the old code).
+        let before = crate::test_alloc::live();
+        for k in 0..8 {
+            let n = 270_000 + 7 * k;
+            let layout = Layout::dyadic([1, 1, n], MAX_LEVELS);
+            drop(Gains::new([1, 1, n], &layout));
+        }
+        let kept = crate::test_alloc::live().saturating_sub(before);
+        assert!(kept < 8 << 20, "{kept} bytes kept");
+    }
+
+    #[test]
     fn near_face_tables_match_every_coefficient_computed() {
         // Band interiors share one value and long lines borrow a short one's ends: both
         // against every coefficient's own norm, on lengths of each parity at several levels
@@ -230,7 +262,10 @@ mod tests {
         ] {
             let want = full(n, m);
             let got = compute(n, m, long);
-            assert!(long == LONG || n > short(n, m), "n {n} m {m}: not borrowed");
+            assert!(
+                long == LONG || borrows(n, m, long),
+                "n {n} m {m}: not borrowed"
+            );
             for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                 assert!((a / b - 1.0).abs() < 1e-9, "n {n} m {m} at {i}: {a} vs {b}");
             }
