@@ -554,3 +554,26 @@ fn f64_values_of_one_sign_near_the_top_code_lossy() {
     assert!(v.iter().zip(&back).all(|(a, b)| (a - b).abs() <= 1e304));
     assert!(s.len() < v.len() * 8 / 3, "abs: {} bytes", s.len());
 }
+
+#[test]
+fn a_previous_step_that_smooths_to_nan_is_refused() {
+    // f64 values of ±f64::MAX side by side: the rows' smoothing overflows to ±inf and the
+    // columns' then sums inf + -inf, a NaN whose bits depend on the machine (x86 and Arm make
+    // different ones). The encoder codes over no such base; a stream that does is refused.
+    use residuum::internals::lbrc::decode_over_previous;
+    use residuum::ElementType;
+    let m = f64::MAX;
+    let previous = [m, m, -m, -m, m, m, -m, -m];
+    let mut payload = vec![1, 0]; // smoothing 1 at gain 1; a constant residual
+    payload.extend_from_slice(&0f64.to_le_bytes());
+    payload.push(0); // no special values
+    let got = decode_over_previous(&payload, &previous, None, [1, 2, 4], ElementType::F64, 12);
+    assert!(
+        matches!(&got, Err(e) if e.format_kind() == Some(residuum::FormatErrorKind::Corrupt)),
+        "{:?}",
+        got.map(|b| b
+            .chunks(8)
+            .map(|c| format!("{:02x?}", c))
+            .collect::<Vec<_>>())
+    );
+}

@@ -429,6 +429,24 @@ pub fn decode_over_previous(
     decode_residual(r, &pred, net, shape, dtype, version)
 }
 
+/// Checks that a base prediction is finite wherever the payload does not store the value
+/// (`specials`, in ascending order): the encoder codes over no other, and a hostile payload's
+/// NaN would decode to bits that depend on the machine (x86 and Arm make different ones).
+fn finite_base(base: &[f64], specials: &[(usize, u64)]) -> Result<()> {
+    let mut stored = specials.iter().map(|s| s.0).peekable();
+    for (i, b) in base.iter().enumerate() {
+        if !b.is_finite() {
+            while stored.next_if(|&s| s < i).is_some() {}
+            if stored.peek() != Some(&i) {
+                return Err(Error::corrupt(format!(
+                    "a base prediction of {b} for value {i}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The residual part of a payload over a base prediction: 0 and a constant payload, or 1 and
 /// an LBRC payload.
 fn decode_residual(
@@ -472,21 +490,25 @@ pub fn decode(
         if !offset.is_finite() {
             return Err(Error::corrupt("constant block of a non-finite value"));
         }
+        let specials = specials::read(&mut r, n, dtype, version)?;
+        if !r.rest().is_empty() {
+            return Err(Error::corrupt("trailing bytes in a constant block"));
+        }
         let mut out = crate::error::try_vec::<u8>(n * es, "a decoded block")?;
         match base {
             None => {
                 let bits = dtype.bits_of(dtype.round(offset));
                 (0..n).for_each(|i| dtype.put_bits(&mut out, i, bits));
             }
-            Some(b) => (0..n).for_each(|i| {
-                dtype.put_bits(&mut out, i, dtype.bits_of(dtype.round(b[i] + offset)))
-            }),
+            Some(b) => {
+                finite_base(b, &specials)?;
+                (0..n).for_each(|i| {
+                    dtype.put_bits(&mut out, i, dtype.bits_of(dtype.round(b[i] + offset)))
+                })
+            }
         }
-        for (i, b) in specials::read(&mut r, n, dtype, version)? {
+        for (i, b) in specials {
             dtype.put_bits(&mut out, i, b);
-        }
-        if !r.rest().is_empty() {
-            return Err(Error::corrupt("trailing bytes in a constant block"));
         }
         return Ok(out);
     }
@@ -501,6 +523,7 @@ pub fn decode(
     predictor.inverse(&mut q, shape);
     // The encoder's own reconstruction, written as bytes in one pass.
     if let Some(b) = base {
+        finite_base(b, &specials)?;
         for (i, &v) in q.iter().enumerate() {
             let bits = dtype.bits_of(reconstruct_on(b[i], offset, step, v, dtype));
             dtype.put_bits(&mut out, i, bits);
