@@ -10,12 +10,15 @@ pub(crate) const LORENZO_3D: u8 = 0b111;
 
 /// Lorenzo with zero boundary along the axes in `mask`, as successive first differences
 /// (in place).
+/// Wrapping, as its inverse: values filled in at special positions (`predict::fill`, itself
+/// wrapping) can grow past i64 over a large masked region; forward and inverse agree modulo
+/// 2^64, and the decoder overwrites those positions.
 fn lorenzo_forward(q: &mut [i64], shape: [usize; 3], mask: u8) {
     let [a, b, c] = shape;
     if mask & 0b100 != 0 {
         for row in q.chunks_exact_mut(c.max(1)) {
             for k in (1..row.len()).rev() {
-                row[k] -= row[k - 1];
+                row[k] = row[k].wrapping_sub(row[k - 1]);
             }
         }
     }
@@ -23,7 +26,7 @@ fn lorenzo_forward(q: &mut [i64], shape: [usize; 3], mask: u8) {
         for plane in q.chunks_exact_mut((b * c).max(1)) {
             for j in (1..b).rev() {
                 for k in 0..c {
-                    plane[j * c + k] -= plane[(j - 1) * c + k];
+                    plane[j * c + k] = plane[j * c + k].wrapping_sub(plane[(j - 1) * c + k]);
                 }
             }
         }
@@ -32,7 +35,7 @@ fn lorenzo_forward(q: &mut [i64], shape: [usize; 3], mask: u8) {
         let p = b * c;
         for i in (1..a).rev() {
             for k in 0..p {
-                q[i * p + k] -= q[(i - 1) * p + k];
+                q[i * p + k] = q[i * p + k].wrapping_sub(q[(i - 1) * p + k]);
             }
         }
     }
@@ -214,6 +217,28 @@ pub(super) const FAMILY: Family = Family {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_integers_wrap_and_come_back() {
+        // Filled-in special positions can hold any i64: differences wrap (under overflow
+        // checks, as in fuzzing, `-=` panicked here) and the prefix sums undo them.
+        let shape = [2, 3, 4];
+        let q: Vec<i64> = (0..24)
+            .map(|i| {
+                if i % 3 == 0 {
+                    i64::MAX - i
+                } else {
+                    i64::MIN + 7 * i
+                }
+            })
+            .collect();
+        for mask in 1..=LORENZO_3D {
+            let mut r = q.clone();
+            lorenzo_forward(&mut r, shape, mask);
+            lorenzo_inverse(&mut r, shape, mask);
+            assert_eq!(r, q, "mask {mask}");
+        }
+    }
 
     #[test]
     fn sampled_costs_are_those_of_the_corner_residuals() {
