@@ -196,7 +196,7 @@ fn block_shape(key: &str, value: &str) -> Result<[usize; 3]> {
     // Each block costs a table entry (17 bytes) and a payload head: tiny blocks expand the data
     // many times over and take minutes (1x1x1: 3.2 MB became 17 MB in 33 s).
     let values = b.iter().try_fold(1usize, |a, &e| a.checked_mul(e));
-    if values.is_none_or(|v| v < MIN_BLOCK_VALUES) {
+    if values.is_some_and(|v| v < MIN_BLOCK_VALUES) {
         return Err(bad(
             key,
             value,
@@ -208,6 +208,10 @@ fn block_shape(key: &str, value: &str) -> Result<[usize; 3]> {
 
 /// The smallest block the `block` parameter accepts.
 pub const MIN_BLOCK_VALUES: usize = 64;
+
+/// The largest block: the integer coders count a block's symbols in 32 bits, and a block of
+/// billions of values gains nothing over one of millions (default blocks hold about 2^18).
+pub const MAX_BLOCK_VALUES: usize = 1 << 31;
 
 impl Config {
     /// The bits of the fill value as an element of `dtype`, if one is set.
@@ -238,12 +242,19 @@ impl Config {
             }
         }
         // Blocks smaller than the parameter takes (MIN_BLOCK_VALUES) only cost: allowed here.
-        if let Some(b) = self.block.filter(|b| b.contains(&0)) {
-            return Err(bad(
-                "block",
-                &format!("{}x{}x{}", b[0], b[1], b[2]),
-                "expected 3 positive extents",
-            ));
+        if let Some(b) = self.block {
+            let shown = format!("{}x{}x{}", b[0], b[1], b[2]);
+            if b.contains(&0) {
+                return Err(bad("block", &shown, "expected 3 positive extents"));
+            }
+            let values = b.iter().try_fold(1usize, |a, &e| a.checked_mul(e));
+            if values.is_none_or(|v| v > MAX_BLOCK_VALUES) {
+                return Err(bad(
+                    "block",
+                    &shown,
+                    &format!("a block holds at most {MAX_BLOCK_VALUES} values"),
+                ));
+            }
         }
         if self.threads > MAX_THREADS {
             return Err(bad("threads", &self.threads.to_string(), &threads_reason()));
@@ -666,6 +677,8 @@ mod tests {
             vec![("threads", "100000")],
             vec![("block", "1x1x1")],
             vec![("block", "4x4x2")],
+            vec![("block", "1x2x1073741825")],
+            vec![("block", "99999999999x99999999999x99999999999")],
             vec![("threads", "99999999999")],
             vec![("fill", "nan")],
             vec![("fill", "missing")],
