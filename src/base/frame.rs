@@ -22,8 +22,7 @@ fn parts<'a>(r: &mut PayloadReader<'a>) -> Result<(Norm, &'a [u8])> {
         mean: f(r.bytes(8)?),
         scale: f(r.bytes(8)?),
     };
-    let len = r.varint()? as usize;
-    Ok((norm, r.bytes(len)?))
+    Ok((norm, r.chunk()?))
 }
 
 /// Steps over a base part.

@@ -44,10 +44,16 @@ impl<'a> PayloadReader<'a> {
         Err(Error::corrupt("varint too long"))
     }
 
+    /// A varint that counts or places something in memory: one past `usize` (on a 32-bit
+    /// machine) is refused, not truncated to another that a 64-bit machine would not read.
+    pub(crate) fn size(&mut self) -> Result<usize> {
+        usize::try_from(self.varint()?).map_err(|_| Error::corrupt("a size beyond this machine's"))
+    }
+
     /// A length-prefixed slice.
     pub(crate) fn chunk(&mut self) -> Result<&'a [u8]> {
-        let len = self.varint()?;
-        self.bytes(usize::try_from(len).unwrap_or(usize::MAX))
+        let len = self.size()?;
+        self.bytes(len)
     }
 
     pub(crate) fn rest(&self) -> &'a [u8] {

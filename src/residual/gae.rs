@@ -317,7 +317,7 @@ pub fn decode(
     if !(step.is_finite() && step > 0.0) || basis.iter().any(|v| !v.is_finite()) {
         return Err(Error::corrupt("bad GAE basis or step"));
     }
-    let body_len = r.varint()? as usize;
+    let body_len = r.size()?;
     let count = patch_count(shape);
     // The body's length is checked against its frame before anything of it is allocated; the
     // patches are found by index, so a block that claims many costs no memory of its own.

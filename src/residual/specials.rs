@@ -171,10 +171,7 @@ pub(crate) fn skip(
     dtype: ElementType,
     version: u16,
 ) -> Result<()> {
-    let frame = |r: &mut PayloadReader| -> Result<()> {
-        let size = r.varint()? as usize;
-        r.bytes(size).map(drop)
-    };
+    let frame = |r: &mut PayloadReader| -> Result<()> { r.chunk().map(drop) };
     match count_and_layout(r, n, version)? {
         None => Ok(()),
         // A few values: read as the decoder does.
@@ -226,7 +223,7 @@ fn read_list(
     let mut pos = 0usize;
     for _ in 0..count {
         pos = pos
-            .checked_add(r.varint()? as usize)
+            .checked_add(r.size()?)
             .filter(|&p| p < n)
             .ok_or_else(|| Error::corrupt("special value outside the block"))?;
         out.push((pos, dtype.read_bits(r.bytes(dtype.size())?)));
@@ -236,8 +233,7 @@ fn read_list(
 
 /// A length-prefixed zstd frame that must decode to exactly `len` bytes.
 fn read_frame(r: &mut PayloadReader, len: usize, what: &str) -> Result<Vec<u8>> {
-    let size = r.varint()? as usize;
-    crate::entropy::zstd_frame(r.bytes(size)?, len, what)
+    crate::entropy::zstd_frame(r.chunk()?, len, what)
 }
 
 fn read_mask(

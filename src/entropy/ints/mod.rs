@@ -163,6 +163,19 @@ pub(crate) fn max_values(payload: &[u8]) -> Result<Option<u64>> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_bit_plane_claims_no_more_than_its_frame_can_hold() {
+        // A frame header alone, stating 2^40 bytes: the claim was taken as 2^43 values, and
+        // the decoder reserved 9 bytes for each before the plane failed to decompress.
+        let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0xe0];
+        frame.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        let mut p = vec![PLANES, 1];
+        crate::format::payload::put_varint(&mut p, frame.len() as u64);
+        p.extend_from_slice(&frame);
+        let most = max_values(&p).unwrap().unwrap();
+        assert!(most <= (frame.len() as u64) << 18, "{most}");
+    }
+
     fn sample(n: usize, scale: f64) -> Vec<i64> {
         let mut s = 12345u64;
         (0..n)

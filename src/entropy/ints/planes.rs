@@ -31,8 +31,7 @@ pub(super) fn decode(mut r: PayloadReader, n: usize) -> Result<Vec<i64>> {
     let mut z = try_vec::<u64>(n, "decoding")?;
     let mut packed = try_vec::<u8>(n.div_ceil(8), "decoding")?;
     for p in (0..nbits).rev() {
-        let len = r.varint()? as usize;
-        let got = zstd::bulk::decompress_to_buffer(r.bytes(len)?, &mut packed[..])
+        let got = zstd::bulk::decompress_to_buffer(r.chunk()?, &mut packed[..])
             .map_err(|e| Error::corrupt(format!("bit plane: {e}")))?;
         if got != packed.len() {
             return Err(Error::corrupt("bit plane of the wrong size"));
@@ -52,9 +51,11 @@ pub(super) fn max_values(r: &mut PayloadReader) -> Result<Option<u64>> {
     if r.bytes(1)?[0] == 0 {
         return Ok(None);
     }
-    let len = r.varint()? as usize;
-    let plane = zstd::zstd_safe::get_frame_content_size(r.bytes(len)?)
+    let frame = r.chunk()?;
+    let plane = zstd::zstd_safe::get_frame_content_size(frame)
         .map_err(|_| Error::corrupt("bit plane is not a zstd frame"))?;
-    // Each plane holds one bit per value.
-    Ok(plane.map(|bytes| bytes.saturating_mul(8)))
+    // Each plane holds one bit per value; its frame, at most as many bytes as zstd's densest
+    // block makes of it (RLE: 128 KiB from 4 bytes), whatever its header states.
+    let most = (frame.len() as u64) << 15;
+    Ok(plane.map(|bytes| bytes.min(most).saturating_mul(8)))
 }
