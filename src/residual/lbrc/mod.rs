@@ -520,7 +520,7 @@ pub fn decode(
     // Decoded (and so checked against what the payload can hold) before `out` is allocated.
     let mut q = ints::decode(r.rest(), shape)?;
     let mut out = crate::error::try_vec::<u8>(n * es, "a decoded block")?;
-    predictor.inverse(&mut q, shape);
+    predictor.inverse(&mut q, shape)?;
     // The encoder's own reconstruction, written as bytes in one pass.
     if let Some(b) = base {
         finite_base(b, &specials)?;

@@ -280,8 +280,9 @@ impl Predictor for LeastSquares {
         ls_forward(&q, shape, &self.coef, par)
     }
 
-    fn inverse(&self, q: &mut [i64], shape: [usize; 3]) {
-        ls_inverse(q, shape, &self.coef)
+    fn inverse(&self, q: &mut [i64], shape: [usize; 3]) -> crate::error::Result<()> {
+        ls_inverse(q, shape, &self.coef);
+        Ok(())
     }
 }
 

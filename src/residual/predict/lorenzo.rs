@@ -193,8 +193,9 @@ impl Predictor for Lorenzo {
         q
     }
 
-    fn inverse(&self, q: &mut [i64], shape: [usize; 3]) {
-        lorenzo_inverse(q, shape, self.mask)
+    fn inverse(&self, q: &mut [i64], shape: [usize; 3]) -> crate::error::Result<()> {
+        lorenzo_inverse(q, shape, self.mask);
+        Ok(())
     }
 }
 

@@ -45,8 +45,9 @@ pub(crate) trait Predictor: Send + Sync {
     /// The residuals of `q`.
     fn forward(&self, q: Vec<i64>, shape: [usize; 3], par: bool) -> Vec<i64>;
     /// Rebuilds the integers from their residuals, in place. Wrapping arithmetic: hostile input
-    /// cannot panic.
-    fn inverse(&self, q: &mut [i64], shape: [usize; 3]);
+    /// cannot panic. Fails only where its working memory cannot be had (a hostile block's
+    /// claim: an error, not an abort).
+    fn inverse(&self, q: &mut [i64], shape: [usize; 3]) -> Result<()>;
 }
 
 /// The histogram of the bit-length classes of `residuals` and their raw bits (below the
@@ -285,7 +286,7 @@ mod tests {
             let r = p.forward(q.clone(), shape, false);
             assert!(at.iter().all(|&i| r[i] == 0), "predictor {}", p.id());
             let mut back = r;
-            p.inverse(&mut back, shape);
+            p.inverse(&mut back, shape).unwrap();
             assert_eq!(back, q, "predictor {}", p.id());
         }
     }

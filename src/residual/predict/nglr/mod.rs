@@ -280,10 +280,11 @@ impl Predictor for Nglr {
         out
     }
 
-    fn inverse(&self, q: &mut [i64], shape: [usize; 3]) {
+    fn inverse(&self, q: &mut [i64], shape: [usize; 3]) -> crate::error::Result<()> {
         let [a, b, c] = shape;
         // `q` holds residuals: rebuilt in C order, keeping the inner residuals beside.
-        let mut ri = vec![0i64; q.len()];
+        let mut ri =
+            crate::pipeline::scratch::I64.try_filled(q.len(), "an NGLR block's residuals")?;
         for i in 0..a {
             for j in 0..b {
                 for k in 0..c {
@@ -304,6 +305,8 @@ impl Predictor for Nglr {
                 }
             }
         }
+        crate::pipeline::scratch::I64.give(ri);
+        Ok(())
     }
 }
 
@@ -467,7 +470,7 @@ mod tests {
                 let r = p.forward(q.clone(), shape, t % 2 == 0);
                 assert!(at.iter().all(|&i| r[i] == 0), "{shape:?} {hidden}");
                 let mut back = r.clone();
-                p.inverse(&mut back, shape);
+                p.inverse(&mut back, shape).unwrap();
                 assert_eq!(back, q, "{shape:?} {hidden} {planar}");
                 // Predictor 10 biases the first plane, 9 leaves it to the inner predictor.
                 let [_, b, c] = shape;
