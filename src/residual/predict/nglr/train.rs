@@ -119,10 +119,14 @@ fn shift_for(v: &[f32], limit: f32, max: u32) -> u32 {
 }
 
 /// The float network's weights in integers: layer-1 weights with shift s1 (and its biases at
-/// s1 + FRAC, as the features carry FRAC), layer 2 likewise with s2.
+/// s1 + FRAC, as the features carry FRAC), layer 2 likewise with s2. Layer 2's weights are
+/// kept small enough that its sum, `hidden` activations of at most CLAMP and the bias, fits
+/// i32 (at 64 units and 8191 it wrapped: the same on both sides, but a wrong bias).
 fn quantize(w1: &[f32], b1: &[f32], w2: &[f32], b2: f32, hidden: usize) -> Result<Network> {
-    let s1 = shift_for(w1, 8191.0, 20).min(shift_for(b1, (1 << 29) as f32 / 256.0, 20));
-    let s2 = shift_for(w2, 8191.0, 20).min(shift_for(&[b2], (1 << 29) as f32 / 256.0, 20));
+    let bias_limit = (1 << 29) as f32 / 256.0;
+    let w2_limit = ((i32::MAX - (1 << 29)) / (hidden.max(1) as i32 * CLAMP)).min(8191);
+    let s1 = shift_for(w1, 8191.0, 20).min(shift_for(b1, bias_limit, 20));
+    let s2 = shift_for(w2, w2_limit as f32, 20).min(shift_for(&[b2], bias_limit, 20));
     let q16 = |v: f32, s: u32| (v * (1u64 << s) as f32).round() as i16;
     let q32 = |v: f32, s: u32| (v as f64 * (1u64 << (s + FRAC)) as f64).round() as i32;
     Network::new(
@@ -191,7 +195,7 @@ pub fn fit(
         },
     )
     .map_err(e)?;
-    let mut curve = Vec::new();
+    let mut curve: Vec<Point> = Vec::new();
     for step in 0..opts.max_steps {
         if start.elapsed().as_secs_f64() > opts.seconds {
             break;
@@ -224,6 +228,16 @@ pub fn fit(
         };
         progress(p);
         curve.push(p);
+    }
+    // Untrained, the network's output is 0: a block coded with it pays for nothing.
+    if curve.is_empty() {
+        return Err(Error::Model(format!(
+            "NGLR training: no step within {} s ({} steps allowed; gathering the samples took \
+             {:.1} s)",
+            opts.seconds,
+            opts.max_steps,
+            start.elapsed().as_secs_f64()
+        )));
     }
     let flat = |v: &Var| -> Result<Vec<f32>> {
         v.as_tensor()
@@ -260,4 +274,45 @@ pub(crate) fn learn(
         curve.last().map_or(f64::NAN, |p| p.loss)
     );
     Ok((net, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_two_sums_do_not_wrap_at_the_most_hidden_units() {
+        // Every activation at its clamp, layer 2's weights and bias at their largest: the sum
+        // of 64 units wrapped past i32 (a negative bias for a large positive output).
+        let h = MAX_HIDDEN;
+        let net = quantize(
+            &vec![1.0; FEATURES * h],
+            &vec![0.0; h],
+            &vec![1.9997; h],
+            500.0,
+            h,
+        )
+        .unwrap();
+        let want = h as f64 * 1.9997 * (CLAMP as f64 / (1 << FRAC) as f64) + 500.0;
+        let got = net.bias(&[4096; FEATURES], 1) as f64;
+        assert!((got / want - 1.0).abs() < 1e-2, "{got} vs {want}");
+    }
+
+    #[test]
+    fn a_fit_that_ran_no_step_is_an_error() {
+        // Otherwise a network of zeros, whose blocks cost more than without it.
+        let values: Vec<f32> = (0..64 * 64)
+            .map(|i| ((i % 64) as f32 * 0.1).sin())
+            .collect();
+        let fields = [Field {
+            values: &values,
+            shape: [1, 64, 64],
+        }];
+        let opts = Options {
+            seconds: 0.0,
+            ..Options::default()
+        };
+        let e = fit(&fields, &opts, |_| {}).err().expect("no step ran");
+        assert!(e.to_string().contains("no step"), "{e}");
+    }
 }
