@@ -14,7 +14,8 @@ cmake -S adios-plugin -B target/cmake-plugin -DCMAKE_BUILD_TYPE=Release \
   || { tail -n 30 target/cmake-plugin.log >&2; exit 1; }
 cmake --build target/cmake-plugin >>target/cmake-plugin.log 2>&1 \
   || { tail -n 30 target/cmake-plugin.log >&2; exit 1; }
-cmake --install target/cmake-plugin >>target/cmake-plugin.log 2>&1
+cmake --install target/cmake-plugin >>target/cmake-plugin.log 2>&1 \
+  || { tail -n 30 target/cmake-plugin.log >&2; exit 1; }
 
 log "C++ example reader (find_package(residuum))"
 cmake -S examples/cpp -B target/cpp-reader -DCMAKE_BUILD_TYPE=Release \

@@ -16,6 +16,11 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 # --- Debian packages -------------------------------------------------------------------------------
 PKGS=(libopenmpi-dev openmpi-bin libclang-dev clang cmake pkg-config g++ make curl
       libzstd-dev fonts-dejavu-core)  # SZ3 (benchmark peer) finds zstd; plots need a font
+# Python with venv and pip (the ADIOS2 sdist, the test venv): Debian's where the machine has none
+# (a bare Debian has no python3, and its python3 alone no venv or pip).
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
+  PKGS+=(python3 python3-venv python3-pip)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
