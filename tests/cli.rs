@@ -127,6 +127,41 @@ fn bad_input_gives_a_clear_error() {
 }
 
 #[test]
+fn eval_matches_fill_values_by_bits_as_the_codec_does() {
+    // With fill=0, -0.0 is data (the codec compares bits): eval took it for a fill value and
+    // failed, saying it was not reproduced exactly.
+    let dir = tempfile::tempdir().unwrap();
+    let vals: Vec<f32> = (0..4096)
+        .map(|i| match i % 10 {
+            0 => -0.0,
+            _ => (i as f32 * 0.01).sin(),
+        })
+        .collect();
+    let path = dir.path().join("f.f32");
+    std::fs::write(
+        &path,
+        vals.iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let out = residuum()
+        .args([
+            "eval", "--abs", "1e-3", "-p", "fill=0", "--dims", "64x64", "--type", "f32",
+        ])
+        .arg("-i")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn eval_reports_errors_within_the_target_and_npy_input_works() {
     let dir = tempfile::tempdir().unwrap();
     // A .npy file (version 1 header, little-endian float32, C order) of shape (6, 7, 8).

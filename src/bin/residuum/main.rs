@@ -213,6 +213,7 @@ fn eval_cmd(input: &InputArgs, codec: &CodecArgs) -> Result<(), String> {
     let grid = Grid::new(fold3(&a.dims), info.block);
     let (mut orig, mut back) = (a.values(), a.dtype.to_f64s(&back));
     // Fill values (`-p fill=`) are special like NaN: exact, outside the range and the error.
+    // Matched by bits, as the codec matches them (fill=0 leaves -0.0 to be coded like any value).
     let mut fill_changed = 0;
     if let Some(f) = codec.config().fill {
         let f = if a.dtype == ElementType::F32 {
@@ -223,7 +224,7 @@ fn eval_cmd(input: &InputArgs, codec: &CodecArgs) -> Result<(), String> {
         for (x, y) in orig
             .iter_mut()
             .zip(back.iter_mut())
-            .filter(|(x, _)| **x == f)
+            .filter(|(x, _)| x.to_bits() == f.to_bits())
         {
             fill_changed += usize::from(y.to_bits() != x.to_bits());
             (*x, *y) = (f64::NAN, f64::NAN);
