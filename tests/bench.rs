@@ -142,7 +142,8 @@ fn constant_fields_are_measured_like_any_other() {
 }
 
 /// What would make a run fail after its measurements fails before them: two fields of one name
-/// (the table tells fields by name, and mixed them up), an output that cannot be a directory.
+/// (the table tells fields by name, and mixed them up), an output that cannot be a directory, a
+/// field of one value.
 #[test]
 fn bench_refuses_what_it_cannot_report_before_measuring() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,6 +158,9 @@ fn bench_refuses_what_it_cannot_report_before_measuring() {
     }
     let file = dir.path().join("file");
     std::fs::write(&file, b"").unwrap();
+    std::fs::create_dir(dir.path().join("one")).unwrap();
+    std::fs::write(dir.path().join("one").join("a_32x32.f32"), &field[..4096]).unwrap();
+    std::fs::write(dir.path().join("one").join("z_1.f32"), 1f32.to_le_bytes()).unwrap();
     for (inputs, out, why) in [
         (
             vec!["a", "b"],
@@ -164,6 +168,8 @@ fn bench_refuses_what_it_cannot_report_before_measuring() {
             "two fields are named",
         ),
         (vec!["a"], file.clone(), "File exists"),
+        // SZ3 threw at one value, through the FFI: an abort after the fields before it.
+        (vec!["one"], dir.path().join("out1"), "z_1: 1 value(s)"),
     ] {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_residuum"))
             .arg("bench")

@@ -288,6 +288,15 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     }
     // Rows, table and plot know a field by its name.
     for (i, f) in fields.iter().enumerate() {
+        // SZ3, ZFP and SPERR take at least 2 values (SZ3 throws a C++ exception at 1, which
+        // aborts the run midway).
+        if f.values.len() < 2 {
+            return Err(format!(
+                "field {}: {} value(s); the peers compress 2 or more",
+                f.name,
+                f.values.len()
+            ));
+        }
         if fields[..i].iter().any(|g| g.name == f.name) {
             return Err(format!(
                 "two fields are named {}: rename one (the table tells fields by name)",
