@@ -19,8 +19,9 @@
 //! | `fill` | a number that marks missing values (e.g. `1e20`, `-999`): such values come back bit for bit and count neither in the range nor in the error (NaN and ±Inf always do so) |
 //! | `base` | with `model`: `auto` (default: per block, whichever costs fewer bits) or `model` (every block over the model where it meets the bound, for comparisons) |
 //!
-//! `range`, `model`, `residual`, `nglr`, `train`, `train_nglr` and `temporal` serve the lossy
-//! modes: with `mode=lossless` they are refused.
+//! `range`, `block`, `coder`, `base`, `model`, `residual`, `nglr`, `train`, `train_nglr` and
+//! `temporal` serve the lossy modes: with `mode=lossless` they are refused, as are `range` with
+//! `abs`, `base=model` without a model, and a network with `residual=gae` (all would go unused).
 
 use crate::bound::Target;
 use crate::dtype::ElementType;
@@ -293,6 +294,32 @@ impl Config {
                 "needs a network: nglr=PATH (residuum train --nglr) or train_nglr=N",
             ));
         }
+        if self.force_model && self.model.is_none() && self.train == 0 {
+            return Err(bad(
+                "base",
+                "model",
+                "needs a model: model=PATH (residuum train) or train=N",
+            ));
+        }
+        if self.residual == Residual::Gae && (self.nglr.is_some() || self.train_nglr > 0) {
+            let key = if self.nglr.is_some() {
+                "nglr"
+            } else {
+                "train_nglr"
+            };
+            return Err(bad(
+                key,
+                "(given with residual=gae)",
+                "serves LBRC; GAE codes without a network",
+            ));
+        }
+        if self.range != Range::Block && matches!(self.target, Target::Abs(_)) {
+            return Err(bad(
+                "range",
+                &format!("{:?}", self.range).to_lowercase(),
+                "serves the relative targets (nrmse, rel, psnr); abs is absolute already",
+            ));
+        }
         if self.target == Target::Lossless {
             // Settings of the lossy coders only: given with mode=lossless (the default), they
             // would be ignored without a word.
@@ -319,6 +346,16 @@ impl Config {
                     (self.range != Range::Block)
                         .then(|| format!("{:?}", self.range).to_lowercase()),
                 ),
+                (
+                    "block",
+                    self.block.map(|b| format!("{}x{}x{}", b[0], b[1], b[2])),
+                ),
+                (
+                    "coder",
+                    (self.coder != IntCoder::Context)
+                        .then(|| format!("{:?}", self.coder).to_lowercase()),
+                ),
+                ("base", self.force_model.then(|| "model".to_string())),
             ];
             if let Some((key, Some(value))) = lossy_only.into_iter().find(|(_, v)| v.is_some()) {
                 return Err(bad(
@@ -682,6 +719,13 @@ mod tests {
             vec![("threads", "99999999999")],
             vec![("fill", "nan")],
             vec![("fill", "missing")],
+            // Given, then ignored without a word: lossless is one zstd frame of the array; base
+            // needs a model; GAE uses no network; abs needs no range.
+            vec![("block", "16x64x64")],
+            vec![("coder", "planes")],
+            vec![("nrmse", "1e-4"), ("base", "model")],
+            vec![("nrmse", "1e-4"), ("residual", "gae"), ("train_nglr", "4")],
+            vec![("abs", "1e-3"), ("range", "2")],
         ] {
             let e = Config::from_pairs(pairs.clone()).unwrap_err();
             assert!(

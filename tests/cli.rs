@@ -278,6 +278,14 @@ fn hostile_command_lines_give_errors_not_crashes() {
             "{e}"
         );
     }
+    // A writer's settings: one array has no steps (the output matched a run without them).
+    for bad in ["temporal=5", "train=1", "train_nglr=1"] {
+        let e = compress(&field, &[&raw_f32("4096")[..], &["-p", bad]].concat());
+        assert!(
+            e.contains("serves the ADIOS2 operator's steps"),
+            "{bad}: {e}"
+        );
+    }
     // Conflicting settings name both.
     for bad in ["mode=abs", "target=1e-2", "abs=5"] {
         let e = compress(&field, &[&raw_f32("4096")[..], &["-p", bad]].concat());

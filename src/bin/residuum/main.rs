@@ -103,7 +103,23 @@ impl CodecArgs {
                 .ok_or(format!("--param '{p}': expected key=value"))?;
             pairs.push((k.into(), v.into()));
         }
-        Codec::from_pairs(pairs).map_err(|e| e.to_string())
+        let codec = Codec::from_pairs(pairs).map_err(|e| e.to_string())?;
+        // Settings of a writer's steps: one array here has none to predict from or learn on.
+        let c = codec.config();
+        if let Some(key) = [
+            ("temporal", c.temporal > 0),
+            ("train", c.train > 0),
+            ("train_nglr", c.train_nglr > 0),
+        ]
+        .into_iter()
+        .find_map(|(k, on)| on.then_some(k))
+        {
+            return Err(format!(
+                "-p {key}= serves the ADIOS2 operator's steps; the CLI compresses one array \
+                 (models and networks come from `residuum train`)"
+            ));
+        }
+        Ok(codec)
     }
 }
 
