@@ -50,6 +50,10 @@
 
 #define RESIDUUM_RANGE_FIXED 4
 
+// The largest block: the integer coders count a block's symbols in 32 bits, and a block of
+// billions of values gains nothing over one of millions (default blocks hold about 2^18).
+#define MAX_BLOCK_VALUES (1 << 31)
+
 // An opaque, configured compressor.
 typedef struct residuum_codec residuum_codec;
 
@@ -302,10 +306,10 @@ int residuum_decompress_insitu(const char *engine,
 // (up to 1024) wait for the writer thread (0: every write is synchronous). With `queue` > 0,
 // steps are written asynchronously where every rank owns a core to spare, and synchronously
 // where one owns one (rank 0 says so with `log`); the environment variable
-// RESIDUUM_WRITER=async or sync forces either. MPI must provide MPI_THREAD_MULTIPLE for
-// asynchronous writing, MPI_THREAD_SERIALIZED otherwise. With `log` nonzero on any rank, rank
-// 0 prints each step's statistics to stderr. Where one rank's checks fail, every rank's call
-// fails.
+// RESIDUUM_WRITER=async or sync forces either (async with `queue` 0: one step may wait). MPI
+// must provide MPI_THREAD_MULTIPLE for asynchronous writing, MPI_THREAD_SERIALIZED otherwise.
+// With `log` nonzero on any rank, rank 0 prints each step's statistics to stderr. Where one
+// rank's checks fail, every rank's call fails.
 //
 // # Safety
 // Strings are NUL-terminated (`config` may be null); `fields` points to `nfields` fields whose

@@ -1,7 +1,8 @@
 //! A step writer's failure on one rank fails the same call on every rank, where the other ranks
 //! would otherwise wait for good in a collective the failed one has left: opening with a box
 //! outside the shape, a lent fill that panics, fields of the wrong length, `log` set on rank 0
-//! only, and through the C API a field type or a step's data refused on one rank. Each case runs on 2 ranks (this test binary again, under mpirun, running `rank_side`)
+//! only, a writer dropped without close, and through the C API a field type or a step's data
+//! refused on one rank. Each case runs on 2 ranks (this test binary again, under mpirun, running `rank_side`)
 //! within a time limit that such a wait exceeds; the steps written before a failure read back.
 
 mod common;
@@ -112,6 +113,18 @@ fn a_failure_on_one_rank_fails_the_same_call_on_every_rank() {
     }
     assert!(out.contains(&format!("step {}: A", STEPS - 1)), "{out}");
     assert_eq!(steps_in(&dir.path().join("log.bp")), STEPS);
+
+    // A writer dropped without close says what close would have returned: the failed step.
+    let out = on_two_ranks("drop", dir.path());
+    let dropped: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("step writer dropped without close: "))
+        .collect();
+    assert_eq!(dropped.len(), 2, "{out}");
+    assert!(
+        dropped.iter().all(|l| l.contains("writing step 1")),
+        "{out}"
+    );
 
     // The C API checks its arguments before opening; rank 1's refusal is still collective.
     let out = on_two_ranks("c-open", dir.path());
@@ -224,7 +237,7 @@ fn rank_side() {
                     break;
                 }
             }
-        } else if step == 1 && rank == 1 && case.starts_with("length") {
+        } else if step == 1 && rank == 1 && (case.starts_with("length") || case == "drop") {
             w.write_step(vec![FieldData::F32(vec![0.0; N - 1])])
                 .map(drop)
         } else {
@@ -234,6 +247,11 @@ fn rank_side() {
             println!("rank {rank}: failed: call {step}: {e}");
             break;
         }
+    }
+    if case == "drop" {
+        // As on an early return: the failure is said all the same.
+        drop(w);
+        return;
     }
     for loan in loans {
         // The fill's panic goes on where the loan is settled: the application's to handle.

@@ -115,7 +115,10 @@ pub(super) fn check_config(path: &Path) -> Result<Checked> {
         path: path.display().to_string(),
         reason,
     };
-    let xml = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    // ADIOS2's own configurations are a few KB; 16 MiB leaves room for generated ones.
+    let xml = crate::base::read_small_file(path, 16 << 20, "an ADIOS2 configuration")
+        .map_err(|e| err(e.to_string()))?;
+    let xml = String::from_utf8(xml).map_err(|e| err(e.to_string()))?;
     let mut checked = Checked::default();
     let mut libs_seen = HashSet::new();
     for op in plugin_operations(&xml).map_err(err)? {
@@ -170,5 +173,14 @@ mod tests {
         );
         assert_eq!(param(&ops[1], "PluginLibrary"), Some("b_plugin"));
         assert!(plugin_operations("<adios-config>").is_err());
+    }
+
+    #[test]
+    fn a_configuration_that_is_no_file_is_refused_unread() {
+        // /dev/zero was read until memory ran out; a directory or a pipe is no configuration.
+        for path in ["/dev/zero", "/"] {
+            let e = check_config(Path::new(path)).unwrap_err();
+            assert!(e.to_string().contains("not a regular file"), "{path}: {e}");
+        }
     }
 }

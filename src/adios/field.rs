@@ -19,8 +19,12 @@ pub struct FieldSpec {
 
 impl FieldSpec {
     /// Values in this rank's block of the field (within `isize::MAX` bytes once `check`ed).
+    /// Saturating, as `local_bytes`: a count of 0 after extents whose product overflows is an
+    /// empty block that `check` lets through.
     pub(crate) fn local_len(&self) -> usize {
-        self.count.iter().product()
+        self.count
+            .iter()
+            .fold(1, |a: usize, &c| a.saturating_mul(c))
     }
 
     /// Whether the field is one ADIOS2 can define: a name, this rank's box inside the shape
@@ -144,4 +148,24 @@ fn touch<T: Copy + Default>(n: usize) -> Vec<T> {
     let mut v = Vec::with_capacity(n);
     v.resize(n, T::default());
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FieldSpec;
+
+    #[test]
+    fn an_empty_box_after_huge_extents_is_empty() {
+        // The product of 2^33 · 2^33 overflowed before the 0 (a panic under overflow checks).
+        let spec = FieldSpec {
+            name: "A".into(),
+            shape: vec![1 << 34, 1 << 34, 4],
+            start: vec![0, 0, 0],
+            count: vec![1 << 33, 1 << 33, 0],
+            double: false,
+            fill: None,
+        };
+        spec.check().unwrap();
+        assert_eq!(spec.local_len(), 0);
+    }
 }

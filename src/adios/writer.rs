@@ -50,7 +50,8 @@ pub struct WriterOptions {
     /// File (BP5) or stream (SST) name.
     pub target: String,
     /// Steps that may wait for the writer thread when writing asynchronously (at most
-    /// 1024); 0 writes synchronously whatever the mode. The ranks use the least of theirs.
+    /// 1024); 0 writes synchronously, unless `mode` is `Async` (then one step may wait). The
+    /// ranks use the least of theirs.
     pub queue: usize,
     /// Synchronous, asynchronous, or (default) decided from the cores the rank owns; where
     /// the ranks decide differently, all write synchronously.
@@ -460,7 +461,11 @@ unsafe fn duplicate_raw(comm: mpi::ffi::MPI_Comm) -> Result<SimpleCommunicator> 
 impl Drop for StepWriter {
     fn drop(&mut self) {
         if self.thread.is_some() {
-            if let Err(e) = self.shut_down() {
+            // What `close` would have returned: a failed step's error first (before, only
+            // closing's was said, and a step that failed in the last queue + 1 went unsaid).
+            let closed = self.shut_down();
+            self.collect(None);
+            if let Some(e) = self.failed.take().map(|(_, e)| e).or(closed.err()) {
                 eprintln!("residuum: step writer dropped without close: {e}");
             }
         }

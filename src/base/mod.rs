@@ -229,10 +229,15 @@ fn relu(v: f32) -> f32 {
 /// Largest weights file read (a base model or an NGLR network): ours are tens of KB.
 const MAX_WEIGHTS_FILE: u64 = 64 << 20;
 
-/// The bytes of a weights file (`model=`, `nglr=`): a regular file of at most 64 MiB, so that a
-/// parameter naming a device, a pipe or a data file by mistake fails instead of reading
-/// without end or waiting for a writer.
+/// The bytes of a weights file (`model=`, `nglr=`): see [`read_small_file`].
 pub(crate) fn read_weights(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_small_file(path, MAX_WEIGHTS_FILE, "a weights file")
+}
+
+/// The bytes of a file a setting names (weights, an ADIOS2 configuration): a regular file of at
+/// most `max` bytes (`what` it is, for the error), so that one naming a device, a pipe or a
+/// data file by mistake fails instead of reading without end or waiting for a writer.
+pub(crate) fn read_small_file(path: &Path, max: u64, what: &str) -> std::io::Result<Vec<u8>> {
     use std::io::{Error, ErrorKind, Read};
     // Before opening: opening a pipe waits for a writer.
     if !std::fs::metadata(path)?.is_file() {
@@ -240,12 +245,12 @@ pub(crate) fn read_weights(path: &Path) -> std::io::Result<Vec<u8>> {
     }
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
-        .take(MAX_WEIGHTS_FILE + 1)
+        .take(max + 1)
         .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_WEIGHTS_FILE {
+    if bytes.len() as u64 > max {
         return Err(Error::new(
             ErrorKind::InvalidInput,
-            format!("larger than a weights file can be ({MAX_WEIGHTS_FILE} bytes)"),
+            format!("larger than {what} can be ({max} bytes)"),
         ));
     }
     Ok(bytes)

@@ -145,10 +145,10 @@ unsafe fn prepare(
 /// (up to 1024) wait for the writer thread (0: every write is synchronous). With `queue` > 0,
 /// steps are written asynchronously where every rank owns a core to spare, and synchronously
 /// where one owns one (rank 0 says so with `log`); the environment variable
-/// RESIDUUM_WRITER=async or sync forces either. MPI must provide MPI_THREAD_MULTIPLE for
-/// asynchronous writing, MPI_THREAD_SERIALIZED otherwise. With `log` nonzero on any rank, rank
-/// 0 prints each step's statistics to stderr. Where one rank's checks fail, every rank's call
-/// fails.
+/// RESIDUUM_WRITER=async or sync forces either (async with `queue` 0: one step may wait). MPI
+/// must provide MPI_THREAD_MULTIPLE for asynchronous writing, MPI_THREAD_SERIALIZED otherwise.
+/// With `log` nonzero on any rank, rank 0 prints each step's statistics to stderr. Where one
+/// rank's checks fail, every rank's call fails.
 ///
 /// # Safety
 /// Strings are NUL-terminated (`config` may be null); `fields` points to `nfields` fields whose
