@@ -50,10 +50,6 @@
 
 #define RESIDUUM_RANGE_FIXED 4
 
-// The largest block: the integer coders count a block's symbols in 32 bits, and a block of
-// billions of values gains nothing over one of millions (default blocks hold about 2^18).
-#define MAX_BLOCK_VALUES (1 << 31)
-
 // An opaque, configured compressor.
 typedef struct residuum_codec residuum_codec;
 
