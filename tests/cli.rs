@@ -468,6 +468,19 @@ fn train_checks_its_settings_and_outputs_first_and_names_collections_by_file() {
             vec!["--batch", "4096", "--data", f, "--out", "m.st"],
             "a batch of 4096 crops (1..=256)",
         ),
+        // A NaN weight spent the budget on NaN losses; no step wrote an untrained model.
+        (
+            vec!["--rate-weight", "nan", "--data", f, "--out", "m.st"],
+            "rate weight NaN (0 or more)",
+        ),
+        (
+            vec!["--steps", "0", "--data", f, "--out", "m.st"],
+            "no step within",
+        ),
+        (
+            vec!["--nglr", "--steps", "0", "--data", f, "--out", "n.st"],
+            "no step within",
+        ),
         (vec!["--data", f, "--out", f], "the output is an input"),
     ] {
         let o = train(&args);

@@ -283,6 +283,10 @@ pub fn fit(
     if !(opts.lr > 0.0 && opts.lr.is_finite()) {
         return bad(format!("learning rate {} (a positive number)", opts.lr));
     }
+    // A NaN weight made every loss NaN, and the model was refused only when loaded.
+    if !(opts.rate_weight >= 0.0 && opts.rate_weight.is_finite()) {
+        return bad(format!("rate weight {} (0 or more)", opts.rate_weight));
+    }
     // Crops fill non-finite values with their mean: without any finite value the model would
     // learn zeros, and report a loss as if it had learned something.
     if !fields
@@ -365,6 +369,13 @@ pub fn fit(
         };
         on_step(&p);
         curve.push(p);
+    }
+    // Untrained, the model is its random start: refused rather than written as if learned.
+    if curve.is_empty() {
+        return bad(format!(
+            "no step within {} s ({} steps allowed)",
+            opts.seconds, opts.max_steps
+        ));
     }
     Ok((serialize(&varmap, opts.latent_step)?, curve))
 }
