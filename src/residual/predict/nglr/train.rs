@@ -312,7 +312,9 @@ mod tests {
             seconds: 0.0,
             ..Options::default()
         };
-        let e = fit(&fields, &opts, |_| {}).err().expect("no step ran");
+        let Err(e) = fit(&fields, &opts, |_| {}) else {
+            panic!("a fit with no step ran")
+        };
         assert!(e.to_string().contains("no step"), "{e}");
     }
 }
