@@ -15,7 +15,7 @@
 //! | `nglr` | an NGLR network file (`residuum train --nglr`): LBRC also tries it as a predictor, per block by bits; the stream carries it where it saves more than its bytes |
 //! | `train` | learn a base model from the first N arrays compressed that are not constant (then used like `model`) |
 //! | `train_nglr` | learn an NGLR network from the first N arrays compressed that are not constant (then used like `nglr`) |
-//! | `train_seconds` | time budget of that training (default 30), on a background thread |
+//! | `train_seconds` | time budget of that training's optimizer steps (default 30), on a background thread |
 //! | `fill` | a number that marks missing values (e.g. `1e20`, `-999`): such values come back bit for bit and count neither in the range nor in the error (NaN and ±Inf always do so) |
 //! | `base` | with `model`: `auto` (default: per block, whichever costs fewer bits) or `model` (every block over the model where it meets the bound, for comparisons) |
 //!
