@@ -81,15 +81,10 @@ type Lines = HashMap<(usize, usize), Arc<[f64]>>;
 const KEPT: usize = 256;
 
 /// The gains of a line of `n` coefficients after `m` levels: lines up to `LONG` computed once
-/// per process (while at most `KEPT` are), longer ones (stretched from a short one's, or
-/// untransformed) each time.
+/// per process (while at most `KEPT` are), longer ones stretched from a short one's each time.
 fn line(n: usize, m: usize) -> Arc<[f64]> {
-    if n > LONG {
-        return match borrows(n, m, LONG) {
-            true => stretch(n, m, &line(short(n, m), m)),
-            false => compute(n, m, LONG),
-        }
-        .into();
+    if borrows(n, m, LONG) {
+        return stretch(n, m, &line(short(n, m), m)).into();
     }
     static LINES: Mutex<Option<Lines>> = Mutex::new(None);
     let key = (n, m);
@@ -129,9 +124,10 @@ fn short(n: usize, m: usize) -> usize {
     n % period + period * (2 * FACE + 2)
 }
 
-/// Whether a line of `n` after `m` levels takes its tables from a shorter one's (above `long`).
+/// Whether a line of `n` after `m` levels takes its tables from a shorter one's (above `long`;
+/// every line above `LONG`, as `short` stays below it up to `MAX_LEVELS`).
 fn borrows(n: usize, m: usize, long: usize) -> bool {
-    m > 0 && n > long && n > short(n, m)
+    n > long && n > short(n, m)
 }
 
 /// The gains of a line of `n` after `m` levels; above `long`, from a shorter line's.
@@ -240,6 +236,7 @@ mod tests {
         }
         let kept = crate::test_alloc::live().saturating_sub(before);
         assert!(kept < 8 << 20, "{kept} bytes kept");
+        assert!(short(LONG + 1, MAX_LEVELS) < LONG, "long lines must borrow");
     }
 
     #[test]
@@ -259,6 +256,7 @@ mod tests {
             (501, 3, 300),
             (1001, 5, 300),
             (2 * LONG + 77, 1, LONG),
+            (2 * LONG + 77, 0, LONG),
         ] {
             let want = full(n, m);
             let got = compute(n, m, long);
