@@ -80,6 +80,14 @@ impl Range {
             Range::Fixed(_) => "fixed",
         }
     }
+
+    /// As `range=` gives it, for messages.
+    fn given(self) -> String {
+        match self {
+            Range::Fixed(v) => v.to_string(),
+            _ => self.name().to_string(),
+        }
+    }
 }
 
 /// The residual coder of lossy blocks.
@@ -316,7 +324,7 @@ impl Config {
         if self.range != Range::Block && matches!(self.target, Target::Abs(_)) {
             return Err(bad(
                 "range",
-                &format!("{:?}", self.range).to_lowercase(),
+                &self.range.given(),
                 "serves the relative targets (nrmse, rel, psnr); abs is absolute already",
             ));
         }
@@ -343,8 +351,7 @@ impl Config {
                 ),
                 (
                     "range",
-                    (self.range != Range::Block)
-                        .then(|| format!("{:?}", self.range).to_lowercase()),
+                    (self.range != Range::Block).then(|| self.range.given()),
                 ),
                 (
                     "block",

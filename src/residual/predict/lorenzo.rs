@@ -9,10 +9,9 @@ use super::{Boxed, Family, Predictor, Samples};
 pub(crate) const LORENZO_3D: u8 = 0b111;
 
 /// Lorenzo with zero boundary along the axes in `mask`, as successive first differences
-/// (in place).
-/// Wrapping, as its inverse: values filled in at special positions (`predict::fill`, itself
-/// wrapping) can grow past i64 over a large masked region; forward and inverse agree modulo
-/// 2^64, and the decoder overwrites those positions.
+/// (in place). Wrapping, as its inverse: values filled in at special positions
+/// (`predict::fill`, itself wrapping) can grow past i64 over a large masked region; forward and
+/// inverse agree modulo 2^64, and the decoder overwrites those positions.
 fn lorenzo_forward(q: &mut [i64], shape: [usize; 3], mask: u8) {
     let [a, b, c] = shape;
     if mask & 0b100 != 0 {
