@@ -234,11 +234,10 @@ unsafe fn copy_step(
     writer: &mut StepWriter,
     data: *const *const c_void,
 ) -> Result<Vec<FieldData>, Error> {
-    let specs = writer.specs().to_vec();
     // SAFETY: per the caller's contract.
-    let ptrs = unsafe { slice(data, specs.len(), "data")? };
+    let ptrs = unsafe { slice(data, writer.specs().len(), "data")? };
     let mut fields = writer.buffers();
-    for ((s, &p), f) in specs.iter().zip(ptrs).zip(&mut fields) {
+    for ((s, &p), f) in writer.specs().iter().zip(ptrs).zip(&mut fields) {
         let n = s.local_len();
         // SAFETY: the box's n values of the field's type, per the contract.
         match f {
