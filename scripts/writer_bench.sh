@@ -21,15 +21,27 @@ declare -A places=(
 )
 echo "| placement | L | output every | no output s | uncompressed | residuum sync | residuum async | async, paired | async: computing / handing over / close | default writer |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
+# Stops the table with the reason and the log's end, rather than a row of blanks or nothing.
+fail() {
+  echo "writer_bench.sh: $2; the end of $1:" >&2
+  tail -n 20 "$1" >&2
+  exit 1
+}
 IFS=';' read -ra chosen <<< "${PLACES:-1 rank, 2 cores;1 rank, 1 core;2 ranks, 1 core each}"
 for place in "${chosen[@]}"; do
+  [[ -n ${places[$place]+set} ]] || { echo "writer_bench.sh: unknown placement '$place'" >&2; exit 1; }
   for l in ${SIZES:-96 128}; do
     for gap in ${GAPS:-10 20}; do
       log="$out/$(echo "$place" | tr -c 'a-z0-9' '_')-L$l-g$gap.log"
       # shellcheck disable=SC2086
       mpirun ${places[$place]} target/release/examples/gray_scott --output compare \
         --repeat "${REPEAT:-5}" --no-verify --L "$l" --steps "$steps" --plotgap "$gap" \
-        --out "$out/gs.bp" > "$log" 2>&1
+        --out "$out/gs.bp" > "$log" 2>&1 || fail "$log" "the run ($place, L $l, every $gap) failed"
+      # A row is only as good as its lines: a log without one of them stops the table.
+      for label in 'no output' 'uncompressed BP5' 'residuum BP5, synchronous' 'residuum BP5, async writer'; do
+        grep -qE "^  $label .*overhead vs" "$log" || fail "$log" "no '$label' line"
+      done
+      grep -qE "^  residuum BP5, async writer +computing" "$log" || fail "$log" "no async cost line"
       pick() { grep -E "^  $1 .*overhead vs" "$log" | sed -E 's/.*overhead vs no output *([-+0-9.]+%).*/\1/'; }
       none=$(grep -E "^  no output .*overhead vs" "$log" | awk '{print $3}')
       # The median of each round's async run over its no-output run, with the lowest and highest.
