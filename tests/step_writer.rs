@@ -5,6 +5,8 @@
 //! by the writer thread unless the application settles them first, and read back as they were
 //! before the application changed its arrays. One MPI process (a singleton, no mpirun).
 
+mod common;
+
 use residuum::adios::{
     Adios, FieldData, FieldMut, FieldSpec, OpenMode, StepStatus, StepWriter, WriteMode,
     WriterOptions,
@@ -130,6 +132,71 @@ fn written_steps_lend_their_buffers_to_the_next_and_read_back_as_filled() {
     lent_steps_of_a_synchronous_writer_are_written_on_return(&world, &dir.path().join("ls.bp"));
     a_lent_fill_that_panics_fails_its_step(&world, &dir.path().join("panic.bp"));
     absurd_queues_and_boxes_are_refused_when_opening(&world, &dir.path().join("absurd.bp"));
+    the_operations_fill_stays_out_of_the_handed_range(&world, dir.path());
+}
+
+/// `fill=` in the configuration's operation reaches the range the writer hands over for
+/// `range=global`, and a different fill in the field's spec is refused: 1e20 in the range
+/// resolved nrmse=1e-3 against ~1e20, which reconstructed the ramp as all zeros.
+fn the_operations_fill_stays_out_of_the_handed_range(
+    world: &mpi::topology::SimpleCommunicator,
+    dir: &Path,
+) {
+    std::env::set_var("ADIOS2_PLUGIN_PATH", common::plugin_dir());
+    let params = [("nrmse", "1e-3"), ("range", "global"), ("fill", "1e20")];
+    let xml = common::write_xml(dir, &["A"], &params);
+    let file = dir.join("fill.bp");
+    let spec = |fill: Option<f64>| FieldSpec {
+        name: "A".into(),
+        shape: vec![N],
+        start: vec![0],
+        count: vec![N],
+        double: false,
+        fill,
+    };
+    let opts = || WriterOptions {
+        config: Some(xml.clone()),
+        io: "writer".into(),
+        target: file.to_str().unwrap().into(),
+        queue: 0,
+        mode: WriteMode::Sync,
+        log: false,
+        threads: None,
+    };
+    let e = match StepWriter::open(world, vec![spec(Some(-999.0))], opts()) {
+        Ok(_) => panic!("opened with a fill other than its operation's"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("differs from its operation's fill=1e20"), "{e}");
+    // A ramp over [0, 1) with every 16th value missing.
+    let ramp: Vec<f32> = (0..N)
+        .map(|i| {
+            if i % 16 == 0 {
+                1e20
+            } else {
+                i as f32 / N as f32
+            }
+        })
+        .collect();
+    let mut w = StepWriter::open(world, vec![spec(None)], opts()).unwrap();
+    w.write_step(vec![FieldData::F32(ramp.clone())]).unwrap();
+    let stats = w.close().unwrap();
+    let c = stats[0].fields[0].compression.as_ref().unwrap();
+    assert!(c.range < 1.0, "resolved against a range of {}", c.range);
+    let adios = Adios::serial(None).unwrap();
+    let io = adios.declare_io("reader").unwrap();
+    let mut r = io.open(file.to_str().unwrap(), OpenMode::Read).unwrap();
+    assert_eq!(r.begin_step(-1.0).unwrap(), StepStatus::Ok);
+    let got = r.get(&io.inquire_variable::<f32>("A").unwrap()).unwrap();
+    r.end_step().unwrap();
+    r.close().unwrap();
+    for (i, (g, want)) in got.iter().zip(&ramp).enumerate() {
+        let ok = match i % 16 {
+            0 => g.to_bits() == want.to_bits(),
+            _ => (g - want).abs() < 0.01,
+        };
+        assert!(ok, "value {i}: {g} for {want}");
+    }
 }
 
 /// A queue whose slots cannot be allocated, and a box whose end overflows, are errors of

@@ -34,9 +34,10 @@ pub(super) struct Opening {
 
 /// Collective over `comm`: this rank's checks of `specs` and `opts`, then what the ranks agree.
 /// Every rank returns an error where any rank's checks failed: its own, or naming that rank.
+/// Fields whose `fill` is None take their operation's `fill=` from the configuration.
 pub(super) fn to_open(
     comm: &SimpleCommunicator,
-    specs: &[FieldSpec],
+    specs: &mut [FieldSpec],
     opts: &WriterOptions,
 ) -> Result<Opening> {
     let cores = crate::owned_cores();
@@ -108,23 +109,38 @@ fn reduce(comm: &SimpleCommunicator, send: [i64; 5]) -> [i64; 5] {
 }
 
 /// What this rank can check before ADIOS2 sees anything: the configuration (and the plugins it
-/// names), the fields' boxes and the queue.
-fn check(specs: &[FieldSpec], opts: &WriterOptions) -> Result<Checked> {
+/// names), the fields' boxes and the queue; fills the fields' `fill` from their operations.
+fn check(specs: &mut [FieldSpec], opts: &WriterOptions) -> Result<Checked> {
     if opts.queue > MAX_QUEUE {
         return Err(AdiosError::Argument(format!(
             "a queue of {} steps; at most {MAX_QUEUE} may wait",
             opts.queue
         )));
     }
-    for s in specs {
+    for s in specs.iter() {
         s.check()?;
     }
-    Ok(opts
+    let checked: Checked = opts
         .config
         .as_deref()
         .map(check_config)
         .transpose()?
-        .unwrap_or_default())
+        .unwrap_or_default();
+    // The ranges handed to `range=rank|global` leave out the values the operation keeps as
+    // fill: with 1e20 in them, the bound would be resolved against a range of ~1e20.
+    for s in specs.iter_mut() {
+        match (s.fill, checked.fill(&opts.io, &s.name)) {
+            (None, op) => s.fill = op,
+            (Some(mine), Some(op)) if mine != op => {
+                return Err(AdiosError::Argument(format!(
+                    "field {}: fill {mine:?} differs from its operation's fill={op:?}",
+                    s.name
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(checked)
 }
 
 /// For a MIN-reduce of every rank's outcome: this rank's index where it failed, else the rank

@@ -11,8 +11,15 @@ use std::path::Path;
 /// What the configuration says about residuum.
 #[derive(Debug, Default)]
 pub(super) struct Checked {
-    /// Per IO name, the variables that carry a residuum operation.
-    pub residuum_vars: HashMap<String, HashSet<String>>,
+    /// Per IO name, the variables that carry a residuum operation, with its `fill=` if any.
+    pub residuum_vars: HashMap<String, HashMap<String, Option<f64>>>,
+}
+
+impl Checked {
+    /// The `fill=` of the residuum operation on `variable` of IO `io`, if it has one.
+    pub fn fill(&self, io: &str, variable: &str) -> Option<f64> {
+        self.residuum_vars.get(io)?.get(variable).copied().flatten()
+    }
 }
 
 struct Operation {
@@ -130,17 +137,19 @@ pub(super) fn check_config(path: &Path) -> Result<Checked> {
         if !param(&op, "PluginName").is_some_and(|n| n.eq_ignore_ascii_case("residuum")) {
             continue;
         }
-        crate::Config::from_pairs(op.params.iter().map(|(k, v)| (k, v))).map_err(|source| {
-            AdiosError::Operator {
-                variable: op
-                    .variable
-                    .clone()
-                    .unwrap_or_else(|| "(operator definition)".into()),
-                source,
-            }
-        })?;
+        let config =
+            crate::Config::from_pairs(op.params.iter().map(|(k, v)| (k, v))).map_err(|source| {
+                AdiosError::Operator {
+                    variable: op
+                        .variable
+                        .clone()
+                        .unwrap_or_else(|| "(operator definition)".into()),
+                    source,
+                }
+            })?;
         if let (Some(io), Some(var)) = (op.io, op.variable) {
-            checked.residuum_vars.entry(io).or_default().insert(var);
+            let vars = checked.residuum_vars.entry(io).or_default();
+            vars.insert(var, config.fill);
         }
     }
     Ok(checked)

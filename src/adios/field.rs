@@ -13,7 +13,8 @@ pub struct FieldSpec {
     pub count: Vec<usize>,
     pub double: bool,
     /// The value that marks missing data, as the field's operation has it (`fill=`): left out
-    /// of the ranges handed to `range=rank|global`.
+    /// of the ranges handed to `range=rank|global`. None takes the operation's `fill=` from the
+    /// writer's configuration; a different value there is refused at opening.
     pub fill: Option<f64>,
 }
 

@@ -177,7 +177,7 @@ pub enum OpenMode {
 pub struct Io<'a> {
     raw: *mut sys::adios2_io,
     /// Variables the configuration gives a residuum operation (they must be float or double).
-    residuum_vars: Option<&'a std::collections::HashSet<String>>,
+    residuum_vars: Option<&'a std::collections::HashMap<String, Option<f64>>>,
 }
 
 impl<'a> Io<'a> {
@@ -212,7 +212,7 @@ impl<'a> Io<'a> {
         check_box(name, shape, start, count)?;
         if T::TYPE != sys::adios2_type_float
             && T::TYPE != sys::adios2_type_double
-            && self.residuum_vars.is_some_and(|v| v.contains(name))
+            && self.residuum_vars.is_some_and(|v| v.contains_key(name))
         {
             return Err(AdiosError::UnsupportedType {
                 variable: name.to_string(),

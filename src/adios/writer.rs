@@ -136,7 +136,7 @@ impl StepWriter {
 
     fn start(
         comm: SimpleCommunicator,
-        specs: Vec<FieldSpec>,
+        mut specs: Vec<FieldSpec>,
         mut opts: WriterOptions,
     ) -> Result<Self> {
         let agree::Opening {
@@ -144,7 +144,7 @@ impl StepWriter {
             queue,
             log,
             cores,
-        } = agree::to_open(&comm, &specs, &opts)?;
+        } = agree::to_open(&comm, &mut specs, &opts)?;
         if log && comm.rank() == 0 && queue == 0 && opts.queue > 0 && opts.mode == WriteMode::Auto {
             eprintln!(
                 "residuum writer: a rank owns {cores} core: writing synchronously (an async \
