@@ -13,8 +13,9 @@
 //! `--abort-after N` aborts every writer rank after N steps, without closing (a killed run).
 //! `read --late` expects to join a stream late: steps predicted from ones it never saw are
 //! skipped until a keyframe (`Engine::get_decodable`). `--raw FILE` (1 rank) writes every
-//! step's array there. `--timeout` stops reading where no step comes for that long (a killed
-//! writer's file stays open for more). `random` reads step S of a file alone: a plain get fails naming its
+//! step's array there. Readers run on as many ranks as the writer (its hashes are per box).
+//! `--timeout` stops reading where no step comes for that long (a killed writer's file stays
+//! open for more). `random` reads step S of a file alone: a plain get fails naming its
 //! keyframe, `Engine::get_step` decodes from that keyframe and matches the writer's hash (where
 //! one rank wrote the file).
 
@@ -143,6 +144,12 @@ fn write(world: &mpi::topology::SimpleCommunicator, a: &Args) -> Result<(), Stri
     let name = a.out.to_string_lossy().into_owned();
     let mut w = io.open(&name, OpenMode::Write).map_err(|e| e.to_string())?;
     let mut hashes = std::fs::File::create(hash_file(&a.out, rank)).map_err(|e| e.to_string())?;
+    if rank == 0 {
+        // An earlier run's on more ranks would make readers take them for this one's.
+        (size..)
+            .take_while(|&r| std::fs::remove_file(hash_file(&a.out, r)).is_ok())
+            .count();
+    }
     for t in 0..a.steps {
         if a.abort_after == Some(t) {
             std::process::abort();
@@ -206,10 +213,12 @@ fn read(world: &mpi::topology::SimpleCommunicator, a: &Args) -> Result<(), Strin
         .open(&a.out.to_string_lossy(), OpenMode::Read)
         .map_err(|e| e.to_string())?;
     let mut raw = match &a.raw {
+        Some(_) if size > 1 => return Err("--raw needs 1 rank: every rank would write it".into()),
         Some(p) => Some(std::fs::File::create(p).map_err(|e| e.to_string())?),
         None => None,
     };
-    let (mut seen, mut skipped, mut decoded, mut errors) = (0usize, 0usize, Vec::new(), Vec::new());
+    let (mut seen, mut skipped, mut errors) = (0usize, 0usize, Vec::new());
+    let mut decoded: Vec<(usize, u64)> = Vec::new();
     while r.begin_step(a.timeout).map_err(|e| e.to_string())? == StepStatus::Ok {
         let t = r.current_step().map_err(|e| e.to_string())?;
         let mut u = io.inquire_variable::<f32>("U").map_err(|e| e.to_string())?;
@@ -225,33 +234,39 @@ fn read(world: &mpi::topology::SimpleCommunicator, a: &Args) -> Result<(), Strin
         seen += 1;
         let Some(got) = got else {
             if !decoded.is_empty() {
-                return Err(format!(
-                    "step {t} undecodable after step {:?}",
-                    decoded.last()
-                ));
+                let last = decoded.last().map(|d| d.0);
+                return Err(format!("step {t} undecodable after step {last:?}"));
             }
             skipped += 1;
             continue;
         };
-        // The writer's hashes are complete once it has finished (a file, or a stream's end).
-        let hash = writer_hashes(&a.out, rank)
-            .ok()
-            .and_then(|h| h.get(t).copied());
-        errors.push(check(t, &got, &block(t, &start, &count), hash, a.abs)?);
-        decoded.push(t);
+        // A stream's writer may not have written this step's hash yet: compared after the loop.
+        errors.push(check(t, &got, &block(t, &start, &count), None, a.abs)?);
+        decoded.push((t, hash(&got)));
         if let Some(f) = raw.as_mut() {
             let bytes: Vec<u8> = got.iter().flat_map(|x| x.to_le_bytes()).collect();
             f.write_all(&bytes).map_err(|e| e.to_string())?;
         }
     }
     r.close().map_err(|e| e.to_string())?;
-    // The hashes once more, now that the writer is done (a stream's writer writes them as it
-    // goes).
-    let hashes = writer_hashes(&a.out, rank)?;
-    if let Some(&t) = decoded.iter().find(|&&t| t >= hashes.len()) {
-        return Err(format!("step {t} has no hash from the writer"));
+    // Every decoded step against the writer's hash, now that the writer is done (a stream's
+    // writer writes them as it goes).
+    if hash_file(&a.out, size).exists() {
+        return Err(format!(
+            "written on more than {size} ranks: the hashes are per writer's box"
+        ));
     }
-    let first_decoded = decoded.first().copied().unwrap_or(usize::MAX);
+    let hashes = writer_hashes(&a.out, rank)?;
+    for &(t, h) in &decoded {
+        match hashes.get(t) {
+            None => return Err(format!("step {t} has no hash from the writer")),
+            Some(&w) if w != h => {
+                return Err(format!("step {t}: not what the writer reconstructed"))
+            }
+            Some(_) => {}
+        }
+    }
+    let first_decoded = decoded.first().map_or(usize::MAX, |d| d.0);
     let mean = |e: &[f64]| e.iter().sum::<f64>() / e.len().max(1) as f64;
     let tenth = errors.len().div_ceil(10);
     if rank == 0 {
