@@ -70,7 +70,8 @@ pub fn owned_cores() -> usize {
 }
 
 /// Runs `first` and then `second` on every index in `0..n`, returning `second`'s results in
-/// index order (the first error by index if any failed).
+/// index order (the first error by index if any failed). A panic in a stage goes on in the
+/// caller once the blocks in flight are done.
 ///
 /// With `pool` the stages run as pool tasks, at most `depth` blocks in flight; without, both
 /// run here in order, one block at a time.
@@ -90,18 +91,21 @@ where
         _ => return (0..n).map(|i| second(i, first(i)?)).collect(),
     };
     let depth = depth.max(1);
-    // In flight ≤ depth, so no send below ever waits.
-    let (mid_tx, mid_rx) = bounded::<(usize, Result<A>)>(depth);
-    let (done_tx, done_rx) = bounded::<(usize, Result<B>)>(depth);
+    // In flight ≤ depth, so no send below ever waits. Every task sends, also when its stage
+    // panics (rayon would keep that panic until the scope ends, which waits for the task's
+    // message: a hang).
+    let (mid_tx, mid_rx) = bounded::<(usize, Caught<A>)>(depth);
+    let (done_tx, done_rx) = bounded::<(usize, Caught<B>)>(depth);
     let mut out: Vec<Option<Result<B>>> = (0..n).map(|_| None).collect();
+    let mut panicked = None;
     let (first, second) = (&first, &second);
     pool.in_place_scope(|s| {
         let (mut next, mut predicting, mut coding) = (0, 0, 0);
         loop {
-            while next < n && predicting + coding < depth {
+            while next < n && predicting + coding < depth && panicked.is_none() {
                 let (tx, i) = (mid_tx.clone(), next);
                 s.spawn(move |_| {
-                    let _ = tx.send((i, first(i)));
+                    let _ = tx.send((i, catch(|| first(i))));
                 });
                 (next, predicting) = (next + 1, predicting + 1);
             }
@@ -111,23 +115,43 @@ where
             crossbeam_channel::select! {
                 recv(mid_rx) -> m => {
                     let (i, a) = m.expect("a sender is alive while blocks are in flight");
-                    let tx = done_tx.clone();
-                    s.spawn(move |_| {
-                        let _ = tx.send((i, a.and_then(|a| second(i, a))));
-                    });
-                    (predicting, coding) = (predicting - 1, coding + 1);
+                    predicting -= 1;
+                    match a {
+                        Ok(a) if panicked.is_none() => {
+                            let tx = done_tx.clone();
+                            s.spawn(move |_| {
+                                let _ = tx.send((i, catch(|| a.and_then(|a| second(i, a)))));
+                            });
+                            coding += 1;
+                        }
+                        Ok(_) => {}
+                        Err(p) => panicked = Some(p),
+                    }
                 }
                 recv(done_rx) -> d => {
                     let (i, b) = d.expect("a sender is alive while blocks are in flight");
-                    out[i] = Some(b);
                     coding -= 1;
+                    match b {
+                        Ok(b) => out[i] = Some(b),
+                        Err(p) => panicked = Some(p),
+                    }
                 }
             }
         }
     });
+    if let Some(p) = panicked {
+        std::panic::resume_unwind(p);
+    }
     out.into_iter()
         .map(|r| r.expect("every block went through both stages"))
         .collect()
+}
+
+/// A stage's result, or its panic.
+type Caught<T> = std::thread::Result<Result<T>>;
+
+fn catch<T>(f: impl FnOnce() -> Result<T>) -> Caught<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
 }
 
 type Pools = HashMap<usize, Arc<rayon::ThreadPool>>;
@@ -177,6 +201,43 @@ mod tests {
         // Other tests of this process may hold pools of their own too, up to a few.
         assert!(pools.len() <= KEPT_POOLS + 2, "{} pools kept", pools.len());
         assert!(Arc::ptr_eq(&pools[&3], &held), "a held pool stays shared");
+    }
+
+    /// A stage that panics: the panic reaches the caller (the C API catches it there), where
+    /// the stage's task, never sending, used to leave the coordinator waiting for good. The
+    /// channel's limit only guards the test against that hang.
+    #[test]
+    fn a_panicking_stage_panics_in_the_caller_instead_of_hanging() {
+        for stage in [0, 1] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            // Not scoped: a hung call must not hold the test too.
+            std::thread::spawn(move || {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(2)
+                    .build()
+                    .unwrap();
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    two_stage(
+                        16,
+                        Some(&pool),
+                        4,
+                        |i| match (stage, i) {
+                            (0, 5) => panic!("stage 0 of block 5"),
+                            _ => Ok(i),
+                        },
+                        |i, a| match (stage, i) {
+                            (1, 5) => panic!("stage 1 of block 5"),
+                            _ => Ok(a),
+                        },
+                    )
+                }));
+                let _ = tx.send(r.is_err());
+            });
+            let panicked = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("two_stage hung after a stage panicked");
+            assert!(panicked, "stage {stage}: the panic was lost");
+        }
     }
 
     #[test]
