@@ -37,7 +37,9 @@ impl Default for DecodeOptions {
 }
 
 /// `f` over the block indices `0..n`, in parallel in the current pool unless `serial` or there
-/// is one block (sparing the hand-over to another thread). Results in index order.
+/// is one block (sparing the hand-over to another thread). Results in index order; of several
+/// errors the first by index, for any thread count (rayon's collect into a Result returns
+/// whichever it meets).
 fn map_blocks<T: Send>(
     n: usize,
     serial: bool,
@@ -46,7 +48,8 @@ fn map_blocks<T: Send>(
     if serial || n <= 1 {
         (0..n).map(f).collect()
     } else {
-        (0..n).into_par_iter().map(f).collect()
+        let all: Vec<Result<T>> = (0..n).into_par_iter().map(f).collect();
+        all.into_iter().collect()
     }
 }
 
@@ -159,12 +162,16 @@ fn decode_parsed(
                 previous: previous.as_deref(),
             },
         )
-        .map_err(|e| {
-            // Say what the stream claimed: a payload that ends early may be a lying header.
-            let at = |m| format!("block {i} ({} {dtype} values claimed): {m}", b.len());
-            match e {
-                Error::Format(FormatError { kind, detail }) => Error::format(kind, at(detail)),
-                e => e,
+        .map_err(|e| in_block(e, i, b.len(), dtype))
+        .and_then(|raw| {
+            // Scattering a short block would leave the caller's old bytes in its rows.
+            match raw.len() == b.len() * dtype.size() {
+                true => Ok(raw),
+                false => Err(Error::Internal(format!(
+                    "block {i} decoded to {} bytes for {} {dtype} values",
+                    raw.len(),
+                    b.len()
+                ))),
             }
         })
     };
@@ -346,7 +353,8 @@ fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Checked<'a>> {
             info.dtype,
             parsed.version,
             net.as_ref(),
-        )?;
+        )
+        .map_err(|e| in_block(e, i, n, info.dtype))?;
         if let Some(cap) = cap {
             if n as u64 > cap {
                 return Err(Error::corrupt(format!(
@@ -365,6 +373,18 @@ fn checked_payloads<'a>(parsed: &Parsed<'a>) -> Result<Checked<'a>> {
         net,
         step,
     })
+}
+
+/// A format error of block `i` (of `n` values), saying so and what the stream claimed: a payload
+/// that ends early may be a lying header.
+fn in_block(e: Error, i: usize, n: usize, dtype: ElementType) -> Error {
+    match e {
+        Error::Format(FormatError { kind, detail }) => Error::format(
+            kind,
+            format!("block {i} ({n} {dtype} values claimed): {detail}"),
+        ),
+        e => e,
+    }
 }
 
 /// The most values a block payload of `kind` can decode to; `None` where there is no bound

@@ -55,6 +55,61 @@ fn with_payload(stream: &[u8], payload: &[u8]) -> Vec<u8> {
     h
 }
 
+/// Of several damaged blocks (payloads ending in garbage, their table entries and the header
+/// checksum rewritten to match), the error names the first, for any thread count: rayon's parallel
+/// collect returned whichever error it met first.
+#[test]
+fn of_several_bad_blocks_the_first_is_named_for_any_thread_count() {
+    let s = codec(&[("nrmse", "1e-4"), ("residual", "lbrc"), ("block", "1x1x64")])
+        .compress(&[4096], &ramp(4096))
+        .unwrap();
+    let ndims = s[8] as usize;
+    let table = 20 + 8 * ndims + 24 + 8;
+    let n = u64::from_le_bytes(s[table - 8..table].try_into().unwrap()) as usize;
+    assert_eq!(n, 64);
+    let mut payloads = Vec::new();
+    let mut at = table + 17 * n + 8;
+    for k in 0..n {
+        let e = table + 17 * k;
+        let len = u64::from_le_bytes(s[e + 1..e + 9].try_into().unwrap()) as usize;
+        let p = &s[at..at + len];
+        // Blocks 1 and 4 end in garbage, every checksum still holding: in one round of the
+        // pool, where 2 threads meet block 4 first.
+        let mut p = p.to_vec();
+        if k == 1 || k == 4 {
+            p[len / 2..].fill(0xa5);
+        }
+        payloads.push(p);
+        at += len;
+    }
+    let mut h = s[..table].to_vec();
+    for (k, p) in payloads.iter().enumerate() {
+        h.push(s[table + 17 * k]);
+        h.extend_from_slice(&(p.len() as u64).to_le_bytes());
+        h.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(p).to_le_bytes());
+    }
+    let sum = xxhash_rust::xxh3::xxh3_64(&h);
+    h.extend_from_slice(&sum.to_le_bytes());
+    h.extend(payloads.concat());
+    let mut seen = std::collections::BTreeSet::new();
+    for threads in [1, 2, 3, 4] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for _ in 0..20 {
+            seen.insert(
+                pool.install(|| residuum::decode(&h))
+                    .unwrap_err()
+                    .to_string(),
+            );
+        }
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let e = seen.first().unwrap();
+    assert!(e.contains("block 1 "), "{e}");
+}
+
 fn codec(pairs: &[(&str, &str)]) -> Codec {
     Codec::from_pairs(pairs.iter().copied()).unwrap()
 }
