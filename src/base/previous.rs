@@ -48,6 +48,11 @@ impl Chain {
         }
     }
 
+    /// Bytes of the reconstruction it keeps.
+    pub fn bytes(&self) -> usize {
+        self.reference.as_ref().map_or(0, |r| r.1.len())
+    }
+
     /// Compresses the next step as [`Codec::compress_with`] does, into `out` of
     /// [`Codec::max_compressed_len`] bytes; the codec's `temporal=K` must be set. Every K-th
     /// step, and a step whose shape or type differs from the last, is a keyframe.
@@ -509,6 +514,11 @@ impl References {
             });
         }
         self.trim();
+    }
+
+    /// The byte budget.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Bytes kept.

@@ -8,6 +8,7 @@
 //! lives in the plugin's copy (`registry`), and the application's copy reaches it through a
 //! table of C functions the plugin exports, found among the process's loaded objects.
 
+mod chains;
 pub(crate) mod hooks;
 pub(crate) mod registry;
 pub(crate) mod steps;

@@ -2,7 +2,7 @@
 //! taken, and what each variable's earlier steps taught the encoder. Lives in the plugin's copy
 //! of residuum.
 
-use super::steps::{chain_key, ChainKey};
+use super::chains::{chain_key, ChainKey};
 use super::{RangeUsed, Report};
 use crate::codec::{Codec, CompressStats};
 use crate::dtype::ElementType;

@@ -1,37 +1,21 @@
 //! Temporal prediction in situ (`temporal=K`), in the plugin's copy of residuum: the writer's
-//! chains, one per engine, variable and block (start and count), each keeping the last
-//! reconstruction it wrote; and the reader's references, the decoded steps of every chain met,
-//! within a byte budget (`RESIDUUM_REFERENCE_CACHE`, or [`super::set_reference_cache`]).
+//! chains (see `chains`), and the reader's references, the decoded steps of every chain met;
+//! each within a byte budget (`RESIDUUM_REFERENCE_CACHE`, or [`super::set_reference_cache`]).
 
+use super::chains::{chain_key, Chains};
 use crate::base::previous::{Chain, References};
 use crate::codec::{Codec, CompressStats};
 use crate::dtype::ElementType;
 use crate::error::{Error, Result};
-use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// The reader's default budget for decoded steps: 1 GiB.
 const DEFAULT_CACHE: usize = 1 << 30;
 
-/// (engine, variable, start, count).
-pub(super) type ChainKey = (String, String, Vec<usize>, Vec<usize>);
-
-/// The key of a variable's box written through `engine`.
-pub(super) fn chain_key(engine: &str, variable: &str, start: &[usize], dims: &[usize]) -> ChainKey {
-    (
-        engine.into(),
-        variable.into(),
-        start.to_vec(),
-        dims.to_vec(),
-    )
-}
-
 struct Steps {
-    chains: HashMap<ChainKey, Chain>,
-    /// Chains of a box since written in another engine, not used since: they go when the box
-    /// is written in yet another engine (see `end_replaced`).
-    superseded: HashSet<ChainKey>,
+    /// The writer's, within the same byte budget as the reader's references.
+    chains: Chains,
     references: References,
     /// The most steps back to a keyframe that a decode lacking its reference named since the
     /// last [`take_missing`].
@@ -43,8 +27,7 @@ static STEPS: Mutex<Option<Steps>> = Mutex::new(None);
 fn with<R>(f: impl FnOnce(&mut Steps) -> R) -> R {
     let mut g = STEPS.lock().unwrap_or_else(|e| e.into_inner());
     f(g.get_or_insert_with(|| Steps {
-        chains: HashMap::new(),
-        superseded: HashSet::new(),
+        chains: Chains::default(),
         references: References::new(cache_from_env().unwrap_or(DEFAULT_CACHE)),
         missing: None,
     }))
@@ -100,63 +83,19 @@ pub(crate) fn compress(
     range: Option<f64>,
 ) -> Result<CompressStats> {
     let key = chain_key(engine, variable, start, dims);
-    // Out of the table while it compresses, so that other blocks need not wait.
-    let mut chain = with(|s| match s.chains.remove(&key) {
-        Some(chain) => {
-            s.superseded.remove(&key);
-            chain
-        }
-        None => {
-            s.end_replaced(&key);
-            Chain::new(chain_id(variable, start, dims))
-        }
-    });
+    let mut chain = with(|s| (s.chains).take(&key, || Chain::new(chain_id(variable, start, dims))));
     let stats = chain.compress_into(codec, dtype, dims, data, out, range);
-    with(|s| s.chains.insert(key, chain));
+    with(|s| {
+        let budget = s.references.capacity();
+        s.chains.put(key, chain, budget)
+    });
     stats
-}
-
-impl Steps {
-    /// Ends the chains a new box `key` replaces, so that the writer keeps one reconstruction
-    /// per block however its blocks and files change. In its engine: those of the variable's
-    /// boxes it overlaps (a decomposition that changed; a local array, whose boxes all start at
-    /// 0, of a new length each step). In other engines, the same box's: a file per output
-    /// leaves the one before for good, but engines written side by side (a file and a stream)
-    /// each go on; so such a chain is only marked, and goes once the box is written in yet
-    /// another engine without it having been used since (at most two per box of a writer that
-    /// moves on from file to file).
-    fn end_replaced(&mut self, key: &ChainKey) {
-        let same_box =
-            |k: &ChainKey| k.0 != key.0 && (&k.1, &k.2, &k.3) == (&key.1, &key.2, &key.3);
-        let superseded = &mut self.superseded;
-        self.chains.retain(|k, _| {
-            let stale = same_box(k) && superseded.contains(k);
-            let overlapped =
-                k.0 == key.0 && k.1 == key.1 && overlap((&k.2, &k.3), (&key.2, &key.3));
-            !(stale || overlapped)
-        });
-        let chains = &self.chains;
-        superseded.retain(|k| chains.contains_key(k));
-        superseded.extend(chains.keys().filter(|k| same_box(k)).cloned());
-    }
-}
-
-/// Whether two boxes (start, count) share a position; boxes of different dimensions do (a
-/// variable defined anew).
-fn overlap((s1, c1): (&[usize], &[usize]), (s2, c2): (&[usize], &[usize])) -> bool {
-    s1.len() != s2.len()
-        || (0..s1.len())
-            .all(|d| s1[d] < s2[d].saturating_add(c2[d]) && s2[d] < s1[d].saturating_add(c1[d]))
 }
 
 /// Forgets the chains of `engine` (all for None): the next step of each block is a keyframe.
 /// For a writer that opens a new file under the name of one it closed.
 pub(crate) fn restart(engine: Option<&str>) {
-    with(|s| {
-        s.chains.retain(|k, _| engine.is_some_and(|e| k.0 != e));
-        let chains = &s.chains;
-        s.superseded.retain(|k| chains.contains_key(k));
-    });
+    with(|s| s.chains.restart(engine));
 }
 
 pub(crate) fn set_cache(bytes: usize) {
@@ -178,8 +117,11 @@ pub(crate) fn decode(engine: &str, stream: &[u8], out: &mut [u8]) -> Result<usiz
     let reference = with(|s| s.references.get(engine, &info));
     match crate::decode::decode_blocks(stream, out, true, reference.as_deref().map(|r| &r[..])) {
         Ok(n) => {
-            let decoded = out[..n].to_vec();
-            with(|s| s.references.put(engine, &info, decoded));
+            // A step over the budget is not kept: not copied either.
+            if n <= with(|s| s.references.capacity()) {
+                let decoded = out[..n].to_vec();
+                with(|s| s.references.put(engine, &info, decoded));
+            }
             Ok(n)
         }
         Err(Error::Reference(e)) => {
