@@ -375,6 +375,7 @@ fn a_lying_stream_costs_little_memory() {
             .unwrap();
         let (lie, out) = (dir.path().join("lie.rsd"), dir.path().join("out"));
         std::fs::write(&lie, claim(&honest, &[1 << 28])).unwrap();
+        #[allow(clippy::zombie_processes)] // reaped by wait4 below
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_residuum"))
             .args(["decompress", "-i"])
             .arg(&lie)
