@@ -218,7 +218,9 @@ const struct residuum_plugin_hooks *residuum_hooks(void);
 // rank's blocks) or `RESIDUUM_RANGE_GLOBAL` (over all ranks, e.g. from MPI_Allreduce of min
 // and max). Operators with `range=rank` or `range=global` use a range of their kind; one
 // narrower than a block's own range is ignored (the block's is used), so bounds always hold.
-// Fails with `RESIDUUM_ERR_IO` until ADIOS2 has loaded the plugin.
+// The range stays in use until the next call replaces it: call this every step, as a stale
+// range wider than the data's makes the bound looser in proportion. Fails with
+// `RESIDUUM_ERR_IO` until ADIOS2 has loaded the plugin.
 //
 // # Safety
 // `engine` and `variable` are NUL-terminated strings.

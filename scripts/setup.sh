@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what residuum needs, idempotently: Debian packages, ADIOS2 with MPI (cached outside the
 # repository, keyed by version and options), and a Python venv with the PyPI adios2 wheel for tests.
-# Prints `export` lines for the environment it found (eval them, or source scripts/env.sh).
+# Prints `export` lines for the environment it found (eval them; scripts/prepare.sh does).
 set -euo pipefail
 
 ADIOS2_VERSION=2.12.1.1001               # PyPI version; the ADIOS2 release is 2.12.1

@@ -18,10 +18,12 @@
 //! | `train_seconds` | time budget of that training's optimizer steps (default 30), on a background thread |
 //! | `fill` | a number that marks missing values (e.g. `1e20`, `-999`): such values come back bit for bit and count neither in the range nor in the error (NaN and ±Inf always do so) |
 //! | `base` | with `model`: `auto` (default: per block, whichever costs fewer bits) or `model` (every block over the model where it meets the bound, for comparisons) |
+//! | `temporal` | temporal prediction: each block also coded over the previous step's reconstruction, every K-th step a keyframe (0, the default: off); in situ only |
 //!
 //! `range`, `block`, `coder`, `base`, `model`, `residual`, `nglr`, `train`, `train_nglr` and
-//! `temporal` serve the lossy modes: with `mode=lossless` they are refused, as are `range` with
-//! `abs`, `base=model` without a model, and a network with `residual=gae` (all would go unused).
+//! `temporal` serve the lossy modes: given a value other than their default with
+//! `mode=lossless` they are refused, as are `range` with `abs`, `base=model` without a model,
+//! and a network with `residual=gae` (all would go unused).
 
 use crate::bound::Target;
 use crate::dtype::ElementType;

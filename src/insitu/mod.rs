@@ -156,7 +156,9 @@ fn cstring(what: &str, s: &str) -> Result<CString> {
 
 /// Hands the operator of `variable` in the engine opened as `engine` the value range (max −
 /// min) for its next compressions, as computed over the rank's blocks (`Rank`) or all ranks'
-/// (`Global`). The operator uses it where its `range` parameter asks for that kind.
+/// (`Global`). The operator uses it where its `range` parameter asks for that kind, until the
+/// next call replaces it: hand it over every step (a stale range wider than the data's makes the
+/// bound looser in proportion).
 pub fn set_range(engine: &str, variable: &str, kind: RangeUsed, range: f64) -> Result<()> {
     let h = hooks()?;
     let (e, v) = (cstring("engine", engine)?, cstring("variable", variable)?);

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args)]
 pub struct TrainArgs {
     /// Fields: .f32 files named with their shape, .npy files, directories of them, or raw
-    /// files with --dims.
+    /// files (not directories) with --dims.
     #[arg(long, num_args = 1.., required = true)]
     data: Vec<PathBuf>,
     /// Shape of raw files whose name does not carry it, e.g. 100x64x128 (f32).
