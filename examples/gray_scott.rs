@@ -164,6 +164,15 @@ struct Options {
 
 /// Writes `config` with `temporal=K` added to every residuum operation (where given) and their
 /// `nrmse` set to `nrmse` (where given) to a file of this process, and returns its path.
+/// A configuration `operator_config` wrote, removed once done with.
+struct TempConfig(PathBuf);
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn operator_config(
     config: &std::path::Path,
     temporal: Option<usize>,
@@ -256,8 +265,14 @@ fn parse_args() -> Result<(Settings, Options), String> {
         ],
         _ => return Err(format!("--output {output}: residuum, raw, none or compare")),
     };
-    if s.l < 2 || s.plotgap == 0 {
-        return Err("L must be at least 2 and plotgap at least 1".into());
+    if s.l < 8 || s.plotgap == 0 {
+        // Below 8 the seed cube of V is empty: a constant run.
+        return Err("L must be at least 8 and plotgap at least 1".into());
+    }
+    if io.is_some() && (output == "compare" || repeat > 1 || temporal > 0 || bench.is_some()) {
+        // Each residuum run opens the IO's engine again: an SST stream's reader is gone after
+        // the first, and the next open would wait for one for good.
+        return Err("--io runs once: not with --output compare, --repeat, --temporal".into());
     }
     let keyframes = if temporal == 0 && bench.is_some() {
         10
@@ -510,7 +525,8 @@ struct StepReport {
     raw_bytes: u64,
     /// The operator's output (the raw bytes without an operator).
     stored_bytes: u64,
-    nrmse: [f64; 2],
+    /// U's and V's, where verified.
+    nrmse: Option<[f64; 2]>,
 }
 
 /// A run: its wall time, per-output-step reports and the file's final size (on rank 0).
@@ -655,7 +671,7 @@ fn simulate(
     if verify {
         let nrmse = achieved_nrmse(world, s, &dom, &written)?;
         for (r, e) in steps.iter_mut().zip(nrmse) {
-            r.nrmse = e;
+            r.nrmse = Some(e);
         }
     }
     let file_bytes = match (output, rank) {
@@ -729,12 +745,12 @@ fn temporal_bench(
     let k = opts.keyframes;
     let mut rows = Vec::new();
     for tau in ["1e-4", "1e-5", "1e-6"] {
-        let spatial = operator_config(&s.adios_config, None, Some(tau))?;
-        let with = operator_config(&s.adios_config, Some(k), Some(tau))?;
+        let spatial = TempConfig(operator_config(&s.adios_config, None, Some(tau))?);
+        let with = TempConfig(operator_config(&s.adios_config, Some(k), Some(tau))?);
         for gap in [5, 10, 20] {
             let s = Settings {
                 plotgap: gap,
-                adios_config: spatial.clone(),
+                adios_config: spatial.0.clone(),
                 output: dir.join("gs.bp"),
                 ..s.clone()
             };
@@ -745,7 +761,7 @@ fn temporal_bench(
                 plot: None,
                 io: None,
                 verify: true,
-                temporal: Some(with.clone()),
+                temporal: Some(with.0.clone()),
                 keyframes: k,
                 bench: None,
                 contention: None,
@@ -756,7 +772,9 @@ fn temporal_bench(
                 Ok(temporal_bench::Side {
                     file_bytes: r.file_bytes,
                     compress_s: r.steps.iter().map(|x| x.compress_s).sum::<f64>() / n,
-                    nrmse: r.steps.iter().flat_map(|x| x.nrmse).fold(0.0, f64::max),
+                    nrmse: (r.steps.iter())
+                        .flat_map(|x| x.nrmse.into_iter().flatten())
+                        .fold(0.0, f64::max),
                 })
             };
             // Runs interleaved; the median compression time of each (the bytes are the same
@@ -806,9 +824,9 @@ fn contention_bench(world: &SimpleCommunicator, s: &Settings, seconds: f64) -> R
     if world.size() != 1 {
         return Err("--contention-bench runs on one rank".into());
     }
-    if seconds.is_nan() || seconds <= 0.0 {
+    if !seconds.is_finite() || seconds <= 0.0 {
         return Err(format!(
-            "--contention-bench {seconds}: seconds must be positive"
+            "--contention-bench {seconds}: seconds must be finite and positive"
         ));
     }
     let mut dom = Domain::new(s, world);
@@ -1007,16 +1025,13 @@ fn print_report(output: Output, s: &Settings, r: &RunReport, io: Option<&str>) {
         "step", "compute s", "output s", "writer s", "raw bytes", "stored", "NRMSE U", "NRMSE V"
     );
     for r in &r.steps {
+        // Unverified runs (--no-verify, streams) say so rather than show an exact 0.
+        let [u, v] = r
+            .nrmse
+            .map_or(["-".into(), "-".into()], |e| e.map(|x| format!("{x:.3e}")));
         println!(
-            "  {:>6} {:>10.4} {:>10.4} {:>10.4} {:>12} {:>12} {:>11.3e} {:>11.3e}",
-            r.step,
-            r.compute_s,
-            r.output_s,
-            r.write_s,
-            r.raw_bytes,
-            r.stored_bytes,
-            r.nrmse[0],
-            r.nrmse[1]
+            "  {:>6} {:>10.4} {:>10.4} {:>10.4} {:>12} {:>12} {u:>11} {v:>11}",
+            r.step, r.compute_s, r.output_s, r.write_s, r.raw_bytes, r.stored_bytes,
         );
     }
     if r.copied_here > 0 {
@@ -1080,7 +1095,18 @@ fn main() {
         .expect("MPI initialisation failed");
     let world = universe.world();
     limit_file_size();
-    if let Err(e) = run(&world, &settings, &opts) {
+    let grid = rank_grid(world.size() as usize);
+    let outcome = match grid.iter().any(|&g| g > settings.l) {
+        // Empty boxes: their faces would relay stale halos, and verifying would panic.
+        true => Err(format!(
+            "{} ranks split L={} as {grid:?}: at most L ranks along each axis",
+            world.size(),
+            settings.l
+        )),
+        false => run(&world, &settings, &opts),
+    };
+    drop(opts.temporal.map(TempConfig));
+    if let Err(e) = outcome {
         // One write, so that the ranks' lines do not interleave.
         let line = format!("gray_scott rank {}: ERROR: {e}\n", world.rank());
         let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());

@@ -89,8 +89,9 @@ pub fn interval(totals: &[f64], none: &[f64]) -> (f64, f64) {
 }
 
 /// Prints the medians with their spread (min to max), the overhead of each configuration over
-/// the first (no output), as the ratio of medians with its 95 % interval ([`interval`]) and as
-/// the median ratio of each round's pair ([`paired`]), and the file size.
+/// the first (no output in a comparison; named by its label), as the ratio of medians with its
+/// 95 % interval ([`interval`]) and as the median ratio of each round's pair ([`paired`]), and
+/// the file size.
 pub fn summarize(runs: &[Runs]) {
     let Some(first) = runs.first() else {
         return;
@@ -109,9 +110,10 @@ pub fn summarize(runs: &[Runs]) {
         let (p, plo, phi) = paired(&r.totals, &first.totals);
         let (ilo, ihi) = interval(&r.totals, &first.totals);
         println!(
-            "  {:<30} {:8.3} s  ({lo:.3}..{hi:.3})  overhead vs no output {:+7.2}% [{ilo:+.1}..{ihi:+.1}]  paired {p:+7.2}% ({plo:+.1}..{phi:+.1})  file {:>12} bytes",
+            "  {:<30} {:8.3} s  ({lo:.3}..{hi:.3})  overhead vs {} {:+7.2}% [{ilo:+.1}..{ihi:+.1}]  paired {p:+7.2}% ({plo:+.1}..{phi:+.1})  file {:>12} bytes",
             r.label,
             m,
+            first.label,
             100.0 * (m - none) / none,
             r.file_bytes
         );
@@ -119,16 +121,20 @@ pub fn summarize(runs: &[Runs]) {
     // Where a writer's cost goes, each part as its median over the runs, against no output's
     // median: computing more slowly beside the writer, handing steps over (the copy, and waits
     // for a full queue), and waiting in close for the last steps.
-    println!("where the time goes (medians over runs, % of no output's median):");
+    println!(
+        "where the time goes (medians over runs, % of {}'s median):",
+        first.label
+    );
     let part = |r: &Runs, i: usize| median(&r.parts.iter().map(|p| p[i]).collect::<Vec<_>>());
     let computing = part(first, 0);
     for r in runs.iter().skip(1) {
         let pct = |x: f64| 100.0 * x / none;
         println!(
-            "  {:<30} computing {:+6.2}% ({:.3} s, no output {computing:.3} s)  handing over {:5.2}%  close {:5.2}%",
+            "  {:<30} computing {:+6.2}% ({:.3} s, {} {computing:.3} s)  handing over {:5.2}%  close {:5.2}%",
             r.label,
             pct(part(r, 0) - computing),
             part(r, 0),
+            first.label,
             pct(part(r, 1)),
             pct(part(r, 2))
         );
