@@ -40,6 +40,7 @@ pub(crate) fn decode_bytes(kind: BlockKind, payload: &[u8], out: &mut [u8]) -> R
         }
         BlockKind::Zstd => {
             // zstd refuses to write past `out`, so a lying frame cannot overrun the buffer.
+            single_frame(payload, "zstd block")?;
             let n = zstd::bulk::decompress_to_buffer(payload, out)
                 .map_err(|e| Error::corrupt(format!("zstd block: {e}")))?;
             if n != out.len() {
@@ -58,6 +59,18 @@ pub(crate) fn decode_bytes(kind: BlockKind, payload: &[u8], out: &mut [u8]) -> R
     Ok(())
 }
 
+/// Whether `frame` is one zstd frame and nothing else: zstd decodes any sequence of frames,
+/// skippable ones too, where the format has exactly one (doc/format.md §5.2).
+pub(crate) fn single_frame(frame: &[u8], what: &str) -> Result<()> {
+    match zstd::zstd_safe::find_frame_compressed_size(frame) {
+        Ok(n) if n == frame.len() => Ok(()),
+        Ok(_) => Err(Error::corrupt(format!(
+            "{what}: bytes after its zstd frame"
+        ))),
+        Err(_) => Err(Error::corrupt(format!("{what} is not a zstd frame"))),
+    }
+}
+
 /// A zstd frame that must decode to exactly `len` bytes. Its declared size is checked (and
 /// bounded by what a frame of its length can hold) before `len` bytes are allocated, so a
 /// lying length costs nothing.
@@ -68,6 +81,7 @@ pub(crate) fn zstd_frame(frame: &[u8], len: usize, what: &str) -> Result<Vec<u8>
     if declared != Some(len as u64) || len as u64 > (frame.len() as u64) << 15 {
         return Err(Error::corrupt(format!("{what} of the wrong size")));
     }
+    single_frame(frame, what)?;
     let mut out = try_vec::<u8>(len, what)?;
     let got = zstd::bulk::decompress_to_buffer(frame, &mut out[..])
         .map_err(|e| Error::corrupt(format!("{what}: {e}")))?;
@@ -75,4 +89,32 @@ pub(crate) fn zstd_frame(frame: &[u8], len: usize, what: &str) -> Result<Vec<u8>
         return Err(Error::corrupt(format!("{what} of the wrong size")));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame followed by a skippable frame, or by a second frame, decoded as the one frame
+    /// (zstd reads them all); an independent decoder of one frame would refuse both.
+    #[test]
+    fn payloads_of_more_than_one_zstd_frame_are_refused() {
+        let raw: Vec<u8> = (0..4096u32).map(|i| (i % 7) as u8).collect();
+        let ByteCoding::Zstd(frame) = encode_bytes(&raw, 3).unwrap() else {
+            panic!("repetitive bytes compress")
+        };
+        let mut out = vec![0u8; raw.len()];
+        decode_bytes(BlockKind::Zstd, &frame, &mut out).unwrap();
+        assert_eq!(out, raw);
+        assert_eq!(zstd_frame(&frame, raw.len(), "t").unwrap(), raw);
+        let skippable = [0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0];
+        let empty = zstd::bulk::compress(&[], 3).unwrap();
+        for tail in [&skippable[..], &empty[..]] {
+            let two = [&frame[..], tail].concat();
+            let e = decode_bytes(BlockKind::Zstd, &two, &mut out).unwrap_err();
+            assert!(e.to_string().contains("bytes after its zstd frame"), "{e}");
+            let e = zstd_frame(&two, raw.len(), "t").unwrap_err();
+            assert!(e.to_string().contains("bytes after its zstd frame"), "{e}");
+        }
+    }
 }

@@ -31,7 +31,9 @@ pub(super) fn decode(mut r: PayloadReader, n: usize) -> Result<Vec<i64>> {
     let mut z = try_vec::<u64>(n, "decoding")?;
     let mut packed = try_vec::<u8>(n.div_ceil(8), "decoding")?;
     for p in (0..nbits).rev() {
-        let got = zstd::bulk::decompress_to_buffer(r.chunk()?, &mut packed[..])
+        let frame = r.chunk()?;
+        crate::entropy::single_frame(frame, "bit plane")?;
+        let got = zstd::bulk::decompress_to_buffer(frame, &mut packed[..])
             .map_err(|e| Error::corrupt(format!("bit plane: {e}")))?;
         if got != packed.len() {
             return Err(Error::corrupt("bit plane of the wrong size"));
