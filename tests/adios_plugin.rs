@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use residuum::adios::{Adios, AdiosError, OpenMode, StepStatus};
+use residuum::adios::{Adios, AdiosError, Element, OpenMode, StepStatus};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -74,19 +74,32 @@ fn write_file(dir: &Path, params: &[(&str, &str)], steps: usize) -> PathBuf {
 
 /// Reads T of every step with a reader that has no operator settings.
 fn read_t(file: &Path) -> Result<Vec<Vec<f64>>, AdiosError> {
+    read_var::<f64>(file, "T")
+}
+
+/// Reads `name` of every step, as f64, with a reader that has no operator settings.
+fn read_var<T: Element + Into<f64>>(file: &Path, name: &str) -> Result<Vec<Vec<f64>>, AdiosError> {
     let adios = Adios::serial(None)?;
     let io = adios.declare_io("reader")?;
     let mut r = io.open(file.to_str().unwrap(), OpenMode::Read)?;
     let mut steps = Vec::new();
     while r.begin_step(-1.0)? == StepStatus::Ok {
-        let mut t = io.inquire_variable::<f64>("T")?;
+        let mut t = io.inquire_variable::<T>(name)?;
         t.set_selection(&[0; 3], &SHAPE)?;
         let v = r.get(&t);
         r.end_step()?;
-        steps.push(v?);
+        steps.push(v?.into_iter().map(Into::into).collect());
     }
     r.close()?;
     Ok(steps)
+}
+
+/// Step `s` of `name` as written: T's values, U's rounded to f32.
+fn written(name: &str, s: usize) -> Vec<f64> {
+    match name {
+        "U" => values(s).into_iter().map(|v| v as f32 as f64).collect(),
+        _ => values(s),
+    }
 }
 
 fn data_file(bp: &Path) -> PathBuf {
@@ -101,15 +114,19 @@ fn serial_round_trip_is_bit_exact_and_really_compressed() {
     let data = std::fs::read(data_file(&file)).unwrap();
     // Two variables x three steps, each block a residuum stream.
     assert_eq!(data.windows(4).filter(|w| w == b"RSDM").count(), 6);
-    let steps = read_t(&file).unwrap();
-    assert_eq!(steps.len(), 3);
-    for (s, got) in steps.iter().enumerate() {
-        assert!(
-            got.iter()
-                .zip(values(s))
-                .all(|(a, b)| a.to_bits() == b.to_bits()),
-            "step {s}"
-        );
+    for (name, steps) in [
+        ("T", read_t(&file).unwrap()),
+        ("U", read_var::<f32>(&file, "U").unwrap()),
+    ] {
+        assert_eq!(steps.len(), 3);
+        for (s, got) in steps.iter().enumerate() {
+            assert!(
+                got.iter()
+                    .zip(written(name, s))
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{name}, step {s}"
+            );
+        }
     }
 }
 
@@ -128,7 +145,6 @@ fn lossy_targets_hold_through_adios2() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let file = write_file(dir.path(), &params, 2);
-        let steps = read_t(&file).unwrap();
         let data = std::fs::read(data_file(&file)).unwrap();
         assert_eq!(data.windows(4).filter(|w| w == b"RSDM").count(), 4);
         if params.contains(&("residual", "nglr")) {
@@ -139,23 +155,29 @@ fn lossy_targets_hold_through_adios2() {
                 .count();
             assert_eq!(nglr, 4, "streams with the NGLR network");
         }
-        for (s, got) in steps.iter().enumerate() {
-            let want = values(s);
-            let (lo, hi) = want
-                .iter()
-                .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
-            let err: Vec<f64> = got.iter().zip(&want).map(|(a, b)| a - b).collect();
-            if check == "nrmse" {
-                // One ADIOS2 block per step here, in default-sized residuum blocks: the whole
-                // step's RMS error is within the target of its range.
-                let rms = (err.iter().map(|e| e * e).sum::<f64>() / err.len() as f64).sqrt();
-                assert!(rms <= 1e-5 * (hi - lo), "step {s}: RMS {rms}");
-                assert!(rms > 0.0, "lossy mode stored the data exactly");
-            } else {
-                assert!(
-                    err.iter().all(|e| e.abs() <= 1e-3),
-                    "step {s}: abs bound violated"
-                );
+        for (name, steps) in [
+            ("T", read_t(&file).unwrap()),
+            ("U", read_var::<f32>(&file, "U").unwrap()),
+        ] {
+            assert_eq!(steps.len(), 2, "{name}");
+            for (s, got) in steps.iter().enumerate() {
+                let want = written(name, s);
+                let (lo, hi) = want
+                    .iter()
+                    .fold((f64::MAX, f64::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+                let err: Vec<f64> = got.iter().zip(&want).map(|(a, b)| a - b).collect();
+                if check == "nrmse" {
+                    // One ADIOS2 block per step here, in default-sized residuum blocks: the
+                    // whole step's RMS error is within the target of its range.
+                    let rms = (err.iter().map(|e| e * e).sum::<f64>() / err.len() as f64).sqrt();
+                    assert!(rms <= 1e-5 * (hi - lo), "{name}, step {s}: RMS {rms}");
+                    assert!(rms > 0.0, "{name}: lossy mode stored the data exactly");
+                } else {
+                    assert!(
+                        err.iter().all(|e| e.abs() <= 1e-3),
+                        "{name}, step {s}: abs bound violated"
+                    );
+                }
             }
         }
     }
