@@ -71,7 +71,7 @@ fn golden_streams_still_decode_identically() {
 
     // (name, codec parameters, shape)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [usize]);
-    let cases: [Case; 20] = [
+    let cases: [Case; 21] = [
         ("lossless_v2_f32", &[("mode", "lossless")], &[9, 10, 11]),
         (
             "nrmse_1e-4_context_f32",
@@ -168,10 +168,20 @@ fn golden_streams_still_decode_identically() {
             ],
             &[16, 20, 33],
         ),
-        // Version 11, written by the current encoder: the same field, its inverse transform
-        // unscaling by multiplication (so other steps and values).
+        // Version 11: the same field, its inverse transform unscaling by multiplication (so
+        // other steps and values); the second written by the current encoder, whose transform
+        // sees the special values' positions bridged by their neighbours (other integers).
         (
             "nrmse_1e-4_wavelet_v11_f32",
+            &[
+                ("nrmse", "1e-4"),
+                ("residual", "wavelet"),
+                ("block", "8x20x33"),
+            ],
+            &[16, 20, 33],
+        ),
+        (
+            "nrmse_1e-4_wavelet_v11_bridged_f32",
             &[
                 ("nrmse", "1e-4"),
                 ("residual", "wavelet"),
@@ -185,6 +195,7 @@ fn golden_streams_still_decode_identically() {
     let superseded = [
         "nrmse_1e-4_wavelet_v10_f32",
         "nrmse_1e-4_wavelet_v10_faces_f32",
+        "nrmse_1e-4_wavelet_v11_f32",
         "nrmse_1e-5_nglr_v10_f32",
     ];
     for (name, params, dims) in cases {
@@ -302,7 +313,7 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
         &'a [f64],
         &'a [BlockKind],
     );
-    let cases: [Case; 10] = [
+    let cases: [Case; 11] = [
         (
             "nrmse_1e-2_gae_v10_f32",
             &[("nrmse", "1e-2"), ("residual", "gae"), ("block", "8x16x16")],
@@ -341,6 +352,17 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
         ),
         (
             "nrmse_1e-4_wavelet_v11_f64",
+            &[
+                ("nrmse", "1e-4"),
+                ("residual", "wavelet"),
+                ("block", "8x16x16"),
+            ],
+            &dims,
+            &wide,
+            &[BlockKind::Wavelet],
+        ),
+        (
+            "nrmse_1e-4_wavelet_v11_bridged_f64",
             &[
                 ("nrmse", "1e-4"),
                 ("residual", "wavelet"),
@@ -395,8 +417,9 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             let out = decode(&s).unwrap().1;
             (s, out)
         });
-        // Written by an earlier encoder (version 10; it writes version 12 now): only decoded.
-        let superseded = name == "nrmse_1e-5_nglr_v10_f64";
+        // Written by an earlier encoder (NGLR's: version 10, it writes version 12 now; the
+        // wavelet's: before special values were bridged): only decoded.
+        let superseded = ["nrmse_1e-5_nglr_v10_f64", "nrmse_1e-4_wavelet_v11_f64"].contains(&name);
         for threads in ["1", "2"].iter().filter(|_| !superseded) {
             assert!(
                 compress(threads) == s,

@@ -15,6 +15,7 @@
 //! specifies it.
 
 mod cdf97;
+mod fill;
 mod gains;
 mod layout;
 
@@ -312,9 +313,8 @@ const fn unscale(version: u16) -> Unscale {
 /// The unscaling of the streams the encoder writes, which its verification reconstructs.
 const WRITTEN: Unscale = unscale(crate::format::FORMAT_VERSION);
 
-/// The wavelet coefficients of `values` less `offset` (special values at the offset: they are
-/// overwritten on decoding, and a constant costs the transform least among the values it
-/// cannot see); None where they overflow.
+/// The wavelet coefficients of `values` less `offset` (special values bridged by their
+/// neighbours: they are overwritten on decoding, see `fill`); None where they overflow.
 fn coefficients(
     values: &[f64],
     offset: f64,
@@ -325,9 +325,14 @@ fn coefficients(
     c.extend(
         values
             .iter()
-            .map(|&x| if x.is_finite() { x - offset } else { 0.0 }),
+            .map(|&x| if x.is_finite() { x - offset } else { f64::NAN }),
     );
-    layout::forward(&mut c, shape, layout);
+    // Only special values may be filled: a difference that overflowed is no gap.
+    let overflowed = (values.iter().zip(&c)).any(|(x, d)| x.is_finite() && !d.is_finite());
+    if !overflowed {
+        fill::fill_masked(&mut c, shape);
+        layout::forward(&mut c, shape, layout);
+    }
     if c.iter().all(|v| v.is_finite()) {
         return Some(c);
     }
