@@ -6,8 +6,6 @@
 mod common;
 
 use residuum::internals::format::{self, BlockKind};
-use residuum::internals::quality;
-use residuum::internals::{fold3, Grid};
 use residuum::{decode, decode_as, Codec, Error};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,10 +30,12 @@ fn train(dir: &Path) -> PathBuf {
         Command::new(env!("CARGO_BIN_EXE_residuum"))
             .args([
                 "train",
+                // The steps bound the training, not the clock (4 s here unloaded), so the
+                // loss curve is the same on any machine.
                 "--seconds",
-                "4",
+                "600",
                 "--steps",
-                "40",
+                "20",
                 "--batch",
                 "8",
                 "--data",
@@ -117,20 +117,12 @@ fn tiny_model_trains_and_streams_over_it_meet_every_bound() {
                 let ts = t.to_string();
                 let c = codec(&model, &[("residual", residual), (mode, &ts)]);
                 let s = c.compress(&dims, field).unwrap();
-                let info = residuum::stream_info(&s).unwrap();
                 let (_, back) = decode_as::<f32>(&s).unwrap();
                 let back: Vec<f64> = back.iter().map(|&x| x as f64).collect();
-                let q = quality(&orig, &back, &Grid::new(fold3(&dims), info.block));
+                // The tests' own checker, not the library's metrics, which the encoder's own
+                // verification shares.
+                common::check::check(&[(mode, ts.clone())], &orig, &back, &s);
                 let what = format!("{residual} {mode}={t} on {dims:?}");
-                assert_eq!(q.specials_changed, 0, "{what}");
-                let r = q.range;
-                let ok = match mode {
-                    "nrmse" => q.worst_block_nrmse <= t * (1.0 + 1e-12),
-                    "abs" => q.max_abs <= t,
-                    "rel" => q.max_abs <= t * r,
-                    _ => q.psnr >= t - 1e-9,
-                };
-                assert!(ok, "{what}: {q:?}");
                 if dims[0] == 16 {
                     assert!(uses_model(&s), "{what}: the model was not used");
                 }
