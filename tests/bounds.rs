@@ -101,10 +101,12 @@ fn f64_fields_hold_too() {
 /// target of 1e-5), and fields beyond 1e154 fell back to exact coding.
 #[test]
 fn f64_fields_of_any_magnitude_keep_their_bounds_and_their_streams() {
+    let mut seen = 0;
     for (name, dims, vals) in common::real_fields() {
         if !(name.starts_with("loxpost_energy") || name.starts_with("nyx_temperature")) {
             continue;
         }
+        seen += 1;
         // Noise below the f32 storage step: no lattice, errors on every value.
         let v: Vec<f64> = (vals.iter().enumerate())
             .map(|(i, &x)| x as f64 * (1.0 + 1e-9 * ((i * 7919) % 13) as f64))
@@ -137,6 +139,10 @@ fn f64_fields_of_any_magnitude_keep_their_bounds_and_their_streams() {
             }
         }
     }
+    assert_eq!(
+        seen, 2,
+        "loxpost_energy and nyx_temperature among the real fields"
+    );
 }
 
 #[test]

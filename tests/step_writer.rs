@@ -123,7 +123,13 @@ fn written_steps_lend_their_buffers_to_the_next_and_read_back_as_filled() {
     // Asynchronous: the writer thread still compresses and writes earlier steps while later
     // ones are filled; a buffer comes back only once its step is written.
     let file = dir.path().join("async.bp");
-    write(&world, &file, WriteMode::Async);
+    let at = write(&world, &file, WriteMode::Async);
+    // With 2 steps queued, the fourth waits for the first to be written, whose buffers are
+    // then spare: a later step fills them.
+    assert!(
+        (1..STEPS).any(|step| at[..step].contains(&at[step])),
+        "no async step reused a written step's buffers: {at:?}"
+    );
     read_back(&file);
 
     idle_async_writer_makes_the_sets_it_can_have_under_way(&world, &dir.path().join("idle.bp"));
