@@ -3,10 +3,12 @@
 
 use std::path::Path;
 
-const DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/data/nyx_temperature_32x32x32.f32"
-);
+mod common;
+
+/// A real field (`RESIDUUM_DATA`, else `../shared/data`).
+fn data() -> std::path::PathBuf {
+    common::data_dir().join("nyx_temperature_32x32x32.f32")
+}
 
 /// Runs `residuum bench` on `data` with `extra` options, writing into `out`; returns its table.
 fn bench(data: &Path, extra: &[&str], out: &Path) -> String {
@@ -44,7 +46,7 @@ fn rows(out: &Path) -> Vec<Vec<String>> {
 #[test]
 fn bench_compares_codecs_and_writes_csv_and_png() {
     let out = tempfile::tempdir().unwrap();
-    let text = bench(Path::new(DATA), &[], out.path());
+    let text = bench(&data(), &[], out.path());
     assert!(
         text.contains("nyx_temperature_32x32x32") && text.contains("CR vs best peer"),
         "{text}"
@@ -80,7 +82,7 @@ fn bench_compares_codecs_and_writes_csv_and_png() {
 #[test]
 fn fill_values_are_missing_data_to_every_codec() {
     let dir = tempfile::tempdir().unwrap();
-    let values: Vec<f32> = std::fs::read(DATA)
+    let values: Vec<f32> = std::fs::read(data())
         .unwrap()
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
@@ -147,7 +149,7 @@ fn constant_fields_are_measured_like_any_other() {
 #[test]
 fn bench_refuses_what_it_cannot_report_before_measuring() {
     let dir = tempfile::tempdir().unwrap();
-    let field = std::fs::read(DATA).unwrap();
+    let field = std::fs::read(data()).unwrap();
     for d in ["a", "b"] {
         std::fs::create_dir(dir.path().join(d)).unwrap();
         std::fs::write(

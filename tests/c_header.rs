@@ -18,10 +18,13 @@ fn committed_header_matches_the_rust_abi() {
         .write(&mut generated);
     let generated = String::from_utf8(generated).unwrap();
     let path = root.join("include/residuum.h");
-    if std::env::var_os("RESIDUUM_BLESS").is_some() {
-        std::fs::write(&path, &generated).unwrap();
-    }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != generated && std::env::var_os("RESIDUUM_BLESS").is_some() {
+        // Written, and still failed: a run with the variable set (a CI that exports it)
+        // cannot pass on a stale header.
+        std::fs::write(&path, &generated).unwrap();
+        panic!("include/residuum.h regenerated; run again without RESIDUUM_BLESS");
+    }
     assert!(
         committed == generated,
         "include/residuum.h is stale; regenerate with RESIDUUM_BLESS=1 cargo test --test c_header"

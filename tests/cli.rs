@@ -2,23 +2,22 @@
 
 use std::process::Command;
 
+mod common;
+
 fn residuum() -> Command {
     Command::new(env!("CARGO_BIN_EXE_residuum"))
 }
 
 #[test]
 fn compress_info_decompress_round_trip_on_real_data() {
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/ccsm_b003_ts_100x64x128.f32"
-    );
+    let data = common::data_dir().join("ccsm_b003_ts_100x64x128.f32");
     let dir = tempfile::tempdir().unwrap();
     let (rsd, back) = (dir.path().join("f.rsd"), dir.path().join("f.out"));
     let out = residuum()
         .args([
             "compress",
             "-i",
-            data,
+            data.to_str().unwrap(),
             "--dims",
             "100x64x128",
             "--type",
@@ -50,7 +49,7 @@ fn compress_info_decompress_round_trip_on_real_data() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(std::fs::read(&back).unwrap() == std::fs::read(data).unwrap());
+    assert!(std::fs::read(&back).unwrap() == std::fs::read(&data).unwrap());
 }
 
 /// A raw file named with its shape (as `bench` and `train` read them) needs no --dims or --type;
