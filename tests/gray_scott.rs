@@ -486,4 +486,12 @@ fn operator_trains_a_model_during_the_run() {
     let e = reported_nrmse(&report);
     assert_eq!(e.len(), 40, "{report}");
     assert!(e.iter().all(|&x| x > 0.0 && x <= TARGET), "{e:?}\n{report}");
+    // And codes over it: streams whose header has the MODEL flag (bit 0 of the flags byte,
+    // after magic, version, element type, target kind and ndims), once it is trained.
+    let data = std::fs::read(file.join("data.0")).unwrap();
+    let over_model = data
+        .windows(10)
+        .filter(|w| w[..4] == *b"RSDM" && w[9] & 1 != 0)
+        .count();
+    assert!(over_model > 0, "no step was coded over the trained model");
 }
