@@ -77,6 +77,19 @@ fn run(
             w.end_step()?;
         }
         w.close()?;
+        // The puts went through the operator (a configuration whose IO "writer" has no
+        // residuum operation would store them plainly, and they would read back bit-identical).
+        let name = a.out.to_string_lossy();
+        let reports = residuum::insitu::take_reports(Some(&name)).unwrap_or_default();
+        let names: std::collections::HashSet<&str> =
+            reports.iter().map(|r| r.variable.as_str()).collect();
+        if !(names.contains("U") && names.contains("T")) {
+            return Err(
+                "the residuum operator compressed not both of U and T: does the \
+                        configuration's IO \"writer\" give them a residuum operation?"
+                    .into(),
+            );
+        }
     }
     world.barrier();
     let write_s = t0.elapsed().as_secs_f64();

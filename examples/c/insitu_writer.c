@@ -43,15 +43,19 @@ int main(int argc, char **argv)
     MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (argc < 3)
+    /* STEPS a positive count (atoi made garbage 0 steps, and exit 0); a 5th argument "lend". */
+    char *end = NULL;
+    const long steps = argc > 3 ? strtol(argv[3], &end, 10) : 4;
+    const int bad_steps = argc > 3 && (end == argv[3] || *end != '\0' || steps < 1 || steps > 1000000);
+    const int bad_lend = argc > 4 && strcmp(argv[4], "lend") != 0;
+    if (argc < 3 || argc > 5 || bad_steps || bad_lend)
     {
         if (rank == 0)
-            fprintf(stderr, "usage: insitu_writer CONFIG.xml OUTPUT.bp [STEPS]\n");
+            fprintf(stderr, "usage: insitu_writer CONFIG.xml OUTPUT.bp [STEPS (1..1000000)] [lend]\n");
         MPI_Finalize();
         return 2;
     }
-    const int steps = argc > 3 ? atoi(argv[3]) : 4;
-    const int lend = argc > 4 && strcmp(argv[4], "lend") == 0;
+    const int lend = argc > 4;
 
     /* Slabs along the first axis. */
     const size_t n0 = L / size + (rank < L % size ? 1 : 0);

@@ -44,6 +44,11 @@ int main(int argc, char **argv)
         if (argc > 2)
         {
             raw.open(argv[2], std::ios::binary);
+            if (!raw)
+            {
+                std::fprintf(stderr, "read_bp: cannot open %s\n", argv[2]);
+                return 1;
+            }
         }
         size_t step = 0;
         while (reader.BeginStep() == adios2::StepStatus::OK)
@@ -66,6 +71,11 @@ int main(int argc, char **argv)
             ++step;
         }
         reader.Close();
+        if (argc > 2 && !raw.flush())
+        {
+            std::fprintf(stderr, "read_bp: writing %s failed\n", argv[2]);
+            return 1;
+        }
         return 0;
     }
     catch (std::exception &e)
