@@ -198,7 +198,8 @@ int residuum_stream_info(const uint8_t *stream,
                          size_t *ndims);
 
 // Decompresses a stream into `out` (capacity `out_capacity` bytes, no alignment needed) and
-// stores the number of bytes written in `out_size`. Never writes past `out_capacity`.
+// stores the number of bytes written in `out_size`. Never writes past `out_capacity`. Blocks
+// decode on `RESIDUUM_THREADS` threads, else on as many as the cores the process owns.
 //
 // # Safety
 // `stream` points to `size` bytes; `out` to `out_capacity` writable bytes; `out_size` writable.
@@ -286,7 +287,8 @@ int residuum_compress_insitu(const struct residuum_codec *codec,
 // previous step of its chain (`temporal=K`) is decoded over that step where this process
 // decoded it from the same `engine` (file or stream name); each step decoded is kept for the
 // next (within the reference cache). Where the previous step is missing, fails with
-// `RESIDUUM_ERR_REFERENCE`, naming the keyframe to read from.
+// `RESIDUUM_ERR_REFERENCE`, naming the keyframe to read from. On the threads
+// `residuum_set_threads` gave, else as `residuum_decompress`.
 //
 // # Safety
 // As `residuum_decompress`; `engine` is a NUL-terminated string.

@@ -72,6 +72,22 @@ pub fn decode_into(stream: &[u8], out: &mut [u8]) -> Result<usize> {
     decode_blocks(stream, out, true, None)
 }
 
+/// [`decode_blocks`] on `threads` threads of a shared pool (1 or 0: here, block after block),
+/// for callers from outside Rust: rayon's global pool takes every core the process sees, and
+/// where many unbound ranks share a node each would start one thread per core of it.
+pub(crate) fn decode_blocks_on(
+    threads: usize,
+    stream: &[u8],
+    out: &mut [u8],
+    reference: Option<&[u8]>,
+) -> Result<usize> {
+    if threads <= 1 {
+        return decode_blocks(stream, out, false, reference);
+    }
+    let pool = crate::pipeline::shared_pool(threads)?;
+    pool.install(|| decode_blocks(stream, out, true, reference))
+}
+
 pub(crate) fn decode_blocks(
     stream: &[u8],
     out: &mut [u8],

@@ -483,8 +483,10 @@ impl Codec {
         })
     }
 
+    /// One thread, as given or resolved (`threads=0` on a rank that owns one core): no pool,
+    /// and no parallel work either, which would run on rayon's global pool of every core.
     fn serial(&self) -> bool {
-        self.config.threads == 1
+        self.threads == 1
     }
 
     /// `f(par)` in the codec's pool where `par` (the work is worth sharing), else right here

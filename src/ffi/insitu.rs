@@ -191,7 +191,8 @@ pub unsafe extern "C" fn residuum_compress_insitu(
 /// previous step of its chain (`temporal=K`) is decoded over that step where this process
 /// decoded it from the same `engine` (file or stream name); each step decoded is kept for the
 /// next (within the reference cache). Where the previous step is missing, fails with
-/// `RESIDUUM_ERR_REFERENCE`, naming the keyframe to read from.
+/// `RESIDUUM_ERR_REFERENCE`, naming the keyframe to read from. On the threads
+/// `residuum_set_threads` gave, else as `residuum_decompress`.
 ///
 /// # Safety
 /// As `residuum_decompress`; `engine` is a NUL-terminated string.
@@ -212,7 +213,7 @@ pub unsafe extern "C" fn residuum_decompress_insitu(
     // SAFETY: the rest of the contract is residuum_decompress's.
     unsafe {
         decompress_call(stream, size, out, out_capacity, out_size, |s, o| {
-            insitu::steps::decode(&engine, s, o)
+            insitu::steps::decode(&engine, s, o, insitu::registry::threads())
         })
     }
 }

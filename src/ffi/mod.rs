@@ -351,7 +351,8 @@ pub unsafe extern "C" fn residuum_stream_info(
 }
 
 /// Decompresses a stream into `out` (capacity `out_capacity` bytes, no alignment needed) and
-/// stores the number of bytes written in `out_size`. Never writes past `out_capacity`.
+/// stores the number of bytes written in `out_size`. Never writes past `out_capacity`. Blocks
+/// decode on `RESIDUUM_THREADS` threads, else on as many as the cores the process owns.
 ///
 /// # Safety
 /// `stream` points to `size` bytes; `out` to `out_capacity` writable bytes; `out_size` writable.
@@ -366,7 +367,8 @@ pub unsafe extern "C" fn residuum_decompress(
     // SAFETY: this function's contract is decompress_call's.
     unsafe {
         decompress_call(stream, size, out, out_capacity, out_size, |s, o| {
-            crate::decode::decode_into(s, o)
+            let threads = crate::pipeline::default_threads();
+            crate::decode::decode_blocks_on(threads, s, o, None)
         })
     }
 }

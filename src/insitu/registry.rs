@@ -52,6 +52,15 @@ pub(crate) fn set_threads(n: usize) {
     with(|r| r.threads = n);
 }
 
+/// The threads the operator's calls use where their codec leaves it open: the count
+/// `set_threads` gave, else the default (`RESIDUUM_THREADS`, else the cores this rank owns).
+pub(crate) fn threads() -> usize {
+    match with(|r| r.threads) {
+        0 => crate::pipeline::default_threads(),
+        n => n,
+    }
+}
+
 /// Forgets the encoder hints of `engine`'s variables (of all for None): a file opened under
 /// the name of an earlier one starts without them, as its chains of steps start anew, so its
 /// bytes do not depend on what was written before it.

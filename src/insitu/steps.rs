@@ -110,12 +110,14 @@ pub(crate) fn take_missing() -> Option<u64> {
 
 /// Decodes a stream read from `engine` (a file or stream name) into `out` as the plugin's
 /// reader: a step of a chain is decoded over the previous step kept for it, and kept in turn.
-pub(crate) fn decode(engine: &str, stream: &[u8], out: &mut [u8]) -> Result<usize> {
+/// On `threads` threads (see [`crate::decode::decode_blocks_on`]).
+pub(crate) fn decode(engine: &str, stream: &[u8], out: &mut [u8], threads: usize) -> Result<usize> {
     let Some(info) = crate::decode::step_info(stream)? else {
-        return crate::decode::decode_into(stream, out);
+        return crate::decode::decode_blocks_on(threads, stream, out, None);
     };
     let reference = with(|s| s.references.get(engine, &info));
-    match crate::decode::decode_blocks(stream, out, true, reference.as_deref().map(|r| &r[..])) {
+    let r = reference.as_deref().map(|r| &r[..]);
+    match crate::decode::decode_blocks_on(threads, stream, out, r) {
         Ok(n) => {
             // A step over the budget is not kept: not copied either.
             if n <= with(|s| s.references.capacity()) {
