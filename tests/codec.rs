@@ -2,7 +2,9 @@
 
 use proptest::prelude::*;
 use residuum::internals::format::Tables;
-use residuum::{decode, decode_as, stream_info, Codec, Error, FormatErrorKind, ParameterError};
+use residuum::{
+    decode, decode_as, stream_info, Codec, ElementType, Error, FormatErrorKind, ParameterError,
+};
 
 mod common;
 use common::{assert_bits_eq, lossless, real_fields, NGLR_NET};
@@ -368,4 +370,23 @@ proptest! {
         }
         prop_assert!(decode(&b).is_err());
     }
+}
+
+/// The statistics' NRMSE is the error over the range the bound was resolved against, and
+/// absent where none was (it read 0, exact, for an `abs` target whatever the errors).
+#[test]
+fn compress_stats_give_an_nrmse_only_over_a_range() {
+    let v: Vec<u8> = (0..4096u32)
+        .flat_map(|i| ((i as f32 * 0.01).sin()).to_le_bytes())
+        .collect();
+    let stats = |pairs: &[(&str, &str)]| {
+        let c = Codec::from_pairs(pairs.iter().copied()).unwrap();
+        let mut out = vec![0u8; c.max_compressed_len(ElementType::F32, &[4096])];
+        c.compress_with(ElementType::F32, &[4096], &v, &mut out, None)
+            .unwrap()
+    };
+    let abs = stats(&[("abs", "1e-3")]);
+    assert!(abs.errors.rms() > 0.0 && abs.nrmse().is_none(), "{abs:?}");
+    let e = stats(&[("nrmse", "1e-4")]).nrmse().unwrap();
+    assert!(e > 0.0 && e <= 1e-4, "{e}");
 }

@@ -99,13 +99,11 @@ pub struct CompressStats {
 }
 
 impl CompressStats {
-    /// RMS error over the value range (0 where there is no range).
-    pub fn nrmse(&self) -> f64 {
-        if self.range > 0.0 {
-            self.errors.rms() / self.range
-        } else {
-            0.0
-        }
+    /// RMS error over the range the bound was resolved against; None where there was none
+    /// (`abs` and lossless targets need no range, and a block of one value has a range of 0),
+    /// where 0 read as exact whatever the errors.
+    pub fn nrmse(&self) -> Option<f64> {
+        (self.range > 0.0).then(|| self.errors.rms() / self.range)
     }
 }
 
