@@ -10,6 +10,19 @@ use std::path::PathBuf;
 mod common;
 use common::{assert_bits_eq, assert_golden_output, golden, NGLR_NET};
 
+/// The wavelet vectors' settings: over the smooth source's halves (f32), over the wide
+/// source (f64).
+const WAVELET_HALVES: &[(&str, &str)] = &[
+    ("nrmse", "1e-4"),
+    ("residual", "wavelet"),
+    ("block", "8x20x33"),
+];
+const WAVELET_WIDE: &[(&str, &str)] = &[
+    ("nrmse", "1e-4"),
+    ("residual", "wavelet"),
+    ("block", "8x16x16"),
+];
+
 /// The settings of the NGLR vectors: the committed network on every block it can serve.
 const NGLR_FORCED: &[(&str, &str)] = &[
     ("nrmse", "1e-5"),
@@ -150,48 +163,25 @@ fn golden_streams_still_decode_identically() {
         // layout), its second without (the standard layout). The first of these was written
         // before the step search weighed the faces' coefficients exactly, which chose another
         // step, the second before version 11: both are only decoded now.
-        (
-            "nrmse_1e-4_wavelet_v10_f32",
-            &[
-                ("nrmse", "1e-4"),
-                ("residual", "wavelet"),
-                ("block", "8x20x33"),
-            ],
-            &[16, 20, 33],
-        ),
+        ("nrmse_1e-4_wavelet_v10_f32", WAVELET_HALVES, &[16, 20, 33]),
         (
             "nrmse_1e-4_wavelet_v10_faces_f32",
-            &[
-                ("nrmse", "1e-4"),
-                ("residual", "wavelet"),
-                ("block", "8x20x33"),
-            ],
+            WAVELET_HALVES,
             &[16, 20, 33],
         ),
         // Version 11: the same field, its inverse transform unscaling by multiplication (so
         // other steps and values); the second written by the current encoder, whose transform
         // sees the special values' positions bridged by their neighbours (other integers).
-        (
-            "nrmse_1e-4_wavelet_v11_f32",
-            &[
-                ("nrmse", "1e-4"),
-                ("residual", "wavelet"),
-                ("block", "8x20x33"),
-            ],
-            &[16, 20, 33],
-        ),
+        ("nrmse_1e-4_wavelet_v11_f32", WAVELET_HALVES, &[16, 20, 33]),
         (
             "nrmse_1e-4_wavelet_v11_bridged_f32",
-            &[
-                ("nrmse", "1e-4"),
-                ("residual", "wavelet"),
-                ("block", "8x20x33"),
-            ],
+            WAVELET_HALVES,
             &[16, 20, 33],
         ),
     ];
     // Streams of versions 10 and 11 by an earlier encoder (the wavelet's of version 10: the
-    // encoder writes version 11 for them; NGLR's of version 10: it writes version 12).
+    // encoder writes version 11 for them, and the first of version 11, before special values
+    // were bridged; NGLR's of version 10: it writes version 12).
     let superseded = [
         "nrmse_1e-4_wavelet_v10_f32",
         "nrmse_1e-4_wavelet_v10_faces_f32",
@@ -352,22 +342,14 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
         ),
         (
             "nrmse_1e-4_wavelet_v11_f64",
-            &[
-                ("nrmse", "1e-4"),
-                ("residual", "wavelet"),
-                ("block", "8x16x16"),
-            ],
+            WAVELET_WIDE,
             &dims,
             &wide,
             &[BlockKind::Wavelet],
         ),
         (
             "nrmse_1e-4_wavelet_v11_bridged_f64",
-            &[
-                ("nrmse", "1e-4"),
-                ("residual", "wavelet"),
-                ("block", "8x16x16"),
-            ],
+            WAVELET_WIDE,
             &dims,
             &wide,
             &[BlockKind::Wavelet],

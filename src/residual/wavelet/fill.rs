@@ -7,7 +7,7 @@
 
 /// Fills the non-finite entries of `c` (a block of `shape`, C order), given that some entry is
 /// finite. Entries a pass cannot reach stay for the next.
-pub(super) fn fill_masked(c: &mut [f64], [a, b, n]: [usize; 3]) {
+pub(super) fn fill_masked(c: &mut [f64], [_, b, n]: [usize; 3]) {
     if c.iter().all(|v| v.is_finite()) {
         return;
     }
@@ -24,7 +24,7 @@ pub(super) fn fill_masked(c: &mut [f64], [a, b, n]: [usize; 3]) {
     for j in 0..plane {
         bridge(&mut c[j..], plane);
     }
-    debug_assert!(a == 0 || c.iter().all(|v| v.is_finite()));
+    debug_assert!(c.iter().all(|v| v.is_finite()));
 }
 
 /// Fills the non-finite entries of the line `line[0], line[stride], …` linearly between the
@@ -43,9 +43,12 @@ fn bridge(line: &mut [f64], stride: usize) {
             // Before the first finite entry: level.
             None => (0..i).for_each(|g| line[at(g)] = v),
             Some(l) if l + 1 < i => {
+                // Weighted, not lo + (v - lo)·t: the difference of values of opposite signs
+                // near f64::MAX overflows.
                 let (lo, d) = (line[at(l)], (i - l) as f64);
                 for g in l + 1..i {
-                    line[at(g)] = lo + (v - lo) * ((g - l) as f64 / d);
+                    let t = (g - l) as f64 / d;
+                    line[at(g)] = lo * (1.0 - t) + v * t;
                 }
             }
             Some(_) => {}
@@ -80,7 +83,19 @@ mod tests {
             1.5, 2.0, 2.5, 3.0, //
             2.0, 2.0, 2.0, 2.0, //
         ];
-        assert_eq!(c[..12], want_plane);
-        assert_eq!(c[12..], want_plane, "the empty plane takes its neighbour's");
+        let near = |got: &[f64]| {
+            got.iter()
+                .zip(&want_plane)
+                .all(|(g, w)| (g - w).abs() < 1e-12)
+        };
+        assert!(near(&c[..12]), "{c:?}");
+        assert!(
+            near(&c[12..]),
+            "the empty plane takes its neighbour's: {c:?}"
+        );
+        // Far apart near f64::MAX, the bridge stays finite.
+        let mut c = vec![-f64::MAX, f64::NAN, f64::NAN, f64::MAX];
+        fill_masked(&mut c, [1, 1, 4]);
+        assert!(c.iter().all(|v| v.is_finite()), "{c:?}");
     }
 }
