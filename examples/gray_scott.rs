@@ -272,7 +272,10 @@ fn parse_args() -> Result<(Settings, Options), String> {
     if io.is_some() && (output == "compare" || repeat > 1 || temporal > 0 || bench.is_some()) {
         // Each residuum run opens the IO's engine again: an SST stream's reader is gone after
         // the first, and the next open would wait for one for good.
-        return Err("--io runs once: not with --output compare, --repeat, --temporal".into());
+        return Err(
+            "--io runs once: not with --output compare, --repeat, --temporal or --temporal-bench"
+                .into(),
+        );
     }
     let keyframes = if temporal == 0 && bench.is_some() {
         10
