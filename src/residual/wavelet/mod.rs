@@ -328,11 +328,12 @@ fn coefficients(
             .map(|&x| if x.is_finite() { x - offset } else { f64::NAN }),
     );
     // Only special values may be filled: a difference that overflowed is no gap.
-    let overflowed = (values.iter().zip(&c)).any(|(x, d)| x.is_finite() && !d.is_finite());
-    if !overflowed {
-        fill::fill_masked(&mut c, shape);
-        layout::forward(&mut c, shape, layout);
+    if (values.iter().zip(&c)).any(|(x, d)| x.is_finite() && !d.is_finite()) {
+        scratch::F64.give(c);
+        return None;
     }
+    fill::fill_masked(&mut c, shape);
+    layout::forward(&mut c, shape, layout);
     if c.iter().all(|v| v.is_finite()) {
         return Some(c);
     }
