@@ -146,9 +146,10 @@ fn write(world: &mpi::topology::SimpleCommunicator, a: &Args) -> Result<(), Stri
     let mut hashes = std::fs::File::create(hash_file(&a.out, rank)).map_err(|e| e.to_string())?;
     if rank == 0 {
         // An earlier run's on more ranks would make readers take them for this one's.
-        (size..)
-            .take_while(|&r| std::fs::remove_file(hash_file(&a.out, r)).is_ok())
-            .count();
+        let mut r = size;
+        while std::fs::remove_file(hash_file(&a.out, r)).is_ok() {
+            r += 1;
+        }
     }
     for t in 0..a.steps {
         if a.abort_after == Some(t) {
