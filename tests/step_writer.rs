@@ -3,13 +3,14 @@
 //! the synchronous and the asynchronous writer; an idle async writer makes the other sets it can
 //! have under way with their memory in place; lent steps (`StepWriter::lend_step`) are copied
 //! by the writer thread unless the application settles them first, and read back as they were
-//! before the application changed its arrays. One MPI process (a singleton, no mpirun).
+//! before the application changed its arrays; statistics never taken keep to the last steps. One
+//! MPI process (a singleton, no mpirun).
 
 mod common;
 
 use residuum::adios::{
     Adios, FieldData, FieldMut, FieldSpec, OpenMode, StepStatus, StepWriter, WriteMode,
-    WriterOptions,
+    WriterOptions, STATS_KEPT,
 };
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
@@ -139,6 +140,30 @@ fn written_steps_lend_their_buffers_to_the_next_and_read_back_as_filled() {
     a_lent_fill_that_panics_fails_its_step(&world, &dir.path().join("panic.bp"));
     absurd_queues_and_boxes_are_refused_when_opening(&world, &dir.path().join("absurd.bp"));
     the_operations_fill_stays_out_of_the_handed_range(&world, dir.path());
+    statistics_never_taken_are_the_last_steps(&world, &dir.path().join("stats.bp"));
+}
+
+/// A run that never takes its statistics keeps those of the last `STATS_KEPT` steps, not of
+/// every step for the process's life.
+fn statistics_never_taken_are_the_last_steps(
+    world: &mpi::topology::SimpleCommunicator,
+    file: &Path,
+) {
+    let mut w = open(world, file, 1, WriteMode::Sync);
+    let steps = STATS_KEPT + 3;
+    for step in 0..steps {
+        let fields = vec![FieldData::F32(vec![step as f32]); 2];
+        w.write_step(fields).unwrap();
+    }
+    let stats = w.close().unwrap();
+    let kept: Vec<usize> = stats.iter().map(|s| s.step).collect();
+    assert!(
+        kept.iter().copied().eq(3..steps),
+        "{} steps kept, from {:?} to {:?}",
+        kept.len(),
+        kept.first(),
+        kept.last()
+    );
 }
 
 /// `fill=` in the configuration's operation reaches the range the writer hands over for

@@ -23,7 +23,7 @@ pub use field::{FieldData, FieldSpec};
 pub use loan::{FieldMut, Loan};
 pub use mode::WriteMode;
 pub use stats::{Compression, FieldStats, StepStats};
-pub use writer::{StepWriter, WriterOptions};
+pub use writer::{StepWriter, WriterOptions, STATS_KEPT};
 
 use adios2_sys as sys;
 use error::{check, non_null};

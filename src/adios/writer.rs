@@ -34,11 +34,16 @@ use super::{agree, AdiosError, FieldData, FieldSpec, Result, WriteMode};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
+
+/// Steps whose statistics a writer keeps until taken (about 150 bytes a field a step): a run
+/// that never takes them, or takes them only at `close`, gets the last this many.
+pub const STATS_KEPT: usize = 4096;
 
 /// Where and how to write.
 #[derive(Debug, Clone)]
@@ -76,7 +81,8 @@ pub struct StepWriter {
     thread: Option<JoinHandle<Result<()>>>,
     next_step: usize,
     written: usize,
-    stats: Vec<StepStats>,
+    /// The last [`STATS_KEPT`] steps' statistics not yet taken.
+    stats: VecDeque<StepStats>,
     /// The first failed step and its error.
     failed: Option<(usize, AdiosError)>,
     /// Steps that may wait for the writer thread (0: synchronous).
@@ -207,7 +213,7 @@ impl StepWriter {
             thread: Some(thread),
             next_step: 0,
             written: 0,
-            stats: Vec::new(),
+            stats: VecDeque::new(),
             failed: None,
             queue,
             filler: None,
@@ -232,7 +238,10 @@ impl StepWriter {
             match outcome {
                 Ok(s) => {
                     self.written = s.step + 1;
-                    self.stats.push(s);
+                    if self.stats.len() == STATS_KEPT {
+                        self.stats.pop_front();
+                    }
+                    self.stats.push_back(s);
                 }
                 Err((step, e)) => {
                     if self.failed.is_none() {
@@ -402,10 +411,11 @@ impl StepWriter {
             .collect()
     }
 
-    /// Statistics of the steps written since the last call.
+    /// Statistics of the steps written since the last call: the last [`STATS_KEPT`] of them
+    /// (each names its step), so that a run that never takes them keeps bounded memory.
     pub fn take_stats(&mut self) -> Vec<StepStats> {
         self.collect(None);
-        std::mem::take(&mut self.stats)
+        std::mem::take(&mut self.stats).into()
     }
 
     /// The fields, in the order `write_step` takes them.
@@ -419,7 +429,7 @@ impl StepWriter {
     }
 
     /// Collective: writes every step still queued, closes the engine and returns the
-    /// statistics not yet taken, or the first error (of a step or of closing).
+    /// statistics not yet taken (as `take_stats`), or the first error (of a step or of closing).
     pub fn close(mut self) -> Result<Vec<StepStats>> {
         let closed = self.shut_down();
         self.collect(None);
@@ -427,7 +437,7 @@ impl StepWriter {
             return Err(e);
         }
         closed?;
-        Ok(std::mem::take(&mut self.stats))
+        Ok(std::mem::take(&mut self.stats).into())
     }
 
     fn shut_down(&mut self) -> Result<()> {

@@ -362,7 +362,8 @@ unsafe fn hand_out(
     }
 }
 
-/// Calls `cb(ctx, stats)` for each field of each step written since the last call.
+/// Calls `cb(ctx, stats)` for each field of each step written since the last call (of the last
+/// 4096 such steps; each names its step).
 ///
 /// # Safety
 /// `w` is an open writer; `cb` is callable with `ctx`.
@@ -384,8 +385,8 @@ pub unsafe extern "C" fn residuum_writer_take_stats(
 }
 
 /// Collective: writes the steps still queued, closes the engine, passes the statistics not yet
-/// taken to `cb` (may be null) and frees the writer (also on failure). Returns the first error
-/// of a step or of closing.
+/// taken (as `residuum_writer_take_stats`) to `cb` (may be null) and frees the writer (also on
+/// failure). Returns the first error of a step or of closing.
 ///
 /// # Safety
 /// `w` came from `residuum_writer_open` and is not used afterwards; `cb` is null or callable
