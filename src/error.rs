@@ -118,6 +118,9 @@ pub struct IoError {
 pub enum IoErrorKind {
     /// The in-situ calls need the residuum ADIOS2 plugin loaded in the process (it is not).
     NoPlugin,
+    /// The loaded residuum plugin comes from another release than this library (its hook
+    /// table has another version): its ranges, reports and chains cannot be reached.
+    PluginMismatch,
     /// ADIOS2 or MPI.
     Adios,
 }

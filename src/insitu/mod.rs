@@ -88,7 +88,7 @@ fn hooks() -> Result<&'static residuum_plugin_hooks> {
     let h = unsafe { &*table };
     if h.version != HOOKS_VERSION {
         return Err(Error::Io(IoError::new(
-            IoErrorKind::NoPlugin,
+            IoErrorKind::PluginMismatch,
             format!(
                 "the loaded residuum plugin speaks hook version {}, this library {HOOKS_VERSION}; \
              build both from the same release",
