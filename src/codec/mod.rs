@@ -333,6 +333,7 @@ impl Codec {
                     nglr: net.as_deref(),
                     recon: step.is_some(),
                     look: hints.and_then(|h| h.block(i, grid.len())),
+                    whole: grid.len() == 1,
                     ..BlockValues::new(&values, &specials, b.shape, dtype)
                 };
                 let previous = reference.map(|r| {

@@ -4,8 +4,8 @@
 //! loose targets), LBRC's stage is skipped: its estimate would have pruned it before entropy
 //! coding, and it was a fifth to a quarter of such a block's compression. In situ, where the
 //! look at a block lost, the same block's next steps skip it for a span of steps that grows
-//! while it goes on losing ([`LookHint`]); there blocks below [`MIN_OFFERED`] values are
-//! looked at too ([`MIN_IN_SERIES`]).
+//! while it goes on losing ([`LookHint`]); there, and where a small array is one block,
+//! blocks below [`MIN_OFFERED`] values are looked at too ([`MIN_IN_SERIES`]).
 
 use super::lbrc::{self, Lbrc};
 use super::predict::{self, Samples};
@@ -35,10 +35,11 @@ impl ResidualCoder for Auto {
         par: bool,
         beat: Option<f64>,
     ) -> Vec<Stage> {
-        // Small blocks: LBRC's stage costs less than a look, except in a series.
+        // Small blocks: LBRC's stage costs less than a look, except in a series or where the
+        // block is a small array's only one.
         let n = block.values.len();
         let small = n < MIN_OFFERED;
-        let offered = !small || (n >= MIN_IN_SERIES && block.look.is_some());
+        let offered = !small || (n >= MIN_IN_SERIES && (block.look.is_some() || block.whole));
         let looks = matches!(bound, BlockBound::Rms(_)) && base.is_none() && offered;
         let skip = looks && block.look.is_some_and(LookHint::skip);
         if skip && !small {
@@ -109,10 +110,14 @@ const LOST_FROM: f64 = 1.2;
 /// at 1e-5 and 1e-6 with the wavelet offered, loxpost 1.1-1.75x at 1e-4 to 1e-6, and the
 /// Gray-Scott example on 8 ranks of 32^3 (`--L 64`) 8.0 % fewer in all. But a small block's
 /// look adds up to two thirds to its compression (nyx's 32^3 fields at 1e-4: +67 %
-/// instructions): compressed once, small blocks are not looked at. In a series, a look that
-/// lost is skipped for a span of steps that grows with each loss in a row ([`LookHint`]), so
-/// over 20 steps such blocks cost 11-16 % more instructions (the fields of ../shared/data
-/// other than loxpost in 32^3 blocks, at 1e-4 to 1e-6), and where it won it is taken again.
+/// instructions; ccsm cut into 32^3 blocks: +63 %, gaining nothing): an array compressed
+/// once in small blocks (`block=`) is not looked at. In a series, a look that lost is skipped
+/// for a span of steps that grows with each loss in a row ([`LookHint`]), so over 20 steps
+/// such blocks cost 11-16 % more instructions (the fields of ../shared/data other than
+/// loxpost in 32^3 blocks, at 1e-4 to 1e-6), and where it won it is taken again. A small array
+/// compressed once is one block, looked at as a series' first step is: a millisecond or two
+/// more (+50 % on nyx's fields and combustor, which do not change), and a 32^3 cut of loxpost
+/// codes in 3.2 / 2.1 / 1.7x fewer bytes at 1e-4 / 1e-5 / 1e-6, as the operator codes it.
 const MIN_IN_SERIES: usize = 1 << 12;
 /// The longest span of steps a block skips the look: a block whose field turns smooth loses
 /// the wavelet for at most this many steps.
@@ -267,9 +272,22 @@ mod tests {
         tau: f64,
         look: Option<&LookHint>,
     ) -> Vec<(BlockKind, Vec<u8>)> {
+        staged_as(coder, values, shape, tau, look, false)
+    }
+
+    /// [`staged_in_series`], of a block that is the whole array where `whole`.
+    fn staged_as(
+        coder: &dyn ResidualCoder,
+        values: &[f64],
+        shape: [usize; 3],
+        tau: f64,
+        look: Option<&LookHint>,
+        whole: bool,
+    ) -> Vec<(BlockKind, Vec<u8>)> {
         let specials = Specials::of(values, ElementType::F32);
         let block = BlockValues {
             look,
+            whole,
             ..BlockValues::new(values, &specials, shape, ElementType::F32)
         };
         let budget = tau * (block.range.1 - block.range.0);
@@ -392,16 +410,21 @@ mod tests {
     }
 
     #[test]
-    fn a_small_block_is_offered_the_wavelet_in_a_series() {
+    fn a_small_block_is_offered_the_wavelet_in_a_series_or_as_a_whole_array() {
         let smooth = field_of(SMALL, |x, y, z| {
             (0.11 * x).sin() * 5.0 + (0.07 * y + 0.05 * z).cos() * 3.0
         });
         let kinds = |s: &[(BlockKind, Vec<u8>)]| s.iter().map(|s| s.0).collect::<Vec<_>>();
         let bytes = |s: &[(BlockKind, Vec<u8>)]| s.iter().map(|s| s.1.len()).min();
         for tau in [1e-4, 1e-5] {
-            // Compressed once: LBRC alone, as it costs more than a bit per value here.
+            // Compressed once among other blocks: LBRC alone, as it costs more than a bit per
+            // value here.
             let once = staged_in_series(&Auto, &smooth, SMALL, tau, None);
             assert_eq!(kinds(&once), [BlockKind::Lbrc], "at {tau}");
+            // The whole array: the look wins, and the transform's coding with it.
+            let whole = staged_as(&Auto, &smooth, SMALL, tau, None, true);
+            assert!(kinds(&whole).contains(&BlockKind::Wavelet), "at {tau}");
+            assert!(bytes(&whole) < bytes(&once), "at {tau}");
             // In a series: the look wins, at every step, and the transform's coding with it.
             let hint = LookHint::new();
             for step in 0..MAX_SKIPS as usize + 2 {

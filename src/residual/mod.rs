@@ -145,6 +145,9 @@ pub(crate) struct BlockValues<'a> {
     /// What the wavelet's look at the same block said at the previous step of a series (in
     /// situ), and where this step's goes.
     pub look: Option<&'a LookHint>,
+    /// The block is the whole array (a small array's one block is offered the wavelet as a
+    /// series' blocks are, see `auto`).
+    pub whole: bool,
     /// The least and greatest finite values ([`crate::bound::finite_min_max_of`]), found once
     /// for the coders that set their offset by them.
     pub range: (f64, f64),
@@ -167,6 +170,7 @@ impl<'a> BlockValues<'a> {
             nglr: None,
             recon: false,
             look: None,
+            whole: false,
             range: crate::bound::finite_min_max_of(values),
         }
     }
