@@ -41,12 +41,12 @@ const LEVELS: usize = 5;
 const MAX_Q: u64 = 1 << 50;
 /// Shortest block the transform is tried on.
 const MIN_VALUES: usize = 512;
-/// Shortest block it is offered on next to LBRC in an array compressed once in several blocks:
-/// the look at a block's
-/// coefficients costs a larger share of a small block's coding (up to two thirds more), and
-/// with the default blocks of ../shared/data it never won on a smaller one (2^15 and 47 000
-/// values). Cut into 32^3 blocks, smooth fields gain on them too: in situ, and where a small
-/// array is one block, smaller blocks are offered it (`auto::MIN_IN_SERIES`).
+/// Shortest block it is offered on next to LBRC in an array compressed once in several
+/// blocks: the look at a block's coefficients costs a larger share of a small block's coding
+/// (up to two thirds more), and with the default blocks of ../shared/data it never won on a
+/// smaller one (2^15 and 47 000 values). Cut into 32^3 blocks, smooth fields gain on them
+/// too: in situ, and where a small array is one block, smaller blocks are offered it
+/// (`auto::MIN_IN_SERIES`).
 pub(super) const MIN_OFFERED: usize = 1 << 16;
 /// Except where the best coding so far spends less than this per value: there LBRC pays
 /// mostly the rounding noise that the transform does not (the thin last slab, 1x181x360, of
