@@ -263,6 +263,30 @@ fn same_bytes_for_any_thread_count() {
     assert_eq!(streams("1"), streams("2"));
 }
 
+/// A chain keeps the encoder's hints of its blocks as the operator keeps them per variable:
+/// small blocks of a smooth field (two of 16x24x24 values) are offered the wavelet, which
+/// compressing the same array once in such blocks does not offer them.
+#[test]
+fn chains_offer_small_blocks_the_wavelet_as_the_operator_does() {
+    let shape = [32, 24, 24];
+    let smooth: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|n| {
+            let (x, y, z) = (n / 576, (n / 24) % 24, n % 24);
+            ((0.11 * x as f64).sin() * 5.0 + (0.07 * y as f64 + 0.05 * z as f64).cos() * 3.0) as f32
+        })
+        .collect();
+    let pairs = [("nrmse", "1e-4"), ("block", "16x24x24")];
+    let once = codec(&pairs).compress(&shape, &smooth).unwrap();
+    let c = codec(&[pairs[0], pairs[1], ("temporal", "4")]);
+    let first = Chain::new(1).compress(&c, &shape, &smooth).unwrap();
+    assert!(
+        3 * first.len() < 2 * once.len(),
+        "chain {} bytes, once {}",
+        first.len(),
+        once.len()
+    );
+}
+
 #[test]
 fn damaged_predicted_streams_are_refused() {
     let c = codec(&[("nrmse", "1e-5"), ("temporal", "8")]);

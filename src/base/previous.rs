@@ -21,6 +21,7 @@ use crate::entropy::ints::entropy_bits;
 use crate::error::{Error, ParameterError, Result};
 use crate::format::step::{reference_hash, StepInfo};
 use crate::pipeline::scratch;
+use crate::residual::LookHints;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -34,6 +35,9 @@ pub struct Chain {
     keyframe: u64,
     /// The last step's shape, reconstruction and its hash.
     reference: Option<(Vec<usize>, Vec<u8>, u64)>,
+    /// What the wavelet's looks at its blocks said at earlier steps, as the operator keeps
+    /// them per variable's box: a look that lost is skipped for a while.
+    hints: LookHints,
 }
 
 impl Chain {
@@ -45,6 +49,7 @@ impl Chain {
             step: 0,
             keyframe: 0,
             reference: None,
+            hints: LookHints::default(),
         }
     }
 
@@ -86,8 +91,15 @@ impl Chain {
             keyframe: self.keyframe,
             reference,
         };
-        let (stats, info, recon) =
-            codec.compress_step(dtype, dims, data, out, range, Some(&input), None)?;
+        let (stats, info, recon) = codec.compress_step(
+            dtype,
+            dims,
+            data,
+            out,
+            range,
+            Some(&input),
+            Some(&self.hints),
+        )?;
         let info = info.ok_or_else(|| Error::Internal("a step stream without its entry".into()))?;
         // What the reader will decode, bit for bit: the next step's base. The encoder has it
         // where every block came from LBRC or is stored raw; else the stream is decoded.

@@ -131,6 +131,7 @@ const MAX_SKIPS: u8 = 7;
 /// early steps lose, the later ones win). A large block that skips is coded by LBRC alone, a
 /// small one as where no look is taken. Only the encoder's effort changes: the stream is as
 /// valid as any other choice between the coders.
+#[derive(Debug)]
 pub(crate) struct LookHint {
     skipped: AtomicU8,
     /// How many steps the block skips after its last look: 0 where it did not lose, 1 after
@@ -170,7 +171,7 @@ impl LookHint {
 
 /// The [`LookHint`]s of the blocks of one array written step after step (one variable's block
 /// in situ), made for the first step's blocks.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct LookHints(OnceLock<Vec<LookHint>>);
 
 impl LookHints {
