@@ -184,6 +184,25 @@ pub(crate) type Stage = (Vec<Staged>, ErrorStats, Option<Recon>);
 /// A block's reconstruction as element bytes.
 pub(crate) type Recon = Arc<Vec<u8>>;
 
+/// The element bytes of a block of `n` values that decodes to `values` (already rounded
+/// through the element type) and to its special values' own bits where they are.
+pub(crate) fn decoded_bytes(
+    n: usize,
+    dtype: ElementType,
+    specials: &Specials,
+    values: impl Iterator<Item = f64>,
+) -> Recon {
+    let mut out = vec![0u8; n * dtype.size()];
+    match dtype {
+        ElementType::F32 => (out.chunks_exact_mut(4).zip(values))
+            .for_each(|(o, v)| o.copy_from_slice(&(v as f32).to_le_bytes())),
+        ElementType::F64 => (out.chunks_exact_mut(8).zip(values))
+            .for_each(|(o, v)| o.copy_from_slice(&v.to_le_bytes())),
+    }
+    specials.restore(&mut out, dtype);
+    Arc::new(out)
+}
+
 /// A way of coding a block's values within an error bound, in one stage.
 pub(crate) trait OneStage: Sync {
     /// Codes `block` as `base`'s prediction (None: zero) plus a residual within `bound`, with

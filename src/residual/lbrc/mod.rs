@@ -15,7 +15,7 @@ pub(super) use quantize::{grown, plateau, GROW_BELOW};
 
 use super::predict::{self, nglr, Predictor};
 use super::specials::{self, Specials};
-use super::{Base, BlockValues, Integers, OneStage, Recon, Staged};
+use super::{decoded_bytes, Base, BlockValues, Integers, OneStage, Recon, Staged};
 use crate::base::{frame, previous, Decoder};
 use crate::bound::{finite_min_max, initial_step, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
@@ -119,25 +119,6 @@ impl OneStage for Lbrc {
         };
         Some((staged, stats, recon))
     }
-}
-
-/// The element bytes of a block of `n` values that decodes to `values` (already rounded
-/// through the element type) and to its special values' own bits where they are.
-fn decoded_bytes(
-    n: usize,
-    dtype: ElementType,
-    specials: &Specials,
-    values: impl Iterator<Item = f64>,
-) -> Recon {
-    let mut out = vec![0u8; n * dtype.size()];
-    match dtype {
-        ElementType::F32 => (out.chunks_exact_mut(4).zip(values))
-            .for_each(|(o, v)| o.copy_from_slice(&(v as f32).to_le_bytes())),
-        ElementType::F64 => (out.chunks_exact_mut(8).zip(values))
-            .for_each(|(o, v)| o.copy_from_slice(&v.to_le_bytes())),
-    }
-    specials.restore(&mut out, dtype);
-    Arc::new(out)
 }
 
 /// The quantization and prediction stage of a block for `bound`, with the errors of its

@@ -21,7 +21,7 @@ mod layout;
 
 use super::round::{float_of, half_away, int_of};
 use super::specials;
-use super::{BlockValues, Integers, OneStage, Staged};
+use super::{decoded_bytes, BlockValues, Integers, OneStage, Recon, Staged};
 use crate::bound::{unit_of, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 use crate::entropy::ints;
@@ -121,11 +121,11 @@ pub(super) fn finish(
     beat: Option<f64>,
     look: Look,
 ) -> Option<super::Stage> {
-    let (ints, stats) = encode(block, budget, par, beat, look)?;
+    let (ints, stats, recon) = encode(block, budget, par, beat, look)?;
     Some((
         vec![Staged::Ints(BlockKind::Wavelet, Vec::new(), ints)],
         stats,
-        None,
+        recon,
     ))
 }
 
@@ -161,14 +161,15 @@ pub(super) fn look(block: &BlockValues, budget: f64) -> Option<Look> {
     Candidate::new(block, offset, budget, standard).map(Look)
 }
 
-/// [`finish`]'s integers and errors.
+/// [`finish`]'s integers and errors, and the element bytes of their verified reconstruction
+/// where `block.recon` asks for them (a chain's next base: else the step is decoded for it).
 fn encode(
     block: &BlockValues,
     budget: f64,
     par: bool,
     beat: Option<f64>,
     Look(first): Look,
-) -> Option<(Integers, ErrorStats)> {
+) -> Option<(Integers, ErrorStats, Option<Recon>)> {
     let BlockValues {
         values,
         specials,
@@ -203,19 +204,22 @@ fn encode(
             first
         }
     };
-    let mut best: Option<(f64, ErrorStats, Vec<i64>)> = None;
+    let mut best: Option<(f64, ErrorStats, Vec<i64>, Vec<f64>)> = None;
     let mut aim = AIM;
     for pass in 0..5 {
         let q = quantize(&c, step)?;
-        let stats = verify(&q, step, offset, shape, &layout, values, dtype);
+        let (stats, rec) = verify(&q, step, offset, shape, &layout, values, dtype);
         let used = stats.rms() / budget;
         let ok = stats.meets(BlockBound::Rms(budget));
         let kept = if ok {
-            best.replace((step, stats, q)).map(|b| b.2)
+            best.replace((step, stats, q, rec)).map(|b| (b.2, b.3))
         } else {
-            Some(q)
+            Some((q, rec))
         };
-        kept.into_iter().for_each(|q| scratch::I64.give(q));
+        kept.into_iter().for_each(|(q, rec)| {
+            scratch::I64.give(q);
+            scratch::F64.give(rec);
+        });
         // Close enough, or a failure after a success (the grown step did not hold).
         if (ok && used > 0.97) || (!ok && best.is_some()) || !(used.is_finite() && used > 0.0) {
             break;
@@ -234,7 +238,11 @@ fn encode(
         };
     }
     scratch::F64.give(c);
-    let (step, stats, q) = best?;
+    let (step, stats, q, rec) = best?;
+    let recon = block
+        .recon
+        .then(|| decoded_bytes(values.len(), dtype, specials, rec.iter().copied()));
+    scratch::F64.give(rec);
     let mut head = Vec::with_capacity(32);
     head.extend_from_slice(&offset.to_le_bytes());
     head.extend_from_slice(&step.to_le_bytes());
@@ -247,7 +255,7 @@ fn encode(
         par: par && values.len() >= super::lbrc::PAR_MIN,
         nglr: false,
     };
-    Some((ints, stats))
+    Some((ints, stats, recon))
 }
 
 /// A layout's coefficients of a block, the step search over them, the first step and the
@@ -454,8 +462,8 @@ fn quantize(c: &[f64], step: f64) -> Option<Vec<i64>> {
     Some(q)
 }
 
-/// The errors of the reconstruction the decoder will make from the integers `q` of `step`,
-/// against `values` (special values left out).
+/// The reconstruction the decoder will make from the integers `q` of `step` (its special
+/// values aside), in a buffer from the pool, and its errors against `values`.
 fn verify(
     q: &[i64],
     step: f64,
@@ -464,12 +472,10 @@ fn verify(
     layout: &Layout,
     values: &[f64],
     dtype: ElementType,
-) -> ErrorStats {
+) -> (ErrorStats, Vec<f64>) {
     let mut rec = synthesize(q, step, shape, layout, WRITTEN);
     rec.iter_mut().for_each(|v| *v = dtype.round(*v + offset));
-    let stats = ErrorStats::between(values, &rec, unit_of(step));
-    scratch::F64.give(rec);
-    stats
+    (ErrorStats::between(values, &rec, unit_of(step)), rec)
 }
 
 /// What the decoder makes of the integers `q` (at most [`MAX_Q`] in magnitude, as the

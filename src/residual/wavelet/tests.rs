@@ -19,7 +19,7 @@ fn smooth(shape: [usize; 3]) -> Vec<f64> {
 fn round_trip(values: &[f64], shape: [usize; 3], budget: f64) -> (Vec<u8>, Vec<f64>) {
     let specials = Specials::of(values, ElementType::F32);
     let block = BlockValues::new(values, &specials, shape, ElementType::F32);
-    let (ints, stats) = encode(
+    let (ints, stats, _) = encode(
         &block,
         budget,
         false,
@@ -70,16 +70,21 @@ fn meets_the_rms_budget_on_its_own_reconstruction_and_keeps_nans() {
 #[test]
 fn the_decoder_of_the_written_version_gives_the_verified_reconstruction() {
     // f64 values keep the last bits that f32 rounds away: there the two unscalings differ,
-    // and only the written version's reproduces the errors the encoder verified.
+    // and only the written version's reproduces the errors the encoder verified. Its element
+    // bytes (a chain's next base) are the decoder's, special values included.
     let shape = [12, 30, 41];
-    let v: Vec<f64> = smooth(shape)
+    let mut v: Vec<f64> = smooth(shape)
         .iter()
         .enumerate()
         .map(|(i, x)| x + (i % 7) as f64 * 1e-9)
         .collect();
+    (v[5], v[1000]) = (f64::NAN, f64::NEG_INFINITY);
     let specials = Specials::of(&v, ElementType::F64);
-    let block = BlockValues::new(&v, &specials, shape, ElementType::F64);
-    let (ints, stats) = encode(
+    let block = BlockValues {
+        recon: true,
+        ..BlockValues::new(&v, &specials, shape, ElementType::F64)
+    };
+    let (ints, stats, recon) = encode(
         &block,
         1e-7,
         false,
@@ -88,6 +93,14 @@ fn the_decoder_of_the_written_version_gives_the_verified_reconstruction() {
     )
     .expect("codes");
     let payload = ints.finish(IntCoder::Context);
+    let bytes = decode(
+        &payload,
+        shape,
+        ElementType::F64,
+        crate::format::FORMAT_VERSION,
+    )
+    .unwrap();
+    assert!(recon.is_some_and(|r| *r == bytes));
     let decoded = |version| -> Vec<f64> {
         let out = decode(&payload, shape, ElementType::F64, version).unwrap();
         out.chunks_exact(8)
