@@ -187,3 +187,53 @@ fn bench_refuses_what_it_cannot_report_before_measuring() {
         );
     }
 }
+
+/// Float64 fields are measured beside float32 ones, by every codec in their own type: the same
+/// values widened code to about the same bytes, so twice the ratio; a fill value is matched as
+/// a float64 (1e20 parsed as a float32 is another number there).
+#[test]
+fn float64_fields_are_measured_in_their_own_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<f32> = std::fs::read(data())
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let land = |i: usize| (i / 1024) < 8 && (i % 32) < 12;
+    let wide = |fill: f64| -> Vec<u8> {
+        let v = values.iter().enumerate();
+        v.flat_map(|(i, &x)| if land(i) { fill } else { x as f64 }.to_le_bytes())
+            .collect()
+    };
+    let narrow: Vec<u8> = (values.iter().enumerate())
+        .flat_map(|(i, &x)| if land(i) { f32::NAN } else { x }.to_le_bytes())
+        .collect();
+    let (both, filled) = (dir.path().join("both"), dir.path().join("filled"));
+    for d in [&both, &filled] {
+        std::fs::create_dir(d).unwrap();
+    }
+    std::fs::write(both.join("t32_32x32x32.f32"), narrow).unwrap();
+    std::fs::write(both.join("t64_32x32x32.f64"), wide(f64::NAN)).unwrap();
+    std::fs::write(filled.join("t64_32x32x32.f64"), wide(1e20)).unwrap();
+    let out = |n: &str| dir.path().join(n);
+    let text = bench(&both, &[], &out("both-out"));
+    assert!(text.contains("t64_32x32x32"), "{text}");
+    bench(&filled, &["--fill", "1e20"], &out("fill-out"));
+    let (both, fill) = (rows(&out("both-out")), rows(&out("fill-out")));
+    assert_eq!(both.len(), 2 * 2 * 7, "{both:?}");
+    let cr = |r: &[String]| r[4].parse::<f64>().unwrap();
+    let (t32, t64): (Vec<_>, Vec<_>) = both.iter().partition(|r| r[0] == "t32_32x32x32");
+    for (a, b) in t32.iter().zip(&t64) {
+        assert_eq!((&a[1], &a[2]), (&b[1], &b[2]));
+        let nrmse: f64 = b[5].parse().unwrap();
+        assert!(
+            nrmse <= b[1].parse::<f64>().unwrap() * (1.0 + 1e-9),
+            "{b:?}"
+        );
+        assert!(cr(b) > 1.5 * cr(a), "{a:?} {b:?}");
+    }
+    // The filled field's rows are the NaN one's: field, target, codec, bytes, CR, errors.
+    for (n, f) in t64.iter().zip(&fill) {
+        assert_eq!(n[..7], f[..7], "{n:?} {f:?}");
+    }
+}

@@ -3,9 +3,11 @@
 //! gets its best chance: the largest error bound (for SPERR's PSNR mode, the lowest PSNR) whose
 //! global NRMSE stays within the target. Prints a table; writes a CSV and a PNG.
 
-use crate::fields::{load_fields, mark_missing, Field};
+#[cfg(not(feature = "peers"))]
+use crate::fields::Sample as Elem;
+use crate::fields::{load_any, mark_missing, AnyField, Field, Sample};
 #[cfg(feature = "peers")]
-use crate::peers::Peer;
+use crate::peers::{Peer, PeerSample as Elem};
 use crate::results::{write_csv, Row};
 use indicatif::{ProgressBar, ProgressStyle};
 use residuum::internals::quality;
@@ -42,18 +44,18 @@ fn time_interleaved(jobs: &mut [Timed], reps: usize) -> Result<Vec<(f64, f64)>, 
 }
 
 /// A row's speeds from the times of its field's compression and decompression.
-fn set_speeds(row: &mut Row, values: usize, (tc, td): (f64, f64)) {
-    let mb = (values * 4) as f64 / 1e6;
+fn set_speeds(row: &mut Row, bytes: usize, (tc, td): (f64, f64)) {
+    let mb = bytes as f64 / 1e6;
     row.compress_mbs = mb / tc;
     row.decompress_mbs = mb / td;
 }
 
 #[cfg(feature = "peers")]
-fn global_nrmse(orig: &[f32], back: &[f32], range: f64) -> f64 {
+fn global_nrmse<T: Sample>(orig: &[T], back: &[T], range: f64) -> f64 {
     let (mut sq, mut n) = (0.0, 0usize);
     for (&x, &y) in orig.iter().zip(back) {
         if x.is_finite() {
-            let d = x as f64 - y as f64;
+            let d = x.to_f64() - y.to_f64();
             sq += d * d;
             n += 1;
         }
@@ -63,7 +65,7 @@ fn global_nrmse(orig: &[f32], back: &[f32], range: f64) -> f64 {
     let specials_changed = orig
         .iter()
         .zip(back)
-        .any(|(x, y)| !x.is_finite() && x.to_bits() != y.to_bits());
+        .any(|(x, y)| !x.is_finite() && x.bits() != y.bits());
     if specials_changed {
         // Missing data lost: no bound is met.
         f64::INFINITY
@@ -76,8 +78,8 @@ fn global_nrmse(orig: &[f32], back: &[f32], range: f64) -> f64 {
 
 /// residuum on `threads` threads (compression and decompression), with more parameters and
 /// a label for variants: its row (speeds still to time) and its timing closures.
-fn measure_residuum<'a>(
-    f: &'a Field,
+fn measure_residuum<'a, T: Elem>(
+    f: &'a Field<T>,
     target: f64,
     threads: usize,
     variant: Option<(&str, &[(&str, String)])>,
@@ -97,7 +99,7 @@ fn measure_residuum<'a>(
     let decode = {
         let codec = codec.clone();
         move || {
-            let mut back = vec![0f32; f.values.len()];
+            let mut back = vec![T::default(); f.values.len()];
             codec
                 .decode_into(&s, bytemuck::cast_slice_mut(&mut back))
                 .map(|_| back)
@@ -105,8 +107,8 @@ fn measure_residuum<'a>(
         }
     };
     let back = decode()?;
-    let o: Vec<f64> = f.values.iter().map(|&v| v as f64).collect();
-    let b: Vec<f64> = back.iter().map(|&v| v as f64).collect();
+    let o: Vec<f64> = f.values.iter().map(|v| v.to_f64()).collect();
+    let b: Vec<f64> = back.iter().map(|v| v.to_f64()).collect();
     let q = quality(&o, &b, &Grid::new(fold3(&f.dims), info.block));
     // The peers' rows meet the target by their search; residuum's are held to it as well.
     let worst = q.worst_block_nrmse;
@@ -125,7 +127,7 @@ fn measure_residuum<'a>(
             (None, _) => format!("residuum {threads} threads"),
         },
         bytes,
-        cr: (f.values.len() * 4) as f64 / bytes as f64,
+        cr: size_of_val(&f.values[..]) as f64 / bytes as f64,
         nrmse: q.nrmse,
         worst_block: q.worst_block_nrmse,
         compress_mbs: f64::NAN,
@@ -147,15 +149,15 @@ fn measure_residuum<'a>(
 
 /// A peer at the largest bound whose global NRMSE is within `target`.
 #[cfg(feature = "peers")]
-fn measure_peer(
+fn measure_peer<T: Elem>(
     peer: Peer,
-    f: &Field,
+    f: &Field<T>,
     target: f64,
     range: f64,
 ) -> Result<(Row, Timed<'_>), String> {
     let eval = |eb: f64| -> Result<(usize, f64), String> {
         let c = peer.compress(&f.values, &f.dims, eb)?;
-        let back = peer.decompress(&c, f.values.len(), &f.dims, eb)?;
+        let back: Vec<T> = peer.decompress(&c, f.values.len(), &f.dims, eb)?;
         Ok((c.len(), global_nrmse(&f.values, &back, range)))
     };
     // Bracket, then bisect geometrically. Where the range is 0 (a constant field, or none of
@@ -165,11 +167,17 @@ fn measure_peer(
         .values
         .iter()
         .filter(|v| v.is_finite())
-        .fold(0f64, |m, &v| m.max(v.abs() as f64));
+        .fold(0f64, |m, v| m.max(v.to_f64().abs()));
+    // The type's precision: an f32's ulp over an f64's is 2^29.
+    let epsilon = if size_of::<T>() == 4 {
+        f64::from(f32::EPSILON)
+    } else {
+        f64::EPSILON
+    };
     let mut eb = if range > 0.0 {
         target * range * 3f64.sqrt()
     } else {
-        (scale * f64::from(f32::EPSILON)).max(1e-30)
+        (scale * epsilon).max(1e-300)
     };
     let (mut good, mut bad): (Option<f64>, Option<f64>) = (None, None);
     for _ in 0..60 {
@@ -200,13 +208,13 @@ fn measure_peer(
         }
     }
     let c = peer.compress(&f.values, &f.dims, good)?;
-    let back = peer.decompress(&c, f.values.len(), &f.dims, good)?;
+    let back: Vec<T> = peer.decompress(&c, f.values.len(), &f.dims, good)?;
     let row = Row {
         field: f.name.clone(),
         target,
         codec: peer.name().into(),
         bytes: c.len(),
-        cr: (f.values.len() * 4) as f64 / c.len() as f64,
+        cr: size_of_val(&f.values[..]) as f64 / c.len() as f64,
         nrmse: global_nrmse(&f.values, &back, range),
         worst_block: f64::NAN,
         compress_mbs: f64::NAN,
@@ -216,25 +224,33 @@ fn measure_peer(
     };
     let timed = Timed {
         compress: Box::new(move || peer.compress(&f.values, &f.dims, good).map(drop)),
-        decompress: Box::new(move || peer.decompress(&c, f.values.len(), &f.dims, good).map(drop)),
+        decompress: Box::new(move || {
+            peer.decompress::<T>(&c, f.values.len(), &f.dims, good)
+                .map(drop)
+        }),
     };
     Ok((row, timed))
 }
 
 /// The data's own storage step: the smallest gap between distinct finite values (0 if none).
-fn storage_step(v: &[f32]) -> f64 {
-    let mut s: Vec<f32> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    s.sort_by(f32::total_cmp);
+fn storage_step<T: Sample>(v: &[T]) -> f64 {
+    // f32 widens exactly: the same gaps.
+    let mut s: Vec<f64> = v
+        .iter()
+        .filter(|x| x.is_finite())
+        .map(|x| x.to_f64())
+        .collect();
+    s.sort_by(f64::total_cmp);
     s.dedup();
     s.windows(2)
-        .map(|w| (w[1] - w[0]) as f64)
+        .map(|w| w[1] - w[0])
         .fold(f64::INFINITY, f64::min)
 }
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Fields: .f32 files named with their shape (e.g. x_100x64x128.f32), .npy files, or
-    /// directories of them.
+    /// Fields: .f32 and .f64 files named with their shape (e.g. x_100x64x128.f32), .npy files
+    /// (float32 or float64), or directories of them.
     #[arg(default_value = "../shared/data")]
     inputs: Vec<PathBuf>,
     /// NRMSE targets.
@@ -253,7 +269,7 @@ pub struct BenchArgs {
     /// Values equal to this mark missing data, as the operator's `fill=` (e.g. 1e20, -999):
     /// every codec gets them as NaN (exact, outside the range and the error), not as data.
     #[arg(long, allow_negative_numbers = true)]
-    fill: Option<f32>,
+    fill: Option<f64>,
 }
 
 /// The variants measured with a base model: label and parameters (model bytes are in the
@@ -278,63 +294,34 @@ fn variants(model: &Path) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
     ]
 }
 
-pub fn run(args: &BenchArgs) -> Result<(), String> {
-    if !cfg!(feature = "peers") {
-        eprintln!("residuum: built without the `peers` feature: measuring residuum alone");
-    }
-    let mut fields = load_fields(&args.inputs)?;
-    if fields.is_empty() {
-        return Err("no .f32 or .npy fields found".into());
-    }
-    // Rows, table and plot know a field by its name.
-    for (i, f) in fields.iter().enumerate() {
-        // SZ3, ZFP and SPERR take at least 2 values (SZ3 throws a C++ exception at 1, which
-        // aborts the run midway).
-        if f.values.len() < 2 {
-            return Err(format!(
-                "field {}: {} value(s); the peers compress 2 or more",
-                f.name,
-                f.values.len()
-            ));
-        }
-        if fields[..i].iter().any(|g| g.name == f.name) {
-            return Err(format!(
-                "two fields are named {}: rename one (the table tells fields by name)",
-                f.name
-            ));
-        }
-    }
-    // Before hours of measuring, not after.
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    mark_missing(&mut fields, args.fill);
-    #[cfg(feature = "peers")]
-    let peers = Peer::ALL.len();
-    #[cfg(not(feature = "peers"))]
-    let peers = 0;
-    let variants = args.model.as_deref().map(variants).unwrap_or_default();
-    let per = 2 + peers + variants.len();
-    let bar = ProgressBar::new((fields.len() * args.targets.len() * per) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}").unwrap(),
-    );
-    let mut rows = Vec::new();
-    let mut floors = Vec::new();
-    for f in &fields {
-        let range = residuum::internals::finite_range(f.values.iter().map(|&v| v as f64));
+/// What every field's measurement shares.
+struct Run<'a> {
+    args: &'a BenchArgs,
+    variants: &'a [(&'static str, Vec<(&'static str, String)>)],
+    bar: ProgressBar,
+    rows: Vec<Row>,
+    floors: Vec<(String, f64, f64)>,
+}
+
+impl Run<'_> {
+    /// Every codec on field `f` at every target, timed in rounds per target.
+    fn field<T: Elem>(&mut self, f: &Field<T>) -> Result<(), String> {
+        let range = residuum::internals::finite_range(f.values.iter().map(|v| v.to_f64()));
         let step = storage_step(&f.values);
-        for &t in &args.targets {
+        for &t in &self.args.targets {
             // Below the data's own storage step every codec turns lossless: flagged in the table
             // (and still counted).
             if t * range * 12f64.sqrt() < step {
-                floors.push((f.name.clone(), t, step));
+                self.floors.push((f.name.clone(), t, step));
             }
+            let bar = &self.bar;
             let mut here = Vec::new();
             for threads in [1, 2] {
                 bar.set_message(format!("{} {t:e} residuum {threads}T", f.name));
                 here.push(measure_residuum(f, t, threads, None)?);
                 bar.inc(1);
             }
-            for (label, params) in &variants {
+            for (label, params) in self.variants {
                 bar.set_message(format!("{} {t:e} {label}", f.name));
                 here.push(measure_residuum(f, t, 1, Some((label, params)))?);
                 bar.inc(1);
@@ -347,20 +334,84 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             }
             bar.set_message(format!("{} {t:e} timing", f.name));
             let (mut here, mut jobs): (Vec<Row>, Vec<Timed>) = here.into_iter().unzip();
-            let times = time_interleaved(&mut jobs, args.reps)?;
+            let times = time_interleaved(&mut jobs, self.args.reps)?;
             for (row, time) in here.iter_mut().zip(times) {
-                set_speeds(row, f.values.len(), time);
+                set_speeds(row, size_of_val(&f.values[..]), time);
             }
-            rows.append(&mut here);
+            self.rows.append(&mut here);
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: &BenchArgs) -> Result<(), String> {
+    if !cfg!(feature = "peers") {
+        eprintln!("residuum: built without the `peers` feature: measuring residuum alone");
+    }
+    let mut fields = load_any(&args.inputs)?;
+    if fields.is_empty() {
+        return Err("no .f32, .f64 or .npy fields found".into());
+    }
+    // Rows, table and plot know a field by its name.
+    for (i, f) in fields.iter().enumerate() {
+        // SZ3, ZFP and SPERR take at least 2 values (SZ3 throws a C++ exception at 1, which
+        // aborts the run midway).
+        if f.len() < 2 {
+            return Err(format!(
+                "field {}: {} value(s); the peers compress 2 or more",
+                f.name(),
+                f.len()
+            ));
+        }
+        if fields[..i].iter().any(|g| g.name() == f.name()) {
+            return Err(format!(
+                "two fields are named {}: rename one (the table tells fields by name)",
+                f.name()
+            ));
         }
     }
-    bar.finish_and_clear();
+    // Before hours of measuring, not after.
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    for f in &mut fields {
+        match f {
+            AnyField::F32(f) => mark_missing(std::slice::from_mut(f), args.fill),
+            AnyField::F64(f) => mark_missing(std::slice::from_mut(f), args.fill),
+        }
+    }
+    #[cfg(feature = "peers")]
+    let peers = Peer::ALL.len();
+    #[cfg(not(feature = "peers"))]
+    let peers = 0;
+    let variants = args.model.as_deref().map(variants).unwrap_or_default();
+    let per = 2 + peers + variants.len();
+    let bar = ProgressBar::new((fields.len() * args.targets.len() * per) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}").unwrap(),
+    );
+    let mut run = Run {
+        args,
+        variants: &variants,
+        bar,
+        rows: Vec::new(),
+        floors: Vec::new(),
+    };
+    for f in &fields {
+        match f {
+            AnyField::F32(f) => run.field(f)?,
+            AnyField::F64(f) => run.field(f)?,
+        }
+    }
+    run.bar.finish_and_clear();
+    let (rows, floors) = (run.rows, run.floors);
     let csv = args.out.join("bench.csv");
     write_csv(&rows, &csv)?;
     let png = args.out.join("rate_distortion.png");
     crate::plot::rate_distortion(
         &rows,
-        &fields.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+        &fields
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect::<Vec<_>>(),
         &png,
     )?;
     print!("{}", report(&rows, &args.targets, &floors));

@@ -1,5 +1,27 @@
 //! SZ3, ZFP and SPERR through their crates, for `residuum bench` (feature `peers`).
 
+use crate::fields::Sample;
+
+/// The types every peer takes: residuum's two.
+pub trait PeerSample: Sample + sz3::SZ3Compressible + sperr::Element {
+    /// zfp's name for the type.
+    const ZFP: zfp_sys::zfp_type;
+    /// The inverse of [`Sample::bits`].
+    fn from_bits(bits: u64) -> Self;
+}
+impl PeerSample for f32 {
+    const ZFP: zfp_sys::zfp_type = zfp_sys::zfp_type_zfp_type_float;
+    fn from_bits(bits: u64) -> Self {
+        f32::from_bits(bits as u32)
+    }
+}
+impl PeerSample for f64 {
+    const ZFP: zfp_sys::zfp_type = zfp_sys::zfp_type_zfp_type_double;
+    fn from_bits(bits: u64) -> Self {
+        f64::from_bits(bits)
+    }
+}
+
 /// A compressor the benchmark can drive with one error-bound knob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Peer {
@@ -32,7 +54,12 @@ impl Peer {
     }
 
     /// Compresses `data` (C order, `dims` slowest first) with absolute error bound / tolerance `eb`.
-    pub fn compress(self, data: &[f32], dims: &[usize], eb: f64) -> Result<Vec<u8>, String> {
+    pub fn compress<T: PeerSample>(
+        self,
+        data: &[T],
+        dims: &[usize],
+        eb: f64,
+    ) -> Result<Vec<u8>, String> {
         // Neither library accepts extents of 1: drop them (the data are the same).
         let dims: Vec<usize> = dims.iter().copied().filter(|&d| d > 1).collect();
         match self {
@@ -63,27 +90,27 @@ impl Peer {
     }
 
     /// Decompresses; `eb` must be the bound used to compress (zfp streams do not record it).
-    pub fn decompress(
+    pub fn decompress<T: PeerSample>(
         self,
         bytes: &[u8],
         data_len: usize,
         dims: &[usize],
         eb: f64,
-    ) -> Result<Vec<f32>, String> {
+    ) -> Result<Vec<T>, String> {
         let dims: Vec<usize> = dims.iter().copied().filter(|&d| d > 1).collect();
         match self {
             Peer::Sz3Interp | Peer::Sz3LorenzoRegression => {
-                let (_, d) = sz3::decompress::<f32, _>(bytes).map_err(|e| format!("SZ3: {e:?}"))?;
+                let (_, d) = sz3::decompress::<T, _>(bytes).map_err(|e| format!("SZ3: {e:?}"))?;
                 Ok(d.into_data())
             }
             Peer::Zfp | Peer::SperrPwe | Peer::SperrPsnr => {
-                let (body, specials) = masked::read(bytes, data_len)?;
+                let (body, specials) = masked::read::<T>(bytes, data_len)?;
                 let mut out = match self {
                     Peer::Zfp => zfp::decompress(body, data_len, &dims, eb)?,
                     _ => sperr_peer::decompress(body, data_len, &dims)?,
                 };
                 for (i, bits) in specials {
-                    out[i] = f32::from_bits(bits);
+                    out[i] = <T as PeerSample>::from_bits(bits);
                 }
                 Ok(out)
             }
@@ -92,13 +119,14 @@ impl Peer {
 }
 
 mod zfp {
+    use super::PeerSample;
     use zfp_sys::*;
 
     /// A zfp field over `data` (C order: zfp's x is the fastest dimension).
     ///
-    /// SAFETY (callers): `ptr` holds the product of `dims` floats and outlives the field.
-    unsafe fn field(ptr: *mut f32, dims: &[usize]) -> Result<*mut zfp_field, String> {
-        let t = zfp_type_zfp_type_float;
+    /// SAFETY (callers): `ptr` holds the product of `dims` values and outlives the field.
+    unsafe fn field<T: PeerSample>(ptr: *mut T, dims: &[usize]) -> Result<*mut zfp_field, String> {
+        let t = T::ZFP;
         let p = ptr.cast();
         let f = match *dims {
             [] => zfp_field_1d(p, t, 1),
@@ -120,7 +148,11 @@ mod zfp {
         }
     }
 
-    pub fn compress(data: &[f32], dims: &[usize], tol: f64) -> Result<Vec<u8>, String> {
+    pub fn compress<T: PeerSample>(
+        data: &[T],
+        dims: &[usize],
+        tol: f64,
+    ) -> Result<Vec<u8>, String> {
         let mut copy = data.to_vec();
         // SAFETY: FFI to zfp with buffers sized by zfp_stream_maximum_size; every object is freed
         // before returning, and `copy` outlives the field.
@@ -145,13 +177,13 @@ mod zfp {
         }
     }
 
-    pub fn decompress(
+    pub fn decompress<T: PeerSample>(
         bytes: &[u8],
         len: usize,
         dims: &[usize],
         tol: f64,
-    ) -> Result<Vec<f32>, String> {
-        let mut out = vec![0f32; len];
+    ) -> Result<Vec<T>, String> {
+        let mut out = vec![T::default(); len];
         let mut input = bytes.to_vec();
         // SAFETY: as in `compress`; `out` holds the field's values, `input` the stream.
         unsafe {
@@ -179,13 +211,15 @@ mod zfp {
 /// then zstd of the mask bitmap and the values' bits), counted in its size as residuum and SZ3
 /// pay for theirs.
 mod masked {
-    pub fn fill(data: &[f32]) -> Result<(Vec<f32>, Vec<u8>), String> {
+    use crate::fields::Sample;
+
+    pub fn fill<T: Sample>(data: &[T]) -> Result<(Vec<T>, Vec<u8>), String> {
         let finite = data.iter().filter(|x| x.is_finite());
         let count = finite.clone().count();
-        let mean = finite.map(|&x| x as f64).sum::<f64>() / count.max(1) as f64;
+        let mean = finite.map(|x| x.to_f64()).sum::<f64>() / count.max(1) as f64;
         let filled = data
             .iter()
-            .map(|&x| if x.is_finite() { x } else { mean as f32 })
+            .map(|&x| if x.is_finite() { x } else { T::from_f64(mean) })
             .collect();
         let mut out = vec![0u8; 4];
         if count < data.len() {
@@ -194,7 +228,7 @@ mod masked {
                 raw[i / 8] |= u8::from(!x.is_finite()) << (i % 8);
             }
             for x in data.iter().filter(|x| !x.is_finite()) {
-                raw.extend_from_slice(&x.to_bits().to_le_bytes());
+                raw.extend_from_slice(&x.bits().to_le_bytes()[..size_of::<T>()]);
             }
             let z = zstd::bulk::compress(&raw, 19).map_err(|e| e.to_string())?;
             out[..4].copy_from_slice(&(z.len() as u32).to_le_bytes());
@@ -204,23 +238,26 @@ mod masked {
     }
 
     /// Positions and bits of the values to restore.
-    pub type Restore = Vec<(usize, u32)>;
+    pub type Restore = Vec<(usize, u64)>;
 
-    /// The peer's bytes, and the values to restore.
-    pub fn read(bytes: &[u8], len: usize) -> Result<(&[u8], Restore), String> {
+    /// The peer's bytes, and the values (of `T`) to restore.
+    pub fn read<T: Sample>(bytes: &[u8], len: usize) -> Result<(&[u8], Restore), String> {
         let head = bytes.get(..4).ok_or("short stream")?;
         let mask_len = u32::from_le_bytes(head.try_into().unwrap()) as usize;
         let (mask, body) = bytes[4..].split_at(mask_len.min(bytes.len() - 4));
         if mask_len == 0 {
             return Ok((body, Vec::new()));
         }
+        let es = size_of::<T>();
         let raw =
-            zstd::bulk::decompress(mask, len.div_ceil(8) + 4 * len).map_err(|e| e.to_string())?;
+            zstd::bulk::decompress(mask, len.div_ceil(8) + es * len).map_err(|e| e.to_string())?;
         let (bitmap, bits) = raw.split_at(len.div_ceil(8).min(raw.len()));
         let at = (0..len).filter(|i| bitmap[i / 8] >> (i % 8) & 1 == 1);
-        let values = bits
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+        let values = bits.chunks_exact(es).map(|b| {
+            let mut w = [0u8; 8];
+            w[..es].copy_from_slice(b);
+            u64::from_le_bytes(w)
+        });
         Ok((body, at.zip(values).collect()))
     }
 }
@@ -228,12 +265,18 @@ mod masked {
 /// SPERR over the 3D view, the whole field one chunk (so a PSNR target is the field's), of
 /// finite values ([`masked`]).
 mod sperr_peer {
+    use super::PeerSample;
     use ndarray::{ArrayView3, ArrayViewMut3};
     use residuum::internals::{finite_min_max, fold3};
 
-    pub fn compress(data: &[f32], dims: &[usize], eb: f64, psnr: bool) -> Result<Vec<u8>, String> {
+    pub fn compress<T: PeerSample>(
+        data: &[T],
+        dims: &[usize],
+        eb: f64,
+        psnr: bool,
+    ) -> Result<Vec<u8>, String> {
         let shape = fold3(dims);
-        let (lo, hi) = finite_min_max(data.iter().map(|&x| x as f64));
+        let (lo, hi) = finite_min_max(data.iter().map(|x| x.to_f64()));
         // A constant field has no PSNR: it takes the point-wise mode (exact there either way).
         let mode = if psnr && hi > lo {
             sperr::CompressionMode::PeakSignalToNoiseRatio {
@@ -248,9 +291,13 @@ mod sperr_peer {
             .map_err(|e| format!("SPERR: {e:?}"))
     }
 
-    pub fn decompress(bytes: &[u8], len: usize, dims: &[usize]) -> Result<Vec<f32>, String> {
+    pub fn decompress<T: PeerSample>(
+        bytes: &[u8],
+        len: usize,
+        dims: &[usize],
+    ) -> Result<Vec<T>, String> {
         let shape = fold3(dims);
-        let mut out = vec![0f32; len];
+        let mut out = vec![T::default(); len];
         let view = ArrayViewMut3::from_shape((shape[0], shape[1], shape[2]), &mut out)
             .map_err(|e| format!("SPERR: {e}"))?;
         sperr::decompress_into_3d(bytes, view).map_err(|e| format!("SPERR: {e:?}"))?;
@@ -260,35 +307,50 @@ mod sperr_peer {
 
 #[cfg(test)]
 mod tests {
-    use super::Peer;
+    use super::{Peer, PeerSample};
 
-    /// Missing data comes back bit for bit from every peer: ZFP decoded NaN as numbers, and
-    /// SPERR's mask gave NaN for ±Inf and for NaNs with other bits.
-    #[test]
-    fn every_peer_restores_non_finite_values_exactly() {
+    /// Every peer on a field of `T` with `specials` scattered through it: they come back bit for
+    /// bit, and the other values within the bound.
+    fn restores<T: PeerSample>(specials: [T; 4]) {
         let dims = [8, 12, 16];
-        let mut v: Vec<f32> = (0..8 * 12 * 16).map(|i| (i as f32 * 0.05).sin()).collect();
-        let specials = [
-            f32::NAN,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            f32::from_bits(0x7fc0_1234),
-        ];
+        let mut v: Vec<T> = (0..8 * 12 * 16)
+            .map(|i| T::from_f64((i as f64 * 0.05).sin()))
+            .collect();
         for (k, s) in specials.iter().cycle().take(40).enumerate() {
             let n = v.len();
             v[k * 37 % n] = *s;
         }
         for peer in Peer::ALL {
             let c = peer.compress(&v, &dims, 1e-3).unwrap();
-            let back = peer.decompress(&c, v.len(), &dims, 1e-3).unwrap();
+            let back: Vec<T> = peer.decompress(&c, v.len(), &dims, 1e-3).unwrap();
             for (x, y) in v.iter().zip(&back) {
                 if !x.is_finite() {
-                    assert_eq!(x.to_bits(), y.to_bits(), "{}", peer.name());
+                    assert_eq!(x.bits(), y.bits(), "{}", peer.name());
                 } else if peer != Peer::SperrPsnr {
                     // (SPERR's PSNR mode bounds no single value.)
+                    let (x, y) = (x.to_f64(), y.to_f64());
                     assert!((x - y).abs() <= 1.01e-3, "{}: {x} vs {y}", peer.name());
                 }
             }
         }
+    }
+
+    /// Missing data comes back bit for bit from every peer: ZFP decoded NaN as numbers, and
+    /// SPERR's mask gave NaN for ±Inf and for NaNs with other bits.
+    #[test]
+    fn every_peer_restores_non_finite_values_exactly() {
+        restores([
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::from_bits(0x7fc0_1234),
+        ]);
+        // In f64 the payload's bits above the f32 range count too.
+        restores([
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::from_bits(0x7ff8_0000_dead_1234),
+        ]);
     }
 }

@@ -23,7 +23,7 @@ pub struct TrainArgs {
     /// Values equal to this mark missing data, as the operator's `fill=` (e.g. 1e20, -999):
     /// learnt from and measured as NaN, left out like it.
     #[arg(long, allow_negative_numbers = true)]
-    fill: Option<f32>,
+    fill: Option<f64>,
     #[arg(long, short)]
     pub out: PathBuf,
     /// Time budget in seconds.
