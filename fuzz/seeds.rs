@@ -123,6 +123,21 @@ fn main() {
         seed.extend_from_slice(parsed.payload(0).unwrap());
         std::fs::write(blocks_dir.join(blocks_name), seed).unwrap();
     }
+    // Plane offsets (version 13): four planes of 16 x 16 on step 2^-8, each on an offset of its
+    // own (every sum exact in f32); a blocks seed of flags 16 (shape 4 x 16 x 16), 32 and 128.
+    let grib: Vec<f32> = (0..1024)
+        .map(|i| 3.0 + (i / 256) as f32 * 0.0137 + ((i * i * 7) % 97) as f32 / 256.0)
+        .collect();
+    let s = Codec::from_pairs([("nrmse", "1e-6")])
+        .unwrap()
+        .compress(&[4, 16, 16], &grib)
+        .unwrap();
+    std::fs::write(decode_dir.join("grib"), &s).unwrap();
+    let parsed = residuum::internals::format::parse(&s).unwrap();
+    assert_eq!(parsed.version, 13);
+    let mut seed = vec![2, 4, 4, 16 | 32 | 128];
+    seed.extend_from_slice(parsed.payload(0).unwrap());
+    std::fs::write(blocks_dir.join("grib-4-16"), seed).unwrap();
     // Temporal prediction (version 7, the step entry last): a keyframe and the step after it,
     // whose blocks are coded over the keyframe's reconstruction (smoothed or not).
     let c = Codec::from_pairs([("nrmse", "1e-5"), ("temporal", "8")]).unwrap();

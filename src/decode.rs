@@ -414,7 +414,6 @@ fn capacity(
     net: Option<&Arc<Network>>,
 ) -> Result<Option<u64>> {
     let es = dtype.size() as u64;
-    let n = shape.iter().product();
     Ok(match kind {
         BlockKind::Raw => Some(payload.len() as u64 / es),
         // The frame header states its content size (zstd writes it for one-shot frames);
@@ -425,9 +424,9 @@ fn capacity(
             Err(_) => return Err(Error::corrupt("zstd block: not a zstd frame")),
         },
         BlockKind::Constant | BlockKind::Gae => None,
-        BlockKind::Lbrc => lbrc::max_values(payload, n, dtype, version, net)?,
-        BlockKind::BaseLbrc => lbrc::max_values_over_base(payload, n, dtype, version, net)?,
-        BlockKind::Previous => lbrc::max_values_over_previous(payload, n, dtype, version, net)?,
+        BlockKind::Lbrc => lbrc::max_values(payload, shape, dtype, version, net)?,
+        BlockKind::BaseLbrc => lbrc::max_values_over_base(payload, shape, dtype, version, net)?,
+        BlockKind::Previous => lbrc::max_values_over_previous(payload, shape, dtype, version, net)?,
         BlockKind::Wavelet => wavelet::max_values(payload, shape, dtype, version)?,
         BlockKind::Model | BlockKind::Network | BlockKind::Step => None,
     })

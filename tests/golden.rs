@@ -265,8 +265,9 @@ fn assert_version(s: &[u8], name: &str) {
 }
 
 /// Vectors of what the others lack: Gae and Constant blocks, Lbrc blocks coded with `PLANES`,
-/// f64 streams (NGLR among them) and an empty array (`doc/format.md` §10). The current encoder wrote them (as
-/// versions 10 to 12, the empty one as version 2) and must still write them byte for byte,
+/// f64 streams (NGLR among them), Lbrc blocks with plane offsets and an empty array
+/// (`doc/format.md` §10). The current encoder wrote them (as versions 10 to 13, the empty one as
+/// version 2) and must still write them byte for byte,
 /// on 1 and 2 threads, until a change of format moves them among those only decoded (as the
 /// NGLR stream of version 10).
 #[test]
@@ -294,6 +295,20 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             false => x as f64,
         })
         .collect();
+    // Stacked GRIB messages: each plane on step 2^-12 from its own offset (a multiple of 2^-16
+    // the other planes' lattices do not hold), every value exact in f32.
+    let grib: Vec<f64> = smooth
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| match x.is_finite() {
+            true => {
+                let p = (i / (20 * 33)) as i64;
+                let offset = 252.0 + (p * 2_654_435_761 % 4096) as f64 / 65536.0;
+                offset + (smooth_integer(&dims, i) / 16) as f64 / 4096.0
+            }
+            false => x as f64,
+        })
+        .collect();
     let smooth: Vec<f64> = smooth.iter().map(|&x| x as f64).collect();
     // (name, parameters, dims, values, what it must hold)
     type Case<'a> = (
@@ -303,7 +318,7 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
         &'a [f64],
         &'a [BlockKind],
     );
-    let cases: [Case; 11] = [
+    let cases: [Case; 13] = [
         (
             "nrmse_1e-2_gae_v10_f32",
             &[("nrmse", "1e-2"), ("residual", "gae"), ("block", "8x16x16")],
@@ -374,6 +389,20 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             &dims,
             &flat,
             &[BlockKind::Constant],
+        ),
+        (
+            "nrmse_1e-6_grib_v13_f32",
+            &[("nrmse", "1e-6")],
+            &dims,
+            &grib,
+            &[BlockKind::Lbrc],
+        ),
+        (
+            "nrmse_1e-6_grib_v13_f64",
+            &[("nrmse", "1e-6")],
+            &dims,
+            &grib,
+            &[BlockKind::Lbrc],
         ),
         (
             "nrmse_1e-4_empty_v2_f32",

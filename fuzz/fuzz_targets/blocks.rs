@@ -69,12 +69,13 @@ fuzz_target!(|data: &[u8]| {
         };
         let _ = wavelet::decode(&data[4..], shape, dtype, version);
     } else if data[3] & 8 == 0 {
-        // Flag 128: the stream carries an NGLR network (version 6, or with flag 32 version 12,
-        // where predictor 10 biases a block's first plane too).
+        // Flag 128: the stream carries an NGLR network (version 6, or with flag 32 version 13,
+        // where predictor 10 biases a block's first plane too and planes may have offsets of
+        // their own).
         let (net, version) = match (data[3] & 128, data[3] & 32) {
             (0, _) => (None, version),
             (_, 0) => (Some(network()), 6),
-            _ => (Some(network()), 12),
+            _ => (Some(network()), 13),
         };
         let _ = lbrc::decode(
             &data[4..],

@@ -29,7 +29,7 @@ use crate::error::{Error, FormatErrorKind, ParameterError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 12;
+pub const FORMAT_VERSION: u16 = 13;
 /// The first version with wavelet blocks.
 const WAVELET_VERSION: u16 = 5;
 /// The version written for lossy streams without wavelet blocks: the first whose wavelet
@@ -42,6 +42,9 @@ const VERSION_WAVELET: u16 = 11;
 /// The version written for streams with an NGLR block of predictor 10 (its first plane
 /// biased too, for blocks of one plane): older readers know no such predictor.
 pub(crate) const VERSION_NGLR_PLANAR: u16 = 12;
+/// The version written for streams with an LBRC block whose planes have offsets of their own
+/// (`lbrc::PLANE_OFFSETS`): older readers refuse its offset.
+pub(crate) const VERSION_PLANE_OFFSETS: u16 = 13;
 /// The version written for lossless streams (raw and zstd blocks only), which version 2
 /// readers decode.
 const VERSION_LOSSLESS: u16 = 2;
@@ -262,7 +265,12 @@ pub fn write_stream(
     w.put(&MAGIC);
     // The oldest version that holds the blocks, so that older readers decode what they can.
     let wavelet = blocks.iter().any(|(k, _)| *k == BlockKind::Wavelet);
+    let plane_offsets = blocks.iter().any(|(k, p)| {
+        let marker = crate::residual::lbrc::PLANE_OFFSETS.to_le_bytes();
+        *k == BlockKind::Lbrc && p.get(..8) == Some(&marker[..])
+    });
     let version = match (wavelet, lossy) {
+        _ if plane_offsets => VERSION_PLANE_OFFSETS,
         _ if nglr_planar => VERSION_NGLR_PLANAR,
         (true, _) => VERSION_WAVELET,
         (false, true) => VERSION_LOSSY,

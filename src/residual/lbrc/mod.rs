@@ -3,30 +3,32 @@
 //! estimated bits), code the prediction residuals with an integer coder (`ints`). Non-finite
 //! values are kept aside and restored exactly (`specials`).
 //!
-//! Payload: offset f64 | step f64 | specials | predictor id u8 and its parameters | coded
-//! integers. A block whose values all lie within the bound of `offset` is stored as a constant
-//! (offset and specials only). Over a base model (block kind `BaseLbrc`): the base part
+//! Payload: offset f64 | step f64 | (plane offsets f64 each, where the offset is
+//! `PLANE_OFFSETS`) | specials | predictor id u8 and its parameters | coded integers; read back
+//! by `decode`. A block whose values all lie within the bound of `offset` is stored as a
+//! constant (offset and specials only). Over a base model (block kind `BaseLbrc`): the base part
 //! (`frame`), then 0 and a constant payload or 1 and an LBRC payload. `doc/format.md`
 //! specifies every byte.
 
+mod decode;
 mod lattice;
 mod quantize;
+pub use decode::{decode, decode_over_previous};
+pub(crate) use decode::{
+    decode_over_base, max_values, max_values_over_base, max_values_over_previous,
+};
 pub(super) use quantize::{grown, plateau, GROW_BELOW};
 
 use super::predict::{self, nglr, Predictor};
-use super::specials::{self, Specials};
+use super::specials::Specials;
 use super::{decoded_bytes, Base, BlockValues, Integers, OneStage, Recon, Staged};
-use crate::base::{frame, previous, Decoder};
+use crate::base::frame;
 use crate::bound::{finite_min_max, initial_step, BlockBound, ErrorStats};
 use crate::dtype::ElementType;
-use crate::entropy::ints;
-use crate::error::{Error, Result};
-use crate::format::payload::PayloadReader;
 use crate::format::BlockKind;
 use crate::params::IntCoder;
-use lattice::on_lattice;
+use lattice::{on_lattice, on_plane_lattices};
 use quantize::{choose_step, reconstruct, reconstruct_on};
-use std::sync::Arc;
 
 /// A block coded in one go by [`encode`].
 pub enum Payload {
@@ -34,6 +36,10 @@ pub enum Payload {
     Constant(Vec<u8>),
     Lbrc(Vec<u8>),
 }
+
+/// The offset field of a payload whose planes each have their own offset (after the step;
+/// version 13, never over a base): a quiet NaN, which no other payload's offset is.
+pub(crate) const PLANE_OFFSETS: u64 = 0x7ff8_0000_0000_0000;
 
 /// Blocks smaller than this are coded on one thread: the hand-over to another costs more than
 /// it saves.
@@ -227,17 +233,36 @@ pub(crate) fn prepare(
         head[..8].copy_from_slice(&o.to_le_bytes());
         (step, q, stats) = (s, lq, ls);
     }
+    // Planes on lattices of their own (a stack of GRIB messages), coarser still.
+    let mut offsets = None;
+    if let Some((o, s, lq, ls)) = base
+        .is_none()
+        .then(|| on_plane_lattices(values, shape, step, dtype))
+        .flatten()
+    {
+        head[..8].copy_from_slice(&PLANE_OFFSETS.to_le_bytes());
+        (step, q, stats) = (s, lq, ls);
+        offsets = Some(o);
+    }
     head.extend_from_slice(&step.to_le_bytes());
+    for o in offsets.iter().flatten() {
+        head.extend_from_slice(&o.to_le_bytes());
+    }
     specials.write(values.len(), dtype, &mut head);
     let bytes = recon.then(|| {
         let offset = f64::from_le_bytes(head[..8].try_into().unwrap());
         let n = values.len();
-        match base {
-            None => {
+        match (base, &offsets) {
+            (None, Some(o)) => {
+                let m = shape[1] * shape[2];
+                let r = (q.iter().enumerate()).map(|(i, &q)| reconstruct(o[i / m], step, q, dtype));
+                decoded_bytes(n, dtype, specials, r)
+            }
+            (None, None) => {
                 let r = q.iter().map(|&q| reconstruct(offset, step, q, dtype));
                 decoded_bytes(n, dtype, specials, r)
             }
-            Some(b) => {
+            (Some(b), _) => {
                 let r =
                     (b.iter().zip(&q)).map(|(&b, &q)| reconstruct_on(b, offset, step, q, dtype));
                 decoded_bytes(n, dtype, specials, r)
@@ -281,257 +306,6 @@ pub(crate) fn prepare(
     }
     out.push(plain);
     Some((Prepared::Residuals(out), stats, bytes))
-}
-
-/// What a non-constant payload holds between its offset and its coded integers.
-struct Head {
-    step: f64,
-    specials: Vec<(usize, u64)>,
-    predictor: predict::Boxed,
-}
-
-/// Reads a payload's head after its offset; `full`: its special values too (else they are only
-/// skipped, for [`max_values`]).
-fn read_head(
-    r: &mut PayloadReader,
-    offset: f64,
-    n: usize,
-    dtype: ElementType,
-    version: u16,
-    net: Option<&Arc<nglr::Network>>,
-    full: bool,
-) -> Result<Head> {
-    let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
-    if !(step.is_finite() && step > 0.0 && offset.is_finite()) {
-        return Err(Error::corrupt("bad quantization step or offset"));
-    }
-    let specials = match full {
-        true => specials::read(r, n, dtype, version)?,
-        false => specials::skip(r, n, dtype, version).map(|_| Vec::new())?,
-    };
-    let predictor = predict::read(r, net)?;
-    if predictor.id() == nglr::NGLR_PLANAR && version < crate::format::VERSION_NGLR_PLANAR {
-        return Err(Error::corrupt(format!(
-            "NGLR predictor 10 in a version {version} stream"
-        )));
-    }
-    Ok(Head {
-        step,
-        specials,
-        predictor,
-    })
-}
-
-/// The most values a non-constant payload of [`decode`] can hold (`None`: no limit), read
-/// from its head and its coder's tables alone. (A constant block has no limit.)
-pub(crate) fn max_values(
-    payload: &[u8],
-    n: usize,
-    dtype: ElementType,
-    version: u16,
-    net: Option<&Arc<nglr::Network>>,
-) -> Result<Option<u64>> {
-    let mut r = PayloadReader::new(payload);
-    let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
-    read_head(&mut r, offset, n, dtype, version, net, false)?;
-    ints::max_values(r.rest())
-}
-
-/// [`max_values`] of a `BaseLbrc` payload.
-pub(crate) fn max_values_over_base(
-    payload: &[u8],
-    n: usize,
-    dtype: ElementType,
-    version: u16,
-    net: Option<&Arc<nglr::Network>>,
-) -> Result<Option<u64>> {
-    let mut r = PayloadReader::new(payload);
-    frame::skip(&mut r)?;
-    max_values_of_residual(r, n, dtype, version, net)
-}
-
-/// [`max_values`] of a `Previous` payload.
-pub(crate) fn max_values_over_previous(
-    payload: &[u8],
-    n: usize,
-    dtype: ElementType,
-    version: u16,
-    net: Option<&Arc<nglr::Network>>,
-) -> Result<Option<u64>> {
-    let mut r = PayloadReader::new(payload);
-    r.bytes(1)?; // the base code
-    max_values_of_residual(r, n, dtype, version, net)
-}
-
-/// [`max_values`] of the residual part of a payload over a base (`decode_residual`'s).
-fn max_values_of_residual(
-    mut r: PayloadReader,
-    n: usize,
-    dtype: ElementType,
-    version: u16,
-    net: Option<&Arc<nglr::Network>>,
-) -> Result<Option<u64>> {
-    match r.bytes(1)?[0] {
-        1 => max_values(r.rest(), n, dtype, version, net),
-        _ => Ok(None),
-    }
-}
-
-/// Decodes a `BaseLbrc` payload: its base part, then its residual over that prediction.
-pub(crate) fn decode_over_base(
-    payload: &[u8],
-    decoder: Option<&Decoder>,
-    net: Option<&Arc<nglr::Network>>,
-    shape: [usize; 3],
-    dtype: ElementType,
-    version: u16,
-) -> Result<Vec<u8>> {
-    let mut r = PayloadReader::new(payload);
-    let pred = frame::read(&mut r, decoder, shape)?;
-    decode_residual(r, &pred, net, shape, dtype, version)
-}
-
-/// Decodes a `Previous` payload: its base code, then its residual over `previous`, the
-/// reference's values of the block (non-finite ones as 0), smoothed and scaled so.
-pub fn decode_over_previous(
-    payload: &[u8],
-    previous: &[f64],
-    net: Option<&Arc<nglr::Network>>,
-    shape: [usize; 3],
-    dtype: ElementType,
-    version: u16,
-) -> Result<Vec<u8>> {
-    let mut r = PayloadReader::new(payload);
-    let code = r.bytes(1)?[0];
-    if code >= previous::BASES {
-        return Err(Error::corrupt(format!("unknown base code {code}")));
-    }
-    let pred = previous::base(previous, shape, code);
-    decode_residual(r, &pred, net, shape, dtype, version)
-}
-
-/// Checks that a base prediction is finite wherever the payload does not store the value
-/// (`specials`, in ascending order): the encoder codes over no other, and a hostile payload's
-/// NaN would decode to bits that depend on the machine (x86 and Arm make different ones).
-fn finite_base(base: &[f64], specials: &[(usize, u64)]) -> Result<()> {
-    let mut stored = specials.iter().map(|s| s.0).peekable();
-    for (i, b) in base.iter().enumerate() {
-        if !b.is_finite() {
-            while stored.next_if(|&s| s < i).is_some() {}
-            if stored.peek() != Some(&i) {
-                return Err(Error::corrupt(format!(
-                    "a base prediction of {b} for value {i}"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The residual part of a payload over a base prediction: 0 and a constant payload, or 1 and
-/// an LBRC payload.
-fn decode_residual(
-    mut r: PayloadReader,
-    pred: &[f64],
-    net: Option<&Arc<nglr::Network>>,
-    shape: [usize; 3],
-    dtype: ElementType,
-    version: u16,
-) -> Result<Vec<u8>> {
-    let constant = match r.bytes(1)?[0] {
-        0 => true,
-        1 => false,
-        k => return Err(Error::corrupt(format!("unknown residual kind {k}"))),
-    };
-    decode(r.rest(), Some(pred), net, shape, dtype, constant, version)
-}
-
-/// Decodes a block coded by [`encode`] (`constant`: a constant block) straight into its
-/// little-endian element bytes, in block order; `base` is the prediction the encoder's `prepare`
-/// coded the residual over; `net` is the stream's NGLR network; `version` is the stream's.
-pub fn decode(
-    payload: &[u8],
-    base: Option<&[f64]>,
-    net: Option<&Arc<nglr::Network>>,
-    shape: [usize; 3],
-    dtype: ElementType,
-    constant: bool,
-    version: u16,
-) -> Result<Vec<u8>> {
-    let n: usize = shape.iter().product();
-    let es = dtype.size();
-    let mut r = PayloadReader::new(payload);
-    let offset = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
-    if let Some(b) = base {
-        if b.len() != n {
-            return Err(Error::corrupt("base prediction does not match the block"));
-        }
-    }
-    if constant {
-        if !offset.is_finite() {
-            return Err(Error::corrupt("constant block of a non-finite value"));
-        }
-        let specials = specials::read(&mut r, n, dtype, version)?;
-        if !r.rest().is_empty() {
-            return Err(Error::corrupt("trailing bytes in a constant block"));
-        }
-        let mut out = crate::error::try_vec::<u8>(n * es, "a decoded block")?;
-        match base {
-            None => {
-                let bits = dtype.bits_of(dtype.round(offset));
-                (0..n).for_each(|i| dtype.put_bits(&mut out, i, bits));
-            }
-            Some(b) => {
-                finite_base(b, &specials)?;
-                (0..n).for_each(|i| {
-                    dtype.put_bits(&mut out, i, dtype.bits_of(dtype.round(b[i] + offset)))
-                })
-            }
-        }
-        for (i, b) in specials {
-            dtype.put_bits(&mut out, i, b);
-        }
-        return Ok(out);
-    }
-    let Head {
-        step,
-        specials,
-        predictor,
-    } = read_head(&mut r, offset, n, dtype, version, net, true)?;
-    // Decoded (and so checked against what the payload can hold) before `out` is allocated.
-    let mut q = ints::decode(r.rest(), shape)?;
-    let mut out = crate::error::try_vec::<u8>(n * es, "a decoded block")?;
-    predictor.inverse(&mut q, shape)?;
-    // The encoder's own reconstruction, written as bytes in one pass.
-    if let Some(b) = base {
-        finite_base(b, &specials)?;
-        for (i, &v) in q.iter().enumerate() {
-            let bits = dtype.bits_of(reconstruct_on(b[i], offset, step, v, dtype));
-            dtype.put_bits(&mut out, i, bits);
-        }
-        for (i, bits) in specials {
-            dtype.put_bits(&mut out, i, bits);
-        }
-        crate::pipeline::scratch::I64.give(q);
-        return Ok(out);
-    }
-    match dtype {
-        ElementType::F32 => {
-            for (d, &v) in out.chunks_exact_mut(4).zip(&q) {
-                d.copy_from_slice(&(reconstruct(offset, step, v, dtype) as f32).to_le_bytes());
-            }
-        }
-        ElementType::F64 => {
-            for (d, &v) in out.chunks_exact_mut(8).zip(&q) {
-                d.copy_from_slice(&reconstruct(offset, step, v, dtype).to_le_bytes());
-            }
-        }
-    }
-    crate::pipeline::scratch::I64.give(q);
-    for (i, b) in specials {
-        dtype.put_bits(&mut out, i, b);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
