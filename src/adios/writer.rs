@@ -476,7 +476,10 @@ impl Drop for StepWriter {
             let closed = self.shut_down();
             self.collect(None);
             if let Some(e) = self.failed.take().map(|(_, e)| e).or(closed.err()) {
-                eprintln!("residuum: step writer dropped without close: {e}");
+                // One write for the line: stderr is unbuffered and `eprintln!` writes a line's
+                // pieces one by one, so two ranks' lines were interleaved mid-line.
+                let line = format!("residuum: step writer dropped without close: {e}\n");
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             }
         }
     }
