@@ -46,7 +46,7 @@ const MIN_PLANE: usize = 64;
 
 /// The lattices `o_p + k·s` the finite values of each plane `p` of the block (along its slowest
 /// axis) lie on, exactly as the decoder reconstructs them: o_p the plane's smallest value, s the
-/// greatest common divisor of the planes' binary steps ([`lattice_step`]), if s is coarser than
+/// greatest common divisor of the planes' binary steps ([`plane_step`]), if s is coarser than
 /// `beat` (the quantizer's step, or a lattice of the whole block) by enough to pay for the
 /// offsets. Returns the offsets, s, the integers and their (zero) errors.
 pub(super) fn on_plane_lattices(
