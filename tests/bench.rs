@@ -10,6 +10,20 @@ fn data() -> std::path::PathBuf {
     common::data_dir().join("nyx_temperature_32x32x32.f32")
 }
 
+/// The real field's values.
+fn values() -> Vec<f32> {
+    std::fs::read(data())
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// A masked corner of the 32^3 field (land), as an ocean model writes it.
+fn land(i: usize) -> bool {
+    (i / 1024) < 8 && (i % 32) < 12
+}
+
 /// Runs `residuum bench` on `data` with `extra` options, writing into `out`; returns its table.
 fn bench(data: &Path, extra: &[&str], out: &Path) -> String {
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_residuum"))
@@ -82,14 +96,9 @@ fn bench_compares_codecs_and_writes_csv_and_png() {
 #[test]
 fn fill_values_are_missing_data_to_every_codec() {
     let dir = tempfile::tempdir().unwrap();
-    let values: Vec<f32> = std::fs::read(data())
-        .unwrap()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let values = values();
     // A masked corner (land), as an ocean model writes it: with NaN, and with a fill value.
     let masked = |fill: f32| -> Vec<u8> {
-        let land = |i: usize| (i / 1024) < 8 && (i % 32) < 12;
         let v = values.iter().enumerate();
         v.flat_map(|(i, &x)| if land(i) { fill } else { x }.to_le_bytes())
             .collect()
@@ -194,12 +203,7 @@ fn bench_refuses_what_it_cannot_report_before_measuring() {
 #[test]
 fn float64_fields_are_measured_in_their_own_type() {
     let dir = tempfile::tempdir().unwrap();
-    let values: Vec<f32> = std::fs::read(data())
-        .unwrap()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    let land = |i: usize| (i / 1024) < 8 && (i % 32) < 12;
+    let values = values();
     let wide = |fill: f64| -> Vec<u8> {
         let v = values.iter().enumerate();
         v.flat_map(|(i, &x)| if land(i) { fill } else { x as f64 }.to_le_bytes())
