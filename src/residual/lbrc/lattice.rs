@@ -32,23 +32,35 @@ pub(super) fn on_lattice(
         Some(s) if s > step => lattice_step(values, lo).filter(|&s| s > step),
         _ => None,
     };
-    let (offset, s) = match binary {
-        Some(s) => (lo, s),
-        None => rounded_lattice(values, &values[..values.len().min(4096)], lo, step)?,
+    // Where the step is decimal, GRIB's own step first (with an offset that fits it), then the
+    // fitted step.
+    let tries = match binary {
+        Some(s) => vec![(lo, s)],
+        None => {
+            let (o, s) = rounded_lattice(values, &values[..values.len().min(4096)], lo, step)?;
+            let grib = decimal_step(s).filter(|&c| c > step);
+            (grib.into_iter())
+                .filter_map(|c| Some((decimal_offset(values, lo, c, dtype)?, c)))
+                .chain([(o, s)])
+                .collect()
+        }
     };
     let mut q = Vec::with_capacity(values.len());
-    let stats = quantize::quantize(values, None, offset, s, dtype, &mut q, par)?;
-    (stats.max_abs == 0.0).then_some((offset, s, q, stats))
+    tries.into_iter().find_map(|(offset, s)| {
+        let stats = quantize::quantize(values, None, offset, s, dtype, &mut q, par)?;
+        (stats.max_abs == 0.0).then(|| (offset, s, std::mem::take(&mut q), stats))
+    })
 }
 
 /// Values a plane must hold for its own offset (8 bytes) to be worth looking for.
 const MIN_PLANE: usize = 64;
 
 /// The lattices `o_p + k·s` the finite values of each plane `p` of the block (along its slowest
-/// axis) lie on, exactly as the decoder reconstructs them: o_p the plane's smallest value, s the
-/// greatest common divisor of the planes' binary steps ([`plane_step`]), if s is coarser than
-/// `beat` (the quantizer's step, or a lattice of the whole block) by enough to pay for the
-/// offsets. Returns the offsets, s, the integers and their (zero) errors.
+/// axis) lie on, exactly as the decoder reconstructs them, if s is coarser than `beat` (the
+/// quantizer's step, or a lattice of the whole block) by enough to pay for the offsets: binary
+/// ones (o_p the plane's smallest value, s the greatest common divisor of the planes' steps) or
+/// decimal ones (s GRIB's 2^E·10^-D, o_p fitted; [`plane_step`]). Returns the offsets, s, the
+/// integers and their (zero) errors.
 pub(super) fn on_plane_lattices(
     values: &[f64],
     shape: [usize; 3],
@@ -60,35 +72,42 @@ pub(super) fn on_plane_lattices(
         return None;
     }
     // Each plane's offset, and its step (none where it holds one distinct value at most). Most
-    // blocks stop at the first plane.
+    // blocks stop at the first plane. The planes of a variable share their step: where an
+    // earlier plane's decimal step fits a plane, it needs no search (and its offset holds for
+    // any step that divides it).
     let mut offsets = Vec::with_capacity(planes);
     let mut steps = Vec::with_capacity(planes);
+    let mut known = None;
     for plane in values.chunks_exact(m) {
         let (lo, hi) = crate::bound::finite_min_max(plane.iter().copied());
-        offsets.push(if lo <= hi { lo } else { 0.0 });
+        let mut offset = if lo <= hi { lo } else { 0.0 };
         if lo < hi {
-            steps.push(plane_step(plane, lo, beat)?);
+            let fits = known.and_then(|c| Some((c, decimal_offset(plane, lo, c, dtype)?)));
+            let step = match fits {
+                Some((c, o)) => {
+                    offset = o;
+                    PlaneStep::Decimal(c)
+                }
+                None => match plane_step(plane, lo, beat)? {
+                    PlaneStep::Decimal(c) => {
+                        offset = decimal_offset(plane, lo, c, dtype)?;
+                        PlaneStep::Decimal(c)
+                    }
+                    binary => binary,
+                },
+            };
+            if let PlaneStep::Decimal(c) = step {
+                known = Some(c);
+            }
+            steps.push(step);
         }
+        offsets.push(offset);
     }
-    // The common step: the greatest common divisor of the steps, in units of the smallest
-    // power of two among their lowest set bits (every step a whole multiple of it).
-    let unit = steps
-        .iter()
-        .map(|&s| 2f64.powi(lowest_bit(s)))
-        .fold(f64::INFINITY, f64::min);
     // (No steps: every plane holds one value at most, and LBRC serves such blocks as they are.)
-    if steps.is_empty() || unit == 0.0 {
-        return None;
-    }
-    let mut g = 0u64;
-    for &s in &steps {
-        let k = s / unit;
-        if k >= (1u64 << 53) as f64 {
-            return None;
-        }
-        g = gcd(g, k as u64);
-    }
-    let s = g as f64 * unit;
+    let s = match *steps.first()? {
+        PlaneStep::Binary(_) => binary_gcd(&steps)?,
+        PlaneStep::Decimal(_) => decimal_common(&steps)?,
+    };
     // Each value saves log2(s / beat) bits; each offset costs 64.
     let saved = values.len() as f64 * (s / beat).log2();
     if !(s > beat && saved > 2.0 * 64.0 * planes as f64) {
@@ -108,16 +127,109 @@ pub(super) fn on_plane_lattices(
     Some((offsets, s, q, stats))
 }
 
-/// The binary step of a plane's lattice from `lo` (its smallest value), if coarser than `beat`:
-/// exact ([`lattice_step`]), or within the rounding to the element type of values in a higher
-/// binade than `lo` (GRIB decodes `R + k·2^E` in f64, and a reader may store it as f32).
-fn plane_step(plane: &[f64], lo: f64, beat: f64) -> Option<f64> {
+/// A plane's lattice step.
+#[derive(Clone, Copy)]
+enum PlaneStep {
+    /// A whole multiple of a power of two: the plane's smallest value is on the lattice.
+    Binary(f64),
+    /// GRIB's decimal scale, 2^E·10^-D: each plane's offset is fitted.
+    Decimal(f64),
+}
+
+/// The greatest common divisor of binary steps, in units of the smallest power of two among
+/// their lowest set bits (every step a whole multiple of it); None if a step is decimal.
+fn binary_gcd(steps: &[PlaneStep]) -> Option<f64> {
+    let binary = || {
+        steps.iter().map(|s| match *s {
+            PlaneStep::Binary(s) => Some(s),
+            PlaneStep::Decimal(_) => None,
+        })
+    };
+    let unit = binary().try_fold(f64::INFINITY, |u, s| Some(u.min(2f64.powi(lowest_bit(s?)))))?;
+    if unit == 0.0 {
+        return None;
+    }
+    let mut g = 0u64;
+    for s in binary() {
+        let k = s? / unit;
+        if k >= (1u64 << 53) as f64 {
+            return None;
+        }
+        g = gcd(g, k as u64);
+    }
+    Some(g as f64 * unit)
+}
+
+/// The finest of decimal steps, where every step is a whole multiple of it (a plane with few
+/// distinct values can lie on a coarser lattice than the others).
+fn decimal_common(steps: &[PlaneStep]) -> Option<f64> {
+    let mut finest = f64::INFINITY;
+    for s in steps {
+        match *s {
+            PlaneStep::Decimal(c) => finest = finest.min(c),
+            PlaneStep::Binary(_) => return None,
+        }
+    }
+    let whole = |s: &PlaneStep| match *s {
+        PlaneStep::Decimal(c) => {
+            let r = c / finest;
+            (r - r.round()).abs() < 1e-6 * r
+        }
+        PlaneStep::Binary(_) => false,
+    };
+    steps.iter().all(whole).then_some(finest)
+}
+
+/// The step of a plane's lattice from `lo` (its smallest value), if coarser than `beat`: a
+/// binary one, exact ([`lattice_step`]) or within the rounding to the element type of values in
+/// a higher binade than `lo` (GRIB decodes `R + k·2^E` in f64, and a reader may store it as
+/// f32), or a decimal one ([`decimal_step`]).
+fn plane_step(plane: &[f64], lo: f64, beat: f64) -> Option<PlaneStep> {
     if let Some(s) = lattice_step(plane, lo).filter(|&s| s > beat) {
-        return Some(s);
+        return Some(PlaneStep::Binary(s));
     }
     let (_, s) = rounded_lattice(plane, &plane[..plane.len().min(4096)], lo, beat)?;
     let p = 2f64.powi(s.log2().round() as i32);
-    ((s / p - 1.0).abs() < 1e-6 && p > beat).then_some(p)
+    if (s / p - 1.0).abs() < 1e-6 && p > beat {
+        return Some(PlaneStep::Binary(p));
+    }
+    let c = decimal_step(s)?;
+    (c > beat).then_some(PlaneStep::Decimal(c))
+}
+
+/// 10^D for GRIB's decimal scale factors D = 1 … 9 (exact in f64).
+const DECIMAL: [f64; 9] = [1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+
+/// The step `2^E / 10^D` (GRIB's binary and decimal scale factors, D ≥ 1) within 1e-5 of a
+/// fitted step `s`: GRIB decodes `(R + X·2^E)·10^-D` in f64, which a fitted step matches only
+/// to the rounding of the values read.
+fn decimal_step(s: f64) -> Option<f64> {
+    DECIMAL.iter().find_map(|&p| {
+        let c = 2f64.powi((s * p).log2().round() as i32) / p;
+        ((s / c - 1.0).abs() < 1e-5).then_some(c)
+    })
+}
+
+/// The offset of a decimal lattice of step `c` through the finite `values` (`lo` among them)
+/// that reproduces every value in the element type `dtype`: each value less its multiple of c
+/// bounds it to half the value's last place either side (a least-squares fit is only as close
+/// as the values' roundings average out: too far where a plane has few distinct values or
+/// values near 0). The middle of those bounds; None where they leave none.
+fn decimal_offset(values: &[f64], lo: f64, c: f64, dtype: ElementType) -> Option<f64> {
+    let (mut a, mut b) = (f64::NEG_INFINITY, f64::INFINITY);
+    for x in values.iter().copied().filter(|x| x.is_finite()) {
+        let (down, up) = match dtype {
+            ElementType::F32 => ((x as f32).next_down() as f64, (x as f32).next_up() as f64),
+            ElementType::F64 => (x.next_down(), x.next_up()),
+        };
+        let o = x - ((x - lo) / c).round() * c;
+        a = a.max(o - 0.5 * (x - down));
+        b = b.min(o + 0.5 * (up - x));
+        if a > b {
+            return None;
+        }
+    }
+    Some(0.5 * (a + b)).filter(|o| o.is_finite())
 }
 
 /// The exponent of the lowest set bit of a finite `d` > 0: `d` is a whole multiple of 2^that.
@@ -131,10 +243,10 @@ fn lowest_bit(d: f64) -> i32 {
 /// A lattice whose step is not a binary fraction (a decimal scale factor, as GRIB's `D`): the
 /// values are o + k·s rounded to their type, so distances are multiples of s only up to a
 /// rounding. s starts as the smallest gap between neighbours of `sample`, divided by the
-/// smallest m ≤ 16 that fits; it is refined by least squares on the sample's distances from
-/// its smallest value up to 1, 4, 16, … steps, every one of which must be a multiple of it
-/// within a rounding; o and s are then fitted over the block (the caller checks that every
-/// value comes back bit for bit).
+/// smallest m ≤ 16 that fits: every distance of the sample from its smallest value must be a
+/// multiple of it within a rounding, the multiples counted along the sorted values from their
+/// median (so that extremes far from the others do not throw it off); o and s are then fitted
+/// over the block (the caller checks that every value comes back bit for bit).
 fn rounded_lattice(values: &[f64], sample: &[f64], lo: f64, step: f64) -> Option<(f64, f64)> {
     let finite = |v: &'_ [f64]| {
         v.iter()
@@ -155,36 +267,53 @@ fn rounded_lattice(values: &[f64], sample: &[f64], lo: f64, step: f64) -> Option
     let scale = sample.iter().fold(lo.abs(), |m, x| m.max(x.abs()));
     // A few roundings of f32 (the coarsest element type), relative to the values.
     let tol = scale * 2f64.powi(-21);
-    // Distances within the sample (from its own smallest value): neighbours in space, so
-    // the first stages find values a few steps apart.
+    // Distances within the sample from its own smallest value, ascending.
     let base = sample.iter().fold(f64::INFINITY, |m, &x| m.min(x));
-    let dists: Vec<f64> = sample.iter().map(|&x| x - base).collect();
-    let far = dists.iter().fold(0.0f64, |m, &d| m.max(d));
+    let mut dists: Vec<f64> = sample.iter().map(|&x| x - base).collect();
+    dists.sort_unstable_by(f64::total_cmp);
+    let far = dists.last().copied().unwrap_or(0.0);
     // The lattice's integers would span at least far / gap (its step is about the gap at
     // most): beyond 2^52 the quantizer refuses them anyway (its limit is 2^50). A span that
     // overflows (values of both signs near the f64 limits) would never end the refinement.
     if far / gap > 2f64.powi(52) {
         return None;
     }
-    let refine = |mut s: f64| -> Option<f64> {
-        let mut steps = 1.0;
+    // Each value's multiple of s from the sample's median, counted from its neighbour on the
+    // way out (the gaps between sorted values are a few steps, whose multiple the current
+    // estimate tells), and the steps that every distance so far is within `tol` of its
+    // multiple of, narrowing as they grow: the values nearest the median first, so that the
+    // estimate is close by the time the sparse extremes come.
+    let mid = dists.len() / 2;
+    let refine = |s: f64| -> Option<f64> {
+        let (mut lo_s, mut hi_s) = (s - tol, s + tol);
+        let r = dists[mid];
+        // The next distance up is dists[up], down dists[down - 1].
+        let (mut up, mut down) = (mid + 1, mid);
+        // Per side: the multiple and distance reached.
+        let mut reached = [(0.0, 0.0); 2];
         loop {
-            let (mut kd, mut kk) = (0.0, 0.0);
-            for &d in dists.iter().filter(|&&d| d <= (steps + 0.5) * s) {
-                let k = (d / s).round();
-                if (d - k * s).abs() > tol {
+            let u = (up < dists.len()).then(|| dists[up] - r);
+            let w = (down > 0).then(|| r - dists[down - 1]);
+            let (side, d) = match (u, w) {
+                (Some(u), Some(w)) if u <= w => (0, u),
+                (Some(u), None) => (0, u),
+                (_, Some(w)) => (1, w),
+                (None, None) => return Some(0.5 * (lo_s + hi_s)),
+            };
+            match side {
+                0 => up += 1,
+                _ => down -= 1,
+            }
+            let (k, prev) = reached[side];
+            if d > prev {
+                let k = k + ((d - prev) / (0.5 * (lo_s + hi_s))).round().max(1.0);
+                reached[side] = (k, d);
+                lo_s = lo_s.max((d - tol) / k);
+                hi_s = hi_s.min((d + tol) / k);
+                if lo_s > hi_s {
                     return None;
                 }
-                kd += k * d;
-                kk += k * k;
             }
-            if kk > 0.0 {
-                s = kd / kk;
-            }
-            if (steps + 0.5) * s >= far {
-                return Some(s);
-            }
-            steps *= 4.0;
         }
     };
     let mut s = (1..=16)
@@ -292,6 +421,72 @@ mod tests {
         assert!(on_plane_lattices(&v, [4, 8, 16], 1.0 / 256.0, ElementType::F32).is_none());
         let mut off = v.clone();
         off[130] += 1e-3;
+        assert!(on_plane_lattices(&off, [4, 8, 16], 1e-3, ElementType::F32).is_none());
+    }
+
+    /// GRIB's decoding of reference value `r` and packed integer `x` with decimal scale factor
+    /// 2 (`(R + X)·10^-2` in f64), read as f32.
+    fn grib(r: f32, x: u32) -> f64 {
+        ((r as f64 + x as f64) * 0.01) as f32 as f64
+    }
+
+    /// Exactly the values, from the lattice `o_p + q·s` (one offset per plane of `m` values).
+    fn exact(v: &[f64], offsets: &[f64], s: f64, q: &[i64], m: usize) {
+        for (i, &x) in v.iter().enumerate().filter(|(_, x)| x.is_finite()) {
+            assert_eq!(
+                (offsets[i / m] + q[i] as f64 * s) as f32 as f64,
+                x,
+                "value {i}"
+            );
+        }
+    }
+
+    /// A block on one decimal lattice whose smallest value lies far below the next but one: the
+    /// step's fit from the few values near the smallest threw the search off.
+    #[test]
+    fn a_decimal_lattice_with_sparse_low_values_is_found() {
+        let v: Vec<f64> = (0..1024u32)
+            .map(|i| {
+                grib(
+                    29000.37,
+                    [0, 1]
+                        .get(i as usize)
+                        .copied()
+                        .unwrap_or(40 + i * i * 7 % 900),
+                )
+            })
+            .collect();
+        let lo = v.iter().fold(f64::INFINITY, |m, &x| m.min(x));
+        let (o, s, q, stats) = on_lattice(&v, lo, 1e-3, ElementType::F32, false).unwrap();
+        assert_eq!((s, stats.max_abs), (0.01, 0.0));
+        exact(&v, &[o], s, &q, v.len());
+    }
+
+    /// Stacked GRIB messages with a decimal scale: each plane on its own reference value (not a
+    /// whole number of steps apart); plane 2 with few distinct values, crossing 0, plane 3 all
+    /// one value with a NaN.
+    #[test]
+    fn planes_on_decimal_lattices_of_their_own_share_one_step() {
+        let refs = [29000.37f32, 29123.83, -3.284_861, 28731.1];
+        let mut v: Vec<f64> = (0..4 * 128u32)
+            .map(|i| {
+                let (p, j) = (i as usize / 128, i % 128);
+                let x = match p {
+                    2 => j % 7 * 10,
+                    3 => 0,
+                    _ => (j * j * 7 + p as u32 * 31) % 997,
+                };
+                grib(refs[p], x)
+            })
+            .collect();
+        v[3 * 128 + 5] = f64::NAN;
+        let (offsets, s, q, stats) =
+            on_plane_lattices(&v, [4, 8, 16], 1e-3, ElementType::F32).unwrap();
+        assert_eq!((s, stats.max_abs), (0.01, 0.0));
+        exact(&v, &offsets, s, &q, 128);
+        // Not where one plane is off its lattice.
+        let mut off = v.clone();
+        off[130] += 3e-3;
         assert!(on_plane_lattices(&off, [4, 8, 16], 1e-3, ElementType::F32).is_none());
     }
 
