@@ -199,4 +199,19 @@ fn roundtrip(dir: &Path) {
         }
         std::fs::write(dir.join(format!("seed-{i:02}")), seed).unwrap();
     }
+    // Stacked GRIB messages with a decimal scale factor ((R + X)·10^-2 in f64, read as f32),
+    // 4x16x16 raw values: each plane on its own reference value (nrmse 1e-6), and all planes on
+    // one (1e-5).
+    let own = [29000.37f32, 29123.83, -3.284_861, 28731.1];
+    for (name, exp, refs) in [
+        ("grib-decimal", 5, own),
+        ("grib-decimal-one", 4, [own[0]; 4]),
+    ] {
+        let mut seed = vec![2, 3, 15, 15, 0, exp, 0, 0, 0, 0];
+        for i in 0..1024u32 {
+            let x = (refs[i as usize / 256] as f64 + (i * i * 7 % 997) as f64) * 0.01;
+            seed.extend_from_slice(&(x as f32).to_le_bytes());
+        }
+        std::fs::write(dir.join(name), seed).unwrap();
+    }
 }

@@ -361,7 +361,7 @@ fn lattice_data_comes_back_exact_where_the_bound_is_finer_than_its_step() {
 /// bytes of the same integers on one lattice (the planes' offsets more). A binary step
 /// (`R + k·2^E`) in f64, and in f32 also where values pass 256 and are rounded there (f32's
 /// unit doubles, and the references' last bit is lost: the lattice holds only within a
-/// rounding); a decimal one (`(R + k)·10^-2` in f64, as most of NCEP's GRIB2) read as f32.
+/// rounding); a decimal one (`(R + k)·10^-2` in f64, as NCEP packs much of its GRIB2) as f32.
 #[test]
 fn stacked_grib_messages_come_back_exact_on_their_planes_lattices() {
     let (_, dims, v) = loxpost();
