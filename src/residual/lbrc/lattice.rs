@@ -59,8 +59,8 @@ const MIN_PLANE: usize = 64;
 /// axis) lie on, exactly as the decoder reconstructs them, if s is coarser than `beat` (the
 /// quantizer's step, or a lattice of the whole block) by enough to pay for the offsets: binary
 /// ones (o_p the plane's smallest value, s the greatest common divisor of the planes' steps) or
-/// decimal ones (s GRIB's 2^E·10^-D, o_p fitted; [`plane_step`]). Returns the offsets, s, the
-/// integers and their (zero) errors.
+/// decimal ones (s GRIB's 2^E·10^-D, [`plane_step`]; o_p from [`decimal_offset`]). Returns the
+/// offsets, s, the integers and their (zero) errors.
 pub(super) fn on_plane_lattices(
     values: &[f64],
     shape: [usize; 3],
@@ -132,7 +132,8 @@ pub(super) fn on_plane_lattices(
 enum PlaneStep {
     /// A whole multiple of a power of two: the plane's smallest value is on the lattice.
     Binary(f64),
-    /// GRIB's decimal scale, 2^E·10^-D: each plane's offset is fitted.
+    /// GRIB's decimal scale, 2^E·10^-D: each plane's offset is the one its values' roundings
+    /// allow ([`decimal_offset`]).
     Decimal(f64),
 }
 
