@@ -80,27 +80,22 @@ pub(super) fn on_plane_lattices(
     let mut known = None;
     for plane in values.chunks_exact(m) {
         let (lo, hi) = crate::bound::finite_min_max(plane.iter().copied());
-        let mut offset = if lo <= hi { lo } else { 0.0 };
-        if lo < hi {
-            let fits = known.and_then(|c| Some((c, decimal_offset(plane, lo, c, dtype)?)));
-            let step = match fits {
-                Some((c, o)) => {
-                    offset = o;
-                    PlaneStep::Decimal(c)
-                }
-                None => match plane_step(plane, lo, beat)? {
-                    PlaneStep::Decimal(c) => {
-                        offset = decimal_offset(plane, lo, c, dtype)?;
-                        PlaneStep::Decimal(c)
-                    }
-                    binary => binary,
-                },
-            };
-            if let PlaneStep::Decimal(c) = step {
-                known = Some(c);
-            }
-            steps.push(step);
+        if lo >= hi {
+            offsets.push(if lo == hi { lo } else { 0.0 });
+            continue;
         }
+        let decimal = |c| Some((PlaneStep::Decimal(c), decimal_offset(plane, lo, c, dtype)?));
+        let (step, offset) = match known.and_then(decimal) {
+            Some(fits) => fits,
+            None => match plane_step(plane, lo, beat)? {
+                PlaneStep::Decimal(c) => decimal(c)?,
+                binary => (binary, lo),
+            },
+        };
+        if let PlaneStep::Decimal(c) = step {
+            known = Some(c);
+        }
+        steps.push(step);
         offsets.push(offset);
     }
     // (No steps: every plane holds one value at most, and LBRC serves such blocks as they are.)
@@ -137,22 +132,37 @@ enum PlaneStep {
     Decimal(f64),
 }
 
+impl PlaneStep {
+    /// The binary step, None if decimal.
+    fn binary(self) -> Option<f64> {
+        match self {
+            PlaneStep::Binary(s) => Some(s),
+            PlaneStep::Decimal(_) => None,
+        }
+    }
+
+    /// The decimal step, None if binary.
+    fn decimal(self) -> Option<f64> {
+        match self {
+            PlaneStep::Binary(_) => None,
+            PlaneStep::Decimal(c) => Some(c),
+        }
+    }
+}
+
 /// The greatest common divisor of binary steps, in units of the smallest power of two among
 /// their lowest set bits (every step a whole multiple of it); None if a step is decimal.
 fn binary_gcd(steps: &[PlaneStep]) -> Option<f64> {
-    let binary = || {
-        steps.iter().map(|s| match *s {
-            PlaneStep::Binary(s) => Some(s),
-            PlaneStep::Decimal(_) => None,
-        })
-    };
-    let unit = binary().try_fold(f64::INFINITY, |u, s| Some(u.min(2f64.powi(lowest_bit(s?)))))?;
+    let steps: Vec<f64> = steps.iter().map(|s| s.binary()).collect::<Option<_>>()?;
+    let unit = (steps.iter())
+        .map(|&s| 2f64.powi(lowest_bit(s)))
+        .fold(f64::INFINITY, f64::min);
     if unit == 0.0 {
         return None;
     }
     let mut g = 0u64;
-    for s in binary() {
-        let k = s? / unit;
+    for s in steps {
+        let k = s / unit;
         if k >= (1u64 << 53) as f64 {
             return None;
         }
@@ -162,21 +172,13 @@ fn binary_gcd(steps: &[PlaneStep]) -> Option<f64> {
 }
 
 /// The finest of decimal steps, where every step is a whole multiple of it (a plane with few
-/// distinct values can lie on a coarser lattice than the others).
+/// distinct values can lie on a coarser lattice than the others); None if a step is binary.
 fn decimal_common(steps: &[PlaneStep]) -> Option<f64> {
-    let mut finest = f64::INFINITY;
-    for s in steps {
-        match *s {
-            PlaneStep::Decimal(c) => finest = finest.min(c),
-            PlaneStep::Binary(_) => return None,
-        }
-    }
-    let whole = |s: &PlaneStep| match *s {
-        PlaneStep::Decimal(c) => {
-            let r = c / finest;
-            (r - r.round()).abs() < 1e-6 * r
-        }
-        PlaneStep::Binary(_) => false,
+    let steps: Vec<f64> = steps.iter().map(|s| s.decimal()).collect::<Option<_>>()?;
+    let finest = steps.iter().copied().fold(f64::INFINITY, f64::min);
+    let whole = |&c: &f64| {
+        let r = c / finest;
+        (r - r.round()).abs() < 1e-6 * r
     };
     steps.iter().all(whole).then_some(finest)
 }
