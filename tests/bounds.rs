@@ -316,14 +316,22 @@ fn lattice_data_comes_back_exact_where_the_bound_is_finer_than_its_step() {
         .iter()
         .fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
     // About 2^14 levels over the range, on a binary step as GRIB's packing gives (E), and on a
-    // decimal one (D = 2: 0.01, rounded to f32), with a NaN.
+    // decimal one (D = 2: 0.01, rounded to f32); and netCDF's int16 packing, `k·scale_factor +
+    // add_offset` in f64 (the range over 65 534 and its middle, as ERA5's netCDF had them) as
+    // f32: a step no short fraction matches. With a NaN.
     let binary = 2f64.powi(((hi - lo) as f64 / 16384.0).log2().floor() as i32);
-    for s in [binary, 0.01] {
+    let (lo, hi) = (lo as f64, hi as f64);
+    let int16 = (hi - lo) / 65534.0;
+    for (s, levels, shift, offset) in [
+        (binary, 16384.0, 0.0, 250.0),
+        (0.01, 16384.0, 0.0, 250.0),
+        (int16, 65534.0, 32767.0, 0.5 * (lo + hi)),
+    ] {
         let mut grib: Vec<f32> = v
             .iter()
             .map(|&x| {
-                let k = ((x - lo) as f64 / (hi - lo) as f64 * 16384.0).round();
-                (250.0 + k * s) as f32
+                let k = ((x as f64 - lo) / (hi - lo) * levels).round() - shift;
+                (k * s + offset) as f32
             })
             .collect();
         grib[77] = f32::NAN;
@@ -355,13 +363,61 @@ fn lattice_data_comes_back_exact_where_the_bound_is_finer_than_its_step() {
     }
 }
 
+/// netCDF's int16 packing unpacked in arithmetic the decoder's does not repeat: in f32
+/// throughout (an f32 `scale_factor`, or a reader working in the array's type), or in f64 and
+/// kept as f64. No offset and step then reproduce every value, but the lattice's come within a
+/// rounding or two: at 1e-6 the values come back that close (far inside the bound), in about
+/// the bytes of the f32 lattice that comes back exactly.
+#[test]
+fn packed_data_unpacked_in_other_arithmetic_come_back_within_its_roundings() {
+    let (_, dims, v) = loxpost();
+    let (lo, hi) = (v.iter()).fold((f64::MAX, f64::MIN), |(a, b), &x| {
+        (a.min(x as f64), b.max(x as f64))
+    });
+    let (scale, offset) = ((hi - lo) / 65534.0, 0.5 * (lo + hi));
+    let k: Vec<f64> = (v.iter())
+        .map(|&x| ((x as f64 - offset) / scale).round())
+        .collect();
+    let params = vec![("nrmse", "1e-6".to_string())];
+    let codec = Codec::from_pairs([("nrmse", "1e-6")]).unwrap();
+    let exact: Vec<f32> = k.iter().map(|&k| (k * scale + offset) as f32).collect();
+    let bytes = codec.compress(&dims, &exact).unwrap().len();
+    let rms = |d: Vec<f64>| (d.iter().map(|d| d * d).sum::<f64>() / d.len() as f64).sqrt();
+    let (s32, o32) = (scale as f32, offset as f32);
+    let in_f32: Vec<f32> = k.iter().map(|&k| k as f32 * s32 + o32).collect();
+    let stream = round_trip_f32(&params, &dims, &in_f32);
+    let (_, back) = decode_as::<f32>(&stream).unwrap();
+    let d32 = (back.iter().zip(&in_f32)).map(|(&a, &b)| a as f64 - b as f64);
+    let in_f64: Vec<f64> = k.iter().map(|&k| k * scale + offset).collect();
+    let wide = codec.compress(&dims, &in_f64).unwrap();
+    let (_, back) = decode_as::<f64>(&wide).unwrap();
+    check(&params, &in_f64, &back, &wide);
+    let d64 = (back.iter().zip(&in_f64)).map(|(a, b)| a - b);
+    for (name, stream, err, within) in [
+        ("f32", stream, rms(d32.collect()), 1e-7),
+        ("f64", wide, rms(d64.collect()), 1e-11),
+    ] {
+        assert!(
+            err <= within * (hi - lo),
+            "{name}: NRMSE {:e}, not within the roundings",
+            err / (hi - lo)
+        );
+        assert!(
+            stream.len() <= bytes + bytes / 100,
+            "{name}: {} bytes, {bytes} on the exact lattice",
+            stream.len()
+        );
+    }
+}
+
 /// Stacked GRIB messages (a reanalysis' hours as planes): each plane packed on its own
 /// reference value (an f32, as GRIB stores it) with one step, so that the planes' lattices do
 /// not line up. Where the bound is finer than the step they come back exactly, in about the
 /// bytes of the same integers on one lattice (the planes' offsets more). A binary step
 /// (`R + k·2^E`) in f64, and in f32 also where values pass 256 and are rounded there (f32's
 /// unit doubles, and the references' last bit is lost: the lattice holds only within a
-/// rounding); a decimal one (`(R + k)·10^-2` in f64, as NCEP packs much of its GRIB2) as f32.
+/// rounding); a decimal one (`(R + k)·10^-2` in f64, as NCEP packs much of its GRIB2) as f32,
+/// and as f64 within f64's roundings.
 #[test]
 fn stacked_grib_messages_come_back_exact_on_their_planes_lattices() {
     let (_, dims, v) = loxpost();
@@ -404,15 +460,19 @@ fn stacked_grib_messages_come_back_exact_on_their_planes_lattices() {
             "step {s}, nrmse={t}: the planes' lattices did not come back exactly in f32"
         );
         let mut pairs = vec![(stream, codec.compress(&dims, &narrow(&common)).unwrap())];
-        if !decimal {
-            let wide = codec.compress(&dims, &stacked).unwrap();
-            let (_, back64) = decode_as::<f64>(&wide).unwrap();
-            assert!(
-                (back64.iter().zip(&stacked)).all(|(a, b)| a.to_bits() == b.to_bits()),
-                "step {s}, nrmse={t}: the planes' lattices did not come back exactly in f64"
-            );
-            pairs.push((wide, codec.compress(&dims, &common).unwrap()));
-        }
+        // In f64 a binary lattice comes back bit for bit; a decimal one, which GRIB rounds once
+        // and the decoder twice, within f64's roundings.
+        let wide = codec.compress(&dims, &stacked).unwrap();
+        let (_, back64) = decode_as::<f64>(&wide).unwrap();
+        let close = |a: f64, b: f64| match decimal {
+            true => (a - b).abs() <= 1e-13 * b.abs(),
+            false => a.to_bits() == b.to_bits(),
+        };
+        assert!(
+            (back64.iter().zip(&stacked)).all(|(&a, &b)| close(a, b)),
+            "step {s}, nrmse={t}: the planes' lattices did not come back in f64"
+        );
+        pairs.push((wide, codec.compress(&dims, &common).unwrap()));
         let blocks = residuum::stream_info(&pairs[0].0).unwrap().grid().len();
         let offsets = 8 * dims[0] * blocks;
         for (stream, one) in pairs {

@@ -4,19 +4,24 @@
 //! one offset per plane where the planes lie on lattices of their own (GRIB packs each 2D
 //! message with its own reference value: a stack of them shares the step, not the offset).
 
+mod fit;
+
 use super::quantize;
-use crate::bound::ErrorStats;
+use crate::bound::{BlockBound, ErrorStats};
 use crate::dtype::ElementType;
 
-/// The lattice `o + k·s` the finite values lie on, exactly as the decoder reconstructs them,
-/// if its step s is coarser than `step`: a binary one (o = `lo`, s the greatest common divisor
-/// of the values' distances from `lo`, in units of the lowest set bit among them), else a
-/// rounded one ([`rounded_lattice`]). The values must come back bit for bit. Returns o, s, the
-/// lattice integers and their (zero) errors.
+/// The lattice `o + k·s` the finite values lie on, as the decoder reconstructs them, if its
+/// step s is coarser than `step`: a binary one (o = `lo`, s the greatest common divisor of the
+/// values' distances from `lo`, in units of the lowest set bit among them), else a rounded one
+/// ([`rounded_lattice`]). The values must come back bit for bit, or, where no offset and step
+/// found do that (values unpacked in arithmetic the decoder's does not repeat: f32 throughout,
+/// or f64 kept as f64), within `bound` from the fitted one. Returns o, s, the lattice integers
+/// and their errors.
 pub(super) fn on_lattice(
     values: &[f64],
     lo: f64,
     step: f64,
+    bound: BlockBound,
     dtype: ElementType,
     par: bool,
 ) -> Option<(f64, f64, Vec<i64>, ErrorStats)> {
@@ -32,39 +37,51 @@ pub(super) fn on_lattice(
         Some(s) if s > step => lattice_step(values, lo).filter(|&s| s > step),
         _ => None,
     };
-    // Where the step is decimal, GRIB's own step first (with an offset that fits it), then the
-    // fitted step.
-    let tries = match binary {
-        Some(s) => vec![(lo, s)],
+    let on = |(offset, s): (f64, f64)| {
+        let mut q = Vec::with_capacity(values.len());
+        let stats = quantize::quantize(values, None, offset, s, dtype, &mut q, par)?;
+        Some((offset, s, q, stats))
+    };
+    let exact = |tried: Option<(f64, f64, Vec<i64>, ErrorStats)>| {
+        tried.filter(|(.., stats)| stats.max_abs == 0.0)
+    };
+    match binary {
+        Some(s) => exact(on((lo, s))),
         None => {
             let (o, s) = rounded_lattice(values, &values[..values.len().min(4096)], lo, step)?;
-            let grib = decimal_step(s).filter(|&c| c > step);
-            (grib.into_iter())
-                .filter_map(|c| Some((decimal_offset(values, lo, c, dtype)?, c)))
-                .chain([(o, s)])
-                .collect()
+            // GRIB's decimal step first, then the fit, then the linear program (each try a pass
+            // over the block, the cheapest first).
+            let decimal = decimal_step(s).filter(|&c| c > step);
+            if let Some(found) =
+                decimal.and_then(|c| exact(on((decimal_offset(values, lo, c, dtype)?, c))))
+            {
+                return Some(found);
+            }
+            let fitted = on((o, s))?;
+            if fitted.3.max_abs == 0.0 {
+                return Some(fitted);
+            }
+            exact(fit::feasible(values, o, s, dtype).and_then(on))
+                .or_else(|| fitted.3.meets(bound).then_some(fitted))
         }
-    };
-    let mut q = Vec::with_capacity(values.len());
-    tries.into_iter().find_map(|(offset, s)| {
-        let stats = quantize::quantize(values, None, offset, s, dtype, &mut q, par)?;
-        (stats.max_abs == 0.0).then(|| (offset, s, std::mem::take(&mut q), stats))
-    })
+    }
 }
 
 /// Values a plane must hold for its own offset (8 bytes) to be worth looking for.
 const MIN_PLANE: usize = 64;
 
 /// The lattices `o_p + k·s` the finite values of each plane `p` of the block (along its slowest
-/// axis) lie on, exactly as the decoder reconstructs them, if s is coarser than `beat` (the
-/// quantizer's step, or a lattice of the whole block) by enough to pay for the offsets: binary
-/// ones (o_p the plane's smallest value, s the greatest common divisor of the planes' steps) or
-/// decimal ones (s GRIB's 2^E·10^-D, [`plane_step`]; o_p from [`decimal_offset`]). Returns the
-/// offsets, s, the integers and their (zero) errors.
+/// axis) lie on, as the decoder reconstructs them, if s is coarser than `beat` (the quantizer's
+/// step, or a lattice of the whole block) by enough to pay for the offsets: binary ones (o_p the
+/// plane's smallest value, s the greatest common divisor of the planes' steps) or decimal ones
+/// (s GRIB's 2^E·10^-D, [`plane_step`]; o_p from [`decimal_offset`], else the plane's smallest
+/// value). The values must come back within `bound` (bit for bit, where the offsets allow).
+/// Returns the offsets, s, the integers and their errors.
 pub(super) fn on_plane_lattices(
     values: &[f64],
     shape: [usize; 3],
     beat: f64,
+    bound: BlockBound,
     dtype: ElementType,
 ) -> Option<(Vec<f64>, f64, Vec<i64>, ErrorStats)> {
     let (planes, m) = (shape[0], shape[1] * shape[2]);
@@ -85,10 +102,12 @@ pub(super) fn on_plane_lattices(
             continue;
         }
         let decimal = |c| Some((PlaneStep::Decimal(c), decimal_offset(plane, lo, c, dtype)?));
+        // Where no offset reproduces every value (f64, or unpacking that rounded more than
+        // once), the plane's smallest value: on the lattice within those roundings.
         let (step, offset) = match known.and_then(decimal) {
             Some(fits) => fits,
             None => match plane_step(plane, lo, beat)? {
-                PlaneStep::Decimal(c) => decimal(c)?,
+                PlaneStep::Decimal(c) => decimal(c).unwrap_or((PlaneStep::Decimal(c), lo)),
                 binary => (binary, lo),
             },
         };
@@ -113,13 +132,10 @@ pub(super) fn on_plane_lattices(
     let mut plane_q = Vec::with_capacity(m);
     for (plane, &o) in values.chunks_exact(m).zip(&offsets) {
         let st = quantize::quantize(plane, None, o, s, dtype, &mut plane_q, false)?;
-        if st.max_abs != 0.0 {
-            return None;
-        }
         stats.merge(&st);
         q.extend_from_slice(&plane_q);
     }
-    Some((offsets, s, q, stats))
+    stats.meets(bound).then_some((offsets, s, q, stats))
 }
 
 /// A plane's lattice step.
@@ -269,7 +285,7 @@ fn rounded_lattice(values: &[f64], sample: &[f64], lo: f64, step: f64) -> Option
     }
     let scale = sample.iter().fold(lo.abs(), |m, x| m.max(x.abs()));
     // A few roundings of f32 (the coarsest element type), relative to the values.
-    let tol = scale * 2f64.powi(-21);
+    let tol = scale * 2f64.powi(-23);
     // Distances within the sample from its own smallest value, ascending.
     let base = sample.iter().fold(f64::INFINITY, |m, &x| m.min(x));
     let mut dists: Vec<f64> = sample.iter().map(|&x| x - base).collect();
@@ -321,7 +337,7 @@ fn rounded_lattice(values: &[f64], sample: &[f64], lo: f64, step: f64) -> Option
     };
     let mut s = (1..=16)
         .map(|m| gap / m as f64)
-        .take_while(|&s| s > step && s > 8.0 * tol)
+        .take_while(|&s| s > step && s > 4.0 * tol)
         .find_map(refine)?;
     // The coarsest lattice that fits: a multiple of s may too (fewer, smaller integers).
     let fits = |s: f64| {
@@ -382,7 +398,6 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 mod tests {
     use super::super::{decode, encode, Payload, PLANE_OFFSETS};
     use super::*;
-    use crate::bound::BlockBound;
     use crate::params::IntCoder;
 
     /// Plane `p`'s offset: an f32 whose fraction the other planes' lattices do not hold.
@@ -409,7 +424,8 @@ mod tests {
     fn planes_on_lattices_of_their_own_share_one_step() {
         let v = stacked();
         let (offsets, s, q, stats) =
-            on_plane_lattices(&v, [4, 8, 16], 1e-3, ElementType::F32).unwrap();
+            on_plane_lattices(&v, [4, 8, 16], 1e-3, BlockBound::Lossless, ElementType::F32)
+                .unwrap();
         assert_eq!(s, 1.0 / 256.0);
         assert_eq!(stats.max_abs, 0.0);
         // Each plane's smallest value.
@@ -421,10 +437,24 @@ mod tests {
             assert_eq!(offsets[i / 128] + q[i] as f64 * s, x, "value {i}");
         }
         // Not where the bound asks for no finer step, nor where one plane is off its lattice.
-        assert!(on_plane_lattices(&v, [4, 8, 16], 1.0 / 256.0, ElementType::F32).is_none());
+        assert!(on_plane_lattices(
+            &v,
+            [4, 8, 16],
+            1.0 / 256.0,
+            BlockBound::Lossless,
+            ElementType::F32
+        )
+        .is_none());
         let mut off = v.clone();
         off[130] += 1e-3;
-        assert!(on_plane_lattices(&off, [4, 8, 16], 1e-3, ElementType::F32).is_none());
+        assert!(on_plane_lattices(
+            &off,
+            [4, 8, 16],
+            1e-3,
+            BlockBound::Lossless,
+            ElementType::F32
+        )
+        .is_none());
     }
 
     /// GRIB's decoding of reference value `r` and packed integer `x` with decimal scale factor
@@ -460,7 +490,8 @@ mod tests {
             })
             .collect();
         let lo = v.iter().fold(f64::INFINITY, |m, &x| m.min(x));
-        let (o, s, q, stats) = on_lattice(&v, lo, 1e-3, ElementType::F32, false).unwrap();
+        let (o, s, q, stats) =
+            on_lattice(&v, lo, 1e-3, BlockBound::Lossless, ElementType::F32, false).unwrap();
         assert_eq!((s, stats.max_abs), (0.01, 0.0));
         exact(&v, &[o], s, &q, v.len());
     }
@@ -484,13 +515,21 @@ mod tests {
             .collect();
         v[3 * 128 + 5] = f64::NAN;
         let (offsets, s, q, stats) =
-            on_plane_lattices(&v, [4, 8, 16], 1e-3, ElementType::F32).unwrap();
+            on_plane_lattices(&v, [4, 8, 16], 1e-3, BlockBound::Lossless, ElementType::F32)
+                .unwrap();
         assert_eq!((s, stats.max_abs), (0.01, 0.0));
         exact(&v, &offsets, s, &q, 128);
         // Not where one plane is off its lattice.
         let mut off = v.clone();
         off[130] += 3e-3;
-        assert!(on_plane_lattices(&off, [4, 8, 16], 1e-3, ElementType::F32).is_none());
+        assert!(on_plane_lattices(
+            &off,
+            [4, 8, 16],
+            1e-3,
+            BlockBound::Lossless,
+            ElementType::F32
+        )
+        .is_none());
     }
 
     /// The payload with plane offsets decodes to the values bit for bit in version 13, and

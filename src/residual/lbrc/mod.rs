@@ -227,7 +227,7 @@ pub(crate) fn prepare(
     // asks for a finer step than s, the lattice itself serves: exact, with fewer integers.
     if let Some((o, s, lq, ls)) = base
         .is_none()
-        .then(|| on_lattice(values, lo, step, dtype, par))
+        .then(|| on_lattice(values, lo, step, bound, dtype, par))
         .flatten()
     {
         head[..8].copy_from_slice(&o.to_le_bytes());
@@ -237,7 +237,7 @@ pub(crate) fn prepare(
     let mut offsets = None;
     if let Some((o, s, lq, ls)) = base
         .is_none()
-        .then(|| on_plane_lattices(values, shape, step, dtype))
+        .then(|| on_plane_lattices(values, shape, step, bound, dtype))
         .flatten()
     {
         head[..8].copy_from_slice(&PLANE_OFFSETS.to_le_bytes());
