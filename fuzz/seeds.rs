@@ -214,4 +214,20 @@ fn roundtrip(dir: &Path) {
         }
         std::fs::write(dir.join(name), seed).unwrap();
     }
+    // netCDF's int16 packing (`k·scale_factor + add_offset`, an arbitrary scale) at nrmse 1e-6,
+    // 4x16x16 raw values: unpacked in f64 and read as f32 (back exactly), and unpacked in f32
+    // (back within a rounding).
+    let (scale, offset) = (0.001_731_296_843f64, 287.431_717f64);
+    for (name, in_f32) in [("netcdf-int16", false), ("netcdf-int16-f32", true)] {
+        let mut seed = vec![2, 3, 15, 15, 0, 5, 0, 0, 0, 0];
+        for i in 0..1024i64 {
+            let k = i * i * 7 % 65_535 - 32_767;
+            let x = match in_f32 {
+                false => (k as f64 * scale + offset) as f32,
+                true => k as f32 * scale as f32 + offset as f32,
+            };
+            seed.extend_from_slice(&x.to_le_bytes());
+        }
+        std::fs::write(dir.join(name), seed).unwrap();
+    }
 }
