@@ -85,7 +85,7 @@ pub(super) fn on_plane_lattices(
     dtype: ElementType,
 ) -> Option<(Vec<f64>, f64, Vec<i64>, ErrorStats)> {
     let (planes, m) = (shape[0], shape[1] * shape[2]);
-    if planes < 2 || m < MIN_PLANE {
+    if planes < 2 || m < MIN_PLANE || !may_lie_on_lattice(&values[..m], beat) {
         return None;
     }
     // Each plane's offset, and its step (none where it holds one distinct value at most). Most
@@ -136,6 +136,24 @@ pub(super) fn on_plane_lattices(
         q.extend_from_slice(&plane_q);
     }
     stats.meets(bound).then_some((offsets, s, q, stats))
+}
+
+/// Whether a plane may lie on a lattice coarser than `beat`, from a spread sample and its first
+/// values (most blocks lie on none, and [`plane_step`] passes over the whole plane twice to say
+/// so): the plane's binary step divides the sample's, and no two of its first values differ by
+/// less than its step. Exactly where [`plane_step`] gives None for a plane of two distinct
+/// values or more, this does too.
+fn may_lie_on_lattice(plane: &[f64], beat: f64) -> bool {
+    let spread: Vec<f64> = (plane.iter())
+        .step_by((plane.len() / 256) | 1)
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    let lo = spread.iter().fold(f64::INFINITY, |m, &x| m.min(x));
+    match lattice_step(&spread, lo) {
+        Some(s) if s <= beat => least_gap(&plane[..plane.len().min(4096)]) > beat,
+        _ => true,
+    }
 }
 
 /// A plane's lattice step.
@@ -273,16 +291,12 @@ fn rounded_lattice(values: &[f64], sample: &[f64], lo: f64, step: f64) -> Option
             .filter(|x| x.is_finite())
             .collect::<Vec<_>>()
     };
-    let sample = finite(sample);
-    let gap = sample
-        .windows(2)
-        .map(|w| (w[1] - w[0]).abs())
-        .filter(|&d| d > 0.0)
-        .fold(f64::INFINITY, f64::min);
     // The lattice's step is at most the gap: most blocks stop here.
+    let gap = least_gap(sample);
     if !(gap.is_finite() && gap > step) {
         return None;
     }
+    let sample = finite(sample);
     let scale = sample.iter().fold(lo.abs(), |m, x| m.max(x.abs()));
     // A few roundings of f32 (the coarsest element type), relative to the values.
     let tol = scale * 2f64.powi(-23);
@@ -363,6 +377,17 @@ fn rounded_lattice(values: &[f64], sample: &[f64], lo: f64, step: f64) -> Option
     }
     let fitted = if kk > 0.0 { kx / kk } else { s };
     Some((mx - fitted * mk, fitted)).filter(|&(o, s)| o.is_finite() && s > step)
+}
+
+/// The least nonzero distance between neighbouring finite values of `sample` (infinite where
+/// there is none).
+fn least_gap(sample: &[f64]) -> f64 {
+    let finite: Vec<f64> = sample.iter().copied().filter(|x| x.is_finite()).collect();
+    finite
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .filter(|&d| d > 0.0)
+        .fold(f64::INFINITY, f64::min)
 }
 
 /// The greatest common divisor of the finite values' distances from `lo`, in units of the
