@@ -73,9 +73,9 @@ fn per_integer(
             .filter(|x| x.is_finite())
             .map(&bounds)
     };
-    let (kmin, kmax) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (k, ..)| {
-        (a.min(k), b.max(k))
-    });
+    // A value's integer grows with it.
+    let (lo, hi) = crate::bound::finite_min_max(values.iter().copied());
+    let (kmin, kmax) = (bounds(lo).0, bounds(hi).0);
     let span = kmax - kmin;
     if !(span >= 1.0 && span.is_finite()) {
         return None;
