@@ -365,11 +365,11 @@ fn lattice_data_comes_back_exact_where_the_bound_is_finer_than_its_step() {
 
 /// netCDF's int16 packing unpacked in arithmetic the decoder's does not repeat: in f32
 /// throughout (an f32 `scale_factor`, or a reader working in the array's type), or in f64 and
-/// kept as f64. No offset and step then reproduce every value, but the lattice's come within a
-/// rounding or two: at 1e-6 the values come back that close (far inside the bound), in about
-/// the bytes of the f32 lattice that comes back exactly.
+/// kept as f64. No offset and step then reproduce every value, but the fitted lattice lies
+/// within a rounding or two of each: at 1e-6 the values come back that close (far inside the
+/// bound), in about the bytes of the f32 lattice that comes back exactly.
 #[test]
-fn packed_data_unpacked_in_other_arithmetic_come_back_within_its_roundings() {
+fn packed_data_unpacked_in_other_arithmetic_comes_back_within_its_roundings() {
     let (_, dims, v) = loxpost();
     let (lo, hi) = (v.iter()).fold((f64::MAX, f64::MIN), |(a, b), &x| {
         (a.min(x as f64), b.max(x as f64))

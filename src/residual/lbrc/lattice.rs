@@ -141,8 +141,7 @@ pub(super) fn on_plane_lattices(
 /// Whether a plane may lie on a lattice coarser than `beat`, from a spread sample and its first
 /// values (most blocks lie on none, and [`plane_step`] passes over the whole plane twice to say
 /// so): the plane's binary step divides the sample's, and no two of its first values differ by
-/// less than its step. Exactly where [`plane_step`] gives None for a plane of two distinct
-/// values or more, this does too.
+/// less than its step. Where this says no, [`plane_step`] gives None.
 fn may_lie_on_lattice(plane: &[f64], beat: f64) -> bool {
     let spread: Vec<f64> = (plane.iter())
         .step_by((plane.len() / 256) | 1)
@@ -298,7 +297,8 @@ fn rounded_lattice(values: &[f64], sample: &[f64], lo: f64, step: f64) -> Option
     }
     let sample = finite(sample);
     let scale = sample.iter().fold(lo.abs(), |m, x| m.max(x.abs()));
-    // A few roundings of f32 (the coarsest element type), relative to the values.
+    // One unit of f32's last place (the coarsest element type) at the largest value: the most
+    // two values' roundings (half a unit each) move the distance between them.
     let tol = scale * 2f64.powi(-23);
     // Distances within the sample from its own smallest value, ascending.
     let base = sample.iter().fold(f64::INFINITY, |m, &x| m.min(x));
