@@ -425,6 +425,11 @@ mod tests {
     use super::*;
     use crate::params::IntCoder;
 
+    /// [`on_plane_lattices`] on the tests' blocks of 4 planes of 8x16 f32 values, bit for bit.
+    fn planes_exact(v: &[f64], beat: f64) -> Option<(Vec<f64>, f64, Vec<i64>, ErrorStats)> {
+        on_plane_lattices(v, [4, 8, 16], beat, BlockBound::Lossless, ElementType::F32)
+    }
+
     /// Plane `p`'s offset: an f32 whose fraction the other planes' lattices do not hold.
     fn offset(p: usize) -> f64 {
         (3.0 + p as f64 * 0.0137) as f32 as f64
@@ -448,9 +453,7 @@ mod tests {
     #[test]
     fn planes_on_lattices_of_their_own_share_one_step() {
         let v = stacked();
-        let (offsets, s, q, stats) =
-            on_plane_lattices(&v, [4, 8, 16], 1e-3, BlockBound::Lossless, ElementType::F32)
-                .unwrap();
+        let (offsets, s, q, stats) = planes_exact(&v, 1e-3).unwrap();
         assert_eq!(s, 1.0 / 256.0);
         assert_eq!(stats.max_abs, 0.0);
         // Each plane's smallest value.
@@ -462,24 +465,10 @@ mod tests {
             assert_eq!(offsets[i / 128] + q[i] as f64 * s, x, "value {i}");
         }
         // Not where the bound asks for no finer step, nor where one plane is off its lattice.
-        assert!(on_plane_lattices(
-            &v,
-            [4, 8, 16],
-            1.0 / 256.0,
-            BlockBound::Lossless,
-            ElementType::F32
-        )
-        .is_none());
+        assert!(planes_exact(&v, 1.0 / 256.0).is_none());
         let mut off = v.clone();
         off[130] += 1e-3;
-        assert!(on_plane_lattices(
-            &off,
-            [4, 8, 16],
-            1e-3,
-            BlockBound::Lossless,
-            ElementType::F32
-        )
-        .is_none());
+        assert!(planes_exact(&off, 1e-3).is_none());
     }
 
     /// GRIB's decoding of reference value `r` and packed integer `x` with decimal scale factor
@@ -539,22 +528,13 @@ mod tests {
             })
             .collect();
         v[3 * 128 + 5] = f64::NAN;
-        let (offsets, s, q, stats) =
-            on_plane_lattices(&v, [4, 8, 16], 1e-3, BlockBound::Lossless, ElementType::F32)
-                .unwrap();
+        let (offsets, s, q, stats) = planes_exact(&v, 1e-3).unwrap();
         assert_eq!((s, stats.max_abs), (0.01, 0.0));
         exact(&v, &offsets, s, &q, 128);
         // Not where one plane is off its lattice.
         let mut off = v.clone();
         off[130] += 3e-3;
-        assert!(on_plane_lattices(
-            &off,
-            [4, 8, 16],
-            1e-3,
-            BlockBound::Lossless,
-            ElementType::F32
-        )
-        .is_none());
+        assert!(planes_exact(&off, 1e-3).is_none());
     }
 
     /// The payload with plane offsets decodes to the values bit for bit in version 13, and
