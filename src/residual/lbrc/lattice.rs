@@ -313,9 +313,9 @@ fn rounded_lattice(values: &[f64], sample: &[f64], lo: f64, step: f64) -> Option
     }
     // The steps that every distance is within `tol` of a multiple of, narrowing as the
     // multiples grow: each distance's multiple counted along the sorted distances from the one
-    // before, where the bracket of steps leaves the gap's multiple one whole number, else from a
+    // before, where the bracket of steps leaves the rise's multiple one whole number, else from a
     // new start (the edge of a cluster, or a sparse extreme: its multiple is not known yet, and
-    // a guess there threw the count off). Again while the bracket narrows: a gap left open may
+    // a guess there threw the count off). Again while the bracket narrows: a rise left open may
     // be settled then. For the right step the bracket always holds it (each distance is within
     // `tol` of its multiple), so a bracket left empty rules the step out.
     let refine = |s: f64| -> Option<f64> {
@@ -324,13 +324,13 @@ fn rounded_lattice(values: &[f64], sample: &[f64], lo: f64, step: f64) -> Option
             let before = (lo_s, hi_s);
             let (mut start, mut k, mut prev) = (dists[0], 0.0, dists[0]);
             for &d in &dists[1..] {
-                let gap = d - prev;
-                if gap <= 0.0 {
+                let rise = d - prev;
+                if rise <= 0.0 {
                     continue;
                 }
                 prev = d;
-                let fewest = ((gap - tol) / hi_s).ceil().max(1.0);
-                let most = ((gap + tol) / lo_s).floor();
+                let fewest = ((rise - tol) / hi_s).ceil().max(1.0);
+                let most = ((rise + tol) / lo_s).floor();
                 if fewest > most {
                     return None;
                 }
