@@ -25,15 +25,9 @@ pub(super) fn on_lattice(
     dtype: ElementType,
     par: bool,
 ) -> Option<(f64, f64, Vec<i64>, ErrorStats)> {
-    // A sample's lattice is a multiple of the block's: where a sample's already falls to the
-    // step, the block's does too (most blocks stop here, at little cost). Spread over the
-    // block: its first values can be a boundary's, all alike.
-    let spread: Vec<f64> = values
-        .iter()
-        .step_by((values.len() / 256) | 1)
-        .copied()
-        .collect();
-    let binary = match lattice_step(&spread, lo) {
+    // Where a sample's lattice already falls to the step, the block's does too (most blocks
+    // stop here, at little cost).
+    let binary = match lattice_step(&spread(values), lo) {
         Some(s) if s > step => lattice_step(values, lo).filter(|&s| s > step),
         _ => None,
     };
@@ -42,26 +36,25 @@ pub(super) fn on_lattice(
         let stats = quantize::quantize(values, None, offset, s, dtype, &mut q, par)?;
         Some((offset, s, q, stats))
     };
-    let exact = |tried: Option<(f64, f64, Vec<i64>, ErrorStats)>| {
-        tried.filter(|(.., stats)| stats.max_abs == 0.0)
-    };
+    let exact = |(.., stats): &(f64, f64, Vec<i64>, ErrorStats)| stats.max_abs == 0.0;
     match binary {
-        Some(s) => exact(on((lo, s))),
+        Some(s) => on((lo, s)).filter(exact),
         None => {
             let (o, s) = rounded_lattice(values, &values[..values.len().min(4096)], lo, step)?;
             // GRIB's decimal step first, then the fit, then the linear program (each try a pass
             // over the block, the cheapest first).
             let decimal = decimal_step(s).filter(|&c| c > step);
             if let Some(found) =
-                decimal.and_then(|c| exact(on((decimal_offset(values, lo, c, dtype)?, c))))
+                decimal.and_then(|c| on((decimal_offset(values, lo, c, dtype)?, c)).filter(exact))
             {
                 return Some(found);
             }
             let fitted = on((o, s))?;
-            if fitted.3.max_abs == 0.0 {
+            if exact(&fitted) {
                 return Some(fitted);
             }
-            exact(fit::feasible(values, o, s, dtype).and_then(on))
+            (fit::feasible(values, o, s, dtype).and_then(on))
+                .filter(exact)
                 .or_else(|| fitted.3.meets(bound).then_some(fitted))
         }
     }
@@ -143,16 +136,20 @@ pub(super) fn on_plane_lattices(
 /// so): the plane's binary step divides the sample's, and no two of its first values differ by
 /// less than its step. Where this says no, [`plane_step`] gives None.
 fn may_lie_on_lattice(plane: &[f64], beat: f64) -> bool {
-    let spread: Vec<f64> = (plane.iter())
-        .step_by((plane.len() / 256) | 1)
-        .copied()
-        .filter(|x| x.is_finite())
-        .collect();
-    let lo = spread.iter().fold(f64::INFINITY, |m, &x| m.min(x));
-    match lattice_step(&spread, lo) {
+    let sample = spread(plane);
+    let (lo, _) = crate::bound::finite_min_max(sample.iter().copied());
+    match lattice_step(&sample, lo) {
         Some(s) if s <= beat => least_gap(&plane[..plane.len().min(4096)]) > beat,
         _ => true,
     }
+}
+
+/// About 256 values spread over the whole of `values` (its first ones can be a boundary's, all
+/// alike), for a sample's lattice: a multiple of the lattice of all.
+fn spread(values: &[f64]) -> Vec<f64> {
+    (values.iter().step_by((values.len() / 256) | 1))
+        .copied()
+        .collect()
 }
 
 /// A plane's lattice step.
