@@ -37,8 +37,10 @@ fn main() {
     let masked: Vec<f32> = (0..4096)
         .map(|i| if (i / 64) % 3 == 0 { f32::NAN } else { wave[i] })
         .collect();
+    // The wave on a lattice of 1/64 (lossless streams code it as LBRC, version 14).
+    let packed: Vec<f32> = wave.iter().map(|x| (x * 64.0).round() / 64.0).collect();
     type Kind<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [f32]);
-    let kinds: [Kind; 8] = [
+    let kinds: [Kind; 9] = [
         (
             "wavelet",
             &[("nrmse", "1e-4"), ("residual", "wavelet")],
@@ -50,6 +52,7 @@ fn main() {
         ("gae", &[("nrmse", "1e-3"), ("residual", "gae")], &wave),
         ("constant", &[("nrmse", "1e-3")], &flat),
         ("zstd", &[("mode", "lossless")], &flat),
+        ("lattice", &[("mode", "lossless")], &packed),
         ("mask", &[("nrmse", "1e-4")], &masked),
     ];
     for (name, pairs, data) in kinds {
@@ -218,8 +221,13 @@ fn roundtrip(dir: &Path) {
     // 4x16x16 raw values: unpacked in f64 and read as f32 (back exactly), and unpacked in f32
     // (back within a rounding).
     let (scale, offset) = (0.001_731_296_843f64, 287.431_717f64);
-    for (name, in_f32) in [("netcdf-int16", false), ("netcdf-int16-f32", true)] {
-        let mut seed = vec![2, 3, 15, 15, 0, 5, 0, 0, 0, 0];
+    // And losslessly (head[7] = 48), on the lattice's integers where unpacked in f64.
+    for (name, in_f32, mode) in [
+        ("netcdf-int16", false, 0),
+        ("netcdf-int16-f32", true, 0),
+        ("netcdf-int16-lossless", false, 48),
+    ] {
+        let mut seed = vec![2, 3, 15, 15, 0, 5, 0, mode, 0, 0];
         for i in 0..1024i64 {
             let k = i * i * 7 % 65_535 - 32_767;
             let x = match in_f32 {

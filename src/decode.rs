@@ -12,7 +12,7 @@ use crate::dtype::{ElementType, Float};
 use crate::entropy::decode_bytes;
 use crate::error::{try_vec, Error, FormatError, ParameterError, ReferenceError, Result};
 use crate::format::step::{reference_hash, StepInfo};
-use crate::format::{self, BlockKind, Parsed, StreamInfo};
+use crate::format::{self, BlockKind, Parsed, StreamInfo, VERSION_LOSSLESS_LBRC};
 use crate::residual::predict::nglr::Network;
 use crate::residual::{gae, lbrc, wavelet};
 use rayon::prelude::*;
@@ -241,7 +241,11 @@ fn decode_block(
             decode_bytes(kind, payload, &mut raw)?;
             Ok(raw)
         }
-        _ if info.target == Target::Lossless => {
+        // Lossless streams hold LBRC blocks from version 14 on (values on a lattice, which the
+        // encoder verified bit for bit), no other kind.
+        _ if info.target == Target::Lossless
+            && !(kind == BlockKind::Lbrc && version >= VERSION_LOSSLESS_LBRC) =>
+        {
             Err(Error::corrupt("lossy block in a lossless stream"))
         }
         BlockKind::Constant | BlockKind::Lbrc => lbrc::decode(

@@ -20,8 +20,8 @@
 //! | `base` | with `model`: `auto` (default: per block, whichever costs fewer bits) or `model` (every block over the model where it meets the bound, for comparisons) |
 //! | `temporal` | temporal prediction: each block also coded over the previous step's reconstruction, every K-th step a keyframe (0, the default: off); in situ only |
 //!
-//! `range`, `block`, `coder`, `base`, `model`, `residual`, `nglr`, `train`, `train_nglr` and
-//! `temporal` serve the lossy modes: given a value other than their default with
+//! `range`, `base`, `model`, `residual`, `nglr`, `train`, `train_nglr` and `temporal` serve
+//! the lossy modes: given a value other than their default with
 //! `mode=lossless` they are refused, as are `range` with `abs`, `base=model` without a model,
 //! and a network with `residual=gae` (all would go unused).
 
@@ -355,15 +355,6 @@ impl Config {
                     "range",
                     (self.range != Range::Block).then(|| self.range.given()),
                 ),
-                (
-                    "block",
-                    self.block.map(|b| format!("{}x{}x{}", b[0], b[1], b[2])),
-                ),
-                (
-                    "coder",
-                    (self.coder != IntCoder::Context)
-                        .then(|| format!("{:?}", self.coder).to_lowercase()),
-                ),
                 ("base", self.force_model.then(|| "model".to_string())),
             ];
             if let Some((key, Some(value))) = lossy_only.into_iter().find(|(_, v)| v.is_some()) {
@@ -596,6 +587,8 @@ mod tests {
             assert!(lossy.is_ok(), "{key}: {lossy:?}");
         }
         assert!(Config::from_pairs([("residual", "auto"), ("range", "block")]).is_ok());
+        // Lossless streams have blocks too, LBRC's coded by the integer coder.
+        assert!(Config::from_pairs([("block", "16x64x64"), ("coder", "planes")]).is_ok());
     }
 
     /// A `Config` built in code is checked as parsed settings are: before, `Codec::new` took a
@@ -728,10 +721,8 @@ mod tests {
             vec![("threads", "99999999999")],
             vec![("fill", "nan")],
             vec![("fill", "missing")],
-            // Given, then ignored without a word: lossless is one zstd frame of the array; base
-            // needs a model; GAE uses no network; abs needs no range.
-            vec![("block", "16x64x64")],
-            vec![("coder", "planes")],
+            // Given, then ignored without a word: base needs a model; GAE uses no network;
+            // abs needs no range.
             vec![("nrmse", "1e-4"), ("base", "model")],
             vec![("nrmse", "1e-4"), ("residual", "gae"), ("train_nglr", "4")],
             vec![("abs", "1e-3"), ("range", "2")],

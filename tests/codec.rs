@@ -66,6 +66,115 @@ fn hostile_values_round_trip_bit_exactly() {
     assert_bits_eq(&constant, &decode_as::<f32>(&s).unwrap().1);
 }
 
+/// A smooth field packed on a step of 1/64 (as GRIB packs), in 2 blocks, with special values:
+/// NaN payloads and infinities in the first, a -0.0 in the second.
+fn packed_field() -> (Vec<usize>, Vec<f64>) {
+    let dims = vec![16, 32, 64];
+    let mut v: Vec<f64> = (0..16 * 32 * 64)
+        .map(|i| {
+            let (z, y, x) = ((i / 2048) as f64, (i / 64 % 32) as f64, (i % 64) as f64);
+            let smooth = (0.1 * x).sin() * 40.0 + (0.07 * y).cos() * 25.0 + z;
+            (smooth * 64.0).round() / 64.0
+        })
+        .collect();
+    v[5] = f64::from_bits(0x7ff8_0000_dead_beef);
+    (v[6], v[100]) = (f64::INFINITY, f64::NEG_INFINITY);
+    v[20_000] = -0.0;
+    (dims, v)
+}
+
+#[test]
+fn lossless_codes_values_on_a_lattice_as_its_integers_bit_for_bit() {
+    use residuum::internals::format::{parse, BlockKind};
+    let (dims, v) = packed_field();
+    let codec = Codec::from_pairs([("mode", "lossless"), ("block", "8x32x64")]).unwrap();
+    let narrow: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+    let streams = [
+        (codec.compress(&dims, &v).unwrap(), 8),
+        (codec.compress(&dims, &narrow).unwrap(), 4),
+    ];
+    for (s, size) in &streams {
+        match size {
+            8 => assert_bits_eq(&v, &decode_as::<f64>(s).unwrap().1),
+            _ => assert_bits_eq(&narrow, &decode_as::<f32>(s).unwrap().1),
+        }
+        let parsed = parse(s).unwrap();
+        assert_eq!(parsed.version, 14);
+        // The first block as the lattice's integers, at a fraction of its bytes' zstd coding;
+        // the second's -0.0 would come back as the lattice's +0.0: stored as bytes.
+        assert_eq!(parsed.entries[0].kind, BlockKind::Lbrc);
+        assert!(matches!(
+            parsed.entries[1].kind,
+            BlockKind::Zstd | BlockKind::Raw
+        ));
+        let first: Vec<u8> = match size {
+            8 => v[..16_384].iter().flat_map(|x| x.to_le_bytes()).collect(),
+            _ => narrow[..16_384]
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect(),
+        };
+        let zstd = zstd::bulk::compress(&first, 3).unwrap().len();
+        let lbrc = parsed.payload(0).unwrap().len();
+        assert!(
+            5 * lbrc < 2 * zstd,
+            "{size}-byte values: {lbrc} bytes, as zstd {zstd}"
+        );
+    }
+}
+
+/// `s` with its version field set to `version` and its header checksum made to hold again.
+fn with_version(s: &[u8], version: u16) -> Vec<u8> {
+    let at = |e: usize| u64::from_le_bytes(s[e..e + 8].try_into().unwrap());
+    let end = (8..s.len() - 8)
+        .find(|&e| at(e) == xxhash_rust::xxh3::xxh3_64(&s[..e]))
+        .expect("a header checksum");
+    let mut out = s.to_vec();
+    out[4..6].copy_from_slice(&version.to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_64(&out[..end]);
+    out[end..end + 8].copy_from_slice(&sum.to_le_bytes());
+    out
+}
+
+#[test]
+fn lossless_streams_hold_lbrc_blocks_from_version_14_on_and_no_other_lossy_kind() {
+    use residuum::internals::format::{parse, write_stream, BlockKind};
+    let v = packed_field().1;
+    let s = lossless().compress(&[8, 32, 64], &v[..16_384]).unwrap();
+    assert_eq!(parse(&s).unwrap().entries[0].kind, BlockKind::Lbrc);
+    assert_bits_eq(
+        &v[..16_384],
+        &decode_as::<f64>(&with_version(&s, 14)).unwrap().1,
+    );
+    // As version 13, whose lossless streams held raw and zstd blocks only.
+    let e = decode(&with_version(&s, 13)).unwrap_err();
+    assert!(
+        e.to_string().contains("lossy block in a lossless stream"),
+        "{e}"
+    );
+    // A lossy stream's blocks (constant, LBRC over the base, wavelet) in a lossless stream.
+    let lossy = Codec::from_pairs([("nrmse", "1e-2"), ("block", "4x32x64")])
+        .unwrap()
+        .compress(&[8, 32, 64], &vec![1.5f32; 16_384])
+        .unwrap();
+    let parsed = parse(&lossy).unwrap();
+    assert_eq!(parsed.entries[0].kind, BlockKind::Constant);
+    let blocks: Vec<_> = (0..parsed.entries.len())
+        .map(|i| (parsed.entries[i].kind, parsed.payload(i).unwrap()))
+        .collect();
+    let info = residuum::StreamInfo {
+        target: residuum::Target::Lossless,
+        ..parsed.info.clone()
+    };
+    let mut out = vec![0u8; lossy.len()];
+    let n = write_stream(&info, &blocks, Tables::default(), &mut out).unwrap();
+    let e = decode(&out[..n]).unwrap_err();
+    assert!(
+        e.to_string().contains("lossy block in a lossless stream"),
+        "{e}"
+    );
+}
+
 #[test]
 fn odd_shapes_round_trip() {
     let shapes: &[&[usize]] = &[

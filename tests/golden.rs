@@ -265,9 +265,9 @@ fn assert_version(s: &[u8], name: &str) {
 }
 
 /// Vectors of what the others lack: Gae and Constant blocks, Lbrc blocks coded with `PLANES`,
-/// f64 streams (NGLR among them), Lbrc blocks with plane offsets and an empty array
-/// (`doc/format.md` §10). The current encoder wrote them (as versions 10 to 13, the empty one as
-/// version 2) and must still write them byte for byte,
+/// f64 streams (NGLR among them), Lbrc blocks with plane offsets, lossless streams with Lbrc
+/// blocks and an empty array (`doc/format.md` §10). The current encoder wrote them (as
+/// versions 10 to 14, the empty one as version 2) and must still write them byte for byte,
 /// on 1 and 2 threads, until a change of format moves them among those only decoded (as the
 /// NGLR stream of version 10).
 #[test]
@@ -318,7 +318,7 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
         &'a [f64],
         &'a [BlockKind],
     );
-    let cases: [Case; 13] = [
+    let cases: [Case; 15] = [
         (
             "nrmse_1e-2_gae_v10_f32",
             &[("nrmse", "1e-2"), ("residual", "gae"), ("block", "8x16x16")],
@@ -404,6 +404,21 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             &grib,
             &[BlockKind::Lbrc],
         ),
+        // Version 14: lossless streams with Lbrc blocks (values on a lattice, bit for bit).
+        (
+            "lossless_grib_v14_f32",
+            &[("mode", "lossless")],
+            &dims,
+            &grib,
+            &[BlockKind::Lbrc],
+        ),
+        (
+            "lossless_grib_v14_f64",
+            &[("mode", "lossless")],
+            &dims,
+            &grib,
+            &[BlockKind::Lbrc],
+        ),
         (
             "nrmse_1e-4_empty_v2_f32",
             &[("nrmse", "1e-4"), ("block", "8x16x16")],
@@ -464,8 +479,17 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
                 .map(|&x| x as f64)
                 .collect(),
         };
-        let given: Vec<(&str, String)> = params.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        common::check::check(&given, v, &back, &s);
+        if name.starts_with("lossless") {
+            let bits = |x: f64| if f64s { x } else { x as f32 as f64 }.to_bits();
+            assert!(
+                v.iter().zip(&back).all(|(&x, &y)| bits(x) == y.to_bits()),
+                "{name}: not bit for bit"
+            );
+        } else {
+            let given: Vec<(&str, String)> =
+                params.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            common::check::check(&given, v, &back, &s);
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! The first 10 bytes choose the settings, the rest are values: raw f32 bits (NaN, ±Inf,
 //! denormals, f32::MAX), or a smooth field with those bytes as sparse hostile values; compressed
 //! as f32, or as f64 scaled by a power of two from 2^-869 to 2^869; NGLR with a fixed network
-//! forced or not.
+//! forced or not; or lossless (bit for bit, lattices among the values as LBRC integers).
 //! Run it as `cargo fuzz run -s none roundtrip`: under AddressSanitizer, zstd at level 19 (GAE's
 //! blocks) reports a stack use after scope at a global address, reading a local table of
 //! function pointers within its bounds; without ASan the same inputs pass.
@@ -79,11 +79,15 @@ fuzz_target!(|data: &[u8]| {
     } else {
         1.0
     };
-    // With 16, NGLR on every block it can serve (predictor 10 on blocks of one plane), where
-    // the mode leaves the residual coder to choose.
-    let nglr = head[7] & 16 != 0 && !matches!(head[7] % 8, 4 | 5);
+    // With 16 and 32, lossless; with 16 alone, NGLR on every block it can serve (predictor 10
+    // on blocks of one plane), where the mode leaves the residual coder to choose.
+    let lossless = head[7] & 48 == 48;
+    let nglr = head[7] & 48 == 16 && !matches!(head[7] % 8, 4 | 5);
     let params = |s: f64| -> Vec<(&str, String)> {
         let eps = (t * r.max(1e-3) * s).to_string();
+        if lossless {
+            return vec![("mode", "lossless".into())];
+        }
         let mut p = match head[7] % 8 {
             0 => vec![("nrmse", t.to_string())],
             1 => vec![("abs", eps)],
@@ -119,12 +123,32 @@ fuzz_target!(|data: &[u8]| {
     // Settings the parameters accept and any array of their type compress: an error here is a
     // bug to find, not an input to skip.
     let s = compress(&one).unwrap_or_else(|e| panic!("compressing failed: {e}"));
-    let b: Vec<f64> = match wide {
-        true => decode_as::<f64>(&s).map(|(_, b)| b.iter().map(|x| x / scale).collect()),
-        false => decode_as::<f32>(&s).map(|(_, b)| b.iter().map(|&x| x as f64).collect()),
+    if lossless {
+        // Bit for bit, as stored (widening would quiet a signalling NaN).
+        let same = match wide {
+            true => decode_as::<f64>(&s).map(|(_, b)| {
+                b.iter()
+                    .map(|x| x.to_bits())
+                    .eq(scaled.iter().map(|x| x.to_bits()))
+            }),
+            false => decode_as::<f32>(&s).map(|(_, b)| {
+                b.iter()
+                    .map(|x| x.to_bits())
+                    .eq(v.iter().map(|x| x.to_bits()))
+            }),
+        };
+        assert!(
+            same.expect("a stream just written decodes"),
+            "lossless, not bit for bit"
+        );
+    } else {
+        let b: Vec<f64> = match wide {
+            true => decode_as::<f64>(&s).map(|(_, b)| b.iter().map(|x| x / scale).collect()),
+            false => decode_as::<f32>(&s).map(|(_, b)| b.iter().map(|&x| x as f64).collect()),
+        }
+        .expect("a stream just written decodes");
+        check::check(&params(1.0), &o, &b, &s);
     }
-    .expect("a stream just written decodes");
-    check::check(&params(1.0), &o, &b, &s);
     let two = compress(&one.with_threads(2).unwrap()).unwrap();
     assert!(two == s, "1 and 2 threads wrote different streams");
 });

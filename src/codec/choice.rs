@@ -74,13 +74,15 @@ pub(super) fn picked(c: &Choice, carried: usize, forced: usize) -> usize {
 
 /// The pipeline's second stage: integer coding of every candidate, and the smallest with
 /// and without the base model; lossless coding where no lossy payload is smaller than the
-/// raw block (or no step met the bound).
+/// raw block (or no step met the bound), or where the target is `lossless` (its candidates,
+/// integers of a lattice, can take most of the raw bytes where zstd takes few).
 pub(super) fn finish(
     s: Block,
     dtype: ElementType,
     coder: IntCoder,
     level: i32,
     forced: usize,
+    lossless: bool,
 ) -> Result<Choice> {
     let mut best: [Option<CodedBlock>; SETS] = Default::default();
     // Pruned against the best estimate among the candidates needing the same tables (so
@@ -111,7 +113,7 @@ pub(super) fn finish(
     };
     let outright = |c: &Option<CodedBlock>| c.as_ref().is_some_and(|p| 2 * p.1.len() < raw_len);
     let plain = match best[0].take() {
-        Some(p) if 2 * p.1.len() < raw.len() => p,
+        Some(p) if 2 * p.1.len() < raw.len() && !lossless => p,
         None if outright(&best[PREVIOUS]) => (BlockKind::Raw, raw, exact, None),
         lossy => {
             // Stored exactly: no error (counted over all values, as NaNs round-trip too).

@@ -10,7 +10,7 @@
 //! `format`; decoding is `decode`'s.
 
 use crate::base::{self, previous, Model};
-use crate::block::{default_block, fold3, Grid};
+use crate::block::{default_block, fold3, lossless_block, Grid};
 use crate::bound::{data_range, BlockBound, ErrorStats, Target, RANGE_CHUNK};
 use crate::dtype::{ElementType, Float};
 use crate::error::{Error, ParameterError, Result};
@@ -22,7 +22,9 @@ use crate::params::{Config, Range};
 use crate::pipeline::learn::Learner;
 use crate::pipeline::{default_threads, scratch, shared_pool, two_stage, MAX_THREADS};
 use crate::residual::predict::nglr;
-use crate::residual::{lbrc, Base, BlockValues, LookHints, NglrUse, Recon, Specials, Staged};
+use crate::residual::{
+    lbrc, Base, BlockValues, LookHints, NglrUse, OneStage, Recon, Specials, Staged,
+};
 use choice::{pick, picked, MODEL, NGLR, PREVIOUS};
 
 mod choice;
@@ -207,11 +209,11 @@ impl Codec {
 
     fn block_shape(&self, dims: &[usize]) -> [usize; 3] {
         let d = fold3(dims);
-        match self.config.target {
-            // One block: zstd sees the whole array.
-            Target::Lossless => d.map(|x| x.max(1)),
-            _ => self.config.block.unwrap_or_else(|| default_block(d)),
-        }
+        let default = match self.config.target {
+            Target::Lossless => lossless_block,
+            _ => default_block,
+        };
+        self.config.block.unwrap_or_else(|| default(d))
     }
 
     /// The exact worst-case stream length for an array of `dims`: every block stored raw.
@@ -323,12 +325,25 @@ impl Codec {
         let first = |i: usize, par: bool| -> Result<Block> {
             let b = grid.block(i);
             let raw = grid.gather_bytes(data, dtype, &b);
+            let mut values = scratch::F64.take(b.len());
+            dtype.extend_f64s(&raw, &mut values);
+            let specials = Specials::find(&raw, dtype, fill, &mut values);
             let candidates = if bound == BlockBound::Lossless {
-                Vec::new()
+                // Values on a lattice (packed GRIB or netCDF, f32 within a few binades) as its
+                // integers, bit for bit; else (and where larger) the bytes.
+                let block = BlockValues::new(&values, &specials, b.shape, dtype);
+                let stage = lbrc::Lbrc.stage(&block, None, bound, par, None);
+                let stagings = stage.into_iter().flat_map(|(stagings, errors, _)| {
+                    stagings.into_iter().map(move |staged| Candidate {
+                        staged,
+                        errors,
+                        tables: 0,
+                        estimate: 0.0,
+                        recon: None,
+                    })
+                });
+                stagings.collect()
             } else {
-                let mut values = scratch::F64.take(b.len());
-                dtype.extend_f64s(&raw, &mut values);
-                let specials = Specials::find(&raw, dtype, fill, &mut values);
                 let block = BlockValues {
                     nglr: net.as_deref(),
                     recon: step.is_some(),
@@ -347,13 +362,14 @@ impl Codec {
                 for (_, base) in previous.into_iter().flat_map(|p| p.0) {
                     scratch::F64.give(base);
                 }
-                scratch::F64.give(values);
                 candidates
             };
+            scratch::F64.give(values);
             Ok(Block { candidates, raw })
         };
         let (coder, level, forced) = (self.config.coder, self.config.level, self.forced());
-        let second = |_: usize, s: Block| choice::finish(s, dtype, coder, level, forced);
+        let lossless = bound == BlockBound::Lossless;
+        let second = |_: usize, s: Block| choice::finish(s, dtype, coder, level, forced, lossless);
         let mut coded = if grid.len() > 1 && !self.serial() {
             let depth = 4 * self.threads;
             // Blocks share their stages only where there are too few to keep every thread

@@ -29,7 +29,7 @@ use crate::error::{Error, FormatErrorKind, ParameterError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 13;
+pub const FORMAT_VERSION: u16 = 14;
 /// The first version with wavelet blocks.
 const WAVELET_VERSION: u16 = 5;
 /// The version written for lossy streams without wavelet blocks: the first whose wavelet
@@ -45,9 +45,12 @@ pub(crate) const VERSION_NGLR_PLANAR: u16 = 12;
 /// The version written for streams with an LBRC block whose planes have offsets of their own
 /// (`lbrc::PLANE_OFFSETS`): older readers refuse its offset.
 pub(crate) const VERSION_PLANE_OFFSETS: u16 = 13;
-/// The version written for lossless streams (raw and zstd blocks only), which version 2
+/// The version written for lossless streams of raw and zstd blocks only, which version 2
 /// readers decode.
 const VERSION_LOSSLESS: u16 = 2;
+/// The version written for lossless streams with LBRC blocks (values on a lattice, coded as
+/// its integers bit for bit): older readers refuse any block but raw and zstd there.
+pub(crate) const VERSION_LOSSLESS_LBRC: u16 = 14;
 /// Header flag: the table ends with the base model's entry (before the network's).
 const FLAG_MODEL: u8 = 1;
 /// Header flag: the last table entry is the NGLR network (version 6).
@@ -270,6 +273,7 @@ pub fn write_stream(
         *k == BlockKind::Lbrc && p.get(..8) == Some(&marker[..])
     });
     let version = match (wavelet, lossy) {
+        (_, true) if info.target == Target::Lossless => VERSION_LOSSLESS_LBRC,
         _ if plane_offsets => VERSION_PLANE_OFFSETS,
         _ if nglr_planar => VERSION_NGLR_PLANAR,
         (true, _) => VERSION_WAVELET,

@@ -12,11 +12,11 @@ use crate::dtype::ElementType;
 
 /// The lattice `o + k·s` the finite values lie on, as the decoder reconstructs them, if its
 /// step s is coarser than `step`: a binary one (o = `lo`, s the greatest common divisor of the
-/// values' distances from `lo`, in units of the lowest set bit among them), else a rounded one
-/// ([`rounded_lattice`]). The values must come back bit for bit, or, where no offset and step
-/// found do that (values unpacked in arithmetic the decoder's does not repeat: f32 throughout,
-/// or f64 kept as f64), within `bound` from the fitted one. Returns o, s, the lattice integers
-/// and their errors.
+/// values' distances from `lo`, in units of the lowest set bit among them), or a rounded one
+/// ([`rounded_lattice`]) coarser than that, where there is one. The values must come back bit
+/// for bit, or, where no offset and step found do that (values unpacked in arithmetic the
+/// decoder's does not repeat: f32 throughout, or f64 kept as f64), within `bound` from the
+/// fitted one. Returns o, s, the lattice integers and their errors.
 pub(super) fn on_lattice(
     values: &[f64],
     lo: f64,
@@ -37,27 +37,30 @@ pub(super) fn on_lattice(
         Some((offset, s, q, stats))
     };
     let exact = |(.., stats): &(f64, f64, Vec<i64>, ErrorStats)| stats.max_abs == 0.0;
-    match binary {
-        Some(s) => on((lo, s)).filter(exact),
-        None => {
-            let (o, s) = rounded_lattice(values, &values[..values.len().min(4096)], lo, step)?;
-            // GRIB's decimal step first, then the fit, then the linear program (each try a pass
-            // over the block, the cheapest first).
-            let decimal = decimal_step(s).filter(|&c| c > step);
-            if let Some(found) =
-                decimal.and_then(|c| on((decimal_offset(values, lo, c, dtype)?, c)).filter(exact))
-            {
-                return Some(found);
-            }
-            let fitted = on((o, s))?;
-            if exact(&fitted) {
-                return Some(fitted);
-            }
-            (fit::feasible(values, o, s, dtype).and_then(on))
-                .filter(exact)
-                .or_else(|| fitted.3.meets(bound).then_some(fitted))
+    let binary = binary.and_then(|s| on((lo, s)).filter(exact));
+    // A rounded lattice coarser still: values packed with a scale that is no binary fraction
+    // lie on their element type's spacing too, a binary lattice where the target is tight
+    // (or lossless).
+    let beat = binary.as_ref().map_or(step, |b| b.1);
+    let rounded = || {
+        let (o, s) = rounded_lattice(values, &values[..values.len().min(4096)], lo, beat)?;
+        // GRIB's decimal step first, then the fit, then the linear program (each try a pass
+        // over the block, the cheapest first).
+        let decimal = decimal_step(s).filter(|&c| c > beat);
+        if let Some(found) =
+            decimal.and_then(|c| on((decimal_offset(values, lo, c, dtype)?, c)).filter(exact))
+        {
+            return Some(found);
         }
-    }
+        let fitted = on((o, s))?;
+        if exact(&fitted) {
+            return Some(fitted);
+        }
+        (fit::feasible(values, o, s, dtype).and_then(on))
+            .filter(exact)
+            .or_else(|| fitted.3.meets(bound).then_some(fitted))
+    };
+    rounded().or(binary)
 }
 
 /// Values a plane must hold for its own offset (8 bytes) to be worth looking for.

@@ -222,7 +222,11 @@ pub(crate) fn prepare(
     }
     .map_or(offset, |p| dtype.round(p));
     head[..8].copy_from_slice(&offset.to_le_bytes());
-    let (mut step, mut q, mut stats) = choose_step(values, base, offset, bound, dtype, par)?;
+    let (mut step, mut q, mut stats) = match bound {
+        // Lossless: a lattice the values lie on (below) or nothing; any lattice is coarser.
+        BlockBound::Lossless => (0.0, Vec::new(), ErrorStats::new(1.0)),
+        _ => choose_step(values, base, offset, bound, dtype, par)?,
+    };
     // Data stored quantized (GRIB, packed netCDF) lie on a lattice lo + k·s. Where the bound
     // asks for a finer step than s, the lattice itself serves: exact, with fewer integers.
     if let Some((o, s, lq, ls)) = base
@@ -243,6 +247,16 @@ pub(crate) fn prepare(
         head[..8].copy_from_slice(&PLANE_OFFSETS.to_le_bytes());
         (step, q, stats) = (s, lq, ls);
         offsets = Some(o);
+    }
+    if bound == BlockBound::Lossless {
+        let offset = f64::from_le_bytes(head[..8].try_into().unwrap());
+        // Integers spanning more than the element's bits (a lattice as fine as the finest
+        // spacing of values over many binades) would not code smaller than the bytes.
+        let narrow = (hi - lo) / step < 2f64.powi(8 * dtype.size() as i32);
+        let offsets = (offset, offsets.as_deref());
+        if !(step > 0.0 && narrow && repeats(values, &q, offsets, step, shape, dtype)) {
+            return None;
+        }
     }
     head.extend_from_slice(&step.to_le_bytes());
     for o in offsets.iter().flatten() {
@@ -306,6 +320,24 @@ pub(crate) fn prepare(
     }
     out.push(plain);
     Some((Prepared::Residuals(out), stats, bytes))
+}
+
+/// Whether the lattice integers `q` reconstruct every finite value of `values` bit for bit, with
+/// the block's offset or its planes' (`offsets`), as a lossless target needs: a zero error
+/// does not see the sign of a zero.
+fn repeats(
+    values: &[f64],
+    q: &[i64],
+    offsets: (f64, Option<&[f64]>),
+    step: f64,
+    shape: [usize; 3],
+    dtype: ElementType,
+) -> bool {
+    let m = shape[1] * shape[2];
+    let offset = |i: usize| offsets.1.map_or(offsets.0, |o| o[i / m]);
+    (values.iter().zip(q).enumerate()).all(|(i, (&x, &k))| {
+        !x.is_finite() || reconstruct(offset(i), step, k, dtype).to_bits() == x.to_bits()
+    })
 }
 
 #[cfg(test)]
