@@ -37,10 +37,10 @@ fn main() {
     let masked: Vec<f32> = (0..4096)
         .map(|i| if (i / 64) % 3 == 0 { f32::NAN } else { wave[i] })
         .collect();
-    // The wave on a lattice of 1/64 (lossless streams code it as LBRC, version 14).
+    // The wave on a lattice of 1/64 (lossless streams code it as LBRC on it, version 14).
     let packed: Vec<f32> = wave.iter().map(|x| (x * 64.0).round() / 64.0).collect();
     type Kind<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [f32]);
-    let kinds: [Kind; 9] = [
+    let kinds: [Kind; 10] = [
         (
             "wavelet",
             &[("nrmse", "1e-4"), ("residual", "wavelet")],
@@ -53,6 +53,8 @@ fn main() {
         ("constant", &[("nrmse", "1e-3")], &flat),
         ("zstd", &[("mode", "lossless")], &flat),
         ("lattice", &[("mode", "lossless")], &packed),
+        // Across zero: no lattice, the values' ordered bits.
+        ("bits", &[("mode", "lossless")], &wave),
         ("mask", &[("nrmse", "1e-4")], &masked),
     ];
     for (name, pairs, data) in kinds {

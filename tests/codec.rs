@@ -101,12 +101,22 @@ fn lossless_codes_values_on_a_lattice_as_its_integers_bit_for_bit() {
         let parsed = parse(s).unwrap();
         assert_eq!(parsed.version, 14);
         // The first block as the lattice's integers, at a fraction of its bytes' zstd coding;
-        // the second's -0.0 would come back as the lattice's +0.0: stored as bytes.
+        // the second's -0.0 would come back as the lattice's +0.0: its f64 values stored as
+        // bytes, its f32 values as their ordered bits.
         assert_eq!(parsed.entries[0].kind, BlockKind::Lbrc);
-        assert!(matches!(
-            parsed.entries[1].kind,
-            BlockKind::Zstd | BlockKind::Raw
-        ));
+        let offset =
+            |i: usize| u64::from_le_bytes(parsed.payload(i).unwrap()[..8].try_into().unwrap());
+        assert!(f64::from_bits(offset(0)).is_finite());
+        match size {
+            8 => assert!(matches!(
+                parsed.entries[1].kind,
+                BlockKind::Zstd | BlockKind::Raw
+            )),
+            _ => assert_eq!(
+                (parsed.entries[1].kind, offset(1)),
+                (BlockKind::Lbrc, ORDERED)
+            ),
+        }
         let first: Vec<u8> = match size {
             8 => v[..16_384].iter().flat_map(|x| x.to_le_bytes()).collect(),
             _ => narrow[..16_384]
@@ -121,6 +131,40 @@ fn lossless_codes_values_on_a_lattice_as_its_integers_bit_for_bit() {
             "{size}-byte values: {lbrc} bytes, as zstd {zstd}"
         );
     }
+}
+
+/// The offset field of LBRC payloads whose integers are the f32 values' ordered bits.
+const ORDERED: u64 = 0x7ff8_0000_0000_0001;
+
+#[test]
+fn lossless_codes_f32_over_many_binades_as_their_ordered_bits() {
+    use residuum::internals::format::{parse, BlockKind};
+    // A smooth field over 22 binades and both signs, with what lossless must keep: a -0.0,
+    // denormals, NaN payloads, infinities, the extremes.
+    let mut v: Vec<f32> = (0..32_768)
+        .map(|i| {
+            let (z, x) = ((i / 1024) as f32, (i % 1024) as f32);
+            (0.02 * x).sin() * (0.3 * z).exp() * 1e-4
+        })
+        .collect();
+    v[..8].copy_from_slice(&[
+        -0.0,
+        1e-45,
+        -3e-42,
+        f32::from_bits(0x7fc0_1234),
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MAX,
+        f32::MIN,
+    ]);
+    let s = lossless().compress(&[32, 1024], &v).unwrap();
+    assert_bits_eq(&v, &decode_as::<f32>(&s).unwrap().1);
+    let parsed = parse(&s).unwrap();
+    assert_eq!(parsed.entries[0].kind, BlockKind::Lbrc);
+    assert_eq!(parsed.payload(0).unwrap()[..8], ORDERED.to_le_bytes());
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let zstd = zstd::bulk::compress(&bytes, 3).unwrap().len();
+    assert!(4 * s.len() < 3 * zstd, "{} bytes, as zstd {zstd}", s.len());
 }
 
 /// `s` with its version field set to `version` and its header checksum made to hold again.

@@ -309,6 +309,8 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             false => x as f64,
         })
         .collect();
+    // The smooth field cubed (f32 products), over many binades and both signs: no lattice.
+    let binades: Vec<f64> = smooth.iter().map(|&x| (x * x * x) as f64).collect();
     let smooth: Vec<f64> = smooth.iter().map(|&x| x as f64).collect();
     // (name, parameters, dims, values, what it must hold)
     type Case<'a> = (
@@ -318,7 +320,7 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
         &'a [f64],
         &'a [BlockKind],
     );
-    let cases: [Case; 15] = [
+    let cases: [Case; 16] = [
         (
             "nrmse_1e-2_gae_v10_f32",
             &[("nrmse", "1e-2"), ("residual", "gae"), ("block", "8x16x16")],
@@ -417,6 +419,14 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             &[("mode", "lossless")],
             &dims,
             &grib,
+            &[BlockKind::Lbrc],
+        ),
+        // And f32 values' ordered bits as the integers.
+        (
+            "lossless_bits_v14_f32",
+            &[("mode", "lossless")],
+            &dims,
+            &binades,
             &[BlockKind::Lbrc],
         ),
         (

@@ -22,9 +22,7 @@ use crate::params::{Config, Range};
 use crate::pipeline::learn::Learner;
 use crate::pipeline::{default_threads, scratch, shared_pool, two_stage, MAX_THREADS};
 use crate::residual::predict::nglr;
-use crate::residual::{
-    lbrc, Base, BlockValues, LookHints, NglrUse, OneStage, Recon, Specials, Staged,
-};
+use crate::residual::{lbrc, Base, BlockValues, LookHints, NglrUse, Recon, Specials, Staged};
 use choice::{pick, picked, MODEL, NGLR, PREVIOUS};
 
 mod choice;
@@ -329,20 +327,25 @@ impl Codec {
             dtype.extend_f64s(&raw, &mut values);
             let specials = Specials::find(&raw, dtype, fill, &mut values);
             let candidates = if bound == BlockBound::Lossless {
-                // Values on a lattice (packed GRIB or netCDF, f32 within a few binades) as its
-                // integers, bit for bit; else (and where larger) the bytes.
+                // The values as LBRC integers, bit for bit (a lattice's, f32's ordered bits);
+                // the bytes where smaller.
                 let block = BlockValues::new(&values, &specials, b.shape, dtype);
-                let stage = lbrc::Lbrc.stage(&block, None, bound, par, None);
-                let stagings = stage.into_iter().flat_map(|(stagings, errors, _)| {
-                    stagings.into_iter().map(move |staged| Candidate {
-                        staged,
-                        errors,
-                        tables: 0,
-                        estimate: 0.0,
-                        recon: None,
+                let exact = ErrorStats {
+                    count: b.len(),
+                    ..ErrorStats::default()
+                };
+                (lbrc::prepare_lossless(&block, par).into_iter())
+                    .map(|ints| {
+                        let staged = Staged::Ints(BlockKind::Lbrc, Vec::new(), ints);
+                        Candidate {
+                            estimate: staged.estimate(),
+                            staged,
+                            errors: exact,
+                            tables: 0,
+                            recon: None,
+                        }
                     })
-                });
-                stagings.collect()
+                    .collect()
             } else {
                 let block = BlockValues {
                     nglr: net.as_deref(),

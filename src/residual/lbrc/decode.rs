@@ -2,8 +2,9 @@
 //! integers, and the reconstruction `lbrc::encode` verified; the bound on what a payload can
 //! hold (`max_values`) read from its head and tables alone.
 
+use super::lossless::from_ordered_bits;
 use super::quantize::{reconstruct, reconstruct_on};
-use super::PLANE_OFFSETS;
+use super::{ORDERED_BITS, PLANE_OFFSETS};
 use crate::base::{frame, previous, Decoder};
 use crate::dtype::ElementType;
 use crate::entropy::ints;
@@ -16,6 +17,8 @@ use std::sync::Arc;
 /// What a non-constant payload holds between its offset and its coded integers.
 struct Head {
     step: f64,
+    /// The integers are the values' bits, ordered ([`ORDERED_BITS`]).
+    ordered: bool,
     /// Each plane's offset, where the payload has them ([`PLANE_OFFSETS`]).
     offsets: Option<Vec<f64>>,
     specials: Vec<(usize, u64)>,
@@ -49,7 +52,20 @@ fn read_head(
             }
         )));
     }
-    if !(step.is_finite() && step > 0.0 && (planes || offset.is_finite())) {
+    // Bits as integers: f32 lossless streams' (version 14), with step 1.
+    let ordered = offset.to_bits() == ORDERED_BITS;
+    if ordered
+        && (over_base
+            || version < crate::format::VERSION_LOSSLESS_LBRC
+            || dtype != ElementType::F32
+            || step != 1.0)
+    {
+        return Err(Error::corrupt(format!(
+            "ordered bits in a version {version} {dtype:?} block{} of step {step}",
+            if over_base { " over a base" } else { "" }
+        )));
+    }
+    if !(step.is_finite() && step > 0.0 && (planes || ordered || offset.is_finite())) {
         return Err(Error::corrupt("bad quantization step or offset"));
     }
     let offsets = match planes {
@@ -86,6 +102,7 @@ fn read_head(
     }
     Ok(Head {
         step,
+        ordered,
         offsets,
         specials,
         predictor,
@@ -277,6 +294,7 @@ pub fn decode(
     }
     let Head {
         step,
+        ordered,
         offsets,
         specials,
         predictor,
@@ -305,6 +323,18 @@ pub fn decode(
             dtype.put_bits(&mut out, i, bits);
         }
         crate::pipeline::scratch::I64.give(q);
+        return Ok(out);
+    }
+    if ordered {
+        for (d, &v) in out.chunks_exact_mut(4).zip(&q) {
+            let bits =
+                from_ordered_bits(v).ok_or_else(|| Error::corrupt("ordered bits beyond f32's"))?;
+            d.copy_from_slice(&bits.to_le_bytes());
+        }
+        crate::pipeline::scratch::I64.give(q);
+        for (i, b) in specials {
+            dtype.put_bits(&mut out, i, b);
+        }
         return Ok(out);
     }
     // One offset for the block, or one per plane.

@@ -12,11 +12,13 @@
 
 mod decode;
 mod lattice;
+mod lossless;
 mod quantize;
 pub use decode::{decode, decode_over_previous};
 pub(crate) use decode::{
     decode_over_base, max_values, max_values_over_base, max_values_over_previous,
 };
+pub(crate) use lossless::prepare_lossless;
 pub(super) use quantize::{grown, plateau, GROW_BELOW};
 
 use super::predict::{self, nglr, Predictor};
@@ -40,6 +42,9 @@ pub enum Payload {
 /// The offset field of a payload whose planes each have their own offset (after the step;
 /// version 13, never over a base): a quiet NaN, which no other payload's offset is.
 pub(crate) const PLANE_OFFSETS: u64 = 0x7ff8_0000_0000_0000;
+/// The offset field of a payload whose integers are its f32 values' bits, ordered (version 14,
+/// never over a base, step 1): another quiet NaN.
+pub(crate) const ORDERED_BITS: u64 = 0x7ff8_0000_0000_0001;
 
 /// Blocks smaller than this are coded on one thread: the hand-over to another costs more than
 /// it saves.
@@ -222,11 +227,7 @@ pub(crate) fn prepare(
     }
     .map_or(offset, |p| dtype.round(p));
     head[..8].copy_from_slice(&offset.to_le_bytes());
-    let (mut step, mut q, mut stats) = match bound {
-        // Lossless: a lattice the values lie on (below) or nothing; any lattice is coarser.
-        BlockBound::Lossless => (0.0, Vec::new(), ErrorStats::new(1.0)),
-        _ => choose_step(values, base, offset, bound, dtype, par)?,
-    };
+    let (mut step, mut q, mut stats) = choose_step(values, base, offset, bound, dtype, par)?;
     // Data stored quantized (GRIB, packed netCDF) lie on a lattice lo + k·s. Where the bound
     // asks for a finer step than s, the lattice itself serves: exact, with fewer integers.
     if let Some((o, s, lq, ls)) = base
@@ -247,16 +248,6 @@ pub(crate) fn prepare(
         head[..8].copy_from_slice(&PLANE_OFFSETS.to_le_bytes());
         (step, q, stats) = (s, lq, ls);
         offsets = Some(o);
-    }
-    if bound == BlockBound::Lossless {
-        let offset = f64::from_le_bytes(head[..8].try_into().unwrap());
-        // Integers spanning more than the element's bits (a lattice as fine as the finest
-        // spacing of values over many binades) would not code smaller than the bytes.
-        let narrow = (hi - lo) / step < 2f64.powi(8 * dtype.size() as i32);
-        let offsets = (offset, offsets.as_deref());
-        if !(step > 0.0 && narrow && repeats(values, &q, offsets, step, shape, dtype)) {
-            return None;
-        }
     }
     head.extend_from_slice(&step.to_le_bytes());
     for o in offsets.iter().flatten() {
@@ -320,24 +311,6 @@ pub(crate) fn prepare(
     }
     out.push(plain);
     Some((Prepared::Residuals(out), stats, bytes))
-}
-
-/// Whether the lattice integers `q` reconstruct every finite value of `values` bit for bit, with
-/// the block's offset or its planes' (`offsets`), as a lossless target needs: a zero error
-/// does not see the sign of a zero.
-fn repeats(
-    values: &[f64],
-    q: &[i64],
-    offsets: (f64, Option<&[f64]>),
-    step: f64,
-    shape: [usize; 3],
-    dtype: ElementType,
-) -> bool {
-    let m = shape[1] * shape[2];
-    let offset = |i: usize| offsets.1.map_or(offsets.0, |o| o[i / m]);
-    (values.iter().zip(q).enumerate()).all(|(i, (&x, &k))| {
-        !x.is_finite() || reconstruct(offset(i), step, k, dtype).to_bits() == x.to_bits()
-    })
 }
 
 #[cfg(test)]
