@@ -326,9 +326,16 @@ pub fn decode(
         return Ok(out);
     }
     if ordered {
-        for (d, &v) in out.chunks_exact_mut(4).zip(&q) {
-            let bits =
-                from_ordered_bits(v).ok_or_else(|| Error::corrupt("ordered bits beyond f32's"))?;
+        // A special value's integer is the predictor's fill, any integer (its value is
+        // overwritten below); any other must be an f32's. Positions ascend.
+        let mut special = specials.iter().map(|s| s.0).peekable();
+        for (i, (d, &v)) in out.chunks_exact_mut(4).zip(&q).enumerate() {
+            let filled = special.next_if_eq(&i).is_some();
+            let bits = match from_ordered_bits(v) {
+                Some(b) => b,
+                None if filled => 0,
+                None => return Err(Error::corrupt("ordered bits beyond f32's")),
+            };
             d.copy_from_slice(&bits.to_le_bytes());
         }
         crate::pipeline::scratch::I64.give(q);

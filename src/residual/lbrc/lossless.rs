@@ -156,24 +156,38 @@ mod tests {
         let mut step = p[0].clone();
         step[8..16].copy_from_slice(&2f64.to_le_bytes());
         assert!(decode(&step, ElementType::F32, 14).is_err());
-        // Integers beyond f32's 32 bits: refused, not wrapped.
-        let q = vec![1i64 << 31; 64];
-        let mut head = ORDERED_BITS.to_le_bytes().to_vec();
-        head.extend_from_slice(&1f64.to_le_bytes());
-        Specials::default().write(64, ElementType::F32, &mut head);
-        let p = predict::choose(&q, [1, 1, 64]);
-        head.push(p.id());
-        p.put_params(&mut head);
-        let ints = Integers {
-            head,
-            values: p.forward(q, [1, 1, 64], false),
-            shape: [1, 1, 64],
-            par: false,
-            nglr: false,
+        // Integers beyond f32's 32 bits: refused, not wrapped, but at a special value's
+        // position, where they are the predictor's fill (a fill next to f32::MAX overshot
+        // once, found by fuzzing) and the special value replaces them.
+        let coded = |q: Vec<i64>, v: &[f64]| {
+            let mut head = ORDERED_BITS.to_le_bytes().to_vec();
+            head.extend_from_slice(&1f64.to_le_bytes());
+            Specials::of(v, ElementType::F32).write(64, ElementType::F32, &mut head);
+            let p = predict::choose(&q, [1, 1, 64]);
+            head.push(p.id());
+            p.put_params(&mut head);
+            let ints = Integers {
+                head,
+                values: p.forward(q, [1, 1, 64], false),
+                shape: [1, 1, 64],
+                par: false,
+                nglr: false,
+            };
+            let s = ints.finish(IntCoder::Context);
+            super::super::decode(&s, None, None, [1, 1, 64], ElementType::F32, false, 14)
         };
-        let beyond = ints.finish(IntCoder::Context);
-        let e = super::super::decode(&beyond, None, None, [1, 1, 64], ElementType::F32, false, 14);
-        assert!(e.unwrap_err().to_string().contains("beyond f32"));
+        let mut q = vec![ordered_bits(f32::MAX); 64];
+        let mut v = vec![f32::MAX as f64; 64];
+        q[5] = 1 << 31;
+        let e = coded(q.clone(), &v).unwrap_err();
+        assert!(e.to_string().contains("beyond f32"), "{e}");
+        v[5] = f64::NAN;
+        let out = coded(q, &v).unwrap();
+        assert!(f32::from_le_bytes(out[20..24].try_into().unwrap()).is_nan());
+        assert_eq!(
+            f32::from_le_bytes(out[24..28].try_into().unwrap()),
+            f32::MAX
+        );
     }
 
     #[test]
