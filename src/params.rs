@@ -6,9 +6,9 @@
 //! | `target` | the bound for the mode: τ for nrmse, ε for abs/rel, dB for psnr |
 //! | `nrmse`, `abs`, `rel`, `psnr` | shorthand: `nrmse=1e-5` is `mode=nrmse target=1e-5` |
 //! | `range` | value range R for nrmse/rel/psnr: `block` (default: the range of each array compressed, i.e. each ADIOS2 block), `rank` or `global` (handed over by the application each step, see [`crate::insitu`]), or a number |
-//! | `block` | block shape of the 3D view, e.g. `16x64x64`, at least 64 values (default: about 2^18 values) |
+//! | `block` | block shape of the 3D view, e.g. `16x64x64`, at least 64 values (default: about 2^18 values, lossless 2^20) |
 //! | `threads` | worker threads, at most [`MAX_THREADS`] (0, the default: `RESIDUUM_THREADS`, else the cores this process owns) |
-//! | `level` | zstd level for lossless blocks, 1..=19 |
+//! | `level` | zstd level of the blocks stored as bytes (lossless ones, and lossy ones no coding serves), 1..=19 |
 //! | `coder` | integer coder: `context` (default) or `planes` (zstd per bit plane) |
 //! | `model` | a base model file (`residuum train`): blocks are also tried over its prediction |
 //! | `residual` | residual coder: `auto` (default: LBRC, and the wavelet coder where it pays), `lbrc`, `wavelet`, `nglr` (LBRC with the NGLR network on every block it can serve; needs `nglr` or `train_nglr`) or `gae` (the baseline) |
