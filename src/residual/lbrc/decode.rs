@@ -338,27 +338,24 @@ pub fn decode(
             };
             d.copy_from_slice(&bits.to_le_bytes());
         }
-        crate::pipeline::scratch::I64.give(q);
-        for (i, b) in specials {
-            dtype.put_bits(&mut out, i, b);
-        }
-        return Ok(out);
-    }
-    // One offset for the block, or one per plane.
-    let m = shape[1] * shape[2];
-    let offsets = offsets.unwrap_or_else(|| vec![offset]);
-    let planes =
-        (out.chunks_mut(m.max(1) * es).zip(q.chunks(m.max(1)))).zip(offsets.iter().cycle());
-    for ((out, q), &offset) in planes {
-        match dtype {
-            ElementType::F32 => {
-                for (d, &v) in out.chunks_exact_mut(4).zip(q) {
-                    d.copy_from_slice(&(reconstruct(offset, step, v, dtype) as f32).to_le_bytes());
+    } else {
+        // One offset for the block, or one per plane.
+        let m = shape[1] * shape[2];
+        let offsets = offsets.unwrap_or_else(|| vec![offset]);
+        let planes =
+            (out.chunks_mut(m.max(1) * es).zip(q.chunks(m.max(1)))).zip(offsets.iter().cycle());
+        for ((out, q), &offset) in planes {
+            match dtype {
+                ElementType::F32 => {
+                    for (d, &v) in out.chunks_exact_mut(4).zip(q) {
+                        let r = reconstruct(offset, step, v, dtype) as f32;
+                        d.copy_from_slice(&r.to_le_bytes());
+                    }
                 }
-            }
-            ElementType::F64 => {
-                for (d, &v) in out.chunks_exact_mut(8).zip(q) {
-                    d.copy_from_slice(&reconstruct(offset, step, v, dtype).to_le_bytes());
+                ElementType::F64 => {
+                    for (d, &v) in out.chunks_exact_mut(8).zip(q) {
+                        d.copy_from_slice(&reconstruct(offset, step, v, dtype).to_le_bytes());
+                    }
                 }
             }
         }
