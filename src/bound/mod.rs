@@ -256,6 +256,14 @@ impl ErrorStats {
         }
     }
 
+    /// No error over `count` values: a reconstruction bit for bit (NaNs counted too).
+    pub fn exact(count: usize) -> ErrorStats {
+        ErrorStats {
+            count,
+            ..ErrorStats::default()
+        }
+    }
+
     /// The RMS error (0 when nothing was counted).
     pub fn rms(&self) -> f64 {
         if self.count == 0 {

@@ -107,10 +107,7 @@ pub(super) fn finish(
     // coding may cost less (noisy blocks at tight targets), so it is tried too. Where only
     // a coding over the previous step was staged and wins so, the stream carries it (it
     // costs no table), and the fallback needs no zstd.
-    let exact = ErrorStats {
-        count: raw.len() / dtype.size(),
-        ..ErrorStats::default()
-    };
+    let exact = ErrorStats::exact(raw.len() / dtype.size());
     let outright = |c: &Option<CodedBlock>| c.as_ref().is_some_and(|p| 2 * p.1.len() < raw_len);
     let plain = match best[0].take() {
         Some(p) if 2 * p.1.len() < raw.len() && !lossless => p,

@@ -330,17 +330,13 @@ impl Codec {
                 // The values as LBRC integers, bit for bit (a lattice's, f32's ordered bits);
                 // the bytes where smaller.
                 let block = BlockValues::new(&values, &specials, b.shape, dtype);
-                let exact = ErrorStats {
-                    count: b.len(),
-                    ..ErrorStats::default()
-                };
                 (lbrc::prepare_lossless(&block, par).into_iter())
                     .map(|ints| {
                         let staged = Staged::Ints(BlockKind::Lbrc, Vec::new(), ints);
                         Candidate {
                             estimate: staged.estimate(),
                             staged,
-                            errors: exact,
+                            errors: ErrorStats::exact(b.len()),
                             tables: 0,
                             recon: None,
                         }
