@@ -240,4 +240,12 @@ fn roundtrip(dir: &Path) {
         }
         std::fs::write(dir.join(name), seed).unwrap();
     }
+    // Losslessly as f64 computed in f64 (mag 3: scaled by 8, every mantissa bit in use), 4x16x16
+    // values across zero: the values' ordered bits above their least, their low bits stored.
+    let mut seed = vec![2, 3, 15, 15, 0, 5, 0, 48, 3, 0];
+    for i in 0..1024 {
+        let x = (i as f32 * 0.37).sin() * 10.0;
+        seed.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(dir.join("bits64-lossless"), seed).unwrap();
 }

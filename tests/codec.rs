@@ -133,7 +133,7 @@ fn lossless_codes_values_on_a_lattice_as_its_integers_bit_for_bit() {
     }
 }
 
-/// The offset field of LBRC payloads whose integers are the f32 values' ordered bits.
+/// The offset field of LBRC payloads whose integers are the values' ordered bits.
 const ORDERED: u64 = 0x7ff8_0000_0000_0001;
 
 #[test]
@@ -165,6 +165,45 @@ fn lossless_codes_f32_over_many_binades_as_their_ordered_bits() {
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
     let zstd = zstd::bulk::compress(&bytes, 3).unwrap().len();
     assert!(4 * s.len() < 3 * zstd, "{} bytes, as zstd {zstd}", s.len());
+}
+
+#[test]
+fn lossless_codes_f64_computed_values_as_their_ordered_bits_from_version_15() {
+    use residuum::internals::format::{parse, BlockKind};
+    // Computed in f64 (every bit of the mantissa in use) over 38 binades and both signs, with
+    // the extremes, denormals, zeros of both signs, a NaN payload and infinities.
+    let mut v: Vec<f64> = (0..32_768)
+        .map(|i| {
+            let (z, x) = ((i / 1024) as f64, (i % 1024) as f64);
+            (0.02 * x).sin() * (2.8 * z).exp() * 1e-20
+        })
+        .collect();
+    v[..9].copy_from_slice(&[
+        -0.0,
+        0.0,
+        5e-324,
+        -2e-310,
+        f64::from_bits(0x7ff8_0000_dead_beef),
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::MAX,
+        f64::MIN,
+    ]);
+    let s = lossless().compress(&[32, 1024], &v).unwrap();
+    assert_bits_eq(&v, &decode_as::<f64>(&s).unwrap().1);
+    let parsed = parse(&s).unwrap();
+    assert_eq!(parsed.version, 15);
+    assert_eq!(parsed.entries[0].kind, BlockKind::Lbrc);
+    assert_eq!(parsed.payload(0).unwrap()[..8], ORDERED.to_le_bytes());
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let zstd = zstd::bulk::compress(&bytes, 3).unwrap().len();
+    assert!(5 * s.len() < 4 * zstd, "{} bytes, as zstd {zstd}", s.len());
+    // Version 14 readers knew ordered bits in f32 blocks only.
+    let e = decode(&with_version(&s, 14)).unwrap_err();
+    assert!(
+        e.to_string().contains("ordered bits in a version 14"),
+        "{e}"
+    );
 }
 
 /// `s` with its version field set to `version` and its header checksum made to hold again.

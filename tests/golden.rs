@@ -311,6 +311,12 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
         .collect();
     // The smooth field cubed (f32 products), over many binades and both signs: no lattice.
     let binades: Vec<f64> = smooth.iter().map(|&x| (x * x * x) as f64).collect();
+    // Computed in f64 from the smooth field (a square root, correctly rounded everywhere):
+    // every bit of the mantissa in use, both signs, no lattice.
+    let roots: Vec<f64> = smooth
+        .iter()
+        .map(|&x| ((x as f64) * (x as f64) + 2.0).sqrt() - 1.5)
+        .collect();
     let smooth: Vec<f64> = smooth.iter().map(|&x| x as f64).collect();
     // (name, parameters, dims, values, what it must hold)
     type Case<'a> = (
@@ -320,7 +326,7 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
         &'a [f64],
         &'a [BlockKind],
     );
-    let cases: [Case; 16] = [
+    let cases: [Case; 17] = [
         (
             "nrmse_1e-2_gae_v10_f32",
             &[("nrmse", "1e-2"), ("residual", "gae"), ("block", "8x16x16")],
@@ -427,6 +433,14 @@ fn golden_streams_of_the_other_kinds_still_decode_identically() {
             &[("mode", "lossless")],
             &dims,
             &binades,
+            &[BlockKind::Lbrc],
+        ),
+        // And f64's, above the block's least in steps of 2^s, their s low bits stored.
+        (
+            "lossless_bits_v15_f64",
+            &[("mode", "lossless")],
+            &dims,
+            &roots,
             &[BlockKind::Lbrc],
         ),
         (

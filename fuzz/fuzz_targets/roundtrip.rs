@@ -4,7 +4,8 @@
 //! The first 10 bytes choose the settings, the rest are values: raw f32 bits (NaN, ±Inf,
 //! denormals, f32::MAX), or a smooth field with those bytes as sparse hostile values; compressed
 //! as f32, or as f64 scaled by a power of two from 2^-869 to 2^869; NGLR with a fixed network
-//! forced or not; or lossless (bit for bit, lattices among the values as LBRC integers).
+//! forced or not; or lossless (bit for bit, lattices among the values as LBRC integers, and
+//! f64 values computed in f64).
 //! Run it as `cargo fuzz run -s none roundtrip`: under AddressSanitizer, zstd at level 19 (GAE's
 //! blocks) reports a stack use after scope at a global address, reading a local table of
 //! function pointers within its bounds; without ASan the same inputs pass.
@@ -115,7 +116,14 @@ fuzz_target!(|data: &[u8]| {
         config.block = Some([b(head[1]), b(head[2]), b(head[3])]);
     }
     let one = Codec::new(config).unwrap().with_threads(1).unwrap();
-    let scaled: Vec<f64> = o.iter().map(|x| x * scale).collect();
+    // Lossless with bit 1 of `mag` too: the scaled values times 1 + 2^-40, as if computed in
+    // f64 (every bit of the mantissa in use: no lattice, the values' ordered bits).
+    let computed = if lossless && mag & 2 == 2 {
+        1.0 + 2f64.powi(-40)
+    } else {
+        1.0
+    };
+    let scaled: Vec<f64> = o.iter().map(|x| x * scale * computed).collect();
     let compress = |codec: &Codec| match wide {
         true => codec.compress(&dims, &scaled),
         false => codec.compress(&dims, &v),

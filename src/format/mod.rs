@@ -29,7 +29,7 @@ use crate::error::{Error, FormatErrorKind, ParameterError, Result};
 use xxhash_rust::xxh3::xxh3_64;
 
 pub const MAGIC: [u8; 4] = *b"RSDM";
-pub const FORMAT_VERSION: u16 = 14;
+pub const FORMAT_VERSION: u16 = 15;
 /// The first version with wavelet blocks.
 const WAVELET_VERSION: u16 = 5;
 /// The version written for lossy streams without wavelet blocks: the first whose wavelet
@@ -51,6 +51,9 @@ const VERSION_LOSSLESS: u16 = 2;
 /// The version written for lossless streams with LBRC blocks (values on a lattice, coded as
 /// its integers bit for bit): older readers refuse any block but raw and zstd there.
 pub(crate) const VERSION_LOSSLESS_LBRC: u16 = 14;
+/// The version written for lossless `f64` streams with a block of the values' bits as ordered
+/// integers (`lbrc::ORDERED_BITS`): older readers refuse them in `f64` blocks.
+pub(crate) const VERSION_ORDERED_F64: u16 = 15;
 /// Header flag: the table ends with the base model's entry (before the network's).
 const FLAG_MODEL: u8 = 1;
 /// Header flag: the last table entry is the NGLR network (version 6).
@@ -268,11 +271,14 @@ pub fn write_stream(
     w.put(&MAGIC);
     // The oldest version that holds the blocks, so that older readers decode what they can.
     let wavelet = blocks.iter().any(|(k, _)| *k == BlockKind::Wavelet);
-    let plane_offsets = blocks.iter().any(|(k, p)| {
-        let marker = crate::residual::lbrc::PLANE_OFFSETS.to_le_bytes();
-        *k == BlockKind::Lbrc && p.get(..8) == Some(&marker[..])
-    });
+    let marked = |marker: u64| {
+        let marker = marker.to_le_bytes();
+        (blocks.iter()).any(|(k, p)| *k == BlockKind::Lbrc && p.get(..8) == Some(&marker[..]))
+    };
+    let plane_offsets = marked(crate::residual::lbrc::PLANE_OFFSETS);
+    let ordered_f64 = info.dtype == ElementType::F64 && marked(crate::residual::lbrc::ORDERED_BITS);
     let version = match (wavelet, lossy) {
+        (_, true) if info.target == Target::Lossless && ordered_f64 => VERSION_ORDERED_F64,
         (_, true) if info.target == Target::Lossless => VERSION_LOSSLESS_LBRC,
         _ if plane_offsets => VERSION_PLANE_OFFSETS,
         _ if nglr_planar => VERSION_NGLR_PLANAR,

@@ -3,6 +3,7 @@
 //! hold (`max_values`) read from its head and tables alone.
 
 use super::lossless::from_ordered_bits;
+use super::lossless::ORDERED_SPAN_BITS;
 use super::quantize::{reconstruct, reconstruct_on};
 use super::{ORDERED_BITS, PLANE_OFFSETS};
 use crate::base::{frame, previous, Decoder};
@@ -19,6 +20,9 @@ struct Head {
     step: f64,
     /// The integers are the values' bits, ordered ([`ORDERED_BITS`]).
     ordered: bool,
+    /// An `f64` block's ordered bits: the origin, s (the step is 2^s) and the s low bits of
+    /// each value, packed.
+    split: Option<(i64, u32, Vec<u8>)>,
     /// Each plane's offset, where the payload has them ([`PLANE_OFFSETS`]).
     offsets: Option<Vec<f64>>,
     specials: Vec<(usize, u64)>,
@@ -39,7 +43,7 @@ fn read_head(
     net: Option<&Arc<nglr::Network>>,
     full: bool,
 ) -> Result<Head> {
-    let n = shape.iter().product();
+    let n: usize = shape.iter().product();
     let step = f64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
     let planes = offset.to_bits() == PLANE_OFFSETS;
     if planes && (over_base || version < crate::format::VERSION_PLANE_OFFSETS) {
@@ -52,14 +56,20 @@ fn read_head(
             }
         )));
     }
-    // Bits as integers: f32 lossless streams' (version 14), with step 1.
+    // Bits as integers: lossless streams' (f32 from version 14, f64 from 15).
     let ordered = offset.to_bits() == ORDERED_BITS;
-    if ordered
-        && (over_base
-            || version < crate::format::VERSION_LOSSLESS_LBRC
-            || dtype != ElementType::F32
-            || step != 1.0)
-    {
+    let since = match dtype {
+        ElementType::F32 => crate::format::VERSION_LOSSLESS_LBRC,
+        ElementType::F64 => crate::format::VERSION_ORDERED_F64,
+    };
+    // An f32's step is 1; an f64's 2^s, s at most what keeps 64-bit spans within the
+    // integers' reach.
+    let most = match dtype {
+        ElementType::F32 => 0,
+        ElementType::F64 => 64 - ORDERED_SPAN_BITS,
+    };
+    let shift = (0..=most).find(|&s| step == (1u64 << s) as f64);
+    if ordered && (over_base || version < since || shift.is_none()) {
         return Err(Error::corrupt(format!(
             "ordered bits in a version {version} {dtype:?} block{} of step {step}",
             if over_base { " over a base" } else { "" }
@@ -90,6 +100,20 @@ fn read_head(
         }
         false => None,
     };
+    let split = match ordered && dtype == ElementType::F64 {
+        true => {
+            let origin = i64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
+            let s = shift.unwrap_or(0);
+            let len = n
+                .checked_mul(s as usize)
+                .ok_or(Error::corrupt("low bits"))?
+                .div_ceil(8);
+            // Read (so checked against the payload's length) before anything is allocated.
+            let low = r.bytes(len)?;
+            Some((origin, s, if full { low.to_vec() } else { Vec::new() }))
+        }
+        false => None,
+    };
     let specials = match full {
         true => specials::read(r, n, dtype, version)?,
         false => specials::skip(r, n, dtype, version).map(|_| Vec::new())?,
@@ -103,6 +127,7 @@ fn read_head(
     Ok(Head {
         step,
         ordered,
+        split,
         offsets,
         specials,
         predictor,
@@ -295,6 +320,7 @@ pub fn decode(
     let Head {
         step,
         ordered,
+        split,
         offsets,
         specials,
         predictor,
@@ -325,18 +351,21 @@ pub fn decode(
         crate::pipeline::scratch::I64.give(q);
         return Ok(out);
     }
-    if ordered {
+    if let Some((origin, s, low)) = split {
+        ordered_f64(&q, origin, s, &low, &specials, &mut out)?;
+    } else if ordered {
         // A special value's integer is the predictor's fill, any integer (its value is
-        // overwritten below); any other must be an f32's. Positions ascend.
+        // overwritten below); any other must be an f32's (every integer is an f64's).
+        // Positions ascend.
         let mut special = specials.iter().map(|s| s.0).peekable();
-        for (i, (d, &v)) in out.chunks_exact_mut(4).zip(&q).enumerate() {
+        for (i, &v) in q.iter().enumerate() {
             let filled = special.next_if_eq(&i).is_some();
-            let bits = match from_ordered_bits(v) {
+            let bits = match from_ordered_bits(v, dtype) {
                 Some(b) => b,
                 None if filled => 0,
                 None => return Err(Error::corrupt("ordered bits beyond f32's")),
             };
-            d.copy_from_slice(&bits.to_le_bytes());
+            dtype.put_bits(&mut out, i, bits);
         }
     } else {
         // One offset for the block, or one per plane.
@@ -365,4 +394,43 @@ pub fn decode(
         dtype.put_bits(&mut out, i, b);
     }
     Ok(out)
+}
+
+/// Writes an `f64` block's values from its ordered bits, the integers `q` above `origin` in
+/// steps of 2^`s` plus their packed `low` bits. A special value's integer is the predictor's
+/// fill, any integer; any other must lie within the span the encoder keeps (below 2^50) and
+/// its value not beyond the largest ordered bits. Positions ascend.
+fn ordered_f64(
+    q: &[i64],
+    origin: i64,
+    s: u32,
+    low: &[u8],
+    specials: &[(usize, u64)],
+    out: &mut [u8],
+) -> Result<()> {
+    let mut special = specials.iter().map(|s| s.0).peekable();
+    let (mut acc, mut held, mut next) = (0u64, 0u32, low.iter());
+    for (i, &v) in q.iter().enumerate() {
+        while held < s {
+            // The payload holds n·s bits: never short.
+            acc |= (*next.next().unwrap_or(&0) as u64) << held;
+            held += 8;
+        }
+        let d = acc & ((1u64 << s) - 1);
+        (acc, held) = (acc >> s, held - s);
+        let filled = special.next_if_eq(&i).is_some();
+        let ord = match (0..1i64 << ORDERED_SPAN_BITS).contains(&v) {
+            true => (origin as i128 + ((v as i128) << s) + d as i128)
+                .try_into()
+                .ok(),
+            false => None,
+        };
+        let bits = match ord {
+            Some(o) => from_ordered_bits(o, ElementType::F64).unwrap_or(0),
+            None if filled => 0,
+            None => return Err(Error::corrupt("ordered bits beyond the block's span")),
+        };
+        ElementType::F64.put_bits(out, i, bits);
+    }
+    Ok(())
 }

@@ -42,8 +42,9 @@ pub enum Payload {
 /// The offset field of a payload whose planes each have their own offset (after the step;
 /// version 13, never over a base): a quiet NaN, which no other payload's offset is.
 pub(crate) const PLANE_OFFSETS: u64 = 0x7ff8_0000_0000_0000;
-/// The offset field of a payload whose integers are its f32 values' bits, ordered (version 14,
-/// never over a base, step 1): another quiet NaN.
+/// The offset field of a payload whose integers are its values' bits, ordered (lossless
+/// streams, `f32` from version 14, `f64` from 15, never over a base, step 1): another quiet
+/// NaN.
 pub(crate) const ORDERED_BITS: u64 = 0x7ff8_0000_0000_0001;
 
 /// Blocks smaller than this are coded on one thread: the hand-over to another costs more than
