@@ -93,6 +93,18 @@ fn main() {
             .unwrap();
         }
     }
+    // Lossless f64 computed in f64 (positive, every mantissa bit in use): the values' ordered
+    // bits above their least, in steps of 2^s with the s low bits stored (version 15).
+    let computed: Vec<f64> = wave
+        .iter()
+        .map(|&x| (20.0 + x as f64) * (1.0 + 2f64.powi(-40)))
+        .collect();
+    let s = Codec::from_pairs([("mode", "lossless")])
+        .unwrap()
+        .compress(&[4096], &computed)
+        .unwrap();
+    assert_eq!(residuum::internals::format::parse(&s).unwrap().version, 15);
+    std::fs::write(decode_dir.join("bits64"), &s).unwrap();
     // NGLR (version 6, the network's entry after the block's): a 3D block with the committed
     // network, NaNs among its values.
     let cube: Vec<f32> = (0..4096)
@@ -241,10 +253,10 @@ fn roundtrip(dir: &Path) {
         std::fs::write(dir.join(name), seed).unwrap();
     }
     // Losslessly as f64 computed in f64 (mag 3: scaled by 8, every mantissa bit in use), 4x16x16
-    // values across zero: the values' ordered bits above their least, their low bits stored.
+    // values within two binades: their ordered bits above their least, their low bits stored.
     let mut seed = vec![2, 3, 15, 15, 0, 5, 0, 48, 3, 0];
     for i in 0..1024 {
-        let x = (i as f32 * 0.37).sin() * 10.0;
+        let x = 20.0 + (i as f32 * 0.02).sin() * 10.0;
         seed.extend_from_slice(&x.to_le_bytes());
     }
     std::fs::write(dir.join("bits64-lossless"), seed).unwrap();
