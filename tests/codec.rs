@@ -138,7 +138,6 @@ const ORDERED: u64 = 0x7ff8_0000_0000_0001;
 
 #[test]
 fn lossless_codes_f32_over_many_binades_as_their_ordered_bits() {
-    use residuum::internals::format::{parse, BlockKind};
     // A smooth field over 22 binades and both signs, with what lossless must keep: a -0.0,
     // denormals, NaN payloads, infinities, the extremes.
     let mut v: Vec<f32> = (0..32_768)
@@ -157,19 +156,30 @@ fn lossless_codes_f32_over_many_binades_as_their_ordered_bits() {
         f32::MAX,
         f32::MIN,
     ]);
-    let s = lossless().compress(&[32, 1024], &v).unwrap();
-    assert_bits_eq(&v, &decode_as::<f32>(&s).unwrap().1);
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let (s, zstd) = ordered_bits_stream(&v, &bytes);
+    assert!(4 * s.len() < 3 * zstd, "{} bytes, as zstd {zstd}", s.len());
+}
+
+/// `v` (with `bytes` its bytes) compressed losslessly as one block of 32 x 1024: asserts that
+/// it comes back bit for bit from one Lbrc block of ordered bits; the stream, and the bytes
+/// of zstd's coding of the values.
+fn ordered_bits_stream<T: residuum::Float + std::fmt::Debug>(
+    v: &[T],
+    bytes: &[u8],
+) -> (Vec<u8>, usize) {
+    use residuum::internals::format::{parse, BlockKind};
+    let s = lossless().compress(&[32, 1024], v).unwrap();
+    assert_bits_eq(v, &decode_as::<T>(&s).unwrap().1);
     let parsed = parse(&s).unwrap();
+    assert_eq!(parsed.entries.len(), 1);
     assert_eq!(parsed.entries[0].kind, BlockKind::Lbrc);
     assert_eq!(parsed.payload(0).unwrap()[..8], ORDERED.to_le_bytes());
-    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let zstd = zstd::bulk::compress(&bytes, 3).unwrap().len();
-    assert!(4 * s.len() < 3 * zstd, "{} bytes, as zstd {zstd}", s.len());
+    (s, zstd::bulk::compress(bytes, 3).unwrap().len())
 }
 
 #[test]
 fn lossless_codes_f64_computed_values_as_their_ordered_bits_from_version_15() {
-    use residuum::internals::format::{parse, BlockKind};
     // Computed in f64 (every bit of the mantissa in use) over 38 binades and both signs, with
     // the extremes, denormals, zeros of both signs, a NaN payload and infinities.
     let mut v: Vec<f64> = (0..32_768)
@@ -189,14 +199,9 @@ fn lossless_codes_f64_computed_values_as_their_ordered_bits_from_version_15() {
         f64::MAX,
         f64::MIN,
     ]);
-    let s = lossless().compress(&[32, 1024], &v).unwrap();
-    assert_bits_eq(&v, &decode_as::<f64>(&s).unwrap().1);
-    let parsed = parse(&s).unwrap();
-    assert_eq!(parsed.version, 15);
-    assert_eq!(parsed.entries[0].kind, BlockKind::Lbrc);
-    assert_eq!(parsed.payload(0).unwrap()[..8], ORDERED.to_le_bytes());
     let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let zstd = zstd::bulk::compress(&bytes, 3).unwrap().len();
+    let (s, zstd) = ordered_bits_stream(&v, &bytes);
+    assert_eq!(residuum::internals::format::parse(&s).unwrap().version, 15);
     assert!(5 * s.len() < 4 * zstd, "{} bytes, as zstd {zstd}", s.len());
     // Version 14 readers knew ordered bits in f32 blocks only.
     let e = decode(&with_version(&s, 14)).unwrap_err();

@@ -1,9 +1,8 @@
-//! LBRC's decoder: a payload's head (offset, step, plane offsets, specials, predictor), its
-//! integers, and the reconstruction `lbrc::encode` verified; the bound on what a payload can
+//! LBRC's decoder: a payload's head (offset, step, plane offsets or an `f64` block's ordered
+//! bits' origin and low bits, specials, predictor), its integers, and the reconstruction `lbrc::encode` verified; the bound on what a payload can
 //! hold (`max_values`) read from its head and tables alone.
 
-use super::lossless::from_ordered_bits;
-use super::lossless::ORDERED_SPAN_BITS;
+use super::lossless::{from_ordered_bits, ORDERED_SPAN_BITS};
 use super::quantize::{reconstruct, reconstruct_on};
 use super::{ORDERED_BITS, PLANE_OFFSETS};
 use crate::base::{frame, previous, Decoder};
@@ -355,8 +354,7 @@ pub fn decode(
         ordered_f64(&q, origin, s, &low, &specials, &mut out)?;
     } else if ordered {
         // A special value's integer is the predictor's fill, any integer (its value is
-        // overwritten below); any other must be an f32's (every integer is an f64's).
-        // Positions ascend.
+        // overwritten below); any other must be an f32's. Positions ascend.
         let mut special = specials.iter().map(|s| s.0).peekable();
         for (i, &v) in q.iter().enumerate() {
             let filled = special.next_if_eq(&i).is_some();

@@ -168,7 +168,7 @@ fn lattice(
 /// A value's bits (as its element type) as an integer that orders as the values do:
 /// non-negative ones as they are, negative ones (−0.0 among them, as −1) below zero. Every
 /// `f64` bit pattern has one, and every `i64` is one's.
-pub(crate) fn ordered_bits(x: f64, dtype: ElementType) -> i64 {
+fn ordered_bits(x: f64, dtype: ElementType) -> i64 {
     let (b, sign) = match dtype {
         ElementType::F32 => ((x as f32).to_bits() as u64, 1 << 31),
         ElementType::F64 => (x.to_bits(), 1 << 63),

@@ -4,7 +4,8 @@
 //! values are kept aside and restored exactly (`specials`).
 //!
 //! Payload: offset f64 | step f64 | (plane offsets f64 each, where the offset is
-//! `PLANE_OFFSETS`) | specials | predictor id u8 and its parameters | coded integers; read back
+//! `PLANE_OFFSETS`; an origin i64 and s low bits a value, where it is `ORDERED_BITS` in an
+//! `f64` block) | specials | predictor id u8 and its parameters | coded integers; read back
 //! by `decode`. A block whose values all lie within the bound of `offset` is stored as a
 //! constant (offset and specials only). Over a base model (block kind `BaseLbrc`): the base part
 //! (`frame`), then 0 and a constant payload or 1 and an LBRC payload. `doc/format.md`
